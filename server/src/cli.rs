@@ -1,0 +1,221 @@
+//! The `gridline` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use gridline_sync::Role;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::model::UserInput;
+use crate::state::AppState;
+
+#[derive(Parser)]
+#[command(
+    name = "gridline",
+    version,
+    about = "Gridline: grid-based city inspection server"
+)]
+pub struct Cli {
+    /// TOML configuration file (settings there are overridden by GRIDLINE_* variables).
+    #[arg(long, global = true, env = "GRIDLINE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (migrations are applied at start).
+    Serve {
+        /// Load the demo subdistrict first (if the database has no zones yet) and print its logins.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Load the demo subdistrict into the database and print its logins.
+    Demo,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the effective configuration, secrets redacted.
+    PrintConfig,
+    /// Print the OpenAPI document (YAML), as committed in openapi.yaml.
+    PrintOpenapi,
+    /// Administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create a user.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// The password (at least 8 characters). Prefer GRIDLINE_NEW_PASSWORD to keep it out of shell history.
+        #[arg(long, env = "GRIDLINE_NEW_PASSWORD")]
+        password: String,
+        /// Roles: admin, supervisor, inspector, zone_chief, road_chief, section_chief, squad_member.
+        #[arg(long = "role", required = true, value_parser = parse_role)]
+        roles: Vec<Role>,
+    },
+    /// Set a user's password and revoke their refresh tokens.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "GRIDLINE_NEW_PASSWORD")]
+        password: String,
+    },
+    /// Revoke a device: it is refused at its next request.
+    RevokeDevice {
+        #[arg(long)]
+        device_id: Uuid,
+    },
+    /// Add a new token and receipt signing key; older keys keep verifying.
+    RotateKeys,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::ALL
+        .iter()
+        .copied()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+            format!("unknown role `{s}`; use one of {}", names.join(", "))
+        })
+}
+
+/// Entry point of the binary; returns the process exit code.
+pub async fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::PrintOpenapi = cli.command {
+        print!("{}", crate::routes::openapi_yaml());
+        return Ok(());
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    crate::telemetry::init_logging(config.log_format);
+    match cli.command {
+        Command::PrintOpenapi => Ok(()),
+        Command::PrintConfig => {
+            print!("{}", config.to_redacted_toml());
+            Ok(())
+        }
+        Command::Migrate => {
+            let state = AppState::build(config).await?;
+            println!("migrations applied ({})", state.db.backend.name());
+            Ok(())
+        }
+        Command::Demo => {
+            let state = AppState::build(config).await?;
+            print_logins(&crate::demo::load(&state).await?);
+            Ok(())
+        }
+        Command::Serve { demo } => serve(config, demo).await,
+        Command::Admin(cmd) => admin(config, cmd).await,
+    }
+}
+
+fn print_logins(logins: &[crate::demo::DemoLogin]) {
+    println!(
+        "Demo logins (password for all: {}):",
+        crate::demo::DEMO_PASSWORD
+    );
+    for l in logins {
+        let zone = l.zone.as_deref().unwrap_or("all zones");
+        println!("  {:<16} {:<14} {}", l.username, l.role.as_str(), zone);
+    }
+}
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let state = AppState::build(config).await?;
+    if demo {
+        print_logins(&crate::demo::load(&state).await?);
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (setting `listen`): {e}"))?;
+    tracing::info!(%listen, backend = state.db.backend.name(), "gridline listening");
+    println!("Gridline listening on http://{listen} (API docs at http://{listen}/docs)");
+    crate::run(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+async fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
+    if let AdminCommand::RotateKeys = cmd {
+        let kid = crate::auth::keys::Keyring::rotate(&config.key_file())?;
+        println!("new signing key {kid}; restart the servers to sign with it");
+        return Ok(());
+    }
+    let state = AppState::build(config).await?;
+    let err = |e: crate::error::ApiError| anyhow::anyhow!("{}", e.message);
+    match cmd {
+        AdminCommand::CreateUser {
+            username,
+            display_name,
+            password,
+            roles,
+        } => {
+            let display_name = display_name.unwrap_or_else(|| username.clone());
+            let user = crate::routes::users::create_user(
+                &state,
+                None,
+                UserInput {
+                    username,
+                    display_name,
+                    password,
+                    roles,
+                },
+            )
+            .await
+            .map_err(err)?;
+            println!("created user {} ({})", user.username, user.id);
+        }
+        AdminCommand::ResetPassword { username, password } => {
+            let user = crate::store::users::by_username(&state.db.pool, &username)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user named {username}"))?;
+            crate::routes::users::set_password(&state, None, user.id, password)
+                .await
+                .map_err(err)?;
+            println!("password of {username} reset; their refresh tokens are revoked");
+        }
+        AdminCommand::RevokeDevice { device_id } => {
+            let info = crate::routes::devices::revoke_device(&state, None, device_id)
+                .await
+                .map_err(err)?;
+            println!("device {} of user {} revoked", info.device_id, info.user_id);
+        }
+        AdminCommand::RotateKeys => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! Layered configuration: built-in defaults, then an optional TOML file, then `GRIDLINE_*`
+//! environment variables (nested keys with `__`, e.g. `GRIDLINE_AUTH__ACCESS_TTL_SECS`).
+//!
+//! Secrets are typed as [`Secret`] so they never reach a log or `print-config`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// A string that must never be printed: `Debug` and `Serialize` both show `[redacted]`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Folder for the embedded database, local photos and signing keys.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; defaults to `sqlite://{data_dir}/gridline.db`.
+    pub database_url: Option<Secret>,
+    /// Maximum database connections in the pool.
+    pub database_max_connections: u32,
+    /// `pretty` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+    pub auth: AuthConfig,
+    pub blob: BlobConfig,
+    pub limits: LimitsConfig,
+    pub sync: SyncConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Lifetime of an access token (JWT), seconds.
+    pub access_ttl_secs: u64,
+    /// Lifetime of a refresh token, seconds.
+    pub refresh_ttl_secs: u64,
+    pub issuer: String,
+    pub audience: String,
+    /// File holding the token and receipt signing keys; defaults to `{data_dir}/keys.json`.
+    /// Several instances must share it (or a copy of it).
+    pub key_file: Option<PathBuf>,
+    /// Failed logins for one user name before it is locked out for a while.
+    pub login_max_failures: u32,
+    /// How long a locked-out user name waits, seconds.
+    pub login_lockout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlobConfig {
+    pub backend: BlobBackend,
+    /// Folder for the `local` backend; defaults to `{data_dir}/blobs`.
+    pub path: Option<PathBuf>,
+    pub s3: S3Config,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BlobBackend {
+    Local,
+    Memory,
+    S3,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// e.g. `http://127.0.0.1:3900` for Garage; empty for AWS.
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    /// Path-style addressing (`endpoint/bucket/key`), needed by Garage and MinIO.
+    pub path_style: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest JSON request body, bytes.
+    pub max_json_bytes: usize,
+    /// Largest sync push body, bytes.
+    pub max_push_bytes: usize,
+    /// Largest CSV import body, bytes.
+    pub max_import_bytes: usize,
+    /// A request that takes longer than this is answered 503.
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// How long deletions are kept as tombstones for pulls; older cursors must reset.
+    pub tombstone_retention_days: u32,
+    /// Clock skew (device vs server) above which operations are flagged, seconds.
+    pub skew_flag_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_max_connections: 10,
+            log_format: LogFormat::Pretty,
+            auth: AuthConfig::default(),
+            blob: BlobConfig::default(),
+            limits: LimitsConfig::default(),
+            sync: SyncConfig::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            issuer: "gridline".into(),
+            audience: "gridline-api".into(),
+            key_file: None,
+            login_max_failures: 5,
+            login_lockout_secs: 300,
+        }
+    }
+}
+
+impl Default for BlobConfig {
+    fn default() -> Self {
+        Self {
+            backend: BlobBackend::Local,
+            path: None,
+            s3: S3Config::default(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_json_bytes: 1024 * 1024,
+            max_push_bytes: 8 * 1024 * 1024,
+            max_import_bytes: 16 * 1024 * 1024,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            tombstone_retention_days: 30,
+            skew_flag_secs: 300,
+        }
+    }
+}
+
+/// A configuration error that names the setting at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads defaults, then `file` (if given, it must exist), then `GRIDLINE_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("GRIDLINE_").split("__").ignore(&[
+            "require_services",
+            "test_database_url",
+            "test_s3_endpoint",
+            "config",
+        ]));
+        let config: Config = figment.extract().map_err(|e| {
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                e.path.join(".")
+            };
+            let mut msg = e.to_string();
+            if !key.is_empty() && !msg.contains(&key) {
+                msg = format!("setting `{key}`: {msg}");
+            }
+            ConfigError(msg)
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("setting `{key}`: {why}")));
+        if let Some(url) = &self.database_url {
+            let url = url.expose();
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres:")
+                || url.starts_with("postgresql:"))
+            {
+                return bad("database_url", "must start with sqlite: or postgres://");
+            }
+        }
+        if self.auth.access_ttl_secs < 30 || self.auth.access_ttl_secs > 24 * 3600 {
+            return bad("auth.access_ttl_secs", "must be between 30 and 86400");
+        }
+        if self.auth.refresh_ttl_secs < self.auth.access_ttl_secs {
+            return bad(
+                "auth.refresh_ttl_secs",
+                "must not be shorter than auth.access_ttl_secs",
+            );
+        }
+        if self.auth.login_max_failures == 0 {
+            return bad("auth.login_max_failures", "must be at least 1");
+        }
+        if self.database_max_connections == 0 {
+            return bad("database_max_connections", "must be at least 1");
+        }
+        if self.limits.max_json_bytes < 1024 {
+            return bad("limits.max_json_bytes", "must be at least 1024");
+        }
+        if self.limits.request_timeout_secs == 0 {
+            return bad("limits.request_timeout_secs", "must be at least 1");
+        }
+        if self.blob.backend == BlobBackend::S3 {
+            if self.blob.s3.bucket.is_empty() {
+                return bad("blob.s3.bucket", "is required when blob.backend = \"s3\"");
+            }
+            if self.blob.s3.access_key_id.is_empty() {
+                return bad(
+                    "blob.s3.access_key_id",
+                    "is required when blob.backend = \"s3\"",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect (the embedded SQLite file unless configured).
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_owned(),
+            None => format!("sqlite://{}/gridline.db?mode=rwc", self.data_dir.display()),
+        }
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.auth
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys.json"))
+    }
+
+    pub fn blob_path(&self) -> PathBuf {
+        self.blob
+            .path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blobs"))
+    }
+
+    /// The effective configuration as TOML, with every secret redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut value = toml::Value::try_from(self).unwrap_or(toml::Value::String(String::new()));
+        if let (Some(url), Some(table)) = (&self.database_url, value.as_table_mut()) {
+            table.insert(
+                "database_url".into(),
+                toml::Value::String(redact_url(url.expose())),
+            );
+        }
+        toml::to_string_pretty(&value).unwrap_or_default()
+    }
+}
+
+/// Hides the password of a `scheme://user:password@host/db` URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:[redacted]{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h/db"),
+            "postgres://u:[redacted]@h/db"
+        );
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"[redacted]\"");
+    }
+}

@@ -1,0 +1,158 @@
+//! Gridline server: HTTP, storage, auth, evidence and the ledger.
+//!
+//! [`app`] builds the router; [`run`] serves it on a listener until a shutdown signal, so tests
+//! run the real server in-process on `127.0.0.1:0`.
+
+pub mod auth;
+pub mod blob;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod geo;
+pub mod model;
+pub mod routes;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use gridline_sync::ErrorCode;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_scalar::{Scalar, Servable};
+
+use crate::error::ApiError;
+pub use crate::state::AppState;
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application router with its middleware.
+pub fn app(state: AppState) -> Router {
+    let (router, api) = routes::router().split_for_parts();
+    let api_json = api.clone();
+    let limits = state.config.limits.clone();
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move { axum::Json(api_json.clone()) }),
+        )
+        .merge(Scalar::with_url("/docs", api))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(middleware::from_fn(normalize_errors))
+        .layer(middleware::from_fn(telemetry::track_metrics))
+        .layer(DefaultBodyLimit::max(limits.max_json_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    header::AUTHORIZATION,
+                    header::COOKIE,
+                ]))
+                .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let request_id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let route = req
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_else(|| req.uri().path().to_owned());
+                    tracing::info_span!("request", method = %req.method(), route = %route,
+                        request_id = %request_id, user = tracing::field::Empty)
+                }))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+                .layer(CatchPanicLayer::custom(|_| {
+                    ApiError::new(ErrorCode::Internal, "internal server error").into_response()
+                }))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Duration::from_secs(limits.request_timeout_secs),
+                )),
+        )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "method not allowed on this route",
+    )
+}
+
+/// Responses that are errors but not our JSON body (framework rejections, timeouts, the body
+/// limit) are rewritten into `{code, message, details}` so clients see one shape.
+async fn normalize_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, "request body is too large"),
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, "not found"),
+        StatusCode::METHOD_NOT_ALLOWED => (ErrorCode::MethodNotAllowed, "method not allowed"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            (ErrorCode::MalformedBody, "unsupported content type")
+        }
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => (
+            ErrorCode::Unavailable,
+            "the server could not answer in time; retry later",
+        ),
+        StatusCode::UNAUTHORIZED => (ErrorCode::Unauthenticated, "unauthenticated"),
+        StatusCode::FORBIDDEN => (ErrorCode::Forbidden, "forbidden"),
+        StatusCode::TOO_MANY_REQUESTS => (ErrorCode::RateLimited, "too many requests"),
+        s if s.is_server_error() => (ErrorCode::Internal, "internal server error"),
+        _ => (ErrorCode::InvalidRequest, "invalid request"),
+    };
+    let mut err = ApiError::new(code, message);
+    if code == ErrorCode::Unavailable && retry_after.is_none() {
+        err = err.retry_after(2);
+    }
+    let mut out = err.into_response();
+    *out.status_mut() = status;
+    if let Some(v) = retry_after {
+        out.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    out
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app(state);
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,354 @@
+//! Resource types of the HTTP API (reference data, users, devices, audit records).
+//!
+//! Points and coefficients travel as decimals with at most three places and are stored as
+//! exact thousandths; see [`Milli`].
+
+use gridline_sync::Role;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A GeoJSON geometry (`Polygon` or `MultiPolygon` for zone boundaries).
+pub type GeoJson = serde_json::Value;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Zone {
+    pub id: Uuid,
+    /// Short stable code, e.g. `Z01`.
+    pub code: String,
+    pub name: String,
+    /// GeoJSON `Polygon` or `MultiPolygon`, WGS84 longitude/latitude.
+    #[schema(value_type = Object)]
+    pub boundary: GeoJson,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneInput {
+    pub code: String,
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub boundary: GeoJson,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RosterEntry {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub username: String,
+    /// `null`: every zone.
+    pub zone_id: Option<Uuid>,
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub valid_from: OffsetDateTime,
+    /// `null` while the assignment is current.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub valid_to: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RosterInput {
+    pub user_id: Uuid,
+    /// Omit for an assignment covering every zone.
+    #[serde(default)]
+    pub zone_id: Option<Uuid>,
+    pub role: Role,
+}
+
+/// Kind of taxonomy entry (GB/T 30428.2): physical assets or situations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaxonomyKind {
+    Component,
+    Event,
+}
+
+impl TaxonomyEntry {
+    pub fn key_of(kind: TaxonomyKind, code: &str) -> String {
+        format!("{}:{code}", kind.as_str())
+    }
+}
+
+impl TaxonomyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaxonomyKind::Component => "component",
+            TaxonomyKind::Event => "event",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "component" => Some(TaxonomyKind::Component),
+            "event" => Some(TaxonomyKind::Event),
+            _ => None,
+        }
+    }
+}
+
+/// The five work categories of the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkCategory {
+    EnvironmentalSanitation,
+    Greening,
+    MunicipalFacilities,
+    CityOrder,
+    EnvironmentalProtection,
+}
+
+impl WorkCategory {
+    pub const ALL: &'static [WorkCategory] = &[
+        WorkCategory::EnvironmentalSanitation,
+        WorkCategory::Greening,
+        WorkCategory::MunicipalFacilities,
+        WorkCategory::CityOrder,
+        WorkCategory::EnvironmentalProtection,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkCategory::EnvironmentalSanitation => "environmental_sanitation",
+            WorkCategory::Greening => "greening",
+            WorkCategory::MunicipalFacilities => "municipal_facilities",
+            WorkCategory::CityOrder => "city_order",
+            WorkCategory::EnvironmentalProtection => "environmental_protection",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaxonomyEntry {
+    /// `{kind}:{code}`, e.g. `event:0102`: how cases, assets and rules refer to an entry
+    /// (components and events have separate code spaces). Computed; ignored on input.
+    #[serde(default)]
+    pub key: String,
+    /// 2-digit major or 4-digit major+minor code; local additions use major `21`.
+    pub code: String,
+    pub kind: TaxonomyKind,
+    pub name_zh: String,
+    pub name_en: String,
+    pub work_category: WorkCategory,
+    /// Hours allowed to rectify, for dispatch deadlines; `null` uses the default.
+    #[serde(default)]
+    pub time_limit_hours: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Asset {
+    /// 16 digits: `{6 district}{2 major}{2 minor}{6 serial}`.
+    pub code: String,
+    pub zone_id: Uuid,
+    /// Taxonomy key of the component, e.g. `component:0101`.
+    pub category_code: String,
+    pub name: String,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// Result of a CSV asset import: all rows or none.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportReport {
+    pub imported: usize,
+}
+
+/// One bad row of an import, reported in `details.errors` of an `import_failed` error.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RowError {
+    /// 1-based line number in the file, the header being line 1.
+    pub line: u64,
+    pub column: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Rulebook {
+    pub id: Uuid,
+    pub version: i64,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub effective_from: OffsetDateTime,
+    pub rules: Vec<Rule>,
+}
+
+/// Where a finding came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Inspection,
+    Media,
+    LeaderCriticism,
+    PublicComplaint,
+}
+
+impl Source {
+    pub const ALL: &'static [Source] = &[
+        Source::Inspection,
+        Source::Media,
+        Source::LeaderCriticism,
+        Source::PublicComplaint,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Inspection => "inspection",
+            Source::Media => "media",
+            Source::LeaderCriticism => "leader_criticism",
+            Source::PublicComplaint => "public_complaint",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Stable code within the rulebook, e.g. `R-0102-INSP`.
+    pub code: String,
+    pub description: String,
+    /// Points deducted before the zone coefficient, at most three decimals.
+    pub points: f64,
+    pub sources: Vec<Source>,
+    /// Taxonomy keys (`event:0102`) this rule applies to; empty means any.
+    #[serde(default)]
+    pub taxonomy_codes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RulebookInput {
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub effective_from: OffsetDateTime,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PeriodStatus {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Period {
+    pub id: Uuid,
+    /// e.g. `2026-11`.
+    pub code: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: OffsetDateTime,
+    pub status: PeriodStatus,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub closed_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodInput {
+    pub code: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Coefficient {
+    pub zone_id: Uuid,
+    pub period_id: Uuid,
+    /// Difficulty coefficient; weighted points = raw points × coefficient.
+    pub coefficient: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CoefficientInput {
+    pub coefficient: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub roles: Vec<Role>,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserInput {
+    pub username: String,
+    pub display_name: String,
+    pub password: String,
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditRecord {
+    pub id: String,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: String,
+    #[schema(value_type = Object, nullable = true)]
+    pub before: Option<serde_json::Value>,
+    #[schema(value_type = Object, nullable = true)]
+    pub after: Option<serde_json::Value>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// A page of results with the cursor of the next page (`null` at the end).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Exact thousandths: how points and coefficients are stored and summed.
+pub struct Milli;
+
+impl Milli {
+    /// Converts a decimal with at most three places; anything finer, negative or non-finite is
+    /// refused rather than rounded silently.
+    pub fn from_f64(value: f64, max: f64) -> Option<i64> {
+        if !value.is_finite() || value < 0.0 || value > max {
+            return None;
+        }
+        let scaled = value * 1000.0;
+        let rounded = scaled.round();
+        if (scaled - rounded).abs() > 1e-6 {
+            return None;
+        }
+        Some(rounded as i64)
+    }
+    pub fn to_f64(milli: i64) -> f64 {
+        milli as f64 / 1000.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milli_is_exact_or_refused() {
+        assert_eq!(Milli::from_f64(0.2, 100.0), Some(200));
+        assert_eq!(Milli::from_f64(1.234, 100.0), Some(1234));
+        assert_eq!(Milli::from_f64(1.2345, 100.0), None);
+        assert_eq!(Milli::from_f64(-1.0, 100.0), None);
+        assert_eq!(Milli::from_f64(f64::NAN, 100.0), None);
+        assert_eq!(Milli::to_f64(1200), 1.2);
+    }
+}

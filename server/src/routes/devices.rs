@@ -1,0 +1,185 @@
+//! Device enrolment and revocation.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use gridline_sync::signing::{decode_public_key, GENESIS_HASH};
+use gridline_sync::{DeviceInfo, EnrolDeviceRequest, EnrolDeviceResponse, ServerKey};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult, Json, PathParam};
+use crate::state::AppState;
+use crate::store::{self, audit, devices, now_ms, time_from_ms, tokens, users};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(enrol, list))
+        .routes(routes!(revoke))
+}
+
+pub fn device_info(d: &devices::DeviceRow) -> DeviceInfo {
+    DeviceInfo {
+        device_id: d.id,
+        user_id: d.user_id,
+        name: d.name.clone(),
+        enrolled_at: time_from_ms(d.enrolled_at),
+        revoked_at: d.revoked_at.map(time_from_ms),
+    }
+}
+
+/// Enrol this phone: bind its Ed25519 public key to the caller. Returns tokens bound to the
+/// device and the server key that signs push receipts. Repeating the same enrolment is
+/// idempotent (200); the same device id with another key or user is a conflict.
+#[utoipa::path(post, path = "/v1/devices", tag = "devices", request_body = EnrolDeviceRequest,
+    security(("bearer" = [])), responses(
+    (status = 201, body = EnrolDeviceResponse),
+    (status = 200, body = EnrolDeviceResponse, description = "Already enrolled with this key"),
+    (status = 409, body = gridline_sync::ErrorBody),
+    (status = 422, body = gridline_sync::ErrorBody)))]
+async fn enrol(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<EnrolDeviceRequest>,
+) -> ApiResult<(StatusCode, Json<EnrolDeviceResponse>)> {
+    decode_public_key(&req.public_key).map_err(|_| {
+        ApiError::invalid(
+            "public_key",
+            "must be base64 of a 32-byte Ed25519 public key",
+        )
+    })?;
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
+    }
+    if req.device_id.is_nil() {
+        return Err(ApiError::invalid("device_id", "must not be the nil UUID"));
+    }
+    let mut tx = state.db.begin_write().await?;
+    let account = users::by_id(tx.conn(), user.user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("unknown user"))?;
+    let (status, device) = match devices::get(tx.conn(), req.device_id).await? {
+        Some(existing) => {
+            if existing.user_id != user.user_id || existing.public_key != req.public_key {
+                return Err(ApiError::conflict(
+                    "this device id is enrolled with another key or user",
+                ));
+            }
+            if existing.revoked_at.is_some() {
+                return Err(ApiError::new(
+                    gridline_sync::ErrorCode::DeviceRevoked,
+                    "this device has been revoked",
+                ));
+            }
+            (StatusCode::OK, existing)
+        }
+        None => {
+            let row = devices::DeviceRow {
+                id: req.device_id,
+                user_id: user.user_id,
+                name: name.to_owned(),
+                public_key: req.public_key.clone(),
+                enrolled_at: now_ms(),
+                revoked_at: None,
+                next_seq: 1,
+                last_hash: GENESIS_HASH.to_owned(),
+                clock_skew_ms: None,
+                last_sync_at: None,
+                flagged: None,
+            };
+            devices::insert(tx.conn(), &row).await?;
+            audit::record(
+                tx.conn(),
+                Some(user.user_id),
+                "device.enrol",
+                "device",
+                &row.id.to_string(),
+                None::<&()>,
+                Some(&device_info(&row)),
+            )
+            .await?;
+            (StatusCode::CREATED, row)
+        }
+    };
+    let tokens =
+        super::auth::issue_tokens(&state, &mut tx, &account, Some(device.id), store::new_id())
+            .await?;
+    tx.commit().await?;
+    Ok((
+        status,
+        Json(EnrolDeviceResponse {
+            device: device_info(&device),
+            tokens,
+            receipt_key: ServerKey {
+                key_id: state.keys.current.kid.clone(),
+                public_key: state.keys.current_public_b64(),
+            },
+        }),
+    ))
+}
+
+/// Devices: the caller's own, or every device for an admin.
+#[utoipa::path(get, path = "/v1/devices", tag = "devices", security(("bearer" = [])), responses(
+    (status = 200, body = Vec<DeviceInfo>)))]
+async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Vec<DeviceInfo>>> {
+    let owner = if user.is_admin() {
+        None
+    } else {
+        Some(user.user_id)
+    };
+    let rows = devices::list(&state.db.pool, owner).await?;
+    Ok(Json(rows.iter().map(device_info).collect()))
+}
+
+/// Revoke a device (an admin, or the device's owner): its tokens stop working at its next
+/// request and its refresh tokens are revoked.
+#[utoipa::path(post, path = "/v1/devices/{id}/revoke", tag = "devices", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Device id")), responses(
+    (status = 200, body = DeviceInfo), (status = 404, body = gridline_sync::ErrorBody)))]
+async fn revoke(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+) -> ApiResult<Json<DeviceInfo>> {
+    let info = revoke_device(&state, Some(&user), id).await?;
+    Ok(Json(info))
+}
+
+/// Shared by the HTTP route and `gridline admin revoke-device`.
+pub async fn revoke_device(
+    state: &AppState,
+    by: Option<&AuthUser>,
+    id: Uuid,
+) -> ApiResult<DeviceInfo> {
+    let mut tx = state.db.begin_write().await?;
+    let device = devices::get(tx.conn(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("device"))?;
+    if let Some(user) = by {
+        if !user.is_admin() && device.user_id != user.user_id {
+            return Err(ApiError::not_found("device"));
+        }
+    }
+    let now = now_ms();
+    let actor = by.map(|u| u.user_id);
+    if devices::revoke(tx.conn(), id, actor.unwrap_or_default(), now).await? {
+        tokens::revoke_device(tx.conn(), id, now).await?;
+        audit::record(
+            tx.conn(),
+            actor,
+            "device.revoke",
+            "device",
+            &id.to_string(),
+            Some(&device_info(&device)),
+            None::<&()>,
+        )
+        .await?;
+    }
+    let after = devices::get(tx.conn(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("device"))?;
+    tx.commit().await?;
+    Ok(device_info(&after))
+}

@@ -1,0 +1,153 @@
+//! Assessment periods and the zone difficulty coefficients set for each.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult, Json, PathParam};
+use crate::model::{Coefficient, CoefficientInput, Milli, Period, PeriodInput, PeriodStatus};
+use crate::state::AppState;
+use crate::store::{audit, ms_from_time, reference};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(coefficients))
+        .routes(routes!(set_coefficient))
+}
+
+/// Every period, oldest first.
+#[utoipa::path(get, path = "/v1/periods", tag = "reference", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Period>)))]
+async fn list(State(state): State<AppState>, _user: AuthUser) -> ApiResult<Json<Vec<Period>>> {
+    Ok(Json(reference::periods(&state.db.pool).await?))
+}
+
+/// Open a new period (admin). Periods may not overlap.
+#[utoipa::path(post, path = "/v1/periods", tag = "reference", security(("bearer" = [])), request_body = PeriodInput,
+    responses((status = 201, body = Period), (status = 409, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody)))]
+async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(input): Json<PeriodInput>,
+) -> ApiResult<(StatusCode, Json<Period>)> {
+    user.require_admin()?;
+    let period = create_period(&state, Some(user.user_id), &input).await?;
+    Ok((StatusCode::CREATED, Json(period)))
+}
+
+pub async fn create_period(
+    state: &AppState,
+    actor: Option<Uuid>,
+    input: &PeriodInput,
+) -> ApiResult<Period> {
+    if input.code.trim().is_empty() || input.code.len() > 32 {
+        return Err(ApiError::invalid("code", "must be 1 to 32 bytes"));
+    }
+    if input.ends_at <= input.starts_at {
+        return Err(ApiError::invalid("ends_at", "must be after starts_at"));
+    }
+    let mut tx = state.db.begin_write().await?;
+    let overlapping = reference::overlapping_periods(
+        tx.conn(),
+        ms_from_time(input.starts_at),
+        ms_from_time(input.ends_at),
+    )
+    .await?;
+    if let Some(p) = overlapping.first() {
+        return Err(ApiError::conflict(format!("overlaps period {}", p.code)));
+    }
+    let period = reference::insert_period(tx.conn(), input).await?;
+    audit::record(
+        tx.conn(),
+        actor,
+        "period.create",
+        "period",
+        &period.id.to_string(),
+        None::<&()>,
+        Some(&period),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(period)
+}
+
+/// The zone coefficients set for a period (zones in the caller's scope).
+#[utoipa::path(get, path = "/v1/periods/{id}/coefficients", tag = "reference", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = Vec<Coefficient>), (status = 404, body = gridline_sync::ErrorBody)))]
+async fn coefficients(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+) -> ApiResult<Json<Vec<Coefficient>>> {
+    reference::period(&state.db.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("period"))?;
+    let scope = user.scope(&state).await?;
+    let all = reference::coefficients(&state.db.pool, id).await?;
+    Ok(Json(
+        all.into_iter()
+            .filter(|c| scope.contains(c.zone_id))
+            .collect(),
+    ))
+}
+
+/// Set a zone's coefficient for an open period (admin). Ledger entries keep the coefficient
+/// they used, so a later change never rewrites history.
+#[utoipa::path(put, path = "/v1/periods/{id}/coefficients/{zone_id}", tag = "reference", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("zone_id" = Uuid, Path)), request_body = CoefficientInput,
+    responses((status = 200, body = Coefficient), (status = 404, body = gridline_sync::ErrorBody), (status = 409, body = gridline_sync::ErrorBody)))]
+async fn set_coefficient(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam((period_id, zone_id)): PathParam<(Uuid, Uuid)>,
+    Json(input): Json<CoefficientInput>,
+) -> ApiResult<Json<Coefficient>> {
+    user.require_admin()?;
+    let milli = Milli::from_f64(input.coefficient, 10.0)
+        .filter(|m| *m > 0)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "coefficient",
+                "must be above 0 and at most 10, with at most 3 decimals",
+            )
+        })?;
+    let period = reference::period(&state.db.pool, period_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("period"))?;
+    if period.status == PeriodStatus::Closed {
+        return Err(ApiError::conflict("the period is closed"));
+    }
+    reference::zone(&state.db.pool, zone_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("zone"))?;
+    let mut tx = state.db.begin_write().await?;
+    let before =
+        reference::set_coefficient(tx.conn(), zone_id, period_id, milli, Some(user.user_id))
+            .await?;
+    let after = Coefficient {
+        zone_id,
+        period_id,
+        coefficient: Milli::to_f64(milli),
+    };
+    let before = before.map(|b| Coefficient {
+        zone_id,
+        period_id,
+        coefficient: Milli::to_f64(b),
+    });
+    audit::record(
+        tx.conn(),
+        Some(user.user_id),
+        "coefficient.set",
+        "zone_coefficient",
+        &format!("{period_id}/{zone_id}"),
+        before.as_ref(),
+        Some(&after),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(after))
+}

@@ -1,0 +1,36 @@
+//! Shared application state, built once at start.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use object_store::ObjectStore;
+
+use crate::auth::keys::Keyring;
+use crate::config::Config;
+use crate::store::Db;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub keys: Arc<Keyring>,
+    pub blobs: Arc<dyn ObjectStore>,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// Connects the database (applying migrations), loads or creates the signing keys and opens
+    /// the blob store.
+    pub async fn build(config: Config) -> anyhow::Result<AppState> {
+        let db = Db::connect(&config.database_url(), config.database_max_connections).await?;
+        let keys = Keyring::load_or_create(&config.key_file())?;
+        let blobs = crate::blob::open(&config)?;
+        Ok(AppState {
+            config: Arc::new(config),
+            db,
+            keys: Arc::new(keys),
+            blobs,
+            metrics: crate::telemetry::metrics_handle(),
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! The storage layer: all SQL lives here.
+//!
+//! One SQL layer serves both backends through `sqlx::Any`: the schema uses only types both
+//! understand (TEXT ids and JSON, BIGINT times in Unix milliseconds and fixed-point numbers), so
+//! the same statements run on SQLite and PostgreSQL. What really differs — migrations, row locks,
+//! how writers are serialised, append-only triggers — is decided by [`Backend`], in one place.
+//!
+//! Every multi-statement write is one explicit transaction from [`Db::begin_write`].
+
+pub mod audit;
+pub mod changes;
+pub mod devices;
+pub mod reference;
+pub mod tokens;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The two supported database backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> anyhow::Result<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            anyhow::bail!("unsupported database URL scheme (use sqlite: or postgres://)")
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        }
+    }
+
+    /// Row-lock suffix for a `SELECT` that a transaction will update. SQLite has no row locks:
+    /// its writers are serialised by [`Db::begin_write`] instead.
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
+/// A handle on the database: cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    /// SQLite allows one writer at a time; taking this lock before `BEGIN` makes writers queue
+    /// here instead of failing with SQLITE_BUSY when a read transaction upgrades to a write.
+    write_lock: Arc<Mutex<()>>,
+}
+
+/// A write transaction. Dropping it without [`WriteTx::commit`] rolls back.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, Any>,
+    _guard: Option<OwnedMutexGuard<()>>,
+    pub backend: Backend,
+}
+
+impl WriteTx {
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl Db {
+    /// Connects and applies this backend's migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        if backend == Backend::Sqlite {
+            ensure_sqlite_parent_dir(url)?;
+        }
+        let options: AnyConnectOptions = url.parse()?;
+        let options = options.disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => max_connections.clamp(1, 8),
+                Backend::Postgres => max_connections,
+            })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the writer; FULL sync makes an
+                        // acknowledged commit survive power loss, not only a process crash.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        let db = Db {
+            pool,
+            backend,
+            write_lock: Arc::new(Mutex::new(())),
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        self.backend.migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
+        let guard = match self.backend {
+            Backend::Sqlite => Some(self.write_lock.clone().lock_owned().await),
+            Backend::Postgres => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok(WriteTx {
+            tx,
+            _guard: guard,
+            backend: self.backend,
+        })
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+fn ensure_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(parent) = std::path::Path::new(path).parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch: the one time representation in the database.
+pub fn now_ms() -> i64 {
+    ms_from_time(time::OffsetDateTime::now_utc())
+}
+
+pub fn ms_from_time(t: time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub fn time_from_ms(ms: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+pub fn new_id() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}
+
+/// Parses a UUID stored as TEXT; the schema only ever stores valid ones.
+pub fn uuid_col(s: &str) -> uuid::Uuid {
+    uuid::Uuid::parse_str(s).unwrap_or_default()
+}

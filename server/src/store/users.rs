@@ -1,0 +1,167 @@
+//! Users and login throttling.
+
+use gridline_sync::Role;
+use sqlx::{Any, AnyConnection, Executor, Row};
+use uuid::Uuid;
+
+use super::{now_ms, uuid_col};
+
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub roles: Vec<Role>,
+    pub disabled_at: Option<i64>,
+    pub created_at: i64,
+}
+
+pub fn roles_to_text(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn roles_from_text(text: &str) -> Vec<Role> {
+    text.split(',')
+        .filter_map(|s| Role::ALL.iter().copied().find(|r| r.as_str() == s))
+        .collect()
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
+    Ok(UserRow {
+        id: uuid_col(&row.try_get::<String, _>("id")?),
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+        password_hash: row.try_get("password_hash")?,
+        roles: roles_from_text(&row.try_get::<String, _>("roles")?),
+        disabled_at: row.try_get("disabled_at")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const COLUMNS: &str = "id, username, display_name, password_hash, roles, disabled_at, created_at";
+
+pub async fn insert(conn: &mut AnyConnection, user: &UserRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO users (id, username, display_name, password_hash, roles, disabled_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(user.id.to_string())
+    .bind(&user.username)
+    .bind(&user.display_name)
+    .bind(&user.password_hash)
+    .bind(roles_to_text(&user.roles))
+    .bind(user.disabled_at)
+    .bind(user.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn by_username<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    username: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE username = $1"))
+        .bind(username)
+        .fetch_optional(e)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn by_id<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    id: Uuid,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(e)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn list<'c, E: Executor<'c, Database = Any>>(e: E) -> Result<Vec<UserRow>, sqlx::Error> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM users ORDER BY username"))
+        .fetch_all(e)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn set_password(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    password_hash: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(password_hash)
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether `username` is locked out now; returns the seconds left.
+pub async fn lockout_remaining<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    username: &str,
+) -> Result<Option<u64>, sqlx::Error> {
+    let locked: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT locked_until FROM login_failures WHERE username = $1")
+            .bind(username)
+            .fetch_optional(e)
+            .await?;
+    let now = now_ms();
+    Ok(locked
+        .flatten()
+        .filter(|until| *until > now)
+        .map(|until| ((until - now) as u64).div_ceil(1000)))
+}
+
+/// Counts a failed login; after `max_failures` within the lockout window the name is locked.
+pub async fn record_login_failure(
+    conn: &mut AnyConnection,
+    username: &str,
+    max_failures: u32,
+    lockout_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    // One statement, so concurrent failures cannot undercount.
+    sqlx::query(
+        "INSERT INTO login_failures (username, failures, window_start, locked_until) \
+         VALUES ($1, 1, $2, NULL) \
+         ON CONFLICT (username) DO UPDATE SET \
+           failures = CASE WHEN login_failures.window_start < $3 THEN 1 ELSE login_failures.failures + 1 END, \
+           window_start = CASE WHEN login_failures.window_start < $3 THEN $2 ELSE login_failures.window_start END",
+    )
+    .bind(username)
+    .bind(now)
+    .bind(now - lockout_ms)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE login_failures SET locked_until = $1, failures = 0, window_start = $2 \
+         WHERE username = $3 AND failures >= $4",
+    )
+    .bind(now + lockout_ms)
+    .bind(now)
+    .bind(username)
+    .bind(max_failures as i64)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn clear_login_failures(
+    conn: &mut AnyConnection,
+    username: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM login_failures WHERE username = $1")
+        .bind(username)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,657 @@
+//! Client behaviour against an in-memory fake server that follows `PROTOCOL.md`.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::*;
+use crate::error::ErrorBody;
+use crate::ops::{CaseChanges, CaseCreateV1, CaseEditV1, Location, Severity};
+use crate::signing::{check_chain, decode_public_key, key_id, op_hash, verify_operation};
+use crate::wire::{
+    is_supported_protocol, Change, DeviceInfo, EnrolDeviceResponse, OpResult, PullResponse,
+    Receipt, ServerKey, TokenResponse, TokenType, UserInfo,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Fake server
+// ---------------------------------------------------------------------------------------------
+
+enum Script {
+    Fail(TransportError),
+    /// Process the push, then lose the response.
+    DropResponse,
+}
+
+#[derive(Default)]
+struct FakeState {
+    device: Option<(Uuid, VerifyingKey)>,
+    /// Stored (hash, result) per seq, index seq - 1.
+    ops: Vec<(String, OpResult)>,
+    /// How many operations took effect (a replay must not add to this).
+    effects: u32,
+    push_calls: u32,
+    refresh_calls: u32,
+    push_script: VecDeque<Script>,
+    /// The change log; a cursor is an index into it.
+    changes: Vec<Change>,
+    reset_next_pull: bool,
+    access_token: String,
+}
+
+struct FakeServer {
+    key: SigningKey,
+    page_size: usize,
+    state: Mutex<FakeState>,
+}
+
+fn user() -> UserInfo {
+    UserInfo {
+        id: Uuid::from_u128(1),
+        username: "li".into(),
+        display_name: "Li Wei".into(),
+        roles: vec![crate::wire::Role::Inspector],
+    }
+}
+
+impl FakeServer {
+    fn new() -> Arc<Self> {
+        Arc::new(FakeServer {
+            key: SigningKey::from_bytes(&[42; 32]),
+            page_size: 2,
+            state: Mutex::new(FakeState {
+                access_token: "t1".into(),
+                ..Default::default()
+            }),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, FakeState> {
+        self.state.lock().expect("fake state lock")
+    }
+
+    fn tokens(&self) -> TokenResponse {
+        TokenResponse {
+            access_token: self.state().access_token.clone(),
+            refresh_token: "r1".into(),
+            token_type: TokenType::Bearer,
+            expires_in: 900,
+            user: user(),
+        }
+    }
+
+    fn process_push(&self, token: &str, req: &PushRequest) -> Result<PushResponse, TransportError> {
+        let mut st = self.state();
+        st.push_calls += 1;
+        if !is_supported_protocol(req.protocol) {
+            return Err(TransportError::UpgradeRequired(None));
+        }
+        if token != st.access_token {
+            return Err(TransportError::from_status(401, None, None));
+        }
+        let (device_id, vk) = st.device.expect("device enrolled");
+        assert_eq!(req.device_id, device_id);
+        let mut results = Vec::new();
+        for (i, signed) in req.operations.iter().enumerate() {
+            let body = verify_operation(&vk, signed).expect("signature verifies");
+            let next = st.ops.len() as u64 + 1;
+            if i == 0 && body.seq > next {
+                let code = if req.acked_through.is_some_and(|a| a >= next) {
+                    ErrorCode::SequenceBehind
+                } else {
+                    ErrorCode::SequenceGap
+                };
+                return Err(TransportError::Resend {
+                    code,
+                    resend_from: next,
+                });
+            }
+            let hash = op_hash(&signed.op);
+            if body.seq < next {
+                let (stored_hash, stored) = &st.ops[body.seq as usize - 1];
+                assert_eq!(stored_hash, &hash, "replay with different text");
+                results.push(OpResult {
+                    status: OpStatus::Duplicate,
+                    first_status: Some(stored.status),
+                    ..stored.clone()
+                });
+                continue;
+            }
+            let prev = st
+                .ops
+                .last()
+                .map_or(GENESIS_HASH.to_owned(), |o| o.0.clone());
+            check_chain(&prev, &body).expect("chain continues");
+            let mut result = OpResult {
+                seq: body.seq,
+                op_id: body.op_id,
+                status: OpStatus::Applied,
+                first_status: None,
+                code: None,
+                message: None,
+                entity_id: None,
+                version: Some(1),
+                conflicts: vec![],
+            };
+            match Operation::from_body(&body) {
+                Ok(Operation::CaseCreateV1(c)) if c.category_code.starts_with("99") => {
+                    result.status = OpStatus::Rejected;
+                    result.code = Some(ErrorCode::InvalidRequest);
+                    result.message = Some("unknown category".into());
+                }
+                Ok(Operation::CaseEditV1(e)) => {
+                    result.entity_id = Some(e.case_id);
+                    result.status = OpStatus::Conflict;
+                    result.conflicts = vec![ConflictRecord {
+                        field: crate::conflict::CaseField::Severity,
+                        base_value: json!("medium"),
+                        server_value: json!("low"),
+                        incoming_value: json!("high"),
+                        resolution: crate::conflict::Resolution::ServerKept,
+                        rule_id: "supervisor_beats_inspector".into(),
+                    }];
+                }
+                Ok(op) => {
+                    result.entity_id = Some(op.entity_id());
+                    st.effects += 1;
+                }
+                Err(e) => {
+                    result.status = OpStatus::Rejected;
+                    result.code = Some(e.code());
+                }
+            }
+            st.ops.push((hash, result.clone()));
+            results.push(result);
+        }
+        let acked_through = st.ops.len() as u64;
+        let last_hash = st
+            .ops
+            .last()
+            .map_or(GENESIS_HASH.to_owned(), |o| o.0.clone());
+        let now = OffsetDateTime::now_utc();
+        Ok(PushResponse {
+            protocol: PROTOCOL_VERSION,
+            server_time: now,
+            results,
+            acked_through,
+            clock_skew_ms: 0,
+            receipt: Receipt::sign(&self.key, device_id, acked_through, last_hash, now),
+        })
+    }
+}
+
+impl Transport for Arc<FakeServer> {
+    async fn login(&self, req: &LoginRequest) -> Result<TokenResponse, TransportError> {
+        if req.password != "secret" {
+            return Err(TransportError::from_status(401, None, None));
+        }
+        Ok(self.tokens())
+    }
+
+    async fn refresh(&self, req: &RefreshRequest) -> Result<TokenResponse, TransportError> {
+        assert_eq!(req.refresh_token, "r1");
+        self.state().refresh_calls += 1;
+        Ok(self.tokens())
+    }
+
+    async fn enrol(
+        &self,
+        access_token: String,
+        req: &EnrolDeviceRequest,
+    ) -> Result<EnrolDeviceResponse, TransportError> {
+        assert_eq!(access_token, self.state().access_token);
+        let vk = decode_public_key(&req.public_key).expect("valid key");
+        self.state().device = Some((req.device_id, vk));
+        Ok(EnrolDeviceResponse {
+            device: DeviceInfo {
+                device_id: req.device_id,
+                user_id: user().id,
+                name: req.name.clone(),
+                enrolled_at: OffsetDateTime::now_utc(),
+                revoked_at: None,
+            },
+            tokens: self.tokens(),
+            receipt_key: ServerKey {
+                key_id: key_id(&self.key.verifying_key()),
+                public_key: encode_public_key(&self.key.verifying_key()),
+            },
+        })
+    }
+
+    async fn push(
+        &self,
+        access_token: String,
+        req: &PushRequest,
+    ) -> Result<PushResponse, TransportError> {
+        let script = self.state().push_script.pop_front();
+        match script {
+            Some(Script::Fail(e)) => {
+                self.state().push_calls += 1;
+                Err(e)
+            }
+            Some(Script::DropResponse) => {
+                self.process_push(&access_token, req)?;
+                Err(TransportError::Network("connection reset".into()))
+            }
+            None => self.process_push(&access_token, req),
+        }
+    }
+
+    async fn pull(
+        &self,
+        access_token: String,
+        query: &PullQuery,
+    ) -> Result<PullResponse, TransportError> {
+        let mut st = self.state();
+        assert_eq!(access_token, st.access_token);
+        if st.reset_next_pull && query.cursor.is_some() {
+            st.reset_next_pull = false;
+            return Err(TransportError::ResetRequired);
+        }
+        let from: usize = query
+            .cursor
+            .as_deref()
+            .map_or(0, |c| c.parse().expect("cursor"));
+        let to = (from + self.page_size).min(st.changes.len());
+        Ok(PullResponse {
+            protocol: PROTOCOL_VERSION,
+            server_time: OffsetDateTime::now_utc(),
+            changes: st.changes[from..to].to_vec(),
+            cursor: to.to_string(),
+            has_more: to < st.changes.len(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+type TestClient = Client<Arc<FakeServer>, Arc<RecordingSleeper>>;
+
+async fn client_at(path: &Path, server: &Arc<FakeServer>) -> (TestClient, Arc<RecordingSleeper>) {
+    let store = Store::open(path).await.expect("open store");
+    let sleeper = Arc::new(RecordingSleeper::default());
+    (Client::new(store, server.clone(), sleeper.clone()), sleeper)
+}
+
+async fn enrolled(dir: &tempfile::TempDir) -> (TestClient, Arc<FakeServer>, Arc<RecordingSleeper>) {
+    let server = FakeServer::new();
+    let (client, sleeper) = client_at(&dir.path().join("field.db"), &server).await;
+    client
+        .enrol("http://fake", "li", "secret", "test phone")
+        .await
+        .expect("enrol");
+    (client, server, sleeper)
+}
+
+fn case(category: &str) -> Operation {
+    Operation::CaseCreateV1(CaseCreateV1 {
+        case_id: Uuid::now_v7(),
+        zone_id: Uuid::now_v7(),
+        category_code: category.into(),
+        location: Location {
+            lat: 31.23,
+            lon: 121.47,
+            accuracy_m: 5.0,
+        },
+        asset_code: None,
+        description: "overflowing bin".into(),
+        severity: Severity::Medium,
+        captured_at: OffsetDateTime::now_utc(),
+        photos: vec![],
+        round_id: None,
+    })
+}
+
+fn upsert(id: &str, version: i64) -> Change {
+    Change::Upsert {
+        entity: EntityKind::Case,
+        id: id.into(),
+        version,
+        data: json!({"state": "reported"}),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn enrolment_pins_the_receipt_key_and_happens_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server, _) = enrolled(&dir).await;
+    let id = client.store().identity().await.unwrap().unwrap();
+    assert!(id.enrolled);
+    assert_eq!(id.device_id.get_version_num(), 7);
+    assert_eq!(id.access_token.as_deref(), Some("t1"));
+    assert_eq!(id.receipt_key_id, Some(key_id(&server.key.verifying_key())));
+    assert!(matches!(
+        client.enrol("http://fake", "li", "secret", "x").await,
+        Err(ClientError::AlreadyEnrolled(d)) if d == id.device_id
+    ));
+}
+
+#[tokio::test]
+async fn operations_survive_reopening_and_the_chain_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("field.db");
+    let (client, server, _) = enrolled(&dir).await;
+    client.capture(case("0102"), &[]).await.unwrap();
+    client.capture(case("0103"), &[]).await.unwrap();
+    client.store().close().await;
+    drop(client);
+
+    let (client, _) = client_at(&path, &server).await;
+    let third = client.capture(case("0104"), &[]).await.unwrap();
+    assert_eq!(third.seq, 3);
+
+    let entries = client.store().entries().await.unwrap();
+    assert_eq!(entries.len(), 3);
+    let vk = client
+        .store()
+        .identity()
+        .await
+        .unwrap()
+        .unwrap()
+        .signing_key
+        .verifying_key();
+    let mut prev = GENESIS_HASH.to_owned();
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1);
+        assert_eq!(e.state, OutboxState::Pending);
+        let body = verify_operation(&vk, &e.signed).unwrap();
+        check_chain(&prev, &body).unwrap();
+        assert_eq!(e.hash, op_hash(&e.signed.op));
+        prev = e.hash.clone();
+    }
+
+    // The database itself refuses to lose or alter an unacknowledged operation.
+    assert!(client
+        .store()
+        .execute_raw("DELETE FROM outbox WHERE seq = 2")
+        .await
+        .is_err());
+    assert!(client
+        .store()
+        .execute_raw("UPDATE outbox SET op = 'x' WHERE seq = 1")
+        .await
+        .is_err());
+
+    let report = client.sync().await.unwrap();
+    assert_eq!(report.push.acked, 3);
+    assert_eq!(server.state().effects, 3);
+}
+
+#[tokio::test]
+async fn invalid_operations_are_never_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _, _) = enrolled(&dir).await;
+    let err = client.capture(case("12"), &[]).await.unwrap_err();
+    assert!(matches!(err, ClientError::Invalid(_)));
+    assert!(client.store().entries().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sync_acks_everything_and_keeps_a_verified_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server, _) = enrolled(&dir).await;
+    for _ in 0..3 {
+        client.capture(case("0102"), &[]).await.unwrap();
+    }
+    let report = client.sync().await.unwrap();
+    assert_eq!(report.push.acked, 3);
+    assert!(!report.push.unverified_receipt);
+    let status = client.status().await.unwrap();
+    assert_eq!((status.pending, status.acked, status.last_seq), (0, 3, 3));
+    let receipt = status.last_receipt.unwrap();
+    assert!(receipt.verified);
+    assert_eq!(receipt.receipt.acked_through, 3);
+    assert_eq!(receipt.receipt.last_hash, status.last_hash);
+    receipt.receipt.verify(&server.key.verifying_key()).unwrap();
+    // Nothing left: a second sync sends nothing.
+    let again = client.sync().await.unwrap();
+    assert_eq!(again.push.requests, 0);
+}
+
+#[tokio::test]
+async fn a_dropped_response_leads_to_a_replay_not_a_second_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server, sleeper) = enrolled(&dir).await;
+    client.capture(case("0102"), &[]).await.unwrap();
+    client.capture(case("0103"), &[]).await.unwrap();
+    server.state().push_script.push_back(Script::DropResponse);
+
+    let report = client.sync().await.unwrap();
+    assert_eq!(report.push.acked, 2);
+    assert_eq!(server.state().push_calls, 2);
+    assert_eq!(
+        server.state().effects,
+        2,
+        "the resend was treated as a replay"
+    );
+    assert_eq!(sleeper.waits().len(), 1);
+    for e in client.store().entries().await.unwrap() {
+        let result = e.result.unwrap();
+        assert_eq!(result.status, OpStatus::Duplicate);
+        assert_eq!(result.effective_status(), OpStatus::Applied);
+        assert_eq!(e.state, OutboxState::Acked);
+    }
+}
+
+#[tokio::test]
+async fn a_busy_server_gets_backoff_and_the_queue_survives_giving_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server, sleeper) = enrolled(&dir).await;
+    client.capture(case("0102"), &[]).await.unwrap();
+    for _ in 0..5 {
+        server
+            .state()
+            .push_script
+            .push_back(Script::Fail(TransportError::Busy {
+                status: 503,
+                retry_after: Some(Duration::from_secs(7)),
+            }));
+    }
+    let err = client.sync().await.unwrap_err();
+    assert!(matches!(
+        err,
+        ClientError::Transport(TransportError::Busy { status: 503, .. })
+    ));
+    let waits = sleeper.waits();
+    assert_eq!(waits.len(), 4, "5 attempts, 4 waits");
+    assert!(waits.iter().all(|w| *w >= Duration::from_secs(7)));
+    assert_eq!(client.status().await.unwrap().pending, 1);
+
+    // Next time the server is fine.
+    let report = client.sync().await.unwrap();
+    assert_eq!(report.push.acked, 1);
+}
+
+#[tokio::test]
+async fn upgrade_required_stops_and_keeps_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server, _) = enrolled(&dir).await;
+    client.capture(case("0102"), &[]).await.unwrap();
+    server
+        .state()
+        .push_script
+        .push_back(Script::Fail(TransportError::UpgradeRequired(None)));
+    assert!(matches!(
+        client.sync().await,
+        Err(ClientError::UpgradeRequired)
+    ));
+    assert_eq!(client.status().await.unwrap().pending, 1);
+}
+
+#[tokio::test]
+async fn a_server_restored_from_backup_gets_the_lost_operations_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server, _) = enrolled(&dir).await;
+    for _ in 0..3 {
+        client.capture(case("0102"), &[]).await.unwrap();
+    }
+    client.sync().await.unwrap();
+    // Restore from a backup taken after seq 1.
+    server.state().ops.truncate(1);
+    client.capture(case("0103"), &[]).await.unwrap();
+
+    let report = client.sync().await.unwrap();
+    assert!(report.push.server_was_behind);
+    assert_eq!(report.push.resent_from, Some(2));
+    assert_eq!(server.state().ops.len(), 4);
+    let status = client.status().await.unwrap();
+    assert_eq!((status.pending, status.acked), (0, 4));
+    assert!(status.last_receipt.unwrap().verified);
+}
+
+#[tokio::test]
+async fn a_rejected_operation_is_acknowledged_and_does_not_block_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _, _) = enrolled(&dir).await;
+    client.capture(case("9901"), &[]).await.unwrap();
+    let good = client.capture(case("0102"), &[]).await.unwrap();
+    let edit = Operation::CaseEditV1(CaseEditV1 {
+        case_id: good.op_id,
+        base_version: 1,
+        changes: CaseChanges {
+            severity: Some(Severity::High),
+            ..Default::default()
+        },
+    });
+    client.capture(edit, &[]).await.unwrap();
+
+    let report = client.sync().await.unwrap();
+    assert_eq!(
+        (
+            report.push.acked,
+            report.push.rejected,
+            report.push.conflicts
+        ),
+        (3, 1, 1)
+    );
+    let problems = client.conflicts().await.unwrap();
+    assert_eq!(problems.len(), 2);
+    assert_eq!(problems[0].status, OpStatus::Rejected);
+    assert_eq!(problems[0].code, Some(ErrorCode::InvalidRequest));
+    assert_eq!(problems[1].status, OpStatus::Conflict);
+    assert_eq!(problems[1].records[0].rule_id, "supervisor_beats_inspector");
+    let status = client.status().await.unwrap();
+    assert_eq!(
+        (status.rejected, status.conflicts, status.pending),
+        (1, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn pull_pages_until_done_and_reset_rebuilds_the_mirror_after_pushing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server, _) = enrolled(&dir).await;
+    server.state().changes = vec![
+        upsert("a", 1),
+        upsert("b", 1),
+        upsert("a", 2),
+        Change::Tombstone {
+            entity: EntityKind::Case,
+            id: "b".into(),
+        },
+        upsert("c", 1),
+    ];
+    let report = client.sync().await.unwrap();
+    assert_eq!((report.pull.pages, report.pull.changes), (3, 5));
+    let cases = client.mirror(EntityKind::Case).await.unwrap();
+    let ids: Vec<_> = cases.iter().map(|c| (c.id.as_str(), c.version)).collect();
+    assert_eq!(ids, [("a", 2), ("c", 1)]);
+
+    // The server lost the change log: a new snapshot of the scope, and a reset.
+    {
+        let mut st = server.state();
+        st.changes = vec![upsert("d", 1)];
+        st.reset_next_pull = true;
+    }
+    client.capture(case("0102"), &[]).await.unwrap();
+    let report = client.pull().await.unwrap();
+    assert!(report.reset);
+    assert_eq!(
+        server.state().ops.len(),
+        1,
+        "the queue was pushed before the reset"
+    );
+    let cases = client.mirror(EntityKind::Case).await.unwrap();
+    assert_eq!(cases.len(), 1);
+    assert_eq!(cases[0].id, "d");
+    assert_eq!(client.store().cursor().await.unwrap().as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server, _) = enrolled(&dir).await;
+    server.state().access_token = "t2".into();
+    client.capture(case("0102"), &[]).await.unwrap();
+    let report = client.sync().await.unwrap();
+    assert_eq!(report.push.acked, 1);
+    assert_eq!(server.state().refresh_calls, 1);
+    assert_eq!(
+        client
+            .store()
+            .identity()
+            .await
+            .unwrap()
+            .unwrap()
+            .access_token
+            .as_deref(),
+        Some("t2")
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_device_is_reported_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server, _) = enrolled(&dir).await;
+    client.capture(case("0102"), &[]).await.unwrap();
+    let body = ErrorBody {
+        code: ErrorCode::DeviceRevoked,
+        message: "revoked".into(),
+        details: serde_json::Value::Null,
+    };
+    server
+        .state()
+        .push_script
+        .push_back(Script::Fail(TransportError::Unauthenticated(body)));
+    assert!(matches!(
+        client.sync().await,
+        Err(ClientError::DeviceRevoked)
+    ));
+    assert_eq!(client.status().await.unwrap().pending, 1);
+}
+
+#[tokio::test]
+async fn photo_manifests_hash_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.jpg");
+    std::fs::write(&path, b"not really a jpeg").unwrap();
+    let photo = photo_from_file(&path, PhotoRole::Before, OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(photo.manifest.size, 17);
+    assert_eq!(
+        photo.manifest.sha256,
+        crate::signing::sha256_hex(b"not really a jpeg")
+    );
+    let (client, _, _) = enrolled(&dir).await;
+    let Operation::CaseCreateV1(mut c) = case("0102") else {
+        unreachable!()
+    };
+    c.photos = vec![photo.manifest.clone()];
+    client
+        .capture(Operation::CaseCreateV1(c), std::slice::from_ref(&photo))
+        .await
+        .unwrap();
+    let pending = client.store().pending_photos().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].0, photo.manifest.sha256);
+}

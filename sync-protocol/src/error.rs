@@ -1,0 +1,135 @@
+//! Stable, machine-readable error codes shared by the server and every client.
+//!
+//! Clients switch on `code`, never on `message`. A code's meaning never changes; new codes may be
+//! added, so clients must treat an unknown code by its HTTP status class.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The one error body every endpoint returns: `{"code": "...", "message": "...", "details": ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    /// Human-readable explanation, for logs and people; not for program logic.
+    pub message: String,
+    /// Structured extra information (field paths, retry hints, …); `null` when there is none.
+    #[serde(default)]
+    #[schema(value_type = Object, nullable = true)]
+    pub details: serde_json::Value,
+}
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident = ($name:literal, $status:literal), )*) => {
+        /// Every error code the API can return, with the HTTP status it travels with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order (for documentation and exhaustive tests).
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The stable snake_case name sent on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $name,)* }
+            }
+
+            /// The HTTP status this code is sent with.
+            pub fn http_status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The request body or query could not be parsed or failed validation; `details.path` names
+    /// the field.
+    InvalidRequest = ("invalid_request", 422),
+    /// The body is not valid JSON or the content type is wrong.
+    MalformedBody = ("malformed_body", 422),
+    /// The body is larger than this endpoint accepts.
+    PayloadTooLarge = ("payload_too_large", 413),
+    /// No such route or resource (or one the caller may not know exists).
+    NotFound = ("not_found", 404),
+    /// The route exists but not with this HTTP method.
+    MethodNotAllowed = ("method_not_allowed", 405),
+    /// No credentials, or credentials that are invalid, expired or revoked.
+    Unauthenticated = ("unauthenticated", 401),
+    /// Wrong user name or password.
+    InvalidCredentials = ("invalid_credentials", 401),
+    /// The refresh token is unknown, expired, revoked or was already used.
+    InvalidRefreshToken = ("invalid_refresh_token", 401),
+    /// The device is revoked or not enrolled for this user.
+    DeviceRevoked = ("device_revoked", 401),
+    /// Authenticated, but the role or the roster does not allow this.
+    Forbidden = ("forbidden", 403),
+    /// The resource already exists or the write conflicts with the current state.
+    Conflict = ("conflict", 409),
+    /// A stale write: the base version the client saw is no longer current.
+    StaleVersion = ("stale_version", 409),
+    /// A state-machine transition that is not allowed from the current state.
+    InvalidTransition = ("invalid_transition", 409),
+    /// Too many failed logins or requests; see `Retry-After`.
+    RateLimited = ("rate_limited", 429),
+    /// The client's protocol version is not supported; nothing was acknowledged.
+    UnsupportedProtocol = ("unsupported_protocol", 426),
+    /// A per-device sequence gap: resend from `details.resend_from`.
+    SequenceGap = ("sequence_gap", 409),
+    /// The server's sequence for this device is behind the phone's (e.g. restored from backup):
+    /// the phone must resend from `details.resend_from`.
+    SequenceBehind = ("sequence_behind", 409),
+    /// An operation's signature does not verify against the device's enrolled key.
+    BadSignature = ("bad_signature", 422),
+    /// An operation's previous-hash does not match the hash of the device's previous operation.
+    BrokenChain = ("broken_chain", 422),
+    /// The operation type or version is unknown to this server.
+    UnsupportedOperation = ("unsupported_operation", 422),
+    /// The operation refers to data outside the caller's scope.
+    OutOfScope = ("out_of_scope", 403),
+    /// The pull cursor is unknown or expired: start again with a full snapshot.
+    ResetRequired = ("reset_required", 410),
+    /// An import file has errors; `details.errors` lists them by row. Nothing was imported.
+    ImportFailed = ("import_failed", 422),
+    /// A dependency (database, object store) is unavailable; retry after `Retry-After`.
+    Unavailable = ("unavailable", 503),
+    /// An unexpected server error; the message says nothing internal.
+    Internal = ("internal", 500),
+    /// An approved deduction locks this case: its classification and evidence can no longer be
+    /// edited (a correction goes through a ledger reversal, not an edit).
+    EvidenceLocked = ("evidence_locked", 409),
+    /// The case the operation refers to does not exist (or is not visible to the caller).
+    CaseNotFound = ("case_not_found", 404),
+    /// The case is in a final state (closed, withdrawn, not filed, duplicate) and takes no edits.
+    CaseClosed = ("case_closed", 409),
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_match_serde() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
+            let back: ErrorCode = serde_json::from_value(json).unwrap();
+            assert_eq!(back, *code);
+        }
+    }
+
+    #[test]
+    fn statuses_are_errors() {
+        for code in ErrorCode::ALL {
+            assert!((400..600).contains(&code.http_status()), "{code}");
+        }
+    }
+}

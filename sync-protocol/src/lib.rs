@@ -1,0 +1,24 @@
+//! The Gridline wire contract.
+//!
+//! Everything a phone and the server must agree on lives here: error codes ([`error`]), sync
+//! wire types ([`wire`]), typed operations and their validation ([`ops`], [`validation`]),
+//! signing and hash chaining ([`signing`]) and the pure conflict rules ([`conflict`]). Behind the
+//! `client` feature is the reference phone client ([`client`]) with its durable outbox.
+//! Without that feature this crate has no HTTP framework and no database driver.
+//!
+//! `PROTOCOL.md` beside this crate documents the protocol for other client implementers.
+
+pub mod conflict;
+pub mod error;
+pub mod ops;
+pub mod signing;
+pub mod validation;
+pub mod wire;
+
+#[cfg(feature = "client")]
+pub mod client;
+
+pub use conflict::ConflictRecord;
+pub use error::{ErrorBody, ErrorCode};
+pub use ops::Operation;
+pub use wire::*;

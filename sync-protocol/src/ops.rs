@@ -1,0 +1,745 @@
+//! Typed operations: the `(type, payload)` pairs a phone queues, and their pure validation.
+//!
+//! Operation types are versioned (`case.create@1`). A version's meaning never changes in place:
+//! a new meaning is a new version, and the server keeps accepting the old one for as long as
+//! phones may hold it in their queues.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::ErrorCode;
+use crate::validation::{
+    check_lat_lon, check_text, check_v7, is_asset_code, is_category_code, is_sha256_hex,
+    ValidationErrors, MAX_ACCURACY_M, MAX_COMMENT_CHARS, MAX_DESCRIPTION_CHARS, MAX_PHOTOS,
+    MAX_PHOTO_BYTES,
+};
+use crate::wire::OperationBody;
+
+/// Operation type names, as sent in [`OperationBody::op_type`].
+pub mod op_types {
+    pub const CASE_CREATE_V1: &str = "case.create@1";
+    pub const CASE_EDIT_V1: &str = "case.edit@1";
+    pub const CASE_COMMENT_V1: &str = "case.comment@1";
+    pub const CASE_TRANSITION_V1: &str = "case.transition@1";
+    pub const ROUND_START_V1: &str = "round.start@1";
+    pub const ROUND_FINISH_V1: &str = "round.finish@1";
+
+    /// Every operation type this crate understands.
+    pub const ALL: &[&str] = &[
+        CASE_CREATE_V1,
+        CASE_EDIT_V1,
+        CASE_COMMENT_V1,
+        CASE_TRANSITION_V1,
+        ROUND_START_V1,
+        ROUND_FINISH_V1,
+    ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payload types
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+}
+
+/// Whether a photo shows the problem (`before`) or its rectification (`after`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PhotoRole {
+    Before,
+    After,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeoPoint {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// Where the phone was when the problem was captured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    pub lat: f64,
+    pub lon: f64,
+    /// Radius of the GPS fix's uncertainty, in metres.
+    pub accuracy_m: f64,
+}
+
+/// A photo the operation declares. The bytes travel separately (content-addressed by `sha256`);
+/// the server verifies the whole-file hash before the photo counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhotoManifest {
+    /// Lowercase hex SHA-256 of the file bytes, computed on the phone at capture.
+    pub sha256: String,
+    /// File size in bytes, 1 ..= 50 MiB.
+    pub size: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub captured_at: OffsetDateTime,
+    #[serde(default)]
+    pub gps: Option<GeoPoint>,
+    pub role: PhotoRole,
+}
+
+/// `case.create@1`: report a problem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseCreateV1 {
+    /// Client-generated UUIDv7.
+    pub case_id: Uuid,
+    pub zone_id: Uuid,
+    /// Taxonomy code, 4 digits.
+    pub category_code: String,
+    pub location: Location,
+    /// 16-digit asset code, when the problem is on a registered asset.
+    #[serde(default)]
+    pub asset_code: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    pub severity: Severity,
+    #[serde(with = "time::serde::rfc3339")]
+    pub captured_at: OffsetDateTime,
+    /// `before` photos, at most 20.
+    #[serde(default)]
+    pub photos: Vec<PhotoManifest>,
+    /// The inspection round this was found on.
+    #[serde(default)]
+    pub round_id: Option<Uuid>,
+}
+
+/// The mutable fields a `case.edit@1` may change. Absent means "unchanged". For `asset_code`,
+/// `null` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_or_null"
+    )]
+    #[schema(value_type = Option<String>, nullable)]
+    pub asset_code: Option<Option<String>>,
+}
+
+impl CaseChanges {
+    pub fn is_empty(&self) -> bool {
+        self.category_code.is_none()
+            && self.description.is_none()
+            && self.severity.is_none()
+            && self.asset_code.is_none()
+    }
+}
+
+/// Distinguishes an absent field (`None`, via `default`) from an explicit `null` (`Some(None)`).
+fn present_or_null<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}
+
+/// `case.edit@1`: change mutable fields, based on the case version the phone last saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseEditV1 {
+    pub case_id: Uuid,
+    /// The case version the phone last saw (from pull, or 1 for a case it created itself).
+    pub base_version: i64,
+    /// At least one change.
+    pub changes: CaseChanges,
+}
+
+/// `case.comment@1`: append a comment. Comments never conflict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseCommentV1 {
+    pub case_id: Uuid,
+    /// Client-generated UUIDv7.
+    pub comment_id: Uuid,
+    pub text: String,
+}
+
+/// Transitions a phone may request; every other state change is the server's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionAction {
+    /// The reporter takes back a report that is still `reported`.
+    Withdraw,
+    /// An assignee reports the problem fixed, with `after` photos.
+    ReportRectified,
+}
+
+/// `case.transition@1`: request a state change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseTransitionV1 {
+    pub case_id: Uuid,
+    pub base_version: i64,
+    pub action: TransitionAction,
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// `after` photos; required (non-empty) for `report_rectified`, empty for `withdraw`.
+    #[serde(default)]
+    pub photos: Vec<PhotoManifest>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundKind {
+    Routine,
+    Periodic,
+    Unannounced,
+}
+
+/// `round.start@1`: an inspector starts a patrol round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoundStartV1 {
+    /// Client-generated UUIDv7.
+    pub round_id: Uuid,
+    pub zone_id: Uuid,
+    pub kind: RoundKind,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+}
+
+/// `round.finish@1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoundFinishV1 {
+    pub round_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: OffsetDateTime,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The typed operation
+// ---------------------------------------------------------------------------------------------
+
+/// A parsed operation: one variant per `type@version`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operation {
+    CaseCreateV1(CaseCreateV1),
+    CaseEditV1(CaseEditV1),
+    CaseCommentV1(CaseCommentV1),
+    CaseTransitionV1(CaseTransitionV1),
+    RoundStartV1(RoundStartV1),
+    RoundFinishV1(RoundFinishV1),
+}
+
+/// Why a `(type, payload)` is not a valid operation.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OperationError {
+    /// Unknown type or version → `unsupported_operation`.
+    #[error("unsupported operation type {0:?}")]
+    Unsupported(String),
+    /// The payload does not have the type's shape → `invalid_request`.
+    #[error("invalid {op_type} payload: {message}")]
+    Payload { op_type: String, message: String },
+    /// The payload has the right shape but invalid values → `invalid_request`.
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+}
+
+impl OperationError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            OperationError::Unsupported(_) => ErrorCode::UnsupportedOperation,
+            OperationError::Payload { .. } | OperationError::Invalid(_) => {
+                ErrorCode::InvalidRequest
+            }
+        }
+    }
+}
+
+fn from_payload<T: serde::de::DeserializeOwned>(
+    op_type: &str,
+    payload: &serde_json::Value,
+) -> Result<T, OperationError> {
+    T::deserialize(payload).map_err(|e| OperationError::Payload {
+        op_type: op_type.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+impl Operation {
+    /// Parses `(type, payload)` into a typed operation. Does not validate values: call
+    /// [`Operation::validate`] (or use [`Operation::from_body`], which does both).
+    pub fn parse(op_type: &str, payload: &serde_json::Value) -> Result<Self, OperationError> {
+        Ok(match op_type {
+            op_types::CASE_CREATE_V1 => Operation::CaseCreateV1(from_payload(op_type, payload)?),
+            op_types::CASE_EDIT_V1 => Operation::CaseEditV1(from_payload(op_type, payload)?),
+            op_types::CASE_COMMENT_V1 => Operation::CaseCommentV1(from_payload(op_type, payload)?),
+            op_types::CASE_TRANSITION_V1 => {
+                Operation::CaseTransitionV1(from_payload(op_type, payload)?)
+            }
+            op_types::ROUND_START_V1 => Operation::RoundStartV1(from_payload(op_type, payload)?),
+            op_types::ROUND_FINISH_V1 => Operation::RoundFinishV1(from_payload(op_type, payload)?),
+            other => return Err(OperationError::Unsupported(other.to_owned())),
+        })
+    }
+
+    /// Parses and validates the operation carried by `body` (body fields included).
+    pub fn from_body(body: &OperationBody) -> Result<Self, OperationError> {
+        let op = Self::parse(&body.op_type, &body.payload)?;
+        let mut errors = ValidationErrors::new();
+        validate_body_fields(body, &mut errors);
+        op.validate_into(&mut errors, "payload");
+        errors.into_result()?;
+        Ok(op)
+    }
+
+    /// The `type@version` name.
+    pub fn op_type(&self) -> &'static str {
+        match self {
+            Operation::CaseCreateV1(_) => op_types::CASE_CREATE_V1,
+            Operation::CaseEditV1(_) => op_types::CASE_EDIT_V1,
+            Operation::CaseCommentV1(_) => op_types::CASE_COMMENT_V1,
+            Operation::CaseTransitionV1(_) => op_types::CASE_TRANSITION_V1,
+            Operation::RoundStartV1(_) => op_types::ROUND_START_V1,
+            Operation::RoundFinishV1(_) => op_types::ROUND_FINISH_V1,
+        }
+    }
+
+    /// The payload as JSON.
+    pub fn payload(&self) -> serde_json::Value {
+        let value = match self {
+            Operation::CaseCreateV1(p) => serde_json::to_value(p),
+            Operation::CaseEditV1(p) => serde_json::to_value(p),
+            Operation::CaseCommentV1(p) => serde_json::to_value(p),
+            Operation::CaseTransitionV1(p) => serde_json::to_value(p),
+            Operation::RoundStartV1(p) => serde_json::to_value(p),
+            Operation::RoundFinishV1(p) => serde_json::to_value(p),
+        };
+        // These are plain structs with string keys; serialising them cannot fail.
+        value.expect("operation payloads always serialise")
+    }
+
+    /// The case or round the operation is about.
+    pub fn entity_id(&self) -> Uuid {
+        match self {
+            Operation::CaseCreateV1(p) => p.case_id,
+            Operation::CaseEditV1(p) => p.case_id,
+            Operation::CaseCommentV1(p) => p.case_id,
+            Operation::CaseTransitionV1(p) => p.case_id,
+            Operation::RoundStartV1(p) => p.round_id,
+            Operation::RoundFinishV1(p) => p.round_id,
+        }
+    }
+
+    /// Every photo the operation declares.
+    pub fn photos(&self) -> &[PhotoManifest] {
+        match self {
+            Operation::CaseCreateV1(p) => &p.photos,
+            Operation::CaseTransitionV1(p) => &p.photos,
+            _ => &[],
+        }
+    }
+
+    /// Validates the payload's values; paths are relative to the payload.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        self.validate_into(&mut errors, "");
+        errors.into_result()
+    }
+
+    fn validate_into(&self, e: &mut ValidationErrors, prefix: &str) {
+        let p = |field: &str| {
+            if prefix.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{prefix}.{field}")
+            }
+        };
+        match self {
+            Operation::CaseCreateV1(c) => {
+                check_v7(e, &p("case_id"), c.case_id);
+                check_category(e, &p("category_code"), &c.category_code);
+                check_lat_lon(e, &p("location"), c.location.lat, c.location.lon);
+                let acc = c.location.accuracy_m;
+                if !(acc.is_finite() && (0.0..=MAX_ACCURACY_M).contains(&acc)) {
+                    e.push(
+                        p("location.accuracy_m"),
+                        format!("must be between 0 and {MAX_ACCURACY_M}"),
+                    );
+                }
+                if let Some(asset) = &c.asset_code {
+                    check_asset(e, &p("asset_code"), asset);
+                }
+                check_text(
+                    e,
+                    &p("description"),
+                    &c.description,
+                    MAX_DESCRIPTION_CHARS,
+                    false,
+                );
+                check_photos(e, &p("photos"), &c.photos, PhotoRole::Before, false);
+            }
+            Operation::CaseEditV1(c) => {
+                check_base_version(e, &p("base_version"), c.base_version);
+                if c.changes.is_empty() {
+                    e.push(p("changes"), "must change at least one field");
+                }
+                if let Some(code) = &c.changes.category_code {
+                    check_category(e, &p("changes.category_code"), code);
+                }
+                if let Some(d) = &c.changes.description {
+                    check_text(
+                        e,
+                        &p("changes.description"),
+                        d,
+                        MAX_DESCRIPTION_CHARS,
+                        false,
+                    );
+                }
+                if let Some(Some(asset)) = &c.changes.asset_code {
+                    check_asset(e, &p("changes.asset_code"), asset);
+                }
+            }
+            Operation::CaseCommentV1(c) => {
+                check_v7(e, &p("comment_id"), c.comment_id);
+                check_text(e, &p("text"), &c.text, MAX_COMMENT_CHARS, true);
+            }
+            Operation::CaseTransitionV1(c) => {
+                check_base_version(e, &p("base_version"), c.base_version);
+                if let Some(comment) = &c.comment {
+                    check_text(e, &p("comment"), comment, MAX_COMMENT_CHARS, false);
+                }
+                match c.action {
+                    TransitionAction::Withdraw => {
+                        if !c.photos.is_empty() {
+                            e.push(p("photos"), "must be empty for withdraw");
+                        }
+                    }
+                    TransitionAction::ReportRectified => {
+                        check_photos(e, &p("photos"), &c.photos, PhotoRole::After, true);
+                    }
+                }
+            }
+            Operation::RoundStartV1(r) => check_v7(e, &p("round_id"), r.round_id),
+            Operation::RoundFinishV1(_) => {}
+        }
+    }
+}
+
+/// Checks the envelope fields that do not depend on the device's history (the chain itself is
+/// [`check_chain`](crate::signing::check_chain)).
+pub fn validate_body(body: &OperationBody) -> Result<(), ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    validate_body_fields(body, &mut errors);
+    errors.into_result()
+}
+
+fn validate_body_fields(body: &OperationBody, e: &mut ValidationErrors) {
+    check_v7(e, "op_id", body.op_id);
+    if body.seq == 0 {
+        e.push("seq", "must be at least 1");
+    }
+    if !is_sha256_hex(&body.prev) {
+        e.push("prev", "must be 64 lowercase hex digits");
+    }
+}
+
+fn check_category(e: &mut ValidationErrors, path: &str, code: &str) {
+    if !is_category_code(code) {
+        e.push(path, "must be a 4-digit taxonomy code");
+    }
+}
+
+fn check_asset(e: &mut ValidationErrors, path: &str, code: &str) {
+    if !is_asset_code(code) {
+        e.push(path, "must be a 16-digit asset code");
+    }
+}
+
+fn check_base_version(e: &mut ValidationErrors, path: &str, v: i64) {
+    if v < 1 {
+        e.push(path, "must be at least 1");
+    }
+}
+
+fn check_photos(
+    e: &mut ValidationErrors,
+    path: &str,
+    photos: &[PhotoManifest],
+    role: PhotoRole,
+    required: bool,
+) {
+    if required && photos.is_empty() {
+        e.push(path, "at least one photo is required");
+    }
+    if photos.len() > MAX_PHOTOS {
+        e.push(path, format!("at most {MAX_PHOTOS} photos"));
+    }
+    for (i, photo) in photos.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        if !is_sha256_hex(&photo.sha256) {
+            e.push(format!("{at}.sha256"), "must be 64 lowercase hex digits");
+        } else if photos[..i].iter().any(|p| p.sha256 == photo.sha256) {
+            e.push(format!("{at}.sha256"), "the same photo is declared twice");
+        }
+        if photo.size == 0 || photo.size > MAX_PHOTO_BYTES {
+            e.push(
+                format!("{at}.size"),
+                format!("must be between 1 and {MAX_PHOTO_BYTES} bytes"),
+            );
+        }
+        if let Some(gps) = photo.gps {
+            check_lat_lon(e, &format!("{at}.gps"), gps.lat, gps.lon);
+        }
+        if photo.role != role {
+            let want = match role {
+                PhotoRole::Before => "before",
+                PhotoRole::After => "after",
+            };
+            e.push(format!("{at}.role"), format!("must be {want}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    fn photo(role: PhotoRole) -> PhotoManifest {
+        PhotoManifest {
+            sha256: "ab".repeat(32),
+            size: 2_000_000,
+            captured_at: datetime!(2025-03-01 08:00 UTC),
+            gps: Some(GeoPoint {
+                lat: 31.2,
+                lon: 121.4,
+            }),
+            role,
+        }
+    }
+
+    fn create() -> CaseCreateV1 {
+        CaseCreateV1 {
+            case_id: Uuid::now_v7(),
+            zone_id: Uuid::now_v7(),
+            category_code: "0102".into(),
+            location: Location {
+                lat: 31.2,
+                lon: 121.4,
+                accuracy_m: 8.0,
+            },
+            asset_code: None,
+            description: "bin overflowing".into(),
+            severity: Severity::Medium,
+            captured_at: datetime!(2025-03-01 08:00 UTC),
+            photos: vec![photo(PhotoRole::Before)],
+            round_id: None,
+        }
+    }
+
+    #[test]
+    fn parse_round_trips_every_type() {
+        let id = Uuid::now_v7();
+        let ops = [
+            Operation::CaseCreateV1(create()),
+            Operation::CaseEditV1(CaseEditV1 {
+                case_id: id,
+                base_version: 2,
+                changes: CaseChanges {
+                    severity: Some(Severity::High),
+                    asset_code: Some(None),
+                    ..Default::default()
+                },
+            }),
+            Operation::CaseCommentV1(CaseCommentV1 {
+                case_id: id,
+                comment_id: Uuid::now_v7(),
+                text: "still there".into(),
+            }),
+            Operation::CaseTransitionV1(CaseTransitionV1 {
+                case_id: id,
+                base_version: 4,
+                action: TransitionAction::ReportRectified,
+                comment: None,
+                photos: vec![photo(PhotoRole::After)],
+            }),
+            Operation::RoundStartV1(RoundStartV1 {
+                round_id: Uuid::now_v7(),
+                zone_id: id,
+                kind: RoundKind::Unannounced,
+                started_at: datetime!(2025-03-01 07:00 UTC),
+            }),
+            Operation::RoundFinishV1(RoundFinishV1 {
+                round_id: id,
+                finished_at: datetime!(2025-03-01 09:00 UTC),
+            }),
+        ];
+        assert_eq!(ops.len(), op_types::ALL.len());
+        for op in ops {
+            let back = Operation::parse(op.op_type(), &op.payload()).unwrap();
+            assert_eq!(back, op);
+            op.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn edit_distinguishes_absent_from_null_asset_code() {
+        let absent: CaseChanges = serde_json::from_value(json!({"severity": "low"})).unwrap();
+        assert_eq!(absent.asset_code, None);
+        let null: CaseChanges = serde_json::from_value(json!({"asset_code": null})).unwrap();
+        assert_eq!(null.asset_code, Some(None));
+        assert_eq!(
+            serde_json::to_value(&null).unwrap(),
+            json!({"asset_code": null})
+        );
+    }
+
+    #[test]
+    fn unknown_type_or_version_is_unsupported() {
+        for t in ["case.create@2", "case.delete@1", "case.create", ""] {
+            let err = Operation::parse(t, &json!({})).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::UnsupportedOperation, "{t}");
+        }
+        let err = Operation::parse(op_types::CASE_COMMENT_V1, &json!({"text": 1})).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn unknown_payload_fields_are_rejected() {
+        let mut payload = Operation::CaseCreateV1(create()).payload();
+        payload["photos_base64"] = json!("....");
+        assert!(matches!(
+            Operation::parse(op_types::CASE_CREATE_V1, &payload),
+            Err(OperationError::Payload { .. })
+        ));
+    }
+
+    #[test]
+    fn create_validation_reports_field_paths() {
+        let mut c = create();
+        c.case_id = Uuid::nil();
+        c.location.lat = 91.0;
+        c.location.lon = f64::NAN;
+        c.location.accuracy_m = -1.0;
+        c.category_code = "12".into();
+        c.asset_code = Some("abc".into());
+        c.description = "x".repeat(MAX_DESCRIPTION_CHARS + 1);
+        c.photos = vec![photo(PhotoRole::Before); MAX_PHOTOS + 1];
+        c.photos[0].sha256 = "XYZ".into();
+        c.photos[0].size = 0;
+        c.photos[2].role = PhotoRole::After;
+        c.photos[3].size = MAX_PHOTO_BYTES + 1;
+        c.photos[4].gps = Some(GeoPoint {
+            lat: 0.0,
+            lon: 181.0,
+        });
+        let errs = Operation::CaseCreateV1(c).validate().unwrap_err();
+        for path in [
+            "case_id",
+            "location.lat",
+            "location.lon",
+            "location.accuracy_m",
+            "category_code",
+            "asset_code",
+            "description",
+            "photos",
+            "photos[0].sha256",
+            "photos[0].size",
+            "photos[2].sha256",
+            "photos[2].role",
+            "photos[3].size",
+            "photos[4].gps.lon",
+        ] {
+            assert!(errs.has(path), "missing {path}: {errs}");
+        }
+    }
+
+    #[test]
+    fn description_limit_counts_characters_not_bytes() {
+        let mut c = create();
+        c.description = "垃".repeat(MAX_DESCRIPTION_CHARS);
+        Operation::CaseCreateV1(c).validate().unwrap();
+    }
+
+    #[test]
+    fn edit_comment_transition_rules() {
+        let id = Uuid::now_v7();
+        let empty = Operation::CaseEditV1(CaseEditV1 {
+            case_id: id,
+            base_version: 0,
+            changes: CaseChanges::default(),
+        });
+        let errs = empty.validate().unwrap_err();
+        assert!(errs.has("changes") && errs.has("base_version"));
+
+        let blank = Operation::CaseCommentV1(CaseCommentV1 {
+            case_id: id,
+            comment_id: Uuid::now_v7(),
+            text: "  ".into(),
+        });
+        assert!(blank.validate().unwrap_err().has("text"));
+
+        let no_after = Operation::CaseTransitionV1(CaseTransitionV1 {
+            case_id: id,
+            base_version: 3,
+            action: TransitionAction::ReportRectified,
+            comment: None,
+            photos: vec![],
+        });
+        assert!(no_after.validate().unwrap_err().has("photos"));
+
+        let withdraw_with_photo = Operation::CaseTransitionV1(CaseTransitionV1 {
+            case_id: id,
+            base_version: 1,
+            action: TransitionAction::Withdraw,
+            comment: Some("mistake".into()),
+            photos: vec![photo(PhotoRole::After)],
+        });
+        assert!(withdraw_with_photo.validate().unwrap_err().has("photos"));
+    }
+
+    #[test]
+    fn from_body_prefixes_payload_paths_and_checks_envelope() {
+        let mut c = create();
+        c.description = "x".repeat(MAX_DESCRIPTION_CHARS + 1);
+        let body = OperationBody {
+            op_id: Uuid::new_v4(),
+            device_id: Uuid::now_v7(),
+            seq: 0,
+            prev: "nope".into(),
+            op_type: op_types::CASE_CREATE_V1.into(),
+            queued_at: datetime!(2025-03-01 08:01 UTC),
+            payload: Operation::CaseCreateV1(c).payload(),
+        };
+        let Err(OperationError::Invalid(errs)) = Operation::from_body(&body) else {
+            panic!("expected validation errors");
+        };
+        for path in ["op_id", "seq", "prev", "payload.description"] {
+            assert!(errs.has(path), "missing {path}: {errs}");
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! Operation signing, hash chaining and receipt signatures.
+//!
+//! Bytes, not JSON values, are signed: the signature covers the UTF-8 bytes of
+//! [`SignedOperation::op`] exactly as sent, and the operation hash is the SHA-256 of the same
+//! bytes. Nobody re-serialises a signed operation, so no canonical JSON form is needed.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::ErrorCode;
+use crate::wire::{OperationBody, Receipt, SignedOperation};
+
+/// The `prev` of a device's first operation: 64 zeros.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The first line of a receipt's signed bytes; a new receipt format gets a new tag.
+pub const RECEIPT_TAG: &str = "gridline-receipt/1";
+
+/// Why a signed operation or a receipt does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("signature is not valid base64")]
+    BadBase64,
+    #[error("signature must be 64 bytes")]
+    BadSignatureLength,
+    #[error("public key is not a valid Ed25519 key")]
+    BadPublicKey,
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("operation text is not a valid operation body: {0}")]
+    Unparseable(String),
+}
+
+impl VerifyError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            VerifyError::Unparseable(_) => ErrorCode::InvalidRequest,
+            _ => ErrorCode::BadSignature,
+        }
+    }
+}
+
+/// An operation whose `prev` does not continue the device's chain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("broken chain at seq {seq}: prev is {found}, expected {expected}")]
+pub struct ChainError {
+    pub seq: u64,
+    pub expected: String,
+    pub found: String,
+}
+
+impl ChainError {
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::BrokenChain
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The operation hash: lowercase hex SHA-256 of the UTF-8 bytes of the `op` text.
+pub fn op_hash(op_text: &str) -> String {
+    sha256_hex(op_text.as_bytes())
+}
+
+/// Serialises `body` once and signs the resulting bytes.
+pub fn sign_operation(key: &SigningKey, body: &OperationBody) -> SignedOperation {
+    // A struct of strings, integers, a timestamp and a JSON value: serialisation cannot fail.
+    let op = serde_json::to_string(body).expect("operation bodies always serialise");
+    let sig = BASE64.encode(key.sign(op.as_bytes()).to_bytes());
+    SignedOperation { op, sig }
+}
+
+fn decode_signature(sig: &str) -> Result<Signature, VerifyError> {
+    let bytes = BASE64.decode(sig).map_err(|_| VerifyError::BadBase64)?;
+    let bytes: [u8; 64] = bytes
+        .try_into()
+        .map_err(|_| VerifyError::BadSignatureLength)?;
+    Ok(Signature::from_bytes(&bytes))
+}
+
+/// Verifies the signature over the `op` bytes, then parses them. The signature is checked
+/// first so that nothing unsigned is ever parsed.
+pub fn verify_operation(
+    key: &VerifyingKey,
+    signed: &SignedOperation,
+) -> Result<OperationBody, VerifyError> {
+    let sig = decode_signature(&signed.sig)?;
+    key.verify_strict(signed.op.as_bytes(), &sig)
+        .map_err(|_| VerifyError::BadSignature)?;
+    serde_json::from_str(&signed.op).map_err(|e| VerifyError::Unparseable(e.to_string()))
+}
+
+/// Checks that `body.prev` is `expected_prev`: the hash of the device's operation `seq - 1`, or
+/// [`GENESIS_HASH`] for `seq` 1.
+pub fn check_chain(expected_prev: &str, body: &OperationBody) -> Result<(), ChainError> {
+    let expected = if body.seq <= 1 {
+        GENESIS_HASH
+    } else {
+        expected_prev
+    };
+    if body.prev == expected {
+        Ok(())
+    } else {
+        Err(ChainError {
+            seq: body.seq,
+            expected: expected.to_owned(),
+            found: body.prev.clone(),
+        })
+    }
+}
+
+/// Base64 (standard, padded) of a 32-byte Ed25519 public key, as enrolled.
+pub fn encode_public_key(key: &VerifyingKey) -> String {
+    BASE64.encode(key.as_bytes())
+}
+
+/// Parses a public key as sent in `EnrolDeviceRequest::public_key` or `ServerKey::public_key`.
+pub fn decode_public_key(b64: &str) -> Result<VerifyingKey, VerifyError> {
+    let bytes = BASE64.decode(b64).map_err(|_| VerifyError::BadBase64)?;
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| VerifyError::BadPublicKey)?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| VerifyError::BadPublicKey)
+}
+
+/// A short stable identifier of a public key: the first 16 hex digits of the SHA-256 of its 32
+/// raw bytes.
+pub fn key_id(key: &VerifyingKey) -> String {
+    sha256_hex(key.as_bytes())[..16].to_owned()
+}
+
+/// `server_time` as it appears in receipt bytes: UTC, whole seconds, `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn receipt_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// The exact bytes a receipt signature covers, lines joined by `\n`, no trailing newline:
+///
+/// ```text
+/// gridline-receipt/1
+/// {device_id, lowercase hyphenated}
+/// {acked_through, decimal}
+/// {last_hash, lowercase hex}
+/// {server_time, UTC, whole seconds, e.g. 2025-03-01T08:00:05Z}
+/// ```
+pub fn receipt_signing_bytes(
+    device_id: Uuid,
+    acked_through: u64,
+    last_hash: &str,
+    server_time: OffsetDateTime,
+) -> Vec<u8> {
+    format!(
+        "{RECEIPT_TAG}\n{}\n{acked_through}\n{last_hash}\n{}",
+        device_id.hyphenated(),
+        receipt_time(server_time)
+    )
+    .into_bytes()
+}
+
+impl Receipt {
+    /// The bytes [`Receipt::signature`] covers; see [`receipt_signing_bytes`].
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        receipt_signing_bytes(
+            self.device_id,
+            self.acked_through,
+            &self.last_hash,
+            self.server_time,
+        )
+    }
+
+    /// Issues a signed receipt (server side). `server_time` is truncated to whole seconds, so
+    /// the JSON value and the signed bytes say the same thing.
+    pub fn sign(
+        key: &SigningKey,
+        device_id: Uuid,
+        acked_through: u64,
+        last_hash: impl Into<String>,
+        server_time: OffsetDateTime,
+    ) -> Receipt {
+        let server_time = server_time
+            .to_offset(time::UtcOffset::UTC)
+            .replace_nanosecond(0)
+            .expect("0 is a valid nanosecond");
+        let mut receipt = Receipt {
+            device_id,
+            acked_through,
+            last_hash: last_hash.into(),
+            server_time,
+            key_id: key_id(&key.verifying_key()),
+            signature: String::new(),
+        };
+        receipt.signature = BASE64.encode(key.sign(&receipt.signing_bytes()).to_bytes());
+        receipt
+    }
+
+    /// Verifies the server's signature with its pinned receipt key.
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), VerifyError> {
+        verify_receipt(key, self)
+    }
+}
+
+/// Verifies `receipt.signature` over [`Receipt::signing_bytes`] with the server's key.
+pub fn verify_receipt(key: &VerifyingKey, receipt: &Receipt) -> Result<(), VerifyError> {
+    let sig = decode_signature(&receipt.signature)?;
+    key.verify_strict(&receipt.signing_bytes(), &sig)
+        .map_err(|_| VerifyError::BadSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::op_types;
+    use time::macros::datetime;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn body(seq: u64, prev: &str) -> OperationBody {
+        OperationBody {
+            op_id: Uuid::now_v7(),
+            device_id: Uuid::from_u128(7),
+            seq,
+            prev: prev.to_owned(),
+            op_type: op_types::CASE_COMMENT_V1.into(),
+            queued_at: datetime!(2025-03-01 08:00:00.123 UTC),
+            payload: serde_json::json!({"case_id": Uuid::nil(), "comment_id": Uuid::nil(), "text": "hi"}),
+        }
+    }
+
+    #[test]
+    fn sign_then_verify_returns_the_body() {
+        let k = key(1);
+        let b = body(1, GENESIS_HASH);
+        let signed = sign_operation(&k, &b);
+        assert_eq!(verify_operation(&k.verifying_key(), &signed).unwrap(), b);
+        assert_eq!(op_hash(&signed.op), sha256_hex(signed.op.as_bytes()));
+        assert_eq!(op_hash(&signed.op).len(), 64);
+    }
+
+    #[test]
+    fn tampering_with_any_single_byte_fails() {
+        let k = key(1);
+        let signed = sign_operation(&k, &body(3, &"a".repeat(64)));
+        let vk = k.verifying_key();
+        let bytes = signed.op.as_bytes();
+        for i in 0..bytes.len() {
+            let mut tampered = bytes.to_vec();
+            // Stay within printable ASCII so the text remains valid UTF-8.
+            tampered[i] = if tampered[i] == b'x' { b'y' } else { b'x' };
+            let op = String::from_utf8(tampered).unwrap();
+            let t = SignedOperation {
+                op,
+                sig: signed.sig.clone(),
+            };
+            assert_eq!(
+                verify_operation(&vk, &t),
+                Err(VerifyError::BadSignature),
+                "byte {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_key_and_malformed_signatures_fail() {
+        let signed = sign_operation(&key(1), &body(1, GENESIS_HASH));
+        let other = key(2).verifying_key();
+        assert_eq!(
+            verify_operation(&other, &signed),
+            Err(VerifyError::BadSignature)
+        );
+        let vk = key(1).verifying_key();
+        let bad_b64 = SignedOperation {
+            sig: "!!!".into(),
+            ..signed.clone()
+        };
+        assert_eq!(verify_operation(&vk, &bad_b64), Err(VerifyError::BadBase64));
+        let short = SignedOperation {
+            sig: BASE64.encode([0u8; 10]),
+            ..signed.clone()
+        };
+        assert_eq!(
+            verify_operation(&vk, &short),
+            Err(VerifyError::BadSignatureLength)
+        );
+        let mut sig = BASE64.decode(&signed.sig).unwrap();
+        sig[0] ^= 1;
+        let flipped = SignedOperation {
+            sig: BASE64.encode(sig),
+            ..signed
+        };
+        assert_eq!(
+            verify_operation(&vk, &flipped),
+            Err(VerifyError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_signed_non_body_is_unparseable() {
+        let k = key(1);
+        let text = r#"{"hello":"world"}"#.to_owned();
+        let sig = BASE64.encode(k.sign(text.as_bytes()).to_bytes());
+        let err =
+            verify_operation(&k.verifying_key(), &SignedOperation { op: text, sig }).unwrap_err();
+        assert!(matches!(err, VerifyError::Unparseable(_)));
+        assert_eq!(err.code(), ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn chain_links_each_op_to_the_previous_hash() {
+        let k = key(1);
+        let first = sign_operation(&k, &body(1, GENESIS_HASH));
+        check_chain(GENESIS_HASH, &body(1, GENESIS_HASH)).unwrap();
+        let h1 = op_hash(&first.op);
+        check_chain(&h1, &body(2, &h1)).unwrap();
+        let err = check_chain(&h1, &body(2, GENESIS_HASH)).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::BrokenChain);
+        assert_eq!(err.expected, h1);
+        // seq 1 must point at genesis whatever the caller passes.
+        assert!(check_chain(&h1, &body(1, &h1)).is_err());
+    }
+
+    #[test]
+    fn receipt_bytes_are_the_documented_string() {
+        let bytes = receipt_signing_bytes(
+            Uuid::parse_str("0190f1c2-3b4a-7c5d-8e6f-0123456789ab").unwrap(),
+            42,
+            &"ab".repeat(32),
+            datetime!(2025-03-01 16:00:05.987 +08:00),
+        );
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            format!(
+                "gridline-receipt/1\n0190f1c2-3b4a-7c5d-8e6f-0123456789ab\n42\n{}\n2025-03-01T08:00:05Z",
+                "ab".repeat(32)
+            )
+        );
+    }
+
+    #[test]
+    fn receipts_verify_and_survive_json() {
+        let server = key(9);
+        let r = Receipt::sign(
+            &server,
+            Uuid::now_v7(),
+            17,
+            "cd".repeat(32),
+            datetime!(2025-03-01 08:00:05.5 UTC),
+        );
+        assert_eq!(r.server_time, datetime!(2025-03-01 08:00:05 UTC));
+        assert_eq!(r.key_id, key_id(&server.verifying_key()));
+        let json = serde_json::to_string(&r).unwrap();
+        let back: Receipt = serde_json::from_str(&json).unwrap();
+        back.verify(&server.verifying_key()).unwrap();
+        let forged = Receipt {
+            acked_through: 18,
+            ..back.clone()
+        };
+        assert_eq!(
+            forged.verify(&server.verifying_key()),
+            Err(VerifyError::BadSignature)
+        );
+        assert!(back.verify(&key(1).verifying_key()).is_err());
+    }
+
+    #[test]
+    fn public_keys_round_trip() {
+        let vk = key(3).verifying_key();
+        assert_eq!(decode_public_key(&encode_public_key(&vk)).unwrap(), vk);
+        assert_eq!(
+            decode_public_key(&BASE64.encode([1u8; 31])),
+            Err(VerifyError::BadPublicKey)
+        );
+    }
+}
+
+/// The test vectors published in `PROTOCOL.md`, so other implementations can check themselves.
+#[cfg(test)]
+mod protocol_vectors {
+    use super::*;
+
+    const OP: &str = r#"{"op_id":"0190f1c2-3b4a-7c5d-8e6f-0123456789ab","device_id":"0190f1c0-0000-7000-8000-000000000001","seq":1,"prev":"0000000000000000000000000000000000000000000000000000000000000000","type":"case.comment@1","queued_at":"2025-03-01T08:00:00Z","payload":{"case_id":"0190f1c1-0000-7000-8000-000000000002","comment_id":"0190f1c2-0000-7000-8000-000000000003","text":"Bin emptied, still smells"}}"#;
+    const SIG: &str =
+        "nO7vB6iltBNue8Pju1GQ76gGF5B0arl/IJdp1nZ1eJo0l/j7oN6C4DiiHTf49ttBZb1zZ/Fp58m9PHgLR5ERAQ==";
+    const HASH: &str = "3b648a068df4257ed87a83ac130279ce10786d4053cd3f99fa06384b53e58518";
+    const RECEIPT_SIG: &str =
+        "9aQNExyNzzkE9Oxy573Odtcg+A6cjwqQJsrmfNonTZqcE2QtcwtWbT4Kr2c3YIp4doWnkfl04OB+7Ublf3bxDQ==";
+
+    #[test]
+    fn vectors_match_protocol_md() {
+        let doc = include_str!("../PROTOCOL.md");
+        for needle in [OP, SIG, HASH, RECEIPT_SIG] {
+            assert!(doc.contains(needle), "PROTOCOL.md lacks {needle}");
+        }
+        let device = SigningKey::from_bytes(&[1u8; 32]);
+        assert_eq!(
+            encode_public_key(&device.verifying_key()),
+            "iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w="
+        );
+        let signed = SignedOperation {
+            op: OP.into(),
+            sig: SIG.into(),
+        };
+        let body = verify_operation(&device.verifying_key(), &signed).unwrap();
+        assert_eq!(sign_operation(&device, &body), signed);
+        assert_eq!(op_hash(OP), HASH);
+
+        let server = SigningKey::from_bytes(&[2u8; 32]);
+        assert_eq!(
+            encode_public_key(&server.verifying_key()),
+            "gTl3Dqh9F19Wo1Rmw0x+zMuNipG07jeiXfYPW4/Js5Q="
+        );
+        let receipt = Receipt::sign(
+            &server,
+            body.device_id,
+            1,
+            HASH,
+            time::macros::datetime!(2025-03-01 09:30:12 UTC),
+        );
+        assert_eq!(receipt.key_id, "6a3803d5f059902a");
+        assert_eq!(receipt.signature, RECEIPT_SIG);
+    }
+}
