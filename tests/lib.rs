@@ -1,1 +1,303 @@
+//! Test support: a [`TestApp`] runs the real server in-process on `127.0.0.1:0` against a
+//! fresh database (SQLite in a temporary folder, or a new PostgreSQL database), loaded with the
+//! demo subdistrict, and drives it over HTTP.
+//!
+//! PostgreSQL tests need `GRIDLINE_TEST_DATABASE_URL` (a URL of a server where the test user may
+//! create databases). Without it they skip with a printed reason, unless
+//! `GRIDLINE_REQUIRE_SERVICES=1`, which turns the skip into a failure (CI sets it).
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use gridline_server::config::{BlobBackend, Config, Secret};
+use gridline_server::AppState;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub use gridline_server;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub fn services_required() -> bool {
+    std::env::var("GRIDLINE_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// Skips (prints why and returns `None`) or, when services are required, fails.
+pub fn skip_or_fail(reason: &str) -> Option<()> {
+    if services_required() {
+        panic!("GRIDLINE_REQUIRE_SERVICES=1 but {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+    None
+}
+
+/// The admin URL of the test PostgreSQL server, if configured.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("GRIDLINE_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            skip_or_fail("GRIDLINE_TEST_DATABASE_URL is not set (a PostgreSQL URL for tests)");
+            None
+        }
+    }
+}
+
+/// Creates a fresh PostgreSQL database and returns its URL and name.
+pub async fn create_postgres_database(admin_url: &str) -> anyhow::Result<(String, String)> {
+    use sqlx::Connection;
+    let name = format!("gridline_test_{}", Uuid::new_v4().simple());
+    let mut conn = sqlx::postgres::PgConnection::connect(admin_url).await?;
+    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str()).await?;
+    conn.close().await?;
+    let base = match admin_url.rfind('/') {
+        Some(i) if i > "postgres://".len() => &admin_url[..i],
+        _ => admin_url,
+    };
+    let (base, query) = match admin_url.find('?') {
+        Some(q) => (&base[..base.len().min(q)], &admin_url[q..]),
+        None => (base, ""),
+    };
+    Ok((format!("{base}/{name}{query}"), name))
+}
+
+pub async fn drop_postgres_database(admin_url: &str, name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut conn) = sqlx::postgres::PgConnection::connect(admin_url).await {
+        let _ = sqlx::Executor::execute(
+            &mut conn,
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+        )
+        .await;
+        let _ = conn.close().await;
+    }
+}
+
+pub struct TestApp {
+    pub db: Db,
+    pub addr: SocketAddr,
+    pub base: String,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    pg: Option<(String, String)>,
+    /// Ids of the demo zones by code (`Z01` …).
+    pub zones: HashMap<String, Uuid>,
+}
+
+impl TestApp {
+    /// A demo server on SQLite, or `None` (skipped) for PostgreSQL without a server.
+    pub async fn spawn(db: Db) -> Option<TestApp> {
+        Self::spawn_with(db, |_| {}).await
+    }
+
+    pub async fn spawn_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.blob.backend = BlobBackend::Memory;
+        let mut pg = None;
+        if db == Db::Postgres {
+            let admin = postgres_admin_url()?;
+            let (url, name) = create_postgres_database(&admin)
+                .await
+                .expect("create test database");
+            config.database_url = Some(Secret::new(url));
+            pg = Some((admin, name));
+        }
+        tweak(&mut config);
+        let state = AppState::build(config).await.expect("build state");
+        gridline_server::demo::load(&state)
+            .await
+            .expect("demo data");
+        let zones = gridline_server::store::reference::zones(&state.db.pool, None)
+            .await
+            .expect("zones")
+            .into_iter()
+            .map(|z| (z.code, z.id))
+            .collect();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(gridline_server::run(listener, state.clone(), async move {
+            let _ = rx.await;
+        }));
+        Some(TestApp {
+            db,
+            addr,
+            base: format!("http://{addr}"),
+            state,
+            http: reqwest::Client::new(),
+            dir,
+            shutdown: Some(tx),
+            server: Some(server),
+            pg,
+            zones,
+        })
+    }
+
+    pub fn zone(&self, code: &str) -> Uuid {
+        self.zones[code]
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Logs in a demo user; returns the full token response.
+    pub async fn login_full(&self, username: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/v1/auth/login",
+                None,
+                &serde_json::json!({"username": username, "password": gridline_server::demo::DEMO_PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "login {username}: {body}");
+        body
+    }
+
+    /// Logs in a demo user; returns the access token.
+    pub async fn login(&self, username: &str) -> String {
+        self.login_full(username).await["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        into_json(req.send().await.expect("request")).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, token, body).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::PUT, path, token, body).await
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        into_json(req.send().await.expect("request")).await
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        into_json(req.send().await.expect("request")).await
+    }
+
+    /// Stops the server and waits until it has stopped.
+    pub async fn stop(mut self) {
+        self.shutdown_inner().await;
+    }
+
+    async fn shutdown_inner(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.state.db.pool.close().await;
+        if let Some((admin, name)) = self.pg.take() {
+            drop_postgres_database(&admin, &name).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some((admin, name)) = self.pg.take() {
+            // Drop runs outside async context: clean up the database on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(drop_postgres_database(&admin, &name));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+pub async fn into_json(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let bytes = resp.bytes().await.unwrap_or_default();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, value)
+}
+
+/// Runs each named `async fn(TestApp)` as two tests, `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::TestApp::spawn($crate::Db::Sqlite).await.expect("sqlite app");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = $crate::TestApp::spawn($crate::Db::Postgres).await else { return };
+                    super::$name(app).await;
+                }
+            )*
+        }
+    };
+}

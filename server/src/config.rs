@@ -192,6 +192,18 @@ impl Default for SyncConfig {
     }
 }
 
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "database_max_connections",
+    "log_format",
+    "auth",
+    "blob",
+    "limits",
+    "sync",
+];
+
 /// A configuration error that names the setting at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -210,12 +222,17 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed("GRIDLINE_").split("__").ignore(&[
-            "require_services",
-            "test_database_url",
-            "test_s3_endpoint",
-            "config",
-        ]));
+        // Only variables naming a setting: GRIDLINE_LOG, GRIDLINE_CONFIG and the test harness's
+        // variables share the prefix but are not settings.
+        figment = figment.merge(
+            Env::prefixed("GRIDLINE_")
+                .filter(|key| {
+                    let key = key.as_str().to_ascii_lowercase();
+                    let top = key.split("__").next().unwrap_or("");
+                    TOP_LEVEL_KEYS.contains(&top)
+                })
+                .split("__"),
+        );
         let config: Config = figment.extract().map_err(|e| {
             let key = if e.path.is_empty() {
                 String::new()

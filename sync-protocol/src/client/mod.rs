@@ -196,6 +196,16 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
         self.store.identity().await?.ok_or(ClientError::NotEnrolled)
     }
 
+    /// The identity, which must be confirmed by the server (for talking to it).
+    async fn enrolled_identity(&self) -> Result<Identity, ClientError> {
+        let identity = self.identity().await?;
+        if identity.enrolled {
+            Ok(identity)
+        } else {
+            Err(ClientError::NotEnrolled)
+        }
+    }
+
     /// Enrols this phone: logs in, creates (or reuses, on retry) the device id and key, registers
     /// the public key and stores the device-bound tokens and the server's receipt key.
     ///
@@ -370,7 +380,7 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
 
     /// Pushes every pending operation, in `seq` order, in batches.
     pub async fn push(&self) -> Result<PushReport, ClientError> {
-        let identity = self.identity().await?;
+        let identity = self.enrolled_identity().await?;
         let receipt_key = identity
             .receipt_public_key
             .as_deref()
@@ -477,6 +487,7 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
     /// Pulls until `has_more` is false. On `reset_required`: pushes first, drops the mirror and
     /// the cursor, and pulls from scratch (once per call).
     pub async fn pull(&self) -> Result<PullReport, ClientError> {
+        self.enrolled_identity().await?;
         let mut report = PullReport::default();
         loop {
             let query = PullQuery {

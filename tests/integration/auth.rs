@@ -1,0 +1,264 @@
+//! Authentication: tokens, refresh-token families, devices, throttling.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+use gridline_tests::{on_both_backends, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+
+on_both_backends!(
+    reused_refresh_token_revokes_its_family,
+    logged_out_refresh_token_is_refused,
+    revoked_device_is_cut_off_at_its_next_request,
+    forged_and_expired_tokens_are_refused,
+    failed_logins_are_throttled,
+);
+
+async fn refresh(app: &TestApp, token: &str) -> (StatusCode, serde_json::Value) {
+    app.post("/v1/auth/refresh", None, &json!({ "refresh_token": token }))
+        .await
+}
+
+async fn reused_refresh_token_revokes_its_family(app: TestApp) {
+    let first = app.login_full("inspector1").await;
+    let r1 = first["refresh_token"].as_str().unwrap().to_owned();
+    let (status, second) = refresh(&app, &r1).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let r2 = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(r1, r2, "refresh tokens rotate");
+
+    // r1 is spent: presenting it again is theft or a bug; the whole family goes.
+    let (status, body) = refresh(&app, &r1).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "invalid_refresh_token");
+    let (status, _) = refresh(&app, &r2).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the descendant r2 is revoked too"
+    );
+
+    // Another login (another family) is unaffected.
+    let other = app.login_full("inspector1").await;
+    let (status, _) = refresh(&app, other["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn logged_out_refresh_token_is_refused(app: TestApp) {
+    let tokens = app.login_full("supervisor1").await;
+    let r = tokens["refresh_token"].as_str().unwrap();
+    let (status, _) = app
+        .post("/v1/auth/logout", None, &json!({ "refresh_token": r }))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = refresh(&app, r).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "invalid_refresh_token");
+}
+
+pub async fn enrol(app: &TestApp, username: &str) -> (Uuid, SigningKey, serde_json::Value) {
+    let token = app.login(username).await;
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let device_id = Uuid::now_v7();
+    let (status, body) = app
+        .post(
+            "/v1/devices",
+            Some(&token),
+            &json!({
+                "device_id": device_id,
+                "public_key": STANDARD.encode(key.verifying_key().as_bytes()),
+                "name": format!("{username}'s phone"),
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (device_id, key, body)
+}
+
+async fn revoked_device_is_cut_off_at_its_next_request(app: TestApp) {
+    let (device_id, key, enrolled) = enrol(&app, "inspector1").await;
+    let access = enrolled["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh_token = enrolled["tokens"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = app.get("/v1/me", Some(&access)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Enrolment is idempotent for the same key.
+    let token = app.login("inspector1").await;
+    let body = json!({"device_id": device_id, "public_key": STANDARD.encode(key.verifying_key().as_bytes()), "name": "again"});
+    let (status, _) = app.post("/v1/devices", Some(&token), &body).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let admin = app.login("admin").await;
+    let (status, body) = app
+        .post(
+            &format!("/v1/devices/{device_id}/revoke"),
+            Some(&admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["revoked_at"].is_string());
+
+    let (status, body) = app.get("/v1/me", Some(&access)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "device_revoked");
+    let (status, _) = refresh(&app, &refresh_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = app
+        .post("/v1/auth/login", None, &json!({"username": "inspector1", "password": gridline_tests::gridline_server::demo::DEMO_PASSWORD, "device_id": device_id}))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "device_revoked");
+
+    // Someone else's device cannot be revoked by a non-admin (and its existence does not leak).
+    let (other, _, _) = enrol(&app, "inspector2").await;
+    let (status, _) = app
+        .post(
+            &format!("/v1/devices/{other}/revoke"),
+            Some(&token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+fn b64(v: &serde_json::Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+}
+
+async fn forged_and_expired_tokens_are_refused(app: TestApp) {
+    let good = app.login("admin").await;
+    let (status, _) = app.get("/v1/users", Some(&good)).await;
+    assert_eq!(status, StatusCode::OK);
+    let user = app.get("/v1/me", Some(&good)).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = |iat: i64, exp: i64, aud: &str| {
+        json!({"sub": user, "iss": "gridline", "aud": aud, "iat": iat, "nbf": iat, "exp": exp,
+               "jti": Uuid::new_v4(), "typ": "access", "roles": ["admin"]})
+    };
+    let kid = app.state.keys.current.kid.clone();
+    let sign = |key: &jsonwebtoken::EncodingKey, claims: &serde_json::Value, kid: &str| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, claims, key).unwrap()
+    };
+    let server_key = &app.state.keys.current.encoding;
+
+    // Control: a token we mint with the server key and valid claims works, so the refusals
+    // below are about the one thing each changes.
+    let control = sign(server_key, &claims(now, now + 300, "gridline-api"), &kid);
+    assert_eq!(app.get("/v1/users", Some(&control)).await.0, StatusCode::OK);
+
+    let expired = sign(
+        server_key,
+        &claims(now - 7200, now - 3600, "gridline-api"),
+        &kid,
+    );
+    let not_yet = sign(
+        server_key,
+        &claims(now + 3600, now + 7200, "gridline-api"),
+        &kid,
+    );
+    let wrong_aud = sign(server_key, &claims(now, now + 300, "someone-else"), &kid);
+    let other = SigningKey::generate(&mut rand::rngs::OsRng);
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let other_key =
+        jsonwebtoken::EncodingKey::from_ed_der(other.to_pkcs8_der().unwrap().as_bytes());
+    let wrong_key = sign(&other_key, &claims(now, now + 300, "gridline-api"), &kid);
+    let alg_none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT", "kid": kid})),
+        b64(&claims(now, now + 300, "gridline-api"))
+    );
+    let hs256 = {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(kid.clone());
+        let secret = app.state.keys.current_public_b64();
+        jsonwebtoken::encode(
+            &header,
+            &claims(now, now + 300, "gridline-api"),
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    let refresh_as_access = app.login_full("admin").await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tampered = {
+        let parts: Vec<&str> = good.split('.').collect();
+        let mut c: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        c["roles"] = json!(["admin", "supervisor"]);
+        format!("{}.{}.{}", parts[0], b64(&c), parts[2])
+    };
+    for (name, token) in [
+        ("expired", expired),
+        ("not yet valid", not_yet),
+        ("wrong audience", wrong_aud),
+        ("wrong key", wrong_key),
+        ("alg none", alg_none),
+        ("HS256 with the public key", hs256),
+        ("refresh token as access token", refresh_as_access),
+        ("tampered claims", tampered),
+        ("garbage", "not-a-token".to_owned()),
+    ] {
+        let (status, body) = app.get("/v1/users", Some(&token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {body}");
+        assert_eq!(body["code"], "unauthenticated", "{name}");
+    }
+    let (status, _) = app.get("/v1/users", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+async fn failed_logins_are_throttled(app: TestApp) {
+    for _ in 0..5 {
+        let (status, body) = app
+            .post(
+                "/v1/auth/login",
+                None,
+                &json!({"username": "inspector3", "password": "wrong-password"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["code"], "invalid_credentials");
+    }
+    // Locked now, even with the right password.
+    let resp = app
+        .http
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"username": "inspector3", "password": gridline_tests::gridline_server::demo::DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0 && retry <= 300);
+    // Other users are unaffected.
+    app.login("inspector4").await;
+    // Unknown users answer like wrong passwords.
+    let (status, body) = app
+        .post(
+            "/v1/auth/login",
+            None,
+            &json!({"username": "nobody", "password": "whatever1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "invalid_credentials");
+}

@@ -1,0 +1,235 @@
+//! The HTTP edge: one error shape, limits, ids, health, metrics and the OpenAPI document.
+
+use gridline_tests::{Db, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+
+async fn app() -> TestApp {
+    TestApp::spawn(Db::Sqlite).await.expect("app")
+}
+
+#[tokio::test]
+async fn bad_json_is_422_with_the_field_path() {
+    let app = app().await;
+    let admin = app.login("admin").await;
+    let (status, body) = app
+        .post(
+            "/v1/periods",
+            Some(&admin),
+            &json!({"code": "x", "starts_at": 5, "ends_at": "2026-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["code"], "invalid_request");
+    assert_eq!(body["details"]["path"], "$.starts_at");
+
+    let (status, body) = app
+        .post("/v1/rulebooks", Some(&admin), &json!({"name": "x", "effective_from": "2026-01-01T00:00:00Z", "rules": [{"code": "a", "description": "d", "points": "two", "sources": []}]}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["details"]["path"], "$.rules[0].points");
+
+    let (status, body) = app
+        .post_raw(
+            "/v1/auth/login",
+            None,
+            "application/json",
+            b"{\"username\": ".to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["code"], "malformed_body");
+
+    let (status, body) = app
+        .post_raw("/v1/auth/login", None, "text/plain", b"{}".to_vec())
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["code"], "malformed_body");
+
+    // Unknown fields are named, not ignored.
+    let (status, body) = app
+        .post(
+            "/v1/periods",
+            Some(&admin),
+            &json!({"code": "x", "starts": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["message"].as_str().unwrap().contains("starts"),
+        "{body}"
+    );
+
+    // Deep nesting is refused, not a stack overflow.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let resp = app
+        .http
+        .put(app.url("/v1/taxonomy"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = gridline_tests::into_json(resp).await;
+    assert!(
+        status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::PAYLOAD_TOO_LARGE,
+        "{status} {body}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_methods_and_oversized_bodies_get_the_error_body() {
+    let app = app().await;
+    let (status, body) = app.get("/v1/nothing-here", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "not_found");
+
+    let resp = app.http.delete(app.url("/v1/zones")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let (_, body) = gridline_tests::into_json(resp).await;
+    assert_eq!(body["code"], "method_not_allowed");
+
+    let big = vec![b' '; 2 * 1024 * 1024];
+    let (status, body) = app
+        .post_raw("/v1/auth/login", None, "application/json", big)
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["code"], "payload_too_large");
+
+    let (status, body) = app
+        .get("/v1/zones/not-a-uuid", Some(&app.login("admin").await))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "not_found");
+}
+
+#[tokio::test]
+async fn requests_carry_ids_and_are_counted() {
+    let app = app().await;
+    let resp = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let id = resp
+        .headers()
+        .get("x-request-id")
+        .expect("request id")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 36);
+    let resp = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["x-request-id"],
+        "abc-123",
+        "a caller's id is kept"
+    );
+
+    let (status, body) = app.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"status": "ok", "database": "ok", "blob_store": "ok"})
+    );
+
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gridline_http_requests_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("route=\"/healthz\""));
+}
+
+#[tokio::test]
+async fn readyz_reports_a_database_outage() {
+    let app = app().await;
+    app.state.db.pool.close().await;
+    let (status, body) = app.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["database"], "unavailable");
+    // And requests needing the database answer 503 with Retry-After, not 500.
+    let resp = app
+        .http
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": "whatever1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(resp.headers().contains_key("retry-after"));
+}
+
+#[test]
+fn committed_openapi_matches_the_code() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi.yaml");
+    let generated = gridline_tests::gridline_server::routes::openapi_yaml();
+    if std::env::var("GRIDLINE_UPDATE_OPENAPI").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "openapi.yaml is stale: regenerate it with `cargo run -p gridline-server -- print-openapi > openapi.yaml` \
+         (or GRIDLINE_UPDATE_OPENAPI=1 cargo test openapi) and commit it"
+    );
+}
+
+#[tokio::test]
+async fn docs_and_spec_are_served() {
+    let app = app().await;
+    let resp = app.http.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("<html") && html.to_lowercase().contains("scalar"),
+        "{html}"
+    );
+    let (status, spec) = app.get("/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(spec["paths"]["/v1/zones"].is_object());
+    assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[test]
+fn invalid_config_names_the_setting() {
+    use gridline_tests::gridline_server::config::Config;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gridline.toml");
+    std::fs::write(&file, "[auth]\naccess_ttl_secs = 5\n").unwrap();
+    let err = Config::load(Some(&file)).unwrap_err().to_string();
+    assert!(err.contains("auth.access_ttl_secs"), "{err}");
+    std::fs::write(&file, "listen = \"not an address\"\n").unwrap();
+    let err = Config::load(Some(&file)).unwrap_err().to_string();
+    assert!(err.contains("listen"), "{err}");
+    std::fs::write(&file, "[blob]\nbackend = \"s3\"\n").unwrap();
+    let err = Config::load(Some(&file)).unwrap_err().to_string();
+    assert!(err.contains("blob.s3.bucket"), "{err}");
+    std::fs::write(&file, "typo_setting = 1\n").unwrap();
+    let err = Config::load(Some(&file)).unwrap_err().to_string();
+    assert!(err.contains("typo_setting"), "{err}");
+    let err = Config::load(Some(&dir.path().join("missing.toml")))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn example_config_is_valid_and_complete() {
+    use gridline_tests::gridline_server::config::Config;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../gridline.example.toml");
+    let config = Config::load(Some(&path)).expect("the example config loads");
+    assert_eq!(config.listen.port(), 8080);
+}
