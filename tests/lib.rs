@@ -301,3 +301,127 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// A phone driven by hand, operation by operation: for protocol tests that need to send
+/// exactly the bytes they mean (gaps, forged signatures, broken chains, replays).
+pub struct Phone {
+    pub username: String,
+    pub device_id: Uuid,
+    pub key: ed25519_dalek::SigningKey,
+    pub token: String,
+    pub seq: u64,
+    pub prev: String,
+}
+
+impl Phone {
+    pub async fn enrol(app: &TestApp, username: &str) -> Phone {
+        use base64::Engine;
+        let token = app.login(username).await;
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let device_id = Uuid::now_v7();
+        let (status, body) = app
+            .post(
+                "/v1/devices",
+                Some(&token),
+                &serde_json::json!({
+                    "device_id": device_id,
+                    "public_key": base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes()),
+                    "name": format!("{username}'s test phone"),
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "enrol: {body}");
+        Phone {
+            username: username.to_owned(),
+            device_id,
+            key,
+            token: body["tokens"]["access_token"]
+                .as_str()
+                .expect("token")
+                .to_owned(),
+            seq: 0,
+            prev: gridline_sync::signing::GENESIS_HASH.to_owned(),
+        }
+    }
+
+    /// Signs the next operation in this phone's chain.
+    pub fn op(&mut self, op_type: &str, payload: Value) -> gridline_sync::SignedOperation {
+        self.seq += 1;
+        let body = gridline_sync::OperationBody {
+            op_id: Uuid::now_v7(),
+            device_id: self.device_id,
+            seq: self.seq,
+            prev: self.prev.clone(),
+            op_type: op_type.to_owned(),
+            queued_at: time::OffsetDateTime::now_utc(),
+            payload,
+        };
+        let signed = gridline_sync::signing::sign_operation(&self.key, &body);
+        self.prev = gridline_sync::signing::op_hash(&signed.op);
+        signed
+    }
+
+    pub fn push_body(&self, ops: &[gridline_sync::SignedOperation]) -> Value {
+        serde_json::json!({
+            "protocol": 1,
+            "device_id": self.device_id,
+            "device_time": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("time"),
+            "operations": ops,
+        })
+    }
+
+    pub async fn push(
+        &self,
+        app: &TestApp,
+        ops: &[gridline_sync::SignedOperation],
+    ) -> (StatusCode, Value) {
+        app.post("/v1/sync/push", Some(&self.token), &self.push_body(ops))
+            .await
+    }
+
+    /// Pulls every page from `cursor`; returns all changes and the last cursor.
+    pub async fn pull_all(&self, app: &TestApp, cursor: Option<String>) -> (Vec<Value>, String) {
+        let mut cursor = cursor;
+        let mut changes = Vec::new();
+        for _ in 0..10_000 {
+            let mut path = "/v1/sync/pull?protocol=1&limit=200".to_owned();
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let (status, body) = app.get(&path, Some(&self.token)).await;
+            assert_eq!(status, StatusCode::OK, "pull: {body}");
+            changes.extend(body["changes"].as_array().expect("changes").iter().cloned());
+            cursor = Some(body["cursor"].as_str().expect("cursor").to_owned());
+            if !body["has_more"].as_bool().expect("has_more") {
+                break;
+            }
+        }
+        (changes, cursor.unwrap_or_default())
+    }
+}
+
+/// A `case.create@1` payload for a point inside demo zone `zone` (index 0..8).
+pub fn new_case(zone_id: Uuid, zone_index: usize, category: &str) -> (Uuid, Value) {
+    let (a, b, c, d) = gridline_server::demo::zone_rect(zone_index);
+    let case_id = Uuid::now_v7();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(case_id.as_bytes()))
+    };
+    (
+        case_id,
+        serde_json::json!({
+            "case_id": case_id,
+            "zone_id": zone_id,
+            "category_code": category,
+            "location": {"lat": (b + d) / 2.0, "lon": (a + c) / 2.0, "accuracy_m": 8.0},
+            "description": "overflowing bin",
+            "severity": "medium",
+            "captured_at": now,
+            "photos": [{"sha256": sha, "size": 123456, "captured_at": now, "role": "before"}],
+        }),
+    )
+}

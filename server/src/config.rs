@@ -115,10 +115,6 @@ pub struct S3Config {
 pub struct LimitsConfig {
     /// Largest JSON request body, bytes.
     pub max_json_bytes: usize,
-    /// Largest sync push body, bytes.
-    pub max_push_bytes: usize,
-    /// Largest CSV import body, bytes.
-    pub max_import_bytes: usize,
     /// A request that takes longer than this is answered 503.
     pub request_timeout_secs: u64,
 }
@@ -176,8 +172,6 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_json_bytes: 1024 * 1024,
-            max_push_bytes: 8 * 1024 * 1024,
-            max_import_bytes: 16 * 1024 * 1024,
             request_timeout_secs: 30,
         }
     }

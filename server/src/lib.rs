@@ -14,6 +14,7 @@ pub mod model;
 pub mod routes;
 pub mod state;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 
 use std::future::Future;

@@ -352,3 +352,93 @@ mod tests {
         assert_eq!(Milli::to_f64(1200), 1.2);
     }
 }
+
+/// A case as supervisors and phones see it: fields, evidence manifest, history and conflicts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CaseView {
+    pub id: Uuid,
+    pub zone_id: Uuid,
+    pub reporter_id: Uuid,
+    pub source: String,
+    #[schema(value_type = String)]
+    pub state: gridline_sync::conflict::CaseState,
+    /// Taxonomy key, e.g. `event:0102`.
+    pub category_code: String,
+    pub description: String,
+    #[schema(value_type = String)]
+    pub severity: gridline_sync::ops::Severity,
+    pub asset_code: Option<String>,
+    pub location: CaseLocation,
+    /// Device clock at capture.
+    #[serde(with = "time::serde::rfc3339")]
+    pub captured_at: OffsetDateTime,
+    /// Device clock when the phone queued the operation.
+    #[serde(with = "time::serde::rfc3339")]
+    pub queued_at: OffsetDateTime,
+    /// Server clock when the operation arrived.
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    pub round_id: Option<Uuid>,
+    /// The `base_version` for later edits and transitions.
+    pub version: i64,
+    /// An approved deduction froze the evidence and ledger fields.
+    pub locked: bool,
+    /// Integrity flags, e.g. `location_outside_zone`, `clock_skew`.
+    pub flags: Vec<String>,
+    pub photos: Vec<CasePhoto>,
+    pub events: Vec<CaseEvent>,
+    pub conflicts: Vec<CaseConflict>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CaseLocation {
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CasePhoto {
+    pub sha256: String,
+    pub size: i64,
+    /// `before` or `after` (rectification).
+    pub role: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub captured_at: OffsetDateTime,
+    pub gps: Option<[f64; 2]>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CaseEvent {
+    pub id: Uuid,
+    pub version: i64,
+    /// `created`, `edited`, `comment`, `transition`.
+    pub kind: String,
+    pub actor_id: Uuid,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    pub comment: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// A recorded conflict: both values are kept, with the rule that decided.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CaseConflict {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub op_id: Uuid,
+    pub user_id: Uuid,
+    pub field: String,
+    #[schema(value_type = Object)]
+    pub base_value: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub server_value: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub incoming_value: serde_json::Value,
+    /// `incoming_applied`, `server_kept` or `rejected`.
+    pub resolution: String,
+    pub rule_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}

@@ -759,7 +759,7 @@ mod tests {
 
     fn fields() -> CaseFields {
         CaseFields {
-            category_code: "0102".into(),
+            category_code: "event:0102".into(),
             description: "bin".into(),
             severity: Severity::Medium,
             asset_code: None,
@@ -770,11 +770,11 @@ mod tests {
     fn supervisor_reclassification_beats_offline_inspector_edit() {
         let base = fields();
         let server = CaseFields {
-            category_code: "0501".into(),
+            category_code: "event:0501".into(),
             ..fields()
         };
         let changes = CaseChanges {
-            category_code: Some("0103".into()),
+            category_code: Some("event:0103".into()),
             description: Some("bin overflowing onto the road".into()),
             ..Default::default()
         };
@@ -796,9 +796,9 @@ mod tests {
             records[0],
             ConflictRecord {
                 field: CaseField::CategoryCode,
-                base_value: json!("0102"),
-                server_value: json!("0501"),
-                incoming_value: json!("0103"),
+                base_value: json!("event:0102"),
+                server_value: json!("event:0501"),
+                incoming_value: json!("event:0103"),
                 resolution: Resolution::ServerKept,
                 rule_id: "supervisor_beats_inspector".into(),
             }
@@ -918,8 +918,8 @@ mod tests {
     fn any_value() -> impl Strategy<Value = serde_json::Value> {
         prop_oneof![
             Just(json!(null)),
-            Just(json!("0102")),
-            Just(json!("0501")),
+            Just(json!("event:0102")),
+            Just(json!("event:0501")),
             Just(json!("low")),
             Just(json!("high")),
             "[a-c]{0,3}".prop_map(serde_json::Value::from),

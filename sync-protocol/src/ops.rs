@@ -107,7 +107,7 @@ pub struct CaseCreateV1 {
     /// Client-generated UUIDv7.
     pub case_id: Uuid,
     pub zone_id: Uuid,
-    /// Taxonomy code, 4 digits.
+    /// Taxonomy key, e.g. `event:0102` (see [`crate::validation::is_category_code`]).
     pub category_code: String,
     pub location: Location,
     /// 16-digit asset code, when the problem is on a registered asset.
@@ -546,7 +546,7 @@ mod tests {
         CaseCreateV1 {
             case_id: Uuid::now_v7(),
             zone_id: Uuid::now_v7(),
-            category_code: "0102".into(),
+            category_code: "event:0102".into(),
             location: Location {
                 lat: 31.2,
                 lon: 121.4,

@@ -92,9 +92,14 @@ pub fn is_sha256_hex(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// A taxonomy code: 2-digit major + 2-digit minor, e.g. `0102`.
+/// A taxonomy key: kind and 4-digit code (2-digit major + 2-digit minor), e.g. `event:0102`.
+/// Components and events have separate code spaces (`0102` is both a sewage manhole cover and
+/// exposed garbage), so the kind is part of the key.
 pub fn is_category_code(s: &str) -> bool {
-    s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit())
+    let code = s
+        .strip_prefix("event:")
+        .or_else(|| s.strip_prefix("component:"));
+    code.is_some_and(|c| c.len() == 4 && c.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// An asset code: `{6-digit district}{2 major}{2 minor}{6 serial}`, 16 digits.
@@ -141,9 +146,12 @@ mod tests {
         assert!(is_sha256_hex(&"a".repeat(64)));
         assert!(!is_sha256_hex(&"A".repeat(64)));
         assert!(!is_sha256_hex(&"a".repeat(63)));
-        assert!(is_category_code("0102"));
-        assert!(!is_category_code("01"));
-        assert!(!is_category_code("01a2"));
+        assert!(is_category_code("event:0102"));
+        assert!(is_category_code("component:0101"));
+        assert!(!is_category_code("0102"));
+        assert!(!is_category_code("event:01"));
+        assert!(!is_category_code("event:01a2"));
+        assert!(!is_category_code("other:0102"));
         assert!(is_asset_code("3201020101000123"));
         assert!(!is_asset_code("320102010100012"));
     }

@@ -5,3 +5,4 @@
 mod auth;
 mod edge;
 mod reference;
+mod sync;

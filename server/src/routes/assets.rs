@@ -24,6 +24,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(import))
 }
 
+/// Largest CSV import.
+pub const IMPORT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AssetQuery {

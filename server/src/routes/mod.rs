@@ -4,11 +4,13 @@
 pub mod assets;
 pub mod audit;
 pub mod auth;
+pub mod cases;
 pub mod devices;
 pub mod health;
 pub mod periods;
 pub mod roster;
 pub mod rules;
+pub mod sync;
 pub mod taxonomy;
 pub mod users;
 pub mod zones;
@@ -36,6 +38,8 @@ use crate::state::AppState;
         (name = "users", description = "Accounts"),
         (name = "reference", description = "Zones, roster, taxonomy, assets, rules, periods"),
         (name = "audit", description = "Who changed what"),
+        (name = "sync", description = "Offline sync: push and pull (see PROTOCOL.md)"),
+        (name = "cases", description = "Cases, evidence and conflicts"),
     )
 )]
 pub struct ApiDoc;
@@ -70,6 +74,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(rules::router())
         .merge(periods::router())
         .merge(audit::router())
+        .merge(sync::router())
+        .merge(cases::router())
 }
 
 /// The OpenAPI document as committed in `openapi.yaml`.

@@ -176,3 +176,29 @@ pub async fn pruned_through<'c, E: Executor<'c, Database = Any>>(e: E) -> Result
         .fetch_one(e)
         .await
 }
+
+/// Compacts the log: rows older than `cutoff` that a later row of the same entity supersedes,
+/// and tombstones older than `cutoff`, are deleted. The latest row of every live entity stays,
+/// so a pull from no cursor still sees everything; a cursor from before the deleted rows must
+/// reset (it might have missed a tombstone). Returns the number of rows deleted.
+pub async fn prune(conn: &mut AnyConnection, cutoff: i64) -> Result<u64, sqlx::Error> {
+    let condition = "at < $1 AND (kind = 'tombstone' OR EXISTS (SELECT 1 FROM changes n \
+                     WHERE n.entity = changes.entity AND n.entity_id = changes.entity_id AND n.seq > changes.seq))";
+    let max: Option<i64> =
+        sqlx::query_scalar(&format!("SELECT MAX(seq) FROM changes WHERE {condition}"))
+            .bind(cutoff)
+            .fetch_one(&mut *conn)
+            .await?;
+    let Some(max) = max else { return Ok(0) };
+    let done = sqlx::query(&format!("DELETE FROM changes WHERE {condition}"))
+        .bind(cutoff)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE counters SET value = CASE WHEN value > $1 THEN value ELSE $1 END WHERE name = 'changes_pruned_through'",
+    )
+    .bind(max)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}

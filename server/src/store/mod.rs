@@ -8,9 +8,11 @@
 //! Every multi-statement write is one explicit transaction from [`Db::begin_write`].
 
 pub mod audit;
+pub mod cases;
 pub mod changes;
 pub mod devices;
 pub mod reference;
+pub mod sync;
 pub mod tokens;
 pub mod users;
 
@@ -198,4 +200,120 @@ pub fn new_id() -> uuid::Uuid {
 /// Parses a UUID stored as TEXT; the schema only ever stores valid ones.
 pub fn uuid_col(s: &str) -> uuid::Uuid {
     uuid::Uuid::parse_str(s).unwrap_or_default()
+}
+
+/// A value for a multi-row insert (the `Any` driver binds only concrete types).
+#[derive(Debug, Clone)]
+pub enum Val {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Real(Option<f64>),
+}
+
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Val::Text(Some(v))
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Self {
+        Val::Text(Some(v.to_owned()))
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Self {
+        Val::Text(v)
+    }
+}
+impl From<i64> for Val {
+    fn from(v: i64) -> Self {
+        Val::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Self {
+        Val::Int(v)
+    }
+}
+impl From<f64> for Val {
+    fn from(v: f64) -> Self {
+        Val::Real(Some(v))
+    }
+}
+impl From<Option<f64>> for Val {
+    fn from(v: Option<f64>) -> Self {
+        Val::Real(v)
+    }
+}
+impl From<uuid::Uuid> for Val {
+    fn from(v: uuid::Uuid) -> Self {
+        Val::Text(Some(v.to_string()))
+    }
+}
+impl From<Option<uuid::Uuid>> for Val {
+    fn from(v: Option<uuid::Uuid>) -> Self {
+        Val::Text(v.map(|u| u.to_string()))
+    }
+}
+
+/// Inserts many rows with multi-row `INSERT … VALUES (…), (…)` statements: one round trip per
+/// chunk instead of one per row, which is what makes batched sync fast on both backends.
+pub async fn insert_rows(
+    conn: &mut AnyConnection,
+    table: &str,
+    columns: &[&str],
+    rows: &[Vec<Val>],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // SQLite allows 32766 parameters per statement, PostgreSQL 65535.
+    let per_chunk = (30_000 / columns.len()).max(1);
+    for chunk in rows.chunks(per_chunk) {
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+        let mut n = 0;
+        for (i, _) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for c in 0..columns.len() {
+                if c > 0 {
+                    sql.push(',');
+                }
+                n += 1;
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            }
+            sql.push(')');
+        }
+        let mut q = sqlx::query(&sql);
+        for row in chunk {
+            debug_assert_eq!(row.len(), columns.len());
+            for v in row {
+                q = match v {
+                    Val::Text(t) => q.bind(t.clone()),
+                    Val::Int(i) => q.bind(*i),
+                    Val::Real(r) => q.bind(*r),
+                };
+            }
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// `$first, $first+1, …` placeholders for an `IN (…)` list.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// RFC 3339 text of a stored time, for JSON built by hand.
+pub fn rfc3339(ms: i64) -> String {
+    time_from_ms(ms)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

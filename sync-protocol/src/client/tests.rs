@@ -342,8 +342,8 @@ async fn operations_survive_reopening_and_the_chain_continues() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("field.db");
     let (client, server, _) = enrolled(&dir).await;
-    client.capture(case("0102"), &[]).await.unwrap();
-    client.capture(case("0103"), &[]).await.unwrap();
+    client.capture(case("event:0102"), &[]).await.unwrap();
+    client.capture(case("event:0103"), &[]).await.unwrap();
     client.store().close().await;
     drop(client);
 
@@ -402,7 +402,7 @@ async fn sync_acks_everything_and_keeps_a_verified_receipt() {
     let dir = tempfile::tempdir().unwrap();
     let (client, server, _) = enrolled(&dir).await;
     for _ in 0..3 {
-        client.capture(case("0102"), &[]).await.unwrap();
+        client.capture(case("event:0102"), &[]).await.unwrap();
     }
     let report = client.sync().await.unwrap();
     assert_eq!(report.push.acked, 3);
@@ -423,8 +423,8 @@ async fn sync_acks_everything_and_keeps_a_verified_receipt() {
 async fn a_dropped_response_leads_to_a_replay_not_a_second_effect() {
     let dir = tempfile::tempdir().unwrap();
     let (client, server, sleeper) = enrolled(&dir).await;
-    client.capture(case("0102"), &[]).await.unwrap();
-    client.capture(case("0103"), &[]).await.unwrap();
+    client.capture(case("event:0102"), &[]).await.unwrap();
+    client.capture(case("event:0103"), &[]).await.unwrap();
     server.state().push_script.push_back(Script::DropResponse);
 
     let report = client.sync().await.unwrap();
@@ -448,7 +448,7 @@ async fn a_dropped_response_leads_to_a_replay_not_a_second_effect() {
 async fn a_busy_server_gets_backoff_and_the_queue_survives_giving_up() {
     let dir = tempfile::tempdir().unwrap();
     let (client, server, sleeper) = enrolled(&dir).await;
-    client.capture(case("0102"), &[]).await.unwrap();
+    client.capture(case("event:0102"), &[]).await.unwrap();
     for _ in 0..5 {
         server
             .state()
@@ -477,7 +477,7 @@ async fn a_busy_server_gets_backoff_and_the_queue_survives_giving_up() {
 async fn upgrade_required_stops_and_keeps_the_queue() {
     let dir = tempfile::tempdir().unwrap();
     let (client, server, _) = enrolled(&dir).await;
-    client.capture(case("0102"), &[]).await.unwrap();
+    client.capture(case("event:0102"), &[]).await.unwrap();
     server
         .state()
         .push_script
@@ -494,12 +494,12 @@ async fn a_server_restored_from_backup_gets_the_lost_operations_again() {
     let dir = tempfile::tempdir().unwrap();
     let (client, server, _) = enrolled(&dir).await;
     for _ in 0..3 {
-        client.capture(case("0102"), &[]).await.unwrap();
+        client.capture(case("event:0102"), &[]).await.unwrap();
     }
     client.sync().await.unwrap();
     // Restore from a backup taken after seq 1.
     server.state().ops.truncate(1);
-    client.capture(case("0103"), &[]).await.unwrap();
+    client.capture(case("event:0103"), &[]).await.unwrap();
 
     let report = client.sync().await.unwrap();
     assert!(report.push.server_was_behind);
@@ -515,7 +515,7 @@ async fn a_rejected_operation_is_acknowledged_and_does_not_block_the_queue() {
     let dir = tempfile::tempdir().unwrap();
     let (client, _, _) = enrolled(&dir).await;
     client.capture(case("9901"), &[]).await.unwrap();
-    let good = client.capture(case("0102"), &[]).await.unwrap();
+    let good = client.capture(case("event:0102"), &[]).await.unwrap();
     let edit = Operation::CaseEditV1(CaseEditV1 {
         case_id: good.op_id,
         base_version: 1,
@@ -574,7 +574,7 @@ async fn pull_pages_until_done_and_reset_rebuilds_the_mirror_after_pushing() {
         st.changes = vec![upsert("d", 1)];
         st.reset_next_pull = true;
     }
-    client.capture(case("0102"), &[]).await.unwrap();
+    client.capture(case("event:0102"), &[]).await.unwrap();
     let report = client.pull().await.unwrap();
     assert!(report.reset);
     assert_eq!(
@@ -593,7 +593,7 @@ async fn an_expired_token_is_refreshed_once() {
     let dir = tempfile::tempdir().unwrap();
     let (client, server, _) = enrolled(&dir).await;
     server.state().access_token = "t2".into();
-    client.capture(case("0102"), &[]).await.unwrap();
+    client.capture(case("event:0102"), &[]).await.unwrap();
     let report = client.sync().await.unwrap();
     assert_eq!(report.push.acked, 1);
     assert_eq!(server.state().refresh_calls, 1);
@@ -614,7 +614,7 @@ async fn an_expired_token_is_refreshed_once() {
 async fn a_revoked_device_is_reported_as_such() {
     let dir = tempfile::tempdir().unwrap();
     let (client, server, _) = enrolled(&dir).await;
-    client.capture(case("0102"), &[]).await.unwrap();
+    client.capture(case("event:0102"), &[]).await.unwrap();
     let body = ErrorBody {
         code: ErrorCode::DeviceRevoked,
         message: "revoked".into(),
@@ -643,7 +643,7 @@ async fn photo_manifests_hash_the_file() {
         crate::signing::sha256_hex(b"not really a jpeg")
     );
     let (client, _, _) = enrolled(&dir).await;
-    let Operation::CaseCreateV1(mut c) = case("0102") else {
+    let Operation::CaseCreateV1(mut c) = case("event:0102") else {
         unreachable!()
     };
     c.photos = vec![photo.manifest.clone()];

@@ -1,0 +1,98 @@
+//! Cases as the API shows them, with their conflicts, scoped by the roster.
+
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult, Json, PathParam, Query};
+use crate::model::{CaseConflict, CaseView, Page};
+use crate::state::AppState;
+use crate::store::cases;
+use crate::sync::view::{case_views, conflict_view};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get))
+        .routes(routes!(conflicts))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CaseQuery {
+    /// Only cases in this state.
+    pub state: Option<String>,
+    /// The `next` value of the previous page.
+    pub after: Option<Uuid>,
+    /// 1 to 500, default 100.
+    pub limit: Option<i64>,
+}
+
+/// Cases in the caller's scope.
+#[utoipa::path(get, path = "/v1/cases", tag = "cases", security(("bearer" = [])), params(CaseQuery),
+    responses((status = 200, body = Page<CaseView>)))]
+async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<CaseQuery>,
+) -> ApiResult<Json<Page<CaseView>>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 500"));
+    }
+    let scope = user.scope(&state).await?;
+    let rows = cases::list(
+        &state.db.pool,
+        scope.zones(),
+        q.state.as_deref(),
+        q.after,
+        limit + 1,
+    )
+    .await?;
+    let more = rows.len() as i64 > limit;
+    let ids: Vec<Uuid> = rows.iter().take(limit as usize).map(|c| c.id).collect();
+    let mut conn = state.db.pool.acquire().await?;
+    let mut views = case_views(&mut conn, &ids).await?;
+    let items: Vec<CaseView> = ids.iter().filter_map(|id| views.remove(id)).collect();
+    let next = if more {
+        items.last().map(|c| c.id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next }))
+}
+
+/// One case with its evidence manifest, history and conflicts (404 outside the scope).
+#[utoipa::path(get, path = "/v1/cases/{id}", tag = "cases", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = CaseView), (status = 404, body = gridline_sync::ErrorBody)))]
+async fn get(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+) -> ApiResult<Json<CaseView>> {
+    let mut conn = state.db.pool.acquire().await?;
+    let view = case_views(&mut conn, &[id])
+        .await?
+        .remove(&id)
+        .ok_or_else(|| ApiError::not_found("case"))?;
+    user.scope(&state)
+        .await?
+        .check_visible(view.zone_id, "case")?;
+    Ok(Json(view))
+}
+
+/// Recorded conflicts in the caller's scope, newest first.
+#[utoipa::path(get, path = "/v1/conflicts", tag = "cases", security(("bearer" = [])),
+    responses((status = 200, body = Vec<CaseConflict>)))]
+async fn conflicts(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<Json<Vec<CaseConflict>>> {
+    let scope = user.scope(&state).await?;
+    let rows = cases::conflicts_in(&state.db.pool, scope.zones(), 500).await?;
+    Ok(Json(rows.iter().map(conflict_view).collect()))
+}

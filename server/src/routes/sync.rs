@@ -1,0 +1,98 @@
+//! Offline sync endpoints (see `sync-protocol/PROTOCOL.md`).
+
+use axum::extract::{DefaultBodyLimit, State};
+use gridline_sync::{PullQuery, PullResponse, PushRequest, PushResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiResult, Json, Query};
+use crate::state::AppState;
+use crate::store::{self, time_from_ms};
+
+/// A push body: the protocol's batch limit plus room for the JSON around it.
+pub const PUSH_BODY_LIMIT: usize = gridline_sync::MAX_BATCH_BYTES * 2;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(push))
+        .layer(DefaultBodyLimit::max(PUSH_BODY_LIMIT))
+        .routes(routes!(pull))
+        .routes(routes!(rejections))
+}
+
+/// Push queued operations. Each gets a result; the response's `acked_through` and signed
+/// receipt say which are stored. 409 `sequence_gap`/`sequence_behind` with
+/// `details.resend_from`; 426 for an unsupported protocol; 503 with `Retry-After` for
+/// transient trouble (nothing acknowledged).
+#[utoipa::path(post, path = "/v1/sync/push", tag = "sync", security(("bearer" = [])), request_body = PushRequest,
+    responses((status = 200, body = PushResponse), (status = 409, body = gridline_sync::ErrorBody),
+              (status = 426, body = gridline_sync::ErrorBody), (status = 503, body = gridline_sync::ErrorBody)))]
+async fn push(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<PushRequest>,
+) -> ApiResult<Json<PushResponse>> {
+    Ok(Json(crate::sync::push::push(&state, &user, req).await?))
+}
+
+/// Pull changes in the caller's scope since `cursor`, in commit order. 410 `reset_required`
+/// when the cursor is unknown or too old.
+#[utoipa::path(get, path = "/v1/sync/pull", tag = "sync", security(("bearer" = [])), params(PullQuery),
+    responses((status = 200, body = PullResponse), (status = 410, body = gridline_sync::ErrorBody),
+              (status = 426, body = gridline_sync::ErrorBody)))]
+async fn pull(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<PullQuery>,
+) -> ApiResult<Json<PullResponse>> {
+    Ok(Json(crate::sync::pull::pull(&state, &user, q).await?))
+}
+
+/// An operation the server refused, kept whole.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rejection {
+    pub id: Uuid,
+    pub device_id: Uuid,
+    pub user_id: Uuid,
+    pub seq: i64,
+    pub op_id: Option<Uuid>,
+    /// The exact signed operation text.
+    pub op: String,
+    pub code: String,
+    pub message: String,
+    /// False for integrity failures (bad signature, broken chain): the device is flagged.
+    pub acknowledged: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: time::OffsetDateTime,
+}
+
+/// Operations refused by the server, newest first (supervisors and admins).
+#[utoipa::path(get, path = "/v1/sync/rejections", tag = "sync", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Rejection>)))]
+async fn rejections(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<Json<Vec<Rejection>>> {
+    user.require_any(&[gridline_sync::Role::Supervisor])?;
+    let rows = store::sync::rejections(&state.db.pool, 500).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| Rejection {
+                id: r.id,
+                device_id: r.device_id,
+                user_id: r.user_id,
+                seq: r.seq,
+                op_id: r.op_id,
+                op: r.op_text,
+                code: r.code,
+                message: r.message,
+                acknowledged: r.acknowledged,
+                received_at: time_from_ms(r.received_at),
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,643 @@
+//! Cases: the rows, their field history, declared photos, events and recorded conflicts.
+
+use std::collections::HashMap;
+
+use gridline_sync::conflict::CaseState;
+use gridline_sync::ops::Severity;
+use sqlx::{Any, AnyConnection, Executor, Row};
+use uuid::Uuid;
+
+use super::{insert_rows, placeholders, uuid_col, Val};
+
+type R<T> = Result<T, sqlx::Error>;
+
+pub fn state_from_str(s: &str) -> CaseState {
+    CaseState::ALL
+        .iter()
+        .copied()
+        .find(|c| c.as_str() == s)
+        .unwrap_or(CaseState::Reported)
+}
+
+pub fn severity_from_str(s: &str) -> Severity {
+    match s {
+        "low" => Severity::Low,
+        "high" => Severity::High,
+        _ => Severity::Medium,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CaseRow {
+    pub id: Uuid,
+    pub zone_id: Uuid,
+    pub reporter_id: Uuid,
+    pub device_id: Option<Uuid>,
+    pub source: String,
+    pub state: CaseState,
+    pub category_code: String,
+    pub description: String,
+    pub severity: Severity,
+    pub asset_code: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: f64,
+    pub captured_at: i64,
+    pub queued_at: i64,
+    pub received_at: i64,
+    pub round_id: Option<Uuid>,
+    pub version: i64,
+    pub locked_at: Option<i64>,
+    pub flags: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const CASE_COLUMNS: &[&str] = &[
+    "id",
+    "zone_id",
+    "reporter_id",
+    "device_id",
+    "source",
+    "state",
+    "category_code",
+    "description",
+    "severity",
+    "asset_code",
+    "lat",
+    "lon",
+    "accuracy_m",
+    "captured_at",
+    "queued_at",
+    "received_at",
+    "round_id",
+    "version",
+    "locked_at",
+    "flags",
+    "created_at",
+    "updated_at",
+];
+
+fn case_from_row(r: &sqlx::any::AnyRow) -> R<CaseRow> {
+    let flags: String = r.try_get("flags")?;
+    Ok(CaseRow {
+        id: uuid_col(&r.try_get::<String, _>("id")?),
+        zone_id: uuid_col(&r.try_get::<String, _>("zone_id")?),
+        reporter_id: uuid_col(&r.try_get::<String, _>("reporter_id")?),
+        device_id: r
+            .try_get::<Option<String>, _>("device_id")?
+            .map(|d| uuid_col(&d)),
+        source: r.try_get("source")?,
+        state: state_from_str(&r.try_get::<String, _>("state")?),
+        category_code: r.try_get("category_code")?,
+        description: r.try_get("description")?,
+        severity: severity_from_str(&r.try_get::<String, _>("severity")?),
+        asset_code: r.try_get("asset_code")?,
+        lat: r.try_get("lat")?,
+        lon: r.try_get("lon")?,
+        accuracy_m: r.try_get("accuracy_m")?,
+        captured_at: r.try_get("captured_at")?,
+        queued_at: r.try_get("queued_at")?,
+        received_at: r.try_get("received_at")?,
+        round_id: r
+            .try_get::<Option<String>, _>("round_id")?
+            .map(|d| uuid_col(&d)),
+        version: r.try_get("version")?,
+        locked_at: r.try_get("locked_at")?,
+        flags: serde_json::from_str(&flags).unwrap_or_default(),
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn case_values(c: &CaseRow) -> Vec<Val> {
+    vec![
+        c.id.into(),
+        c.zone_id.into(),
+        c.reporter_id.into(),
+        c.device_id.into(),
+        c.source.clone().into(),
+        c.state.as_str().into(),
+        c.category_code.clone().into(),
+        c.description.clone().into(),
+        c.severity.as_str().into(),
+        c.asset_code.clone().into(),
+        c.lat.into(),
+        c.lon.into(),
+        c.accuracy_m.into(),
+        c.captured_at.into(),
+        c.queued_at.into(),
+        c.received_at.into(),
+        c.round_id.into(),
+        c.version.into(),
+        c.locked_at.into(),
+        serde_json::to_string(&c.flags)
+            .unwrap_or_else(|_| "[]".into())
+            .into(),
+        c.created_at.into(),
+        c.updated_at.into(),
+    ]
+}
+
+pub async fn insert_cases(conn: &mut AnyConnection, cases: &[CaseRow]) -> R<()> {
+    let rows: Vec<Vec<Val>> = cases.iter().map(case_values).collect();
+    insert_rows(conn, "cases", CASE_COLUMNS, &rows).await
+}
+
+/// Writes the mutable part of a case (fields, state, version, lock, flags). Evidence columns
+/// have no update path at all.
+pub async fn update_case(conn: &mut AnyConnection, c: &CaseRow) -> R<()> {
+    sqlx::query(
+        "UPDATE cases SET state = $1, category_code = $2, description = $3, severity = $4, \
+         asset_code = $5, version = $6, locked_at = $7, flags = $8, updated_at = $9 WHERE id = $10",
+    )
+    .bind(c.state.as_str())
+    .bind(&c.category_code)
+    .bind(&c.description)
+    .bind(c.severity.as_str())
+    .bind(c.asset_code.clone())
+    .bind(c.version)
+    .bind(c.locked_at)
+    .bind(serde_json::to_string(&c.flags).unwrap_or_else(|_| "[]".into()))
+    .bind(c.updated_at)
+    .bind(c.id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn load_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid, CaseRow>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT {} FROM cases WHERE id IN ({})",
+            CASE_COLUMNS.join(", "),
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            let c = case_from_row(&r)?;
+            out.insert(c.id, c);
+        }
+    }
+    Ok(out)
+}
+
+pub async fn get<'c, E: Executor<'c, Database = Any>>(e: E, id: Uuid) -> R<Option<CaseRow>> {
+    let sql = format!(
+        "SELECT {} FROM cases WHERE id = $1",
+        CASE_COLUMNS.join(", ")
+    );
+    let row = sqlx::query(&sql)
+        .bind(id.to_string())
+        .fetch_optional(e)
+        .await?;
+    row.as_ref().map(case_from_row).transpose()
+}
+
+/// A page of cases ordered by id (UUIDv7: roughly by creation), in some zones, after `after`.
+pub async fn list<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    zones: Option<&[Uuid]>,
+    state: Option<&str>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> R<Vec<CaseRow>> {
+    let mut sql = format!(
+        "SELECT {} FROM cases WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR id > $2)",
+        CASE_COLUMNS.join(", ")
+    );
+    if let Some(z) = zones {
+        if z.is_empty() {
+            return Ok(vec![]);
+        }
+        sql.push_str(&format!(" AND zone_id IN ({})", placeholders(4, z.len())));
+    }
+    sql.push_str(" ORDER BY id LIMIT $3");
+    let mut q = sqlx::query(&sql)
+        .bind(state)
+        .bind(after.map(|a| a.to_string()))
+        .bind(limit);
+    for z in zones.unwrap_or(&[]) {
+        q = q.bind(z.to_string());
+    }
+    q.fetch_all(e).await?.iter().map(case_from_row).collect()
+}
+
+/// Ids of every case in a zone (for `remove` when a zone leaves a puller's scope).
+pub async fn ids_in_zone<'c, E: Executor<'c, Database = Any>>(e: E, zone: Uuid) -> R<Vec<Uuid>> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM cases WHERE zone_id = $1 ORDER BY id")
+            .bind(zone.to_string())
+            .fetch_all(e)
+            .await?;
+    Ok(ids.iter().map(|s| uuid_col(s)).collect())
+}
+
+// ---- field history ----------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    pub case_id: Uuid,
+    pub version: i64,
+    pub field: String,
+    /// JSON text of the value.
+    pub value: String,
+    pub changed_by: Uuid,
+    /// `inspector` or `supervisor`.
+    pub level: String,
+    pub at: i64,
+}
+
+pub async fn history_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<HistoryRow>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT case_id, version, field, value, changed_by, level, at FROM case_field_history \
+             WHERE case_id IN ({}) ORDER BY case_id, version",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.push(HistoryRow {
+                case_id: uuid_col(&r.try_get::<String, _>("case_id")?),
+                version: r.try_get("version")?,
+                field: r.try_get("field")?,
+                value: r.try_get("value")?,
+                changed_by: uuid_col(&r.try_get::<String, _>("changed_by")?),
+                level: r.try_get("level")?,
+                at: r.try_get("at")?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub async fn insert_history(conn: &mut AnyConnection, rows: &[HistoryRow]) -> R<()> {
+    let rows: Vec<Vec<Val>> = rows
+        .iter()
+        .map(|h| {
+            vec![
+                h.case_id.into(),
+                h.version.into(),
+                h.field.clone().into(),
+                h.value.clone().into(),
+                h.changed_by.into(),
+                h.level.clone().into(),
+                h.at.into(),
+            ]
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "case_field_history",
+        &[
+            "case_id",
+            "version",
+            "field",
+            "value",
+            "changed_by",
+            "level",
+            "at",
+        ],
+        &rows,
+    )
+    .await
+}
+
+// ---- photos -----------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct PhotoRow {
+    pub case_id: Uuid,
+    pub sha256: String,
+    pub size: i64,
+    pub captured_at: i64,
+    pub gps_lat: Option<f64>,
+    pub gps_lon: Option<f64>,
+    /// `before` or `after`.
+    pub role: String,
+    pub declared_by: Uuid,
+    pub declared_at: i64,
+}
+
+pub async fn insert_photos(conn: &mut AnyConnection, rows: &[PhotoRow]) -> R<()> {
+    let rows: Vec<Vec<Val>> = rows
+        .iter()
+        .map(|p| {
+            vec![
+                p.case_id.into(),
+                p.sha256.clone().into(),
+                p.size.into(),
+                p.captured_at.into(),
+                p.gps_lat.into(),
+                p.gps_lon.into(),
+                p.role.clone().into(),
+                p.declared_by.into(),
+                p.declared_at.into(),
+            ]
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "case_photos",
+        &[
+            "case_id",
+            "sha256",
+            "size",
+            "captured_at",
+            "gps_lat",
+            "gps_lon",
+            "role",
+            "declared_by",
+            "declared_at",
+        ],
+        &rows,
+    )
+    .await
+}
+
+pub async fn photos_of(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<PhotoRow>> {
+    let rows = fetch_in(
+        conn,
+        "SELECT case_id, sha256, size, captured_at, gps_lat, gps_lon, role, declared_by, declared_at \
+         FROM case_photos WHERE case_id IN ({}) ORDER BY declared_at, sha256",
+        ids,
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PhotoRow {
+                case_id: uuid_col(&r.try_get::<String, _>("case_id")?),
+                sha256: r.try_get("sha256")?,
+                size: r.try_get("size")?,
+                captured_at: r.try_get("captured_at")?,
+                gps_lat: r.try_get("gps_lat")?,
+                gps_lon: r.try_get("gps_lon")?,
+                role: r.try_get("role")?,
+                declared_by: uuid_col(&r.try_get::<String, _>("declared_by")?),
+                declared_at: r.try_get("declared_at")?,
+            })
+        })
+        .collect()
+}
+
+/// (case, hash) of every declared photo of these cases.
+pub async fn photo_keys(
+    conn: &mut AnyConnection,
+    ids: &[Uuid],
+) -> R<std::collections::HashSet<(Uuid, String)>> {
+    let mut out = std::collections::HashSet::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT case_id, sha256 FROM case_photos WHERE case_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.insert((
+                uuid_col(&r.try_get::<String, _>("case_id")?),
+                r.try_get::<String, _>("sha256")?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+// ---- events -----------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub version: i64,
+    /// `created`, `edited`, `comment`, `transition`.
+    pub kind: String,
+    pub actor_id: Uuid,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    pub comment: Option<String>,
+    pub data: Option<String>,
+    pub at: i64,
+}
+
+pub async fn insert_events(conn: &mut AnyConnection, rows: &[EventRow]) -> R<()> {
+    let rows: Vec<Vec<Val>> = rows
+        .iter()
+        .map(|e| {
+            vec![
+                e.id.into(),
+                e.case_id.into(),
+                e.version.into(),
+                e.kind.clone().into(),
+                e.actor_id.into(),
+                e.from_state.clone().into(),
+                e.to_state.clone().into(),
+                e.comment.clone().into(),
+                e.data.clone().into(),
+                e.at.into(),
+            ]
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "case_events",
+        &[
+            "id",
+            "case_id",
+            "version",
+            "kind",
+            "actor_id",
+            "from_state",
+            "to_state",
+            "comment",
+            "data",
+            "at",
+        ],
+        &rows,
+    )
+    .await
+}
+
+pub async fn events_of(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<EventRow>> {
+    let rows = fetch_in(
+        conn,
+        "SELECT id, case_id, version, kind, actor_id, from_state, to_state, comment, data, at \
+         FROM case_events WHERE case_id IN ({}) ORDER BY version, id",
+        ids,
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(EventRow {
+                id: uuid_col(&r.try_get::<String, _>("id")?),
+                case_id: uuid_col(&r.try_get::<String, _>("case_id")?),
+                version: r.try_get("version")?,
+                kind: r.try_get("kind")?,
+                actor_id: uuid_col(&r.try_get::<String, _>("actor_id")?),
+                from_state: r.try_get("from_state")?,
+                to_state: r.try_get("to_state")?,
+                comment: r.try_get("comment")?,
+                data: r.try_get("data")?,
+                at: r.try_get("at")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn event_exists(conn: &mut AnyConnection, id: Uuid) -> R<bool> {
+    let found: Option<String> = sqlx::query_scalar("SELECT id FROM case_events WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+// ---- conflicts --------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct ConflictRow {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub zone_id: Uuid,
+    pub op_id: Uuid,
+    pub user_id: Uuid,
+    pub field: String,
+    pub base_value: String,
+    pub server_value: String,
+    pub incoming_value: String,
+    pub resolution: String,
+    pub rule_id: String,
+    pub created_at: i64,
+}
+
+const CONFLICT_COLUMNS: &[&str] = &[
+    "id",
+    "case_id",
+    "zone_id",
+    "op_id",
+    "user_id",
+    "field",
+    "base_value",
+    "server_value",
+    "incoming_value",
+    "resolution",
+    "rule_id",
+    "created_at",
+];
+
+pub async fn insert_conflicts(conn: &mut AnyConnection, rows: &[ConflictRow]) -> R<()> {
+    let rows: Vec<Vec<Val>> = rows
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.into(),
+                c.case_id.into(),
+                c.zone_id.into(),
+                c.op_id.into(),
+                c.user_id.into(),
+                c.field.clone().into(),
+                c.base_value.clone().into(),
+                c.server_value.clone().into(),
+                c.incoming_value.clone().into(),
+                c.resolution.clone().into(),
+                c.rule_id.clone().into(),
+                c.created_at.into(),
+            ]
+        })
+        .collect();
+    insert_rows(conn, "conflicts", CONFLICT_COLUMNS, &rows).await
+}
+
+fn conflict_from_row(r: &sqlx::any::AnyRow) -> R<ConflictRow> {
+    Ok(ConflictRow {
+        id: uuid_col(&r.try_get::<String, _>("id")?),
+        case_id: uuid_col(&r.try_get::<String, _>("case_id")?),
+        zone_id: uuid_col(&r.try_get::<String, _>("zone_id")?),
+        op_id: uuid_col(&r.try_get::<String, _>("op_id")?),
+        user_id: uuid_col(&r.try_get::<String, _>("user_id")?),
+        field: r.try_get("field")?,
+        base_value: r.try_get("base_value")?,
+        server_value: r.try_get("server_value")?,
+        incoming_value: r.try_get("incoming_value")?,
+        resolution: r.try_get("resolution")?,
+        rule_id: r.try_get("rule_id")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+pub async fn conflicts_of(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<ConflictRow>> {
+    let sql = format!(
+        "SELECT {} FROM conflicts WHERE case_id IN ({{}}) ORDER BY id",
+        CONFLICT_COLUMNS.join(", ")
+    );
+    fetch_in(conn, &sql, ids)
+        .await?
+        .iter()
+        .map(conflict_from_row)
+        .collect()
+}
+
+/// Runs `sql` (with one `{}` for the id list) over ids in chunks.
+async fn fetch_in(conn: &mut AnyConnection, sql: &str, ids: &[Uuid]) -> R<Vec<sqlx::any::AnyRow>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let sql = sql.replacen("{}", &placeholders(1, chunk.len()), 1);
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        out.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
+}
+
+pub async fn conflict<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    id: Uuid,
+) -> R<Option<ConflictRow>> {
+    let sql = format!(
+        "SELECT {} FROM conflicts WHERE id = $1",
+        CONFLICT_COLUMNS.join(", ")
+    );
+    sqlx::query(&sql)
+        .bind(id.to_string())
+        .fetch_optional(e)
+        .await?
+        .as_ref()
+        .map(conflict_from_row)
+        .transpose()
+}
+
+pub async fn conflicts_in<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    zones: Option<&[Uuid]>,
+    limit: i64,
+) -> R<Vec<ConflictRow>> {
+    let mut sql = format!("SELECT {} FROM conflicts", CONFLICT_COLUMNS.join(", "));
+    if let Some(z) = zones {
+        if z.is_empty() {
+            return Ok(vec![]);
+        }
+        sql.push_str(&format!(" WHERE zone_id IN ({})", placeholders(2, z.len())));
+    }
+    sql.push_str(" ORDER BY id DESC LIMIT $1");
+    let mut q = sqlx::query(&sql).bind(limit);
+    for z in zones.unwrap_or(&[]) {
+        q = q.bind(z.to_string());
+    }
+    q.fetch_all(e)
+        .await?
+        .iter()
+        .map(conflict_from_row)
+        .collect()
+}

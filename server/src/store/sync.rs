@@ -1,0 +1,286 @@
+//! The per-device operation log (exactly-once) and refused operations.
+
+use std::collections::HashMap;
+
+use sqlx::{Any, AnyConnection, Executor, Row};
+use uuid::Uuid;
+
+use super::{insert_rows, uuid_col, Val};
+
+type R<T> = Result<T, sqlx::Error>;
+
+#[derive(Debug, Clone)]
+pub struct SyncOpRow {
+    pub device_id: Uuid,
+    pub seq: i64,
+    pub op_id: Uuid,
+    pub hash: String,
+    pub op_type: String,
+    pub status: String,
+    /// The `OpResult` JSON returned the first time, replayed verbatim on retries.
+    pub result: String,
+    pub queued_at: i64,
+    pub received_at: i64,
+    pub skew_ms: Option<i64>,
+}
+
+pub async fn insert_ops(conn: &mut AnyConnection, rows: &[SyncOpRow]) -> R<()> {
+    let rows: Vec<Vec<Val>> = rows
+        .iter()
+        .map(|o| {
+            vec![
+                o.device_id.into(),
+                o.seq.into(),
+                o.op_id.into(),
+                o.hash.clone().into(),
+                o.op_type.clone().into(),
+                o.status.clone().into(),
+                o.result.clone().into(),
+                o.queued_at.into(),
+                o.received_at.into(),
+                o.skew_ms.into(),
+            ]
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "sync_ops",
+        &[
+            "device_id",
+            "seq",
+            "op_id",
+            "hash",
+            "op_type",
+            "status",
+            "result",
+            "queued_at",
+            "received_at",
+            "skew_ms",
+        ],
+        &rows,
+    )
+    .await
+}
+
+/// Stored (hash, result JSON) of a device's operations with `from <= seq <= to`.
+pub async fn stored_results(
+    conn: &mut AnyConnection,
+    device_id: Uuid,
+    from: i64,
+    to: i64,
+) -> R<HashMap<i64, (String, String)>> {
+    let rows = sqlx::query(
+        "SELECT seq, hash, result FROM sync_ops WHERE device_id = $1 AND seq >= $2 AND seq <= $3",
+    )
+    .bind(device_id.to_string())
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?;
+    let mut out = HashMap::new();
+    for r in rows {
+        out.insert(
+            r.try_get::<i64, _>("seq")?,
+            (r.try_get("hash")?, r.try_get("result")?),
+        );
+    }
+    Ok(out)
+}
+
+/// Whether an operation id was already used by any device (an op id is global).
+pub async fn op_ids_used(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<Uuid>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT op_id FROM sync_ops WHERE op_id IN ({})",
+            super::placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        out.extend(q.fetch_all(&mut *conn).await?.iter().map(|s| uuid_col(s)));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone)]
+pub struct RejectionRow {
+    pub id: Uuid,
+    pub device_id: Uuid,
+    pub user_id: Uuid,
+    pub seq: i64,
+    pub op_id: Option<Uuid>,
+    pub op_text: String,
+    pub sig: String,
+    pub code: String,
+    pub message: String,
+    /// Whether the device's sequence moved past it (integrity failures are not acknowledged).
+    pub acknowledged: bool,
+    pub received_at: i64,
+}
+
+const REJECTION_COLUMNS: &[&str] = &[
+    "id",
+    "device_id",
+    "user_id",
+    "seq",
+    "op_id",
+    "op_text",
+    "sig",
+    "code",
+    "message",
+    "acknowledged",
+    "received_at",
+];
+
+pub async fn insert_rejections(conn: &mut AnyConnection, rows: &[RejectionRow]) -> R<()> {
+    let rows: Vec<Vec<Val>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.into(),
+                r.device_id.into(),
+                r.user_id.into(),
+                r.seq.into(),
+                r.op_id.into(),
+                r.op_text.clone().into(),
+                r.sig.clone().into(),
+                r.code.clone().into(),
+                r.message.clone().into(),
+                (r.acknowledged as i64).into(),
+                r.received_at.into(),
+            ]
+        })
+        .collect();
+    insert_rows(conn, "sync_rejections", REJECTION_COLUMNS, &rows).await
+}
+
+pub async fn rejections<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    limit: i64,
+) -> R<Vec<RejectionRow>> {
+    let sql = format!(
+        "SELECT {} FROM sync_rejections ORDER BY id DESC LIMIT $1",
+        REJECTION_COLUMNS.join(", ")
+    );
+    let rows = sqlx::query(&sql).bind(limit).fetch_all(e).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RejectionRow {
+                id: uuid_col(&r.try_get::<String, _>("id")?),
+                device_id: uuid_col(&r.try_get::<String, _>("device_id")?),
+                user_id: uuid_col(&r.try_get::<String, _>("user_id")?),
+                seq: r.try_get("seq")?,
+                op_id: r
+                    .try_get::<Option<String>, _>("op_id")?
+                    .map(|s| uuid_col(&s)),
+                op_text: r.try_get("op_text")?,
+                sig: r.try_get("sig")?,
+                code: r.try_get("code")?,
+                message: r.try_get("message")?,
+                acknowledged: r.try_get::<i64, _>("acknowledged")? != 0,
+                received_at: r.try_get("received_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Advances the device's sequence and chain head and records its clock skew.
+pub async fn update_device(
+    conn: &mut AnyConnection,
+    device_id: Uuid,
+    next_seq: i64,
+    last_hash: &str,
+    skew_ms: i64,
+    at: i64,
+    flagged: Option<&str>,
+) -> R<()> {
+    sqlx::query(
+        "UPDATE devices SET next_seq = $1, last_hash = $2, clock_skew_ms = $3, last_sync_at = $4, \
+         flagged = COALESCE($5, flagged) WHERE id = $6",
+    )
+    .bind(next_seq)
+    .bind(last_hash)
+    .bind(skew_ms)
+    .bind(at)
+    .bind(flagged)
+    .bind(device_id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+// ---- rounds -----------------------------------------------------------------------------------
+
+pub async fn insert_round(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    zone: Uuid,
+    user: Uuid,
+    device: Uuid,
+    kind: &str,
+    started_at: i64,
+) -> R<()> {
+    sqlx::query(
+        "INSERT INTO rounds (id, zone_id, user_id, device_id, kind, started_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id.to_string())
+    .bind(zone.to_string())
+    .bind(user.to_string())
+    .bind(device.to_string())
+    .bind(kind)
+    .bind(started_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// (zone, user, finished_at) of a round.
+pub async fn round(conn: &mut AnyConnection, id: Uuid) -> R<Option<(Uuid, Uuid, Option<i64>)>> {
+    let row = sqlx::query("SELECT zone_id, user_id, finished_at FROM rounds WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await?;
+    row.map(|r| {
+        Ok((
+            uuid_col(&r.try_get::<String, _>("zone_id")?),
+            uuid_col(&r.try_get::<String, _>("user_id")?),
+            r.try_get("finished_at")?,
+        ))
+    })
+    .transpose()
+}
+
+pub async fn finish_round(conn: &mut AnyConnection, id: Uuid, at: i64) -> R<()> {
+    sqlx::query("UPDATE rounds SET finished_at = $1 WHERE id = $2 AND finished_at IS NULL")
+        .bind(at)
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn round_json<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    id: &str,
+) -> R<Option<serde_json::Value>> {
+    let row = sqlx::query(
+        "SELECT id, zone_id, user_id, kind, started_at, finished_at FROM rounds WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(e)
+    .await?;
+    row.map(|r| {
+        Ok(serde_json::json!({
+            "id": r.try_get::<String, _>("id")?,
+            "zone_id": r.try_get::<String, _>("zone_id")?,
+            "user_id": r.try_get::<String, _>("user_id")?,
+            "kind": r.try_get::<String, _>("kind")?,
+            "started_at": super::rfc3339(r.try_get("started_at")?),
+            "finished_at": r.try_get::<Option<i64>, _>("finished_at")?.map(super::rfc3339),
+        }))
+    })
+    .transpose()
+}

@@ -1,0 +1,334 @@
+//! `GET /v1/sync/pull`: the changes in the caller's scope since a cursor, in commit order.
+//!
+//! The cursor is opaque to phones. It carries the change-log position and the zones the scope
+//! covered when it was issued, so a roster change is noticed at the next pull: zones that left
+//! the scope produce `remove`s, and zones that joined are caught up from the start of the log
+//! before the pull moves on.
+
+use std::collections::{HashMap, HashSet};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use gridline_sync::{Change, EntityKind, ErrorCode, PullQuery, PullResponse};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::store::changes::{self, ChangeRow};
+use crate::store::{self, cases, reference};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Cursor {
+    /// Position in the change log: everything up to it has been delivered.
+    s: i64,
+    /// The zones in scope when the cursor was issued; `None` for every zone.
+    z: Option<Vec<Uuid>>,
+    /// A catch-up of zones that joined the scope: their changes in `(s, until]` still owed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<Catchup>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Catchup {
+    z: Vec<Uuid>,
+    s: i64,
+    until: i64,
+}
+
+const CURSOR_PREFIX: &str = "c1.";
+
+fn encode(c: &Cursor) -> String {
+    format!(
+        "{CURSOR_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).unwrap_or_default())
+    )
+}
+
+fn decode(text: &str) -> Option<Cursor> {
+    let b = URL_SAFE_NO_PAD
+        .decode(text.strip_prefix(CURSOR_PREFIX)?)
+        .ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
+fn reset(why: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::ResetRequired,
+        format!(
+            "{why}: push your queue, drop server-derived state and pull again without a cursor"
+        ),
+    )
+}
+
+pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<PullResponse> {
+    if !gridline_sync::is_supported_protocol(q.protocol) {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedProtocol,
+            format!("protocol {} is not supported", q.protocol),
+        ));
+    }
+    user.require_device()?;
+    let limit = q.limit.unwrap_or(gridline_sync::DEFAULT_PULL_LIMIT);
+    if limit == 0 || limit > gridline_sync::MAX_PULL_LIMIT {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {}", gridline_sync::MAX_PULL_LIMIT),
+        ));
+    }
+    let limit = limit as i64;
+    let scope = user.scope(state).await?;
+    let now_zones: Option<Vec<Uuid>> = scope.zones().map(|z| z.to_vec());
+    let pool = &state.db.pool;
+
+    let mut cursor = match q.cursor.as_deref() {
+        None | Some("") => Cursor {
+            s: 0,
+            z: now_zones.clone(),
+            c: None,
+        },
+        Some(text) => decode(text).ok_or_else(|| reset("unknown cursor"))?,
+    };
+    let pruned = changes::pruned_through(pool).await?;
+    if cursor.s > 0 && cursor.s < pruned {
+        return Err(reset("this cursor is older than the change log keeps"));
+    }
+    let head = changes::head(pool).await?;
+    if cursor.s > head {
+        return Err(reset(
+            "this cursor is ahead of the server (restored from a backup?)",
+        ));
+    }
+
+    let mut out: Vec<Change> = Vec::new();
+    // Scope changes since the cursor was issued.
+    let all_zones: Vec<Uuid> = reference::zones(pool, None)
+        .await?
+        .into_iter()
+        .map(|z| z.id)
+        .collect();
+    let prev: HashSet<Uuid> = cursor
+        .z
+        .clone()
+        .unwrap_or_else(|| all_zones.clone())
+        .into_iter()
+        .collect();
+    let now: HashSet<Uuid> = now_zones
+        .clone()
+        .unwrap_or_else(|| all_zones.clone())
+        .into_iter()
+        .collect();
+    let mut removed: Vec<Uuid> = prev.difference(&now).copied().collect();
+    removed.sort();
+    let mut added: Vec<Uuid> = now.difference(&prev).copied().collect();
+    added.sort();
+    for zone in &removed {
+        out.push(Change::Remove {
+            entity: EntityKind::Zone,
+            id: zone.to_string(),
+        });
+        for id in cases::ids_in_zone(pool, *zone).await? {
+            out.push(Change::Remove {
+                entity: EntityKind::Case,
+                id: id.to_string(),
+            });
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = reference::assets(pool, Some(*zone), after.as_deref(), 1000).await?;
+            let done = page.len() < 1000;
+            for a in &page {
+                out.push(Change::Remove {
+                    entity: EntityKind::Asset,
+                    id: a.code.clone(),
+                });
+            }
+            after = page.last().map(|a| a.code.clone());
+            if done {
+                break;
+            }
+        }
+    }
+    if let Some(c) = cursor.c.as_mut() {
+        c.z.retain(|z| now.contains(z));
+    }
+    if !added.is_empty() && cursor.s > 0 {
+        let mut z = cursor.c.take().map(|c| c.z).unwrap_or_default();
+        z.extend(added);
+        z.sort();
+        z.dedup();
+        cursor.c = Some(Catchup {
+            z,
+            s: 0,
+            until: cursor.s,
+        });
+    }
+    cursor.z = now_zones.clone();
+    if cursor.c.as_ref().is_some_and(|c| c.z.is_empty()) {
+        cursor.c = None;
+    }
+
+    let has_more;
+    if let Some(mut c) = cursor.c.take() {
+        let zones: Vec<String> = c.z.iter().map(|z| z.to_string()).collect();
+        let rows: Vec<ChangeRow> = changes::since(pool, c.s, Some(&zones), limit + 1)
+            .await?
+            .into_iter()
+            .filter(|r| r.seq <= c.until && r.zone_id.is_some())
+            .collect();
+        let more = rows.len() as i64 > limit;
+        let rows: Vec<ChangeRow> = rows.into_iter().take(limit as usize).collect();
+        if let Some(last) = rows.last() {
+            c.s = last.seq;
+        }
+        out.extend(render(state, &rows).await?);
+        if more {
+            cursor.c = Some(c);
+        }
+        // Either more catch-up, or the main position may have moved on meanwhile.
+        has_more = true;
+    } else {
+        let zones: Option<Vec<String>> =
+            now_zones.map(|z| z.iter().map(|z| z.to_string()).collect());
+        let rows = changes::since(pool, cursor.s, zones.as_deref(), limit + 1).await?;
+        has_more = rows.len() as i64 > limit;
+        let rows: Vec<ChangeRow> = rows.into_iter().take(limit as usize).collect();
+        if let Some(last) = rows.last() {
+            cursor.s = last.seq;
+        }
+        out.extend(render(state, &rows).await?);
+    }
+    Ok(PullResponse {
+        protocol: gridline_sync::PROTOCOL_VERSION,
+        server_time: time::OffsetDateTime::now_utc(),
+        changes: out,
+        cursor: encode(&cursor),
+        has_more,
+    })
+}
+
+/// Turns change-log rows into changes carrying each entity's current state (one per entity,
+/// at the position of its latest row).
+async fn render(state: &AppState, rows: &[ChangeRow]) -> ApiResult<Vec<Change>> {
+    let pool = &state.db.pool;
+    let mut latest: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        latest.insert((r.entity.as_str(), r.entity_id.as_str()), i);
+    }
+    let rows: Vec<&ChangeRow> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| latest[&(r.entity.as_str(), r.entity_id.as_str())] == *i)
+        .map(|(_, r)| r)
+        .collect();
+
+    let case_ids: Vec<Uuid> = rows
+        .iter()
+        .filter(|r| r.entity == "case")
+        .filter_map(|r| Uuid::parse_str(&r.entity_id).ok())
+        .collect();
+    let mut conn = pool.acquire().await?;
+    let mut views = crate::sync::view::case_views(&mut conn, &case_ids).await?;
+    drop(conn);
+    let rulebooks = if rows.iter().any(|r| r.entity == "rule") {
+        reference::rulebooks(pool).await?
+    } else {
+        vec![]
+    };
+    let taxonomy = if rows.iter().any(|r| r.entity == "taxonomy") {
+        reference::taxonomy(pool).await?
+    } else {
+        vec![]
+    };
+
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let Some(entity) = EntityKind::parse(&r.entity) else {
+            continue;
+        };
+        if r.kind == "tombstone" {
+            out.push(Change::Tombstone {
+                entity,
+                id: r.entity_id.clone(),
+            });
+            continue;
+        }
+        let uuid = Uuid::parse_str(&r.entity_id).ok();
+        let data: Option<(i64, serde_json::Value)> = match entity {
+            EntityKind::Case => uuid
+                .and_then(|id| views.remove(&id))
+                .map(|v| (v.version, json(&v))),
+            EntityKind::Zone => match uuid {
+                Some(id) => reference::zone(pool, id)
+                    .await?
+                    .map(|z| (z.version, json(&z))),
+                None => None,
+            },
+            EntityKind::Taxonomy => taxonomy
+                .iter()
+                .find(|t| t.key == r.entity_id)
+                .map(|t| (r.seq, json(t))),
+            EntityKind::Asset => reference::asset(pool, &r.entity_id)
+                .await?
+                .map(|a| (r.seq, json(&a))),
+            EntityKind::Rule => rulebooks
+                .iter()
+                .find(|b| Some(b.id) == uuid)
+                .map(|b| (b.version, json(b))),
+            EntityKind::Period => match uuid {
+                Some(id) => reference::period(pool, id)
+                    .await?
+                    .map(|p| (r.seq, json(&p))),
+                None => None,
+            },
+            EntityKind::Conflict => match uuid {
+                Some(id) => cases::conflict(pool, id)
+                    .await?
+                    .map(|c| (1, json(&crate::sync::view::conflict_view(&c)))),
+                None => None,
+            },
+            EntityKind::Round => store::sync::round_json(pool, &r.entity_id)
+                .await?
+                .map(|v| (r.seq, v)),
+        };
+        out.push(match data {
+            Some((version, data)) => Change::Upsert {
+                entity,
+                id: r.entity_id.clone(),
+                version,
+                data,
+            },
+            None => Change::Tombstone {
+                entity,
+                id: r.entity_id.clone(),
+            },
+        });
+    }
+    Ok(out)
+}
+
+fn json<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let c = Cursor {
+            s: 42,
+            z: Some(vec![Uuid::nil()]),
+            c: Some(Catchup {
+                z: vec![],
+                s: 1,
+                until: 42,
+            }),
+        };
+        assert_eq!(decode(&encode(&c)), Some(c));
+        assert_eq!(decode("c1.!!!"), None);
+        assert_eq!(decode("42"), None);
+    }
+}

@@ -1,0 +1,115 @@
+//! Building [`CaseView`]s, several at a time (a pull page may carry hundreds).
+
+use std::collections::HashMap;
+
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+use crate::model::{CaseConflict, CaseEvent, CaseLocation, CasePhoto, CaseView};
+use crate::store::cases::{self, CaseRow, ConflictRow};
+use crate::store::time_from_ms;
+
+pub fn conflict_view(c: &ConflictRow) -> CaseConflict {
+    let parse = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
+    CaseConflict {
+        id: c.id,
+        case_id: c.case_id,
+        op_id: c.op_id,
+        user_id: c.user_id,
+        field: c.field.clone(),
+        base_value: parse(&c.base_value),
+        server_value: parse(&c.server_value),
+        incoming_value: parse(&c.incoming_value),
+        resolution: c.resolution.clone(),
+        rule_id: c.rule_id.clone(),
+        at: time_from_ms(c.created_at),
+    }
+}
+
+/// Views of the given cases (missing ids are simply absent), with four queries in all.
+pub async fn case_views(
+    conn: &mut AnyConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, CaseView>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = cases::load_many(conn, ids).await?;
+    let mut photos: HashMap<Uuid, Vec<CasePhoto>> = HashMap::new();
+    for p in cases::photos_of(conn, ids).await? {
+        photos.entry(p.case_id).or_default().push(CasePhoto {
+            sha256: p.sha256,
+            size: p.size,
+            role: p.role,
+            captured_at: time_from_ms(p.captured_at),
+            gps: p.gps_lat.zip(p.gps_lon).map(|(a, b)| [a, b]),
+        });
+    }
+    let mut events: HashMap<Uuid, Vec<CaseEvent>> = HashMap::new();
+    for e in cases::events_of(conn, ids).await? {
+        events.entry(e.case_id).or_default().push(CaseEvent {
+            id: e.id,
+            version: e.version,
+            kind: e.kind,
+            actor_id: e.actor_id,
+            from_state: e.from_state,
+            to_state: e.to_state,
+            comment: e.comment,
+            at: time_from_ms(e.at),
+        });
+    }
+    let mut conflicts: HashMap<Uuid, Vec<CaseConflict>> = HashMap::new();
+    for c in cases::conflicts_of(conn, ids).await? {
+        conflicts
+            .entry(c.case_id)
+            .or_default()
+            .push(conflict_view(&c));
+    }
+    Ok(rows
+        .into_values()
+        .map(|c| {
+            let id = c.id;
+            let view = to_view(
+                c,
+                photos.remove(&id),
+                events.remove(&id),
+                conflicts.remove(&id),
+            );
+            (id, view)
+        })
+        .collect())
+}
+
+fn to_view(
+    c: CaseRow,
+    photos: Option<Vec<CasePhoto>>,
+    events: Option<Vec<CaseEvent>>,
+    conflicts: Option<Vec<CaseConflict>>,
+) -> CaseView {
+    CaseView {
+        id: c.id,
+        zone_id: c.zone_id,
+        reporter_id: c.reporter_id,
+        source: c.source,
+        state: c.state,
+        category_code: c.category_code,
+        description: c.description,
+        severity: c.severity,
+        asset_code: c.asset_code,
+        location: CaseLocation {
+            lat: c.lat,
+            lon: c.lon,
+            accuracy_m: c.accuracy_m,
+        },
+        captured_at: time_from_ms(c.captured_at),
+        queued_at: time_from_ms(c.queued_at),
+        received_at: time_from_ms(c.received_at),
+        round_id: c.round_id,
+        version: c.version,
+        locked: c.locked_at.is_some(),
+        flags: c.flags,
+        photos: photos.unwrap_or_default(),
+        events: events.unwrap_or_default(),
+        conflicts: conflicts.unwrap_or_default(),
+    }
+}

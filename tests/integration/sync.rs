@@ -1,0 +1,444 @@
+//! Offline sync, operation by operation: exactly-once push, integrity, scope, conflicts, pull.
+
+use gridline_tests::{new_case, on_both_backends, Phone, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+on_both_backends!(
+    replayed_batch_returns_identical_results,
+    gap_answers_resend_from_and_applies_nothing,
+    bad_signature_is_rejected_flagged_and_not_acknowledged,
+    broken_chain_is_rejected_and_not_acknowledged,
+    revoked_device_cannot_push,
+    out_of_scope_operation_is_rejected_kept_and_not_applied,
+    unsupported_protocol_is_426_and_acknowledges_nothing,
+    stale_inspector_edit_loses_to_supervisor_and_both_sides_see_it,
+    scope_change_emits_remove_and_catches_up_the_new_zone,
+    pull_includes_reference_data_and_pages_in_order,
+    skewed_clock_is_flagged_on_the_operations_it_affects,
+);
+
+fn statuses(body: &Value) -> Vec<String> {
+    body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn replayed_batch_returns_identical_results(app: TestApp) {
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let z1 = app.zone("Z01");
+    let (case_id, payload) = new_case(z1, 0, "event:0102");
+    let ops = vec![
+        phone.op("case.create@1", payload),
+        phone.op("case.comment@1", json!({"case_id": case_id, "comment_id": uuid::Uuid::now_v7(), "text": "bin overflowing since morning"})),
+        phone.op("case.edit@1", json!({"case_id": case_id, "base_version": 2, "changes": {"severity": "high"}})),
+    ];
+    let (status, first) = phone.push(&app, &ops).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(statuses(&first), ["applied", "applied", "applied"]);
+    assert_eq!(first["acked_through"], 3);
+
+    // The response was lost; the phone sends the same batch again.
+    let (status, again) = phone.push(&app, &ops).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(statuses(&again), ["duplicate", "duplicate", "duplicate"]);
+    for (a, b) in first["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(again["results"].as_array().unwrap())
+    {
+        assert_eq!(b["first_status"], a["status"]);
+        for key in ["seq", "op_id", "entity_id", "version", "code", "conflicts"] {
+            assert_eq!(a[key], b[key], "{key}");
+        }
+    }
+    assert_eq!(again["acked_through"], 3);
+    assert_eq!(again["receipt"]["last_hash"], first["receipt"]["last_hash"]);
+
+    // Exactly one effect: one case, version 3, one comment.
+    let admin = app.login("admin").await;
+    let (_, case) = app.get(&format!("/v1/cases/{case_id}"), Some(&admin)).await;
+    assert_eq!(case["version"], 3);
+    assert_eq!(case["severity"], "high");
+    assert_eq!(
+        case["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "comment")
+            .count(),
+        1
+    );
+    let (_, list) = app.get("/v1/cases", Some(&admin)).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+
+    // The receipt verifies with the key the phone pinned at enrolment.
+    let receipt: gridline_sync::Receipt = serde_json::from_value(first["receipt"].clone()).unwrap();
+    receipt
+        .verify(&app.state.keys.current.signing.verifying_key())
+        .expect("receipt signature");
+}
+
+async fn gap_answers_resend_from_and_applies_nothing(app: TestApp) {
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let z1 = app.zone("Z01");
+    let first = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+    let _lost = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+    let third = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+    assert_eq!(
+        phone.push(&app, std::slice::from_ref(&first)).await.0,
+        StatusCode::OK
+    );
+
+    let (status, body) = phone.push(&app, std::slice::from_ref(&third)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["code"], "sequence_gap");
+    assert_eq!(body["details"]["resend_from"], 2);
+    let (_, list) = app.get("/v1/cases", Some(&app.login("admin").await)).await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "nothing from the gapped batch applied"
+    );
+}
+
+async fn bad_signature_is_rejected_flagged_and_not_acknowledged(app: TestApp) {
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let z1 = app.zone("Z01");
+    let good = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+    let mut forged = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+    // Someone edits the queued operation after it was signed.
+    forged.op = forged.op.replace("overflowing bin", "overflowing bins");
+    let (status, body) = phone.push(&app, &[good, forged]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(statuses(&body), ["applied", "rejected"]);
+    assert_eq!(body["results"][1]["code"], "bad_signature");
+    assert_eq!(
+        body["acked_through"], 1,
+        "the forged operation is not acknowledged"
+    );
+
+    let supervisor = app.login("supervisor1").await;
+    let (status, rejections) = app.get("/v1/sync/rejections", Some(&supervisor)).await;
+    assert_eq!(status, StatusCode::OK);
+    let r = &rejections[0];
+    assert_eq!(r["code"], "bad_signature");
+    assert_eq!(r["acknowledged"], false);
+    assert!(
+        r["op"].as_str().unwrap().contains("overflowing bins"),
+        "kept whole for supervisors"
+    );
+    let (_, list) = app.get("/v1/cases", Some(&supervisor)).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    // Inspectors cannot read the rejection log.
+    assert_eq!(
+        app.get("/v1/sync/rejections", Some(&phone.token)).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn broken_chain_is_rejected_and_not_acknowledged(app: TestApp) {
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let z1 = app.zone("Z01");
+    let a = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+    assert_eq!(phone.push(&app, &[a]).await.0, StatusCode::OK);
+    // An operation deleted from the queue: the next one's prev no longer matches.
+    let _deleted = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+    let c = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+    phone.seq -= 1;
+    let mut relabelled = serde_json::from_str::<gridline_sync::OperationBody>(&c.op).unwrap();
+    relabelled.seq = 2;
+    let resigned = gridline_sync::signing::sign_operation(&phone.key, &relabelled);
+    let (status, body) = phone.push(&app, &[resigned]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["status"], "rejected");
+    assert_eq!(body["results"][0]["code"], "broken_chain");
+    assert_eq!(body["acked_through"], 1);
+
+    // A different operation replayed at an acknowledged sequence number is refused too.
+    let mut other = Phone {
+        seq: 0,
+        prev: gridline_sync::signing::GENESIS_HASH.into(),
+        ..phone
+    };
+    let impostor = other.op("case.create@1", new_case(z1, 0, "event:0102").1);
+    let (_, body) = other.push(&app, &[impostor]).await;
+    assert_eq!(body["results"][0]["code"], "broken_chain");
+}
+
+async fn revoked_device_cannot_push(app: TestApp) {
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let admin = app.login("admin").await;
+    let (status, _) = app
+        .post(
+            &format!("/v1/devices/{}/revoke", phone.device_id),
+            Some(&admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let op = phone.op(
+        "case.create@1",
+        new_case(app.zone("Z01"), 0, "event:0102").1,
+    );
+    let (status, body) = phone.push(&app, &[op]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "device_revoked");
+    // A token that is not bound to a device cannot sync at all.
+    let plain = app.login("inspector1").await;
+    let (status, _) = app
+        .post("/v1/sync/push", Some(&plain), &phone.push_body(&[]))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+async fn out_of_scope_operation_is_rejected_kept_and_not_applied(app: TestApp) {
+    let mut phone = Phone::enrol(&app, "inspector1").await; // Z01 only
+    let (case_id, payload) = new_case(app.zone("Z02"), 1, "event:0102");
+    let ok = phone.op(
+        "case.create@1",
+        new_case(app.zone("Z01"), 0, "event:0102").1,
+    );
+    let foreign = phone.op("case.create@1", payload);
+    let after = phone.op(
+        "case.create@1",
+        new_case(app.zone("Z01"), 0, "event:0501").1,
+    );
+    let (status, body) = phone.push(&app, &[ok, foreign, after]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        statuses(&body),
+        ["applied", "rejected", "applied"],
+        "a bad operation never blocks the queue"
+    );
+    assert_eq!(body["results"][1]["code"], "out_of_scope");
+    assert_eq!(body["acked_through"], 3);
+    let admin = app.login("admin").await;
+    assert_eq!(
+        app.get(&format!("/v1/cases/{case_id}"), Some(&admin))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, rejections) = app.get("/v1/sync/rejections", Some(&admin)).await;
+    assert_eq!(rejections[0]["code"], "out_of_scope");
+    assert_eq!(rejections[0]["acknowledged"], true);
+
+    // Editing another zone's case is refused the same way.
+    let mut other = Phone::enrol(&app, "inspector3").await; // Z02
+    let (z2_case, payload) = new_case(app.zone("Z02"), 1, "event:0102");
+    let op = other.op("case.create@1", payload);
+    assert_eq!(other.push(&app, &[op]).await.0, StatusCode::OK);
+    let edit = phone.op(
+        "case.edit@1",
+        json!({"case_id": z2_case, "base_version": 1, "changes": {"description": "mine now"}}),
+    );
+    let (_, body) = phone.push(&app, &[edit]).await;
+    assert_eq!(body["results"][0]["code"], "out_of_scope");
+    let (_, case) = app.get(&format!("/v1/cases/{z2_case}"), Some(&admin)).await;
+    assert_eq!(case["description"], "overflowing bin");
+}
+
+async fn unsupported_protocol_is_426_and_acknowledges_nothing(app: TestApp) {
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let op = phone.op(
+        "case.create@1",
+        new_case(app.zone("Z01"), 0, "event:0102").1,
+    );
+    let mut body = phone.push_body(std::slice::from_ref(&op));
+    body["protocol"] = json!(2);
+    let (status, err) = app.post("/v1/sync/push", Some(&phone.token), &body).await;
+    assert_eq!(status, StatusCode::UPGRADE_REQUIRED);
+    assert_eq!(err["code"], "unsupported_protocol");
+    // The same operation is still accepted with the right protocol: nothing was acknowledged.
+    let (status, ok) = phone.push(&app, &[op]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ok["results"][0]["status"], "applied");
+    let (status, _) = app
+        .get("/v1/sync/pull?protocol=9", Some(&phone.token))
+        .await;
+    assert_eq!(status, StatusCode::UPGRADE_REQUIRED);
+}
+
+async fn stale_inspector_edit_loses_to_supervisor_and_both_sides_see_it(app: TestApp) {
+    let mut inspector = Phone::enrol(&app, "inspector1").await;
+    let mut supervisor = Phone::enrol(&app, "supervisor1").await;
+    let (case_id, payload) = new_case(app.zone("Z01"), 0, "event:0102");
+    let op = inspector.op("case.create@1", payload);
+    inspector.push(&app, &[op]).await;
+
+    // The supervisor reclassifies; the inspector, offline at version 1, edits the same field.
+    let op = supervisor.op(
+        "case.edit@1",
+        json!({"case_id": case_id, "base_version": 1, "changes": {"category_code": "event:0501"}}),
+    );
+    let (_, body) = supervisor.push(&app, &[op]).await;
+    assert_eq!(body["results"][0]["status"], "applied", "{body}");
+    let op = inspector.op("case.edit@1", json!({"case_id": case_id, "base_version": 1, "changes": {"category_code": "event:0103", "description": "two bins"}}));
+    let (_, body) = inspector.push(&app, &[op]).await;
+    let result = &body["results"][0];
+    assert_eq!(result["status"], "conflict", "{body}");
+    let conflict = result["conflicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"] == "category_code")
+        .unwrap();
+    assert_eq!(conflict["resolution"], "server_kept");
+    assert_eq!(conflict["server_value"], "event:0501");
+    assert_eq!(conflict["incoming_value"], "event:0103");
+
+    // The supervisor's decision stands; the untouched field applied; both values are kept.
+    let admin = app.login("admin").await;
+    let (_, case) = app.get(&format!("/v1/cases/{case_id}"), Some(&admin)).await;
+    assert_eq!(case["category_code"], "event:0501");
+    assert_eq!(case["description"], "two bins");
+    assert_eq!(case["conflicts"].as_array().unwrap().len(), 1);
+    assert_eq!(case["conflicts"][0]["incoming_value"], "event:0103");
+    let (_, conflicts) = app.get("/v1/conflicts", Some(&admin)).await;
+    assert_eq!(conflicts.as_array().unwrap().len(), 1);
+
+    // And the inspector's phone gets the conflict and the final case in its pull.
+    let (changes, _) = inspector.pull_all(&app, None).await;
+    let pulled_case = changes
+        .iter()
+        .find(|c| c["entity"] == "case" && c["id"] == json!(case_id))
+        .unwrap();
+    assert_eq!(pulled_case["data"]["category_code"], "event:0501");
+    assert!(changes
+        .iter()
+        .any(|c| c["entity"] == "conflict" && c["data"]["case_id"] == json!(case_id)));
+}
+
+async fn scope_change_emits_remove_and_catches_up_the_new_zone(app: TestApp) {
+    let mut inspector = Phone::enrol(&app, "inspector1").await; // Z01
+    let mut other = Phone::enrol(&app, "inspector5").await; // Z03
+    let (z1_case, payload) = new_case(app.zone("Z01"), 0, "event:0102");
+    let op = inspector.op("case.create@1", payload);
+    inspector.push(&app, &[op]).await;
+    let (z3_case, payload) = new_case(app.zone("Z03"), 2, "event:0102");
+    let op = other.op("case.create@1", payload);
+    other.push(&app, &[op]).await;
+
+    let (changes, cursor) = inspector.pull_all(&app, None).await;
+    assert!(changes
+        .iter()
+        .any(|c| c["entity"] == "case" && c["id"] == json!(z1_case)));
+    assert!(
+        !changes.iter().any(|c| c["id"] == json!(z3_case)),
+        "Z03 is not in scope yet"
+    );
+
+    // The inspector moves from Z01 to Z03.
+    let admin = app.login("admin").await;
+    let me = app.get("/v1/me", Some(&inspector.token)).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, rows) = app
+        .get(&format!("/v1/roster?user_id={me}"), Some(&admin))
+        .await;
+    let row = rows[0]["id"].as_str().unwrap();
+    let (status, _) = app
+        .post(
+            &format!("/v1/roster/{row}/reassign"),
+            Some(&admin),
+            &json!({"zone_id": app.zone("Z03"), "role": "inspector"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (changes, _) = inspector.pull_all(&app, Some(cursor)).await;
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["kind"] == "remove" && c["entity"] == "case" && c["id"] == json!(z1_case)),
+        "{changes:?}"
+    );
+    assert!(changes.iter().any(|c| c["kind"] == "remove"
+        && c["entity"] == "zone"
+        && c["id"] == json!(app.zone("Z01"))));
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["kind"] == "upsert" && c["entity"] == "case" && c["id"] == json!(z3_case)),
+        "caught up on the new zone"
+    );
+    assert!(changes.iter().any(|c| c["kind"] == "upsert"
+        && c["entity"] == "zone"
+        && c["id"] == json!(app.zone("Z03"))));
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|c| c["kind"] == "upsert" && c["entity"] == "asset")
+            .count(),
+        40,
+        "Z03's assets"
+    );
+}
+
+async fn pull_includes_reference_data_and_pages_in_order(app: TestApp) {
+    let phone = Phone::enrol(&app, "inspector1").await;
+    let (changes, cursor) = phone.pull_all(&app, None).await;
+    let count = |entity: &str| {
+        changes
+            .iter()
+            .filter(|c| c["entity"] == entity && c["kind"] == "upsert")
+            .count()
+    };
+    assert_eq!(count("zone"), 1);
+    assert_eq!(count("asset"), 40);
+    assert_eq!(count("taxonomy"), 100);
+    assert_eq!(count("rule"), 1);
+    assert_eq!(count("period"), 1);
+    // Nothing new: an empty page with the same position.
+    let (again, _) = phone.pull_all(&app, Some(cursor.clone())).await;
+    assert!(again.is_empty(), "{again:?}");
+    // A made-up cursor must reset.
+    let (status, body) = app
+        .get("/v1/sync/pull?protocol=1&cursor=bogus", Some(&phone.token))
+        .await;
+    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(body["code"], "reset_required");
+    let (status, _) = app
+        .get("/v1/sync/pull?protocol=1&limit=5000", Some(&phone.token))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn skewed_clock_is_flagged_on_the_operations_it_affects(app: TestApp) {
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let (case_id, payload) = new_case(app.zone("Z01"), 0, "event:0102");
+    let op = phone.op("case.create@1", payload);
+    let mut body = phone.push_body(&[op]);
+    body["device_time"] = json!("2020-01-01T00:00:00Z");
+    let (status, resp) = app.post("/v1/sync/push", Some(&phone.token), &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(resp["clock_skew_ms"].as_i64().unwrap() < -86_400_000);
+    let (_, case) = app
+        .get(
+            &format!("/v1/cases/{case_id}"),
+            Some(&app.login("admin").await),
+        )
+        .await;
+    assert!(
+        case["flags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("clock_skew")),
+        "{case}"
+    );
+    assert!(!case["flags"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("location_outside_zone")));
+    assert!(
+        case["received_at"].is_string()
+            && case["queued_at"].is_string()
+            && case["captured_at"].is_string()
+    );
+}
