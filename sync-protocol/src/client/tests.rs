@@ -139,7 +139,7 @@ impl FakeServer {
                 conflicts: vec![],
             };
             match Operation::from_body(&body) {
-                Ok(Operation::CaseCreateV1(c)) if c.category_code.starts_with("99") => {
+                Ok(Operation::CaseCreateV1(c)) if c.category_code.starts_with("event:99") => {
                     result.status = OpStatus::Rejected;
                     result.code = Some(ErrorCode::InvalidRequest);
                     result.message = Some("unknown category".into());
@@ -348,7 +348,7 @@ async fn operations_survive_reopening_and_the_chain_continues() {
     drop(client);
 
     let (client, _) = client_at(&path, &server).await;
-    let third = client.capture(case("0104"), &[]).await.unwrap();
+    let third = client.capture(case("event:0104"), &[]).await.unwrap();
     assert_eq!(third.seq, 3);
 
     let entries = client.store().entries().await.unwrap();
@@ -514,7 +514,7 @@ async fn a_server_restored_from_backup_gets_the_lost_operations_again() {
 async fn a_rejected_operation_is_acknowledged_and_does_not_block_the_queue() {
     let dir = tempfile::tempdir().unwrap();
     let (client, _, _) = enrolled(&dir).await;
-    client.capture(case("9901"), &[]).await.unwrap();
+    client.capture(case("event:9901"), &[]).await.unwrap();
     let good = client.capture(case("event:0102"), &[]).await.unwrap();
     let edit = Operation::CaseEditV1(CaseEditV1 {
         case_id: good.op_id,
