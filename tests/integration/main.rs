@@ -4,5 +4,6 @@
 
 mod auth;
 mod edge;
+mod pull_order;
 mod reference;
 mod sync;
