@@ -117,6 +117,10 @@ pub struct LimitsConfig {
     pub max_json_bytes: usize,
     /// A request that takes longer than this is answered 503.
     pub request_timeout_secs: u64,
+    /// Authenticated requests per minute per user and per device (0: unlimited), per instance.
+    pub requests_per_minute: u32,
+    /// How many requests a user or device may make at once before the rate applies.
+    pub request_burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,6 +177,8 @@ impl Default for LimitsConfig {
         Self {
             max_json_bytes: 1024 * 1024,
             request_timeout_secs: 30,
+            requests_per_minute: 600,
+            request_burst: 120,
         }
     }
 }

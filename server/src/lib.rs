@@ -11,6 +11,7 @@ pub mod demo;
 pub mod error;
 pub mod geo;
 pub mod model;
+pub mod ratelimit;
 pub mod routes;
 pub mod state;
 pub mod store;

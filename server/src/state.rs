@@ -16,6 +16,7 @@ pub struct AppState {
     pub keys: Arc<Keyring>,
     pub blobs: Arc<dyn ObjectStore>,
     pub metrics: PrometheusHandle,
+    pub rate_limiter: Arc<crate::ratelimit::RateLimiter>,
 }
 
 impl AppState {
@@ -25,7 +26,12 @@ impl AppState {
         let db = Db::connect(&config.database_url(), config.database_max_connections).await?;
         let keys = Keyring::load_or_create(&config.key_file())?;
         let blobs = crate::blob::open(&config)?;
+        let rate_limiter = Arc::new(crate::ratelimit::RateLimiter::new(
+            config.limits.requests_per_minute,
+            config.limits.request_burst,
+        ));
         Ok(AppState {
+            rate_limiter,
             config: Arc::new(config),
             db,
             keys: Arc::new(keys),

@@ -6,4 +6,5 @@ mod auth;
 mod edge;
 mod pull_order;
 mod reference;
+mod security;
 mod sync;

@@ -209,6 +209,20 @@ impl FromRequestParts<AppState> for AuthUser {
                 ));
             }
         }
+        for key in [
+            Some(format!("u:{}", claims.sub)),
+            claims.did.map(|d| format!("d:{d}")),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Err(wait) = state.rate_limiter.check(&key) {
+                return Err(
+                    ApiError::new(ErrorCode::RateLimited, "too many requests; slow down")
+                        .retry_after(wait.as_secs().max(1)),
+                );
+            }
+        }
         tracing::Span::current().record("user", tracing::field::display(claims.sub));
         Ok(AuthUser {
             user_id: claims.sub,
