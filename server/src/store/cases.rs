@@ -167,10 +167,26 @@ pub async fn update_case(conn: &mut AnyConnection, c: &CaseRow) -> R<()> {
 }
 
 pub async fn load_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid, CaseRow>> {
+    load(conn, ids, "").await
+}
+
+/// Loads cases for a write: on PostgreSQL the rows stay locked until the transaction ends, so
+/// two batches touching one case apply one after the other. `ids` must be sorted: rows are
+/// locked in id order, which keeps concurrent batches from deadlocking on each other.
+pub async fn load_many_for_update(
+    conn: &mut AnyConnection,
+    backend: super::Backend,
+    ids: &[Uuid],
+) -> R<HashMap<Uuid, CaseRow>> {
+    debug_assert!(ids.windows(2).all(|w| w[0] <= w[1]));
+    load(conn, ids, backend.for_update()).await
+}
+
+async fn load(conn: &mut AnyConnection, ids: &[Uuid], lock: &str) -> R<HashMap<Uuid, CaseRow>> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(500) {
         let sql = format!(
-            "SELECT {} FROM cases WHERE id IN ({})",
+            "SELECT {} FROM cases WHERE id IN ({}) ORDER BY id{lock}",
             CASE_COLUMNS.join(", "),
             placeholders(1, chunk.len())
         );

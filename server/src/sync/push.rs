@@ -335,7 +335,7 @@ impl<'a> Batch<'a> {
         ids.sort();
         ids.dedup();
         if !ids.is_empty() {
-            self.cases = cases::load_many(tx.conn(), &ids).await?;
+            self.cases = cases::load_many_for_update(tx.conn(), tx.backend, &ids).await?;
             for h in cases::history_many(tx.conn(), &ids).await? {
                 self.history.entry(h.case_id).or_default().push(h);
             }
