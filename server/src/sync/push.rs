@@ -335,7 +335,8 @@ impl<'a> Batch<'a> {
         ids.sort();
         ids.dedup();
         if !ids.is_empty() {
-            self.cases = cases::load_many_for_update(tx.conn(), tx.backend, &ids).await?;
+            let backend = tx.backend;
+            self.cases = cases::load_many_for_update(tx.conn(), backend, &ids).await?;
             for h in cases::history_many(tx.conn(), &ids).await? {
                 self.history.entry(h.case_id).or_default().push(h);
             }
