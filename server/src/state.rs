@@ -16,6 +16,7 @@ pub struct AppState {
     pub keys: Arc<Keyring>,
     pub blobs: Arc<dyn ObjectStore>,
     pub metrics: PrometheusHandle,
+    pub photos: Arc<crate::photos::Runtime>,
 }
 
 impl AppState {
@@ -25,12 +26,14 @@ impl AppState {
         let db = Db::connect(&config.database_url(), config.database_max_connections).await?;
         let keys = Keyring::load_or_create(&config.key_file())?;
         let blobs = crate::blob::open(&config)?;
+        let photos = Arc::new(crate::photos::Runtime::new(&config, &keys)?);
         Ok(AppState {
             config: Arc::new(config),
             db,
             keys: Arc::new(keys),
             blobs,
             metrics: crate::telemetry::metrics_handle(),
+            photos,
         })
     }
 }

@@ -7,9 +7,11 @@ pub mod auth;
 pub mod devices;
 pub mod health;
 pub mod periods;
+pub mod photos;
 pub mod roster;
 pub mod rules;
 pub mod taxonomy;
+pub mod uploads;
 pub mod users;
 pub mod zones;
 
@@ -36,6 +38,7 @@ use crate::state::AppState;
         (name = "users", description = "Accounts"),
         (name = "reference", description = "Zones, roster, taxonomy, assets, rules, periods"),
         (name = "audit", description = "Who changed what"),
+        (name = "photos", description = "Photo evidence: resumable (tus) uploads, metadata, links"),
     )
 )]
 pub struct ApiDoc;
@@ -70,6 +73,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(rules::router())
         .merge(periods::router())
         .merge(audit::router())
+        .merge(uploads::router())
+        .merge(photos::router())
 }
 
 /// The OpenAPI document as committed in `openapi.yaml`.

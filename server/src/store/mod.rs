@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod changes;
 pub mod devices;
+pub mod photos;
 pub mod reference;
 pub mod tokens;
 pub mod users;
