@@ -4,4 +4,5 @@
 
 mod auth;
 mod edge;
+mod photos;
 mod reference;
