@@ -186,11 +186,21 @@ async fn receive(
                 ));
             }
             hasher.update(&data);
-            buf.extend_from_slice(&data);
-            while buf.len() >= chunk {
-                let piece = buf.split_to(chunk).freeze();
-                parts.push(put_piece(&state, &upload, pos, piece).await?);
-                pos += chunk as i64;
+            // Fill one piece-sized buffer exactly (no doubling growth), hand it to the store
+            // when full, and only then start the next: at most one piece per request.
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                if buf.capacity() == 0 {
+                    buf.reserve(chunk);
+                }
+                let take = (chunk - buf.len()).min(rest.len());
+                buf.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if buf.len() == chunk {
+                    let piece = std::mem::take(&mut buf).freeze();
+                    parts.push(put_piece(&state, &upload, pos, piece).await?);
+                    pos += chunk as i64;
+                }
             }
         }
         if !buf.is_empty() {
