@@ -4,6 +4,7 @@
 
 mod auth;
 mod edge;
+mod photos;
 mod pull_order;
 mod reference;
 mod security;
