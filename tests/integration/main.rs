@@ -6,5 +6,6 @@ mod auth;
 mod edge;
 mod pull_order;
 mod reference;
+mod reliability;
 mod security;
 mod sync;
