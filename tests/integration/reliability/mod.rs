@@ -550,3 +550,73 @@ pub async fn check_exactly_once(pool: &AnyPool, devices: &[ExpectedDevice]) -> C
     );
     checked
 }
+
+/// The checker itself must be able to fail: a lost operation, a duplicated effect and a
+/// partial case are each caught.
+#[tokio::test]
+async fn the_exactly_once_check_catches_loss_duplication_and_partial_state() {
+    use futures::FutureExt;
+    use gridline_tests::{new_case, Db, Phone, TestApp};
+
+    let app = TestApp::spawn(Db::Sqlite).await.expect("app");
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let (case_id, payload) = new_case(app.zone("Z01"), 0, "event:0102");
+    let ops = vec![
+        phone.op("case.create@1", payload),
+        phone.op(
+            "case.comment@1",
+            serde_json::json!({"case_id": case_id, "comment_id": Uuid::now_v7(), "text": "x"}),
+        ),
+    ];
+    assert_eq!(phone.push(&app, &ops).await.0, reqwest::StatusCode::OK);
+    let pool = &app.state.db.pool;
+    let honest = ExpectedDevice::from_ops(phone.device_id, ops.clone());
+    assert_eq!(
+        check_exactly_once(pool, std::slice::from_ref(&honest))
+            .await
+            .operations,
+        2
+    );
+
+    let fails = |devices: Vec<ExpectedDevice>| async move {
+        std::panic::AssertUnwindSafe(check_exactly_once(pool, &devices))
+            .catch_unwind()
+            .await
+            .is_err()
+    };
+    // The phone holds an operation the server lost.
+    let mut more = ops.clone();
+    more.push(phone.op(
+        "case.create@1",
+        new_case(app.zone("Z01"), 0, "event:0102").1,
+    ));
+    assert!(fails(vec![ExpectedDevice::from_ops(phone.device_id, more)]).await);
+    // An effect applied twice: a second comment event on the case.
+    sqlx::query(
+        "INSERT INTO case_events (id, case_id, version, kind, actor_id, at) \
+         VALUES ($1, $2, 3, 'comment', $3, 0)",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(case_id.to_string())
+    .bind(Uuid::now_v7().to_string())
+    .execute(pool)
+    .await
+    .expect("insert");
+    assert!(fails(vec![honest.clone()]).await);
+    // A partial case: its photo manifest gone.
+    sqlx::query("DELETE FROM case_events WHERE version = 3")
+        .execute(pool)
+        .await
+        .expect("delete");
+    assert_eq!(
+        check_exactly_once(pool, std::slice::from_ref(&honest))
+            .await
+            .operations,
+        2
+    );
+    sqlx::query("DELETE FROM case_photos")
+        .execute(pool)
+        .await
+        .expect("delete");
+    assert!(fails(vec![honest]).await);
+}
