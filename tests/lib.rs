@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 pub use gridline_server;
 
+pub mod faultproxy;
 pub mod garage;
 
 /// Which database a test runs on.

@@ -7,5 +7,6 @@ mod edge;
 mod photos;
 mod pull_order;
 mod reference;
+mod reliability;
 mod security;
 mod sync;
