@@ -104,6 +104,12 @@ error_codes! {
     CaseNotFound = ("case_not_found", 404),
     /// The case is in a final state (closed, withdrawn, not filed, duplicate) and takes no edits.
     CaseClosed = ("case_closed", 409),
+    /// A deduction needs complete evidence: at least one photo, every declared photo received
+    /// and verified.
+    EvidenceIncomplete = ("evidence_incomplete", 409),
+    /// The assessment period is closed: it takes no new ledger entries (a correction posts in
+    /// the open period).
+    PeriodClosed = ("period_closed", 409),
 }
 
 impl std::fmt::Display for ErrorCode {

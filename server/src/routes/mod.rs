@@ -6,8 +6,11 @@ pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod devices;
+pub mod exports;
 pub mod health;
+pub mod ledger;
 pub mod periods;
+pub mod review;
 pub mod roster;
 pub mod rules;
 pub mod sync;
@@ -40,6 +43,8 @@ use crate::state::AppState;
         (name = "audit", description = "Who changed what"),
         (name = "sync", description = "Offline sync: push and pull (see PROTOCOL.md)"),
         (name = "cases", description = "Cases, evidence and conflicts"),
+        (name = "review", description = "Supervisor review: the case workflow and the review queue"),
+        (name = "ledger", description = "Deductions, the hash-chained ledger, periods, scores and ranking"),
     )
 )]
 pub struct ApiDoc;
@@ -76,6 +81,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(sync::router())
         .merge(cases::router())
+        .merge(review::router())
+        .merge(ledger::router())
+        .merge(exports::router())
 }
 
 /// The OpenAPI document as committed in `openapi.yaml`.
