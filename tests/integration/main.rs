@@ -4,5 +4,8 @@
 
 mod auth;
 mod edge;
+mod ledger;
 mod reference;
+mod review;
+mod support;
 mod sync;

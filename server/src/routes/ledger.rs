@@ -723,10 +723,22 @@ async fn reverse(
     {
         original_period
     } else {
-        let (open, status) = store::period_at(tx.conn(), now)
+        // The open period of today, else the next open one after the original's.
+        let today = store::period_at(tx.conn(), now)
             .await?
-            .ok_or_else(period_closed)?;
-        if status != "open" || store::lock_period(&mut tx, open).await?.as_deref() != Some("open") {
+            .filter(|(_, status)| status == "open")
+            .map(|(id, _)| id);
+        let open = match today {
+            Some(id) => Some(id),
+            None => {
+                let original_period = reference::period(tx.conn(), original_period)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("period"))?;
+                store::open_period_from(tx.conn(), ms_from_time(original_period.ends_at)).await?
+            }
+        }
+        .ok_or_else(period_closed)?;
+        if store::lock_period(&mut tx, open).await?.as_deref() != Some("open") {
             return Err(period_closed());
         }
         open

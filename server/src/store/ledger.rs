@@ -322,6 +322,7 @@ pub async fn verify_chain(pool: &AnyPool) -> R<(i64, Option<ChainBreak>)> {
             return Ok((checked, None));
         };
         if let Some(b) = chain::verify_from(after + 1, &prev, &page) {
+            checked += page.iter().take_while(|e| e.id != b.id).count() as i64;
             return Ok((checked, Some(b)));
         }
         checked += page.len() as i64;
@@ -355,6 +356,21 @@ pub async fn period_at<'c, E: Executor<'c, Database = Any>>(
         .await?;
     row.map(|r| Ok((uuid(&r, "id")?, r.try_get("status")?)))
         .transpose()
+}
+
+/// The first open period starting at or after `at`: where a correction to a closed period goes
+/// when no open period covers today.
+pub async fn open_period_from<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    at: i64,
+) -> R<Option<Uuid>> {
+    let id: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM periods WHERE status = 'open' AND starts_at >= $1 ORDER BY starts_at LIMIT 1",
+    )
+    .bind(at)
+    .fetch_optional(e)
+    .await?;
+    Ok(id.map(|s| super::uuid_col(&s)))
 }
 
 pub async fn close_period(conn: &mut AnyConnection, id: Uuid, by: Uuid, at: i64) -> R<bool> {
