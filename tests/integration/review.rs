@@ -13,6 +13,7 @@ on_both_backends!(
     only_the_dispatched_people_report_a_case_rectified,
     duplicates_link_the_original,
     the_queue_filters_and_pages_with_the_evidence_in_each_item,
+    the_case_list_exports_as_csv_and_geojson,
 );
 
 fn states(case: &Value) -> Vec<String> {
@@ -322,4 +323,40 @@ async fn the_queue_filters_and_pages_with_the_evidence_in_each_item(app: TestApp
     // Inspectors have no queue.
     let (status, _) = app.get("/v1/review/queue", Some(&phone.token)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+async fn the_case_list_exports_as_csv_and_geojson(app: TestApp) {
+    let (_, id) = filed_case(&app).await;
+    let sup = app.login("supervisor1").await;
+    must_transition(&app, &sup, id, json!({"action": "dispatch"})).await;
+    let (status, csv_bytes) = get_bytes(&app, "/v1/exports/cases?format=csv", &sup).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut reader = csv::Reader::from_reader(csv_bytes.as_slice());
+    let headers = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 1);
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    assert_eq!(&rows[0][col("id")], id.to_string());
+    assert_eq!(&rows[0][col("zone")], "Z01");
+    assert_eq!(&rows[0][col("state")], "dispatched");
+    assert!(!rows[0][col("deadline")].is_empty());
+
+    let (status, geo) = app
+        .get("/v1/exports/cases?format=geojson", Some(&sup))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(geo["type"], "FeatureCollection");
+    let f = &geo["features"][0];
+    assert_eq!(f["geometry"]["type"], "Point");
+    let lon = f["geometry"]["coordinates"][0].as_f64().unwrap();
+    assert!((116.30..116.312).contains(&lon), "[lon, lat] order: {lon}");
+    assert_eq!(f["properties"]["state"], "dispatched");
+    // An inspector of another zone exports nothing of Z01.
+    let (_, geo) = app
+        .get(
+            "/v1/exports/cases?format=geojson",
+            Some(&app.login("inspector5").await),
+        )
+        .await;
+    assert_eq!(geo["features"], json!([]));
 }

@@ -507,13 +507,7 @@ async fn queue(
         None => None,
         Some(t) => Some(parse_cursor(t).ok_or_else(|| ApiError::invalid("after", "bad cursor"))?),
     };
-    let scope = user.scope(&state).await?;
-    let zones = match (scope.zones(), q.zone_id) {
-        (None, None) => None,
-        (None, Some(z)) => Some(vec![z]),
-        (Some(zs), None) => Some(zs.to_vec()),
-        (Some(zs), Some(z)) => Some(zs.iter().copied().filter(|x| *x == z).collect()),
-    };
+    let zones = crate::routes::ledger::scoped_zones(&state, &user, q.zone_id).await?;
     let mut category_codes: Option<Vec<String>> = q.category.clone().map(|c| vec![c]);
     if let Some(wc) = q.work_category {
         let keys = review::category_keys(&state.db.pool, wc.as_str()).await?;
