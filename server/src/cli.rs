@@ -43,6 +43,15 @@ pub enum Command {
     /// Administration.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The deduction ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Subcommand)]
+pub enum LedgerCommand {
+    /// Recompute the hash chain; exit 1 and name the first bad entry if it is broken.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -124,6 +133,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { demo } => serve(config, demo).await,
         Command::Admin(cmd) => admin(config, cmd).await,
+        Command::Ledger(LedgerCommand::Verify) => {
+            let state = AppState::build(config).await?;
+            let (checked, first_bad) = crate::store::ledger::verify_chain(&state.db.pool).await?;
+            match first_bad {
+                None => {
+                    println!("ledger ok: {checked} entries, chain intact");
+                    Ok(())
+                }
+                Some(b) => anyhow::bail!(
+                    "ledger broken at entry {} (seq {}): {}; {checked} entries before it are intact",
+                    b.id,
+                    b.seq,
+                    b.problem
+                ),
+            }
+        }
     }
 }
 

@@ -129,6 +129,12 @@ error_codes! {
     UnsupportedTusVersion = ("unsupported_tus_version", 412),
     /// A photo link whose signature does not verify or whose time is over.
     LinkExpired = ("link_expired", 403),
+    /// A deduction needs complete evidence: at least one photo, every declared photo received
+    /// and verified.
+    EvidenceIncomplete = ("evidence_incomplete", 409),
+    /// The assessment period is closed: it takes no new ledger entries (a correction posts in
+    /// the open period).
+    PeriodClosed = ("period_closed", 409),
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -2,7 +2,8 @@
 //!
 //! Everything a phone and the server must agree on lives here: error codes ([`error`]), sync
 //! wire types ([`wire`]), typed operations and their validation ([`ops`], [`validation`]),
-//! signing and hash chaining ([`signing`]) and the pure conflict rules ([`conflict`]). Behind the
+//! signing and hash chaining ([`signing`]), the pure conflict rules ([`conflict`]) and the case
+//! workflow ([`workflow`]). Behind the
 //! `client` feature is the reference phone client ([`client`]) with its durable outbox.
 //! Without that feature this crate has no HTTP framework and no database driver.
 //!
@@ -14,6 +15,7 @@ pub mod ops;
 pub mod signing;
 pub mod validation;
 pub mod wire;
+pub mod workflow;
 
 #[cfg(feature = "client")]
 pub mod client;

@@ -4,9 +4,12 @@
 
 mod auth;
 mod edge;
+mod ledger;
 mod photos;
 mod pull_order;
 mod reference;
 mod reliability;
+mod review;
 mod security;
+mod support;
 mod sync;

@@ -6,9 +6,12 @@ pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod devices;
+pub mod exports;
 pub mod health;
+pub mod ledger;
 pub mod periods;
 pub mod photos;
+pub mod review;
 pub mod roster;
 pub mod rules;
 pub mod sync;
@@ -43,6 +46,8 @@ use crate::state::AppState;
         (name = "sync", description = "Offline sync: push and pull (see PROTOCOL.md)"),
         (name = "cases", description = "Cases, evidence and conflicts"),
         (name = "photos", description = "Photo evidence: resumable (tus) uploads, metadata, links"),
+        (name = "review", description = "Supervisor review: the case workflow and the review queue"),
+        (name = "ledger", description = "Deductions, the hash-chained ledger, periods, scores and ranking"),
     )
 )]
 pub struct ApiDoc;
@@ -81,6 +86,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(cases::router())
         .merge(uploads::router())
         .merge(photos::router())
+        .merge(review::router())
+        .merge(ledger::router())
+        .merge(exports::router())
 }
 
 /// The OpenAPI document as committed in `openapi.yaml`.

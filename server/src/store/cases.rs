@@ -170,18 +170,6 @@ pub async fn load_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid
     load(conn, ids, "").await
 }
 
-/// Loads cases for a write: on PostgreSQL the rows stay locked until the transaction ends, so
-/// two batches touching one case apply one after the other. `ids` must be sorted: rows are
-/// locked in id order, which keeps concurrent batches from deadlocking on each other.
-pub async fn load_many_for_update(
-    conn: &mut AnyConnection,
-    backend: super::Backend,
-    ids: &[Uuid],
-) -> R<HashMap<Uuid, CaseRow>> {
-    debug_assert!(ids.windows(2).all(|w| w[0] <= w[1]));
-    load(conn, ids, backend.for_update()).await
-}
-
 async fn load(conn: &mut AnyConnection, ids: &[Uuid], lock: &str) -> R<HashMap<Uuid, CaseRow>> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(500) {

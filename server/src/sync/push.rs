@@ -33,7 +33,7 @@ use crate::state::AppState;
 use crate::store::cases::{self, CaseRow, ConflictRow, EventRow, HistoryRow, PhotoRow};
 use crate::store::changes::{self, PendingChange};
 use crate::store::sync::{self as sync_store, RejectionRow, SyncOpRow};
-use crate::store::{devices, ms_from_time, new_id, now_ms, reference, WriteTx};
+use crate::store::{devices, ms_from_time, new_id, now_ms, reference, review, WriteTx};
 
 /// Applies a push request; see the module docs.
 pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiResult<PushResponse> {
@@ -263,6 +263,8 @@ struct Batch<'a> {
     /// Cases touched by the batch, as they stand after the operations applied so far.
     cases: HashMap<Uuid, CaseRow>,
     history: HashMap<Uuid, Vec<HistoryRow>>,
+    /// Who each touched case is dispatched to: only they may report it rectified.
+    assignees: HashMap<Uuid, Vec<Uuid>>,
     new_cases: Vec<Uuid>,
     dirty: HashSet<Uuid>,
     replays: HashMap<i64, (String, String)>,
@@ -309,6 +311,7 @@ impl<'a> Batch<'a> {
             flagged: None,
             cases: HashMap::new(),
             history: HashMap::new(),
+            assignees: HashMap::new(),
             new_cases: Vec::new(),
             dirty: HashSet::new(),
             replays: HashMap::new(),
@@ -356,8 +359,10 @@ impl<'a> Batch<'a> {
         ids.sort();
         ids.dedup();
         if !ids.is_empty() {
-            let backend = tx.backend;
-            self.cases = cases::load_many_for_update(tx.conn(), backend, &ids).await?;
+            // Supervisors transition cases too (routes/review.rs): lock before reading.
+            review::lock_cases(tx, &ids).await?;
+            self.cases = cases::load_many(tx.conn(), &ids).await?;
+            self.assignees = review::assignees(tx.conn(), &ids).await?;
             for h in cases::history_many(tx.conn(), &ids).await? {
                 self.history.entry(h.case_id).or_default().push(h);
             }
@@ -918,7 +923,10 @@ impl<'a> Batch<'a> {
         };
         let actor = TransitionActor {
             is_reporter: case.reporter_id == self.user.user_id,
-            is_assignee: self.user.roles.iter().any(|r| r.is_assignee_role()),
+            is_assignee: self
+                .assignees
+                .get(&case.id)
+                .is_some_and(|a| a.contains(&self.user.user_id)),
         };
         match check_transition(p.action, case.state, actor) {
             Err(code) => OpResult {

@@ -1,0 +1,121 @@
+//! Exports as tables: one [`Table`] written as CSV or as an XLSX workbook, so both formats
+//! always carry the same rows and numbers.
+
+use rust_xlsxwriter::{Format, Workbook, XlsxError};
+
+/// One cell. Numbers stay numbers in XLSX (so totals can be summed there).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(String),
+    Int(i64),
+    Num(f64),
+    Empty,
+}
+
+impl From<String> for Cell {
+    fn from(v: String) -> Self {
+        Cell::Text(v)
+    }
+}
+impl From<&str> for Cell {
+    fn from(v: &str) -> Self {
+        Cell::Text(v.to_owned())
+    }
+}
+impl From<Option<String>> for Cell {
+    fn from(v: Option<String>) -> Self {
+        v.map(Cell::Text).unwrap_or(Cell::Empty)
+    }
+}
+impl From<i64> for Cell {
+    fn from(v: i64) -> Self {
+        Cell::Int(v)
+    }
+}
+impl From<Option<i64>> for Cell {
+    fn from(v: Option<i64>) -> Self {
+        v.map(Cell::Int).unwrap_or(Cell::Empty)
+    }
+}
+impl From<f64> for Cell {
+    fn from(v: f64) -> Self {
+        Cell::Num(v)
+    }
+}
+
+impl Cell {
+    fn text(&self) -> String {
+        match self {
+            Cell::Text(s) => s.clone(),
+            Cell::Int(i) => i.to_string(),
+            Cell::Num(n) => n.to_string(),
+            Cell::Empty => String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub name: &'static str,
+    pub headers: Vec<&'static str>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+impl Table {
+    pub fn to_csv(&self) -> Result<Vec<u8>, csv::Error> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(&self.headers)?;
+        for row in &self.rows {
+            w.write_record(row.iter().map(Cell::text))?;
+        }
+        w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+    }
+
+    pub fn to_xlsx(&self) -> Result<Vec<u8>, XlsxError> {
+        let mut book = Workbook::new();
+        let bold = Format::new().set_bold();
+        let sheet = book.add_worksheet();
+        sheet.set_name(self.name)?;
+        for (c, h) in self.headers.iter().enumerate() {
+            sheet.write_string_with_format(0, c as u16, *h, &bold)?;
+        }
+        for (r, row) in self.rows.iter().enumerate() {
+            let r = r as u32 + 1;
+            for (c, cell) in row.iter().enumerate() {
+                let c = c as u16;
+                match cell {
+                    Cell::Text(s) => {
+                        sheet.write_string(r, c, s)?;
+                    }
+                    Cell::Int(i) => {
+                        sheet.write_number(r, c, *i as f64)?;
+                    }
+                    Cell::Num(n) => {
+                        sheet.write_number(r, c, *n)?;
+                    }
+                    Cell::Empty => {}
+                }
+            }
+        }
+        book.save_to_buffer()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_and_keeps_empty_cells() {
+        let t = Table {
+            name: "t",
+            headers: vec!["a", "b", "c"],
+            rows: vec![vec!["x, y".into(), Cell::Empty, 1.5.into()]],
+        };
+        assert_eq!(
+            String::from_utf8(t.to_csv().unwrap()).unwrap(),
+            "a,b,c\n\"x, y\",,1.5\n"
+        );
+        assert!(t.to_xlsx().unwrap().starts_with(b"PK"));
+    }
+}

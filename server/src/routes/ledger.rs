@@ -1,0 +1,900 @@
+//! Deductions and the ledger: proposals, approval into the hash-chained ledger, reversals,
+//! chain verification, closing periods, zone scores and the ranking.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use gridline_sync::{ErrorCode, Role};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult, Json, PathParam, Query};
+use crate::ledger::chain::{self, ChainBreak, Entry};
+use crate::ledger::scoring::{self, Ranking};
+use crate::model::{Milli, Page, Period, PeriodStatus, Source};
+use crate::state::AppState;
+use crate::store::changes::{self, PendingChange};
+use crate::store::ledger::{self as store, ProposalRow};
+use crate::store::review;
+use crate::store::{audit, cases, ms_from_time, new_id, now_ms, reference, time_from_ms, uuid_col};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_proposals, propose))
+        .routes(routes!(get_proposal))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(list_entries))
+        .routes(routes!(verify))
+        .routes(routes!(get_entry))
+        .routes(routes!(reverse))
+        .routes(routes!(close_period))
+        .routes(routes!(ranking))
+}
+
+fn require_supervisor(user: &AuthUser) -> ApiResult<()> {
+    user.require_any(&[Role::Supervisor])
+}
+
+// ---- proposals --------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalInput {
+    /// The case the finding is about; omit for a finding with no case (media, a leader's
+    /// criticism, a public complaint), then give `zone_id`.
+    #[serde(default)]
+    pub case_id: Option<Uuid>,
+    #[serde(default)]
+    pub zone_id: Option<Uuid>,
+    /// Default `inspection` for a case.
+    #[serde(default)]
+    pub source: Option<Source>,
+    /// A rule of the active rulebook that applies to the source (and the case's category).
+    pub rule_code: String,
+    /// Taxonomy key of the problem, for a finding with no case (optional).
+    #[serde(default)]
+    pub category_code: Option<String>,
+    /// When the problem was found; default the case's capture time, or now.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub found_at: Option<time::OffsetDateTime>,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Proposal {
+    pub id: Uuid,
+    pub case_id: Option<Uuid>,
+    pub zone_id: Uuid,
+    pub period_id: Uuid,
+    pub source: String,
+    pub rulebook_id: Uuid,
+    pub rule_code: String,
+    pub raw_points: f64,
+    pub category_code: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub found_at: time::OffsetDateTime,
+    pub note: String,
+    /// `proposed`, `approved` or `rejected`.
+    pub status: String,
+    pub proposed_by: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub proposed_at: time::OffsetDateTime,
+    pub decided_by: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub decided_at: Option<time::OffsetDateTime>,
+    pub reason: Option<String>,
+    pub ledger_entry_id: Option<Uuid>,
+}
+
+fn proposal_view(p: &ProposalRow) -> Proposal {
+    Proposal {
+        id: p.id,
+        case_id: p.case_id,
+        zone_id: p.zone_id,
+        period_id: p.period_id,
+        source: p.source.clone(),
+        rulebook_id: p.rulebook_id,
+        rule_code: p.rule_code.clone(),
+        raw_points: Milli::to_f64(p.raw_points_milli),
+        category_code: p.category_code.clone(),
+        found_at: time_from_ms(p.found_at),
+        note: p.note.clone(),
+        status: p.status.clone(),
+        proposed_by: p.proposed_by,
+        proposed_at: time_from_ms(p.proposed_at),
+        decided_by: p.decided_by,
+        decided_at: p.decided_at.map(time_from_ms),
+        reason: p.reason.clone(),
+        ledger_entry_id: p.ledger_entry_id,
+    }
+}
+
+fn period_closed() -> ApiError {
+    ApiError::new(
+        ErrorCode::PeriodClosed,
+        "the period of this finding is closed: it takes no new entries",
+    )
+}
+
+/// Propose a deduction (supervisors), from a case or directly, citing a rule of the rulebook
+/// in force. The finding's time decides the period, which must be open.
+#[utoipa::path(post, path = "/v1/deductions", tag = "ledger", security(("bearer" = [])), request_body = ProposalInput,
+    responses((status = 201, body = Proposal), (status = 404, body = gridline_sync::ErrorBody),
+        (status = 409, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody)))]
+async fn propose(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(input): Json<ProposalInput>,
+) -> ApiResult<(StatusCode, Json<Proposal>)> {
+    require_supervisor(&user)?;
+    let scope = user.scope(&state).await?;
+    let now = now_ms();
+    let (case_id, zone_id, source, category, found_at) = match input.case_id {
+        Some(case_id) => {
+            let case = cases::get(&state.db.pool, case_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("case"))?;
+            scope.check_visible(case.zone_id, "case")?;
+            if input.zone_id.is_some_and(|z| z != case.zone_id) {
+                return Err(ApiError::invalid("zone_id", "differs from the case's zone"));
+            }
+            let source = match input.source {
+                Some(s) => s,
+                None => Source::parse(&case.source).unwrap_or(Source::Inspection),
+            };
+            (
+                Some(case_id),
+                case.zone_id,
+                source,
+                Some(case.category_code),
+                input.found_at.map(ms_from_time).unwrap_or(case.captured_at),
+            )
+        }
+        None => {
+            let zone_id = input
+                .zone_id
+                .ok_or_else(|| ApiError::invalid("zone_id", "required without a case"))?;
+            reference::zone(&state.db.pool, zone_id)
+                .await?
+                .ok_or_else(|| ApiError::invalid("zone_id", "no such zone"))?;
+            scope.check_writable(zone_id)?;
+            let source = input
+                .source
+                .ok_or_else(|| ApiError::invalid("source", "required without a case"))?;
+            if source == Source::Inspection {
+                return Err(ApiError::invalid(
+                    "source",
+                    "an inspection finding is proposed from its case",
+                ));
+            }
+            if let Some(c) = &input.category_code {
+                if reference::taxonomy_entry(&state.db.pool, c)
+                    .await?
+                    .is_none()
+                {
+                    return Err(ApiError::invalid("category_code", "no such taxonomy entry"));
+                }
+            }
+            (
+                None,
+                zone_id,
+                source,
+                input.category_code.clone(),
+                input.found_at.map(ms_from_time).unwrap_or(now),
+            )
+        }
+    };
+    if input.note.chars().count() > 2000 {
+        return Err(ApiError::invalid("note", "at most 2000 characters"));
+    }
+    let rulebook = reference::active_rulebook(&state.db.pool, now)
+        .await?
+        .ok_or_else(|| ApiError::conflict("no rulebook is in force"))?;
+    let rule = rulebook
+        .rules
+        .iter()
+        .find(|r| r.code == input.rule_code)
+        .ok_or_else(|| ApiError::invalid("rule_code", "not a rule of the rulebook in force"))?;
+    if !rule.sources.contains(&source) {
+        return Err(ApiError::invalid(
+            "rule_code",
+            format!("the rule does not apply to source {}", source.as_str()),
+        ));
+    }
+    if !rule.taxonomy_codes.is_empty()
+        && !category
+            .as_ref()
+            .is_some_and(|c| rule.taxonomy_codes.contains(c))
+    {
+        return Err(ApiError::invalid(
+            "rule_code",
+            "the rule does not apply to this problem category",
+        ));
+    }
+    let (period_id, status) = store::period_at(&state.db.pool, found_at)
+        .await?
+        .ok_or_else(|| ApiError::invalid("found_at", "no period covers this time"))?;
+    if status != "open" {
+        return Err(period_closed());
+    }
+    let row = ProposalRow {
+        id: new_id(),
+        case_id,
+        zone_id,
+        period_id,
+        source: source.as_str().to_owned(),
+        rulebook_id: rulebook.id,
+        rule_code: rule.code.clone(),
+        raw_points_milli: Milli::from_f64(rule.points, 1000.0).unwrap_or(0),
+        category_code: category,
+        found_at,
+        note: input.note.trim().to_owned(),
+        status: "proposed".into(),
+        proposed_by: user.user_id,
+        proposed_at: now,
+        decided_by: None,
+        decided_at: None,
+        reason: None,
+        ledger_entry_id: None,
+    };
+    let view = proposal_view(&row);
+    let mut tx = state.db.begin_write().await?;
+    store::insert_proposal(tx.conn(), &row).await?;
+    audit::record(
+        tx.conn(),
+        Some(user.user_id),
+        "deduction.propose",
+        "deduction_proposal",
+        &row.id.to_string(),
+        None::<&()>,
+        Some(&view),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalQuery {
+    /// `proposed`, `approved` or `rejected`.
+    pub status: Option<String>,
+}
+
+/// Deduction proposals in the caller's scope, newest first (at most 500).
+#[utoipa::path(get, path = "/v1/deductions", tag = "ledger", security(("bearer" = [])), params(ProposalQuery),
+    responses((status = 200, body = Vec<Proposal>)))]
+async fn list_proposals(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<ProposalQuery>,
+) -> ApiResult<Json<Vec<Proposal>>> {
+    require_supervisor(&user)?;
+    let scope = user.scope(&state).await?;
+    let rows = store::proposals(&state.db.pool, scope.zones(), q.status.as_deref(), 500).await?;
+    Ok(Json(rows.iter().map(proposal_view).collect()))
+}
+
+#[utoipa::path(get, path = "/v1/deductions/{id}", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = Proposal), (status = 404, body = gridline_sync::ErrorBody)))]
+async fn get_proposal(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+) -> ApiResult<Json<Proposal>> {
+    require_supervisor(&user)?;
+    let p = store::proposal(&state.db.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deduction"))?;
+    user.scope(&state)
+        .await?
+        .check_visible(p.zone_id, "deduction")?;
+    Ok(Json(proposal_view(&p)))
+}
+
+/// A ledger entry as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LedgerEntry {
+    pub seq: i64,
+    pub id: Uuid,
+    /// `deduction` or `reversal`.
+    pub kind: String,
+    pub zone_id: Uuid,
+    pub period_id: Uuid,
+    pub rulebook_version: i64,
+    pub rule_code: String,
+    pub source: String,
+    pub category_code: Option<String>,
+    pub work_category: Option<String>,
+    /// Points of the rule (negated for a reversal).
+    pub raw_points: f64,
+    /// The zone's difficulty coefficient used.
+    pub coefficient: f64,
+    /// `raw × coefficient`, rounded to thousandths half away from zero.
+    pub weighted_points: f64,
+    /// The accountable people of the zone at the time of the finding.
+    #[schema(value_type = Object)]
+    pub roster: serde_json::Value,
+    pub approved_by: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub approved_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub found_at: time::OffsetDateTime,
+    pub case_id: Option<Uuid>,
+    pub case_version: Option<i64>,
+    /// SHA-256 of every photo the approval was based on.
+    pub evidence: Vec<String>,
+    pub proposal_id: Option<Uuid>,
+    pub reverses_id: Option<Uuid>,
+    pub reason: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+pub fn entry_view(e: &Entry) -> LedgerEntry {
+    let u = |s: &Option<String>| s.as_deref().map(uuid_col);
+    LedgerEntry {
+        seq: e.seq,
+        id: uuid_col(&e.id),
+        kind: e.kind.clone(),
+        zone_id: uuid_col(&e.zone_id),
+        period_id: uuid_col(&e.period_id),
+        rulebook_version: e.rulebook_version,
+        rule_code: e.rule_code.clone(),
+        source: e.source.clone(),
+        category_code: e.category_code.clone(),
+        work_category: e.work_category.clone(),
+        raw_points: Milli::to_f64(e.raw_points_milli),
+        coefficient: Milli::to_f64(e.coefficient_milli),
+        weighted_points: Milli::to_f64(e.weighted_points_milli),
+        roster: serde_json::from_str(&e.roster).unwrap_or_default(),
+        approved_by: uuid_col(&e.approved_by),
+        approved_at: time_from_ms(e.approved_at),
+        found_at: time_from_ms(e.found_at),
+        case_id: u(&e.case_id),
+        case_version: e.case_version,
+        evidence: serde_json::from_str(&e.evidence).unwrap_or_default(),
+        proposal_id: u(&e.proposal_id),
+        reverses_id: u(&e.reverses_id),
+        reason: e.reason.clone(),
+        prev_hash: e.prev_hash.clone(),
+        hash: e.hash.clone(),
+    }
+}
+
+/// Approve a proposal (supervisors): the deduction is posted to the ledger with the zone's
+/// coefficient for the period, the roster of the zone at the time of the finding and, for a
+/// case, the case version and the hashes of its evidence, which must be complete and verified.
+/// The case is locked. Of two concurrent approvals exactly one posts; the other gets 409.
+#[utoipa::path(post, path = "/v1/deductions/{id}/approve", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = LedgerEntry), (status = 404, body = gridline_sync::ErrorBody),
+        (status = 409, body = gridline_sync::ErrorBody)))]
+async fn approve(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+) -> ApiResult<Json<LedgerEntry>> {
+    require_supervisor(&user)?;
+    let scope = user.scope(&state).await?;
+    let now = now_ms();
+    let mut tx = state.db.begin_write().await?;
+    let p = store::proposal(tx.conn(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deduction"))?;
+    scope.check_visible(p.zone_id, "deduction")?;
+    let already = || ApiError::conflict("the deduction has already been decided");
+    if p.status != "proposed" {
+        return Err(already());
+    }
+    let mut case_row = None;
+    let mut evidence = Vec::new();
+    if let Some(case_id) = p.case_id {
+        review::lock_cases(&mut tx, &[case_id]).await?;
+        let case = cases::get(tx.conn(), case_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("case"))?;
+        use gridline_sync::conflict::CaseState::*;
+        if matches!(case.state, Reported | NotFiled | Duplicate | Withdrawn) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidTransition,
+                format!("a case in state {} cannot be deducted", case.state.as_str()),
+            ));
+        }
+        let (hashes, complete) = review::evidence(tx.conn(), case_id).await?;
+        if !complete {
+            return Err(ApiError::new(
+                ErrorCode::EvidenceIncomplete,
+                "the case's evidence is not complete: every declared photo must be received and verified",
+            )
+            .with_details(json!({ "photos": hashes })));
+        }
+        evidence = hashes;
+        case_row = Some(case);
+    }
+    if store::lock_period(&mut tx, p.period_id).await?.as_deref() != Some("open") {
+        return Err(period_closed());
+    }
+    let coefficient = reference::coefficients(tx.conn(), p.period_id)
+        .await?
+        .into_iter()
+        .find(|c| c.zone_id == p.zone_id)
+        .and_then(|c| Milli::from_f64(c.coefficient, 10.0))
+        .ok_or_else(|| ApiError::conflict("no coefficient is set for this zone and period"))?;
+    let rulebook_version: i64 = reference::rulebooks(&state.db.pool)
+        .await?
+        .into_iter()
+        .find(|r| r.id == p.rulebook_id)
+        .map(|r| r.version)
+        .unwrap_or_default();
+    let roster = review::roster_at(
+        tx.conn(),
+        p.zone_id,
+        &[Role::ZoneChief, Role::RoadChief, Role::SectionChief],
+        false,
+        p.found_at,
+    )
+    .await?;
+    let work_category = match &p.category_code {
+        Some(c) => review::taxonomy_terms(tx.conn(), c)
+            .await?
+            .map(|(_, wc)| wc),
+        None => None,
+    };
+    let entry_id = new_id();
+    if !store::decide_proposal(
+        tx.conn(),
+        id,
+        "approved",
+        user.user_id,
+        None,
+        Some(entry_id),
+    )
+    .await?
+    {
+        return Err(already());
+    }
+    let entry = store::append(
+        tx.conn(),
+        Entry {
+            seq: 0,
+            id: entry_id.to_string(),
+            kind: "deduction".into(),
+            zone_id: p.zone_id.to_string(),
+            period_id: p.period_id.to_string(),
+            rulebook_version,
+            rule_code: p.rule_code.clone(),
+            source: p.source.clone(),
+            category_code: p.category_code.clone(),
+            work_category,
+            raw_points_milli: p.raw_points_milli,
+            coefficient_milli: coefficient,
+            weighted_points_milli: chain::weighted_milli(p.raw_points_milli, coefficient),
+            roster: serde_json::to_string(&roster).unwrap_or_else(|_| "[]".into()),
+            approved_by: user.user_id.to_string(),
+            approved_at: now,
+            found_at: p.found_at,
+            case_id: p.case_id.map(|c| c.to_string()),
+            case_version: case_row.as_ref().map(|c| c.version),
+            evidence: serde_json::to_string(&evidence).unwrap_or_else(|_| "[]".into()),
+            proposal_id: Some(id.to_string()),
+            reverses_id: None,
+            reason: None,
+            prev_hash: String::new(),
+            hash: String::new(),
+        },
+    )
+    .await?;
+    let mut pending = Vec::new();
+    if let Some(mut case) = case_row {
+        // The approval freezes the case: phones see `locked` on their next pull.
+        case.locked_at.get_or_insert(now);
+        case.version += 1;
+        case.updated_at = now;
+        cases::update_case(tx.conn(), &case).await?;
+        cases::insert_events(
+            tx.conn(),
+            &[cases::EventRow {
+                id: new_id(),
+                case_id: case.id,
+                version: case.version,
+                kind: "deduction_approved".into(),
+                actor_id: user.user_id,
+                from_state: None,
+                to_state: None,
+                comment: None,
+                data: Some(
+                    json!({ "ledger_entry_id": entry_id, "evidence": evidence }).to_string(),
+                ),
+                at: now,
+            }],
+        )
+        .await?;
+        pending.push(PendingChange::upsert(
+            "case",
+            case.id,
+            Some(case.zone_id.to_string()),
+        ));
+    }
+    let view = entry_view(&entry);
+    audit::record(
+        tx.conn(),
+        Some(user.user_id),
+        "deduction.approve",
+        "deduction_proposal",
+        &id.to_string(),
+        Some(&proposal_view(&p)),
+        Some(&view),
+    )
+    .await?;
+    changes::append(tx.conn(), &pending).await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionInput {
+    pub reason: String,
+}
+
+/// Reject a proposal (supervisors); the reason is required.
+#[utoipa::path(post, path = "/v1/deductions/{id}/reject", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = DecisionInput,
+    responses((status = 200, body = Proposal), (status = 404, body = gridline_sync::ErrorBody),
+        (status = 409, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody)))]
+async fn reject(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+    Json(input): Json<DecisionInput>,
+) -> ApiResult<Json<Proposal>> {
+    require_supervisor(&user)?;
+    let reason = input.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 2000 {
+        return Err(ApiError::invalid(
+            "reason",
+            "required, at most 2000 characters",
+        ));
+    }
+    let scope = user.scope(&state).await?;
+    let mut tx = state.db.begin_write().await?;
+    let p = store::proposal(tx.conn(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deduction"))?;
+    scope.check_visible(p.zone_id, "deduction")?;
+    if !store::decide_proposal(tx.conn(), id, "rejected", user.user_id, Some(reason), None).await? {
+        return Err(ApiError::conflict("the deduction has already been decided"));
+    }
+    let after = store::proposal(tx.conn(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deduction"))?;
+    audit::record(
+        tx.conn(),
+        Some(user.user_id),
+        "deduction.reject",
+        "deduction_proposal",
+        &id.to_string(),
+        Some(&proposal_view(&p)),
+        Some(&proposal_view(&after)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(proposal_view(&after)))
+}
+
+// ---- the ledger -------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerQuery {
+    pub period_id: Option<Uuid>,
+    pub zone_id: Option<Uuid>,
+    /// The `next` value of the previous page.
+    pub after: Option<i64>,
+    /// 1 to 1000, default 200.
+    pub limit: Option<i64>,
+}
+
+/// Ledger entries in chain order (zones in the caller's scope).
+#[utoipa::path(get, path = "/v1/ledger", tag = "ledger", security(("bearer" = [])), params(LedgerQuery),
+    responses((status = 200, body = Page<LedgerEntry>)))]
+async fn list_entries(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<LedgerQuery>,
+) -> ApiResult<Json<Page<LedgerEntry>>> {
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
+    }
+    let zones = scoped_zones(&state, &user, q.zone_id).await?;
+    let rows = store::entries(
+        &state.db.pool,
+        q.period_id,
+        zones.as_deref(),
+        q.after.unwrap_or(0),
+        limit + 1,
+    )
+    .await?;
+    let more = rows.len() as i64 > limit;
+    let items: Vec<LedgerEntry> = rows.iter().take(limit as usize).map(entry_view).collect();
+    let next = if more {
+        items.last().map(|e| e.seq.to_string())
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next }))
+}
+
+/// The caller's zones, narrowed to `zone` if given.
+pub async fn scoped_zones(
+    state: &AppState,
+    user: &AuthUser,
+    zone: Option<Uuid>,
+) -> ApiResult<Option<Vec<Uuid>>> {
+    let scope = user.scope(state).await?;
+    Ok(match (scope.zones(), zone) {
+        (None, None) => None,
+        (None, Some(z)) => Some(vec![z]),
+        (Some(zs), None) => Some(zs.to_vec()),
+        (Some(zs), Some(z)) => Some(zs.iter().copied().filter(|x| *x == z).collect()),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/ledger/entries/{id}", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = LedgerEntry), (status = 404, body = gridline_sync::ErrorBody)))]
+async fn get_entry(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+) -> ApiResult<Json<LedgerEntry>> {
+    let e = store::entry(&state.db.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("ledger entry"))?;
+    user.scope(&state)
+        .await?
+        .check_visible(uuid_col(&e.zone_id), "ledger entry")?;
+    Ok(Json(entry_view(&e)))
+}
+
+/// Why an entry is reversed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReversalCause {
+    /// The entry was a mistake.
+    Correction,
+    /// The zone appealed and the appeal was upheld.
+    AppealUpheld,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReversalInput {
+    pub cause: ReversalCause,
+    pub reason: String,
+}
+
+/// Reverse an entry (supervisors): a new entry with the points negated, pointing at the
+/// original. An entry is reversed at most once and a reversal is never reversed. The reversal
+/// goes into the original's period while it is open, otherwise into the open period of today.
+#[utoipa::path(post, path = "/v1/ledger/entries/{id}/reverse", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = ReversalInput,
+    responses((status = 201, body = LedgerEntry), (status = 404, body = gridline_sync::ErrorBody),
+        (status = 409, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody)))]
+async fn reverse(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+    Json(input): Json<ReversalInput>,
+) -> ApiResult<(StatusCode, Json<LedgerEntry>)> {
+    require_supervisor(&user)?;
+    let reason = input.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 2000 {
+        return Err(ApiError::invalid(
+            "reason",
+            "required, at most 2000 characters",
+        ));
+    }
+    let scope = user.scope(&state).await?;
+    let now = now_ms();
+    let mut tx = state.db.begin_write().await?;
+    let original = store::entry(tx.conn(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("ledger entry"))?;
+    scope.check_visible(uuid_col(&original.zone_id), "ledger entry")?;
+    if original.kind == "reversal" {
+        return Err(ApiError::conflict("a reversal cannot be reversed"));
+    }
+    if store::reversal_of(tx.conn(), id).await?.is_some() {
+        return Err(ApiError::conflict("this entry has already been reversed"));
+    }
+    let original_period = uuid_col(&original.period_id);
+    let period_id = if store::lock_period(&mut tx, original_period)
+        .await?
+        .as_deref()
+        == Some("open")
+    {
+        original_period
+    } else {
+        // The open period of today, else the next open one after the original's.
+        let today = store::period_at(tx.conn(), now)
+            .await?
+            .filter(|(_, status)| status == "open")
+            .map(|(id, _)| id);
+        let open = match today {
+            Some(id) => Some(id),
+            None => {
+                let original_period = reference::period(tx.conn(), original_period)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("period"))?;
+                store::open_period_from(tx.conn(), ms_from_time(original_period.ends_at)).await?
+            }
+        }
+        .ok_or_else(period_closed)?;
+        if store::lock_period(&mut tx, open).await?.as_deref() != Some("open") {
+            return Err(period_closed());
+        }
+        open
+    };
+    let cause = match input.cause {
+        ReversalCause::Correction => "correction",
+        ReversalCause::AppealUpheld => "appeal_upheld",
+    };
+    let entry = store::append(
+        tx.conn(),
+        Entry {
+            seq: 0,
+            id: new_id().to_string(),
+            kind: "reversal".into(),
+            period_id: period_id.to_string(),
+            raw_points_milli: -original.raw_points_milli,
+            weighted_points_milli: -original.weighted_points_milli,
+            approved_by: user.user_id.to_string(),
+            approved_at: now,
+            proposal_id: None,
+            reverses_id: Some(original.id.clone()),
+            reason: Some(format!("{cause}: {reason}")),
+            prev_hash: String::new(),
+            hash: String::new(),
+            ..original.clone()
+        },
+    )
+    .await?;
+    let view = entry_view(&entry);
+    audit::record(
+        tx.conn(),
+        Some(user.user_id),
+        "ledger.reverse",
+        "ledger_entry",
+        &original.id,
+        Some(&entry_view(&original)),
+        Some(&view),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VerifyReport {
+    /// Entries checked before the first break (all of them when `ok`).
+    pub checked: i64,
+    pub ok: bool,
+    pub first_bad: Option<ChainBreak>,
+}
+
+/// Recompute the ledger's hash chain (supervisors) and report the first bad entry.
+#[utoipa::path(get, path = "/v1/ledger/verify", tag = "ledger", security(("bearer" = [])),
+    responses((status = 200, body = VerifyReport)))]
+async fn verify(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<VerifyReport>> {
+    require_supervisor(&user)?;
+    let (checked, first_bad) = store::verify_chain(&state.db.pool).await?;
+    Ok(Json(VerifyReport {
+        checked,
+        ok: first_bad.is_none(),
+        first_bad,
+    }))
+}
+
+// ---- periods, scores and ranking --------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClosedPeriod {
+    pub period: Period,
+    pub formula_version: String,
+    /// SHA-256 of the ranking's JSON as stored at closing.
+    pub ranking_sha256: String,
+}
+
+/// The ranking of a period, computed from the ledger.
+pub async fn compute_ranking(state: &AppState, period: &Period) -> ApiResult<Ranking> {
+    let mut conn = state.db.pool.acquire().await?;
+    let starts = ms_from_time(period.starts_at);
+    let ends = ms_from_time(period.ends_at);
+    let cutoff = period.closed_at.map(ms_from_time).unwrap_or_else(now_ms);
+    let as_of = cutoff.min(ends);
+    let zones = store::zone_refs(&mut *conn).await?;
+    let entries = store::scored_entries(&mut *conn, period.id).await?;
+    let indicators = store::indicators(&mut conn, starts, as_of).await?;
+    Ok(scoring::compute(
+        &period.id.to_string(),
+        &period.code,
+        &zones,
+        &entries,
+        &indicators,
+    ))
+}
+
+/// Close a period (admins and supervisors): it takes no new ledger entries from now on. The
+/// ranking is computed and stored with its formula version and hash.
+#[utoipa::path(post, path = "/v1/periods/{id}/close", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = ClosedPeriod), (status = 404, body = gridline_sync::ErrorBody),
+        (status = 409, body = gridline_sync::ErrorBody)))]
+async fn close_period(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+) -> ApiResult<Json<ClosedPeriod>> {
+    require_supervisor(&user)?;
+    let now = now_ms();
+    let mut tx = state.db.begin_write().await?;
+    let before = reference::period(tx.conn(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("period"))?;
+    if !store::close_period(tx.conn(), id, user.user_id, now).await? {
+        return Err(period_closed());
+    }
+    let period = Period {
+        status: PeriodStatus::Closed,
+        closed_at: Some(time_from_ms(now)),
+        ..before.clone()
+    };
+    audit::record(
+        tx.conn(),
+        Some(user.user_id),
+        "period.close",
+        "period",
+        &id.to_string(),
+        Some(&before),
+        Some(&period),
+    )
+    .await?;
+    changes::append(tx.conn(), &[PendingChange::upsert("period", id, None)]).await?;
+    tx.commit().await?;
+    // Computed after the close has committed: no entry can join the period any more, so this
+    // is the period's final ranking.
+    let ranking = compute_ranking(&state, &period).await?;
+    let body = serde_json::to_string(&ranking).map_err(ApiError::internal)?;
+    let sha = hex::encode(Sha256::digest(body.as_bytes()));
+    let mut tx = state.db.begin_write().await?;
+    store::insert_result(tx.conn(), id, scoring::FORMULA_VERSION, &body, &sha).await?;
+    tx.commit().await?;
+    Ok(Json(ClosedPeriod {
+        period,
+        formula_version: scoring::FORMULA_VERSION.to_owned(),
+        ranking_sha256: sha,
+    }))
+}
+
+/// Zone scores and the ranking of a period, with breakdowns by work category, source and
+/// rule, and the field's indicators. Recomputed from the ledger on every call: the same ledger
+/// gives the same bytes.
+#[utoipa::path(get, path = "/v1/periods/{id}/ranking", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = Ranking), (status = 404, body = gridline_sync::ErrorBody)))]
+async fn ranking(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+) -> ApiResult<Json<Ranking>> {
+    let period = reference::period(&state.db.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("period"))?;
+    Ok(Json(compute_ranking(&state, &period).await?))
+}

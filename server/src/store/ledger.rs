@@ -1,0 +1,526 @@
+//! Deduction proposals, the hash-chained ledger, period closing and what scoring reads.
+//!
+//! Appends are serialised by the `ledger` counter row, taken as the first statement of the
+//! append: on PostgreSQL its row lock is held until commit, so the next append reads this
+//! entry's hash as its `prev_hash`; on SQLite writers are serialised anyway. The chain is
+//! therefore linear under any concurrency. The database itself refuses UPDATE and DELETE of
+//! entries (triggers in `0004_ledger.sql`).
+
+use std::collections::BTreeMap;
+
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
+use uuid::Uuid;
+
+use super::{now_ms, placeholders, WriteTx};
+use crate::ledger::chain::{self, ChainBreak, Entry, GENESIS};
+use crate::ledger::scoring::{Indicators, ScoredEntry, ZoneRef};
+
+type R<T> = Result<T, sqlx::Error>;
+
+// ---- proposals --------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct ProposalRow {
+    pub id: Uuid,
+    pub case_id: Option<Uuid>,
+    pub zone_id: Uuid,
+    pub period_id: Uuid,
+    pub source: String,
+    pub rulebook_id: Uuid,
+    pub rule_code: String,
+    pub raw_points_milli: i64,
+    pub category_code: Option<String>,
+    pub found_at: i64,
+    pub note: String,
+    /// `proposed`, `approved` or `rejected`.
+    pub status: String,
+    pub proposed_by: Uuid,
+    pub proposed_at: i64,
+    pub decided_by: Option<Uuid>,
+    pub decided_at: Option<i64>,
+    pub reason: Option<String>,
+    pub ledger_entry_id: Option<Uuid>,
+}
+
+const PROPOSAL_COLUMNS: &str = "id, case_id, zone_id, period_id, source, rulebook_id, rule_code, \
+    raw_points_milli, category_code, found_at, note, status, proposed_by, proposed_at, decided_by, \
+    decided_at, reason, ledger_entry_id";
+
+fn opt_uuid(r: &sqlx::any::AnyRow, col: &str) -> R<Option<Uuid>> {
+    Ok(r.try_get::<Option<String>, _>(col)?
+        .map(|s| super::uuid_col(&s)))
+}
+
+fn uuid(r: &sqlx::any::AnyRow, col: &str) -> R<Uuid> {
+    Ok(super::uuid_col(&r.try_get::<String, _>(col)?))
+}
+
+fn proposal_from_row(r: &sqlx::any::AnyRow) -> R<ProposalRow> {
+    Ok(ProposalRow {
+        id: uuid(r, "id")?,
+        case_id: opt_uuid(r, "case_id")?,
+        zone_id: uuid(r, "zone_id")?,
+        period_id: uuid(r, "period_id")?,
+        source: r.try_get("source")?,
+        rulebook_id: uuid(r, "rulebook_id")?,
+        rule_code: r.try_get("rule_code")?,
+        raw_points_milli: r.try_get("raw_points_milli")?,
+        category_code: r.try_get("category_code")?,
+        found_at: r.try_get("found_at")?,
+        note: r.try_get("note")?,
+        status: r.try_get("status")?,
+        proposed_by: uuid(r, "proposed_by")?,
+        proposed_at: r.try_get("proposed_at")?,
+        decided_by: opt_uuid(r, "decided_by")?,
+        decided_at: r.try_get("decided_at")?,
+        reason: r.try_get("reason")?,
+        ledger_entry_id: opt_uuid(r, "ledger_entry_id")?,
+    })
+}
+
+pub async fn insert_proposal(conn: &mut AnyConnection, p: &ProposalRow) -> R<()> {
+    sqlx::query(&format!(
+        "INSERT INTO deduction_proposals ({PROPOSAL_COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    ))
+    .bind(p.id.to_string())
+    .bind(p.case_id.map(|c| c.to_string()))
+    .bind(p.zone_id.to_string())
+    .bind(p.period_id.to_string())
+    .bind(&p.source)
+    .bind(p.rulebook_id.to_string())
+    .bind(&p.rule_code)
+    .bind(p.raw_points_milli)
+    .bind(p.category_code.clone())
+    .bind(p.found_at)
+    .bind(&p.note)
+    .bind(&p.status)
+    .bind(p.proposed_by.to_string())
+    .bind(p.proposed_at)
+    .bind(p.decided_by.map(|c| c.to_string()))
+    .bind(p.decided_at)
+    .bind(p.reason.clone())
+    .bind(p.ledger_entry_id.map(|c| c.to_string()))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn proposal<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    id: Uuid,
+) -> R<Option<ProposalRow>> {
+    sqlx::query(&format!(
+        "SELECT {PROPOSAL_COLUMNS} FROM deduction_proposals WHERE id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(e)
+    .await?
+    .as_ref()
+    .map(proposal_from_row)
+    .transpose()
+}
+
+/// Proposals in some zones (`None`: all), optionally in one status, newest first.
+pub async fn proposals<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    zones: Option<&[Uuid]>,
+    status: Option<&str>,
+    limit: i64,
+) -> R<Vec<ProposalRow>> {
+    let mut sql = format!(
+        "SELECT {PROPOSAL_COLUMNS} FROM deduction_proposals WHERE ($1 IS NULL OR status = $1)"
+    );
+    if let Some(z) = zones {
+        if z.is_empty() {
+            return Ok(vec![]);
+        }
+        sql.push_str(&format!(" AND zone_id IN ({})", placeholders(3, z.len())));
+    }
+    sql.push_str(" ORDER BY id DESC LIMIT $2");
+    let mut q = sqlx::query(&sql).bind(status).bind(limit);
+    for z in zones.unwrap_or(&[]) {
+        q = q.bind(z.to_string());
+    }
+    q.fetch_all(e)
+        .await?
+        .iter()
+        .map(proposal_from_row)
+        .collect()
+}
+
+/// Decides a proposal that is still `proposed`; `false` when someone else decided it first.
+/// The condition in the UPDATE is what makes two concurrent approvals produce one entry: on
+/// PostgreSQL the second waits for the first's row lock and then finds the status changed.
+pub async fn decide_proposal(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    status: &str,
+    by: Uuid,
+    reason: Option<&str>,
+    ledger_entry_id: Option<Uuid>,
+) -> R<bool> {
+    let done = sqlx::query(
+        "UPDATE deduction_proposals SET status = $1, decided_by = $2, decided_at = $3, \
+         reason = $4, ledger_entry_id = $5 WHERE id = $6 AND status = 'proposed'",
+    )
+    .bind(status)
+    .bind(by.to_string())
+    .bind(now_ms())
+    .bind(reason)
+    .bind(ledger_entry_id.map(|l| l.to_string()))
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+// ---- entries ----------------------------------------------------------------------------------
+
+const ENTRY_COLUMNS: &str = "seq, id, kind, zone_id, period_id, rulebook_version, rule_code, \
+    source, category_code, work_category, raw_points_milli, coefficient_milli, \
+    weighted_points_milli, roster, approved_by, approved_at, found_at, case_id, case_version, \
+    evidence, proposal_id, reverses_id, reason, prev_hash, hash";
+
+fn entry_from_row(r: &sqlx::any::AnyRow) -> R<Entry> {
+    Ok(Entry {
+        seq: r.try_get("seq")?,
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        zone_id: r.try_get("zone_id")?,
+        period_id: r.try_get("period_id")?,
+        rulebook_version: r.try_get("rulebook_version")?,
+        rule_code: r.try_get("rule_code")?,
+        source: r.try_get("source")?,
+        category_code: r.try_get("category_code")?,
+        work_category: r.try_get("work_category")?,
+        raw_points_milli: r.try_get("raw_points_milli")?,
+        coefficient_milli: r.try_get("coefficient_milli")?,
+        weighted_points_milli: r.try_get("weighted_points_milli")?,
+        roster: r.try_get("roster")?,
+        approved_by: r.try_get("approved_by")?,
+        approved_at: r.try_get("approved_at")?,
+        found_at: r.try_get("found_at")?,
+        case_id: r.try_get("case_id")?,
+        case_version: r.try_get("case_version")?,
+        evidence: r.try_get("evidence")?,
+        proposal_id: r.try_get("proposal_id")?,
+        reverses_id: r.try_get("reverses_id")?,
+        reason: r.try_get("reason")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
+/// Appends `entry` at the end of the chain: fills in `seq`, `prev_hash` and `hash`. Call it
+/// before anything else that takes a counter (the change log) so locks are always taken in the
+/// same order.
+pub async fn append(conn: &mut AnyConnection, mut entry: Entry) -> R<Entry> {
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE counters SET value = value + 1 WHERE name = 'ledger' RETURNING value",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let prev: Option<String> = sqlx::query_scalar("SELECT hash FROM ledger_entries WHERE seq = $1")
+        .bind(seq - 1)
+        .fetch_optional(&mut *conn)
+        .await?;
+    entry.seq = seq;
+    entry.prev_hash = prev.unwrap_or_else(|| GENESIS.to_owned());
+    entry.hash = chain::entry_hash(&entry);
+    let e = &entry;
+    sqlx::query(&format!(
+        "INSERT INTO ledger_entries ({ENTRY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+         $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+    ))
+    .bind(e.seq)
+    .bind(&e.id)
+    .bind(&e.kind)
+    .bind(&e.zone_id)
+    .bind(&e.period_id)
+    .bind(e.rulebook_version)
+    .bind(&e.rule_code)
+    .bind(&e.source)
+    .bind(e.category_code.clone())
+    .bind(e.work_category.clone())
+    .bind(e.raw_points_milli)
+    .bind(e.coefficient_milli)
+    .bind(e.weighted_points_milli)
+    .bind(&e.roster)
+    .bind(&e.approved_by)
+    .bind(e.approved_at)
+    .bind(e.found_at)
+    .bind(e.case_id.clone())
+    .bind(e.case_version)
+    .bind(&e.evidence)
+    .bind(e.proposal_id.clone())
+    .bind(e.reverses_id.clone())
+    .bind(e.reason.clone())
+    .bind(&e.prev_hash)
+    .bind(&e.hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(entry)
+}
+
+pub async fn entry<'c, E: Executor<'c, Database = Any>>(e: E, id: Uuid) -> R<Option<Entry>> {
+    sqlx::query(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(e)
+    .await?
+    .as_ref()
+    .map(entry_from_row)
+    .transpose()
+}
+
+/// The reversal of an entry, if it has one.
+pub async fn reversal_of<'c, E: Executor<'c, Database = Any>>(e: E, id: Uuid) -> R<Option<String>> {
+    sqlx::query_scalar("SELECT id FROM ledger_entries WHERE reverses_id = $1")
+        .bind(id.to_string())
+        .fetch_optional(e)
+        .await
+}
+
+/// Entries in `seq` order after `after`, filtered by period and zones.
+pub async fn entries<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    period: Option<Uuid>,
+    zones: Option<&[Uuid]>,
+    after: i64,
+    limit: i64,
+) -> R<Vec<Entry>> {
+    let mut sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE seq > $1 AND ($2 IS NULL OR period_id = $2)"
+    );
+    if let Some(z) = zones {
+        if z.is_empty() {
+            return Ok(vec![]);
+        }
+        sql.push_str(&format!(" AND zone_id IN ({})", placeholders(4, z.len())));
+    }
+    sql.push_str(" ORDER BY seq LIMIT $3");
+    let mut q = sqlx::query(&sql)
+        .bind(after)
+        .bind(period.map(|p| p.to_string()))
+        .bind(limit);
+    for z in zones.unwrap_or(&[]) {
+        q = q.bind(z.to_string());
+    }
+    q.fetch_all(e).await?.iter().map(entry_from_row).collect()
+}
+
+/// Recomputes the whole chain, a page at a time; returns the number of entries checked and the
+/// first break, if any.
+pub async fn verify_chain(pool: &AnyPool) -> R<(i64, Option<ChainBreak>)> {
+    let mut checked = 0;
+    let (mut after, mut prev) = (0, GENESIS.to_owned());
+    loop {
+        let page = entries(pool, None, None, after, 1000).await?;
+        let Some(last) = page.last() else {
+            return Ok((checked, None));
+        };
+        if let Some(b) = chain::verify_from(after + 1, &prev, &page) {
+            checked += page.iter().take_while(|e| e.id != b.id).count() as i64;
+            return Ok((checked, Some(b)));
+        }
+        checked += page.len() as i64;
+        (after, prev) = (last.seq, last.hash.clone());
+    }
+}
+
+// ---- periods ----------------------------------------------------------------------------------
+
+/// The status of a period, locking its row on PostgreSQL so that closing it waits for appends
+/// in flight (and appends wait for a close in flight).
+pub async fn lock_period(tx: &mut WriteTx, id: Uuid) -> R<Option<String>> {
+    let sql = format!(
+        "SELECT status FROM periods WHERE id = $1{}",
+        tx.backend.for_update()
+    );
+    sqlx::query_scalar(&sql)
+        .bind(id.to_string())
+        .fetch_optional(tx.conn())
+        .await
+}
+
+/// The period whose time range contains `at`.
+pub async fn period_at<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    at: i64,
+) -> R<Option<(Uuid, String)>> {
+    let row = sqlx::query("SELECT id, status FROM periods WHERE starts_at <= $1 AND ends_at > $1")
+        .bind(at)
+        .fetch_optional(e)
+        .await?;
+    row.map(|r| Ok((uuid(&r, "id")?, r.try_get("status")?)))
+        .transpose()
+}
+
+/// The first open period starting at or after `at`: where a correction to a closed period goes
+/// when no open period covers today.
+pub async fn open_period_from<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    at: i64,
+) -> R<Option<Uuid>> {
+    let id: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM periods WHERE status = 'open' AND starts_at >= $1 ORDER BY starts_at LIMIT 1",
+    )
+    .bind(at)
+    .fetch_optional(e)
+    .await?;
+    Ok(id.map(|s| super::uuid_col(&s)))
+}
+
+pub async fn close_period(conn: &mut AnyConnection, id: Uuid, by: Uuid, at: i64) -> R<bool> {
+    let done = sqlx::query(
+        "UPDATE periods SET status = 'closed', closed_at = $1, closed_by = $2 \
+         WHERE id = $3 AND status = 'open'",
+    )
+    .bind(at)
+    .bind(by.to_string())
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn insert_result(
+    conn: &mut AnyConnection,
+    period: Uuid,
+    formula_version: &str,
+    body: &str,
+    sha256: &str,
+) -> R<()> {
+    sqlx::query(
+        "INSERT INTO period_results (period_id, formula_version, body, sha256, computed_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(period.to_string())
+    .bind(formula_version)
+    .bind(body)
+    .bind(sha256)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The ranking stored when the period closed: (formula version, body, sha256).
+pub async fn result<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    period: Uuid,
+) -> R<Option<(String, String, String)>> {
+    let row = sqlx::query(
+        "SELECT formula_version, body, sha256 FROM period_results WHERE period_id = $1",
+    )
+    .bind(period.to_string())
+    .fetch_optional(e)
+    .await?;
+    row.map(|r| {
+        Ok((
+            r.try_get("formula_version")?,
+            r.try_get("body")?,
+            r.try_get("sha256")?,
+        ))
+    })
+    .transpose()
+}
+
+// ---- what scoring reads -----------------------------------------------------------------------
+
+pub async fn zone_refs<'c, E: Executor<'c, Database = Any>>(e: E) -> R<Vec<ZoneRef>> {
+    let rows = sqlx::query("SELECT id, code, name FROM zones ORDER BY code")
+        .fetch_all(e)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ZoneRef {
+                id: r.try_get("id")?,
+                code: r.try_get("code")?,
+                name: r.try_get("name")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn scored_entries<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    period: Uuid,
+) -> R<Vec<ScoredEntry>> {
+    let rows = sqlx::query(
+        "SELECT zone_id, weighted_points_milli, work_category, source, rule_code, kind \
+         FROM ledger_entries WHERE period_id = $1 ORDER BY seq",
+    )
+    .bind(period.to_string())
+    .fetch_all(e)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ScoredEntry {
+                zone_id: r.try_get("zone_id")?,
+                weighted_points_milli: r.try_get("weighted_points_milli")?,
+                work_category: r.try_get("work_category")?,
+                source: r.try_get("source")?,
+                rule_code: r.try_get("rule_code")?,
+                is_reversal: r.try_get::<String, _>("kind")? == "reversal",
+            })
+        })
+        .collect()
+}
+
+/// The indicators of every zone for the period `[starts, ends)`, judged as of `as_of` (at most
+/// the period's end): everything is read from capture times and the append-only case events
+/// before `as_of`, so a finished period always gives the same numbers.
+pub async fn indicators(
+    conn: &mut AnyConnection,
+    starts: i64,
+    as_of: i64,
+) -> R<BTreeMap<String, Indicators>> {
+    let mut out: BTreeMap<String, Indicators> = BTreeMap::new();
+    // Integer sums are cast so that PostgreSQL returns BIGINT, not NUMERIC (which Any cannot
+    // decode).
+    let rows = sqlx::query(
+        "SELECT zone_id, \
+           CAST(SUM(CASE WHEN captured_at >= $1 AND captured_at < $2 THEN 1 ELSE 0 END) AS BIGINT) AS found, \
+           CAST(SUM(CASE WHEN captured_at >= $1 AND captured_at < $2 AND filed_at < $2 THEN 1 ELSE 0 END) AS BIGINT) AS filed, \
+           CAST(SUM(CASE WHEN deadline_at >= $1 AND deadline_at < $2 AND NOT EXISTS ( \
+                SELECT 1 FROM case_events ev WHERE ev.case_id = cases.id \
+                AND ev.to_state = 'pending_verification' AND ev.at <= cases.deadline_at) \
+                THEN 1 ELSE 0 END) AS BIGINT) AS overdue \
+         FROM cases WHERE (captured_at >= $1 AND captured_at < $2) \
+           OR (deadline_at >= $1 AND deadline_at < $2) GROUP BY zone_id",
+    )
+    .bind(starts)
+    .bind(as_of)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        let slot = out.entry(r.try_get("zone_id")?).or_default();
+        slot.cases_found = r.try_get::<Option<i64>, _>("found")?.unwrap_or(0);
+        slot.filed = r.try_get::<Option<i64>, _>("filed")?.unwrap_or(0);
+        slot.overdue = r.try_get::<Option<i64>, _>("overdue")?.unwrap_or(0);
+    }
+    let rows = sqlx::query(
+        "SELECT c.zone_id, \
+           CAST(SUM(CASE WHEN ev.to_state = 'closed' THEN 1 ELSE 0 END) AS BIGINT) AS closed, \
+           CAST(SUM(CASE WHEN ev.to_state = 'closed' AND c.deadline_at IS NOT NULL \
+                AND ev.at <= c.deadline_at THEN 1 ELSE 0 END) AS BIGINT) AS on_time, \
+           CAST(SUM(CASE WHEN ev.from_state = 'pending_verification' AND ev.to_state = 'in_progress' \
+                THEN 1 ELSE 0 END) AS BIGINT) AS rework \
+         FROM case_events ev JOIN cases c ON c.id = ev.case_id \
+         WHERE ev.kind = 'transition' AND ev.at >= $1 AND ev.at < $2 GROUP BY c.zone_id",
+    )
+    .bind(starts)
+    .bind(as_of)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        let slot = out.entry(r.try_get("zone_id")?).or_default();
+        slot.closed = r.try_get::<Option<i64>, _>("closed")?.unwrap_or(0);
+        slot.closed_on_time = r.try_get::<Option<i64>, _>("on_time")?.unwrap_or(0);
+        slot.rework = r.try_get::<Option<i64>, _>("rework")?.unwrap_or(0);
+    }
+    Ok(out)
+}

@@ -1,0 +1,392 @@
+//! Review: the workflow columns of cases, dispatch assignments, evidence completeness, the
+//! review queue and the roster as it stood at a given time.
+
+use std::collections::HashMap;
+
+use gridline_sync::Role;
+use sqlx::{Any, AnyConnection, Executor, Row};
+use uuid::Uuid;
+
+use super::{placeholders, uuid_col, Backend, Val, WriteTx};
+
+type R<T> = Result<T, sqlx::Error>;
+
+/// The workflow columns of a case (see `0004_ledger.sql`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Workflow {
+    pub duplicate_of: Option<Uuid>,
+    pub filed_at: Option<i64>,
+    pub dispatched_at: Option<i64>,
+    pub deadline_at: Option<i64>,
+    pub dispatch_target: Option<String>,
+    pub rework_count: i64,
+    pub closed_at: Option<i64>,
+}
+
+const WORKFLOW_COLUMNS: &str =
+    "id, duplicate_of, filed_at, dispatched_at, deadline_at, dispatch_target, rework_count, closed_at";
+
+fn workflow_from_row(r: &sqlx::any::AnyRow) -> R<Workflow> {
+    Ok(Workflow {
+        duplicate_of: r
+            .try_get::<Option<String>, _>("duplicate_of")?
+            .map(|s| uuid_col(&s)),
+        filed_at: r.try_get("filed_at")?,
+        dispatched_at: r.try_get("dispatched_at")?,
+        deadline_at: r.try_get("deadline_at")?,
+        dispatch_target: r.try_get("dispatch_target")?,
+        rework_count: r.try_get("rework_count")?,
+        closed_at: r.try_get("closed_at")?,
+    })
+}
+
+/// Locks case rows for the rest of the transaction on PostgreSQL (SQLite serialises writers),
+/// in id order so that two writers never wait on each other crosswise. Every writer of a case
+/// takes this before reading it, so none overwrites another's version.
+pub async fn lock_cases(tx: &mut WriteTx, ids: &[Uuid]) -> R<()> {
+    if tx.backend != Backend::Postgres || ids.is_empty() {
+        return Ok(());
+    }
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    for chunk in sorted.chunks(500) {
+        let sql = format!(
+            "SELECT id FROM cases WHERE id IN ({}) ORDER BY id FOR UPDATE",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        q.fetch_all(tx.conn()).await?;
+    }
+    Ok(())
+}
+
+pub async fn workflows(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid, Workflow>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM cases WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.insert(
+                uuid_col(&r.try_get::<String, _>("id")?),
+                workflow_from_row(&r)?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+pub async fn set_workflow(conn: &mut AnyConnection, id: Uuid, w: &Workflow) -> R<()> {
+    sqlx::query(
+        "UPDATE cases SET duplicate_of = $1, filed_at = $2, dispatched_at = $3, deadline_at = $4, \
+         dispatch_target = $5, rework_count = $6, closed_at = $7 WHERE id = $8",
+    )
+    .bind(w.duplicate_of.map(|d| d.to_string()))
+    .bind(w.filed_at)
+    .bind(w.dispatched_at)
+    .bind(w.deadline_at)
+    .bind(w.dispatch_target.clone())
+    .bind(w.rework_count)
+    .bind(w.closed_at)
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets `cases.locked_at`: an approved deduction froze the evidence and ledger fields.
+pub async fn lock_evidence(conn: &mut AnyConnection, id: Uuid, at: i64) -> R<()> {
+    sqlx::query("UPDATE cases SET locked_at = $1 WHERE id = $2 AND locked_at IS NULL")
+        .bind(at)
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+// ---- assignments ------------------------------------------------------------------------------
+
+/// Replaces who a case is dispatched to.
+pub async fn assign(
+    conn: &mut AnyConnection,
+    case_id: Uuid,
+    people: &[(Uuid, Role)],
+    at: i64,
+) -> R<()> {
+    sqlx::query("DELETE FROM case_assignments WHERE case_id = $1")
+        .bind(case_id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    for (user, role) in people {
+        sqlx::query(
+            "INSERT INTO case_assignments (case_id, user_id, role, assigned_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(case_id.to_string())
+        .bind(user.to_string())
+        .bind(role.as_str())
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Who each of these cases is dispatched to now.
+pub async fn assignees(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid, Vec<Uuid>>> {
+    let mut out: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT case_id, user_id FROM case_assignments WHERE case_id IN ({}) ORDER BY user_id",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.entry(uuid_col(&r.try_get::<String, _>("case_id")?))
+                .or_default()
+                .push(uuid_col(&r.try_get::<String, _>("user_id")?));
+        }
+    }
+    Ok(out)
+}
+
+/// A person on the roster, as frozen into a ledger entry or a dispatch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RosterPerson {
+    pub user_id: Uuid,
+    pub username: String,
+    pub role: String,
+}
+
+/// The people holding one of `roles` for `zone` at `at`. With `include_all_zones`, also those
+/// whose assignment covers every zone (the emergency squad).
+pub async fn roster_at<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    zone: Uuid,
+    roles: &[Role],
+    include_all_zones: bool,
+    at: i64,
+) -> R<Vec<RosterPerson>> {
+    let zone_cond = if include_all_zones {
+        "(r.zone_id = $1 OR r.zone_id IS NULL)"
+    } else {
+        "r.zone_id = $1"
+    };
+    let sql = format!(
+        "SELECT r.user_id, u.username, r.role FROM roster r JOIN users u ON u.id = r.user_id \
+         WHERE {zone_cond} AND r.valid_from <= $2 AND (r.valid_to IS NULL OR r.valid_to > $2) \
+         AND u.disabled_at IS NULL AND r.role IN ({}) ORDER BY r.role, u.username",
+        placeholders(3, roles.len())
+    );
+    let mut q = sqlx::query(&sql).bind(zone.to_string()).bind(at);
+    for role in roles {
+        q = q.bind(role.as_str());
+    }
+    let rows = q.fetch_all(e).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RosterPerson {
+                user_id: uuid_col(&r.try_get::<String, _>("user_id")?),
+                username: r.try_get("username")?,
+                role: r.try_get("role")?,
+            })
+        })
+        .collect()
+}
+
+// ---- evidence ---------------------------------------------------------------------------------
+
+/// The evidence of a case: every declared photo hash (sorted) and whether the evidence is
+/// complete — at least one photo declared, and every declared photo received and verified.
+///
+/// This is the one place that reads the `photos` table (from the photos migration, 0003).
+pub async fn evidence(conn: &mut AnyConnection, case_id: Uuid) -> R<(Vec<String>, bool)> {
+    let rows = sqlx::query(
+        "SELECT cp.sha256, p.status FROM case_photos cp LEFT JOIN photos p ON p.sha256 = cp.sha256 \
+         WHERE cp.case_id = $1 ORDER BY cp.sha256",
+    )
+    .bind(case_id.to_string())
+    .fetch_all(conn)
+    .await?;
+    let mut hashes = Vec::with_capacity(rows.len());
+    let mut complete = !rows.is_empty();
+    for r in rows {
+        hashes.push(r.try_get::<String, _>("sha256")?);
+        complete &= r.try_get::<Option<String>, _>("status")?.as_deref() == Some("verified");
+    }
+    Ok((hashes, complete))
+}
+
+/// Verification status of each photo hash of these cases (`None`: not received yet).
+pub async fn photo_status(
+    conn: &mut AnyConnection,
+    ids: &[Uuid],
+) -> R<HashMap<String, Option<String>>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT cp.sha256, p.status FROM case_photos cp LEFT JOIN photos p ON p.sha256 = cp.sha256 \
+             WHERE cp.case_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.insert(r.try_get("sha256")?, r.try_get("status")?);
+        }
+    }
+    Ok(out)
+}
+
+/// The SQL condition "the evidence of `cases` is complete", for the queue filter.
+const EVIDENCE_COMPLETE: &str =
+    "(EXISTS (SELECT 1 FROM case_photos cp WHERE cp.case_id = cases.id) \
+     AND NOT EXISTS (SELECT 1 FROM case_photos cp LEFT JOIN photos p ON p.sha256 = cp.sha256 \
+     WHERE cp.case_id = cases.id AND (p.status IS NULL OR p.status <> 'verified')))";
+
+// ---- the review queue -------------------------------------------------------------------------
+
+/// Filters of the review queue; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    pub zones: Option<Vec<Uuid>>,
+    pub states: Option<Vec<String>>,
+    pub category_codes: Option<Vec<String>>,
+    pub source: Option<String>,
+    pub evidence_complete: Option<bool>,
+    /// Cases carrying this integrity flag; `Some("*")`: any flag.
+    pub flag: Option<String>,
+    pub flagged: Option<bool>,
+    pub overdue: Option<bool>,
+    pub now: i64,
+    /// Keyset: strictly after this `(received_at, id)`.
+    pub after: Option<(i64, Uuid)>,
+    pub limit: i64,
+}
+
+/// Case ids of one page of the queue, oldest received first (the supervisor works the backlog
+/// in arrival order), with their `received_at` for the next cursor.
+pub async fn queue<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    f: &QueueFilter,
+) -> R<Vec<(Uuid, i64)>> {
+    let mut sql = String::from("SELECT id, received_at FROM cases WHERE 1 = 1");
+    let mut binds: Vec<Val> = Vec::new();
+    let arg = |binds: &mut Vec<Val>, v: Val| {
+        binds.push(v);
+        format!("${}", binds.len())
+    };
+    let list = |sql: &mut String, binds: &mut Vec<Val>, col: &str, values: Vec<String>| {
+        let marks: Vec<String> = values.into_iter().map(|v| arg(binds, v.into())).collect();
+        sql.push_str(&format!(" AND {col} IN ({})", marks.join(",")));
+    };
+    if let Some(z) = &f.zones {
+        if z.is_empty() {
+            return Ok(vec![]);
+        }
+        list(
+            &mut sql,
+            &mut binds,
+            "zone_id",
+            z.iter().map(Uuid::to_string).collect(),
+        );
+    }
+    if let Some(s) = &f.states {
+        list(&mut sql, &mut binds, "state", s.clone());
+    }
+    if let Some(c) = &f.category_codes {
+        if c.is_empty() {
+            return Ok(vec![]);
+        }
+        list(&mut sql, &mut binds, "category_code", c.clone());
+    }
+    if let Some(source) = &f.source {
+        list(&mut sql, &mut binds, "source", vec![source.clone()]);
+    }
+    match f.evidence_complete {
+        Some(true) => sql.push_str(&format!(" AND {EVIDENCE_COMPLETE}")),
+        Some(false) => sql.push_str(&format!(" AND NOT {EVIDENCE_COMPLETE}")),
+        None => {}
+    }
+    if let Some(flag) = &f.flag {
+        let pattern = format!("%\"{}\"%", flag.replace(['%', '_', '"'], ""));
+        let mark = arg(&mut binds, pattern.into());
+        sql.push_str(&format!(" AND flags LIKE {mark}"));
+    }
+    match f.flagged {
+        Some(true) => sql.push_str(" AND flags <> '[]'"),
+        Some(false) => sql.push_str(" AND flags = '[]'"),
+        None => {}
+    }
+    if let Some(overdue) = f.overdue {
+        let now = arg(&mut binds, f.now.into());
+        let cond = format!("(state IN ('dispatched', 'in_progress') AND deadline_at < {now})");
+        sql.push_str(&if overdue {
+            format!(" AND {cond}")
+        } else {
+            format!(" AND NOT {cond}")
+        });
+    }
+    if let Some((at, id)) = f.after {
+        let at = arg(&mut binds, at.into());
+        let id = arg(&mut binds, id.into());
+        sql.push_str(&format!(
+            " AND (received_at > {at} OR (received_at = {at} AND id > {id}))"
+        ));
+    }
+    let limit = arg(&mut binds, f.limit.into());
+    sql.push_str(&format!(" ORDER BY received_at, id LIMIT {limit}"));
+    let mut q = sqlx::query(&sql);
+    for v in binds {
+        q = match v {
+            Val::Text(t) => q.bind(t),
+            Val::Int(i) => q.bind(i),
+            Val::Real(r) => q.bind(r),
+        };
+    }
+    let rows = q.fetch_all(e).await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                uuid_col(&r.try_get::<String, _>("id")?),
+                r.try_get("received_at")?,
+            ))
+        })
+        .collect()
+}
+
+/// Taxonomy keys of a work category (for the queue's `work_category` filter).
+pub async fn category_keys<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    work_category: &str,
+) -> R<Vec<String>> {
+    sqlx::query_scalar("SELECT key FROM taxonomy WHERE work_category = $1 ORDER BY key")
+        .bind(work_category)
+        .fetch_all(e)
+        .await
+}
+
+/// Time limit (hours) and work category of a taxonomy entry.
+pub async fn taxonomy_terms<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    key: &str,
+) -> R<Option<(Option<i64>, String)>> {
+    let row = sqlx::query("SELECT time_limit_hours, work_category FROM taxonomy WHERE key = $1")
+        .bind(key)
+        .fetch_optional(e)
+        .await?;
+    row.map(|r| Ok((r.try_get("time_limit_hours")?, r.try_get("work_category")?)))
+        .transpose()
+}

@@ -1,0 +1,572 @@
+//! The deduction ledger: from a phone's capture to the period's ranking, and the guarantees
+//! around it — verified evidence, one entry per approval, append-only storage, a verifiable
+//! chain, reversals, closed periods, reproducible rankings and exports.
+
+use gridline_tests::{on_both_backends, Db, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::support::*;
+
+on_both_backends!(
+    a_case_goes_from_phone_to_ranking_and_back_to_the_phone,
+    approval_with_incomplete_evidence_is_refused,
+    concurrent_approvals_post_exactly_one_entry,
+    posted_entries_cannot_be_updated_or_deleted,
+    tampering_is_found_by_verify,
+    reversals_are_single_and_final,
+    closed_period_takes_no_entries_and_corrections_go_to_the_open_period,
+    rankings_are_identical_when_recomputed_and_exports_agree,
+);
+
+async fn a_case_goes_from_phone_to_ranking_and_back_to_the_phone(app: TestApp) {
+    // The inspector captures a problem with a photo offline and syncs; the photo arrives.
+    let (inspector, case_id) = synced_case(&app).await;
+    let (_, cursor) = inspector.pull_all(&app, None).await;
+    verify_evidence(&app, case_id).await;
+
+    // The supervisor files it and dispatches it to the zone's accountable people.
+    let sup = app.login("supervisor1").await;
+    must_transition(&app, &sup, case_id, json!({"action": "file"})).await;
+    let dispatched = must_transition(
+        &app,
+        &sup,
+        case_id,
+        json!({"action": "dispatch", "target": "accountable"}),
+    )
+    .await;
+    assert_eq!(dispatched["state"], "dispatched");
+    let (_, wf) = app
+        .get(&format!("/v1/cases/{case_id}/workflow"), Some(&sup))
+        .await;
+    assert_eq!(wf["assignees"].as_array().unwrap().len(), 2, "{wf}");
+    assert!(wf["deadline"].is_string());
+    assert_eq!(wf["overdue"], false);
+
+    // The section chief's phone reports it rectified with an after photo.
+    let mut chief = gridline_tests::Phone::enrol(&app, "sectionchief1").await;
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let after_sha = "ab".repeat(32);
+    let op = chief.op(
+        "case.transition@1",
+        json!({
+            "case_id": case_id, "base_version": dispatched["version"], "action": "report_rectified",
+            "comment": "bin emptied",
+            "photos": [{"sha256": after_sha, "size": 90000, "captured_at": now, "role": "after"}],
+        }),
+    );
+    let (status, body) = chief.push(&app, &[op]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["status"], "applied", "{body}");
+    verify_evidence(&app, case_id).await;
+
+    // The supervisor verifies and closes, then approves the deduction.
+    let closed = must_transition(&app, &sup, case_id, json!({"action": "close"})).await;
+    assert_eq!(closed["state"], "closed");
+    let proposal = propose_on_case(&app, &sup, case_id).await;
+    let (status, entry) = app
+        .post(
+            &format!(
+                "/v1/deductions/{}/approve",
+                proposal["id"].as_str().unwrap()
+            ),
+            Some(&sup),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{entry}");
+    // Z01's coefficient in the demo is 1.0; the rule is 0.2 points.
+    assert_eq!(entry["coefficient"], 1.0);
+    assert_eq!(entry["raw_points"], 0.2);
+    assert_eq!(entry["weighted_points"], 0.2);
+    assert_eq!(entry["case_id"], json!(case_id));
+    assert_eq!(entry["case_version"], closed["version"]);
+    let mut evidence: Vec<String> = closed["photos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sha256"].as_str().unwrap().to_owned())
+        .collect();
+    evidence.sort();
+    assert_eq!(entry["evidence"], json!(evidence));
+    assert!(evidence.contains(&after_sha));
+    let roster: Vec<&str> = entry["roster"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(roster, ["roadchief1", "sectionchief1"]);
+    assert_eq!(entry["prev_hash"], "0".repeat(64));
+
+    // The period closes; the ranking reflects the deduction.
+    let period = current_period(&app, &sup).await;
+    let pid = period["id"].as_str().unwrap();
+    let (status, closed_period) = app
+        .post(&format!("/v1/periods/{pid}/close"), Some(&sup), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{closed_period}");
+    assert_eq!(closed_period["period"]["status"], "closed");
+    let (_, ranking) = app
+        .get(&format!("/v1/periods/{pid}/ranking"), Some(&sup))
+        .await;
+    assert_eq!(ranking["formula_version"], "score-v1");
+    let zones = ranking["zones"].as_array().unwrap();
+    let z01 = zones.iter().find(|z| z["zone_code"] == "Z01").unwrap();
+    assert_eq!(z01["score"], 99.8);
+    assert_eq!(z01["rank"], 8, "the only zone with a deduction comes last");
+    assert_eq!(zones[0]["rank"], 1);
+    assert_eq!(z01["by_rule"][0]["key"], "INSP-GARBAGE");
+    assert_eq!(
+        z01["by_work_category"][0]["key"],
+        "environmental_sanitation"
+    );
+    assert_eq!(z01["by_source"][0]["key"], "inspection");
+    let ind = &z01["indicators"];
+    assert_eq!(
+        (
+            ind["cases_found"].clone(),
+            ind["filed"].clone(),
+            ind["closed"].clone(),
+            ind["closed_on_time"].clone()
+        ),
+        (json!(1), json!(1), json!(1), json!(1))
+    );
+
+    // The inspector's phone sees the final state, locked, after a pull.
+    let (changes, _) = inspector.pull_all(&app, Some(cursor)).await;
+    let last = changes
+        .iter()
+        .rev()
+        .find(|c| c["entity"] == "case" && c["id"] == json!(case_id))
+        .expect("the case comes down");
+    assert_eq!(last["data"]["state"], "closed");
+    assert_eq!(last["data"]["locked"], true);
+}
+
+async fn approval_with_incomplete_evidence_is_refused(app: TestApp) {
+    let (_, case_id) = synced_case(&app).await;
+    let sup = app.login("supervisor1").await;
+    must_transition(&app, &sup, case_id, json!({"action": "file"})).await;
+    let proposal = propose_on_case(&app, &sup, case_id).await;
+    let pid = proposal["id"].as_str().unwrap();
+    // The photo was declared but its bytes never arrived.
+    let (status, body) = app
+        .post(
+            &format!("/v1/deductions/{pid}/approve"),
+            Some(&sup),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "evidence_incomplete");
+    let (_, ledger) = app.get("/v1/ledger", Some(&sup)).await;
+    assert_eq!(ledger["items"], json!([]));
+    assert_eq!(case(&app, &sup, case_id).await["locked"], false);
+
+    // Once verified, the same proposal is approved.
+    verify_evidence(&app, case_id).await;
+    let (status, body) = app
+        .post(
+            &format!("/v1/deductions/{pid}/approve"),
+            Some(&sup),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(case(&app, &sup, case_id).await["locked"], true);
+    // Inspectors cannot approve or propose.
+    let inspector = app.login("inspector1").await;
+    let (status, _) = app
+        .post(
+            "/v1/deductions",
+            Some(&inspector),
+            &json!({"case_id": case_id, "rule_code": "INSP-GARBAGE"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+async fn concurrent_approvals_post_exactly_one_entry(app: TestApp) {
+    let (_, case_id) = filed_case(&app).await;
+    let sup1 = app.login("supervisor1").await;
+    let sup2 = app.login("supervisor2").await;
+    let proposal = propose_on_case(&app, &sup1, case_id).await;
+    let path = format!(
+        "/v1/deductions/{}/approve",
+        proposal["id"].as_str().unwrap()
+    );
+    let empty = json!({});
+    let (a, b) = tokio::join!(
+        app.post(&path, Some(&sup1), &empty),
+        app.post(&path, Some(&sup2), &empty),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CONFLICT],
+        "{} / {}",
+        a.1,
+        b.1
+    );
+    let (_, ledger) = app.get("/v1/ledger", Some(&sup1)).await;
+    assert_eq!(ledger["items"].as_array().unwrap().len(), 1);
+    let (_, p) = app
+        .get(
+            &format!("/v1/deductions/{}", proposal["id"].as_str().unwrap()),
+            Some(&sup1),
+        )
+        .await;
+    assert_eq!(p["status"], "approved");
+}
+
+async fn posted_entries_cannot_be_updated_or_deleted(app: TestApp) {
+    let sup = app.login("supervisor1").await;
+    let entry = media_entry(&app, &sup, app.zone("Z02")).await;
+    let id = entry["id"].as_str().unwrap();
+    let pool = &app.state.db.pool;
+    let update = sqlx::query("UPDATE ledger_entries SET weighted_points_milli = 0 WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await;
+    let err = update
+        .expect_err("UPDATE of a posted entry must fail")
+        .to_string();
+    assert!(err.contains("append-only"), "{err}");
+    let delete = sqlx::query("DELETE FROM ledger_entries WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await;
+    assert!(delete
+        .expect_err("DELETE must fail")
+        .to_string()
+        .contains("append-only"));
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+async fn tampering_is_found_by_verify(app: TestApp) {
+    let sup = app.login("supervisor1").await;
+    for zone in ["Z01", "Z02", "Z03"] {
+        media_entry(&app, &sup, app.zone(zone)).await;
+    }
+    let (_, report) = app.get("/v1/ledger/verify", Some(&sup)).await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["checked"], 3);
+
+    // Someone with database access disables the guard and lowers a deduction.
+    let pool = &app.state.db.pool;
+    let drop_guard = match app.db {
+        Db::Sqlite => "DROP TRIGGER ledger_entries_no_update",
+        Db::Postgres => "DROP TRIGGER ledger_entries_no_update ON ledger_entries",
+    };
+    sqlx::query(drop_guard).execute(pool).await.unwrap();
+    sqlx::query("UPDATE ledger_entries SET weighted_points_milli = 1 WHERE seq = 2")
+        .execute(pool)
+        .await
+        .unwrap();
+
+    let (checked, first_bad) = gridline_tests::gridline_server::store::ledger::verify_chain(pool)
+        .await
+        .unwrap();
+    let bad = first_bad.expect("tampering detected");
+    assert_eq!(
+        (checked, bad.seq, bad.problem.as_str()),
+        (1, 2, "hash_mismatch")
+    );
+    let (_, report) = app.get("/v1/ledger/verify", Some(&sup)).await;
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["first_bad"]["seq"], 2);
+}
+
+async fn reversals_are_single_and_final(app: TestApp) {
+    let sup = app.login("supervisor1").await;
+    let entry = media_entry(&app, &sup, app.zone("Z04")).await;
+    let id = entry["id"].as_str().unwrap();
+    let reverse = |target: String, reason: &'static str| {
+        let app = &app;
+        let sup = sup.clone();
+        async move {
+            app.post(
+                &format!("/v1/ledger/entries/{target}/reverse"),
+                Some(&sup),
+                &json!({"cause": "appeal_upheld", "reason": reason}),
+            )
+            .await
+        }
+    };
+    let (status, body) = app
+        .post(
+            &format!("/v1/ledger/entries/{id}/reverse"),
+            Some(&sup),
+            &json!({"cause": "correction", "reason": ""}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a reason is required: {body}"
+    );
+
+    let (status, reversal) =
+        reverse(id.to_owned(), "the zone showed the report was about Z05").await;
+    assert_eq!(status, StatusCode::CREATED, "{reversal}");
+    assert_eq!(reversal["kind"], "reversal");
+    assert_eq!(reversal["reverses_id"], entry["id"]);
+    assert_eq!(
+        reversal["weighted_points"],
+        -entry["weighted_points"].as_f64().unwrap()
+    );
+    assert_eq!(reversal["coefficient"], entry["coefficient"]);
+    assert_eq!(reversal["prev_hash"], entry["hash"]);
+
+    let (status, body) = reverse(id.to_owned(), "again").await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::CONFLICT, json!("conflict")),
+        "{body}"
+    );
+    let (status, body) = reverse(reversal["id"].as_str().unwrap().to_owned(), "undo").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("reversal cannot be reversed"));
+
+    let period = current_period(&app, &sup).await;
+    let (_, ranking) = app
+        .get(
+            &format!("/v1/periods/{}/ranking", period["id"].as_str().unwrap()),
+            Some(&sup),
+        )
+        .await;
+    let z04 = ranking["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["zone_code"] == "Z04")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            z04["score"].clone(),
+            z04["entries"].clone(),
+            z04["reversals"].clone()
+        ),
+        (json!(100.0), json!(2), json!(1))
+    );
+}
+
+async fn closed_period_takes_no_entries_and_corrections_go_to_the_open_period(app: TestApp) {
+    let sup = app.login("supervisor1").await;
+    let admin = app.login("admin").await;
+    let zone = app.zone("Z03");
+    let entry = media_entry(&app, &sup, zone).await;
+    let (_, pending) = app
+        .post(
+            "/v1/deductions",
+            Some(&sup),
+            &json!({"zone_id": zone, "source": "leader_criticism", "rule_code": "LEADER"}),
+        )
+        .await;
+    let period = current_period(&app, &sup).await;
+    let pid = period["id"].as_str().unwrap();
+    let (status, _) = app
+        .post(&format!("/v1/periods/{pid}/close"), Some(&sup), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .post(&format!("/v1/periods/{pid}/close"), Some(&sup), &json!({}))
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::CONFLICT, json!("period_closed"))
+    );
+
+    // Neither a pending approval nor a new proposal can post into it.
+    let (status, body) = app
+        .post(
+            &format!("/v1/deductions/{}/approve", pending["id"].as_str().unwrap()),
+            Some(&sup),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::CONFLICT, json!("period_closed")),
+        "{body}"
+    );
+    let (status, body) = app
+        .post(
+            "/v1/deductions",
+            Some(&sup),
+            &json!({"zone_id": zone, "source": "media", "rule_code": "MEDIA"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::CONFLICT, json!("period_closed")),
+        "{body}"
+    );
+    // Nor can raw SQL: the database refuses entries into a closed period.
+    let mut forged: Value = entry.clone();
+    forged["id"] = json!(Uuid::now_v7());
+    let insert = sqlx::query(
+        "INSERT INTO ledger_entries (seq, id, kind, zone_id, period_id, rulebook_version, rule_code, source, \
+         raw_points_milli, coefficient_milli, weighted_points_milli, roster, approved_by, approved_at, found_at, \
+         evidence, prev_hash, hash) VALUES (99, $1, 'deduction', $2, $3, 1, 'MEDIA', 'media', 1, 1, 1, '[]', 'x', 1, 1, '[]', 'x', 'x')",
+    )
+    .bind(forged["id"].as_str().unwrap())
+    .bind(zone.to_string())
+    .bind(pid)
+    .execute(&app.state.db.pool)
+    .await;
+    assert!(insert
+        .expect_err("closed period")
+        .to_string()
+        .contains("closed"));
+
+    // A correction to the closed period posts in the next open period, pointing at the original.
+    let ends = period["ends_at"].as_str().unwrap();
+    let next_end =
+        time::OffsetDateTime::parse(ends, &time::format_description::well_known::Rfc3339).unwrap()
+            + time::Duration::days(31);
+    let (status, next) = app
+        .post(
+            "/v1/periods",
+            Some(&admin),
+            &json!({"code": "next", "starts_at": ends, "ends_at": next_end.format(&time::format_description::well_known::Rfc3339).unwrap()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{next}");
+    let (status, reversal) = app
+        .post(
+            &format!(
+                "/v1/ledger/entries/{}/reverse",
+                entry["id"].as_str().unwrap()
+            ),
+            Some(&sup),
+            &json!({"cause": "correction", "reason": "wrong zone"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reversal}");
+    assert_eq!(reversal["period_id"], next["id"]);
+    assert_eq!(reversal["reverses_id"], entry["id"]);
+}
+
+async fn rankings_are_identical_when_recomputed_and_exports_agree(app: TestApp) {
+    let sup = app.login("supervisor1").await;
+    for zone in ["Z02", "Z05", "Z05", "Z07"] {
+        media_entry(&app, &sup, app.zone(zone)).await;
+    }
+    let period = current_period(&app, &sup).await;
+    let pid = period["id"].as_str().unwrap().to_owned();
+    app.post(&format!("/v1/periods/{pid}/close"), Some(&sup), &json!({}))
+        .await;
+
+    let path = format!("/v1/periods/{pid}/ranking");
+    let (_, first) = get_bytes(&app, &path, &sup).await;
+    let (_, second) = get_bytes(&app, &path, &sup).await;
+    assert_eq!(first, second, "byte-identical when recomputed");
+    let (_, stored, sha) = gridline_tests::gridline_server::store::ledger::result(
+        &app.state.db.pool,
+        pid.parse().unwrap(),
+    )
+    .await
+    .unwrap()
+    .expect("stored at closing");
+    assert_eq!(
+        stored.as_bytes(),
+        first.as_slice(),
+        "the same bytes as stored when it closed"
+    );
+    use sha2::Digest;
+    assert_eq!(sha, hex::encode(sha2::Sha256::digest(&first)));
+    let ranking: Value = serde_json::from_slice(&first).unwrap();
+    let z05 = ranking["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["zone_code"] == "Z05")
+        .unwrap()
+        .clone();
+    // Two media reports at 2 points, Z05's coefficient 1.2: 100 − 4.8.
+    assert_eq!(z05["score"], 95.2);
+    assert_eq!(
+        ranking["zones"].as_array().unwrap().last().unwrap()["zone_code"],
+        "Z05"
+    );
+
+    // Ledger and ranking exports: the XLSX reads back with the same totals as the CSV.
+    for what in ["ledger", "ranking"] {
+        let column = if what == "ledger" {
+            "weighted_points"
+        } else {
+            "score"
+        };
+        let (status, csv_bytes) = get_bytes(
+            &app,
+            &format!("/v1/exports/{what}?period_id={pid}&format=csv"),
+            &sup,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let mut reader = csv::Reader::from_reader(csv_bytes.as_slice());
+        let col = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .position(|h| h == column)
+            .unwrap();
+        let csv_total: f64 = reader
+            .records()
+            .map(|r| r.unwrap()[col].parse::<f64>().unwrap())
+            .sum();
+        let (status, xlsx_bytes) = get_bytes(
+            &app,
+            &format!("/v1/exports/{what}?period_id={pid}&format=xlsx"),
+            &sup,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        use calamine::Reader;
+        let mut book = calamine::Xlsx::new(std::io::Cursor::new(xlsx_bytes)).unwrap();
+        let sheet = book.worksheet_range(what).unwrap();
+        let mut rows = sheet.rows();
+        let header: Vec<String> = rows.next().unwrap().iter().map(|c| c.to_string()).collect();
+        let xcol = header.iter().position(|h| h == column).unwrap();
+        let mut n = 0;
+        let xlsx_total: f64 = rows
+            .map(|r| {
+                n += 1;
+                match &r[xcol] {
+                    calamine::Data::Float(f) => *f,
+                    calamine::Data::Int(i) => *i as f64,
+                    other => panic!("not a number: {other:?}"),
+                }
+            })
+            .sum();
+        let expected_rows = if what == "ledger" { 4 } else { 8 };
+        assert_eq!(n, expected_rows);
+        assert!(
+            (csv_total - xlsx_total).abs() < 1e-9,
+            "{what}: {csv_total} vs {xlsx_total}"
+        );
+    }
+    // 4 media reports weighted by 1.05, 1.2, 1.2, 1.3 (Z02, Z05, Z05, Z07).
+    let (_, csv_bytes) = get_bytes(
+        &app,
+        &format!("/v1/exports/ledger?period_id={pid}&format=csv"),
+        &sup,
+    )
+    .await;
+    let text = String::from_utf8(csv_bytes).unwrap();
+    assert_eq!(text.lines().count(), 5);
+}

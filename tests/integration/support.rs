@@ -1,0 +1,129 @@
+//! Fixtures shared by the review and ledger specifications.
+
+use gridline_tests::{new_case, Phone, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Marks every photo declared on `case_id` as received and verified, as the photos upload
+/// path does once the bytes have arrived and hash correctly.
+pub async fn verify_evidence(app: &TestApp, case_id: Uuid) {
+    let hashes: Vec<String> = sqlx::query_scalar(
+        "SELECT sha256 FROM case_photos WHERE case_id = $1 AND sha256 NOT IN (SELECT sha256 FROM photos)",
+    )
+    .bind(case_id.to_string())
+    .fetch_all(&app.state.db.pool)
+    .await
+    .unwrap();
+    for sha in hashes {
+        sqlx::query(
+            "INSERT INTO photos (sha256, status, size, uploaded_by, verified_at, derivatives, \
+             derivative_attempts, created_at) VALUES ($1, 'verified', $2, $3, $4, 'ready', $5, $4)",
+        )
+        .bind(sha)
+        .bind(123_456_i64)
+        .bind("test")
+        .bind(1_i64)
+        .bind(0_i64)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    }
+}
+
+/// An inspector's phone that has captured one case in Z01 with a photo and synced it.
+pub async fn synced_case(app: &TestApp) -> (Phone, Uuid) {
+    let mut phone = Phone::enrol(app, "inspector1").await;
+    let (case_id, payload) = new_case(app.zone("Z01"), 0, "event:0102");
+    let op = phone.op("case.create@1", payload);
+    let (status, body) = phone.push(app, &[op]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["status"], "applied", "{body}");
+    (phone, case_id)
+}
+
+pub async fn case(app: &TestApp, token: &str, id: Uuid) -> Value {
+    let (status, body) = app.get(&format!("/v1/cases/{id}"), Some(token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Asks for a transition at the case's current version.
+pub async fn transition(
+    app: &TestApp,
+    token: &str,
+    id: Uuid,
+    mut body: Value,
+) -> (StatusCode, Value) {
+    let version = case(app, &app.login("admin").await, id).await["version"].clone();
+    body["base_version"] = version;
+    app.post(&format!("/v1/cases/{id}/transitions"), Some(token), &body)
+        .await
+}
+
+pub async fn must_transition(app: &TestApp, token: &str, id: Uuid, body: Value) -> Value {
+    let (status, out) = transition(app, token, id, body).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    out
+}
+
+/// A case filed by supervisor1, its evidence verified.
+pub async fn filed_case(app: &TestApp) -> (Phone, Uuid) {
+    let (phone, id) = synced_case(app).await;
+    verify_evidence(app, id).await;
+    let sup = app.login("supervisor1").await;
+    must_transition(app, &sup, id, json!({"action": "file"})).await;
+    (phone, id)
+}
+
+/// Proposes the exposed-garbage deduction on a case; returns the proposal.
+pub async fn propose_on_case(app: &TestApp, token: &str, id: Uuid) -> Value {
+    let (status, body) = app
+        .post(
+            "/v1/deductions",
+            Some(token),
+            &json!({"case_id": id, "rule_code": "INSP-GARBAGE", "note": "bin overflowing"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
+/// A direct deduction from a media report in `zone`, approved; returns the ledger entry.
+pub async fn media_entry(app: &TestApp, token: &str, zone: Uuid) -> Value {
+    let (status, p) = app
+        .post(
+            "/v1/deductions",
+            Some(token),
+            &json!({"zone_id": zone, "source": "media", "rule_code": "MEDIA", "note": "evening news"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let (status, entry) = app
+        .post(
+            &format!("/v1/deductions/{}/approve", p["id"].as_str().unwrap()),
+            Some(token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{entry}");
+    entry
+}
+
+pub async fn current_period(app: &TestApp, token: &str) -> Value {
+    let (_, periods) = app.get("/v1/periods", Some(token)).await;
+    periods.as_array().unwrap()[0].clone()
+}
+
+/// GET returning the raw bytes.
+pub async fn get_bytes(app: &TestApp, path: &str, token: &str) -> (StatusCode, Vec<u8>) {
+    let resp = app
+        .http
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.bytes().await.unwrap().to_vec())
+}
