@@ -167,10 +167,32 @@ pub async fn update_case(conn: &mut AnyConnection, c: &CaseRow) -> R<()> {
 }
 
 pub async fn load_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid, CaseRow>> {
+    load_many_with(conn, ids, "").await
+}
+
+/// Like [`load_many`], locking the rows until the transaction ends (PostgreSQL; SQLite
+/// serialises writers anyway), so a writer that changes them works on their latest committed
+/// state. Rows are locked in id order, the same in every writer, so two writers cannot deadlock.
+pub async fn load_many_for_update(
+    conn: &mut AnyConnection,
+    backend: super::Backend,
+    ids: &[Uuid],
+) -> R<HashMap<Uuid, CaseRow>> {
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    load_many_with(conn, &sorted, backend.for_update()).await
+}
+
+async fn load_many_with(
+    conn: &mut AnyConnection,
+    ids: &[Uuid],
+    lock: &str,
+) -> R<HashMap<Uuid, CaseRow>> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(500) {
         let sql = format!(
-            "SELECT {} FROM cases WHERE id IN ({})",
+            "SELECT {} FROM cases WHERE id IN ({}) ORDER BY id{lock}",
             CASE_COLUMNS.join(", "),
             placeholders(1, chunk.len())
         );

@@ -335,7 +335,10 @@ impl<'a> Batch<'a> {
         ids.sort();
         ids.dedup();
         if !ids.is_empty() {
-            self.cases = cases::load_many(tx.conn(), &ids).await?;
+            // Locked: a concurrent batch touching the same case waits here, then reads what
+            // that batch committed, instead of writing over it with a stale version.
+            let backend = tx.backend;
+            self.cases = cases::load_many_for_update(tx.conn(), backend, &ids).await?;
             for h in cases::history_many(tx.conn(), &ids).await? {
                 self.history.entry(h.case_id).or_default().push(h);
             }
