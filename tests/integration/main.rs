@@ -5,4 +5,5 @@
 mod auth;
 mod edge;
 mod reference;
+mod simulation;
 mod sync;
