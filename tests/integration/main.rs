@@ -7,3 +7,4 @@ mod edge;
 mod reference;
 mod simulation;
 mod sync;
+mod sync_client;
