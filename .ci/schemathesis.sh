@@ -28,8 +28,11 @@ token=$(curl -sf -X POST "$base/v1/auth/login" -H 'content-type: application/jso
   -d '{"username":"admin","password":"gridline-demo"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
 status=0
+# The tus PATCH (body application/offset+octet-stream) has no schemathesis serializer; the
+# tus tests in tests/integration/photos.rs cover it, with cut and resumed bodies.
 schemathesis run openapi.yaml --url "$base" \
   -H "Authorization: Bearer $token" \
+  --exclude-operation-id patch \
   --checks not_a_server_error,response_schema_conformance \
   --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" --max-time "$seconds" \
   --request-timeout 20 --seed "${SCHEMATHESIS_SEED:-20260301}" --no-color \

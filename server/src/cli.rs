@@ -174,7 +174,10 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (setting `listen`): {e}"))?;
     tracing::info!(%listen, backend = state.db.backend.name(), "gridline listening");
     println!("Gridline listening on http://{listen} (API docs at http://{listen}/docs)");
-    crate::run(listener, state, shutdown_signal()).await?;
+    let pruner = crate::jobs::spawn_change_pruner(state.clone());
+    let served = crate::run(listener, state, shutdown_signal()).await;
+    pruner.abort();
+    served?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod geo;
+pub mod jobs;
 pub mod ledger;
 pub mod model;
 pub mod photos;

@@ -11,5 +11,7 @@ mod reference;
 mod reliability;
 mod review;
 mod security;
+mod simulation;
 mod support;
 mod sync;
+mod sync_client;

@@ -774,6 +774,15 @@ impl<'a> Batch<'a> {
         let records = resolution.records();
         self.record_conflicts(&case, body.op_id, &records);
         if resolution.status == OpStatus::Rejected {
+            if !records.is_empty() {
+                // Nothing written, but the case now shows the refused values: pullers must
+                // get it again, or their copy lacks the conflicts the server shows.
+                self.changes.push(PendingChange::upsert(
+                    "case",
+                    case.id,
+                    Some(case.zone_id.to_string()),
+                ));
+            }
             let code = resolution.code.unwrap_or(ErrorCode::Conflict);
             return OpResult {
                 status: OpStatus::Rejected,
