@@ -48,6 +48,8 @@ pub mod paths {
     /// `GET` (bearer, device-bound token), query [`PullQuery`](super::PullQuery) →
     /// [`PullResponse`](super::PullResponse).
     pub const SYNC_PULL: &str = "/v1/sync/pull";
+    /// tus 1.0.0 photo uploads (`POST` creates; `HEAD`/`PATCH` the `Location` it answers).
+    pub const UPLOADS: &str = "/v1/uploads";
 }
 
 // ---------------------------------------------------------------------------------------------

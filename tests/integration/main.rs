@@ -4,6 +4,7 @@
 
 mod auth;
 mod edge;
+mod field_upload;
 mod ledger;
 mod photos;
 mod pull_order;

@@ -273,6 +273,26 @@ impl Transport for FaultyTransport {
             Some(_) => Err(lost("dropped before sending")),
         }
     }
+
+    async fn upload_create(
+        &self,
+        token: String,
+        sha256: &str,
+        length: u64,
+    ) -> Result<gridline_sync::client::UploadCreated, TransportError> {
+        self.inner.upload_create(token, sha256, length).await
+    }
+    async fn upload_offset(&self, token: String, location: &str) -> Result<u64, TransportError> {
+        self.inner.upload_offset(token, location).await
+    }
+    async fn upload_patch(
+        &self,
+        token: String,
+        location: &str,
+        chunk: &gridline_sync::client::UploadChunk,
+    ) -> Result<u64, TransportError> {
+        self.inner.upload_patch(token, location, chunk).await
+    }
 }
 
 // -- the devices ------------------------------------------------------------------------------

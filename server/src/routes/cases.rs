@@ -76,13 +76,15 @@ async fn get(
     PathParam(id): PathParam<Uuid>,
 ) -> ApiResult<Json<CaseView>> {
     let mut conn = state.db.pool.acquire().await?;
-    let view = case_views(&mut conn, &[id])
+    let mut view = case_views(&mut conn, &[id])
         .await?
         .remove(&id)
         .ok_or_else(|| ApiError::not_found("case"))?;
     user.scope(&state)
         .await?
         .check_visible(view.zone_id, "case")?;
+    drop(conn);
+    with_evidence(&state.db, std::slice::from_mut(&mut view)).await?;
     Ok(Json(view))
 }
 

@@ -1,7 +1,8 @@
 //! `gridline-field`: the reference phone client as a command line tool.
 //!
 //! Everything is stored in one SQLite file (`--db`, default `./field.db`). `capture`, `edit`,
-//! `comment` and `transition` work offline; `sync` talks to the server.
+//! `comment` and `transition` work offline; `sync` (push, photo uploads, pull) and `upload`
+//! (photo uploads alone) talk to the server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use gridline_sync::client::{
     photo_from_file, Client, ClientError, HttpTransport, LocalPhoto, Store, TokioSleeper,
+    UploadReport,
 };
 use gridline_sync::ops::{
     CaseChanges, CaseCommentV1, CaseCreateV1, CaseEditV1, CaseTransitionV1, Location, Operation,
@@ -141,8 +143,10 @@ enum Command {
         #[arg(long = "photo")]
         photos: Vec<PathBuf>,
     },
-    /// Push the queue, then pull.
+    /// Push the queue, upload the photos of acknowledged operations, then pull.
     Sync,
+    /// Upload (or resume uploading) the photos of acknowledged operations.
+    Upload,
     /// Show the queue and the last receipt.
     Status,
     /// Show operations the server answered with a conflict or a rejection.
@@ -172,6 +176,25 @@ fn photos(paths: &[PathBuf], role: PhotoRole) -> Result<Vec<LocalPhoto>, ClientE
         .iter()
         .map(|p| photo_from_file(p, role, now))
         .collect()
+}
+
+fn print_upload(r: &UploadReport) {
+    println!(
+        "photos: {} uploaded ({} already on the server, {} resumed, {} bytes sent), {} refused{}",
+        r.uploaded,
+        r.already_verified,
+        r.resumed,
+        r.bytes_sent,
+        r.refused,
+        if r.waiting > 0 {
+            format!(", {} waiting for the server", r.waiting)
+        } else {
+            String::new()
+        }
+    );
+    if r.refused > 0 {
+        println!("see `gridline-field status` for why photos were refused");
+    }
 }
 
 async fn base_version(
@@ -314,12 +337,17 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             if let Some(n) = r.push.resent_from {
                 println!("resent from seq {n} at the server's request");
             }
+            print_upload(&r.upload);
             println!(
                 "pulled: {} changes in {} pages{}",
                 r.pull.changes,
                 r.pull.pages,
                 if r.pull.reset { " (full reset)" } else { "" }
             );
+        }
+        Command::Upload => {
+            let client = open(&cli.db, None).await?;
+            print_upload(&client.upload_photos().await?);
         }
         Command::Status => {
             let s = open(&cli.db, None).await?.status().await?;
@@ -348,6 +376,23 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                     }
                 ),
                 None => println!("receipt     none yet"),
+            }
+            println!(
+                "photos      {} uploaded, {} to upload, {} refused",
+                s.photos.uploaded, s.photos.pending, s.photos.refused
+            );
+            for p in &s.refused_photos {
+                println!(
+                    "  refused   {} ({}): {}{}",
+                    p.sha256,
+                    p.path,
+                    p.error_code.as_deref().unwrap_or("-"),
+                    p.error_message
+                        .as_deref()
+                        .filter(|m| !m.is_empty())
+                        .map(|m| format!(" ({m})"))
+                        .unwrap_or_default()
+                );
             }
         }
         Command::Conflicts => {

@@ -4,12 +4,15 @@
 //! - [`Client::sync`] pushes the queue in batches (retrying transient failures with backoff,
 //!   honouring `resend_from`), records every result and receipt, then pulls until `has_more` is
 //!   false, handling `reset_required`.
+//! - [`Client::upload_photos`] (part of `sync`, after the push) uploads the photos of
+//!   acknowledged operations with tus, resuming interrupted uploads (see [`upload`]).
 //!
 //! The Kotlin and Swift apps implement the same behaviour; `PROTOCOL.md` is their specification.
 
 pub mod backoff;
 pub mod store;
 pub mod transport;
+pub mod upload;
 
 #[cfg(test)]
 mod tests;
@@ -34,9 +37,11 @@ use crate::wire::{
 
 pub use backoff::{RecordingSleeper, RetryPolicy, Sleeper, TokioSleeper};
 pub use store::{
-    Identity, LocalPhoto, MirrorEntity, OutboxEntry, OutboxState, Store, StoreError, StoredReceipt,
+    Identity, LocalPhoto, MirrorEntity, OutboxEntry, OutboxState, PhotoCounts, PhotoState,
+    PhotoUpload, Store, StoreError, StoredReceipt,
 };
 pub use transport::{HttpTransport, Transport, TransportError};
+pub use upload::{UploadChunk, UploadCreated, UploadReport, DEFAULT_UPLOAD_CHUNK};
 
 /// What can go wrong in the client.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +97,7 @@ pub struct PullReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
     pub push: PushReport,
+    pub upload: UploadReport,
     pub pull: PullReport,
 }
 
@@ -112,6 +118,9 @@ pub struct Status {
     pub last_receipt: Option<StoredReceipt>,
     pub clock_skew_ms: Option<i64>,
     pub cursor: Option<String>,
+    pub photos: PhotoCounts,
+    /// Photos the server refused for good, with why.
+    pub refused_photos: Vec<PhotoUpload>,
 }
 
 /// An operation of ours that the server answered with a conflict or a rejection.
@@ -167,6 +176,7 @@ pub struct Client<T, S = TokioSleeper> {
     transport: T,
     sleeper: S,
     policy: RetryPolicy,
+    upload_chunk: u64,
 }
 
 impl<T: Transport, S: Sleeper> Client<T, S> {
@@ -176,7 +186,14 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
             transport,
             sleeper,
             policy: RetryPolicy::default(),
+            upload_chunk: DEFAULT_UPLOAD_CHUNK,
         }
+    }
+
+    /// Bytes per upload `PATCH` (at least 1).
+    pub fn with_upload_chunk(mut self, bytes: u64) -> Self {
+        self.upload_chunk = bytes.max(1);
+        self
     }
 
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
@@ -298,11 +315,14 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
             .await?)
     }
 
-    /// Pushes the queue, then pulls. Push comes first so that a reset never loses anything.
+    /// Pushes the queue, uploads the photos of acknowledged operations, then pulls. Push comes
+    /// first so that a reset never loses anything, and so that the server knows the photos'
+    /// hashes before their bytes arrive.
     pub async fn sync(&self) -> Result<SyncReport, ClientError> {
         let push = self.push().await?;
+        let upload = self.upload_photos().await?;
         let pull = self.pull().await?;
-        Ok(SyncReport { push, pull })
+        Ok(SyncReport { push, upload, pull })
     }
 
     /// Retries transient failures with backoff; returns other errors at once.
@@ -331,7 +351,17 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
     }
 
     /// Like [`Self::retrying`], with the stored access token, refreshing it once on 401.
-    async fn authorised<R, F, Fut>(&self, mut call: F) -> Result<R, ClientError>
+    async fn authorised<R, F, Fut>(&self, call: F) -> Result<R, ClientError>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: Future<Output = Result<R, TransportError>>,
+    {
+        self.authorised_with(true, call).await
+    }
+
+    /// [`Self::authorised`], with retries of transient failures (`retry`) or without them
+    /// (the caller handles those itself).
+    async fn authorised_with<R, F, Fut>(&self, retry: bool, mut call: F) -> Result<R, ClientError>
     where
         F: FnMut(String) -> Fut,
         Fut: Future<Output = Result<R, TransportError>>,
@@ -339,7 +369,15 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
         let mut refreshed = false;
         loop {
             let token = self.identity().await?.access_token.unwrap_or_default();
-            match self.retrying(|| call(token.clone())).await {
+            let result = if retry {
+                self.retrying(|| call(token.clone())).await
+            } else {
+                call(token.clone()).await.map_err(|e| match e {
+                    TransportError::UpgradeRequired(_) => ClientError::UpgradeRequired,
+                    e => e.into(),
+                })
+            };
+            match result {
                 Err(ClientError::Transport(TransportError::Unauthenticated(body))) => {
                     match body.code {
                         ErrorCode::DeviceRevoked => return Err(ClientError::DeviceRevoked),
@@ -538,6 +576,8 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
             last_receipt: self.store.last_receipt().await?,
             clock_skew_ms: self.store.clock_skew_ms().await?,
             cursor: self.store.cursor().await?,
+            photos: self.store.photo_counts().await?,
+            refused_photos: self.store.refused_photos().await?,
         })
     }
 

@@ -40,7 +40,7 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-const SCHEMA_V1: &str = r#"
+pub(crate) const SCHEMA_V1: &str = r#"
 CREATE TABLE identity (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     device_id TEXT NOT NULL,
@@ -114,6 +114,32 @@ CREATE TABLE photos (
 );
 
 PRAGMA user_version = 1;
+"#;
+
+/// Version 2: photo uploads are resumable across restarts (the tus upload URL and the offset the
+/// server last confirmed are kept), and a photo the server refused for good says why.
+const SCHEMA_V2: &str = r#"
+CREATE TABLE photos_v2 (
+    sha256 TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    seq INTEGER NOT NULL REFERENCES outbox (seq),
+    upload_state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (upload_state IN ('pending', 'uploaded', 'refused')),
+    -- The tus upload (`Location` of its creation), once created.
+    upload_url TEXT,
+    -- The offset the server last confirmed for that upload.
+    upload_offset INTEGER NOT NULL DEFAULT 0,
+    -- Why the server refused the photo for good (an error code) and what it said.
+    error_code TEXT,
+    error_message TEXT
+);
+INSERT INTO photos_v2 (sha256, path, size, seq, upload_state)
+    SELECT sha256, path, size, seq, upload_state FROM photos;
+DROP TABLE photos;
+ALTER TABLE photos_v2 RENAME TO photos;
+
+PRAGMA user_version = 2;
 "#;
 
 /// What the phone knows about itself.
@@ -196,6 +222,66 @@ pub struct OutboxCounts {
     pub last_hash: Option<String>,
 }
 
+/// Where a declared photo stands in its upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhotoState {
+    /// Not on the server yet (or not confirmed verified).
+    Pending,
+    /// The server verified the whole file.
+    Uploaded,
+    /// The server refused it for good (`error_code` says why); it is not tried again.
+    Refused,
+}
+
+impl PhotoState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhotoState::Pending => "pending",
+            PhotoState::Uploaded => "uploaded",
+            PhotoState::Refused => "refused",
+        }
+    }
+}
+
+impl FromStr for PhotoState {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(PhotoState::Pending),
+            "uploaded" => Ok(PhotoState::Uploaded),
+            "refused" => Ok(PhotoState::Refused),
+            other => Err(corrupt(other)),
+        }
+    }
+}
+
+/// A declared photo file and its upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhotoUpload {
+    pub sha256: String,
+    pub path: String,
+    pub size: u64,
+    /// The operation that declared it.
+    pub seq: u64,
+    pub state: PhotoState,
+    /// The tus upload URL, once created (kept so that a restart resumes it).
+    pub upload_url: Option<String>,
+    /// The offset the server last confirmed.
+    pub offset: u64,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// The declaring operation's status from the server (`applied`, `deferred`, …), if known.
+    pub op_status: Option<String>,
+}
+
+/// Photo counts for `status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhotoCounts {
+    pub pending: u64,
+    pub uploaded: u64,
+    pub refused: u64,
+}
+
 /// A photo file declared by a queued operation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalPhoto {
@@ -258,8 +344,12 @@ impl Store {
         match version {
             0 => {
                 sqlx::raw_sql(SCHEMA_V1).execute(&mut *tx).await?;
+                sqlx::raw_sql(SCHEMA_V2).execute(&mut *tx).await?;
             }
-            1 => {}
+            1 => {
+                sqlx::raw_sql(SCHEMA_V2).execute(&mut *tx).await?;
+            }
+            2 => {}
             other => {
                 return Err(StoreError::Corrupt(format!(
                     "store schema version {other} is newer than this client"
@@ -743,6 +833,131 @@ impl Store {
                 ))
             })
             .collect()
+    }
+
+    fn photo_from_row(row: &SqliteRow) -> Result<PhotoUpload, StoreError> {
+        let state: String = row.try_get("upload_state")?;
+        Ok(PhotoUpload {
+            sha256: row.try_get("sha256")?,
+            path: row.try_get("path")?,
+            size: seq_u64(row.try_get("size")?)?,
+            seq: seq_u64(row.try_get("seq")?)?,
+            state: state.parse()?,
+            upload_url: row.try_get("upload_url")?,
+            offset: seq_u64(row.try_get("upload_offset")?)?,
+            error_code: row.try_get("error_code")?,
+            error_message: row.try_get("error_message")?,
+            op_status: row.try_get("status")?,
+        })
+    }
+
+    /// Photos to upload: not uploaded yet and declared by an operation the server has
+    /// acknowledged (before that, the server would not know the hash). In capture order.
+    pub async fn photos_to_upload(&self) -> Result<Vec<PhotoUpload>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.*, o.status FROM photos p JOIN outbox o ON o.seq = p.seq \
+             WHERE p.upload_state = 'pending' AND o.state = 'acked' ORDER BY p.seq, p.rowid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::photo_from_row).collect()
+    }
+
+    /// One photo and its upload.
+    pub async fn photo(&self, sha256: &str) -> Result<Option<PhotoUpload>, StoreError> {
+        let row = sqlx::query(
+            "SELECT p.*, o.status FROM photos p JOIN outbox o ON o.seq = p.seq \
+             WHERE p.sha256 = ?",
+        )
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::photo_from_row).transpose()
+    }
+
+    /// Photos the server refused for good.
+    pub async fn refused_photos(&self) -> Result<Vec<PhotoUpload>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.*, o.status FROM photos p JOIN outbox o ON o.seq = p.seq \
+             WHERE p.upload_state = 'refused' ORDER BY p.seq, p.rowid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::photo_from_row).collect()
+    }
+
+    pub async fn photo_counts(&self) -> Result<PhotoCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+               COALESCE(SUM(upload_state = 'pending'), 0) AS pending, \
+               COALESCE(SUM(upload_state = 'uploaded'), 0) AS uploaded, \
+               COALESCE(SUM(upload_state = 'refused'), 0) AS refused \
+             FROM photos",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(PhotoCounts {
+            pending: seq_u64(row.try_get("pending")?)?,
+            uploaded: seq_u64(row.try_get("uploaded")?)?,
+            refused: seq_u64(row.try_get("refused")?)?,
+        })
+    }
+
+    /// Records the upload a photo goes to (or forgets it, with `None`) and its confirmed offset.
+    pub async fn set_photo_upload(
+        &self,
+        sha256: &str,
+        upload_url: Option<&str>,
+        offset: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE photos SET upload_url = ?, upload_offset = ? WHERE sha256 = ?")
+            .bind(upload_url)
+            .bind(seq_i64(offset)?)
+            .bind(sha256)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the offset the server confirmed.
+    pub async fn set_photo_offset(&self, sha256: &str, offset: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE photos SET upload_offset = ? WHERE sha256 = ?")
+            .bind(seq_i64(offset)?)
+            .bind(sha256)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The server verified the photo.
+    pub async fn mark_photo_uploaded(&self, sha256: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE photos SET upload_state = 'uploaded', upload_offset = size, \
+             error_code = NULL, error_message = NULL WHERE sha256 = ?",
+        )
+        .bind(sha256)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The server refused the photo for good; it is not tried again.
+    pub async fn mark_photo_refused(
+        &self,
+        sha256: &str,
+        code: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE photos SET upload_state = 'refused', upload_url = NULL, \
+             error_code = ?, error_message = ? WHERE sha256 = ?",
+        )
+        .bind(code)
+        .bind(message)
+        .bind(sha256)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Whether an operation with this status exists (for tests and diagnostics).

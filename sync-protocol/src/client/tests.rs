@@ -42,6 +42,33 @@ struct FakeState {
     changes: Vec<Change>,
     reset_next_pull: bool,
     access_token: String,
+    /// tus uploads by location.
+    uploads: std::collections::HashMap<String, FakeUpload>,
+    /// Photos verified (by SHA-256 hex), with their bytes.
+    photos: std::collections::HashMap<String, Vec<u8>>,
+    /// What the next PATCH requests do (then they behave).
+    patch_script: VecDeque<Script>,
+    create_calls: u32,
+    head_calls: u32,
+    patch_calls: u32,
+}
+
+struct FakeUpload {
+    sha256: String,
+    length: u64,
+    bytes: Vec<u8>,
+    complete: bool,
+}
+
+fn http_error(status: u16, code: ErrorCode, details: serde_json::Value) -> TransportError {
+    TransportError::Http {
+        status,
+        body: Some(ErrorBody {
+            code,
+            message: code.as_str().into(),
+            details,
+        }),
+    }
 }
 
 struct FakeServer {
@@ -240,6 +267,110 @@ impl Transport for Arc<FakeServer> {
             }
             None => self.process_push(&access_token, req),
         }
+    }
+
+    async fn upload_create(
+        &self,
+        access_token: String,
+        sha256: &str,
+        length: u64,
+    ) -> Result<UploadCreated, TransportError> {
+        let mut st = self.state();
+        assert_eq!(access_token, st.access_token);
+        st.create_calls += 1;
+        let location = format!("/v1/uploads/{}", Uuid::now_v7());
+        let verified = st.photos.contains_key(sha256);
+        st.uploads.insert(
+            location.clone(),
+            FakeUpload {
+                sha256: sha256.to_owned(),
+                length,
+                bytes: vec![],
+                complete: verified,
+            },
+        );
+        Ok(UploadCreated {
+            location,
+            offset: if verified { length } else { 0 },
+        })
+    }
+
+    async fn upload_offset(
+        &self,
+        access_token: String,
+        location: &str,
+    ) -> Result<u64, TransportError> {
+        let mut st = self.state();
+        assert_eq!(access_token, st.access_token);
+        st.head_calls += 1;
+        match st.uploads.get(location) {
+            Some(u) if u.complete => Ok(u.length),
+            Some(u) => Ok(u.bytes.len() as u64),
+            None => Err(TransportError::Http {
+                status: 404,
+                body: None,
+            }),
+        }
+    }
+
+    async fn upload_patch(
+        &self,
+        access_token: String,
+        location: &str,
+        chunk: &UploadChunk,
+    ) -> Result<u64, TransportError> {
+        use futures_util::StreamExt;
+        let body: Vec<Vec<u8>> = chunk.stream().map(|p| p.expect("read")).collect().await;
+        let body = body.concat();
+        let script = {
+            let mut st = self.state();
+            assert_eq!(access_token, st.access_token);
+            st.patch_calls += 1;
+            st.patch_script.pop_front()
+        };
+        if let Some(Script::Fail(e)) = script {
+            // Cut mid-body: the checksum does not match what arrived, so nothing is kept.
+            return Err(e);
+        }
+        let mut st = self.state();
+        let st = &mut *st;
+        let Some(upload) = st.uploads.get_mut(location) else {
+            return Err(TransportError::Http {
+                status: 404,
+                body: None,
+            });
+        };
+        let at = if upload.complete {
+            upload.length
+        } else {
+            upload.bytes.len() as u64
+        };
+        if upload.complete || chunk.offset != at {
+            return Err(http_error(
+                409,
+                ErrorCode::UploadOffsetMismatch,
+                json!({ "offset": at }),
+            ));
+        }
+        assert_eq!(body.len() as u64, chunk.len);
+        if <[u8; 32]>::from(sha2::Sha256::digest(&body)) != chunk.sha256 {
+            return Err(http_error(460, ErrorCode::ChecksumMismatch, json!(null)));
+        }
+        upload.bytes.extend_from_slice(&body);
+        let at = upload.bytes.len() as u64;
+        if at == upload.length {
+            if crate::signing::sha256_hex(&upload.bytes) != upload.sha256 {
+                st.uploads.remove(location);
+                return Err(http_error(422, ErrorCode::HashMismatch, json!(null)));
+            }
+            upload.complete = true;
+            let (sha, bytes) = (upload.sha256.clone(), upload.bytes.clone());
+            st.photos.insert(sha, bytes);
+        }
+        if let Some(Script::DropResponse) = script {
+            return Err(TransportError::Network("connection reset".into()));
+        }
+        Ok(at)
     }
 
     async fn pull(
@@ -654,4 +785,204 @@ async fn photo_manifests_hash_the_file() {
     let pending = client.store().pending_photos().await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].0, photo.manifest.sha256);
+}
+
+fn case_with_photos(photos: &[LocalPhoto]) -> Operation {
+    let Operation::CaseCreateV1(mut c) = case("event:0102") else {
+        unreachable!()
+    };
+    c.photos = photos.iter().map(|p| p.manifest.clone()).collect();
+    Operation::CaseCreateV1(c)
+}
+
+fn photo_file(dir: &tempfile::TempDir, name: &str, len: usize, seed: u8) -> (Vec<u8>, LocalPhoto) {
+    let bytes: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
+    let path = dir.path().join(name);
+    std::fs::write(&path, &bytes).unwrap();
+    let photo = photo_from_file(&path, PhotoRole::Before, OffsetDateTime::now_utc()).unwrap();
+    (bytes, photo)
+}
+
+#[tokio::test]
+async fn photos_upload_in_checksummed_chunks_and_resume_after_cuts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server, sleeper) = enrolled(&dir).await;
+    let client = client.with_upload_chunk(1000);
+    let (bytes, photo) = photo_file(&dir, "a.jpg", 4_500, 1);
+    client
+        .capture(
+            case_with_photos(std::slice::from_ref(&photo)),
+            std::slice::from_ref(&photo),
+        )
+        .await
+        .unwrap();
+    {
+        let mut st = server.state();
+        // The first chunk arrives but its answer is lost; the retry is cut mid-body (nothing
+        // kept); the next arrives, answer lost again.
+        st.patch_script.push_back(Script::DropResponse);
+        st.patch_script
+            .push_back(Script::Fail(TransportError::Network(
+                "connection reset".into(),
+            )));
+        st.patch_script.push_back(Script::DropResponse);
+    }
+    let report = client.sync().await.unwrap();
+    assert_eq!(report.upload.uploaded, 1, "{report:?}");
+    assert_eq!(report.upload.resumed, 1);
+    assert_eq!(
+        server.state().photos.get(&photo.manifest.sha256),
+        Some(&bytes)
+    );
+    // Every interruption was followed by a backoff and a HEAD.
+    assert_eq!(sleeper.waits().len(), 3);
+    assert_eq!(server.state().head_calls, 3);
+    assert_eq!(server.state().create_calls, 1);
+    let stored = client
+        .store()
+        .photo(&photo.manifest.sha256)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, PhotoState::Uploaded);
+    assert_eq!(client.status().await.unwrap().photos.uploaded, 1);
+    // Nothing left to do.
+    let report = client.sync().await.unwrap();
+    assert_eq!(report.upload, UploadReport::default());
+    assert_eq!(server.state().create_calls, 1);
+}
+
+#[tokio::test]
+async fn a_stored_upload_is_resumed_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server, _) = enrolled(&dir).await;
+    let client = client.with_upload_chunk(1000);
+    let (bytes, photo) = photo_file(&dir, "a.jpg", 3_500, 2);
+    client
+        .capture(
+            case_with_photos(std::slice::from_ref(&photo)),
+            std::slice::from_ref(&photo),
+        )
+        .await
+        .unwrap();
+    client.push().await.unwrap();
+    // The network goes away after two chunks: the round fails, the upload is kept.
+    {
+        let mut st = server.state();
+        st.patch_script.push_back(Script::DropResponse);
+        st.patch_script.push_back(Script::DropResponse);
+        for _ in 0..10 {
+            st.patch_script
+                .push_back(Script::Fail(TransportError::Network("no signal".into())));
+        }
+    }
+    let client = client.with_policy(RetryPolicy {
+        max_attempts: 2,
+        ..RetryPolicy::default()
+    });
+    assert!(matches!(
+        client.upload_photos().await,
+        Err(ClientError::Transport(TransportError::Network(_)))
+    ));
+    let kept = client
+        .store()
+        .photo(&photo.manifest.sha256)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.state, PhotoState::Pending);
+    assert!(kept.upload_url.is_some());
+    client.store().close().await;
+    drop(client);
+
+    server.state().patch_script.clear();
+    let (client, _) = client_at(&dir.path().join("field.db"), &server).await;
+    let report = client.upload_photos().await.unwrap();
+    assert_eq!(report.uploaded, 1);
+    assert_eq!(report.resumed, 1);
+    assert_eq!(report.bytes_sent, 1_500, "only the rest is sent");
+    assert_eq!(
+        server.state().create_calls,
+        1,
+        "the stored upload was reused"
+    );
+    assert_eq!(
+        server.state().photos.get(&photo.manifest.sha256),
+        Some(&bytes)
+    );
+}
+
+#[tokio::test]
+async fn refusals_are_recorded_and_verified_photos_are_done_at_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server, _) = enrolled(&dir).await;
+    let (known_bytes, known) = photo_file(&dir, "known.jpg", 2_000, 3);
+    let (_, changed) = photo_file(&dir, "changed.jpg", 2_000, 4);
+    let (_, gone) = photo_file(&dir, "gone.jpg", 100, 5);
+    let photos = [known.clone(), changed.clone(), gone.clone()];
+    client
+        .capture(case_with_photos(&photos), &photos)
+        .await
+        .unwrap();
+    // Not acknowledged yet: nothing to upload.
+    assert!(client.upload_photos().await.unwrap() == UploadReport::default());
+    server
+        .state()
+        .photos
+        .insert(known.manifest.sha256.clone(), known_bytes);
+    // Same size, other bytes: the server finds out at the end.
+    std::fs::write(&changed.path, vec![0u8; 2_000]).unwrap();
+    std::fs::remove_file(&gone.path).unwrap();
+
+    let report = client.sync().await.unwrap();
+    assert_eq!(report.upload.uploaded, 1);
+    assert_eq!(report.upload.already_verified, 1);
+    assert_eq!(report.upload.refused, 2);
+    let status = client.status().await.unwrap();
+    assert_eq!(status.photos.uploaded, 1);
+    assert_eq!(status.photos.refused, 2);
+    let codes: Vec<_> = status
+        .refused_photos
+        .iter()
+        .map(|p| (p.sha256.clone(), p.error_code.clone().unwrap()))
+        .collect();
+    assert!(codes.contains(&(changed.manifest.sha256.clone(), "hash_mismatch".into())));
+    assert!(codes.contains(&(gone.manifest.sha256.clone(), "file_missing".into())));
+    // Refused photos are not tried again.
+    let calls = server.state().create_calls;
+    client.sync().await.unwrap();
+    assert_eq!(server.state().create_calls, calls);
+}
+
+#[tokio::test]
+async fn a_version_1_store_keeps_its_photos_when_upgraded() {
+    use sqlx::ConnectOptions as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql(store::SCHEMA_V1)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO outbox (seq, op_id, op_type, op, sig, hash, state, queued_at) \
+         VALUES (1, 'x', 'case.create@1', '{}', 's', 'h', 'acked', '2024-01-01T00:00:00Z'); \
+         INSERT INTO photos (sha256, path, size, seq) VALUES ('ab', '/p.jpg', 10, 1);",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&path).await.unwrap();
+    let photo = store.photo("ab").await.unwrap().unwrap();
+    assert_eq!(photo.state, PhotoState::Pending);
+    assert_eq!((photo.size, photo.offset, photo.upload_url), (10, 0, None));
+    assert_eq!(store.photos_to_upload().await.unwrap().len(), 1);
 }

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use super::upload::{UploadChunk, UploadCreated};
 use crate::error::{ErrorBody, ErrorCode};
 use crate::wire::{
     paths, EnrolDeviceRequest, EnrolDeviceResponse, LoginRequest, PullQuery, PullResponse,
@@ -127,13 +128,40 @@ pub trait Transport: Send + Sync {
         access_token: String,
         query: &PullQuery,
     ) -> impl Future<Output = Result<PullResponse, TransportError>> + Send;
+
+    /// tus creation (`POST /v1/uploads`, no body) of the photo `sha256` (hex) of `length`
+    /// bytes: where the upload lives and where it stands (`length` if the server already has
+    /// the photo verified).
+    fn upload_create(
+        &self,
+        access_token: String,
+        sha256: &str,
+        length: u64,
+    ) -> impl Future<Output = Result<UploadCreated, TransportError>> + Send;
+
+    /// tus `HEAD` of an upload: its `Upload-Offset`.
+    fn upload_offset(
+        &self,
+        access_token: String,
+        location: &str,
+    ) -> impl Future<Output = Result<u64, TransportError>> + Send;
+
+    /// tus `PATCH` of one chunk at `chunk.offset` with `Upload-Checksum: sha256`; returns the
+    /// new offset. The request that completes the upload answers once the server verified the
+    /// photo (or with why not).
+    fn upload_patch(
+        &self,
+        access_token: String,
+        location: &str,
+        chunk: &UploadChunk,
+    ) -> impl Future<Output = Result<u64, TransportError>> + Send;
 }
 
 /// [`Transport`] over HTTPS with reqwest (rustls).
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
-    base_url: String,
-    http: reqwest::Client,
+    pub(crate) base_url: String,
+    pub(crate) http: reqwest::Client,
 }
 
 impl HttpTransport {
@@ -160,7 +188,7 @@ impl HttpTransport {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
 
@@ -181,6 +209,12 @@ impl HttpTransport {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| TransportError::BadResponse(e.to_string()));
         }
+        Err(Self::error_from(response).await)
+    }
+
+    /// The error an unsuccessful response stands for.
+    pub(crate) async fn error_from(response: reqwest::Response) -> TransportError {
+        let status = response.status();
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -192,11 +226,7 @@ impl HttpTransport {
             .await
             .ok()
             .and_then(|b| serde_json::from_slice::<ErrorBody>(&b).ok());
-        Err(TransportError::from_status(
-            status.as_u16(),
-            body,
-            retry_after,
-        ))
+        TransportError::from_status(status.as_u16(), body, retry_after)
     }
 }
 
@@ -249,6 +279,32 @@ impl Transport for HttpTransport {
                 .query(query),
         )
         .await
+    }
+
+    async fn upload_create(
+        &self,
+        access_token: String,
+        sha256: &str,
+        length: u64,
+    ) -> Result<UploadCreated, TransportError> {
+        self.tus_create(access_token, sha256, length).await
+    }
+
+    async fn upload_offset(
+        &self,
+        access_token: String,
+        location: &str,
+    ) -> Result<u64, TransportError> {
+        self.tus_head(access_token, location).await
+    }
+
+    async fn upload_patch(
+        &self,
+        access_token: String,
+        location: &str,
+        chunk: &UploadChunk,
+    ) -> Result<u64, TransportError> {
+        self.tus_patch(access_token, location, chunk).await
     }
 }
 

@@ -85,6 +85,25 @@ impl Transport for CountingTransport {
     async fn pull(&self, token: String, query: &PullQuery) -> Result<PullResponse, TransportError> {
         self.count(self.inner.pull(token, query).await)
     }
+    async fn upload_create(
+        &self,
+        token: String,
+        sha256: &str,
+        length: u64,
+    ) -> Result<gridline_sync::client::UploadCreated, TransportError> {
+        self.count(self.inner.upload_create(token, sha256, length).await)
+    }
+    async fn upload_offset(&self, token: String, location: &str) -> Result<u64, TransportError> {
+        self.count(self.inner.upload_offset(token, location).await)
+    }
+    async fn upload_patch(
+        &self,
+        token: String,
+        location: &str,
+        chunk: &gridline_sync::client::UploadChunk,
+    ) -> Result<u64, TransportError> {
+        self.count(self.inner.upload_patch(token, location, chunk).await)
+    }
 }
 
 /// A phone running the reference client: a durable outbox in its own SQLite file, talking HTTP
