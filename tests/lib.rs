@@ -18,6 +18,8 @@ use uuid::Uuid;
 
 pub use gridline_server;
 
+pub mod bench;
+
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {
