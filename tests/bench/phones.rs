@@ -264,6 +264,42 @@ impl SimPhone {
     }
 }
 
+/// Queues operations on every phone with `fill` and cuts them into request bodies, on all
+/// cores (signing is the slow part); returns each phone's token and batches.
+pub fn prepare(
+    fleet: &mut [SimPhone],
+    fill: impl Fn(&mut SimPhone) + Sync,
+) -> Vec<(String, Vec<Batch>)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = fleet.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let fill = &fill;
+        let handles: Vec<_> = fleet
+            .chunks_mut(per_thread)
+            .map(|chunk| {
+                s.spawn(move || {
+                    chunk
+                        .iter_mut()
+                        .map(|p| {
+                            fill(p);
+                            (p.token.clone(), p.take_batches())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Attempts per batch. The reference client gives up after 5 per sync and tries again at the
+/// next sync; a bench phone keeps going (its later syncs) within the scenario's deadline, and
+/// every retry is counted in the report.
+const MAX_ATTEMPTS: usize = 100;
+
 /// One push request, serialised before the clock starts.
 pub struct Batch {
     pub ops: usize,
@@ -309,7 +345,7 @@ pub async fn push_fleet(
                         .send()
                         .await?;
                     let status = resp.status().as_u16();
-                    if (status == 429 || status == 503) && attempt < 5 {
+                    if (status == 429 || status == 503) && attempt < MAX_ATTEMPTS {
                         run.retries += 1;
                         let wait = resp
                             .headers()

@@ -90,18 +90,12 @@ pub async fn run(
             .clamp(1, 200);
         let mut fleet = phones::enrol(&http, &server, &users, seeders + 1).await?;
         let puller = fleet.pop().context("a puller")?;
-        let mut left = opts.records;
-        for (i, p) in fleet.iter_mut().enumerate() {
-            let n = left / (seeders - i);
-            for _ in 0..n {
+        let per_phone = opts.records.div_ceil(seeders);
+        let batches = phones::prepare(&mut fleet, |p| {
+            for _ in 0..per_phone {
                 p.queue_create();
             }
-            left -= n;
-        }
-        let batches: Vec<_> = fleet
-            .iter_mut()
-            .map(|p| (p.token.clone(), p.take_batches()))
-            .collect();
+        });
         let seeded = phones::push_fleet(&http, &server, batches, opts.deadline).await?;
         report.note(format!(
             "pull {b}: the zone was filled with {} case creations by push in {:.1} s",

@@ -34,13 +34,7 @@ pub async fn run(
         let server = Server::start(&db, dir.path()).await?;
         let mut fleet = phones::enrol(&http, &server, &users, opts.phones).await?;
         let t = Instant::now();
-        for p in &mut fleet {
-            p.queue_mixed(opts.ops_per_phone);
-        }
-        let batches: Vec<_> = fleet
-            .iter_mut()
-            .map(|p| (p.token.clone(), p.take_batches()))
-            .collect();
+        let batches = phones::prepare(&mut fleet, |p| p.queue_mixed(opts.ops_per_phone));
         let n_batches: usize = batches.iter().map(|b| b.1.len()).sum();
         eprintln!(
             "  {} operations signed in {:.1} s, {n_batches} batches",
