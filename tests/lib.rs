@@ -19,6 +19,8 @@ use uuid::Uuid;
 pub use gridline_server;
 
 pub mod bench;
+pub mod faultproxy;
+pub mod garage;
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +110,8 @@ impl TestApp {
             ..Config::default()
         };
         config.blob.backend = BlobBackend::Memory;
+        // Tests drive many requests fast; the rate-limit test sets its own limit.
+        config.limits.requests_per_minute = 0;
         let mut pg = None;
         if db == Db::Postgres {
             let admin = postgres_admin_url()?;
@@ -148,6 +152,46 @@ impl TestApp {
             pg,
             zones,
         })
+    }
+
+    /// Another server process on its own port sharing this one's database, data folder, keys
+    /// and blob store (when the store is shared: local or S3, not memory). With [`halt`] on the
+    /// first, it is the same server restarted.
+    ///
+    /// [`halt`]: TestApp::halt
+    pub async fn spawn_sibling(&self) -> TestApp {
+        let config = (*self.state.config).clone();
+        let state = AppState::build(config).await.expect("build state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(gridline_server::run(listener, state.clone(), async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            db: self.db,
+            addr,
+            base: format!("http://{addr}"),
+            state,
+            http: reqwest::Client::new(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            shutdown: Some(tx),
+            server: Some(server),
+            pg: None,
+            zones: self.zones.clone(),
+        }
+    }
+
+    /// Stops serving (as a process would stop) but keeps the database and files for siblings.
+    pub async fn halt(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
     }
 
     pub fn zone(&self, code: &str) -> Uuid {

@@ -53,6 +53,7 @@ pub struct Config {
     pub blob: BlobConfig,
     pub limits: LimitsConfig,
     pub sync: SyncConfig,
+    pub photos: PhotosConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -132,6 +133,64 @@ pub struct SyncConfig {
     pub skew_flag_secs: u64,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PhotosConfig {
+    /// Largest photo accepted, bytes.
+    pub max_bytes: u64,
+    /// Largest photo accepted, megapixels (width × height / 1e6); also bounds decoding.
+    pub max_megapixels: f64,
+    /// Largest one-request upload (`PUT /v1/photos/{sha256}`), bytes; bigger photos use tus.
+    pub max_single_put_bytes: u64,
+    /// Size of the pieces a request body is cut into in the blob store, bytes: the most one
+    /// upload request holds in memory.
+    pub chunk_bytes: usize,
+    /// A partial upload untouched for this long expires and is deleted, seconds.
+    pub upload_expiry_secs: u64,
+    /// How often expired uploads are looked for, seconds.
+    pub cleanup_interval_secs: u64,
+    /// Photos decoded at once (validation and derivatives): bounds memory.
+    pub max_concurrent_decodes: usize,
+    /// How often the derivative worker looks for pending photos, seconds.
+    pub worker_poll_secs: u64,
+    /// Attempts at making a photo's derivatives before it is marked failed.
+    pub derivative_max_attempts: u32,
+    /// Longest side of the thumbnail and of the preview, pixels.
+    pub thumb_px: u32,
+    pub preview_px: u32,
+    /// Lifetime of a link to a photo, seconds.
+    pub link_ttl_secs: u64,
+    /// EXIF capture time further than this from the claimed capture time is flagged, seconds.
+    pub exif_time_tolerance_secs: u64,
+    /// EXIF times carry no zone unless the camera wrote `OffsetTimeOriginal`; this offset from
+    /// UTC is assumed otherwise, minutes (480: China Standard Time).
+    pub exif_default_utc_offset_minutes: i32,
+    /// EXIF position further than this from the claimed position is flagged, metres.
+    pub exif_gps_tolerance_m: f64,
+}
+
+impl Default for PhotosConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 20 * 1024 * 1024,
+            max_megapixels: 50.0,
+            max_single_put_bytes: 4 * 1024 * 1024,
+            chunk_bytes: 1024 * 1024,
+            upload_expiry_secs: 24 * 3600,
+            cleanup_interval_secs: 600,
+            max_concurrent_decodes: 2,
+            worker_poll_secs: 5,
+            derivative_max_attempts: 5,
+            thumb_px: 256,
+            preview_px: 1600,
+            link_ttl_secs: 300,
+            exif_time_tolerance_secs: 600,
+            exif_default_utc_offset_minutes: 480,
+            exif_gps_tolerance_m: 200.0,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -144,6 +203,7 @@ impl Default for Config {
             blob: BlobConfig::default(),
             limits: LimitsConfig::default(),
             sync: SyncConfig::default(),
+            photos: PhotosConfig::default(),
         }
     }
 }
@@ -202,6 +262,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "blob",
     "limits",
     "sync",
+    "photos",
 ];
 
 /// A configuration error that names the setting at fault.
@@ -280,6 +341,15 @@ impl Config {
         }
         if self.limits.request_timeout_secs == 0 {
             return bad("limits.request_timeout_secs", "must be at least 1");
+        }
+        if self.photos.chunk_bytes < 64 * 1024 || self.photos.chunk_bytes > 16 * 1024 * 1024 {
+            return bad("photos.chunk_bytes", "must be between 65536 and 16777216");
+        }
+        if self.photos.max_concurrent_decodes == 0 {
+            return bad("photos.max_concurrent_decodes", "must be at least 1");
+        }
+        if self.photos.max_megapixels <= 0.0 {
+            return bad("photos.max_megapixels", "must be positive");
         }
         if self.blob.backend == BlobBackend::S3 {
             if self.blob.s3.bucket.is_empty() {

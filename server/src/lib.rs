@@ -11,6 +11,7 @@ pub mod demo;
 pub mod error;
 pub mod geo;
 pub mod model;
+pub mod photos;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
@@ -153,6 +154,8 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Derivative worker and upload cleanup: stopped when the server stops (dropped).
+    let _photo_work = photos::spawn_background(state.clone());
     let app = app(state);
     axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown)

@@ -388,6 +388,10 @@ pub struct CaseView {
     pub photos: Vec<CasePhoto>,
     pub events: Vec<CaseEvent>,
     pub conflicts: Vec<CaseConflict>,
+    /// Which declared photos arrived and verified, and their integrity flags (API views; pulls
+    /// leave it out).
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub evidence: Option<crate::photos::EvidenceSummary>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

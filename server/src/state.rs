@@ -17,6 +17,7 @@ pub struct AppState {
     pub blobs: Arc<dyn ObjectStore>,
     pub metrics: PrometheusHandle,
     pub rate_limiter: Arc<crate::ratelimit::RateLimiter>,
+    pub photos: Arc<crate::photos::Runtime>,
 }
 
 impl AppState {
@@ -30,6 +31,7 @@ impl AppState {
             config.limits.requests_per_minute,
             config.limits.request_burst,
         ));
+        let photos = Arc::new(crate::photos::Runtime::new(&config, &keys)?);
         Ok(AppState {
             rate_limiter,
             config: Arc::new(config),
@@ -37,6 +39,7 @@ impl AppState {
             keys: Arc::new(keys),
             blobs,
             metrics: crate::telemetry::metrics_handle(),
+            photos,
         })
     }
 }

@@ -104,6 +104,31 @@ error_codes! {
     CaseNotFound = ("case_not_found", 404),
     /// The case is in a final state (closed, withdrawn, not filed, duplicate) and takes no edits.
     CaseClosed = ("case_closed", 409),
+    /// The uploaded bytes do not hash to the SHA-256 they were declared with; nothing was kept.
+    HashMismatch = ("hash_mismatch", 422),
+    /// Not a photo type the server accepts (JPEG, PNG, WebP, HEIC), judged by its bytes.
+    UnsupportedMedia = ("unsupported_media", 415),
+    /// The photo file is larger than the server accepts (`details.max_bytes`).
+    PhotoTooLarge = ("photo_too_large", 413),
+    /// The image has more pixels than the server decodes (`details.max_megapixels`); a
+    /// decompression bomb ends here.
+    ImageTooLarge = ("image_too_large", 422),
+    /// The image ends before its data does (an interrupted copy or upload).
+    TruncatedImage = ("truncated_image", 422),
+    /// The image data is damaged and cannot be decoded.
+    CorruptImage = ("corrupt_image", 422),
+    /// No case in the caller's scope declares a photo with this SHA-256.
+    PhotoNotDeclared = ("photo_not_declared", 403),
+    /// The `Upload-Offset` of a tus request is not where the upload stands; `HEAD` it and resume.
+    UploadOffsetMismatch = ("upload_offset_mismatch", 409),
+    /// The `Upload-Checksum` of a tus request does not match its body; nothing of it was kept.
+    ChecksumMismatch = ("checksum_mismatch", 460),
+    /// The partial upload expired and was (or will be) deleted: start a new one.
+    UploadExpired = ("upload_expired", 410),
+    /// The request's `Tus-Resumable` version is not 1.0.0.
+    UnsupportedTusVersion = ("unsupported_tus_version", 412),
+    /// A photo link whose signature does not verify or whose time is over.
+    LinkExpired = ("link_expired", 403),
 }
 
 impl std::fmt::Display for ErrorCode {

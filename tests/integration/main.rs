@@ -5,7 +5,9 @@
 mod auth;
 mod bench_smoke;
 mod edge;
+mod photos;
 mod pull_order;
 mod reference;
+mod reliability;
 mod security;
 mod sync;

@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult, Json, PathParam, Query};
 use crate::model::{CaseConflict, CaseView, Page};
 use crate::state::AppState;
 use crate::store::cases;
-use crate::sync::view::{case_views, conflict_view};
+use crate::sync::view::{case_views, conflict_view, with_evidence};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -57,7 +57,8 @@ async fn list(
     let ids: Vec<Uuid> = rows.iter().take(limit as usize).map(|c| c.id).collect();
     let mut conn = state.db.pool.acquire().await?;
     let mut views = case_views(&mut conn, &ids).await?;
-    let items: Vec<CaseView> = ids.iter().filter_map(|id| views.remove(id)).collect();
+    let mut items: Vec<CaseView> = ids.iter().filter_map(|id| views.remove(id)).collect();
+    with_evidence(&state.db, &mut items).await?;
     let next = if more {
         items.last().map(|c| c.id.to_string())
     } else {

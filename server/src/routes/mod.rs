@@ -8,10 +8,12 @@ pub mod cases;
 pub mod devices;
 pub mod health;
 pub mod periods;
+pub mod photos;
 pub mod roster;
 pub mod rules;
 pub mod sync;
 pub mod taxonomy;
+pub mod uploads;
 pub mod users;
 pub mod zones;
 
@@ -40,6 +42,7 @@ use crate::state::AppState;
         (name = "audit", description = "Who changed what"),
         (name = "sync", description = "Offline sync: push and pull (see PROTOCOL.md)"),
         (name = "cases", description = "Cases, evidence and conflicts"),
+        (name = "photos", description = "Photo evidence: resumable (tus) uploads, metadata, links"),
     )
 )]
 pub struct ApiDoc;
@@ -76,6 +79,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(sync::router())
         .merge(cases::router())
+        .merge(uploads::router())
+        .merge(photos::router())
 }
 
 /// The OpenAPI document as committed in `openapi.yaml`.

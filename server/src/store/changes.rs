@@ -10,7 +10,7 @@
 
 use sqlx::{Any, AnyConnection, Executor, Row};
 
-use super::now_ms;
+use super::{insert_rows, now_ms, Val};
 
 /// What happened to an entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,38 +77,27 @@ pub async fn append(
     .await?;
     let first = last - changes.len() as i64 + 1;
     let at = now_ms();
-    // Multi-row inserts in chunks: one round trip per chunk instead of per row.
-    for (chunk_index, chunk) in changes.chunks(200).enumerate() {
-        let mut sql =
-            String::from("INSERT INTO changes (seq, entity, entity_id, zone_id, kind, at) VALUES ");
-        for i in 0..chunk.len() {
-            let b = i * 6;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6
-            ));
-        }
-        let mut q = sqlx::query(&sql);
-        for (i, c) in chunk.iter().enumerate() {
-            q = q
-                .bind(first + (chunk_index * 200 + i) as i64)
-                .bind(c.entity)
-                .bind(c.entity_id.clone())
-                .bind(c.zone_id.clone())
-                .bind(c.kind.as_str())
-                .bind(at);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
+    let rows: Vec<Vec<Val>> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            vec![
+                (first + i as i64).into(),
+                c.entity.into(),
+                c.entity_id.clone().into(),
+                c.zone_id.clone().into(),
+                c.kind.as_str().into(),
+                at.into(),
+            ]
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "changes",
+        &["seq", "entity", "entity_id", "zone_id", "kind", "at"],
+        &rows,
+    )
+    .await
 }
 
 #[derive(Debug, Clone)]

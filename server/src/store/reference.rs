@@ -6,7 +6,7 @@ use sqlx::{Any, AnyConnection, Executor, Row};
 use uuid::Uuid;
 
 use super::changes::{self, PendingChange};
-use super::{new_id, now_ms, time_from_ms, uuid_col};
+use super::{insert_rows, new_id, now_ms, time_from_ms, uuid_col, Val};
 use crate::model::{
     Asset, Coefficient, Milli, Period, PeriodInput, PeriodStatus, RosterEntry, Rule, Rulebook,
     RulebookInput, Source, TaxonomyEntry, TaxonomyKind, WorkCategory, Zone, ZoneInput,
@@ -368,41 +368,37 @@ pub async fn existing_asset_codes(conn: &mut AnyConnection, codes: &[String]) ->
 
 pub async fn insert_assets(conn: &mut AnyConnection, assets: &[Asset]) -> R<()> {
     let now = now_ms();
-    for chunk in assets.chunks(100) {
-        let mut sql = String::from(
-            "INSERT INTO assets (code, zone_id, category_code, name, lat, lon, version, created_at) VALUES ",
-        );
-        for i in 0..chunk.len() {
-            let b = i * 8;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8
-            ));
-        }
-        let mut q = sqlx::query(&sql);
-        for a in chunk {
-            q = q
-                .bind(a.code.clone())
-                .bind(a.zone_id.to_string())
-                .bind(a.category_code.clone())
-                .bind(a.name.clone())
-                .bind(a.lat)
-                .bind(a.lon)
-                .bind(1_i64)
-                .bind(now);
-        }
-        q.execute(&mut *conn).await?;
-    }
+    let rows: Vec<Vec<Val>> = assets
+        .iter()
+        .map(|a| {
+            vec![
+                a.code.clone().into(),
+                a.zone_id.into(),
+                a.category_code.clone().into(),
+                a.name.clone().into(),
+                a.lat.into(),
+                a.lon.into(),
+                1_i64.into(),
+                now.into(),
+            ]
+        })
+        .collect();
+    insert_rows(
+        &mut *conn,
+        "assets",
+        &[
+            "code",
+            "zone_id",
+            "category_code",
+            "name",
+            "lat",
+            "lon",
+            "version",
+            "created_at",
+        ],
+        &rows,
+    )
+    .await?;
     let pending: Vec<PendingChange> = assets
         .iter()
         .map(|a| PendingChange::upsert("asset", &a.code, Some(a.zone_id.to_string())))

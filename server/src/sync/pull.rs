@@ -53,6 +53,12 @@ fn decode(text: &str) -> Option<Cursor> {
     serde_json::from_slice(&b).ok()
 }
 
+/// Decodes a cursor and encodes it again; `None` for text that is not one of our cursors.
+/// Public for the fuzz target (`fuzz/fuzz_targets/pull_cursor.rs`): cursors come from phones.
+pub fn reencode_cursor(text: &str) -> Option<String> {
+    decode(text).map(|c| encode(&c))
+}
+
 fn reset(why: &str) -> ApiError {
     ApiError::new(
         ErrorCode::ResetRequired,

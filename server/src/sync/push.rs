@@ -137,6 +137,9 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
     let acked_through = batch.next_seq - 1;
     let last_hash = batch.last_hash.clone();
     let flagged = batch.flagged;
+    let mut declared: Vec<String> = batch.photos.iter().map(|p| p.sha256.clone()).collect();
+    declared.sort();
+    declared.dedup();
     batch.flush(&mut tx).await?;
     sync_store::update_device(
         tx.conn(),
@@ -149,6 +152,7 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
     )
     .await?;
     tx.commit().await?;
+    flag_already_verified(state, &declared).await;
 
     let server_time = crate::store::time_from_ms(server_now);
     let receipt = Receipt::sign(
@@ -167,6 +171,23 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
         clock_skew_ms: skew_ms,
         receipt,
     })
+}
+
+/// A case may declare a photo whose bytes arrived earlier (for another case, or before a
+/// reset): its EXIF checks against this case run now. Best effort after commit: a failure is
+/// logged, and the flags are recomputed whenever the photo is verified again.
+async fn flag_already_verified(state: &AppState, shas: &[String]) {
+    for sha in shas {
+        match crate::store::photos::photo(&state.db.pool, sha).await {
+            Ok(Some(photo)) if photo.status == "verified" => {
+                if let Err(e) = crate::photos::flag_declaring_cases(state, &photo).await {
+                    tracing::warn!(error = %e, sha, "could not flag a re-declared photo");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, sha, "could not look up a declared photo"),
+        }
+    }
 }
 
 /// The outcome of checking one operation's signature.

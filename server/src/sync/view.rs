@@ -26,6 +26,17 @@ pub fn conflict_view(c: &ConflictRow) -> CaseConflict {
     }
 }
 
+/// Adds the evidence summary (photos verified, integrity flags) to API views.
+pub async fn with_evidence(
+    db: &crate::store::Db,
+    views: &mut [CaseView],
+) -> Result<(), sqlx::Error> {
+    for v in views {
+        v.evidence = Some(crate::store::photos::evidence(db, v.id).await?);
+    }
+    Ok(())
+}
+
 /// Views of the given cases (missing ids are simply absent), with four queries in all.
 pub async fn case_views(
     conn: &mut AnyConnection,
@@ -111,5 +122,6 @@ fn to_view(
         photos: photos.unwrap_or_default(),
         events: events.unwrap_or_default(),
         conflicts: conflicts.unwrap_or_default(),
+        evidence: None,
     }
 }

@@ -151,6 +151,15 @@ impl HttpTransport {
         })
     }
 
+    /// Uses a caller-built client, e.g. one that never reuses connections, so that a test's
+    /// network faults meet every request rather than only a connection's first.
+    pub fn with_client(base_url: &str, http: reqwest::Client) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            http,
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }

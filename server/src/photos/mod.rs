@@ -1,0 +1,267 @@
+//! Photo evidence: resumable uploads into the blob store, server-side verification, EXIF
+//! metadata, derivatives made by a background worker, short-lived links and integrity flags.
+//!
+//! Blob layout (one object store, any backend):
+//! - `photos/{sha256}`: the original, written once its hash is verified, never altered;
+//! - `derivatives/{sha256}/thumb.jpg` and `derivatives/{sha256}/preview.jpg`;
+//! - `uploads/{upload id}/{offset:020}-{piece id}`: pieces of an upload in progress.
+//!
+//! Upload state lives in the database and pieces in the store, so an upload survives a restart
+//! and can be resumed through any server process sharing both.
+
+pub mod derive;
+pub mod flags;
+pub mod inspect;
+pub mod link;
+pub mod upload;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::path::Path;
+use object_store::signer::Signer;
+use object_store::ObjectStore;
+use serde::Serialize;
+use tokio::sync::{Notify, Semaphore};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::state::AppState;
+use crate::store::{self, now_ms};
+
+/// A photo the server has checked.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Photo {
+    /// Lowercase hex SHA-256 of the original: its identity.
+    pub sha256: String,
+    /// `verified` (stored, usable as evidence) or `rejected` (see `error_code`; nothing stored).
+    pub status: String,
+    pub error_code: Option<String>,
+    pub size: i64,
+    pub mime: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    /// EXIF `DateTimeOriginal`, read in the camera's offset (or the configured default).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub exif_taken_at: Option<time::OffsetDateTime>,
+    pub exif_lat: Option<f64>,
+    pub exif_lon: Option<f64>,
+    /// EXIF orientation, 1 to 8 (derivatives have it applied).
+    pub orientation: Option<i64>,
+    pub make: Option<String>,
+    pub model: Option<String>,
+    pub uploaded_by: Uuid,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub verified_at: Option<time::OffsetDateTime>,
+    /// `pending`, `ready`, `failed` or `none` (HEIC: stored but not decoded).
+    pub derivatives: String,
+    pub derivative_attempts: i64,
+    pub derivative_error: Option<String>,
+}
+
+/// One declared photo of a case, as evidence.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EvidencePhoto {
+    pub sha256: String,
+    /// `before` or `after`.
+    pub role: String,
+    /// The bytes arrived and the server verified their hash and contents.
+    pub verified: bool,
+    /// The bytes arrived but are not a usable photo.
+    pub rejected: bool,
+    pub thumb_ready: bool,
+    pub flags: Vec<String>,
+}
+
+/// The evidence of a case: its photos, whether all arrived, and the flags of the whole.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EvidenceSummary {
+    pub photos: Vec<EvidencePhoto>,
+    /// Every declared photo is verified.
+    pub complete: bool,
+    /// The union of the photos' flags, plus `evidence_incomplete` when not `complete`.
+    pub flags: Vec<String>,
+}
+
+impl EvidenceSummary {
+    pub fn from_photos(photos: Vec<EvidencePhoto>) -> Self {
+        let complete = photos.iter().all(|p| p.verified);
+        let mut flags: Vec<String> = Vec::new();
+        for f in photos.iter().flat_map(|p| &p.flags) {
+            if !flags.contains(f) {
+                flags.push(f.clone());
+            }
+        }
+        if !complete {
+            flags.push(flags::EVIDENCE_INCOMPLETE.to_owned());
+        }
+        Self {
+            photos,
+            complete,
+            flags,
+        }
+    }
+}
+
+/// Process-wide photo machinery, built with the state.
+pub struct Runtime {
+    /// Bounds photos held and decoded at once (verification and derivatives): memory.
+    pub decode: Semaphore,
+    /// Wakes the derivative worker when a photo was just verified here.
+    pub verified: Notify,
+    /// Presigns links when the store is S3.
+    pub signer: Option<Arc<dyn Signer>>,
+    /// HMAC key of streamed links.
+    pub link_key: [u8; 32],
+}
+
+impl Runtime {
+    pub fn new(
+        config: &crate::config::Config,
+        keys: &crate::auth::keys::Keyring,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            decode: Semaphore::new(config.photos.max_concurrent_decodes),
+            verified: Notify::new(),
+            signer: crate::blob::signer(config)?,
+            link_key: link::derive_key(keys),
+        })
+    }
+}
+
+pub fn original_path(sha256: &str) -> Path {
+    Path::from(format!("photos/{sha256}"))
+}
+
+pub fn derivative_path(sha256: &str, variant: &str) -> Path {
+    Path::from(format!("derivatives/{sha256}/{variant}.jpg"))
+}
+
+/// `sha256` is 64 lowercase hex digits.
+pub fn valid_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Computes and stores the EXIF integrity flags of a verified photo for every case declaring it.
+pub async fn flag_declaring_cases(state: &AppState, photo: &Photo) -> anyhow::Result<()> {
+    let exif = flags::ExifFacts {
+        taken_at: photo.exif_taken_at.map(store::ms_from_time),
+        lat: photo.exif_lat,
+        lon: photo.exif_lon,
+    };
+    let declarations = store::photos::declarations(&state.db.pool, &photo.sha256).await?;
+    let mut computed = Vec::with_capacity(declarations.len());
+    for d in &declarations {
+        let zone = store::reference::zone(&state.db.pool, d.zone_id).await?;
+        let boundary = zone.as_ref().map(|z| &z.boundary);
+        computed.push((
+            d.case_id,
+            flags::for_case(&exif, d, boundary, &state.config.photos),
+        ));
+    }
+    let mut tx = state.db.begin_write().await?;
+    for (case_id, f) in &computed {
+        store::photos::store_flags(tx.conn(), *case_id, &photo.sha256, f).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The background work of the photo pipeline; aborted when dropped.
+pub struct Background {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the derivative worker and the expired-upload cleanup.
+pub fn spawn_background(state: AppState) -> Background {
+    let worker = tokio::spawn(derivative_worker(state.clone()));
+    let cleanup = tokio::spawn(async move {
+        let every = Duration::from_secs(state.config.photos.cleanup_interval_secs.max(1));
+        loop {
+            if let Err(e) = upload::cleanup_expired(&state).await {
+                tracing::warn!(error = %format!("{e:#}"), "upload cleanup failed");
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
+    Background {
+        tasks: vec![worker, cleanup],
+    }
+}
+
+/// Makes the derivatives of verified photos, a few at a time. It polls the database (so work
+/// left by a stopped process, or verified by another process, is found) and is woken early
+/// when this process verifies a photo. A failed attempt is retried with growing delays up to
+/// `derivative_max_attempts`, then the photo is marked `failed`.
+async fn derivative_worker(state: AppState) {
+    let poll = Duration::from_secs(state.config.photos.worker_poll_secs.max(1));
+    let slots = Arc::new(Semaphore::new(state.config.photos.max_concurrent_decodes));
+    loop {
+        let wait = tokio::time::timeout(poll, state.photos.verified.notified());
+        let free = slots.available_permits() as i64;
+        if free > 0 {
+            // A lease comfortably longer than one attempt: a crashed attempt is retried after it.
+            match store::photos::claim_derivative_work(&state.db, free, 10 * 60_000).await {
+                Ok(claimed) => {
+                    for (sha, attempt) in claimed {
+                        let Ok(permit) = slots.clone().acquire_owned().await else {
+                            return;
+                        };
+                        let state = state.clone();
+                        tokio::spawn(async move {
+                            make_derivatives(&state, &sha, attempt).await;
+                            drop(permit);
+                            // Another claim may now fit.
+                            state.photos.verified.notify_one();
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "derivative worker cannot claim work"),
+            }
+        }
+        let _ = wait.await;
+    }
+}
+
+async fn make_derivatives(state: &AppState, sha: &str, attempt: i64) {
+    let result = async {
+        let _permit = state.photos.decode.acquire().await?;
+        let original = state.blobs.get(&original_path(sha)).await?.bytes().await?;
+        let config = state.config.photos.clone();
+        let made = tokio::task::spawn_blocking(move || derive::make(&original, &config)).await??;
+        state
+            .blobs
+            .put(&derivative_path(sha, "thumb"), made.thumb.into())
+            .await?;
+        state
+            .blobs
+            .put(&derivative_path(sha, "preview"), made.preview.into())
+            .await?;
+        anyhow::Ok(())
+    }
+    .await;
+    let outcome = match result {
+        Ok(()) => store::photos::derivatives_ready(&state.db.pool, sha).await,
+        Err(e) => {
+            let max = i64::from(state.config.photos.derivative_max_attempts);
+            let retry_at =
+                (attempt < max).then(|| now_ms() + 1000 * (1_i64 << attempt.clamp(0, 10)));
+            tracing::warn!(sha256 = sha, attempt, error = %format!("{e:#}"), "derivatives failed");
+            store::photos::derivatives_failed(&state.db.pool, sha, &format!("{e:#}"), retry_at)
+                .await
+        }
+    };
+    if let Err(e) = outcome {
+        tracing::warn!(sha256 = sha, error = %e, "cannot record derivative outcome");
+    }
+}

@@ -1,0 +1,451 @@
+//! Uploads: request bodies streamed into the blob store piece by piece, then verified and
+//! turned into a photo. Shared by the tus endpoints and the one-request `PUT`.
+//!
+//! Memory per request is bounded by `photos.chunk_bytes`: a body is cut into pieces of at most
+//! that size, each written to the store as it fills. Completion (hash, validation) holds one
+//! photo in memory, under the `photos.max_concurrent_decodes` semaphore.
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use gridline_sync::ErrorCode;
+use object_store::path::Path;
+use object_store::{ObjectStore, WriteMultipart};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use super::{inspect, original_path, Photo};
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::store::photos::{self as db, Part, Upload};
+use crate::store::{new_id, now_ms};
+
+/// S3 multipart uploads need parts of at least 5 MiB (but the last).
+const MULTIPART_CHUNK: usize = 5 * 1024 * 1024;
+
+fn pieces_prefix(upload: &Upload) -> Path {
+    Path::from(format!("uploads/{}", upload.id))
+}
+
+/// Starts an upload of the photo `sha256` of `length` bytes. Refused unless a case in the
+/// caller's scope declares the hash. When the photo is already verified the upload is born
+/// complete: the same bytes are stored once.
+pub async fn create(
+    state: &AppState,
+    user: &AuthUser,
+    sha256: &str,
+    length: i64,
+    metadata: String,
+) -> ApiResult<Upload> {
+    if !super::valid_sha256(sha256) {
+        return Err(ApiError::invalid(
+            "sha256",
+            "must be 64 lowercase hexadecimal digits",
+        ));
+    }
+    if length <= 0 {
+        return Err(ApiError::invalid("Upload-Length", "must be positive"));
+    }
+    let max = state.config.photos.max_bytes;
+    if length as u64 > max {
+        return Err(too_large(max));
+    }
+    check_declared(state, user, sha256).await?;
+    let verified = db::photo(&state.db.pool, sha256)
+        .await?
+        .is_some_and(|p| p.status == "verified");
+    let now = now_ms();
+    let upload = Upload {
+        id: new_id(),
+        sha256: sha256.to_owned(),
+        length,
+        received: if verified { length } else { 0 },
+        state: if verified { "complete" } else { "receiving" }.to_owned(),
+        metadata,
+        created_by: user.user_id,
+        created_at: now,
+        expires_at: now + state.config.photos.upload_expiry_secs as i64 * 1000,
+    };
+    db::insert_upload(&state.db.pool, &upload).await?;
+    Ok(upload)
+}
+
+pub fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        ErrorCode::PhotoTooLarge,
+        format!("a photo may be at most {max} bytes"),
+    )
+    .with_details(json!({ "max_bytes": max }))
+}
+
+/// Some case the caller may see declares this photo. The same answer whether nobody declared
+/// it or only cases outside the caller's scope did: existence must not leak.
+pub async fn check_declared(state: &AppState, user: &AuthUser, sha256: &str) -> ApiResult<()> {
+    let scope = user.scope(state).await?;
+    let declared = db::declarations(&state.db.pool, sha256).await?;
+    if declared.iter().any(|d| scope.contains(d.zone_id)) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::PhotoNotDeclared,
+            "no case in your scope declares a photo with this SHA-256",
+        ))
+    }
+}
+
+/// The caller's own upload, or 404 (410 once expired).
+pub async fn load(state: &AppState, user: &AuthUser, id: uuid::Uuid) -> ApiResult<Upload> {
+    let upload = db::upload(&state.db.pool, id)
+        .await?
+        .filter(|u| u.created_by == user.user_id)
+        .ok_or_else(|| ApiError::not_found("upload"))?;
+    if upload.expires_at <= now_ms() {
+        return Err(ApiError::new(
+            ErrorCode::UploadExpired,
+            "this upload expired; start a new one",
+        ));
+    }
+    Ok(upload)
+}
+
+/// Appends a request body to `upload`, which must stand at `offset`. Returns the new offset.
+///
+/// The work runs in a task of its own so that when the client's connection drops (and the
+/// handler with it) the bytes that did arrive are still kept and the offset advanced, ready to
+/// resume. Receiving stops after `budget`, keeping what came, so a slow link answers before the
+/// request timeout and the client resumes from the offset it is told. With `checksum` (the
+/// SHA-256 of the body, tus `Upload-Checksum`) the body is kept only if it is whole and matches.
+pub async fn append(
+    state: &AppState,
+    upload: &Upload,
+    offset: i64,
+    body: Body,
+    checksum: Option<Vec<u8>>,
+    budget: std::time::Duration,
+) -> ApiResult<i64> {
+    if upload.state != "receiving" || offset != upload.received {
+        return Err(offset_mismatch(upload.received));
+    }
+    let task = tokio::spawn(receive(
+        state.clone(),
+        upload.clone(),
+        body,
+        checksum,
+        Instant::now() + budget,
+    ));
+    task.await.map_err(ApiError::internal)?
+}
+
+pub fn offset_mismatch(at: i64) -> ApiError {
+    ApiError::new(
+        ErrorCode::UploadOffsetMismatch,
+        format!("the upload stands at offset {at}; resume from there"),
+    )
+    .with_details(json!({ "offset": at }))
+}
+
+async fn receive(
+    state: AppState,
+    upload: Upload,
+    body: Body,
+    checksum: Option<Vec<u8>>,
+    deadline: Instant,
+) -> ApiResult<i64> {
+    let chunk = state.config.photos.chunk_bytes;
+    let from = upload.received;
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    let mut pos = from;
+    let mut parts: Vec<Part> = Vec::new();
+    let mut hasher = Sha256::new();
+    let mut whole = true;
+    let read: ApiResult<()> = async {
+        loop {
+            let next = match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    whole = false;
+                    break;
+                }
+            };
+            let data = match next {
+                None => break,
+                Some(Ok(data)) => data,
+                Some(Err(_)) => {
+                    // The connection dropped: keep what arrived.
+                    whole = false;
+                    break;
+                }
+            };
+            if pos + (buf.len() + data.len()) as i64 > upload.length {
+                return Err(ApiError::invalid(
+                    "body",
+                    "the body goes past the upload's Upload-Length",
+                ));
+            }
+            hasher.update(&data);
+            // Fill one piece-sized buffer exactly (no doubling growth), hand it to the store
+            // when full, and only then start the next: at most one piece per request.
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                if buf.capacity() == 0 {
+                    buf.reserve(chunk);
+                }
+                let take = (chunk - buf.len()).min(rest.len());
+                buf.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if buf.len() == chunk {
+                    let piece = std::mem::take(&mut buf).freeze();
+                    parts.push(put_piece(&state, &upload, pos, piece).await?);
+                    pos += chunk as i64;
+                }
+            }
+        }
+        if !buf.is_empty() {
+            let piece = buf.split().freeze();
+            let len = piece.len() as i64;
+            parts.push(put_piece(&state, &upload, pos, piece).await?);
+            pos += len;
+        }
+        Ok(())
+    }
+    .await;
+    let discard = |parts: Vec<Part>| {
+        let store = state.blobs.clone();
+        async move {
+            for p in parts {
+                let _ = store.delete(&Path::from(p.object_key)).await;
+            }
+        }
+    };
+    if let Err(e) = read {
+        discard(parts).await;
+        return Err(e);
+    }
+    if let Some(expected) = checksum {
+        if !whole || hasher.finalize().as_slice() != expected.as_slice() {
+            discard(parts).await;
+            return Err(ApiError::new(
+                ErrorCode::ChecksumMismatch,
+                "the body does not match its Upload-Checksum (or was cut short); nothing of it was kept",
+            ));
+        }
+    }
+    if parts.is_empty() {
+        return Ok(from);
+    }
+    let expires_at = now_ms() + state.config.photos.upload_expiry_secs as i64 * 1000;
+    let mut tx = state.db.begin_write().await?;
+    let appended = db::append_parts(tx.conn(), upload.id, from, &parts, expires_at).await?;
+    tx.commit().await?;
+    if !appended {
+        // Another request for this upload got there first.
+        discard(parts).await;
+        let now_at = db::upload(&state.db.pool, upload.id)
+            .await?
+            .map_or(from, |u| u.received);
+        return Err(offset_mismatch(now_at));
+    }
+    Ok(pos)
+}
+
+async fn put_piece(state: &AppState, upload: &Upload, start: i64, piece: Bytes) -> ApiResult<Part> {
+    let key = format!("uploads/{}/{start:020}-{}", upload.id, new_id().simple());
+    let length = piece.len() as i64;
+    state
+        .blobs
+        .put(&Path::from(key.as_str()), piece.into())
+        .await
+        .map_err(store_error)?;
+    Ok(Part {
+        start,
+        length,
+        object_key: key,
+    })
+}
+
+pub fn store_error(e: object_store::Error) -> ApiError {
+    tracing::warn!(error = %e, "blob store error");
+    ApiError::unavailable("the photo store is unavailable; retry later")
+}
+
+/// Turns a fully received upload into a verified photo: streams the pieces into the original
+/// (`photos/{sha256}`, a multipart put) while hashing them, checks the hash the server computed
+/// equals the declared one, validates the image, and only then completes the object and records
+/// the photo. A mismatch or an invalid image aborts the put: nothing is kept, the upload is
+/// gone, and the error says why.
+pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
+    if let Some(photo) = db::photo(&state.db.pool, &upload.sha256)
+        .await?
+        .filter(|p| p.status == "verified")
+    {
+        let mut tx = state.db.begin_write().await?;
+        db::complete_upload(tx.conn(), upload.id).await?;
+        tx.commit().await?;
+        delete_pieces(state, upload).await;
+        return Ok(photo);
+    }
+    let _permit = state
+        .photos
+        .decode
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
+    let parts = db::parts(&state.db.pool, upload.id).await?;
+    let mut expected = 0;
+    for p in &parts {
+        if p.start != expected {
+            return Err(ApiError::internal(format!(
+                "upload {} has a gap at {expected}",
+                upload.id
+            )));
+        }
+        expected += p.length;
+    }
+    if expected != upload.length {
+        return Err(offset_mismatch(expected));
+    }
+
+    let target = original_path(&upload.sha256);
+    let mut put = WriteMultipart::new_with_chunk_size(
+        state
+            .blobs
+            .put_multipart(&target)
+            .await
+            .map_err(store_error)?,
+        MULTIPART_CHUNK,
+    );
+    let mut hasher = Sha256::new();
+    let mut whole = Vec::with_capacity(upload.length as usize);
+    for p in &parts {
+        let piece = match read_piece(state.blobs.as_ref(), &p.object_key).await {
+            Ok(piece) => piece,
+            Err(e) => {
+                let _ = put.abort().await;
+                return Err(store_error(e));
+            }
+        };
+        hasher.update(&piece);
+        whole.extend_from_slice(&piece);
+        if let Err(e) = put.wait_for_capacity(2).await {
+            return Err(store_error(e));
+        }
+        put.put(piece);
+    }
+    let computed = hex::encode(hasher.finalize());
+    if computed != upload.sha256 {
+        let _ = put.abort().await;
+        discard(state, upload).await?;
+        return Err(ApiError::new(
+            ErrorCode::HashMismatch,
+            "the uploaded bytes do not hash to the declared SHA-256; nothing was kept",
+        )
+        .with_details(json!({ "declared": upload.sha256, "computed": computed })));
+    }
+    let config = state.config.photos.clone();
+    let inspected = tokio::task::spawn_blocking(move || inspect::inspect(&whole, &config))
+        .await
+        .map_err(ApiError::internal)?;
+    let inspection = match inspected {
+        Ok(i) => i,
+        Err(rejection) => {
+            let _ = put.abort().await;
+            db::record_rejected(
+                &state.db.pool,
+                &upload.sha256,
+                upload.length,
+                rejection.code.as_str(),
+                upload.created_by,
+            )
+            .await?;
+            discard(state, upload).await?;
+            return Err(ApiError::new(rejection.code, rejection.message));
+        }
+    };
+    put.finish().await.map_err(store_error)?;
+
+    let photo = Photo {
+        sha256: upload.sha256.clone(),
+        status: "verified".into(),
+        error_code: None,
+        size: upload.length,
+        mime: Some(inspection.kind.mime().into()),
+        width: inspection.width.map(i64::from),
+        height: inspection.height.map(i64::from),
+        exif_taken_at: inspection.exif.taken_at.map(crate::store::time_from_ms),
+        exif_lat: inspection.exif.lat,
+        exif_lon: inspection.exif.lon,
+        orientation: inspection.exif.orientation.map(i64::from),
+        make: inspection.exif.make,
+        model: inspection.exif.model,
+        uploaded_by: upload.created_by,
+        verified_at: None,
+        derivatives: if inspection.kind.decoded() {
+            "pending"
+        } else {
+            "none"
+        }
+        .into(),
+        derivative_attempts: 0,
+        derivative_error: None,
+    };
+    let mut tx = state.db.begin_write().await?;
+    db::record_verified(tx.conn(), &photo).await?;
+    db::complete_upload(tx.conn(), upload.id).await?;
+    tx.commit().await?;
+    delete_pieces(state, upload).await;
+    state.photos.verified.notify_one();
+    let stored = db::photo(&state.db.pool, &upload.sha256)
+        .await?
+        .ok_or_else(|| ApiError::internal("verified photo vanished"))?;
+    if let Err(e) = super::flag_declaring_cases(state, &stored).await {
+        tracing::warn!(error = %format!("{e:#}"), "cannot compute integrity flags");
+    }
+    Ok(stored)
+}
+
+async fn read_piece(store: &dyn ObjectStore, key: &str) -> object_store::Result<Bytes> {
+    store.get(&Path::from(key)).await?.bytes().await
+}
+
+/// Forgets an upload: its row and its pieces.
+pub async fn discard(state: &AppState, upload: &Upload) -> ApiResult<()> {
+    let mut tx = state.db.begin_write().await?;
+    db::delete_upload(tx.conn(), upload.id).await?;
+    tx.commit().await?;
+    delete_pieces(state, upload).await;
+    Ok(())
+}
+
+/// Deletes whatever pieces of the upload the store holds, including any a crashed request
+/// wrote without recording. Best effort: leftovers go when the upload expires.
+async fn delete_pieces(state: &AppState, upload: &Upload) {
+    let prefix = pieces_prefix(upload);
+    let listed: Vec<_> = state.blobs.list(Some(&prefix)).collect().await;
+    for meta in listed.into_iter().flatten() {
+        if let Err(e) = state.blobs.delete(&meta.location).await {
+            tracing::warn!(error = %e, key = %meta.location, "cannot delete an upload piece");
+        }
+    }
+}
+
+/// Deletes expired uploads, complete or not, with their pieces. Returns how many.
+pub async fn cleanup_expired(state: &AppState) -> anyhow::Result<usize> {
+    let mut total = 0;
+    loop {
+        let expired = db::expired_uploads(&state.db.pool, now_ms(), 100).await?;
+        if expired.is_empty() {
+            return Ok(total);
+        }
+        for id in expired {
+            if let Some(upload) = db::upload(&state.db.pool, id).await? {
+                discard(state, &upload)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                total += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,1269 @@
+//! Photo evidence: resumable uploads verified by the server, validation, derivatives, links,
+//! integrity flags, and memory bounds.
+//!
+//! Cases and their photo manifests are inserted directly here (the sync push fills them in
+//! production): these specs are about what happens to the bytes.
+
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use bytes::Bytes;
+use gridline_server::config::{BlobBackend, Config};
+use gridline_server::store::photos as photo_store;
+use gridline_tests::garage::Garage;
+use gridline_tests::{Db, TestApp};
+use object_store::path::Path;
+use object_store::ObjectStore;
+use rand::{Rng, SeedableRng};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// Runs each `async fn(Db)` on SQLite and on PostgreSQL; each spec builds its own server.
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name(gridline_tests::Db::Sqlite).await; }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name(gridline_tests::Db::Postgres).await; }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    an_upload_cut_at_random_offsets_resumes_after_a_restart_and_through_another_instance,
+    wrong_bytes_for_a_declared_hash_are_refused_and_nothing_is_stored,
+    undeclared_or_out_of_scope_photos_are_refused,
+    bad_files_each_get_their_own_error,
+    the_same_bytes_are_stored_once,
+    derivatives_are_made_in_the_background_oriented_and_stripped,
+    streamed_links_are_scoped_logged_unwidenable_and_expire,
+    integrity_flags_for_a_reused_photo_and_gps_outside_the_zone,
+    abandoned_uploads_expire_and_are_cleaned_up,
+    tus_discovery_checksums_and_termination,
+    against_garage_originals_and_derivatives_are_in_the_bucket_and_links_are_scoped_and_expire,
+);
+
+// ---- fixtures ---------------------------------------------------------------------------------
+
+async fn app_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    TestApp::spawn_with(db, |c| {
+        c.photos.worker_poll_secs = 1;
+        tweak(c);
+    })
+    .await
+}
+
+fn sha_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A noisy RGB JPEG (noise does not compress: size grows with the pixel count).
+fn jpeg(width: u32, height: u32, seed: u64) -> Vec<u8> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, rng.gen()])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+        .encode(img.as_raw(), width, height, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::GrayImage::new(width, height);
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// EXIF facts to write into a test JPEG.
+#[derive(Default)]
+struct ExifSpec {
+    make: Option<&'static str>,
+    orientation: Option<u16>,
+    taken: Option<&'static str>,
+    gps: Option<(f64, f64)>,
+}
+
+/// Inserts an APP1 EXIF segment (a little-endian TIFF built by hand) right after SOI.
+fn with_exif(jpeg: &[u8], spec: &ExifSpec) -> Vec<u8> {
+    // (tag, type, count, value bytes); type 2 ASCII, 3 SHORT, 4 LONG, 5 RATIONAL.
+    type Entry = (u16, u16, u32, Vec<u8>);
+    fn ascii(tag: u16, s: &str) -> Entry {
+        let mut v = s.as_bytes().to_vec();
+        v.push(0);
+        (tag, 2, v.len() as u32, v)
+    }
+    fn dms(tag: u16, deg: f64) -> Entry {
+        let d = deg.abs().trunc();
+        let m = ((deg.abs() - d) * 60.0).trunc();
+        let s = ((deg.abs() - d) * 60.0 - m) * 60.0;
+        let mut v = Vec::new();
+        for (n, den) in [
+            (d as u32, 1u32),
+            (m as u32, 1),
+            ((s * 1000.0).round() as u32, 1000),
+        ] {
+            v.extend_from_slice(&n.to_le_bytes());
+            v.extend_from_slice(&den.to_le_bytes());
+        }
+        (tag, 5, 3, v)
+    }
+    /// Writes an IFD at the end of `buf`; returns its offset.
+    fn write_ifd(buf: &mut Vec<u8>, entries: &[Entry]) -> u32 {
+        let start = buf.len() as u32;
+        let mut data_at = start + 2 + 12 * entries.len() as u32 + 4;
+        let mut data = Vec::new();
+        buf.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        for (tag, ty, count, value) in entries {
+            buf.extend_from_slice(&tag.to_le_bytes());
+            buf.extend_from_slice(&ty.to_le_bytes());
+            buf.extend_from_slice(&count.to_le_bytes());
+            if value.len() <= 4 {
+                let mut v = value.clone();
+                v.resize(4, 0);
+                buf.extend_from_slice(&v);
+            } else {
+                buf.extend_from_slice(&data_at.to_le_bytes());
+                data.extend_from_slice(value);
+                data_at += value.len() as u32;
+            }
+        }
+        buf.extend_from_slice(&0u32.to_le_bytes());
+        buf.extend_from_slice(&data);
+        start
+    }
+    let mut tiff = b"II*\0\0\0\0\0".to_vec();
+    let exif_ifd = spec
+        .taken
+        .map(|t| write_ifd(&mut tiff, &[ascii(0x9003, t)]));
+    let gps_ifd = spec.gps.map(|(lat, lon)| {
+        write_ifd(
+            &mut tiff,
+            &[
+                ascii(1, if lat < 0.0 { "S" } else { "N" }),
+                dms(2, lat),
+                ascii(3, if lon < 0.0 { "W" } else { "E" }),
+                dms(4, lon),
+            ],
+        )
+    });
+    let mut ifd0 = Vec::new();
+    if let Some(make) = spec.make {
+        ifd0.push(ascii(0x010F, make));
+    }
+    if let Some(o) = spec.orientation {
+        ifd0.push((0x0112, 3, 1, o.to_le_bytes().to_vec()));
+    }
+    if let Some(at) = exif_ifd {
+        ifd0.push((0x8769, 4, 1, at.to_le_bytes().to_vec()));
+    }
+    if let Some(at) = gps_ifd {
+        ifd0.push((0x8825, 4, 1, at.to_le_bytes().to_vec()));
+    }
+    let ifd0_at = write_ifd(&mut tiff, &ifd0);
+    tiff[4..8].copy_from_slice(&ifd0_at.to_le_bytes());
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// The centre of a demo zone, (lat, lon).
+async fn zone_centre(app: &TestApp, code: &str) -> (f64, f64) {
+    let zone = gridline_server::store::reference::zone(&app.state.db.pool, app.zone(code))
+        .await
+        .unwrap()
+        .unwrap();
+    let ring = zone.boundary["coordinates"][0].as_array().unwrap().clone();
+    let n = (ring.len() - 1) as f64;
+    let lon = ring[..ring.len() - 1]
+        .iter()
+        .map(|p| p[0].as_f64().unwrap())
+        .sum::<f64>()
+        / n;
+    let lat = ring[..ring.len() - 1]
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .sum::<f64>()
+        / n;
+    (lat, lon)
+}
+
+async fn user_id(app: &TestApp, username: &str) -> String {
+    sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE username = $1")
+        .bind(username)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+}
+
+/// A case in `zone` reported at its centre at `captured_at`, declaring `photos`.
+async fn case_declaring(app: &TestApp, zone: &str, photos: &[&[u8]], captured_at: i64) -> Uuid {
+    let id = Uuid::now_v7();
+    let (lat, lon) = zone_centre(app, zone).await;
+    let reporter = user_id(app, "inspector1").await;
+    sqlx::query(
+        "INSERT INTO cases (id, zone_id, reporter_id, device_id, source, state, category_code, \
+           description, severity, asset_code, lat, lon, accuracy_m, captured_at, queued_at, \
+           received_at, round_id, version, locked_at, flags, created_at, updated_at) \
+         VALUES ($1, $2, $3, NULL, 'inspection', 'reported', '0101', 'broken cover', 'minor', \
+           NULL, $4, $5, 5.0, $6, $6, $6, NULL, 1, NULL, '[]', $6, $6)",
+    )
+    .bind(id.to_string())
+    .bind(app.zone(zone).to_string())
+    .bind(&reporter)
+    .bind(lat)
+    .bind(lon)
+    .bind(captured_at)
+    .execute(&app.state.db.pool)
+    .await
+    .unwrap();
+    for bytes in photos {
+        sqlx::query(
+            "INSERT INTO case_photos (case_id, sha256, size, captured_at, gps_lat, gps_lon, role, \
+               declared_by, declared_at) VALUES ($1, $2, $3, $4, NULL, NULL, 'before', $5, $4)",
+        )
+        .bind(id.to_string())
+        .bind(sha_hex(bytes))
+        .bind(bytes.len() as i64)
+        .bind(captured_at)
+        .bind(&reporter)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    }
+    id
+}
+
+fn now_ms() -> i64 {
+    gridline_server::store::now_ms()
+}
+
+async fn put_photo(app: &TestApp, token: &str, bytes: &[u8], as_sha: &str) -> (StatusCode, Value) {
+    let resp = app
+        .http
+        .put(app.url(&format!("/v1/photos/{as_sha}")))
+        .bearer_auth(token)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    gridline_tests::into_json(resp).await
+}
+
+fn metadata(sha: &str) -> String {
+    format!("sha256 {},filename cGhvdG8uanBn", STANDARD.encode(sha))
+}
+
+/// tus creation, with the first `first` bytes of `bytes` as creation-with-upload.
+async fn tus_create(
+    app: &TestApp,
+    token: &str,
+    sha: &str,
+    length: usize,
+    first: &[u8],
+) -> reqwest::Response {
+    let mut req = app
+        .http
+        .post(app.url("/v1/uploads"))
+        .bearer_auth(token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", length.to_string())
+        .header("upload-metadata", metadata(sha));
+    if !first.is_empty() {
+        req = req
+            .header("content-type", "application/offset+octet-stream")
+            .body(first.to_vec());
+    }
+    req.send().await.unwrap()
+}
+
+async fn tus_head(app: &TestApp, token: &str, location: &str) -> (StatusCode, Option<i64>) {
+    let resp = app
+        .http
+        .head(app.url(location))
+        .bearer_auth(token)
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    let offset = resp
+        .headers()
+        .get("upload-offset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (resp.status(), offset)
+}
+
+async fn tus_patch(
+    app: &TestApp,
+    token: &str,
+    location: &str,
+    offset: usize,
+    body: reqwest::Body,
+) -> Result<reqwest::Response, reqwest::Error> {
+    app.http
+        .patch(app.url(location))
+        .bearer_auth(token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", offset.to_string())
+        .header("content-type", "application/offset+octet-stream")
+        .body(body)
+        .send()
+        .await
+}
+
+/// Sends `bytes[from..to]` and then, a moment later, cuts the connection, as a phone losing
+/// signal does.
+fn cut_body(bytes: &[u8], from: usize, to: usize) -> reqwest::Body {
+    use futures::StreamExt;
+    let piece = Bytes::copy_from_slice(&bytes[from..to]);
+    let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(piece)]).chain(
+        futures::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "signal lost",
+            ))
+        }),
+    );
+    reqwest::Body::wrap_stream(stream)
+}
+
+/// Waits (bounded) until the server has recorded an offset past `past` after a cut.
+async fn offset_after_cut(app: &TestApp, token: &str, location: &str, past: i64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, offset) = tus_head(app, token, location).await;
+        assert_eq!(status, StatusCode::OK);
+        let offset = offset.unwrap();
+        if offset > past || Instant::now() > deadline {
+            return offset;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn list(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
+    use futures::StreamExt;
+    store
+        .list(Some(&Path::from(prefix)))
+        .map(|m| m.unwrap().location.to_string())
+        .collect()
+        .await
+}
+
+async fn wait_for_derivatives(app: &TestApp, token: &str, sha: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, photo) = app.get(&format!("/v1/photos/{sha}"), Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{photo}");
+        if photo["derivatives"] != "pending" || Instant::now() > deadline {
+            return photo;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---- specs ------------------------------------------------------------------------------------
+
+async fn an_upload_cut_at_random_offsets_resumes_after_a_restart_and_through_another_instance(
+    db: Db,
+) {
+    // A shared store (a folder) so that other server processes see the same pieces.
+    let Some(mut first) = app_with(db, |c| {
+        c.blob.backend = BlobBackend::Local;
+        c.photos.chunk_bytes = 64 * 1024;
+    })
+    .await
+    else {
+        return;
+    };
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let photo = jpeg(640, 480, seed);
+    let len = photo.len();
+    let sha = sha_hex(&photo);
+    case_declaring(&first, "Z01", &[&photo], now_ms()).await;
+    let token = first.login("inspector1").await;
+
+    // Creation with the first few bytes.
+    let first_cut = rng.gen_range(1..len / 4);
+    let resp = tus_create(&first, &token, &sha, len, &photo[..first_cut]).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(resp.headers()["tus-resumable"], "1.0.0");
+    assert!(resp.headers().contains_key("upload-expires"));
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        resp.headers()["upload-offset"],
+        first_cut.to_string().as_str()
+    );
+
+    // The signal drops mid-request: what arrived is kept.
+    let cut = rng.gen_range(first_cut + 1..len / 2);
+    let _ = tus_patch(
+        &first,
+        &token,
+        &location,
+        first_cut,
+        cut_body(&photo, first_cut, cut),
+    )
+    .await;
+    let at = offset_after_cut(&first, &token, &location, first_cut as i64).await;
+    assert!(
+        at > first_cut as i64 && at <= cut as i64,
+        "kept {at} of {cut}"
+    );
+
+    // The server restarts: a new process on the same database and store.
+    first.halt().await;
+    let restarted = first.spawn_sibling().await;
+    let (status, offset) = tus_head(&restarted, &token, &location).await;
+    assert_eq!((status, offset), (StatusCode::OK, Some(at)));
+    let cut = rng.gen_range(at as usize + 1..len * 3 / 4);
+    let _ = tus_patch(
+        &restarted,
+        &token,
+        &location,
+        at as usize,
+        cut_body(&photo, at as usize, cut),
+    )
+    .await;
+    let at = offset_after_cut(&restarted, &token, &location, at).await;
+
+    // A stale offset is refused with where the upload stands.
+    let resp = tus_patch(
+        &restarted,
+        &token,
+        &location,
+        0,
+        photo[..10].to_vec().into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+
+    // The rest goes through another instance on another port, sharing database and store.
+    let other = restarted.spawn_sibling().await;
+    assert_ne!(other.addr, restarted.addr);
+    let resp = tus_patch(
+        &other,
+        &token,
+        &location,
+        at as usize,
+        photo[at as usize..].to_vec().into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(resp.headers()["upload-offset"], len.to_string().as_str());
+
+    let (status, meta) = restarted
+        .get(&format!("/v1/photos/{sha}"), Some(&token))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{meta}");
+    assert_eq!(meta["status"], "verified");
+    assert_eq!(meta["size"], len);
+    assert_eq!(meta["width"], 640);
+    let stored = other
+        .state
+        .blobs
+        .get(&Path::from(format!("photos/{sha}")))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        sha_hex(&stored),
+        sha,
+        "the stored original is the declared photo"
+    );
+    assert!(
+        list(other.state.blobs.as_ref(), "uploads").await.is_empty(),
+        "pieces deleted"
+    );
+    // Asking where it stands after completion: complete.
+    assert_eq!(
+        tus_head(&other, &token, &location).await.1,
+        Some(len as i64)
+    );
+    other.stop().await;
+    restarted.stop().await;
+    first.stop().await;
+}
+
+async fn wrong_bytes_for_a_declared_hash_are_refused_and_nothing_is_stored(db: Db) {
+    let Some(app) = app_with(db, |_| {}).await else {
+        return;
+    };
+    let declared = jpeg(64, 48, 1);
+    let other = jpeg(64, 48, 2);
+    let sha = sha_hex(&declared);
+    case_declaring(&app, "Z01", &[&declared], now_ms()).await;
+    let token = app.login("inspector1").await;
+
+    let (status, body) = put_photo(&app, &token, &other, &sha).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "hash_mismatch");
+    assert_eq!(body["details"]["declared"], sha.as_str());
+    assert_eq!(body["details"]["computed"], sha_hex(&other).as_str());
+
+    // Through tus the same: the completing request says so and the upload is gone.
+    let resp = tus_create(&app, &token, &sha, other.len(), &other).await;
+    let status = resp.status();
+    let body = gridline_tests::into_json(resp).await.1;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "hash_mismatch");
+
+    assert!(list(app.state.blobs.as_ref(), "photos").await.is_empty());
+    assert!(list(app.state.blobs.as_ref(), "uploads").await.is_empty());
+    assert_eq!(
+        app.get(&format!("/v1/photos/{sha}"), Some(&token)).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // The right bytes still go in afterwards.
+    let (status, body) = put_photo(&app, &token, &declared, &sha).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"], "verified");
+}
+
+async fn undeclared_or_out_of_scope_photos_are_refused(db: Db) {
+    let Some(app) = app_with(db, |_| {}).await else {
+        return;
+    };
+    let in_z02 = jpeg(32, 32, 3);
+    let nowhere = jpeg(32, 32, 4);
+    case_declaring(&app, "Z02", &[&in_z02], now_ms()).await;
+    let inspector1 = app.login("inspector1").await; // Z01
+    for bytes in [&in_z02, &nowhere] {
+        let (status, body) = put_photo(&app, &inspector1, bytes, &sha_hex(bytes)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["code"], "photo_not_declared");
+        let resp = tus_create(&app, &inspector1, &sha_hex(bytes), bytes.len(), &[]).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    }
+    assert!(
+        list(app.state.blobs.as_ref(), "").await.is_empty(),
+        "nothing stored"
+    );
+    // The inspector of Z02 may.
+    let inspector3 = app.login("inspector3").await;
+    let (status, _) = put_photo(&app, &inspector3, &in_z02, &sha_hex(&in_z02)).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+async fn bad_files_each_get_their_own_error(db: Db) {
+    let Some(app) = app_with(db, |c| {
+        c.photos.max_bytes = 1024 * 1024;
+        c.photos.max_single_put_bytes = 1024 * 1024;
+        c.photos.max_megapixels = 1.0;
+    })
+    .await
+    else {
+        return;
+    };
+    let good = jpeg(400, 300, 5);
+    // 4 megapixels of black in a few kilobytes: a decompression bomb for a 1-megapixel limit.
+    let bomb = png(2000, 2000);
+    assert!(bomb.len() < 64 * 1024);
+    let truncated = good[..good.len() / 2].to_vec();
+    let not_an_image = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n".repeat(20);
+    let mut corrupt = good.clone();
+    // Damage the frame header: the image's dimensions become nonsense (zero height).
+    let sof = corrupt.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    corrupt[sof + 5] = 0;
+    corrupt[sof + 6] = 0;
+    let oversized_len = 2 * 1024 * 1024;
+
+    case_declaring(
+        &app,
+        "Z01",
+        &[&bomb, &truncated, &not_an_image, &corrupt],
+        now_ms(),
+    )
+    .await;
+    let token = app.login("inspector1").await;
+    let mut codes = Vec::new();
+    for (bytes, status, code) in [
+        (&bomb, StatusCode::UNPROCESSABLE_ENTITY, "image_too_large"),
+        (
+            &truncated,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "truncated_image",
+        ),
+        (
+            &not_an_image,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media",
+        ),
+        (&corrupt, StatusCode::UNPROCESSABLE_ENTITY, "corrupt_image"),
+    ] {
+        let (got, body) = put_photo(&app, &token, bytes, &sha_hex(bytes)).await;
+        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{body}");
+        codes.push(code);
+        // The refusal is remembered with its reason, and nothing is stored.
+        let photo = photo_store::photo(&app.state.db.pool, &sha_hex(bytes))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (photo.status.as_str(), photo.error_code.as_deref()),
+            ("rejected", Some(code))
+        );
+    }
+    // Too big is refused before a byte is sent.
+    let big = vec![0u8; 16];
+    case_declaring(&app, "Z01", &[&big], now_ms()).await;
+    let resp = tus_create(&app, &token, &sha_hex(&big), oversized_len, &[]).await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body = gridline_tests::into_json(resp).await.1;
+    assert_eq!(body["code"], "photo_too_large");
+    assert_eq!(body["details"]["max_bytes"], 1024 * 1024);
+    assert!(
+        list(app.state.blobs.as_ref(), "").await.is_empty(),
+        "nothing stored"
+    );
+}
+
+async fn the_same_bytes_are_stored_once(db: Db) {
+    let Some(app) = app_with(db, |_| {}).await else {
+        return;
+    };
+    let photo = jpeg(120, 90, 6);
+    let sha = sha_hex(&photo);
+    case_declaring(&app, "Z01", &[&photo], now_ms()).await;
+    case_declaring(&app, "Z01", &[&photo], now_ms()).await;
+    let token = app.login("inspector1").await;
+    assert_eq!(
+        put_photo(&app, &token, &photo, &sha).await.0,
+        StatusCode::CREATED
+    );
+    // Again, by another user: already there.
+    let other = app.login("inspector2").await;
+    assert_eq!(
+        put_photo(&app, &other, &photo, &sha).await.0,
+        StatusCode::OK
+    );
+    // A tus creation for it is complete at once.
+    let resp = tus_create(&app, &other, &sha, photo.len(), &[]).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(
+        resp.headers()["upload-offset"],
+        photo.len().to_string().as_str()
+    );
+    assert_eq!(
+        list(app.state.blobs.as_ref(), "photos").await,
+        [format!("photos/{sha}")]
+    );
+}
+
+async fn derivatives_are_made_in_the_background_oriented_and_stripped(db: Db) {
+    let Some(app) = app_with(db, |_| {}).await else {
+        return;
+    };
+    // 2000×1000 landscape, EXIF orientation 6 (turn 90° clockwise to view): portrait.
+    let photo = with_exif(
+        &jpeg(2000, 1000, 7),
+        &ExifSpec {
+            make: Some("TestCam"),
+            orientation: Some(6),
+            ..ExifSpec::default()
+        },
+    );
+    let sha = sha_hex(&photo);
+    case_declaring(&app, "Z01", &[&photo], now_ms()).await;
+    let token = app.login("inspector1").await;
+    let (status, body) = put_photo(&app, &token, &photo, &sha).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["make"], "TestCam");
+    assert_eq!(body["orientation"], 6);
+    let meta = wait_for_derivatives(&app, &token, &sha).await;
+    assert_eq!(meta["derivatives"], "ready", "{meta}");
+    for (variant, long_side) in [("thumb", 256), ("preview", 1600)] {
+        let bytes = app
+            .state
+            .blobs
+            .get(&Path::from(format!("derivatives/{sha}/{variant}.jpg")))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let img = image::load_from_memory(&bytes).unwrap();
+        assert_eq!(
+            (img.width(), img.height()),
+            (long_side / 2, long_side),
+            "{variant} is upright"
+        );
+        let exif = exif::Reader::new().read_from_container(&mut std::io::Cursor::new(&bytes));
+        assert!(exif.is_err(), "{variant} carries no metadata");
+    }
+    // The original is untouched.
+    let original = app
+        .state
+        .blobs
+        .get(&Path::from(format!("photos/{sha}")))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(sha_hex(&original), sha);
+}
+
+async fn streamed_links_are_scoped_logged_unwidenable_and_expire(db: Db) {
+    let Some(app) = app_with(db, |c| c.photos.link_ttl_secs = 1).await else {
+        return;
+    };
+    let photo = jpeg(300, 200, 8);
+    let sha = sha_hex(&photo);
+    case_declaring(&app, "Z01", &[&photo], now_ms()).await;
+    let inspector = app.login("inspector1").await;
+    put_photo(&app, &inspector, &photo, &sha).await;
+    let supervisor = app.login("supervisor1").await;
+
+    let (status, link) = app
+        .get(
+            &format!("/v1/photos/{sha}/link?variant=original"),
+            Some(&supervisor),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{link}");
+    let url = link["url"].as_str().unwrap().to_owned();
+    let resp = app.http.get(app.url(&url)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    assert_eq!(sha_hex(&resp.bytes().await.unwrap()), sha);
+
+    // Outside the scope: as if the photo did not exist.
+    let outsider = app.login("inspector3").await; // Z02
+    let (status, _) = app
+        .get(&format!("/v1/photos/{sha}/link"), Some(&outsider))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&format!("/v1/photos/{sha}"), Some(&outsider))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // A token cannot be stretched to another variant.
+    let (payload, mac) = url
+        .trim_start_matches("/v1/photo-content/")
+        .split_once('.')
+        .unwrap();
+    let mut claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["v"] = "preview".into();
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&claims).unwrap());
+    let (status, body) = app
+        .get(&format!("/v1/photo-content/{forged}.{mac}"), None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("link_expired"))
+    );
+
+    // Every link handed out is a logged view.
+    let views = photo_store::views(&app.state.db.pool, &sha).await.unwrap();
+    let supervisor_id = user_id(&app, "supervisor1").await;
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].0.to_string(), supervisor_id);
+    assert_eq!(views[0].1, "original");
+
+    // The link dies with its time.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = app.get(&url, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("link_expired"))
+    );
+}
+
+async fn integrity_flags_for_a_reused_photo_and_gps_outside_the_zone(db: Db) {
+    let Some(app) = app_with(db, |_| {}).await else {
+        return;
+    };
+    let (lat, lon) = zone_centre(&app, "Z01").await;
+    let captured_at = 1_714_530_600_000; // 2024-05-01 10:30:00 +08:00
+                                         // Taken where the case says, at the time it says.
+    let honest = with_exif(
+        &jpeg(80, 60, 9),
+        &ExifSpec {
+            taken: Some("2024:05:01 10:31:00"),
+            gps: Some((lat, lon)),
+            ..ExifSpec::default()
+        },
+    );
+    // Taken 3 km away (outside Z01) and a day earlier.
+    let elsewhere = with_exif(
+        &jpeg(80, 60, 10),
+        &ExifSpec {
+            taken: Some("2024:04:30 10:30:00"),
+            gps: Some((lat + 0.03, lon + 0.03)),
+            ..ExifSpec::default()
+        },
+    );
+    let never_sent = jpeg(80, 60, 11);
+    let case = case_declaring(&app, "Z01", &[&honest, &elsewhere], captured_at).await;
+    let token = app.login("inspector1").await;
+    for p in [&honest, &elsewhere] {
+        assert_eq!(
+            put_photo(&app, &token, p, &sha_hex(p)).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let summary = photo_store::evidence(&app.state.db, case).await.unwrap();
+    assert!(summary.complete);
+    let flags_of = |sha: &str| {
+        summary
+            .photos
+            .iter()
+            .find(|p| p.sha256 == sha)
+            .unwrap()
+            .flags
+            .clone()
+    };
+    assert!(flags_of(&sha_hex(&honest)).is_empty(), "{summary:?}");
+    assert_eq!(
+        flags_of(&sha_hex(&elsewhere)),
+        [
+            "exif_time_mismatch",
+            "exif_gps_mismatch",
+            "exif_gps_outside_zone"
+        ]
+    );
+    let (status, meta) = app
+        .get(&format!("/v1/photos/{}", sha_hex(&elsewhere)), Some(&token))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        (meta["exif_lat"].as_f64().unwrap() - (lat + 0.03)).abs() < 1e-4,
+        "{meta}"
+    );
+
+    // Another case declares the honest photo too: it is reused; and a photo not yet arrived
+    // leaves that case's evidence incomplete.
+    let reuser = case_declaring(&app, "Z01", &[&honest, &never_sent], captured_at).await;
+    let summary = photo_store::evidence(&app.state.db, case).await.unwrap();
+    assert!(
+        summary.flags.contains(&"photo_reused".to_owned()),
+        "{summary:?}"
+    );
+    let other = photo_store::evidence(&app.state.db, reuser).await.unwrap();
+    assert!(!other.complete);
+    assert!(other.flags.contains(&"photo_reused".to_owned()));
+    assert!(other.flags.contains(&"evidence_incomplete".to_owned()));
+    let missing = other
+        .photos
+        .iter()
+        .find(|p| p.sha256 == sha_hex(&never_sent))
+        .unwrap();
+    assert!(!missing.verified && !missing.thumb_ready);
+}
+
+async fn abandoned_uploads_expire_and_are_cleaned_up(db: Db) {
+    let Some(app) = app_with(db, |_| {}).await else {
+        return;
+    };
+    let photo = jpeg(200, 100, 12);
+    let sha = sha_hex(&photo);
+    case_declaring(&app, "Z01", &[&photo], now_ms()).await;
+    let token = app.login("inspector1").await;
+    let resp = tus_create(&app, &token, &sha, photo.len(), &photo[..100]).await;
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(list(app.state.blobs.as_ref(), "uploads").await.len(), 1);
+
+    // Still fresh: the cleanup leaves it.
+    let cleaned = gridline_server::photos::upload::cleanup_expired(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(cleaned, 0);
+    // Its time passes (moved, not waited for).
+    sqlx::query("UPDATE uploads SET expires_at = $1")
+        .bind(now_ms() - 1)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let resp = tus_patch(&app, &token, &location, 100, photo[100..].to_vec().into())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::GONE);
+    let cleaned = gridline_server::photos::upload::cleanup_expired(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(cleaned, 1);
+    assert_eq!(
+        tus_head(&app, &token, &location).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(list(app.state.blobs.as_ref(), "uploads").await.is_empty());
+}
+
+async fn tus_discovery_checksums_and_termination(db: Db) {
+    let Some(app) = app_with(db, |_| {}).await else {
+        return;
+    };
+    let resp = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/v1/uploads"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let h = resp.headers();
+    assert_eq!(h["tus-resumable"], "1.0.0");
+    assert_eq!(h["tus-version"], "1.0.0");
+    assert_eq!(h["tus-checksum-algorithm"], "sha256");
+    assert!(h["tus-extension"]
+        .to_str()
+        .unwrap()
+        .contains("creation-with-upload"));
+    assert!(h["tus-extension"].to_str().unwrap().contains("termination"));
+    assert_eq!(h["tus-max-size"], "20971520");
+
+    let photo = jpeg(100, 100, 13);
+    let sha = sha_hex(&photo);
+    case_declaring(&app, "Z01", &[&photo], now_ms()).await;
+    let token = app.login("inspector1").await;
+
+    // Another protocol version: 412 with the version we speak.
+    let resp = app
+        .http
+        .post(app.url("/v1/uploads"))
+        .bearer_auth(&token)
+        .header("tus-resumable", "0.2.2")
+        .header("upload-length", "10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(resp.headers()["tus-version"], "1.0.0");
+
+    let resp = tus_create(&app, &token, &sha, photo.len(), &[]).await;
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(resp.headers()["upload-offset"], "0");
+    // A body whose checksum does not match is dropped whole (460).
+    let wrong = STANDARD.encode(Sha256::digest(b"something else"));
+    let resp = app
+        .http
+        .patch(app.url(&location))
+        .bearer_auth(&token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-checksum", format!("sha256 {wrong}"))
+        .body(photo[..500].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 460);
+    assert_eq!(tus_head(&app, &token, &location).await.1, Some(0));
+    let right = STANDARD.encode(Sha256::digest(&photo[..500]));
+    let resp = app
+        .http
+        .patch(app.url(&location))
+        .bearer_auth(&token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-checksum", format!("sha256 {right}"))
+        .body(photo[..500].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(resp.headers()["upload-offset"], "500");
+    // Someone else's upload does not exist for them.
+    let other = app.login("inspector2").await;
+    assert_eq!(
+        tus_head(&app, &other, &location).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Termination deletes it and its bytes.
+    let resp = app
+        .http
+        .delete(app.url(&location))
+        .bearer_auth(&token)
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        tus_head(&app, &token, &location).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(list(app.state.blobs.as_ref(), "uploads").await.is_empty());
+}
+
+async fn against_garage_originals_and_derivatives_are_in_the_bucket_and_links_are_scoped_and_expire(
+    db: Db,
+) {
+    let Some(garage) = Garage::start() else {
+        return;
+    };
+    let Some(app) = app_with(db, |c| {
+        garage.configure(c);
+        c.photos.link_ttl_secs = 1;
+        c.photos.chunk_bytes = 64 * 1024;
+    })
+    .await
+    else {
+        return;
+    };
+    let photo = jpeg(1800, 1200, 14);
+    let sha = sha_hex(&photo);
+    case_declaring(&app, "Z01", &[&photo], now_ms()).await;
+    let token = app.login("inspector1").await;
+    // Resumable, in two requests with a cut between.
+    let resp = tus_create(&app, &token, &sha, photo.len(), &photo[..70_000]).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let _ = tus_patch(
+        &app,
+        &token,
+        &location,
+        70_000,
+        cut_body(&photo, 70_000, 150_000),
+    )
+    .await;
+    let at = offset_after_cut(&app, &token, &location, 70_000).await as usize;
+    let resp = tus_patch(&app, &token, &location, at, photo[at..].to_vec().into())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let meta = wait_for_derivatives(&app, &token, &sha).await;
+    assert_eq!(meta["derivatives"], "ready", "{meta}");
+
+    // In the bucket, read with a client of its own.
+    let bucket = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&garage.endpoint)
+        .with_allow_http(true)
+        .with_region(gridline_tests::garage::REGION)
+        .with_bucket_name(gridline_tests::garage::BUCKET)
+        .with_access_key_id(gridline_tests::garage::KEY_ID)
+        .with_secret_access_key(gridline_tests::garage::SECRET_KEY)
+        .with_virtual_hosted_style_request(false)
+        .build()
+        .unwrap();
+    let mut keys = list(&bucket, "").await;
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            format!("derivatives/{sha}/preview.jpg"),
+            format!("derivatives/{sha}/thumb.jpg"),
+            format!("photos/{sha}"),
+        ]
+    );
+
+    // A presigned link works for someone in scope, not for someone outside it, and expires.
+    let supervisor = app.login("supervisor1").await;
+    let (status, link) = app
+        .get(
+            &format!("/v1/photos/{sha}/link?variant=thumb"),
+            Some(&supervisor),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{link}");
+    let url = link["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&garage.endpoint), "{url}");
+    let resp = reqwest::get(&url).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let thumb = resp.bytes().await.unwrap();
+    assert!(image::load_from_memory(&thumb).unwrap().width() <= 256);
+    let outsider = app.login("inspector3").await;
+    for variant in ["original", "thumb", "preview"] {
+        let (status, _) = app
+            .get(
+                &format!("/v1/photos/{sha}/link?variant={variant}"),
+                Some(&outsider),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let resp = reqwest::get(&url).await.unwrap();
+    let status = resp.status();
+    let body = resp.text().await.unwrap();
+    // Garage answers an expired presigned URL with 400 (AWS: 403).
+    assert!(
+        status.is_client_error() && (body.contains("expire") || body.contains("too old")),
+        "{status} {body}"
+    );
+}
+
+// ---- memory -----------------------------------------------------------------------------------
+
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// 50 concurrent 8 MiB tus uploads (400 MiB in all): the peak resident memory of the process
+/// (server and client) grows by a bounded amount, far below what holding each body whole would
+/// take. Measured from `/proc/self/status` (VmHWM, the peak, against VmRSS before), in a child
+/// process of its own so that no other test's memory counts. The child runs with
+/// `MALLOC_ARENA_MAX=2`: glibc otherwise keeps freed piece buffers in one arena per thread and
+/// the peak measures the allocator (about 280 MiB here) more than the server (about 110 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_8mb_uploads_keep_memory_bounded() {
+    if std::env::var("GRIDLINE_MEMORY_CHILD").is_ok() {
+        return fifty_uploads_in_this_process().await;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "photos::fifty_concurrent_8mb_uploads_keep_memory_bounded",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("GRIDLINE_MEMORY_CHILD", "1")
+        .env("MALLOC_ARENA_MAX", "2")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the child ran the test: {text}");
+    for line in text
+        .lines()
+        .filter_map(|l| l.find("memory:").map(|i| &l[i..]))
+    {
+        eprintln!("{line}");
+    }
+}
+
+async fn fifty_uploads_in_this_process() {
+    const UPLOADS: usize = 50;
+    const SIZE: usize = 8 * 1024 * 1024;
+    let app = app_with(Db::Sqlite, |c| {
+        c.blob.backend = BlobBackend::Local;
+        c.limits.request_timeout_secs = 600;
+    })
+    .await
+    .unwrap();
+    // One real 3-megapixel JPEG padded to 8 MiB after its end marker; the last 8 bytes make
+    // each of the 50 files distinct. The client shares the common part: its memory stays flat.
+    let mut common = jpeg(2000, 1500, 15);
+    common.resize(SIZE - 8, 0);
+    let common = Bytes::from(common);
+    let files: Vec<(Bytes, String)> = (0..UPLOADS as u64)
+        .map(|i| {
+            let tail = Bytes::copy_from_slice(&i.to_le_bytes());
+            let mut h = Sha256::new();
+            h.update(&common);
+            h.update(&tail);
+            (tail, hex::encode(h.finalize()))
+        })
+        .collect();
+    let shas: Vec<&str> = files.iter().map(|(_, s)| s.as_str()).collect();
+    let case = Uuid::now_v7();
+    {
+        // Declared by one case (sizes and hashes only matter here).
+        let (lat, lon) = zone_centre(&app, "Z01").await;
+        let reporter = user_id(&app, "inspector1").await;
+        sqlx::query(
+            "INSERT INTO cases (id, zone_id, reporter_id, device_id, source, state, category_code, \
+               description, severity, asset_code, lat, lon, accuracy_m, captured_at, queued_at, \
+               received_at, round_id, version, locked_at, flags, created_at, updated_at) \
+             VALUES ($1, $2, $3, NULL, 'inspection', 'reported', '0101', 'x', 'minor', NULL, $4, \
+               $5, 5.0, $6, $6, $6, NULL, 1, NULL, '[]', $6, $6)",
+        )
+        .bind(case.to_string())
+        .bind(app.zone("Z01").to_string())
+        .bind(&reporter)
+        .bind(lat)
+        .bind(lon)
+        .bind(now_ms())
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+        for sha in &shas {
+            sqlx::query(
+                "INSERT INTO case_photos (case_id, sha256, size, captured_at, gps_lat, gps_lon, \
+                   role, declared_by, declared_at) VALUES ($1, $2, $3, $4, NULL, NULL, 'before', $5, $4)",
+            )
+            .bind(case.to_string())
+            .bind(*sha)
+            .bind(SIZE as i64)
+            .bind(now_ms())
+            .bind(&reporter)
+            .execute(&app.state.db.pool)
+            .await
+            .unwrap();
+        }
+    }
+    let token = app.login("inspector1").await;
+    let before_kb = status_kb("VmRSS:");
+    let started = Instant::now();
+    let uploads = files.iter().map(|(tail, sha)| {
+        let body = futures::stream::iter(vec![
+            Ok::<_, std::io::Error>(common.clone()),
+            Ok(tail.clone()),
+        ]);
+        app.http
+            .post(app.url("/v1/uploads"))
+            .bearer_auth(&token)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", SIZE.to_string())
+            .header("upload-metadata", metadata(sha))
+            .header("content-type", "application/offset+octet-stream")
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+    });
+    let responses = futures::future::join_all(uploads).await;
+    let peak_kb = status_kb("VmHWM:");
+    for resp in responses {
+        let resp = resp.unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        assert_eq!(resp.headers()["upload-offset"], SIZE.to_string().as_str());
+    }
+    let summary = photo_store::evidence(&app.state.db, case).await.unwrap();
+    assert!(summary.complete, "all 50 verified");
+    let growth_mb = peak_kb.saturating_sub(before_kb) / 1024;
+    println!(
+        "memory: {UPLOADS} concurrent uploads of {} MiB in {:.1} s: RSS before {} MiB, peak {} MiB, growth {growth_mb} MiB",
+        SIZE >> 20,
+        started.elapsed().as_secs_f64(),
+        before_kb / 1024,
+        peak_kb / 1024
+    );
+    // Holding bodies whole would need 400 MiB. The bound: 50 pieces of `chunk_bytes` (1 MiB) in
+    // flight, plus `max_concurrent_decodes` (2) photos being verified (the file, the multipart
+    // buffer and the decoded pixels), plus allocator slack.
+    assert!(growth_mb < 200, "peak memory grew by {growth_mb} MiB");
+}

@@ -1,0 +1,71 @@
+//! Phones on a bad network: every request goes through the fault proxy, which drops, cuts,
+//! delays and duplicates. When the phones are quiescent, every operation is applied once.
+
+use std::time::Duration;
+
+use gridline_tests::faultproxy::{FaultProxy, Faults};
+use gridline_tests::{Db, TestApp};
+
+use super::{check_exactly_once, seed, SimPhone, SyncTally};
+
+const PHONES: usize = 12;
+const ROUNDS: usize = 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_sync_through_a_faulty_network_applies_every_operation_once() {
+    sync_through_a_faulty_network(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sync_through_a_faulty_network_applies_every_operation_once() {
+    sync_through_a_faulty_network(Db::Postgres).await;
+}
+
+async fn sync_through_a_faulty_network(db: Db) {
+    let Some(app) = TestApp::spawn_with(db, |c| c.limits.requests_per_minute = 0).await else {
+        return;
+    };
+    let proxy = FaultProxy::start(app.addr, seed("faulty network"), Faults::flaky_network()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+
+    // One task drives every phone (the client's store futures are not `Send`); the server
+    // runs on the runtime's workers.
+    let phones = (0..PHONES).map(|i| {
+        let zone_index = i / 2;
+        let zone_id = app.zone(&format!("Z0{}", zone_index + 1));
+        let url = proxy.url();
+        async move {
+            let username = format!("inspector{}", i + 1);
+            let mut phone = SimPhone::enrol(&url, &username, zone_id, zone_index, deadline).await;
+            let mut tally = SyncTally::default();
+            for round in 0..ROUNDS {
+                phone.capture(1 + (i + round) % 3).await;
+                tally.record(phone.sync().await);
+            }
+            tally.merge(&phone.drain(deadline).await);
+            (phone.expected().await, tally)
+        }
+    });
+    let mut expected = Vec::new();
+    let mut tally = SyncTally::default();
+    for (e, t) in futures::future::join_all(phones).await {
+        expected.push(e);
+        tally.merge(&t);
+    }
+    let counts = proxy.counts();
+    let checked = check_exactly_once(&app.state.db.pool, &expected).await;
+    println!(
+        "faulty network ({db:?}): {} operations from {} phones checked, {} cases; {counts}; \
+         syncs: {} ok, {} failed {:?}",
+        checked.operations, checked.devices, checked.cases, tally.ok, tally.failed, tally.errors
+    );
+    assert!(
+        !tally.server_was_behind,
+        "an acknowledged operation was lost"
+    );
+    // The run must have met the faults it is about.
+    assert!(counts.cut_responses > 0, "{counts}");
+    assert!(counts.cut_requests > 0, "{counts}");
+    assert!(counts.duplicated > 0, "{counts}");
+    assert!(counts.dropped > 0, "{counts}");
+}
