@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 pub use gridline_server;
 
+pub mod bench;
 pub mod faultproxy;
 pub mod garage;
 
@@ -469,4 +470,12 @@ pub fn new_case(zone_id: Uuid, zone_index: usize, category: &str) -> (Uuid, Valu
             "photos": [{"sha256": sha, "size": 123456, "captured_at": now, "role": "before"}],
         }),
     )
+}
+
+/// An API case view as a pull carries it: API views add the evidence summary, pulls do not.
+pub fn without_evidence(mut case: Value) -> Value {
+    if let Some(obj) = case.as_object_mut() {
+        obj.remove("evidence");
+    }
+    case
 }

@@ -58,6 +58,11 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        // Inside normalize_errors, so a timed-out request gets the error body and Retry-After.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(limits.request_timeout_secs),
+        ))
         .layer(middleware::from_fn(normalize_errors))
         .layer(middleware::from_fn(telemetry::track_metrics))
         .layer(DefaultBodyLimit::max(limits.max_json_bytes))
@@ -85,11 +90,7 @@ pub fn app(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::new(ErrorCode::Internal, "internal server error").into_response()
-                }))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Duration::from_secs(limits.request_timeout_secs),
-                )),
+                })),
         )
 }
 

@@ -3,6 +3,7 @@
 //! The one integration-test binary. Each module reads as a specification of one area.
 
 mod auth;
+mod bench_smoke;
 mod edge;
 mod field_upload;
 mod ledger;

@@ -1,0 +1,140 @@
+//! `gridline-bench`: the numbers of issue 7, each measured next to its reference in the same
+//! run and reported as a ratio.
+//!
+//! Everything runs on loopback: the real server in-process (`gridline_server::run`) on a fresh
+//! database (SQLite in a temporary folder, or a new PostgreSQL database), driven over HTTP by
+//! simulated phones whose operations are signed before the clock starts. The peer (PouchDB
+//! Server) runs as a child process when it is installed. Every load loop is bounded in count and
+//! time. `BENCHMARKS.md` at the repository root holds a run's table and how to reproduce it.
+
+pub mod limit;
+pub mod peer;
+pub mod phones;
+pub mod pull;
+pub mod push;
+pub mod report;
+pub mod server;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use report::{Report, Row};
+
+/// The scenarios, in the issue's order. Only these are implemented; the rest of the issue's
+/// table is listed in `BENCHMARKS.md` with what is missing.
+pub const SCENARIOS: &[&str] = &["push", "pull"];
+
+/// Which database a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Sizes and services of a run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub backends: Vec<Backend>,
+    /// Admin URL of a PostgreSQL server where databases may be created.
+    pub postgres_url: String,
+    /// The `pouchdb-server` script, or `None` to skip the peer.
+    pub peer: Option<PathBuf>,
+    /// push: phones and operations queued on each.
+    pub phones: usize,
+    pub ops_per_phone: usize,
+    /// pull: records in the zone, and incremental rounds of `changes_per_round` changes.
+    pub records: usize,
+    pub rounds: usize,
+    pub changes_per_round: usize,
+    /// Upper bound on any one scenario's load loop.
+    pub deadline: Duration,
+}
+
+impl Options {
+    /// The issue's sizes.
+    pub fn full() -> Options {
+        Options {
+            backends: vec![Backend::Sqlite, Backend::Postgres],
+            postgres_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            peer: None,
+            phones: 200,
+            ops_per_phone: 500,
+            records: 100_000,
+            rounds: 100,
+            changes_per_round: 100,
+            deadline: Duration::from_secs(600),
+        }
+    }
+
+    /// A smoke-sized run: every code path, tiny sizes, a few seconds.
+    pub fn quick() -> Options {
+        Options {
+            phones: 4,
+            ops_per_phone: 30,
+            records: 200,
+            rounds: 3,
+            changes_per_round: 10,
+            deadline: Duration::from_secs(60),
+            ..Options::full()
+        }
+    }
+}
+
+/// Runs `scenarios` (names from [`SCENARIOS`]) and returns the table.
+pub async fn run(scenarios: &[&str], opts: &Options) -> anyhow::Result<Report> {
+    let mut report = Report::default();
+    let mut peer = match &opts.peer {
+        Some(script) => Some(peer::Peer::start(script).await?),
+        None => {
+            report.note("peer not measured (pouchdb-server not installed; see bench/run.sh)");
+            None
+        }
+    };
+    for name in scenarios {
+        match *name {
+            "push" => push::run(opts, peer.as_mut(), &mut report).await?,
+            "pull" => pull::run(opts, peer.as_mut(), &mut report).await?,
+            other => anyhow::bail!(
+                "unknown scenario `{other}`; use one of: all, {}",
+                SCENARIOS.join(", ")
+            ),
+        }
+    }
+    if let Some(p) = peer {
+        p.stop().await;
+    }
+    Ok(report)
+}
+
+/// Nearest-rank percentile of `samples` (seconds), in milliseconds.
+pub fn percentile_ms(samples: &[Duration], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    let mut v: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let s: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile_ms(&s, 50.0), 50.0);
+        assert_eq!(percentile_ms(&s, 99.0), 99.0);
+        assert_eq!(percentile_ms(&s[..1], 99.0), 1.0);
+    }
+}

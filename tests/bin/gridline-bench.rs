@@ -1,0 +1,87 @@
+//! `gridline-bench`: Gridline's numbers next to the limit and a peer (issue 7, BENCHMARKS.md).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use gridline_tests::bench::{self, Backend, Options};
+
+#[derive(Parser)]
+#[command(
+    name = "gridline-bench",
+    about = "Benchmarks Gridline against the limit and a peer, on loopback"
+)]
+struct Args {
+    /// `all`, or one scenario: push, pull.
+    #[arg(default_value = "all")]
+    scenario: String,
+    /// Small sizes: a smoke run of every code path in seconds.
+    #[arg(long)]
+    quick: bool,
+    /// Databases, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    db: Vec<String>,
+    /// Admin URL of a PostgreSQL server where the tool may create (and drops) databases.
+    #[arg(
+        long,
+        env = "GRIDLINE_BENCH_POSTGRES",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres: String,
+    /// The `pouchdb-server` script (bench/run.sh installs it); the peer is skipped without it.
+    #[arg(long, env = "GRIDLINE_BENCH_PEER")]
+    peer: Option<PathBuf>,
+    /// push: phones, and operations queued on each.
+    #[arg(long)]
+    phones: Option<usize>,
+    #[arg(long)]
+    ops: Option<usize>,
+    /// pull: records in the zone; incremental rounds.
+    #[arg(long)]
+    records: Option<usize>,
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Give up on any scenario's load after this many seconds.
+    #[arg(long)]
+    deadline_secs: Option<u64>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut opts = if args.quick {
+        Options::quick()
+    } else {
+        Options::full()
+    };
+    opts.backends = args
+        .db
+        .iter()
+        .map(|d| match d.as_str() {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" => Ok(Backend::Postgres),
+            other => Err(anyhow::anyhow!(
+                "unknown database `{other}`; use sqlite, postgres"
+            )),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    opts.postgres_url = args.postgres;
+    opts.peer = args.peer;
+    opts.phones = args.phones.unwrap_or(opts.phones);
+    opts.ops_per_phone = args.ops.unwrap_or(opts.ops_per_phone);
+    opts.records = args.records.unwrap_or(opts.records);
+    opts.rounds = args.rounds.unwrap_or(opts.rounds);
+    if let Some(s) = args.deadline_secs {
+        opts.deadline = Duration::from_secs(s);
+    }
+    let scenarios: Vec<&str> = if args.scenario == "all" {
+        bench::SCENARIOS.to_vec()
+    } else {
+        vec![args.scenario.as_str()]
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(bench::run(&scenarios, &opts))?;
+    println!("{}", report.to_markdown());
+    Ok(())
+}
