@@ -130,7 +130,8 @@ pub async fn load(state: &AppState) -> anyhow::Result<Vec<DemoLogin>> {
     reference::insert_rulebook(tx.conn(), &demo_rulebook(now), None).await?;
     tx.commit().await?;
 
-    // The current month, with a coefficient per zone (harder zones lose fewer points).
+    // The current month, with a coefficient per zone: Z01 is the easiest (1.0), Z08 the hardest
+    // (0.65); a harder zone loses fewer points for the same finding.
     let start = now.replace_day(1)?.replace_time(time::Time::MIDNIGHT);
     let (ny, nm) = if now.month() == Month::December {
         (now.year() + 1, Month::January)
@@ -151,7 +152,7 @@ pub async fn load(state: &AppState) -> anyhow::Result<Vec<DemoLogin>> {
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut tx = state.db.begin_write().await?;
     for (i, zone_id) in zone_ids.iter().enumerate() {
-        let milli = Milli::from_f64(1.0 + 0.05 * i as f64, 10.0).unwrap_or(1000);
+        let milli = Milli::from_f64(1.0 - 0.05 * i as f64, 10.0).unwrap_or(1000);
         reference::set_coefficient(tx.conn(), *zone_id, period.id, milli, None).await?;
     }
     tx.commit().await?;

@@ -266,7 +266,8 @@ pub struct PeriodInput {
 pub struct Coefficient {
     pub zone_id: Uuid,
     pub period_id: Uuid,
-    /// Difficulty coefficient; weighted points = raw points × coefficient.
+    /// Difficulty coefficient; weighted points = raw points × coefficient, so a harder zone,
+    /// which should lose fewer points for the same finding, gets a coefficient below 1.
     pub coefficient: f64,
 }
 

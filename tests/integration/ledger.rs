@@ -497,8 +497,8 @@ async fn rankings_are_identical_when_recomputed_and_exports_agree(app: TestApp) 
         .find(|z| z["zone_code"] == "Z05")
         .unwrap()
         .clone();
-    // Two media reports at 2 points, Z05's coefficient 1.2: 100 − 4.8.
-    assert_eq!(z05["score"], 95.2);
+    // Two media reports at 2 points, Z05's coefficient 0.8: 100 − 3.2.
+    assert_eq!(z05["score"], 96.8);
     assert_eq!(
         ranking["zones"].as_array().unwrap().last().unwrap()["zone_code"],
         "Z05"
@@ -560,7 +560,7 @@ async fn rankings_are_identical_when_recomputed_and_exports_agree(app: TestApp) 
             "{what}: {csv_total} vs {xlsx_total}"
         );
     }
-    // 4 media reports weighted by 1.05, 1.2, 1.2, 1.3 (Z02, Z05, Z05, Z07).
+    // 4 media reports weighted by 0.95, 0.8, 0.8, 0.7 (Z02, Z05, Z05, Z07).
     let (_, csv_bytes) = get_bytes(
         &app,
         &format!("/v1/exports/ledger?period_id={pid}&format=csv"),
