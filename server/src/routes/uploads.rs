@@ -72,7 +72,8 @@ fn require_tus(headers: &HeaderMap) -> ApiResult<()> {
     }
 }
 
-fn header_i64(headers: &HeaderMap, name: &HeaderName) -> ApiResult<Option<i64>> {
+/// Public for the fuzz targets (fuzz/fuzz_targets/tus_headers.rs), like the parsers below.
+pub fn header_i64(headers: &HeaderMap, name: &HeaderName) -> ApiResult<Option<i64>> {
     header_str(headers, name)
         .map(|v| {
             v.parse::<i64>()
@@ -89,7 +90,7 @@ fn is_offset_stream(headers: &HeaderMap) -> bool {
 }
 
 /// `Upload-Metadata: key base64,key2 base64` → the value of `key`.
-fn metadata_value(metadata: &str, key: &str) -> Option<String> {
+pub fn metadata_value(metadata: &str, key: &str) -> Option<String> {
     metadata.split(',').find_map(|pair| {
         let mut it = pair.trim().splitn(2, ' ');
         (it.next()? == key)
@@ -100,7 +101,7 @@ fn metadata_value(metadata: &str, key: &str) -> Option<String> {
 }
 
 /// `Upload-Checksum: sha256 <base64>` → the digest.
-fn checksum(headers: &HeaderMap) -> ApiResult<Option<Vec<u8>>> {
+pub fn checksum(headers: &HeaderMap) -> ApiResult<Option<Vec<u8>>> {
     let Some(value) = header_str(headers, &UPLOAD_CHECKSUM) else {
         return Ok(None);
     };
