@@ -260,6 +260,9 @@ async fn tampering_is_found_by_verify(app: TestApp) {
     let (_, report) = app.get("/v1/ledger/verify", Some(&sup)).await;
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["checked"], 3);
+    let (ok, out) = ledger_verify_cli(&app).await;
+    assert!(ok, "`gridline ledger verify` on an intact chain: {out}");
+    assert!(out.contains("3 entries"), "{out}");
 
     // Someone with database access disables the guard and lowers a deduction.
     let pool = &app.state.db.pool;
@@ -284,6 +287,32 @@ async fn tampering_is_found_by_verify(app: TestApp) {
     let (_, report) = app.get("/v1/ledger/verify", Some(&sup)).await;
     assert_eq!(report["ok"], false);
     assert_eq!(report["first_bad"]["seq"], 2);
+    let (ok, out) = ledger_verify_cli(&app).await;
+    assert!(
+        !ok,
+        "`gridline ledger verify` must fail on a tampered chain: {out}"
+    );
+    assert!(out.contains("seq 2"), "it names the first bad entry: {out}");
+}
+
+/// Runs `gridline ledger verify` (the real CLI) against the test server's database; returns
+/// whether it exited successfully and everything it printed.
+async fn ledger_verify_cli(app: &TestApp) -> (bool, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_gridline-under-test"))
+        .args(["ledger", "verify"])
+        .env("GRIDLINE_DATA_DIR", &app.state.config.data_dir)
+        .env("GRIDLINE_DATABASE_URL", app.state.config.database_url())
+        .env("GRIDLINE_BLOB__BACKEND", "memory")
+        .env("GRIDLINE_LOG", "warn")
+        .output()
+        .await
+        .expect("run gridline ledger verify");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
 }
 
 async fn reversals_are_single_and_final(app: TestApp) {
