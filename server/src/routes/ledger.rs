@@ -538,6 +538,18 @@ async fn approve(
     Ok(Json(view))
 }
 
+/// A rejection or reversal must say why: 1 to 2000 characters after trimming.
+fn required_reason(reason: &str) -> ApiResult<&str> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 2000 {
+        return Err(ApiError::invalid(
+            "reason",
+            "required, at most 2000 characters",
+        ));
+    }
+    Ok(reason)
+}
+
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionInput {
@@ -556,13 +568,7 @@ async fn reject(
     Json(input): Json<DecisionInput>,
 ) -> ApiResult<Json<Proposal>> {
     require_supervisor(&user)?;
-    let reason = input.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 2000 {
-        return Err(ApiError::invalid(
-            "reason",
-            "required, at most 2000 characters",
-        ));
-    }
+    let reason = required_reason(&input.reason)?;
     let scope = user.scope(&state).await?;
     let mut tx = state.db.begin_write().await?;
     let p = store::proposal(tx.conn(), id)
@@ -695,13 +701,7 @@ async fn reverse(
     Json(input): Json<ReversalInput>,
 ) -> ApiResult<(StatusCode, Json<LedgerEntry>)> {
     require_supervisor(&user)?;
-    let reason = input.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 2000 {
-        return Err(ApiError::invalid(
-            "reason",
-            "required, at most 2000 characters",
-        ));
-    }
+    let reason = required_reason(&input.reason)?;
     let scope = user.scope(&state).await?;
     let now = now_ms();
     let mut tx = state.db.begin_write().await?;
