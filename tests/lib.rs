@@ -104,6 +104,16 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+        Self::spawn_wrapping(db, tweak, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn_with`], with `wrap` changing the built state before the server
+    /// starts (e.g. putting the blob store behind a switch).
+    pub async fn spawn_wrapping(
+        db: Db,
+        tweak: impl FnOnce(&mut Config),
+        wrap: impl FnOnce(&mut AppState),
+    ) -> Option<TestApp> {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
@@ -122,7 +132,8 @@ impl TestApp {
             pg = Some((admin, name));
         }
         tweak(&mut config);
-        let state = AppState::build(config).await.expect("build state");
+        let mut state = AppState::build(config).await.expect("build state");
+        wrap(&mut state);
         gridline_server::demo::load(&state)
             .await
             .expect("demo data");
@@ -444,6 +455,21 @@ impl Phone {
         }
         (changes, cursor.unwrap_or_default())
     }
+}
+
+/// A noisy RGB JPEG (noise does not compress: its size grows with the pixel count), the same
+/// bytes for the same seed.
+pub fn noisy_jpeg(width: u32, height: u32, seed: u64) -> Vec<u8> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, rng.gen()])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+        .encode(img.as_raw(), width, height, image::ExtendedColorType::Rgb8)
+        .expect("encode a JPEG");
+    out
 }
 
 /// A `case.create@1` payload for a point inside demo zone `zone` (index 0..8).

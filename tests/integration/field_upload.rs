@@ -9,8 +9,7 @@ use gridline_sync::client::{
     photo_from_file, Client, HttpTransport, PhotoState, RecordingSleeper, RetryPolicy, Store,
 };
 use gridline_sync::ops::{CaseCreateV1, Location, Operation, PhotoRole, Severity};
-use gridline_tests::{on_both_backends, TestApp};
-use rand::{Rng, SeedableRng};
+use gridline_tests::{noisy_jpeg as jpeg, on_both_backends, TestApp};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,19 +20,6 @@ on_both_backends!(a_queued_case_s_photos_upload_and_resume_after_cuts_and_a_rest
 
 /// Client chunk size: several chunks per photo.
 const CHUNK: u64 = 64 * 1024;
-
-/// A noisy RGB JPEG (noise does not compress, so it is a few hundred KB).
-fn jpeg(width: u32, height: u32, seed: u64) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let img = image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, rng.gen()])
-    });
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
-        .encode(img.as_raw(), width, height, image::ExtendedColorType::Rgb8)
-        .unwrap();
-    out
-}
 
 /// A TCP proxy in front of the server that can cut every connection once a number of bytes has
 /// gone from the phone to the server, as a phone losing signal mid-upload.

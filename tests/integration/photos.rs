@@ -12,7 +12,7 @@ use bytes::Bytes;
 use gridline_server::config::{BlobBackend, Config};
 use gridline_server::store::photos as photo_store;
 use gridline_tests::garage::Garage;
-use gridline_tests::{Db, TestApp};
+use gridline_tests::{noisy_jpeg as jpeg, Db, TestApp};
 use object_store::path::Path;
 use object_store::ObjectStore;
 use rand::{Rng, SeedableRng};
@@ -65,19 +65,6 @@ async fn app_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
 
 fn sha_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-/// A noisy RGB JPEG (noise does not compress: size grows with the pixel count).
-fn jpeg(width: u32, height: u32, seed: u64) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let img = image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, rng.gen()])
-    });
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
-        .encode(img.as_raw(), width, height, image::ExtendedColorType::Rgb8)
-        .unwrap();
-    out
 }
 
 fn png(width: u32, height: u32) -> Vec<u8> {

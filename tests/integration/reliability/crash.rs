@@ -1,6 +1,17 @@
-//! The server killed with SIGKILL at random moments under load from many phones, and
-//! restarted: every operation a phone saw acknowledged is stored exactly once, the device
-//! sequences match the phones, and no partial state is visible.
+//! The server killed with SIGKILL at random moments under load from many phones and a
+//! supervisor, and restarted. The phones capture cases with real photos, sync and upload them
+//! (tus, resuming); the supervisor files synced cases, proposes deductions and approves them,
+//! retrying every failure. Afterwards: every operation a phone saw acknowledged is stored
+//! exactly once and the device sequences match the phones; every photo whose upload was
+//! acknowledged is verified in the database and in the blob store (read directly) with bytes
+//! hashing to its name; each approved proposal posted exactly one ledger entry and every
+//! acknowledged approval is there; the ledger chain verifies (in the database, through
+//! `GET /v1/ledger/verify` and with the real `gridline ledger verify`); and no partial state
+//! is visible (cases, uploads, approvals).
+//!
+//! SQLite runs with the local-disk blob store under the data folder; PostgreSQL with Garage
+//! (S3), as in production, when Garage is installed (else the local disk, or a failure when
+//! `GRIDLINE_REQUIRE_SERVICES=1`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -8,18 +19,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use gridline_server::config::Config;
+use gridline_tests::garage::{self, Garage};
 use gridline_tests::{create_postgres_database, drop_postgres_database, postgres_admin_url};
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
-use super::{check_exactly_once, seed, SimPhone, SyncTally};
+use super::supervisor::Supervisor;
+use super::{check_exactly_once, check_ledger, check_photos, seed, SimPhone, SyncTally};
 
 const CRASHES: usize = 24;
 const PHONES: usize = 8;
+/// Cases the supervisor takes through filing, proposal and approval.
+const DEDUCTIONS: usize = 40;
 /// The whole run, crashes and drain included, must end within this.
-const BUDGET: Duration = Duration::from_secs(90);
+const BUDGET: Duration = Duration::from_secs(150);
 
 /// `gridline-under-test serve` in its own process, on a fixed port and data folder so a
 /// restart finds everything where the killed one left it.
@@ -28,10 +44,16 @@ struct ServerProcess {
     listen: String,
     data_dir: PathBuf,
     database_url: Option<String>,
+    /// More `GRIDLINE_*` settings (the blob store).
+    env: Vec<(String, String)>,
 }
 
 impl ServerProcess {
-    fn new(data_dir: &Path, database_url: Option<String>) -> ServerProcess {
+    fn new(
+        data_dir: &Path,
+        database_url: Option<String>,
+        env: Vec<(String, String)>,
+    ) -> ServerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -41,6 +63,7 @@ impl ServerProcess {
             listen: format!("127.0.0.1:{port}"),
             data_dir: data_dir.to_owned(),
             database_url,
+            env,
         }
     }
 
@@ -70,6 +93,7 @@ impl ServerProcess {
         if let Some(url) = &self.database_url {
             cmd.env("GRIDLINE_DATABASE_URL", url);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.spawn().expect("spawn gridline-under-test");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
@@ -104,7 +128,7 @@ impl ServerProcess {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_server_killed_at_random_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    crash_test(dir.path(), None).await;
+    crash_test(dir.path(), None, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,25 +136,68 @@ async fn postgres_server_killed_at_random_loses_and_duplicates_nothing() {
     let Some(admin) = postgres_admin_url() else {
         return;
     };
+    // Production runs PostgreSQL with an S3 store: Garage here, when installed.
+    let garage = Garage::start();
     let (url, name) = create_postgres_database(&admin)
         .await
         .expect("test database");
     let dir = tempfile::tempdir().expect("tempdir");
-    crash_test(dir.path(), Some(url)).await;
+    crash_test(dir.path(), Some(url), garage.as_ref()).await;
     drop_postgres_database(&admin, &name).await;
 }
 
-async fn crash_test(dir: &Path, database_url: Option<String>) {
-    let backend = if database_url.is_some() {
-        "postgres"
-    } else {
-        "sqlite"
+/// The server's settings for the blob store: Garage's bucket, or the local disk by default.
+fn blob_env(garage: Option<&Garage>) -> Vec<(String, String)> {
+    let Some(g) = garage else {
+        return Vec::new();
+    };
+    [
+        ("GRIDLINE_BLOB__BACKEND", "s3"),
+        ("GRIDLINE_BLOB__S3__ENDPOINT", g.endpoint.as_str()),
+        ("GRIDLINE_BLOB__S3__REGION", garage::REGION),
+        ("GRIDLINE_BLOB__S3__BUCKET", garage::BUCKET),
+        ("GRIDLINE_BLOB__S3__ACCESS_KEY_ID", garage::KEY_ID),
+        ("GRIDLINE_BLOB__S3__SECRET_ACCESS_KEY", garage::SECRET_KEY),
+        ("GRIDLINE_BLOB__S3__PATH_STYLE", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// Runs the real `gridline ledger verify` against the data the server left; returns whether
+/// it succeeded and what it printed.
+async fn ledger_verify_cli(dir: &Path, db_url: &str) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gridline-under-test"))
+        .args(["ledger", "verify"])
+        .env_remove("GRIDLINE_CONFIG")
+        .env("GRIDLINE_DATA_DIR", dir)
+        .env("GRIDLINE_DATABASE_URL", db_url)
+        .env("GRIDLINE_BLOB__BACKEND", "memory")
+        .env("GRIDLINE_LOG", "warn")
+        .output()
+        .await
+        .expect("run gridline ledger verify");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+async fn crash_test(dir: &Path, database_url: Option<String>, garage: Option<&Garage>) {
+    let backend = match (&database_url, garage) {
+        (None, _) => "sqlite, local disk",
+        (Some(_), None) => "postgres, local disk",
+        (Some(_), Some(_)) => "postgres, garage",
     };
     let started = tokio::time::Instant::now();
     let deadline = started + BUDGET;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed(&format!("crash test ({backend})")));
-    let mut server = ServerProcess::new(dir, database_url.clone());
+    let mut server = ServerProcess::new(dir, database_url.clone(), blob_env(garage));
     server.start().await;
+    let url = server.url();
 
     let db_url = database_url
         .clone()
@@ -156,19 +223,21 @@ async fn crash_test(dir: &Path, database_url: Option<String>) {
             .1
     };
 
-    // Phones capture and sync continuously until told to stop, then drain their queues.
+    // Phones capture cases with photos and sync (push, upload, pull) continuously until told
+    // to stop, then drain their queues; the supervisor works on what they synced.
     let stop = Arc::new(AtomicBool::new(false));
     let mut phones = Vec::new();
     for i in 0..PHONES {
         phones.push(
             SimPhone::enrol(
-                &server.url(),
+                &url,
                 &format!("inspector{}", i + 1),
                 zone(i / 2),
                 i / 2,
                 deadline,
             )
-            .await,
+            .await
+            .with_photos(),
         );
     }
     // One task drives every phone (the client's store futures are not `Send`).
@@ -183,6 +252,15 @@ async fn crash_test(dir: &Path, database_url: Option<String>) {
             (phone, tally)
         }
     }));
+    let desk = async {
+        let mut supervisor = Supervisor::new(&url, DEDUCTIONS);
+        while !stop.load(Ordering::Relaxed) {
+            supervisor.round().await;
+            // A person at a desk, not a loop: a short pause between rounds.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        supervisor
+    };
     let crasher = async {
         let mut crashes = 0;
         for _ in 0..CRASHES {
@@ -199,30 +277,83 @@ async fn crash_test(dir: &Path, database_url: Option<String>) {
         stop.store(true, Ordering::Relaxed);
         crashes
     };
-    let (phones, crashes) = tokio::join!(load, crasher);
+    let (phones, mut supervisor, crashes) = tokio::join!(load, desk, crasher);
     let mut expected = Vec::new();
+    let mut photos = Vec::new();
     let mut tally = SyncTally::default();
     let mut interrupted = 0;
+    let mut server_errors = Vec::new();
     for (phone, t) in phones {
         tally.merge(&t);
         tally.merge(&phone.drain(deadline).await);
         interrupted += phone.network_errors();
+        server_errors.extend(phone.server_errors());
         expected.push(phone.expected().await);
+        photos.extend(phone.expected_photos().await);
     }
+    supervisor.drain(deadline).await;
+    let (_, verify) = {
+        let token = gridline_tests::into_json(
+            reqwest::Client::new()
+                .post(format!("{url}/v1/auth/login"))
+                .json(&serde_json::json!({
+                    "username": "supervisor1",
+                    "password": gridline_server::demo::DEMO_PASSWORD,
+                }))
+                .send()
+                .await
+                .expect("login"),
+        )
+        .await
+        .1["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        gridline_tests::into_json(
+            reqwest::Client::new()
+                .get(format!("{url}/v1/ledger/verify"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("verify"),
+        )
+        .await
+    };
     server.kill().await;
 
     let db = gridline_server::store::Db::connect(&db_url, 2)
         .await
         .expect("database");
     let checked = check_exactly_once(&db.pool, &expected).await;
+    let blobs = {
+        let mut config = Config {
+            data_dir: dir.to_owned(),
+            ..Config::default()
+        };
+        if let Some(g) = garage {
+            g.configure(&mut config);
+        }
+        gridline_server::blob::open(&config).expect("blob store")
+    };
+    let photo_check = check_photos(&db.pool, blobs.as_ref(), &photos).await;
+    let ledger = check_ledger(&db.pool, &supervisor.approvals).await;
     db.pool.close().await;
+    let (cli_ok, cli_out) = ledger_verify_cli(dir, &db_url).await;
     println!(
         "crash test ({backend}): {crashes} crashes survived; {} operations from {} phones \
-         checked, {} cases; {interrupted} requests cut off or refused and retried; syncs: {} ok, \
-         {} failed; {:.1} s",
+         checked, {} cases; {} photos uploaded and verified in the store ({} uploads resumed \
+         after an interruption, {} upload rows checked); {} approvals acknowledged, {} ledger entries, chain intact; \
+         {interrupted} phone requests and {} supervisor requests cut off or refused and \
+         retried; syncs: {} ok, {} failed; {:.1} s",
         checked.operations,
         checked.devices,
         checked.cases,
+        photo_check.acknowledged,
+        tally.uploads_resumed,
+        photo_check.uploads,
+        ledger.acknowledged,
+        ledger.entries,
+        supervisor.failed_requests,
         tally.ok,
         tally.failed,
         started.elapsed().as_secs_f64()
@@ -231,10 +362,31 @@ async fn crash_test(dir: &Path, database_url: Option<String>) {
         !tally.server_was_behind,
         "the server lost operations it had acknowledged"
     );
+    assert!(
+        server_errors.is_empty(),
+        "phones got 5xx answers other than 503 + Retry-After: {server_errors:?}"
+    );
+    assert!(
+        supervisor.wrong.is_empty(),
+        "the supervisor got answers it must not: {:#?}",
+        supervisor.wrong
+    );
     assert!(crashes >= 20);
     assert!(
         interrupted >= crashes as u64,
         "only {interrupted} requests met a crash: the crashes did not meet the load"
     );
     assert!(checked.operations >= PHONES * 10, "{checked:?}");
+    // Drained: every photo declared was uploaded and acknowledged.
+    let unacked: Vec<_> = photos.iter().filter(|p| !p.acknowledged).collect();
+    assert!(unacked.is_empty(), "photos never uploaded: {unacked:?}");
+    assert!(photo_check.acknowledged >= PHONES * 3, "{photo_check:?}");
+    assert_eq!(ledger.acknowledged, DEDUCTIONS, "{ledger:?}");
+    assert_eq!(verify["ok"], true, "GET /v1/ledger/verify: {verify}");
+    assert_eq!(verify["checked"], ledger.entries, "{verify}");
+    assert!(cli_ok, "gridline ledger verify failed: {cli_out}");
+    assert!(
+        cli_out.contains(&format!("{} entries", ledger.entries)),
+        "{cli_out}"
+    );
 }

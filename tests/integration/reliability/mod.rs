@@ -2,22 +2,26 @@
 //! duplicate nothing and never answer 500.
 //!
 //! The helpers here are shared by the scenarios: [`SimPhone`] (the reference phone client over
-//! HTTP) and [`check_exactly_once`], which compares what phones hold with what the server
-//! stored, straight from the database.
+//! HTTP, optionally with real photos to upload), and the checkers, which compare what the
+//! clients saw acknowledged with what the server stored, straight from the database and the
+//! blob store: [`check_exactly_once`] (sync operations), [`check_photos`] (uploads) and
+//! [`check_ledger`] (deductions and the hash chain).
 
 mod crash;
 mod dependencies;
 mod malformed;
 mod network;
+mod supervisor;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use gridline_sync::client::{
-    Client, ClientError, HttpTransport, OutboxState, RetryPolicy, Store, TokioSleeper, Transport,
-    TransportError,
+    photo_from_file, Client, ClientError, HttpTransport, LocalPhoto, OutboxState, PhotoState,
+    RetryPolicy, Store, TokioSleeper, Transport, TransportError,
 };
 use gridline_sync::ops::{
     CaseCommentV1, CaseCreateV1, Location, Operation, PhotoManifest, PhotoRole, Severity,
@@ -26,6 +30,7 @@ use gridline_sync::{
     EnrolDeviceRequest, EnrolDeviceResponse, LoginRequest, OpStatus, OperationBody, PullQuery,
     PullResponse, PushRequest, PushResponse, RefreshRequest, SignedOperation, TokenResponse,
 };
+use object_store::ObjectStore;
 use rand::Rng;
 use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
@@ -41,6 +46,10 @@ pub fn seed(test: &str) -> u64 {
     seed
 }
 
+/// Bytes per upload `PATCH`: the test photos take a few, so crashes and cuts meet uploads
+/// part-way.
+const UPLOAD_CHUNK: u64 = 8 * 1024;
+
 /// Short backoff: these phones retry against a local server, not a city's 3G.
 fn quick_retries() -> RetryPolicy {
     RetryPolicy {
@@ -50,16 +59,33 @@ fn quick_retries() -> RetryPolicy {
     }
 }
 
-/// [`HttpTransport`] that counts the requests that got no answer (refused, reset, cut).
+/// [`HttpTransport`] that counts the requests that got no answer (refused, reset, cut), the
+/// 503 + Retry-After answers, and keeps any other 5xx (which must never come).
 pub struct CountingTransport {
     inner: HttpTransport,
     pub network_errors: Arc<AtomicU64>,
+    pub unavailable: Arc<AtomicU64>,
+    pub server_errors: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl CountingTransport {
     fn count<T>(&self, r: Result<T, TransportError>) -> Result<T, TransportError> {
-        if let Err(TransportError::Network(_)) = &r {
-            self.network_errors.fetch_add(1, Ordering::Relaxed);
+        match &r {
+            Err(TransportError::Network(_)) => {
+                self.network_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TransportError::Busy {
+                status: 503,
+                retry_after: Some(_),
+            }) => {
+                self.unavailable.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e @ TransportError::Busy { status, .. }) if *status >= 500 => {
+                if let Ok(mut errors) = self.server_errors.lock() {
+                    errors.push(format!("{e:?}"));
+                }
+            }
+            _ => {}
         }
         r
     }
@@ -114,7 +140,12 @@ pub struct SimPhone {
     zone_id: Uuid,
     zone_index: usize,
     cases: Vec<Uuid>,
-    _dir: tempfile::TempDir,
+    /// New cases carry a real JPEG file (uploaded by the client's sync) instead of a declared
+    /// hash whose bytes never come.
+    with_photos: bool,
+    /// The photo files declared so far: (SHA-256, size).
+    photos: Vec<(String, u64)>,
+    dir: tempfile::TempDir,
 }
 
 impl SimPhone {
@@ -140,8 +171,12 @@ impl SimPhone {
         let transport = CountingTransport {
             inner: HttpTransport::with_client(base_url, http),
             network_errors: Arc::new(AtomicU64::new(0)),
+            unavailable: Arc::new(AtomicU64::new(0)),
+            server_errors: Arc::default(),
         };
-        let client = Client::new(store, transport, TokioSleeper).with_policy(quick_retries());
+        let client = Client::new(store, transport, TokioSleeper)
+            .with_policy(quick_retries())
+            .with_upload_chunk(UPLOAD_CHUNK);
         loop {
             match client
                 .enrol(
@@ -165,8 +200,16 @@ impl SimPhone {
             zone_id,
             zone_index,
             cases: Vec::new(),
-            _dir: dir,
+            with_photos: false,
+            photos: Vec::new(),
+            dir,
         }
+    }
+
+    /// From now on every new case declares a real photo, which `sync` uploads.
+    pub fn with_photos(mut self) -> SimPhone {
+        self.with_photos = true;
+        self
     }
 
     /// Captures `n` operations offline: new cases, and comments on earlier ones.
@@ -183,16 +226,46 @@ impl SimPhone {
             } else {
                 let case_id = Uuid::now_v7();
                 self.cases.push(case_id);
-                self.new_case(case_id)
+                let photo = self.with_photos.then(|| self.photo_file(case_id));
+                if let Some(p) = &photo {
+                    self.photos
+                        .push((p.manifest.sha256.clone(), p.manifest.size));
+                }
+                let op = self.new_case(case_id, photo.as_ref());
+                self.client
+                    .capture(op, photo.as_slice())
+                    .await
+                    .expect("capture");
+                continue;
             };
             self.client.capture(op, &[]).await.expect("capture");
         }
     }
 
-    fn new_case(&self, case_id: Uuid) -> Operation {
+    /// A photo of the case on the phone's disk: a noisy JPEG of a few chunks, unique per case.
+    fn photo_file(&self, case_id: Uuid) -> LocalPhoto {
+        let seed = u64::from_le_bytes(case_id.as_bytes()[8..].try_into().expect("8 bytes"));
+        let bytes = gridline_tests::noisy_jpeg(160, 120, seed);
+        let path = self.dir.path().join(format!("{case_id}.jpg"));
+        std::fs::write(&path, bytes).expect("write photo");
+        photo_from_file(&path, PhotoRole::Before, OffsetDateTime::now_utc()).expect("photo")
+    }
+
+    fn new_case(&self, case_id: Uuid, photo: Option<&LocalPhoto>) -> Operation {
         use sha2::Digest;
         let (a, b, c, d) = gridline_server::demo::zone_rect(self.zone_index);
         let now = OffsetDateTime::now_utc();
+        let manifest = match photo {
+            Some(p) => p.manifest.clone(),
+            // A declared photo whose bytes never come.
+            None => PhotoManifest {
+                sha256: hex::encode(sha2::Sha256::digest(case_id.as_bytes())),
+                size: 123_456,
+                captured_at: now,
+                gps: None,
+                role: PhotoRole::Before,
+            },
+        };
         Operation::CaseCreateV1(CaseCreateV1 {
             case_id,
             zone_id: self.zone_id,
@@ -206,13 +279,7 @@ impl SimPhone {
             description: "overflowing bin".into(),
             severity: Severity::Medium,
             captured_at: now,
-            photos: vec![PhotoManifest {
-                sha256: hex::encode(sha2::Sha256::digest(case_id.as_bytes())),
-                size: 123_456,
-                captured_at: now,
-                gps: None,
-                role: PhotoRole::Before,
-            }],
+            photos: vec![manifest],
             round_id: None,
         })
     }
@@ -230,11 +297,23 @@ impl SimPhone {
             .load(Ordering::Relaxed)
     }
 
-    pub async fn pending(&self) -> u64 {
-        self.client.status().await.expect("status").pending
+    /// 5xx answers other than 503 with Retry-After: there must be none.
+    pub fn server_errors(&self) -> Vec<String> {
+        self.client
+            .transport()
+            .server_errors
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
     }
 
-    /// Syncs until nothing is pending, or panics at `deadline`.
+    /// Operations not acknowledged yet, plus photos not confirmed verified yet.
+    pub async fn pending(&self) -> u64 {
+        let status = self.client.status().await.expect("status");
+        status.pending + status.photos.pending
+    }
+
+    /// Syncs until nothing is pending (operations and photos), or panics at `deadline`.
     pub async fn drain(&self, deadline: tokio::time::Instant) -> SyncTally {
         let mut tally = SyncTally::default();
         loop {
@@ -249,6 +328,33 @@ impl SimPhone {
                 self.pending().await
             );
         }
+    }
+
+    /// Every photo this phone declared, and whether the server confirmed it verified. None may
+    /// have been refused: they are all valid JPEGs declared by applied cases.
+    pub async fn expected_photos(&self) -> Vec<ExpectedPhoto> {
+        let mut out = Vec::new();
+        for (sha, size) in &self.photos {
+            let photo = self
+                .client
+                .store()
+                .photo(sha)
+                .await
+                .expect("photo")
+                .expect("declared photo");
+            assert_ne!(
+                photo.state,
+                PhotoState::Refused,
+                "{}: photo {sha} refused: {photo:?}",
+                self.username
+            );
+            out.push(ExpectedPhoto {
+                sha256: sha.clone(),
+                size: *size,
+                acknowledged: photo.state == PhotoState::Uploaded,
+            });
+        }
+        out
     }
 
     /// What the server must hold for this phone.
@@ -288,6 +394,8 @@ pub struct SyncTally {
     /// The server once held fewer operations than the phone had receipts for: an
     /// acknowledged operation was lost. Must never happen.
     pub server_was_behind: bool,
+    /// Photo uploads continued from where an interrupted one stopped.
+    pub uploads_resumed: u64,
     pub errors: HashMap<String, u64>,
 }
 
@@ -298,6 +406,7 @@ impl SyncTally {
                 self.ok += 1;
                 self.last_ok = true;
                 self.server_was_behind |= report.push.server_was_behind;
+                self.uploads_resumed += report.upload.resumed;
             }
             Err(e) => {
                 self.failed += 1;
@@ -315,6 +424,7 @@ impl SyncTally {
         self.ok += other.ok;
         self.failed += other.failed;
         self.server_was_behind |= other.server_was_behind;
+        self.uploads_resumed += other.uploads_resumed;
         for (k, v) in &other.errors {
             *self.errors.entry(k.clone()).or_default() += v;
         }
@@ -558,15 +668,343 @@ pub async fn check_exactly_once(pool: &AnyPool, devices: &[ExpectedDevice]) -> C
             problems.push(format!("case {id}: photo manifest missing"));
         }
     }
-    // EXTENSION POINT (photos and ledger branches, issue 6): once photo uploads and the ledger
-    // land, also check here that every photo whose upload was acknowledged is in the object
-    // store with the right hash, and that the ledger chain verifies.
+    // Photo bytes and the ledger have checkers of their own: `check_photos`, `check_ledger`.
+    fail_on(problems);
+    checked
+}
+
+/// Panics listing every problem, if any.
+fn fail_on(problems: Vec<String>) {
     assert!(
         problems.is_empty(),
         "{} problems:\n{}",
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// A photo a client declared; `acknowledged` when the server confirmed it verified.
+#[derive(Debug, Clone)]
+pub struct ExpectedPhoto {
+    pub sha256: String,
+    pub size: u64,
+    pub acknowledged: bool,
+}
+
+/// What [`check_photos`] looked at.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PhotosChecked {
+    /// Photos acknowledged to the clients, each found stored once with the right bytes.
+    pub acknowledged: usize,
+    /// Photo rows marked verified in the database, each with its bytes in the store.
+    pub verified_rows: usize,
+    /// Upload rows checked for partial state (complete or still receiving).
+    pub uploads: usize,
+}
+
+/// The SHA-256 (hex) and length of the object at `key`, or why it cannot be read.
+async fn blob_digest(blobs: &dyn ObjectStore, key: &str) -> Result<(String, usize), String> {
+    use sha2::Digest;
+    let got = blobs
+        .get(&object_store::path::Path::from(key))
+        .await
+        .map_err(|e| e.to_string())?;
+    let bytes = got.bytes().await.map_err(|e| e.to_string())?;
+    Ok((hex::encode(sha2::Sha256::digest(&bytes)), bytes.len()))
+}
+
+/// Compares the photos clients saw acknowledged with the database and the blob store itself:
+/// each is a `verified` row with its size, and `photos/{sha256}` holds bytes hashing to it.
+/// No partial state: every `verified` row has its bytes, and every original its row; every
+/// complete upload's photo is
+/// verified; every upload still receiving has contiguous pieces, all in the store, adding up
+/// to what it says it received. Panics with every discrepancy found.
+pub async fn check_photos(
+    pool: &AnyPool,
+    blobs: &dyn ObjectStore,
+    expected: &[ExpectedPhoto],
+) -> PhotosChecked {
+    let mut problems = Vec::new();
+    let mut checked = PhotosChecked::default();
+    let mut rows: HashMap<String, (String, i64)> = HashMap::new();
+    for r in sqlx::query("SELECT sha256, status, size FROM photos")
+        .fetch_all(pool)
+        .await
+        .expect("photos")
+    {
+        let sha: String = r.try_get("sha256").expect("sha256");
+        let status: String = r.try_get("status").expect("status");
+        let size: i64 = r.try_get("size").expect("size");
+        rows.insert(sha, (status, size));
+    }
+    let mut seen = HashSet::new();
+    for p in expected.iter().filter(|p| p.acknowledged) {
+        if !seen.insert(p.sha256.as_str()) {
+            continue;
+        }
+        checked.acknowledged += 1;
+        match rows.get(&p.sha256) {
+            Some((status, size)) if status == "verified" && *size == p.size as i64 => {}
+            other => problems.push(format!(
+                "photo {} acknowledged, but the database has {other:?}",
+                p.sha256
+            )),
+        }
+    }
+    for (sha, (status, size)) in &rows {
+        if status != "verified" {
+            continue;
+        }
+        checked.verified_rows += 1;
+        match blob_digest(
+            blobs,
+            &gridline_server::photos::original_path(sha).to_string(),
+        )
+        .await
+        {
+            Ok((digest, len)) if digest == *sha && len as i64 == *size => {}
+            Ok((digest, len)) => problems.push(format!(
+                "photo {sha} verified, but the store holds {len} bytes hashing to {digest}"
+            )),
+            Err(e) => problems.push(format!("photo {sha} verified, but not in the store: {e}")),
+        }
+    }
+
+    // Each original stored once, under its name, and none without its row: the clients drove
+    // every upload to the end, so an original written by a request killed before it could
+    // record the photo has been recorded by the retry.
+    let listed: Vec<_> = blobs
+        .list(Some(&object_store::path::Path::from("photos")))
+        .collect()
+        .await;
+    for meta in listed {
+        match meta {
+            Ok(meta) => {
+                let sha = meta.location.filename().unwrap_or_default();
+                if rows.get(sha).is_none_or(|(s, _)| s != "verified") {
+                    problems.push(format!("{} stored with no verified photo", meta.location));
+                }
+            }
+            Err(e) => problems.push(format!("cannot list the photo store: {e}")),
+        }
+    }
+
+    let mut parts: HashMap<String, Vec<(i64, i64, String)>> = HashMap::new();
+    for r in sqlx::query("SELECT upload_id, start, length, object_key FROM upload_parts")
+        .fetch_all(pool)
+        .await
+        .expect("upload parts")
+    {
+        parts
+            .entry(r.try_get("upload_id").expect("upload_id"))
+            .or_default()
+            .push((
+                r.try_get("start").expect("start"),
+                r.try_get("length").expect("length"),
+                r.try_get("object_key").expect("object_key"),
+            ));
+    }
+    for r in sqlx::query("SELECT id, sha256, length, received, state FROM uploads")
+        .fetch_all(pool)
+        .await
+        .expect("uploads")
+    {
+        checked.uploads += 1;
+        let id: String = r.try_get("id").expect("id");
+        let sha: String = r.try_get("sha256").expect("sha256");
+        let length: i64 = r.try_get("length").expect("length");
+        let received: i64 = r.try_get("received").expect("received");
+        let state: String = r.try_get("state").expect("state");
+        if received > length {
+            problems.push(format!(
+                "upload {id}: {received} of {length} bytes received"
+            ));
+        }
+        match state.as_str() {
+            "complete" => {
+                if rows.get(&sha).is_none_or(|(s, _)| s != "verified") || received != length {
+                    problems.push(format!(
+                        "upload {id} complete, but photo {sha} is not verified"
+                    ));
+                }
+            }
+            "receiving" => {
+                let mut pieces = parts.remove(&id).unwrap_or_default();
+                pieces.sort();
+                let mut at = 0;
+                for (start, len, key) in &pieces {
+                    if *start != at {
+                        problems.push(format!("upload {id}: a gap or overlap at {at}"));
+                    }
+                    at = start + len;
+                    match blobs
+                        .head(&object_store::path::Path::from(key.as_str()))
+                        .await
+                    {
+                        Ok(meta) if meta.size as i64 == *len => {}
+                        other => problems.push(format!(
+                            "upload {id}: piece {key} recorded but stored as {other:?}"
+                        )),
+                    }
+                }
+                if at != received {
+                    problems.push(format!(
+                        "upload {id}: says {received} bytes received, its pieces hold {at}"
+                    ));
+                }
+            }
+            other => problems.push(format!("upload {id}: state {other}")),
+        }
+    }
+    fail_on(problems);
+    checked
+}
+
+/// A deduction approval a supervisor saw acknowledged (a 200, or a later read showing it).
+#[derive(Debug, Clone)]
+pub struct AckedApproval {
+    pub proposal_id: Uuid,
+    pub entry_id: Uuid,
+    pub case_id: Uuid,
+}
+
+/// What [`check_ledger`] looked at.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LedgerChecked {
+    /// Entries whose chain verified.
+    pub entries: i64,
+    pub approved_proposals: usize,
+    pub acknowledged: usize,
+}
+
+/// The ledger against the proposals and what supervisors saw: the hash chain verifies; every
+/// approved proposal has exactly one entry (the one it names) and no other proposal has any;
+/// every acknowledged approval is there; a case of an acknowledged approval has exactly one
+/// proposal and one entry (retries duplicated nothing); every case with an entry is locked and
+/// has one `deduction_approved` event per entry (no partial approval). Panics with every
+/// discrepancy found.
+pub async fn check_ledger(pool: &AnyPool, acked: &[AckedApproval]) -> LedgerChecked {
+    let opt = |r: &sqlx::any::AnyRow, c: &str| r.try_get::<Option<String>, _>(c).expect(c);
+    let text = |r: &sqlx::any::AnyRow, c: &str| r.try_get::<String, _>(c).expect(c);
+    let mut problems = Vec::new();
+    let mut checked = LedgerChecked::default();
+    let (entries, first_bad) = gridline_server::store::ledger::verify_chain(pool)
+        .await
+        .expect("verify the chain");
+    checked.entries = entries;
+    if let Some(bad) = first_bad {
+        problems.push(format!("the ledger chain breaks: {bad:?}"));
+    }
+    // entry id -> (proposal id, case id)
+    let mut by_entry: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
+    let mut by_proposal: HashMap<String, Vec<String>> = HashMap::new();
+    let mut per_case: HashMap<String, usize> = HashMap::new();
+    for r in sqlx::query("SELECT id, kind, proposal_id, case_id FROM ledger_entries")
+        .fetch_all(pool)
+        .await
+        .expect("ledger entries")
+    {
+        let id = text(&r, "id");
+        let proposal = opt(&r, "proposal_id");
+        let case = opt(&r, "case_id");
+        if text(&r, "kind") == "deduction" {
+            match &proposal {
+                Some(p) => by_proposal.entry(p.clone()).or_default().push(id.clone()),
+                None => problems.push(format!("entry {id}: a deduction without a proposal")),
+            }
+            if let Some(c) = &case {
+                *per_case.entry(c.clone()).or_default() += 1;
+            }
+        }
+        by_entry.insert(id, (proposal, case));
+    }
+    let mut proposals: HashMap<String, (String, Option<String>)> = HashMap::new();
+    let mut proposals_per_case: HashMap<String, usize> = HashMap::new();
+    for r in sqlx::query("SELECT id, case_id, status, ledger_entry_id FROM deduction_proposals")
+        .fetch_all(pool)
+        .await
+        .expect("proposals")
+    {
+        let id = text(&r, "id");
+        let status = text(&r, "status");
+        let entry = opt(&r, "ledger_entry_id");
+        if let Some(c) = opt(&r, "case_id") {
+            *proposals_per_case.entry(c).or_default() += 1;
+        }
+        let posted = by_proposal.get(&id).map(Vec::as_slice).unwrap_or_default();
+        if status == "approved" {
+            checked.approved_proposals += 1;
+            if posted.len() != 1 || entry.as_deref() != posted.first().map(String::as_str) {
+                problems.push(format!(
+                    "proposal {id} approved naming entry {entry:?}, entries posted: {posted:?}"
+                ));
+            }
+        } else if !posted.is_empty() || entry.is_some() {
+            problems.push(format!(
+                "proposal {id} is {status} but has entries {posted:?}"
+            ));
+        }
+        proposals.insert(id, (status, entry));
+    }
+    for p in by_proposal.keys() {
+        if !proposals.contains_key(p) {
+            problems.push(format!("entries {:?} name no proposal", by_proposal[p]));
+        }
+    }
+    for a in acked {
+        checked.acknowledged += 1;
+        let (pid, eid, case) = (
+            a.proposal_id.to_string(),
+            a.entry_id.to_string(),
+            a.case_id.to_string(),
+        );
+        match proposals.get(&pid) {
+            Some((status, Some(entry))) if status == "approved" && *entry == eid => {}
+            other => problems.push(format!(
+                "approval of {pid} acknowledged with entry {eid}, proposal is {other:?}"
+            )),
+        }
+        match by_entry.get(&eid) {
+            Some((Some(p), Some(c))) if *p == pid && *c == case => {}
+            other => problems.push(format!("acknowledged entry {eid}: stored as {other:?}")),
+        }
+        let (n_entries, n_proposals) = (
+            per_case.get(&case).copied().unwrap_or(0),
+            proposals_per_case.get(&case).copied().unwrap_or(0),
+        );
+        if n_entries != 1 || n_proposals != 1 {
+            problems.push(format!(
+                "case {case}: {n_proposals} proposals and {n_entries} entries, one of each expected"
+            ));
+        }
+    }
+    // No partial approval: each entry's case is locked and tells of it once per entry.
+    let mut approved_events: HashMap<String, usize> = HashMap::new();
+    for r in sqlx::query("SELECT case_id FROM case_events WHERE kind = 'deduction_approved'")
+        .fetch_all(pool)
+        .await
+        .expect("events")
+    {
+        *approved_events.entry(text(&r, "case_id")).or_default() += 1;
+    }
+    for (case, n) in &per_case {
+        let locked: Option<i64> = sqlx::query_scalar("SELECT locked_at FROM cases WHERE id = $1")
+            .bind(case)
+            .fetch_optional(pool)
+            .await
+            .expect("case")
+            .flatten();
+        if locked.is_none() {
+            problems.push(format!("case {case}: {n} entries but not locked"));
+        }
+        if approved_events.get(case).copied().unwrap_or(0) != *n {
+            problems.push(format!(
+                "case {case}: {n} entries but {} deduction_approved events",
+                approved_events.get(case).copied().unwrap_or(0)
+            ));
+        }
+    }
+    fail_on(problems);
     checked
 }
 
@@ -638,4 +1076,137 @@ async fn the_exactly_once_check_catches_loss_duplication_and_partial_state() {
         .await
         .expect("delete");
     assert!(fails(vec![honest]).await);
+}
+
+/// Whether `f` panics (a checker finding a problem).
+async fn panics(f: impl std::future::Future) -> bool {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(f)
+        .catch_unwind()
+        .await
+        .is_err()
+}
+
+/// The photo and ledger checkers must be able to fail: a photo acknowledged but unknown, its
+/// bytes gone or corrupt in the store, an acknowledged approval missing from the ledger, a
+/// broken chain and a duplicated deduction are each caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_photo_and_ledger_checks_catch_lost_or_corrupt_bytes_a_broken_chain_and_duplicates() {
+    use gridline_tests::{Db, TestApp};
+    use object_store::path::Path;
+
+    let app = TestApp::spawn(Db::Sqlite).await.expect("app");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut phone = SimPhone::enrol(&app.base, "inspector1", app.zone("Z01"), 0, deadline)
+        .await
+        .with_photos();
+    phone.capture(1).await;
+    phone.drain(deadline).await;
+    let photos = phone.expected_photos().await;
+    assert_eq!(photos.len(), 1);
+    assert!(photos[0].acknowledged, "{photos:?}");
+    let pool = &app.state.db.pool;
+    let blobs = app.state.blobs.as_ref();
+    assert_eq!(check_photos(pool, blobs, &photos).await.acknowledged, 1);
+
+    // A photo acknowledged that the server never stored.
+    let mut unknown = photos.clone();
+    unknown.push(ExpectedPhoto {
+        sha256: "ab".repeat(32),
+        size: 10,
+        acknowledged: true,
+    });
+    assert!(panics(check_photos(pool, blobs, &unknown)).await);
+    // Its bytes lost from the store, then corrupted.
+    let key = gridline_server::photos::original_path(&photos[0].sha256);
+    let original = blobs.get(&key).await.unwrap().bytes().await.unwrap();
+    blobs.delete(&key).await.unwrap();
+    assert!(panics(check_photos(pool, blobs, &photos)).await);
+    let mut corrupt = original.to_vec();
+    corrupt[100] ^= 1;
+    blobs.put(&key, corrupt.into()).await.unwrap();
+    assert!(panics(check_photos(pool, blobs, &photos)).await);
+    // A half-recorded upload: a piece on record that the store does not hold.
+    blobs.put(&key, original.clone().into()).await.unwrap();
+    check_photos(pool, blobs, &photos).await;
+    let upload = Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO uploads (id, sha256, length, received, state, metadata, created_by, \
+         created_at, expires_at) VALUES ($1, $2, 100, 50, 'receiving', '', 'x', 0, 0)",
+    )
+    .bind(&upload)
+    .bind("cd".repeat(32))
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO upload_parts (upload_id, start, length, object_key) VALUES ($1, 0, 50, $2)",
+    )
+    .bind(&upload)
+    .bind(format!("uploads/{upload}/piece"))
+    .execute(pool)
+    .await
+    .unwrap();
+    assert!(panics(check_photos(pool, blobs, &photos)).await);
+    blobs
+        .put(
+            &Path::from(format!("uploads/{upload}/piece")),
+            vec![0u8; 50].into(),
+        )
+        .await
+        .unwrap();
+    check_photos(pool, blobs, &photos).await;
+
+    // The supervisor approves a deduction on the case.
+    let mut supervisor = supervisor::Supervisor::new(&app.base, 1);
+    supervisor.drain(deadline).await;
+    assert!(supervisor.wrong.is_empty(), "{:?}", supervisor.wrong);
+    let approvals = supervisor.approvals.clone();
+    assert_eq!(approvals.len(), 1);
+    assert_eq!(check_ledger(pool, &approvals).await.entries, 1);
+    // An approval acknowledged that the ledger does not hold.
+    let mut lost = approvals.clone();
+    lost.push(AckedApproval {
+        entry_id: Uuid::now_v7(),
+        ..approvals[0].clone()
+    });
+    assert!(panics(check_ledger(pool, &lost)).await);
+    // A tampered entry breaks the chain.
+    sqlx::query("DROP TRIGGER ledger_entries_no_update")
+        .execute(pool)
+        .await
+        .unwrap();
+    let points: i64 =
+        sqlx::query_scalar("SELECT weighted_points_milli FROM ledger_entries WHERE seq = 1")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let set_points = |p: i64| {
+        sqlx::query("UPDATE ledger_entries SET weighted_points_milli = $1 WHERE seq = 1")
+            .bind(p)
+            .execute(pool)
+    };
+    set_points(points + 1).await.unwrap();
+    assert!(panics(check_ledger(pool, &approvals)).await);
+    set_points(points).await.unwrap();
+    check_ledger(pool, &approvals).await;
+    // A second deduction posted for the same case (a retried proposal that duplicated).
+    let token = app.login("supervisor1").await;
+    let (status, again) = app
+        .post(
+            "/v1/deductions",
+            Some(&token),
+            &serde_json::json!({"case_id": approvals[0].case_id, "rule_code": "INSP-GARBAGE"}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{again}");
+    let (status, entry) = app
+        .post(
+            &format!("/v1/deductions/{}/approve", again["id"].as_str().unwrap()),
+            Some(&token),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{entry}");
+    assert!(panics(check_ledger(pool, &approvals)).await);
 }
