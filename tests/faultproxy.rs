@@ -37,8 +37,11 @@ pub struct Faults {
     /// The first request is also replayed on a fresh upstream connection.
     pub duplicate: f64,
     pub max_delay: Duration,
-    /// Cuts fall uniformly below this many bytes (of the direction being cut).
+    /// Cuts of requests fall uniformly below this many bytes.
     pub max_cut_offset: usize,
+    /// Cuts of responses fall uniformly below this many bytes (answers to uploads are a few
+    /// hundred bytes: a larger offset would rarely cut them).
+    pub max_response_cut_offset: usize,
 }
 
 impl Faults {
@@ -52,6 +55,7 @@ impl Faults {
             duplicate: 0.0,
             max_delay: Duration::ZERO,
             max_cut_offset: 1,
+            max_response_cut_offset: 1,
         }
     }
 
@@ -65,6 +69,17 @@ impl Faults {
             duplicate: 0.10,
             max_delay: Duration::from_millis(150),
             max_cut_offset: 3000,
+            max_response_cut_offset: 3000,
+        }
+    }
+
+    /// [`Faults::flaky_network`] for phones uploading photos in chunks of about `chunk` bytes:
+    /// requests are cut anywhere in a chunk, responses anywhere in an upload's short answer.
+    pub fn flaky_uploads(chunk: usize) -> Faults {
+        Faults {
+            max_cut_offset: chunk + 1024,
+            max_response_cut_offset: 400,
+            ..Faults::flaky_network()
         }
     }
 }
@@ -153,6 +168,7 @@ impl Plan {
     fn draw(rng: &mut StdRng, f: &Faults) -> Plan {
         let x: f64 = rng.gen();
         let offset = rng.gen_range(0..f.max_cut_offset.max(1));
+        let response_offset = rng.gen_range(0..f.max_response_cut_offset.max(1));
         let delay = f.max_delay.mul_f64(rng.gen());
         let mut edge = f.drop;
         if x < edge {
@@ -164,7 +180,7 @@ impl Plan {
         }
         edge += f.cut_response;
         if x < edge {
-            return Plan::CutResponse(offset);
+            return Plan::CutResponse(response_offset);
         }
         edge += f.delay;
         if x < edge {

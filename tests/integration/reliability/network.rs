@@ -92,7 +92,7 @@ async fn uploads_through_a_faulty_network(db: Db) {
     let proxy = FaultProxy::start(
         app.addr,
         seed("faulty network, uploads"),
-        Faults::flaky_network(),
+        Faults::flaky_uploads(super::UPLOAD_CHUNK as usize),
     )
     .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
