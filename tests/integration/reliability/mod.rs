@@ -703,12 +703,12 @@ pub struct PhotosChecked {
 }
 
 /// The SHA-256 (hex) and length of the object at `key`, or why it cannot be read.
-async fn blob_digest(blobs: &dyn ObjectStore, key: &str) -> Result<(String, usize), String> {
+async fn blob_digest(
+    blobs: &dyn ObjectStore,
+    key: &object_store::path::Path,
+) -> Result<(String, usize), String> {
     use sha2::Digest;
-    let got = blobs
-        .get(&object_store::path::Path::from(key))
-        .await
-        .map_err(|e| e.to_string())?;
+    let got = blobs.get(key).await.map_err(|e| e.to_string())?;
     let bytes = got.bytes().await.map_err(|e| e.to_string())?;
     Ok((hex::encode(sha2::Sha256::digest(&bytes)), bytes.len()))
 }
@@ -756,12 +756,7 @@ pub async fn check_photos(
             continue;
         }
         checked.verified_rows += 1;
-        match blob_digest(
-            blobs,
-            &gridline_server::photos::original_path(sha).to_string(),
-        )
-        .await
-        {
+        match blob_digest(blobs, &gridline_server::photos::original_path(sha)).await {
             Ok((digest, len)) if digest == *sha && len as i64 == *size => {}
             Ok((digest, len)) => problems.push(format!(
                 "photo {sha} verified, but the store holds {len} bytes hashing to {digest}"
