@@ -32,6 +32,8 @@ use super::{check_exactly_once, check_ledger, check_photos, seed, SimPhone, Sync
 
 const CRASHES: usize = 24;
 const PHONES: usize = 8;
+/// Operations the phones make at least.
+const MIN_OPERATIONS: usize = PHONES * 10;
 /// Cases the supervisor takes through filing, proposal and approval.
 const DEDUCTIONS: usize = 40;
 /// The whole run, crashes and drain included, must end within this.
@@ -240,14 +242,24 @@ async fn crash_test(dir: &Path, database_url: Option<String>, garage: Option<&Ga
             .with_photos(),
         );
     }
+    // (syncs that succeeded, operations captured), for the crasher to wait on.
+    let progress = Arc::new(tokio::sync::watch::Sender::new((0u64, 0u64)));
     // One task drives every phone (the client's store futures are not `Send`).
     let load = futures::future::join_all(phones.into_iter().map(|mut phone| {
         let stop = stop.clone();
+        let progress = progress.clone();
         async move {
             let mut tally = SyncTally::default();
             while !stop.load(Ordering::Relaxed) {
-                phone.capture(1 + rand::random::<usize>() % 3).await;
-                tally.record(phone.sync().await);
+                let n = 1 + rand::random::<usize>() % 3;
+                phone.capture(n).await;
+                let synced = phone.sync().await;
+                let ok = u64::from(synced.is_ok());
+                tally.record(synced);
+                progress.send_modify(|(syncs, ops)| {
+                    *syncs += ok;
+                    *ops += n as u64;
+                });
             }
             (phone, tally)
         }
@@ -263,9 +275,17 @@ async fn crash_test(dir: &Path, database_url: Option<String>, garage: Option<&Ga
     };
     let crasher = async {
         let mut crashes = 0;
+        let mut seen = progress.subscribe();
         for _ in 0..CRASHES {
-            // Let the load run for a random while, then pull the plug.
+            // Let the load run for a random while, and until some phone has synced since the
+            // last restart (on a slow machine a restart can take longer than the wait), then
+            // pull the plug.
+            let synced = seen.borrow_and_update().0;
             tokio::time::sleep(Duration::from_millis(rng.gen_range(50..700))).await;
+            tokio::time::timeout_at(deadline, seen.wait_for(|(s, _)| *s > synced))
+                .await
+                .expect("no phone synced before the deadline")
+                .expect("progress");
             server.kill().await;
             crashes += 1;
             server.start().await;
@@ -274,6 +294,14 @@ async fn crash_test(dir: &Path, database_url: Option<String>, garage: Option<&Ga
                 "crash test over budget after {crashes} crashes"
             );
         }
+        // Enough load for the checks to mean something, however slow the machine.
+        tokio::time::timeout_at(
+            deadline,
+            seen.wait_for(|(_, ops)| *ops >= MIN_OPERATIONS as u64),
+        )
+        .await
+        .expect("too few operations before the deadline")
+        .expect("progress");
         stop.store(true, Ordering::Relaxed);
         crashes
     };
@@ -376,7 +404,7 @@ async fn crash_test(dir: &Path, database_url: Option<String>, garage: Option<&Ga
         interrupted >= crashes as u64,
         "only {interrupted} requests met a crash: the crashes did not meet the load"
     );
-    assert!(checked.operations >= PHONES * 10, "{checked:?}");
+    assert!(checked.operations >= MIN_OPERATIONS, "{checked:?}");
     // Drained: every photo declared was uploaded and acknowledged.
     let unacked: Vec<_> = photos.iter().filter(|p| !p.acknowledged).collect();
     assert!(unacked.is_empty(), "photos never uploaded: {unacked:?}");
