@@ -2,12 +2,13 @@
 //! all behind `object_store::ObjectStore`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::signer::Signer;
-use object_store::ObjectStore;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
 use crate::config::{BlobBackend, Config};
 
@@ -25,9 +26,34 @@ pub fn open(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
     })
 }
 
+/// One S3 request may take this long (a 5 MiB multipart part included) before it is abandoned.
+const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// No retry starts later than this after the first attempt.
+const S3_RETRY_WINDOW: Duration = Duration::from_secs(8);
+
+/// Bounded timeouts and retries, so that a store that stops answering (a partition, not only a
+/// refusal) fails a request within about [`S3_REQUEST_TIMEOUT`] + [`S3_RETRY_WINDOW`]: the
+/// client gets 503 with Retry-After well before its own timeout and the server's request
+/// timeout, instead of waiting out the S3 client's defaults (30 s per request, retries for
+/// up to 3 minutes).
+fn s3_limits(builder: AmazonS3Builder) -> AmazonS3Builder {
+    builder
+        .with_client_options(
+            ClientOptions::new()
+                .with_timeout(S3_REQUEST_TIMEOUT)
+                .with_connect_timeout(S3_CONNECT_TIMEOUT),
+        )
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 3,
+            retry_timeout: S3_RETRY_WINDOW,
+        })
+}
+
 fn s3(config: &Config) -> anyhow::Result<AmazonS3> {
     let s3 = &config.blob.s3;
-    let mut builder = AmazonS3Builder::new()
+    let mut builder = s3_limits(AmazonS3Builder::new())
         .with_bucket_name(&s3.bucket)
         .with_access_key_id(&s3.access_key_id)
         .with_secret_access_key(s3.secret_access_key.expose())

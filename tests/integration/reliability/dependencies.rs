@@ -443,10 +443,21 @@ async fn store_outage_during_uploads(db: Db) {
 }
 
 /// Production's pair, PostgreSQL and an S3 store, with Garage behind the fault proxy refusing
-/// every connection for a while: the S3 client's retries must give up in time for a 503 with
-/// Retry-After, not hold each upload until the request timeout.
+/// every connection for a while.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_garage_unreachable_during_uploads_answers_503_and_recovers() {
+async fn postgres_garage_refusing_connections_during_uploads_answers_503_and_recovers() {
+    garage_unreachable_during_uploads(Mode::Refuse).await;
+}
+
+/// The same with Garage partitioned away (connections accepted, never answered): the S3
+/// client's timeouts and retries must give up in time for a 503 with Retry-After, not hold
+/// each upload past the phone's patience.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_garage_partitioned_during_uploads_answers_503_and_recovers() {
+    garage_unreachable_during_uploads(Mode::Blackhole).await;
+}
+
+async fn garage_unreachable_during_uploads(outage: Mode) {
     let Some(garage) = Garage::start() else {
         return;
     };
@@ -472,12 +483,12 @@ async fn postgres_garage_unreachable_during_uploads_answers_503_and_recovers() {
     };
     uploads_through_an_outage(
         &app,
-        |on| proxy.set_mode(if on { Mode::On } else { Mode::Refuse }),
+        |on| proxy.set_mode(if on { Mode::On } else { outage }),
         bucket.as_ref(),
-        "garage refusing connections",
+        &format!("garage {outage:?}"),
     )
     .await;
-    println!("garage outage proxy: {}", proxy.counts());
+    println!("garage {outage:?} proxy: {}", proxy.counts());
 }
 
 /// Phones upload while `switch(false)` keeps the store away; `store` reads it directly.
