@@ -135,6 +135,15 @@ error_codes! {
     /// The assessment period is closed: it takes no new ledger entries (a correction posts in
     /// the open period).
     PeriodClosed = ("period_closed", 409),
+    /// A deduction proposal with this client-made `proposal_id` exists with different content:
+    /// a resend must repeat the first request exactly (a new proposal takes a new id).
+    ProposalIdReused = ("proposal_id_reused", 409),
+    /// The case already has a pending deduction proposal (`details.proposal_id`): decide that
+    /// one first.
+    ProposalPending = ("proposal_pending", 409),
+    /// The case already has an approved deduction that has not been reversed
+    /// (`details.proposal_id`); a correction reverses that entry first.
+    CaseAlreadyDeducted = ("case_already_deducted", 409),
 }
 
 impl std::fmt::Display for ErrorCode {

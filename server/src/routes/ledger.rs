@@ -7,12 +7,13 @@ use gridline_sync::{ErrorCode, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use sqlx::AnyConnection;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Scope};
 use crate::error::{ApiError, ApiResult, Json, PathParam, Query};
 use crate::ledger::chain::{self, ChainBreak, Entry};
 use crate::ledger::scoring::{self, Ranking};
@@ -46,6 +47,13 @@ fn require_supervisor(user: &AuthUser) -> ApiResult<()> {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposalInput {
+    /// A UUID the client makes for the proposal, so that a resend after a lost answer is
+    /// recognised: the same request under the same id answers `200` with the existing proposal
+    /// and creates nothing; different content under it is refused with `409
+    /// proposal_id_reused`. Without it the server makes the id (and a resend makes another
+    /// proposal, which a case refuses: see `proposal_pending`).
+    #[serde(default)]
+    pub proposal_id: Option<Uuid>,
     /// The case the finding is about; omit for a finding with no case (media, a leader's
     /// criticism, a public complaint), then give `zone_id`.
     #[serde(default)]
@@ -123,10 +131,69 @@ fn period_closed() -> ApiError {
     )
 }
 
+/// SHA-256 of what a proposal request asks for (all of it but `proposal_id`) and who asks:
+/// a resend under the same `proposal_id` must match it.
+fn request_sha256(input: &ProposalInput, user: Uuid) -> String {
+    let canonical = json!({
+        "proposed_by": user,
+        "case_id": input.case_id,
+        "zone_id": input.zone_id,
+        "source": input.source.map(Source::as_str),
+        "rule_code": input.rule_code,
+        "category_code": input.category_code,
+        "found_at": input.found_at.map(ms_from_time),
+        "note": input.note,
+    });
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// The answer to a resent proposal: the proposal made under `id`, as it stands now, when the
+/// request is the same; `proposal_id_reused` when it is not; `None` when there is none.
+async fn replayed(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    id: Uuid,
+    sha: &str,
+) -> ApiResult<Option<Proposal>> {
+    let Some(p) = store::proposal(conn, id).await? else {
+        return Ok(None);
+    };
+    scope.check_visible(p.zone_id, "deduction")?;
+    if p.request_sha256.as_deref() != Some(sha) {
+        return Err(ApiError::new(
+            ErrorCode::ProposalIdReused,
+            "a proposal with this proposal_id exists with different content",
+        )
+        .with_details(json!({ "proposal_id": id })));
+    }
+    Ok(Some(proposal_view(&p)))
+}
+
+/// The refusal of a second deduction on a case that `proposal` holds.
+fn case_held(proposal: Uuid, status: &str) -> ApiError {
+    let (code, message) = if status == "proposed" {
+        (
+            ErrorCode::ProposalPending,
+            "the case already has a pending deduction proposal: decide that one first",
+        )
+    } else {
+        (
+            ErrorCode::CaseAlreadyDeducted,
+            "the case already has an approved deduction: reverse it to correct it",
+        )
+    };
+    ApiError::new(code, message).with_details(json!({ "proposal_id": proposal }))
+}
+
 /// Propose a deduction (supervisors), from a case or directly, citing a rule of the rulebook
-/// in force. The finding's time decides the period, which must be open.
+/// in force. The finding's time decides the period, which must be open. A case takes one
+/// deduction: a second proposal is refused while the first is pending (`proposal_pending`) or
+/// approved and not reversed (`case_already_deducted`). A resend under the same client-made
+/// `proposal_id` answers `200` with the proposal the first request made.
 #[utoipa::path(post, path = "/v1/deductions", tag = "ledger", security(("bearer" = [])), request_body = ProposalInput,
-    responses((status = 201, body = Proposal), (status = 404, body = gridline_sync::ErrorBody),
+    responses((status = 201, body = Proposal),
+        (status = 200, body = Proposal, description = "a resend: the proposal made by the first request under this proposal_id"),
+        (status = 404, body = gridline_sync::ErrorBody),
         (status = 409, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody)))]
 async fn propose(
     State(state): State<AppState>,
@@ -135,6 +202,13 @@ async fn propose(
 ) -> ApiResult<(StatusCode, Json<Proposal>)> {
     require_supervisor(&user)?;
     let scope = user.scope(&state).await?;
+    let sha = request_sha256(&input, user.user_id);
+    if let Some(id) = input.proposal_id {
+        let mut conn = state.db.pool.acquire().await?;
+        if let Some(p) = replayed(&mut conn, &scope, id, &sha).await? {
+            return Ok((StatusCode::OK, Json(p)));
+        }
+    }
     let now = now_ms();
     let (case_id, zone_id, source, category, found_at) = match input.case_id {
         Some(case_id) => {
@@ -225,7 +299,7 @@ async fn propose(
         return Err(period_closed());
     }
     let row = ProposalRow {
-        id: new_id(),
+        id: input.proposal_id.unwrap_or_else(new_id),
         case_id,
         zone_id,
         period_id,
@@ -243,10 +317,35 @@ async fn propose(
         decided_at: None,
         reason: None,
         ledger_entry_id: None,
+        request_sha256: Some(sha.clone()),
     };
     let view = proposal_view(&row);
     let mut tx = state.db.begin_write().await?;
-    store::insert_proposal(tx.conn(), &row).await?;
+    if let Some(case_id) = case_id {
+        // Under the case's lock, so that of two concurrent proposals on a case one is made.
+        review::lock_cases(&mut tx, &[case_id]).await?;
+        if let Some((held_by, status)) = store::open_proposal_of_case(tx.conn(), case_id).await? {
+            if Some(held_by) == input.proposal_id {
+                // A resend that raced its first attempt, which made the proposal.
+                if let Some(p) = replayed(tx.conn(), &scope, held_by, &sha).await? {
+                    return Ok((StatusCode::OK, Json(p)));
+                }
+            }
+            return Err(case_held(held_by, &status));
+        }
+    }
+    if let Err(err) = store::insert_proposal(tx.conn(), &row).await {
+        let taken = matches!(&err, sqlx::Error::Database(db) if db.is_unique_violation());
+        if taken && input.proposal_id.is_some() {
+            // A resend that raced its first attempt: answer as a resend does.
+            drop(tx);
+            let mut conn = state.db.pool.acquire().await?;
+            if let Some(p) = replayed(&mut conn, &scope, row.id, &sha).await? {
+                return Ok((StatusCode::OK, Json(p)));
+            }
+        }
+        return Err(err.into());
+    }
     audit::record(
         tx.conn(),
         Some(user.user_id),
@@ -372,7 +471,8 @@ pub fn entry_view(e: &Entry) -> LedgerEntry {
 /// Approve a proposal (supervisors): the deduction is posted to the ledger with the zone's
 /// coefficient for the period, the roster of the zone at the time of the finding and, for a
 /// case, the case version and the hashes of its evidence, which must be complete and verified.
-/// The case is locked. Of two concurrent approvals exactly one posts; the other gets 409.
+/// The case is locked. Of two concurrent approvals exactly one posts; the other gets 409, and
+/// so does an approval on a case whose deduction stands (`case_already_deducted`).
 #[utoipa::path(post, path = "/v1/deductions/{id}/approve", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = LedgerEntry), (status = 404, body = gridline_sync::ErrorBody),
         (status = 409, body = gridline_sync::ErrorBody)))]
@@ -397,6 +497,21 @@ async fn approve(
     let mut evidence = Vec::new();
     if let Some(case_id) = p.case_id {
         review::lock_cases(&mut tx, &[case_id]).await?;
+        // Read again under the lock: a concurrent approval of this proposal or of another on
+        // the same case may have committed meanwhile.
+        if store::proposal(tx.conn(), id)
+            .await?
+            .is_none_or(|q| q.status != "proposed")
+        {
+            return Err(already());
+        }
+        if let Some(held) = store::standing_deduction_of_case(tx.conn(), case_id).await? {
+            return Err(ApiError::new(
+                ErrorCode::CaseAlreadyDeducted,
+                "the case already has an approved deduction: reverse it to correct it",
+            )
+            .with_details(json!({ "proposal_id": held })));
+        }
         let case = cases::get(tx.conn(), case_id)
             .await?
             .ok_or_else(|| ApiError::not_found("case"))?;
@@ -767,6 +882,10 @@ async fn reverse(
         },
     )
     .await?;
+    if let Some(proposal) = &original.proposal_id {
+        // The case may take a new (corrected) deduction.
+        store::release_case(tx.conn(), proposal).await?;
+    }
     let view = entry_view(&entry);
     audit::record(
         tx.conn(),

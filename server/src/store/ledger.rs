@@ -40,11 +40,13 @@ pub struct ProposalRow {
     pub decided_at: Option<i64>,
     pub reason: Option<String>,
     pub ledger_entry_id: Option<Uuid>,
+    /// SHA-256 of the request that made it (see `routes::ledger::propose`).
+    pub request_sha256: Option<String>,
 }
 
 const PROPOSAL_COLUMNS: &str = "id, case_id, zone_id, period_id, source, rulebook_id, rule_code, \
     raw_points_milli, category_code, found_at, note, status, proposed_by, proposed_at, decided_by, \
-    decided_at, reason, ledger_entry_id";
+    decided_at, reason, ledger_entry_id, request_sha256";
 
 fn opt_uuid(r: &sqlx::any::AnyRow, col: &str) -> R<Option<Uuid>> {
     Ok(r.try_get::<Option<String>, _>(col)?
@@ -75,13 +77,16 @@ fn proposal_from_row(r: &sqlx::any::AnyRow) -> R<ProposalRow> {
         decided_at: r.try_get("decided_at")?,
         reason: r.try_get("reason")?,
         ledger_entry_id: opt_uuid(r, "ledger_entry_id")?,
+        request_sha256: r.try_get("request_sha256")?,
     })
 }
 
+/// Inserts a new proposal; one on a case holds the case (`open_case_id`, unique), so a second
+/// open proposal on the same case fails with a unique violation.
 pub async fn insert_proposal(conn: &mut AnyConnection, p: &ProposalRow) -> R<()> {
     sqlx::query(&format!(
-        "INSERT INTO deduction_proposals ({PROPOSAL_COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+        "INSERT INTO deduction_proposals ({PROPOSAL_COLUMNS}, open_case_id) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $2)"
     ))
     .bind(p.id.to_string())
     .bind(p.case_id.map(|c| c.to_string()))
@@ -101,9 +106,47 @@ pub async fn insert_proposal(conn: &mut AnyConnection, p: &ProposalRow) -> R<()>
     .bind(p.decided_at)
     .bind(p.reason.clone())
     .bind(p.ledger_entry_id.map(|c| c.to_string()))
+    .bind(p.request_sha256.clone())
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The proposal that holds a case: pending, or approved with an entry not reversed.
+pub async fn open_proposal_of_case(
+    conn: &mut AnyConnection,
+    case_id: Uuid,
+) -> R<Option<(Uuid, String)>> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT id, status FROM deduction_proposals WHERE open_case_id = $1")
+            .bind(case_id.to_string())
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(id, status)| (super::uuid_col(&id), status)))
+}
+
+/// Frees the case of a proposal whose ledger entry is reversed: it may be proposed again.
+pub async fn release_case(conn: &mut AnyConnection, proposal_id: &str) -> R<()> {
+    sqlx::query("UPDATE deduction_proposals SET open_case_id = NULL WHERE id = $1")
+        .bind(proposal_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The proposal of a deduction entry on the case that has not been reversed, if any: read
+/// from the ledger itself, so it holds even for entries older than `open_case_id`.
+pub async fn standing_deduction_of_case(
+    conn: &mut AnyConnection,
+    case_id: Uuid,
+) -> R<Option<Option<String>>> {
+    sqlx::query_scalar(
+        "SELECT e.proposal_id FROM ledger_entries e WHERE e.case_id = $1 AND e.kind = 'deduction' \
+         AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.reverses_id = e.id) LIMIT 1",
+    )
+    .bind(case_id.to_string())
+    .fetch_optional(conn)
+    .await
 }
 
 pub async fn proposal<'c, E: Executor<'c, Database = Any>>(
@@ -150,6 +193,7 @@ pub async fn proposals<'c, E: Executor<'c, Database = Any>>(
 }
 
 /// Decides a proposal that is still `proposed`; `false` when someone else decided it first.
+/// A rejection frees the case for a new proposal.
 /// The condition in the UPDATE is what makes two concurrent approvals produce one entry: on
 /// PostgreSQL the second waits for the first's row lock and then finds the status changed.
 pub async fn decide_proposal(
@@ -162,7 +206,9 @@ pub async fn decide_proposal(
 ) -> R<bool> {
     let done = sqlx::query(
         "UPDATE deduction_proposals SET status = $1, decided_by = $2, decided_at = $3, \
-         reason = $4, ledger_entry_id = $5 WHERE id = $6 AND status = 'proposed'",
+         reason = $4, ledger_entry_id = $5, \
+         open_case_id = CASE WHEN $1 = 'rejected' THEN NULL ELSE open_case_id END \
+         WHERE id = $6 AND status = 'proposed'",
     )
     .bind(status)
     .bind(by.to_string())
