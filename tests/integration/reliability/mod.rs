@@ -1185,23 +1185,54 @@ async fn the_photo_and_ledger_checks_catch_lost_or_corrupt_bytes_a_broken_chain_
     assert!(panics(check_ledger(pool, &approvals)).await);
     set_points(points).await.unwrap();
     check_ledger(pool, &approvals).await;
-    // A second deduction posted for the same case (a retried proposal that duplicated).
+    // A second deduction posted for the same case (a retried proposal that duplicated). The
+    // API refuses one now (`case_already_deducted`), so it is written into the database as a
+    // server without that rule would have: an approved proposal that does not hold the case,
+    // and its entry, appended to the chain properly.
     let token = app.login("supervisor1").await;
-    let (status, again) = app
+    let (status, refused) = app
         .post(
             "/v1/deductions",
             Some(&token),
             &serde_json::json!({"case_id": approvals[0].case_id, "rule_code": "INSP-GARBAGE"}),
         )
         .await;
-    assert_eq!(status, reqwest::StatusCode::CREATED, "{again}");
-    let (status, entry) = app
-        .post(
-            &format!("/v1/deductions/{}/approve", again["id"].as_str().unwrap()),
-            Some(&token),
-            &serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{entry}");
+    assert_eq!(status, reqwest::StatusCode::CONFLICT, "{refused}");
+    let (again, again_entry) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+    sqlx::query(
+        "INSERT INTO deduction_proposals (id, case_id, zone_id, period_id, source, rulebook_id, \
+         rule_code, raw_points_milli, category_code, found_at, note, status, proposed_by, \
+         proposed_at, decided_by, decided_at, ledger_entry_id) SELECT $1, case_id, zone_id, \
+         period_id, source, rulebook_id, rule_code, raw_points_milli, category_code, found_at, \
+         note, status, proposed_by, proposed_at, decided_by, decided_at, $2 \
+         FROM deduction_proposals WHERE id = $3",
+    )
+    .bind(&again)
+    .bind(&again_entry)
+    .bind(approvals[0].proposal_id.to_string())
+    .execute(pool)
+    .await
+    .unwrap();
+    let first = gridline_server::store::ledger::entry(pool, approvals[0].entry_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    gridline_server::store::ledger::append(
+        &mut conn,
+        gridline_server::ledger::chain::Entry {
+            id: again_entry,
+            proposal_id: Some(again),
+            ..first
+        },
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    // The chain itself is sound: the duplicate is what the check must catch.
+    let (_, first_bad) = gridline_server::store::ledger::verify_chain(pool)
+        .await
+        .unwrap();
+    assert_eq!(first_bad, None);
     assert!(panics(check_ledger(pool, &approvals)).await);
 }

@@ -4,8 +4,9 @@
 //!
 //! - a transition whose answer was lost is seen on the case (it is `filed`) before it is sent
 //!   again;
-//! - a proposal whose answer was lost is looked for among the case's proposals before another
-//!   is made (the server makes the proposal id, so the client cannot resend it);
+//! - a proposal is sent with a `proposal_id` the supervisor made for the case, and resent
+//!   unchanged after a lost answer: the server answers the resend with the proposal the first
+//!   attempt made (`200` instead of `201`), never a second one;
 //! - an approval is resent with the same proposal id; a `409` then means an earlier attempt
 //!   went through, which a read of the proposal confirms.
 //!
@@ -27,10 +28,8 @@ const RULE: &str = "INSP-GARBAGE";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     File,
-    /// `tried`: a proposal may exist whose answer never came.
-    Propose {
-        tried: bool,
-    },
+    /// Proposes under this client-made id, as often as it takes.
+    Propose(Uuid),
     Approve(Uuid),
     Done,
 }
@@ -207,7 +206,7 @@ impl Supervisor {
     async fn advance(&mut self, id: Uuid, step: Step) -> Step {
         match step {
             Step::File => self.file(id).await,
-            Step::Propose { tried } => self.propose(id, tried).await,
+            Step::Propose(pid) => self.propose(id, pid).await,
             Step::Approve(pid) => self.approve(id, pid).await,
             Step::Done => Step::Done,
         }
@@ -223,7 +222,7 @@ impl Supervisor {
         match case["state"].as_str() {
             Some("reported") => {}
             // Filed by an earlier attempt whose answer was lost.
-            Some("filed") => return Step::Propose { tried: false },
+            Some("filed") => return Step::Propose(Uuid::now_v7()),
             other => {
                 self.wrong.push(format!("case {id} in state {other:?}"));
                 return Step::Done;
@@ -238,7 +237,7 @@ impl Supervisor {
             )
             .await
         {
-            Some((StatusCode::OK, _)) => Step::Propose { tried: false },
+            Some((StatusCode::OK, _)) => Step::Propose(Uuid::now_v7()),
             // A phone commented in between: read the case again next round.
             Some((StatusCode::CONFLICT, b)) if b["code"] == "stale_version" => Step::File,
             Some((status, b)) => {
@@ -249,46 +248,22 @@ impl Supervisor {
         }
     }
 
-    async fn propose(&mut self, id: Uuid, tried: bool) -> Step {
-        if tried {
-            // Did the lost attempt make one? Then it is the proposal, not a new one.
-            let Some(list) = self.call(Method::GET, "/v1/deductions", None).await else {
-                return Step::Propose { tried };
-            };
-            let case = json!(id.to_string());
-            if let Some(p) = list
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|p| p["case_id"] == case)
-            {
-                return match Uuid::parse_str(p["id"].as_str().unwrap_or_default()) {
-                    Ok(pid) => Step::Approve(pid),
-                    Err(_) => {
-                        self.wrong.push(format!("proposal without an id: {p}"));
-                        Step::Done
-                    }
-                };
-            }
-        }
-        let body = json!({"case_id": id, "rule_code": RULE, "note": "crash test"});
+    async fn propose(&mut self, id: Uuid, pid: Uuid) -> Step {
+        let body =
+            json!({"proposal_id": pid, "case_id": id, "rule_code": RULE, "note": "crash test"});
         match self
             .call_status(Method::POST, "/v1/deductions", Some(body))
             .await
         {
-            Some((StatusCode::CREATED, p)) => match Uuid::parse_str(p["id"].as_str().unwrap_or(""))
-            {
-                Ok(pid) => Step::Approve(pid),
-                Err(_) => {
-                    self.wrong.push(format!("proposal without an id: {p}"));
-                    Step::Done
-                }
-            },
+            // 200: a resend, answered with the proposal an attempt whose answer was lost made.
+            Some((StatusCode::CREATED | StatusCode::OK, p)) if p["id"] == json!(pid) => {
+                Step::Approve(pid)
+            }
             Some((status, b)) => {
                 self.wrong.push(format!("propose on {id}: {status} {b}"));
-                Step::Propose { tried: true }
+                Step::Propose(pid)
             }
-            None => Step::Propose { tried: true },
+            None => Step::Propose(pid),
         }
     }
 
