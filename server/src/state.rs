@@ -18,6 +18,10 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub rate_limiter: Arc<crate::ratelimit::RateLimiter>,
     pub photos: Arc<crate::photos::Runtime>,
+    /// Admission to `/v1/sync/push`: as many batches at once as there are database
+    /// connections. More would only queue on the pool (and on the change-log lock) while
+    /// holding memory and CPU; see `sync::push`.
+    pub push_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -32,7 +36,11 @@ impl AppState {
             config.limits.request_burst,
         ));
         let photos = Arc::new(crate::photos::Runtime::new(&config, &keys)?);
+        let push_slots = Arc::new(tokio::sync::Semaphore::new(
+            config.database_max_connections.max(1) as usize,
+        ));
         Ok(AppState {
+            push_slots,
             rate_limiter,
             config: Arc::new(config),
             db,

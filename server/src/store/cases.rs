@@ -7,7 +7,7 @@ use gridline_sync::ops::Severity;
 use sqlx::{Any, AnyConnection, Executor, Row};
 use uuid::Uuid;
 
-use super::{insert_rows, placeholders, uuid_col, Val};
+use super::{insert_rows, placeholders, update_rows, uuid_col, Backend, Val};
 
 type R<T> = Result<T, sqlx::Error>;
 
@@ -144,30 +144,62 @@ pub async fn insert_cases(conn: &mut AnyConnection, cases: &[CaseRow]) -> R<()> 
     insert_rows(conn, "cases", CASE_COLUMNS, &rows).await
 }
 
-/// Writes the mutable part of a case (fields, state, version, lock, flags). Evidence columns
-/// have no update path at all.
+/// The mutable part of a case (fields, state, version, lock, flags). Evidence columns have no
+/// update path at all.
+const MUTABLE_COLUMNS: &[&str] = &[
+    "state",
+    "category_code",
+    "description",
+    "severity",
+    "asset_code",
+    "version",
+    "locked_at",
+    "flags",
+    "updated_at",
+];
+
+fn mutable_values(c: &CaseRow) -> Vec<Val> {
+    vec![
+        c.id.into(),
+        c.state.as_str().into(),
+        c.category_code.clone().into(),
+        c.description.clone().into(),
+        c.severity.as_str().into(),
+        c.asset_code.clone().into(),
+        c.version.into(),
+        c.locked_at.into(),
+        serde_json::to_string(&c.flags)
+            .unwrap_or_else(|_| "[]".into())
+            .into(),
+        c.updated_at.into(),
+    ]
+}
+
+/// Writes the mutable part of a case.
 pub async fn update_case(conn: &mut AnyConnection, c: &CaseRow) -> R<()> {
-    sqlx::query(
-        "UPDATE cases SET state = $1, category_code = $2, description = $3, severity = $4, \
-         asset_code = $5, version = $6, locked_at = $7, flags = $8, updated_at = $9 WHERE id = $10",
-    )
-    .bind(c.state.as_str())
-    .bind(&c.category_code)
-    .bind(&c.description)
-    .bind(c.severity.as_str())
-    .bind(c.asset_code.clone())
-    .bind(c.version)
-    .bind(c.locked_at)
-    .bind(serde_json::to_string(&c.flags).unwrap_or_else(|_| "[]".into()))
-    .bind(c.updated_at)
-    .bind(c.id.to_string())
-    .execute(conn)
-    .await?;
-    Ok(())
+    update_cases(conn, &[c]).await
+}
+
+/// Writes the mutable part of many cases, a few statements in all.
+pub async fn update_cases(conn: &mut AnyConnection, cases: &[&CaseRow]) -> R<()> {
+    let rows: Vec<Vec<Val>> = cases.iter().map(|c| mutable_values(c)).collect();
+    update_rows(conn, "cases", "id", MUTABLE_COLUMNS, &rows).await
 }
 
 pub async fn load_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid, CaseRow>> {
     load(conn, ids, "").await
+}
+
+/// Like [`load_many`], locking the rows (PostgreSQL) in id order, so that concurrent writers
+/// (pushes, supervisors' transitions in routes/review.rs) queue instead of deadlocking.
+pub async fn load_many_locked(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    ids: &[Uuid],
+) -> R<HashMap<Uuid, CaseRow>> {
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    load(conn, &sorted, backend.for_update()).await
 }
 
 async fn load(conn: &mut AnyConnection, ids: &[Uuid], lock: &str) -> R<HashMap<Uuid, CaseRow>> {

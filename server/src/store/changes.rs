@@ -109,31 +109,43 @@ pub struct ChangeRow {
     pub kind: String,
 }
 
+const CHANGE_COLUMNS: &str = "seq, entity, entity_id, zone_id, kind";
+
 /// Changes after `after`, visible to a caller whose scope is `zones` (`None` = every zone),
 /// plus global reference data, in commit order.
+///
+/// With a scope, each zone (and the global rows, `zone_id IS NULL`) is read as its own ordered,
+/// limited range of the `changes_zone_seq` index and the ranges are merged: the cost is that of
+/// the page, whatever the size of the log and whatever the planner's statistics say. (The
+/// plain `zone_id IS NULL OR zone_id IN (…)` filter let PostgreSQL read every row after the
+/// cursor and sort them, on every page: a first sync quadratic in the zone's size.)
 pub async fn since<'c, E: Executor<'c, Database = Any>>(
     e: E,
     after: i64,
     zones: Option<&[String]>,
     limit: i64,
 ) -> Result<Vec<ChangeRow>, sqlx::Error> {
-    let mut sql =
-        String::from("SELECT seq, entity, entity_id, zone_id, kind FROM changes WHERE seq > $1");
-    if let Some(zones) = zones {
-        sql.push_str(" AND (zone_id IS NULL");
-        if !zones.is_empty() {
-            sql.push_str(" OR zone_id IN (");
-            for i in 0..zones.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("${}", i + 3));
-            }
-            sql.push(')');
+    let sql = match zones {
+        None => {
+            format!("SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
         }
-        sql.push(')');
-    }
-    sql.push_str(" ORDER BY seq LIMIT $2");
+        Some(zones) => {
+            let range = |alias: String, zone: &str| {
+                format!(
+                    "SELECT * FROM (SELECT {CHANGE_COLUMNS} FROM changes WHERE zone_id {zone} \
+                     AND seq > $1 ORDER BY seq LIMIT $2) AS {alias}"
+                )
+            };
+            let mut parts = vec![range("g".into(), "IS NULL")];
+            for i in 0..zones.len() {
+                parts.push(range(format!("z{i}"), &format!("= ${}", i + 3)));
+            }
+            format!(
+                "SELECT {CHANGE_COLUMNS} FROM ({}) AS u ORDER BY seq LIMIT $2",
+                parts.join(" UNION ALL ")
+            )
+        }
+    };
     let mut q = sqlx::query(&sql).bind(after).bind(limit);
     for z in zones.unwrap_or(&[]) {
         q = q.bind(z.clone());
@@ -157,6 +169,27 @@ pub async fn head<'c, E: Executor<'c, Database = Any>>(e: E) -> Result<i64, sqlx
     sqlx::query_scalar("SELECT value FROM counters WHERE name = 'changes'")
         .fetch_one(e)
         .await
+}
+
+/// The newest sequence number handed out so far, and the position through which the log was
+/// compacted ([`head`] and [`pruned_through`] in one round trip).
+pub async fn positions<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+) -> Result<(i64, i64), sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT name, value FROM counters WHERE name IN ('changes', 'changes_pruned_through')",
+    )
+    .fetch_all(e)
+    .await?;
+    let (mut head, mut pruned) = (None, None);
+    for r in rows {
+        let value: i64 = r.try_get("value")?;
+        match r.try_get::<String, _>("name")?.as_str() {
+            "changes" => head = Some(value),
+            _ => pruned = Some(value),
+        }
+    }
+    head.zip(pruned).ok_or(sqlx::Error::RowNotFound)
 }
 
 /// Cursors at or below this were compacted away and must reset.

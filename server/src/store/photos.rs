@@ -103,6 +103,25 @@ pub async fn photo<'c, E: Executor<'c, Database = Any>>(e: E, sha256: &str) -> R
     row.as_ref().map(photo_from_row).transpose()
 }
 
+/// The verified photos among `shas`.
+pub async fn verified_among(conn: &mut AnyConnection, shas: &[String]) -> R<Vec<Photo>> {
+    let mut out = Vec::new();
+    for chunk in shas.chunks(500) {
+        let sql = format!(
+            "SELECT {PHOTO_COLUMNS} FROM photos WHERE status = 'verified' AND sha256 IN ({})",
+            super::placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for sha in chunk {
+            q = q.bind(sha.as_str());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.push(photo_from_row(&r)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Records a verified photo. A photo verified before stays as it was: the bytes are the same.
 pub async fn record_verified(conn: &mut AnyConnection, p: &Photo) -> R<()> {
     let now = now_ms();

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use gridline_sync::{Change, EntityKind, ErrorCode, PullQuery, PullResponse};
 use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
@@ -86,7 +87,8 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
     let limit = limit as i64;
     let scope = user.scope(state).await?;
     let now_zones: Option<Vec<Uuid>> = scope.zones().map(|z| z.to_vec());
-    let pool = &state.db.pool;
+    // One transaction for the page's reads; see `Db::begin_keyed_read`.
+    let mut tx = state.db.begin_keyed_read().await?;
 
     let mut cursor = match q.cursor.as_deref() {
         None | Some("") => Cursor {
@@ -96,11 +98,10 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
         },
         Some(text) => decode(text).ok_or_else(|| reset("unknown cursor"))?,
     };
-    let pruned = changes::pruned_through(pool).await?;
+    let (head, pruned) = changes::positions(&mut *tx).await?;
     if cursor.s > 0 && cursor.s < pruned {
         return Err(reset("this cursor is older than the change log keeps"));
     }
-    let head = changes::head(pool).await?;
     if cursor.s > head {
         return Err(reset(
             "this cursor is ahead of the server (restored from a backup?)",
@@ -109,7 +110,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
 
     let mut out: Vec<Change> = Vec::new();
     // Scope changes since the cursor was issued.
-    let all_zones: Vec<Uuid> = reference::zones(pool, None)
+    let all_zones: Vec<Uuid> = reference::zones(&mut *tx, None)
         .await?
         .into_iter()
         .map(|z| z.id)
@@ -134,7 +135,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
             entity: EntityKind::Zone,
             id: zone.to_string(),
         });
-        for id in cases::ids_in_zone(pool, *zone).await? {
+        for id in cases::ids_in_zone(&mut *tx, *zone).await? {
             out.push(Change::Remove {
                 entity: EntityKind::Case,
                 id: id.to_string(),
@@ -142,7 +143,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
         }
         let mut after: Option<String> = None;
         loop {
-            let page = reference::assets(pool, Some(*zone), after.as_deref(), 1000).await?;
+            let page = reference::assets(&mut *tx, Some(*zone), after.as_deref(), 1000).await?;
             let done = page.len() < 1000;
             for a in &page {
                 out.push(Change::Remove {
@@ -178,7 +179,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
     let has_more;
     if let Some(mut c) = cursor.c.take() {
         let zones: Vec<String> = c.z.iter().map(|z| z.to_string()).collect();
-        let rows: Vec<ChangeRow> = changes::since(pool, c.s, Some(&zones), limit + 1)
+        let rows: Vec<ChangeRow> = changes::since(&mut *tx, c.s, Some(&zones), limit + 1)
             .await?
             .into_iter()
             .filter(|r| r.seq <= c.until && r.zone_id.is_some())
@@ -188,7 +189,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
         if let Some(last) = rows.last() {
             c.s = last.seq;
         }
-        out.extend(render(state, &rows).await?);
+        out.extend(render(&state.db.pool, &mut tx, &rows).await?);
         if more {
             cursor.c = Some(c);
         }
@@ -197,14 +198,15 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
     } else {
         let zones: Option<Vec<String>> =
             now_zones.map(|z| z.iter().map(|z| z.to_string()).collect());
-        let rows = changes::since(pool, cursor.s, zones.as_deref(), limit + 1).await?;
+        let rows = changes::since(&mut *tx, cursor.s, zones.as_deref(), limit + 1).await?;
         has_more = rows.len() as i64 > limit;
         let rows: Vec<ChangeRow> = rows.into_iter().take(limit as usize).collect();
         if let Some(last) = rows.last() {
             cursor.s = last.seq;
         }
-        out.extend(render(state, &rows).await?);
+        out.extend(render(&state.db.pool, &mut tx, &rows).await?);
     }
+    tx.commit().await?;
     Ok(PullResponse {
         protocol: gridline_sync::PROTOCOL_VERSION,
         server_time: time::OffsetDateTime::now_utc(),
@@ -216,8 +218,11 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
 
 /// Turns change-log rows into changes carrying each entity's current state (one per entity,
 /// at the position of its latest row).
-async fn render(state: &AppState, rows: &[ChangeRow]) -> ApiResult<Vec<Change>> {
-    let pool = &state.db.pool;
+async fn render(
+    pool: &sqlx::AnyPool,
+    conn: &mut AnyConnection,
+    rows: &[ChangeRow],
+) -> ApiResult<Vec<Change>> {
     let mut latest: HashMap<(&str, &str), usize> = HashMap::new();
     for (i, r) in rows.iter().enumerate() {
         latest.insert((r.entity.as_str(), r.entity_id.as_str()), i);
@@ -234,16 +239,14 @@ async fn render(state: &AppState, rows: &[ChangeRow]) -> ApiResult<Vec<Change>> 
         .filter(|r| r.entity == "case")
         .filter_map(|r| Uuid::parse_str(&r.entity_id).ok())
         .collect();
-    let mut conn = pool.acquire().await?;
-    let mut views = crate::sync::view::case_views(&mut conn, &case_ids).await?;
-    drop(conn);
+    let mut views = crate::sync::view::case_views(&mut *conn, &case_ids).await?;
     let rulebooks = if rows.iter().any(|r| r.entity == "rule") {
         reference::rulebooks(pool).await?
     } else {
         vec![]
     };
     let taxonomy = if rows.iter().any(|r| r.entity == "taxonomy") {
-        reference::taxonomy(pool).await?
+        reference::taxonomy(&mut *conn).await?
     } else {
         vec![]
     };
@@ -266,7 +269,7 @@ async fn render(state: &AppState, rows: &[ChangeRow]) -> ApiResult<Vec<Change>> 
                 .and_then(|id| views.remove(&id))
                 .map(|v| (v.version, json(&v))),
             EntityKind::Zone => match uuid {
-                Some(id) => reference::zone(pool, id)
+                Some(id) => reference::zone(&mut *conn, id)
                     .await?
                     .map(|z| (z.version, json(&z))),
                 None => None,
@@ -275,7 +278,7 @@ async fn render(state: &AppState, rows: &[ChangeRow]) -> ApiResult<Vec<Change>> 
                 .iter()
                 .find(|t| t.key == r.entity_id)
                 .map(|t| (r.seq, json(t))),
-            EntityKind::Asset => reference::asset(pool, &r.entity_id)
+            EntityKind::Asset => reference::asset(&mut *conn, &r.entity_id)
                 .await?
                 .map(|a| (r.seq, json(&a))),
             EntityKind::Rule => rulebooks
@@ -283,18 +286,18 @@ async fn render(state: &AppState, rows: &[ChangeRow]) -> ApiResult<Vec<Change>> 
                 .find(|b| Some(b.id) == uuid)
                 .map(|b| (b.version, json(b))),
             EntityKind::Period => match uuid {
-                Some(id) => reference::period(pool, id)
+                Some(id) => reference::period(&mut *conn, id)
                     .await?
                     .map(|p| (r.seq, json(&p))),
                 None => None,
             },
             EntityKind::Conflict => match uuid {
-                Some(id) => cases::conflict(pool, id)
+                Some(id) => cases::conflict(&mut *conn, id)
                     .await?
                     .map(|c| (1, json(&crate::sync::view::conflict_view(&c)))),
                 None => None,
             },
-            EntityKind::Round => store::sync::round_json(pool, &r.entity_id)
+            EntityKind::Round => store::sync::round_json(&mut *conn, &r.entity_id)
                 .await?
                 .map(|v| (r.seq, v)),
         };

@@ -60,6 +60,20 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
             ),
         ));
     }
+    // Admission: a batch waits here, in arrival order, for one of as many slots as there are
+    // database connections, and gets 503 + Retry-After rather than waiting past half the
+    // request timeout. Unbounded, every batch would verify at once and then queue on the pool
+    // and the change-log lock, all finishing late (and timed-out work is redone).
+    let wait = std::time::Duration::from_secs(state.config.limits.request_timeout_secs.max(2) / 2);
+    let _slot = match tokio::time::timeout(wait, state.push_slots.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) | Err(_) => {
+            metrics::counter!("gridline_sync_push_busy_total").increment(1);
+            return Err(ApiError::unavailable(
+                "the server is busy with other pushes; retry later",
+            ));
+        }
+    };
     let server_now = now_ms();
     let skew_ms = ms_from_time(req.device_time) - server_now;
     let skewed = skew_ms.unsigned_abs() > state.config.sync.skew_flag_secs * 1000;
@@ -68,12 +82,18 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
         .await?
         .ok_or_else(|| ApiError::unauthenticated("unknown device"))?;
     let key = decode_public_key(&device.public_key).map_err(ApiError::internal)?;
-    // Signatures are checked before the transaction: CPU work, no locks held.
-    let verified: Vec<Verified> = req
-        .operations
-        .iter()
-        .map(|signed| verify(&key, device_id, signed))
-        .collect();
+    // Signatures are checked before the transaction, on the blocking pool: CPU work that would
+    // otherwise stall the async workers driving other requests' transactions.
+    let (operations, verified) = tokio::task::spawn_blocking(move || {
+        let verified: Vec<Verified> = req
+            .operations
+            .iter()
+            .map(|signed| verify(&key, device_id, signed))
+            .collect();
+        (req.operations, verified)
+    })
+    .await
+    .map_err(ApiError::internal)?;
 
     let scope = user.scope(state).await?;
     let zones = reference::zones(&state.db.pool, None).await?;
@@ -124,8 +144,8 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
     );
     batch.prefetch(&mut tx, &verified).await?;
     let mut results = Vec::with_capacity(verified.len());
-    for (signed, v) in req.operations.iter().zip(&verified) {
-        match batch.step(&mut tx, signed, v).await? {
+    for (signed, v) in operations.iter().zip(&verified) {
+        match batch.step(signed, v)? {
             Step::Result(r) => results.push(r),
             Step::Stop(r) => {
                 results.push(r);
@@ -140,7 +160,7 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
     let mut declared: Vec<String> = batch.photos.iter().map(|p| p.sha256.clone()).collect();
     declared.sort();
     declared.dedup();
-    batch.flush(&mut tx).await?;
+    let pending = batch.flush(&mut tx).await?;
     sync_store::update_device(
         tx.conn(),
         device_id,
@@ -151,6 +171,8 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
         flagged,
     )
     .await?;
+    // Last: numbering changes takes the change-log lock, held only until commit.
+    changes::append(tx.conn(), &pending).await?;
     tx.commit().await?;
     flag_already_verified(state, &declared).await;
 
@@ -177,16 +199,22 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
 /// reset): its EXIF checks against this case run now. Best effort after commit: a failure is
 /// logged, and the flags are recomputed whenever the photo is verified again.
 async fn flag_already_verified(state: &AppState, shas: &[String]) {
-    for sha in shas {
-        match crate::store::photos::photo(&state.db.pool, sha).await {
-            Ok(Some(photo)) if photo.status == "verified" => {
+    if shas.is_empty() {
+        return;
+    }
+    let verified = match state.db.pool.acquire().await {
+        Ok(mut conn) => crate::store::photos::verified_among(&mut conn, shas).await,
+        Err(e) => Err(e),
+    };
+    match verified {
+        Ok(photos) => {
+            for photo in photos {
                 if let Err(e) = crate::photos::flag_declaring_cases(state, &photo).await {
-                    tracing::warn!(error = %e, sha, "could not flag a re-declared photo");
+                    tracing::warn!(error = %e, sha = %photo.sha256, "could not flag a re-declared photo");
                 }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, sha, "could not look up a declared photo"),
         }
+        Err(e) => tracing::warn!(error = %e, "could not look up declared photos"),
     }
 }
 
@@ -216,13 +244,10 @@ impl Verified {
 }
 
 fn verify(key: &VerifyingKey, device_id: Uuid, signed: &SignedOperation) -> Verified {
-    let unverified: Option<OperationBody> = serde_json::from_str(&signed.op).ok();
-    let seq = unverified.as_ref().map(|b| b.seq as i64);
-    let op_id = unverified.as_ref().map(|b| b.op_id);
     match verify_operation(key, signed) {
         Ok(body) if body.device_id != device_id => Verified::Bad {
-            seq,
-            op_id,
+            seq: Some(body.seq as i64),
+            op_id: Some(body.op_id),
             code: ErrorCode::BadSignature,
             message: "the operation names another device".into(),
         },
@@ -230,12 +255,16 @@ fn verify(key: &VerifyingKey, device_id: Uuid, signed: &SignedOperation) -> Veri
             hash: op_hash(&signed.op),
             body,
         },
-        Err(e) => Verified::Bad {
-            seq,
-            op_id,
-            code: e.code(),
-            message: e.to_string(),
-        },
+        Err(e) => {
+            // Only a refused operation is parsed without a valid signature, for its result.
+            let unverified: Option<OperationBody> = serde_json::from_str(&signed.op).ok();
+            Verified::Bad {
+                seq: unverified.as_ref().map(|b| b.seq as i64),
+                op_id: unverified.as_ref().map(|b| b.op_id),
+                code: e.code(),
+                message: e.to_string(),
+            }
+        }
     }
 }
 
@@ -271,6 +300,10 @@ struct Batch<'a> {
     /// Comment ids and (case, photo hash) pairs that already exist, so repeats are no-ops.
     existing_events: HashSet<Uuid>,
     existing_photos: HashSet<(Uuid, String)>,
+    /// Op ids of the batch's new operations already stored (for any device), and those this
+    /// batch has acknowledged so far: an op id is used once.
+    stored_op_ids: HashSet<Uuid>,
+    batch_op_ids: HashSet<Uuid>,
     rounds_new: Vec<(Uuid, Uuid, String, i64)>,
     rounds_finished: Vec<(Uuid, i64)>,
     // Write set, flushed at the end.
@@ -317,6 +350,8 @@ impl<'a> Batch<'a> {
             replays: HashMap::new(),
             existing_events: HashSet::new(),
             existing_photos: HashSet::new(),
+            stored_op_ids: HashSet::new(),
+            batch_op_ids: HashSet::new(),
             rounds_new: Vec::new(),
             rounds_finished: Vec::new(),
             ops: Vec::new(),
@@ -334,6 +369,7 @@ impl<'a> Batch<'a> {
     async fn prefetch(&mut self, tx: &mut WriteTx, verified: &[Verified]) -> ApiResult<()> {
         let mut ids = Vec::new();
         let mut comment_ids = Vec::new();
+        let mut op_ids = Vec::new();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for v in verified {
             if let Verified::Ok { body, .. } = v {
@@ -342,6 +378,7 @@ impl<'a> Batch<'a> {
                     lo = lo.min(seq);
                     hi = hi.max(seq);
                 } else {
+                    op_ids.push(body.op_id);
                     let uuid_at = |key: &str| {
                         body.payload
                             .get(key)
@@ -356,12 +393,18 @@ impl<'a> Batch<'a> {
         if lo <= hi {
             self.replays = sync_store::stored_results(tx.conn(), self.device.id, lo, hi).await?;
         }
+        if !op_ids.is_empty() {
+            self.stored_op_ids = sync_store::op_ids_used(tx.conn(), &op_ids)
+                .await?
+                .into_iter()
+                .collect();
+        }
         ids.sort();
         ids.dedup();
         if !ids.is_empty() {
-            // Supervisors transition cases too (routes/review.rs): lock before reading.
-            review::lock_cases(tx, &ids).await?;
-            self.cases = cases::load_many(tx.conn(), &ids).await?;
+            // Supervisors transition cases too (routes/review.rs): lock while reading.
+            let backend = tx.backend;
+            self.cases = cases::load_many_locked(tx.conn(), backend, &ids).await?;
             self.assignees = review::assignees(tx.conn(), &ids).await?;
             for h in cases::history_many(tx.conn(), &ids).await? {
                 self.history.entry(h.case_id).or_default().push(h);
@@ -376,12 +419,7 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
-    async fn step(
-        &mut self,
-        tx: &mut WriteTx,
-        signed: &SignedOperation,
-        v: &Verified,
-    ) -> ApiResult<Step> {
+    fn step(&mut self, signed: &SignedOperation, v: &Verified) -> ApiResult<Step> {
         let (body, hash) = match v {
             Verified::Bad {
                 seq,
@@ -462,7 +500,9 @@ impl<'a> Batch<'a> {
             )));
         }
 
-        let mut result = if self.op_id_taken(tx, body.op_id).await? {
+        let mut result = if self.stored_op_ids.contains(&body.op_id)
+            || self.batch_op_ids.contains(&body.op_id)
+        {
             rejected_result(
                 seq,
                 body.op_id,
@@ -508,18 +548,10 @@ impl<'a> Batch<'a> {
             received_at: self.now,
             skew_ms: Some(self.skew_ms),
         });
+        self.batch_op_ids.insert(body.op_id);
         self.next_seq += 1;
         self.last_hash = hash.clone();
         Ok(Step::Result(result))
-    }
-
-    async fn op_id_taken(&mut self, tx: &mut WriteTx, op_id: Uuid) -> ApiResult<bool> {
-        if self.ops.iter().any(|o| o.op_id == op_id) {
-            return Ok(true);
-        }
-        Ok(!sync_store::op_ids_used(tx.conn(), &[op_id])
-            .await?
-            .is_empty())
     }
 
     fn integrity_failure(
@@ -1017,7 +1049,9 @@ impl<'a> Batch<'a> {
         }
     }
 
-    async fn flush(self, tx: &mut WriteTx) -> ApiResult<()> {
+    /// Writes everything the batch produced, except the change-log entries: those are returned,
+    /// to be numbered by the transaction's last statement.
+    async fn flush(self, tx: &mut WriteTx) -> ApiResult<Vec<PendingChange>> {
         let conn = tx.conn();
         let new_cases: Vec<CaseRow> = self
             .new_cases
@@ -1025,11 +1059,14 @@ impl<'a> Batch<'a> {
             .filter_map(|id| self.cases.get(id).cloned())
             .collect();
         cases::insert_cases(conn, &new_cases).await?;
-        for id in &self.dirty {
-            if let Some(c) = self.cases.get(id) {
-                cases::update_case(conn, c).await?;
-            }
-        }
+        let mut dirty: Vec<&CaseRow> = self
+            .dirty
+            .iter()
+            .filter_map(|id| self.cases.get(id))
+            .collect();
+        // In id order, like the locks: a stable order for the row writes.
+        dirty.sort_by_key(|c| c.id);
+        cases::update_cases(conn, &dirty).await?;
         cases::insert_history(conn, &self.new_history).await?;
         cases::insert_photos(conn, &self.photos).await?;
         cases::insert_events(conn, &self.events).await?;
@@ -1056,9 +1093,7 @@ impl<'a> Batch<'a> {
             }
         }
         let _ = self.state;
-        // Last: numbering changes takes the change-log lock, held only until commit.
-        changes::append(conn, &changes).await?;
-        Ok(())
+        Ok(changes)
     }
 }
 
