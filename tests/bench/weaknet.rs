@@ -327,7 +327,7 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         )
     };
     report.note(format!(
-        "weaknet: {} photos ({:.1} MB), {} KiB per PATCH, {emulated}; all verified in {:.1} s over {} sync rounds ({} ended by an error), \
+        "weaknet: {} photos ({:.1} MB), PATCHes of at most {} KiB, {emulated}; all verified in {:.1} s over {} sync rounds ({} ended by an error), \
          {} disconnects; {} PATCHes ({} failed) carried {:.2} MB of body = {:.2} MB ({resent_pct:.1} %) beyond the photos \
          (a cut PATCH counted whole); link-level bytes phone→server {}",
         run.photos,
