@@ -589,7 +589,10 @@ mod tests {
         let mut s = ChunkSizer::new(DEFAULT_UPLOAD_CHUNK);
         assert_eq!(s.next(), 2 * MIN_UPLOAD_CHUNK);
         // 1 Mbit/s: 125 kB a second.
-        s.sent(64 * 1024, Duration::from_secs_f64(64.0 * 1024.0 / 125_000.0));
+        s.sent(
+            64 * 1024,
+            Duration::from_secs_f64(64.0 * 1024.0 / 125_000.0),
+        );
         assert!((124_000..=126_000).contains(&s.next()), "{}", s.next());
         s.failed();
         assert!((62_000..=63_000).contains(&s.next()), "{}", s.next());
