@@ -33,12 +33,22 @@ if ! command -v garage >/dev/null && [ ! -x "$HOME/.cargo/bin/garage" ]; then
   cargo install garage --locked >&2
 fi
 
+# weaknet shapes a link between network namespaces: iproute2 (ip, tc) and nftables, as root.
+if ! command -v nft >/dev/null || ! command -v tc >/dev/null; then
+  log "installing iproute2 and nftables (weaknet)"
+  if command -v sudo >/dev/null && [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get install -y iproute2 nftables >&2 || log "nftables not installed: weaknet will say it is not measured"
+fi
+if [ "$(id -u)" != 0 ]; then
+  log "not root: weaknet cannot build its namespaces (run as root, or pass --weak-loopback)"
+fi
+
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   log "PostgreSQL is not answering on 127.0.0.1:5432; start it or run with --db sqlite"
 fi
 
 log "building (release)"
-cargo build --release -p gridline-tests --bin gridline-bench >&2
+cargo build --release -p gridline-tests --bin gridline-bench --bin gridline-under-test >&2
 bin="${CARGO_TARGET_DIR:-$root/target}/release/gridline-bench"
 
 log "running: gridline-bench ${*:-all}"

@@ -7,13 +7,17 @@
 //! Server) runs as a child process when it is installed. Every load loop is bounded in count and
 //! time. `BENCHMARKS.md` at the repository root holds a run's table and how to reproduce it.
 
+pub mod jpeg;
 pub mod limit;
 pub mod peer;
 pub mod phones;
+pub mod process;
 pub mod pull;
 pub mod push;
 pub mod report;
 pub mod server;
+pub mod upload;
+pub mod weaknet;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,7 +26,7 @@ pub use report::{Report, Row};
 
 /// The scenarios, in the order. Only these are implemented; the rest of the issue's
 /// table is listed in `BENCHMARKS.md` with what is missing.
-pub const SCENARIOS: &[&str] = &["push", "pull"];
+pub const SCENARIOS: &[&str] = &["push", "pull", "upload", "weaknet"];
 
 /// Which database a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +61,8 @@ pub struct Options {
     pub changes_per_round: usize,
     /// Upper bound on any one scenario's load loop.
     pub deadline: Duration,
+    /// upload and weaknet.
+    pub photos: upload::PhotoOptions,
 }
 
 impl Options {
@@ -72,6 +78,7 @@ impl Options {
             rounds: 100,
             changes_per_round: 100,
             deadline: Duration::from_secs(600),
+            photos: upload::PhotoOptions::full(),
         }
     }
 
@@ -84,6 +91,7 @@ impl Options {
             rounds: 3,
             changes_per_round: 10,
             deadline: Duration::from_secs(60),
+            photos: upload::PhotoOptions::quick(),
             ..Options::full()
         }
     }
@@ -103,6 +111,8 @@ pub async fn run(scenarios: &[&str], opts: &Options) -> anyhow::Result<Report> {
         match *name {
             "push" => push::run(opts, peer.as_mut(), &mut report).await?,
             "pull" => pull::run(opts, peer.as_mut(), &mut report).await?,
+            "upload" => upload::run(opts, &mut report).await?,
+            "weaknet" => weaknet::run(opts, &mut report).await?,
             other => anyhow::bail!(
                 "unknown scenario `{other}`; use one of: all, {}",
                 SCENARIOS.join(", ")

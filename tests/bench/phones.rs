@@ -59,19 +59,35 @@ pub async fn enrol(
     users: &[(String, usize)],
     count: usize,
 ) -> anyhow::Result<Vec<SimPhone>> {
-    let zones: HashMap<String, Uuid> =
-        gridline_server::store::reference::zones(&server.state.db.pool, None)
-            .await?
-            .into_iter()
-            .map(|z| (z.code, z.id))
-            .collect();
+    let zones = zone_ids(&server.state.db.pool).await?;
+    enrol_at(http, &server.base, &zones, users, count).await
+}
+
+/// Zone ids by code.
+pub async fn zone_ids(pool: &sqlx::AnyPool) -> anyhow::Result<HashMap<String, Uuid>> {
+    Ok(gridline_server::store::reference::zones(pool, None)
+        .await?
+        .into_iter()
+        .map(|z| (z.code, z.id))
+        .collect())
+}
+
+/// [`enrol`] against the server at `base` (e.g. one running as a process of its own).
+pub async fn enrol_at(
+    http: &reqwest::Client,
+    base: &str,
+    zones: &HashMap<String, Uuid>,
+    users: &[(String, usize)],
+    count: usize,
+) -> anyhow::Result<Vec<SimPhone>> {
+    let url = |path: &str| format!("{base}{path}");
     let mut tokens = HashMap::new();
     let mut phones = Vec::with_capacity(count);
     for i in 0..count {
         let (username, zone_index) = &users[i % users.len()];
         if !tokens.contains_key(username) {
             let body: Value = http
-                .post(server.url("/v1/auth/login"))
+                .post(url("/v1/auth/login"))
                 .json(&json!({"username": username, "password": gridline_server::demo::DEMO_PASSWORD}))
                 .send()
                 .await?
@@ -84,7 +100,7 @@ pub async fn enrol(
         let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
         let device_id = Uuid::now_v7();
         let resp: Value = http
-            .post(server.url("/v1/devices"))
+            .post(url("/v1/devices"))
             .bearer_auth(&tokens[username])
             .json(&json!({
                 "device_id": device_id,
@@ -139,15 +155,26 @@ impl SimPhone {
 
     /// Queues a `case.create@1` with 1–3 photo manifests, inside the phone's zone.
     pub fn queue_create(&mut self) {
+        let photos: Vec<(String, u64)> = (0..self.rng.gen_range(1..=3))
+            .map(|_| {
+                let sha: [u8; 32] = self.rng.gen();
+                (hex::encode(sha), self.rng.gen_range(2_000_000..4_200_000))
+            })
+            .collect();
+        self.queue_create_with(&photos);
+    }
+
+    /// Queues a `case.create@1` declaring these photos (`(sha256, size)`), inside the zone.
+    pub fn queue_create_with(&mut self, photos: &[(String, u64)]) {
         let (a, b, c, d) = gridline_server::demo::zone_rect(self.zone_index);
         let case_id = Uuid::now_v7();
         let now = OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .unwrap_or_default();
-        let photos: Vec<Value> = (0..self.rng.gen_range(1..=3))
-            .map(|_| {
-                let sha: [u8; 32] = self.rng.gen();
-                json!({"sha256": hex::encode(sha), "size": self.rng.gen_range(2_000_000..4_200_000),
+        let photos: Vec<Value> = photos
+            .iter()
+            .map(|(sha, size)| {
+                json!({"sha256": sha, "size": size,
                        "captured_at": now, "gps": {"lat": (b + d) / 2.0, "lon": (a + c) / 2.0},
                        "role": "before"})
             })
@@ -325,7 +352,17 @@ pub async fn push_fleet(
     fleet: Vec<(String, Vec<Batch>)>,
     deadline: Duration,
 ) -> anyhow::Result<FleetRun> {
-    let url = server.url("/v1/sync/push");
+    push_fleet_at(http, &server.base, fleet, deadline).await
+}
+
+/// [`push_fleet`] to the server at `base`.
+pub async fn push_fleet_at(
+    http: &reqwest::Client,
+    base: &str,
+    fleet: Vec<(String, Vec<Batch>)>,
+    deadline: Duration,
+) -> anyhow::Result<FleetRun> {
+    let url = format!("{base}/v1/sync/push");
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (token, batches) in fleet {

@@ -12,7 +12,7 @@ use gridline_tests::bench::{self, Backend, Options};
     about = "Benchmarks Gridline against the limit and a peer, on loopback"
 )]
 struct Args {
-    /// `all`, or one scenario: push, pull.
+    /// `all`, or one scenario: push, pull, upload, weaknet.
     #[arg(default_value = "all")]
     scenario: String,
     /// Small sizes: a smoke run of every code path in seconds.
@@ -44,6 +44,41 @@ struct Args {
     /// Give up on any scenario's load after this many seconds.
     #[arg(long)]
     deadline_secs: Option<u64>,
+    /// upload, weaknet: bytes per photo (a JPEG of about this size).
+    #[arg(long)]
+    photo_bytes: Option<usize>,
+    /// upload: photos for the MB/s figure, uploads at once, and uploads at once for the
+    /// memory figure.
+    #[arg(long)]
+    uploads: Option<usize>,
+    #[arg(long)]
+    in_flight: Option<usize>,
+    #[arg(long)]
+    memory_in_flight: Option<usize>,
+    /// weaknet: photos (the full size is 200: about two hours at 1 Mbit/s).
+    #[arg(long)]
+    photos: Option<usize>,
+    /// weaknet: link rate, kbit/s, and packet loss, %.
+    #[arg(long)]
+    rate_kbit: Option<u32>,
+    #[arg(long)]
+    loss_pct: Option<u32>,
+    /// weaknet: a disconnect every this many seconds, lasting this many.
+    #[arg(long)]
+    disconnect_every_secs: Option<f64>,
+    #[arg(long)]
+    disconnect_secs: Option<f64>,
+    /// weaknet: loopback through a proxy (disconnects only, no rate or loss; no root needed)
+    /// instead of the shaped link between network namespaces.
+    #[arg(long)]
+    weak_loopback: bool,
+    /// weaknet: KiB per upload PATCH (default: the reference client's).
+    #[arg(long)]
+    chunk_kib: Option<u64>,
+    /// The server binary the photo scenarios run as a process (default: `gridline-under-test`
+    /// beside this tool).
+    #[arg(long, env = "GRIDLINE_BENCH_SERVER")]
+    server_bin: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,6 +105,27 @@ fn main() -> anyhow::Result<()> {
     opts.ops_per_phone = args.ops.unwrap_or(opts.ops_per_phone);
     opts.records = args.records.unwrap_or(opts.records);
     opts.rounds = args.rounds.unwrap_or(opts.rounds);
+    let p = &mut opts.photos;
+    p.photo_bytes = args.photo_bytes.unwrap_or(p.photo_bytes);
+    p.upload_photos = args.uploads.unwrap_or(p.upload_photos);
+    p.in_flight = args.in_flight.unwrap_or(p.in_flight);
+    p.memory_in_flight = args.memory_in_flight.unwrap_or(p.memory_in_flight);
+    p.weak_photos = args.photos.unwrap_or(p.weak_photos);
+    p.weak_rate_kbit = args.rate_kbit.unwrap_or(p.weak_rate_kbit);
+    p.weak_loss_pct = args.loss_pct.unwrap_or(p.weak_loss_pct);
+    if let Some(s) = args.disconnect_every_secs {
+        p.weak_disconnect_every = Duration::from_secs_f64(s);
+    }
+    if let Some(s) = args.disconnect_secs {
+        p.weak_disconnect_for = Duration::from_secs_f64(s);
+    }
+    if args.weak_loopback {
+        p.weak_netns = false;
+    }
+    if let Some(k) = args.chunk_kib {
+        p.weak_chunk = Some(k * 1024);
+    }
+    p.server_bin = args.server_bin;
     if let Some(s) = args.deadline_secs {
         opts.deadline = Duration::from_secs(s);
     }

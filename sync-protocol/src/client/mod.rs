@@ -41,7 +41,9 @@ pub use store::{
     PhotoUpload, Store, StoreError, StoredReceipt,
 };
 pub use transport::{HttpTransport, Transport, TransportError};
-pub use upload::{UploadChunk, UploadCreated, UploadReport, DEFAULT_UPLOAD_CHUNK};
+pub use upload::{
+    ChunkSizer, UploadChunk, UploadCreated, UploadReport, DEFAULT_UPLOAD_CHUNK, MIN_UPLOAD_CHUNK,
+};
 
 /// What can go wrong in the client.
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +192,7 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
         }
     }
 
-    /// Bytes per upload `PATCH` (at least 1).
+    /// The largest upload `PATCH`, bytes (at least 1); smaller on a slow link.
     pub fn with_upload_chunk(mut self, bytes: u64) -> Self {
         self.upload_chunk = bytes.max(1);
         self

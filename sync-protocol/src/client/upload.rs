@@ -8,6 +8,8 @@
 //! 2. after any interruption (and when a stored upload is reused) ask where it stands (`HEAD`);
 //! 3. `PATCH` the rest in chunks streamed from disk (the file is never read whole), each with
 //!    `Upload-Checksum: sha256 <base64>` so that a chunk cut short is dropped by the server;
+//!    chunks are sized to about a second of the link's measured rate ([`ChunkSizer`]), so a
+//!    lost connection costs little on a slow link and round trips little on a fast one;
 //! 4. count the photo as uploaded only when the server says the upload is complete, which it
 //!    says only after hashing the whole file itself and validating it.
 //!
@@ -31,9 +33,13 @@ use crate::error::{ErrorBody, ErrorCode};
 use crate::wire::paths;
 
 pub const TUS_VERSION: &str = "1.0.0";
-/// Bytes per `PATCH` by default. Small enough that a chunk lost to a dropped connection costs
-/// little on a weak link, large enough that request overhead does not matter.
+/// The largest `PATCH` by default (on a fast link; [`ChunkSizer`] makes them smaller on a slow
+/// one). Large enough that request overhead does not matter.
 pub const DEFAULT_UPLOAD_CHUNK: u64 = 512 * 1024;
+/// The smallest `PATCH` the client sizes down to on a slow or failing link.
+pub const MIN_UPLOAD_CHUNK: u64 = 32 * 1024;
+/// A `PATCH` carries about this much of the link's measured rate.
+const CHUNK_SECS: f64 = 1.0;
 /// Bytes read from disk at a time, when hashing a chunk and when sending it.
 const READ_BUF: u64 = 64 * 1024;
 
@@ -165,6 +171,46 @@ pub struct UploadReport {
     pub bytes_sent: u64,
 }
 
+/// Sizes `PATCH`es to the link: about [`CHUNK_SECS`] of the rate the last one achieved,
+/// between [`MIN_UPLOAD_CHUNK`] and the configured chunk; a failed `PATCH` halves the size.
+///
+/// A `PATCH` cut off is dropped whole (its `Upload-Checksum` no longer matches), so the bytes a
+/// lost connection costs are at most one chunk: on a 1 Mbit/s link a fixed 512 KiB chunk is
+/// over 4 s of sending, while a fast link wants big chunks so that round trips do not count.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkSizer {
+    max: u64,
+    next: u64,
+}
+
+impl ChunkSizer {
+    /// Starts small (two minimum chunks) and grows with the measured rate.
+    pub fn new(max: u64) -> Self {
+        let max = max.max(1);
+        Self {
+            max,
+            next: (2 * MIN_UPLOAD_CHUNK).min(max),
+        }
+    }
+
+    /// Bytes for the next `PATCH`.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// A `PATCH` of `bytes` succeeded in `elapsed`.
+    pub fn sent(&mut self, bytes: u64, elapsed: std::time::Duration) {
+        let secs = elapsed.as_secs_f64().max(1e-3);
+        let target = (bytes as f64 / secs * CHUNK_SECS) as u64;
+        self.next = target.clamp(MIN_UPLOAD_CHUNK.min(self.max), self.max);
+    }
+
+    /// A `PATCH` failed.
+    pub fn failed(&mut self) {
+        self.next = (self.next / 2).max(MIN_UPLOAD_CHUNK.min(self.max));
+    }
+}
+
 /// What to do about a failed upload request.
 enum Failure {
     /// Try again after a backoff, asking where the upload stands first.
@@ -222,8 +268,9 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
     pub async fn upload_photos(&self) -> Result<UploadReport, ClientError> {
         self.enrolled_identity().await?;
         let mut report = UploadReport::default();
+        let mut sizer = ChunkSizer::new(self.upload_chunk);
         for photo in self.store.photos_to_upload().await? {
-            self.upload_photo(&photo, &mut report).await?;
+            self.upload_photo(&photo, &mut sizer, &mut report).await?;
         }
         Ok(report)
     }
@@ -245,6 +292,7 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
     async fn upload_photo(
         &self,
         photo: &PhotoUpload,
+        sizer: &mut ChunkSizer,
         report: &mut UploadReport,
     ) -> Result<(), ClientError> {
         let sha = photo.sha256.as_str();
@@ -316,7 +364,7 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
                 Some(loc) => {
                     // Every byte there but not confirmed verified: an empty PATCH at the end
                     // asks the server to finish (it answers 409 at this offset if it has).
-                    let len = (photo.size - offset).min(self.upload_chunk);
+                    let len = (photo.size - offset).min(sizer.next());
                     let chunk = match UploadChunk::read(path, offset, len).await {
                         Ok(c) => c,
                         Err(e) => {
@@ -325,6 +373,7 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
                                 .await
                         }
                     };
+                    let started = std::time::Instant::now();
                     match self
                         .authorised_with(false, |token| {
                             self.transport.upload_patch(token, &loc, &chunk)
@@ -335,6 +384,7 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
                             if at > offset {
                                 report.bytes_sent += at - offset;
                                 failures = 0;
+                                sizer.sent(at - offset, started.elapsed());
                             }
                             offset = at.min(photo.size);
                             if at >= photo.size {
@@ -349,6 +399,7 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
             };
             match failure {
                 Failure::Retry(e) => {
+                    sizer.failed();
                     if failures + 1 >= self.policy.max_attempts {
                         return Err(e.into());
                     }
@@ -531,6 +582,33 @@ impl HttpTransport {
 mod tests {
     use super::*;
     use futures_util::StreamExt;
+
+    #[test]
+    fn chunks_follow_the_link_rate_within_bounds() {
+        use std::time::Duration;
+        let mut s = ChunkSizer::new(DEFAULT_UPLOAD_CHUNK);
+        assert_eq!(s.next(), 2 * MIN_UPLOAD_CHUNK);
+        // 1 Mbit/s: 125 kB a second.
+        s.sent(
+            64 * 1024,
+            Duration::from_secs_f64(64.0 * 1024.0 / 125_000.0),
+        );
+        assert!((124_000..=126_000).contains(&s.next()), "{}", s.next());
+        s.failed();
+        assert!((62_000..=63_000).contains(&s.next()), "{}", s.next());
+        s.failed();
+        s.failed();
+        assert_eq!(s.next(), MIN_UPLOAD_CHUNK);
+        // A fast link: the configured chunk.
+        s.sent(100_000, Duration::from_millis(5));
+        assert_eq!(s.next(), DEFAULT_UPLOAD_CHUNK);
+        // A configured chunk below the minimum is kept as it is.
+        let mut tiny = ChunkSizer::new(1000);
+        assert_eq!(tiny.next(), 1000);
+        tiny.sent(1000, Duration::from_secs(10));
+        tiny.failed();
+        assert_eq!(tiny.next(), 1000);
+    }
 
     #[tokio::test]
     async fn chunks_are_hashed_and_streamed_from_their_offset() {
