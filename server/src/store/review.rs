@@ -321,9 +321,15 @@ pub async fn queue<'c, E: Executor<'c, Database = Any>>(
         None => {}
     }
     if let Some(flag) = &f.flag {
-        let pattern = format!("%\"{}\"%", flag.replace(['%', '_', '"'], ""));
-        let mark = arg(&mut binds, pattern.into());
-        sql.push_str(&format!(" AND flags LIKE {mark}"));
+        // `flags` is a JSON array of strings: look for `"flag"` literally. Flag names contain
+        // `_`, LIKE's one-character wildcard, so LIKE's wildcards are escaped, not dropped.
+        let literal = flag
+            .replace('"', "")
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let mark = arg(&mut binds, format!("%\"{literal}\"%").into());
+        sql.push_str(&format!(" AND flags LIKE {mark} ESCAPE '\\'"));
     }
     match f.flagged {
         Some(true) => sql.push_str(" AND flags <> '[]'"),
