@@ -39,7 +39,8 @@ pub fn make(original: &[u8], config: &PhotosConfig) -> anyhow::Result<Derivative
     let rgb = match scaled {
         Some(rgb) => rgb,
         None => {
-            let mut reader = image::ImageReader::new(Cursor::new(original)).with_guessed_format()?;
+            let mut reader =
+                image::ImageReader::new(Cursor::new(original)).with_guessed_format()?;
             reader.limits(inspect::limits(config));
             reader.decode()?.into_rgb8()
         }
@@ -156,7 +157,9 @@ mod tests {
     use super::*;
 
     fn jpeg(w: u32, h: u32) -> Vec<u8> {
-        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+        });
         let mut out = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
             .encode_image(&img)

@@ -350,7 +350,10 @@ pub async fn queue<'c, E: Executor<'c, Database = Any>>(
     let limit = arg(&mut binds, f.limit.into());
     let mut states: Vec<String> = match &f.states {
         Some(s) => s.clone(),
-        None => CaseState::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
+        None => CaseState::ALL
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
     };
     states.sort();
     states.dedup();
@@ -367,7 +370,11 @@ pub async fn queue<'c, E: Executor<'c, Database = Any>>(
                         format!("deadline_at < {}", arg(&mut binds, f.now.into()))
                     })
                     .clone();
-                Some(if overdue { past } else { format!("NOT ({past})") })
+                Some(if overdue {
+                    past
+                } else {
+                    format!("NOT ({past})")
+                })
             }
             Some(true) => continue,
             _ => None,
