@@ -15,9 +15,12 @@ use super::{percentile_ms, Options, Report, Row};
 /// Items per page (the endpoint's default).
 const PAGE: usize = 50;
 
-/// The five filter combinations, as query strings.
-fn filters(seeded: &Seeded) -> anyhow::Result<Vec<(&'static str, Vec<(String, String)>)>> {
-    let q = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+/// Query-string pairs of one filter.
+type Query = Vec<(String, String)>;
+
+/// The five filter combinations, named.
+fn filters(seeded: &Seeded) -> anyhow::Result<Vec<(&'static str, Query)>> {
+    let q = |pairs: &[(&str, &str)]| -> Query {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

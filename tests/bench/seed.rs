@@ -248,12 +248,12 @@ pub async fn cases(
             .execute(tx.conn())
             .await
             .context("seed photos")?;
+        let event_id = format!("('0190b000-0000-7000-9000-' || {})", sql.hex("i", 12));
         let insert_events = format!(
             "INSERT INTO case_events (id, case_id, version, kind, actor_id, from_state, to_state, \
                comment, data, at) \
              SELECT {event_id}, {id}, 1, 'created', {reporter}, NULL, 'reported', NULL, NULL, \
                {received} FROM {series}",
-            event_id = format!("('0190b000-0000-7000-9000-' || {})", sql.hex("i", 12)),
             id = sql.case_id("i"),
             reporter = pick("i % 8", &reporters),
             series = sql.series(lo, hi),
