@@ -7,6 +7,7 @@
 //! Server) runs as a child process when it is installed. Every load loop is bounded in count and
 //! time. `BENCHMARKS.md` at the repository root holds a run's table and how to reproduce it.
 
+pub mod derivatives;
 pub mod jpeg;
 pub mod limit;
 pub mod peer;
@@ -14,7 +15,10 @@ pub mod phones;
 pub mod process;
 pub mod pull;
 pub mod push;
+pub mod queue;
+pub mod ranking;
 pub mod report;
+pub mod seed;
 pub mod server;
 pub mod upload;
 pub mod weaknet;
@@ -24,9 +28,9 @@ use std::time::Duration;
 
 pub use report::{Report, Row};
 
-/// The scenarios, in the order. Only these are implemented; the rest of the issue's
-/// table is listed in `BENCHMARKS.md` with what is missing.
-pub const SCENARIOS: &[&str] = &["push", "pull", "upload", "weaknet"];
+/// The scenarios, in the order of the table (`all` runs them in this order).
+pub const SCENARIOS: &[&str] =
+    &["push", "pull", "upload", "derivatives", "queue", "ranking", "weaknet"];
 
 /// Which database a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +63,17 @@ pub struct Options {
     pub records: usize,
     pub rounds: usize,
     pub changes_per_round: usize,
+    /// derivatives: the photo's size, and how many times each side makes its derivatives.
+    pub photo_size: (u32, u32),
+    pub photo_iterations: usize,
+    /// queue: cases seeded, timed requests per filter (half first pages, half deep pages),
+    /// and how many pages of 50 deep the deep page is.
+    pub queue_cases: usize,
+    pub queue_requests: usize,
+    pub queue_deep_pages: usize,
+    /// ranking: ledger entries in the period, and timed runs.
+    pub ledger_entries: usize,
+    pub ranking_runs: usize,
     /// Upper bound on any one scenario's load loop.
     pub deadline: Duration,
     /// upload and weaknet.
@@ -77,6 +92,13 @@ impl Options {
             records: 100_000,
             rounds: 100,
             changes_per_round: 100,
+            photo_size: (4000, 3000),
+            photo_iterations: 20,
+            queue_cases: 1_000_000,
+            queue_requests: 200,
+            queue_deep_pages: 100,
+            ledger_entries: 100_000,
+            ranking_runs: 5,
             deadline: Duration::from_secs(600),
             photos: upload::PhotoOptions::full(),
         }
@@ -90,6 +112,13 @@ impl Options {
             records: 200,
             rounds: 3,
             changes_per_round: 10,
+            photo_size: (800, 600),
+            photo_iterations: 1,
+            queue_cases: 5_000,
+            queue_requests: 4,
+            queue_deep_pages: 2,
+            ledger_entries: 300,
+            ranking_runs: 1,
             deadline: Duration::from_secs(60),
             photos: upload::PhotoOptions::quick(),
             ..Options::full()
@@ -113,6 +142,9 @@ pub async fn run(scenarios: &[&str], opts: &Options) -> anyhow::Result<Report> {
             "pull" => pull::run(opts, peer.as_mut(), &mut report).await?,
             "upload" => upload::run(opts, &mut report).await?,
             "weaknet" => weaknet::run(opts, &mut report).await?,
+            "derivatives" => derivatives::run(opts, &mut report).await?,
+            "queue" => queue::run(opts, &mut report).await?,
+            "ranking" => ranking::run(opts, &mut report).await?,
             other => anyhow::bail!(
                 "unknown scenario `{other}`; use one of: all, {}",
                 SCENARIOS.join(", ")

@@ -12,7 +12,7 @@ use gridline_tests::bench::{self, Backend, Options};
     about = "Benchmarks Gridline against the limit and a peer, on loopback"
 )]
 struct Args {
-    /// `all`, or one scenario: push, pull, upload, weaknet.
+    /// `all`, or one scenario: push, pull, upload, derivatives, queue, ranking, weaknet.
     #[arg(default_value = "all")]
     scenario: String,
     /// Small sizes: a smoke run of every code path in seconds.
@@ -41,6 +41,17 @@ struct Args {
     records: Option<usize>,
     #[arg(long)]
     rounds: Option<usize>,
+    /// derivatives: runs of each side.
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// queue: cases seeded; timed requests per filter.
+    #[arg(long)]
+    cases: Option<usize>,
+    #[arg(long)]
+    requests: Option<usize>,
+    /// ranking: ledger entries in the period.
+    #[arg(long)]
+    entries: Option<usize>,
     /// Give up on any scenario's load after this many seconds.
     #[arg(long)]
     deadline_secs: Option<u64>,
@@ -126,6 +137,10 @@ fn main() -> anyhow::Result<()> {
         p.weak_chunk = Some(k * 1024);
     }
     p.server_bin = args.server_bin;
+    opts.photo_iterations = args.iterations.unwrap_or(opts.photo_iterations);
+    opts.queue_cases = args.cases.unwrap_or(opts.queue_cases);
+    opts.queue_requests = args.requests.unwrap_or(opts.queue_requests);
+    opts.ledger_entries = args.entries.unwrap_or(opts.ledger_entries);
     if let Some(s) = args.deadline_secs {
         opts.deadline = Duration::from_secs(s);
     }

@@ -320,6 +320,18 @@ async fn the_queue_filters_and_pages_with_the_evidence_in_each_item(app: TestApp
     must_transition(&app, &sup, ids[0], json!({"action": "file"})).await;
     assert_eq!(count(&page("").await), 5);
     assert_eq!(count(&page("?state=filed").await), 1);
+    // A case captured outside its zone carries the flag, and the flag filter finds it (flag
+    // names contain `_`, which LIKE would otherwise read as a wildcard).
+    let (outside, mut payload) = new_case(app.zone("Z01"), 0, "event:0102");
+    payload["location"] = json!({"lat": 1.0, "lon": 1.0, "accuracy_m": 8.0});
+    let op = phone.op("case.create@1", payload);
+    phone.push(&app, &[op]).await;
+    let flagged = page("?flag=location_outside_zone").await;
+    assert_eq!(count(&flagged), 1, "{flagged}");
+    assert_eq!(flagged["items"][0]["case"]["id"], json!(outside));
+    assert_eq!(count(&page("?flagged=true").await), 1);
+    assert_eq!(count(&page("?flag=location%5Foutside%25").await), 0);
+    assert_eq!(count(&page("?flag=clock_skew").await), 0);
     // Inspectors have no queue.
     let (status, _) = app.get("/v1/review/queue", Some(&phone.token)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

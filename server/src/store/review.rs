@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use gridline_sync::conflict::CaseState;
 use gridline_sync::Role;
 use sqlx::{Any, AnyConnection, Executor, Row};
 use uuid::Uuid;
@@ -278,76 +279,125 @@ pub struct QueueFilter {
 
 /// Case ids of one page of the queue, oldest received first (the supervisor works the backlog
 /// in arrival order), with their `received_at` for the next cursor.
+///
+/// The open backlog is a few percent of all cases, spread over years of closed ones, so one
+/// `state IN (…) … ORDER BY received_at` would either sort every match or walk the whole
+/// table in time order. Instead each state is its own branch, `state = $k AND … ORDER BY
+/// received_at, id LIMIT n`, which an index leading with the filter column and the state
+/// (`0005_queue_indexes.sql`) answers in order without sorting, and the branches are merged.
+/// The cursor is a row-value comparison, which both databases use as an index range, so a
+/// deep page costs what the first one does.
 pub async fn queue<'c, E: Executor<'c, Database = Any>>(
     e: E,
     f: &QueueFilter,
 ) -> R<Vec<(Uuid, i64)>> {
-    let mut sql = String::from("SELECT id, received_at FROM cases WHERE 1 = 1");
+    let mut conds: Vec<String> = Vec::new();
     let mut binds: Vec<Val> = Vec::new();
     let arg = |binds: &mut Vec<Val>, v: Val| {
         binds.push(v);
         format!("${}", binds.len())
     };
-    let list = |sql: &mut String, binds: &mut Vec<Val>, col: &str, values: Vec<String>| {
+    let list = |conds: &mut Vec<String>, binds: &mut Vec<Val>, col: &str, values: Vec<String>| {
         let marks: Vec<String> = values.into_iter().map(|v| arg(binds, v.into())).collect();
-        sql.push_str(&format!(" AND {col} IN ({})", marks.join(",")));
+        conds.push(format!("{col} IN ({})", marks.join(",")));
     };
     if let Some(z) = &f.zones {
         if z.is_empty() {
             return Ok(vec![]);
         }
         list(
-            &mut sql,
+            &mut conds,
             &mut binds,
             "zone_id",
             z.iter().map(Uuid::to_string).collect(),
         );
     }
-    if let Some(s) = &f.states {
-        list(&mut sql, &mut binds, "state", s.clone());
-    }
     if let Some(c) = &f.category_codes {
         if c.is_empty() {
             return Ok(vec![]);
         }
-        list(&mut sql, &mut binds, "category_code", c.clone());
+        list(&mut conds, &mut binds, "category_code", c.clone());
     }
     if let Some(source) = &f.source {
-        list(&mut sql, &mut binds, "source", vec![source.clone()]);
+        list(&mut conds, &mut binds, "source", vec![source.clone()]);
     }
     match f.evidence_complete {
-        Some(true) => sql.push_str(&format!(" AND {EVIDENCE_COMPLETE}")),
-        Some(false) => sql.push_str(&format!(" AND NOT {EVIDENCE_COMPLETE}")),
+        Some(true) => conds.push(EVIDENCE_COMPLETE.to_owned()),
+        Some(false) => conds.push(format!("NOT {EVIDENCE_COMPLETE}")),
         None => {}
     }
     if let Some(flag) = &f.flag {
-        let pattern = format!("%\"{}\"%", flag.replace(['%', '_', '"'], ""));
-        let mark = arg(&mut binds, pattern.into());
-        sql.push_str(&format!(" AND flags LIKE {mark}"));
+        // `flags` is a JSON array of strings: look for `"flag"` literally. Flag names contain
+        // `_`, LIKE's one-character wildcard, so LIKE's wildcards are escaped, not dropped.
+        let literal = flag
+            .replace('"', "")
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let mark = arg(&mut binds, format!("%\"{literal}\"%").into());
+        conds.push(format!("flags LIKE {mark} ESCAPE '\\'"));
     }
     match f.flagged {
-        Some(true) => sql.push_str(" AND flags <> '[]'"),
-        Some(false) => sql.push_str(" AND flags = '[]'"),
+        Some(true) => conds.push("flags <> '[]'".to_owned()),
+        Some(false) => conds.push("flags = '[]'".to_owned()),
         None => {}
-    }
-    if let Some(overdue) = f.overdue {
-        let now = arg(&mut binds, f.now.into());
-        let cond = format!("(state IN ('dispatched', 'in_progress') AND deadline_at < {now})");
-        sql.push_str(&if overdue {
-            format!(" AND {cond}")
-        } else {
-            format!(" AND NOT {cond}")
-        });
     }
     if let Some((at, id)) = f.after {
         let at = arg(&mut binds, at.into());
         let id = arg(&mut binds, id.into());
-        sql.push_str(&format!(
-            " AND (received_at > {at} OR (received_at = {at} AND id > {id}))"
-        ));
+        conds.push(format!("(received_at, id) > ({at}, {id})"));
     }
     let limit = arg(&mut binds, f.limit.into());
-    sql.push_str(&format!(" ORDER BY received_at, id LIMIT {limit}"));
+    let mut states: Vec<String> = match &f.states {
+        Some(s) => s.clone(),
+        None => CaseState::ALL
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
+    };
+    states.sort();
+    states.dedup();
+    let mut branches = Vec::with_capacity(states.len());
+    let mut past_deadline: Option<String> = None;
+    for state in states {
+        // Overdue: dispatched or in progress with the deadline passed; the state decides
+        // whether a branch can hold overdue cases at all.
+        let can_be_overdue = state == "dispatched" || state == "in_progress";
+        let deadline = match f.overdue {
+            Some(overdue) if can_be_overdue => {
+                let past = past_deadline
+                    .get_or_insert_with(|| {
+                        format!("deadline_at < {}", arg(&mut binds, f.now.into()))
+                    })
+                    .clone();
+                Some(if overdue {
+                    past
+                } else {
+                    format!("NOT ({past})")
+                })
+            }
+            Some(true) => continue,
+            _ => None,
+        };
+        let mark = arg(&mut binds, state.into());
+        let mut cond = format!("state = {mark}");
+        for c in conds.iter().chain(&deadline) {
+            cond.push_str(" AND ");
+            cond.push_str(c);
+        }
+        branches.push(format!(
+            "SELECT * FROM (SELECT id, received_at FROM cases WHERE {cond} \
+             ORDER BY received_at, id LIMIT {limit}) AS s{}",
+            branches.len()
+        ));
+    }
+    if branches.is_empty() {
+        return Ok(vec![]);
+    }
+    let sql = format!(
+        "SELECT id, received_at FROM ({}) AS q ORDER BY received_at, id LIMIT {limit}",
+        branches.join(" UNION ALL ")
+    );
     let mut q = sqlx::query(&sql);
     for v in binds {
         q = match v {
