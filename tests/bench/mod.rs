@@ -29,8 +29,15 @@ use std::time::Duration;
 pub use report::{Report, Row};
 
 /// The scenarios, in the order of the table (`all` runs them in this order).
-pub const SCENARIOS: &[&str] =
-    &["push", "pull", "upload", "derivatives", "queue", "ranking", "weaknet"];
+pub const SCENARIOS: &[&str] = &[
+    "push",
+    "pull",
+    "upload",
+    "derivatives",
+    "queue",
+    "ranking",
+    "weaknet",
+];
 
 /// Which database a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -48,7 +48,20 @@ impl Database {
             None => {
                 let src = sqlite_path(&self.url);
                 let dst = dir.join("snapshot.db");
-                std::fs::copy(&src, &dst).context("copy the SQLite file")?;
+                // `VACUUM INTO` copies what is committed, including what still sits in the
+                // write-ahead log; copying the main file alone could miss the last commits
+                // (the devices just enrolled), and the limit's inserts then fail their
+                // foreign keys.
+                use sqlx::Connection;
+                let mut conn =
+                    sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{}", src.display()))
+                        .await
+                        .context("open the SQLite file to copy it")?;
+                let target = dst.display().to_string().replace('\'', "''");
+                sqlx::Executor::execute(&mut conn, format!("VACUUM INTO '{target}'").as_str())
+                    .await
+                    .context("copy the SQLite file (VACUUM INTO)")?;
+                conn.close().await?;
                 Ok(Database {
                     backend: self.backend,
                     url: format!("sqlite://{}?mode=rwc", dst.display()),
