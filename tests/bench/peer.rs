@@ -86,23 +86,13 @@ impl Peer {
 
     /// `_bulk_docs` of a body serialised beforehand; fails unless every document was stored.
     pub async fn bulk_docs(&self, db: &str, body: Vec<u8>, count: usize) -> anyhow::Result<Value> {
-        let resp = self
-            .http
-            .post(self.url(&format!("/{db}/_bulk_docs")))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await?;
-        let status = resp.status();
-        let results: Value = resp.json().await?;
-        let ok = results
-            .as_array()
-            .map(|a| a.iter().filter(|r| r["ok"] == json!(true)).count())
-            .unwrap_or(0);
-        if !status.is_success() || ok != count {
-            bail!("peer stored {ok} of {count} documents ({status})");
-        }
-        Ok(results)
+        post_bulk_docs(
+            &self.http,
+            &self.url(&format!("/{db}/_bulk_docs")),
+            body,
+            count,
+        )
+        .await
     }
 
     /// One `_changes` page with the documents: `(body bytes, parsed body)`.
@@ -134,4 +124,30 @@ impl Peer {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// POSTs a `_bulk_docs` body to `url` (for callers that hold only a client clone, like the
+/// push's concurrent tasks); fails unless all `count` documents were stored.
+pub async fn post_bulk_docs(
+    http: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    count: usize,
+) -> anyhow::Result<Value> {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let results: Value = resp.json().await?;
+    let ok = results
+        .as_array()
+        .map(|a| a.iter().filter(|r| r["ok"] == json!(true)).count())
+        .unwrap_or(0);
+    if !status.is_success() || ok != count {
+        bail!("peer stored {ok} of {count} documents ({status})");
+    }
+    Ok(results)
 }

@@ -172,22 +172,7 @@ async fn peer_push(peer: &Peer, fleet: &[SimPhone], opts: &Options) -> anyhow::R
             let mut run = FleetRun::default();
             for (count, body) in mine {
                 let t = Instant::now();
-                let resp = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await?;
-                let status = resp.status();
-                let results: Value = resp.json().await?;
-                let ok = results
-                    .as_array()
-                    .map(|a| a.iter().filter(|r| r["ok"] == json!(true)).count())
-                    .unwrap_or(0);
-                anyhow::ensure!(
-                    status.is_success() && ok == count,
-                    "peer stored {ok} of {count} ({status})"
-                );
+                super::peer::post_bulk_docs(&http, &url, body, count).await?;
                 run.latencies.push(t.elapsed());
                 run.ops += count;
             }
