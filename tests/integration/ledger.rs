@@ -706,14 +706,7 @@ async fn a_case_takes_one_deduction_until_it_is_reversed(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let second = propose_on_case(&app, &sup, case_id).await;
-    let (status, entry) = app
-        .post(
-            &format!("/v1/deductions/{}/approve", second["id"].as_str().unwrap()),
-            Some(&sup),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{entry}");
+    let entry = approve(&app, &sup, &second).await;
     let err = refused("case_already_deducted").await;
     assert_eq!(err["details"]["proposal_id"], second["id"]);
     // A reversal frees it for a corrected deduction.
@@ -729,14 +722,7 @@ async fn a_case_takes_one_deduction_until_it_is_reversed(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{reversal}");
     let third = propose_on_case(&app, &sup, case_id).await;
-    let (status, corrected) = app
-        .post(
-            &format!("/v1/deductions/{}/approve", third["id"].as_str().unwrap()),
-            Some(&sup),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{corrected}");
+    approve(&app, &sup, &third).await;
     refused("case_already_deducted").await;
     let (_, ledger) = app.get("/v1/ledger", Some(&sup)).await;
     let kinds: Vec<&str> = ledger["items"]

@@ -99,9 +99,17 @@ pub async fn media_entry(app: &TestApp, token: &str, zone: Uuid) -> Value {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{p}");
+    approve(app, token, &p).await
+}
+
+/// Approves `proposal` (a proposal body) and returns the ledger entry; fails unless 200.
+pub async fn approve(app: &TestApp, token: &str, proposal: &Value) -> Value {
     let (status, entry) = app
         .post(
-            &format!("/v1/deductions/{}/approve", p["id"].as_str().unwrap()),
+            &format!(
+                "/v1/deductions/{}/approve",
+                proposal["id"].as_str().unwrap()
+            ),
             Some(token),
             &json!({}),
         )
