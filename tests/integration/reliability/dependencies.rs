@@ -203,7 +203,7 @@ async fn postgres_outage_answers_503_acknowledges_only_what_is_stored_and_recove
         assert_eq!(outage["blob_store"], "ok", "{mode:?}: {outage}");
         until(
             "every phone to meet the outage",
-            Duration::from_secs(40),
+            Duration::from_secs(90),
             || tally.unavailable.load(Ordering::Relaxed) >= unavailable + PHONES as u64,
         )
         .await;
@@ -557,14 +557,14 @@ async fn uploads_through_an_outage(
         };
         until(
             "every phone to meet the outage",
-            Duration::from_secs(40),
+            Duration::from_secs(90),
             met(1),
         )
         .await;
         let verified = verified_photos(app).await;
         until(
             "more 503s during the outage",
-            Duration::from_secs(40),
+            Duration::from_secs(90),
             met(3),
         )
         .await;
