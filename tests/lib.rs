@@ -242,6 +242,27 @@ impl TestApp {
         into_json(req.send().await.expect("request")).await
     }
 
+    /// Every item of a paged listing (`{items, next}`), following `next` through the query
+    /// parameter `cursor` (`after` for oldest-first listings, `before` for newest-first ones).
+    pub async fn get_pages(&self, path: &str, token: &str, cursor: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut next: Option<String> = None;
+        let sep = if path.contains('?') { '&' } else { '?' };
+        loop {
+            let url = match &next {
+                Some(n) => format!("{path}{sep}limit=500&{cursor}={n}"),
+                None => format!("{path}{sep}limit=500"),
+            };
+            let (status, body) = self.get(&url, Some(token)).await;
+            assert_eq!(status, StatusCode::OK, "{url}: {body}");
+            items.extend(body["items"].as_array().expect("items").iter().cloned());
+            match body["next"].as_str() {
+                Some(n) => next = Some(n.to_owned()),
+                None => return items,
+            }
+        }
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
         self.send(reqwest::Method::POST, path, token, body).await
     }

@@ -317,6 +317,41 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// Paging of a newest-first listing keyed by time-ordered ids (UUIDv7).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct NewestFirst {
+    /// The `next` value of the previous page: only items older than this id.
+    pub before: Option<Uuid>,
+    /// 1 to 500, default 100.
+    pub limit: Option<i64>,
+}
+
+impl NewestFirst {
+    /// The page size, checked.
+    pub fn limit(&self) -> Result<i64, crate::error::ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=500).contains(&limit) {
+            return Err(crate::error::ApiError::invalid(
+                "limit",
+                "must be between 1 and 500",
+            ));
+        }
+        Ok(limit)
+    }
+
+    /// Cuts the `limit + 1` rows fetched to one page and names the next page's cursor.
+    pub fn page<T>(&self, mut items: Vec<T>, limit: i64, id: impl Fn(&T) -> Uuid) -> Page<T> {
+        let next = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|i| id(i).to_string())
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+}
+
 /// Exact thousandths: how points and coefficients are stored and summed.
 pub struct Milli;
 

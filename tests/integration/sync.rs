@@ -16,6 +16,7 @@ on_both_backends!(
     scope_change_emits_remove_and_catches_up_the_new_zone,
     pull_includes_reference_data_and_pages_in_order,
     skewed_clock_is_flagged_on_the_operations_it_affects,
+    rejections_and_conflicts_are_paged_newest_first,
 );
 
 fn statuses(body: &Value) -> Vec<String> {
@@ -125,7 +126,7 @@ async fn bad_signature_is_rejected_flagged_and_not_acknowledged(app: TestApp) {
     let supervisor = app.login("supervisor1").await;
     let (status, rejections) = app.get("/v1/sync/rejections", Some(&supervisor)).await;
     assert_eq!(status, StatusCode::OK);
-    let r = &rejections[0];
+    let r = &rejections["items"][0];
     assert_eq!(r["code"], "bad_signature");
     assert_eq!(r["acknowledged"], false);
     assert!(
@@ -225,8 +226,8 @@ async fn out_of_scope_operation_is_rejected_kept_and_not_applied(app: TestApp) {
         StatusCode::NOT_FOUND
     );
     let (_, rejections) = app.get("/v1/sync/rejections", Some(&admin)).await;
-    assert_eq!(rejections[0]["code"], "out_of_scope");
-    assert_eq!(rejections[0]["acknowledged"], true);
+    assert_eq!(rejections["items"][0]["code"], "out_of_scope");
+    assert_eq!(rejections["items"][0]["acknowledged"], true);
 
     // Editing another zone's case is refused the same way.
     let mut other = Phone::enrol(&app, "inspector3").await; // Z02
@@ -300,7 +301,22 @@ async fn stale_inspector_edit_loses_to_supervisor_and_both_sides_see_it(app: Tes
     assert_eq!(case["conflicts"].as_array().unwrap().len(), 1);
     assert_eq!(case["conflicts"][0]["incoming_value"], "event:0103");
     let (_, conflicts) = app.get("/v1/conflicts", Some(&admin)).await;
-    assert_eq!(conflicts.as_array().unwrap().len(), 1);
+    assert_eq!(conflicts["items"].as_array().unwrap().len(), 1);
+    assert!(conflicts["next"].is_null());
+    // The inspector sees it too (scoped by zone), and nothing is older than it.
+    let (_, theirs) = app
+        .get("/v1/conflicts?limit=1", Some(&inspector.token))
+        .await;
+    let id = &theirs["items"][0]["id"];
+    assert_eq!(id, &conflicts["items"][0]["id"]);
+    let (status, older) = app
+        .get(
+            &format!("/v1/conflicts?before={}", id.as_str().unwrap()),
+            Some(&inspector.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{older}");
+    assert_eq!(older["items"], json!([]));
 
     // And the inspector's phone gets the conflict and the final case in its pull.
     let (changes, _) = inspector.pull_all(&app, None).await;
@@ -441,4 +457,59 @@ async fn skewed_clock_is_flagged_on_the_operations_it_affects(app: TestApp) {
             && case["queued_at"].is_string()
             && case["captured_at"].is_string()
     );
+}
+
+async fn rejections_and_conflicts_are_paged_newest_first(app: TestApp) {
+    let mut phone = Phone::enrol(&app, "inspector1").await; // Z01 only
+    let ops: Vec<_> = (0..5)
+        .map(|i| {
+            let payload = new_case(app.zone("Z02"), i, "event:0102").1;
+            phone.op("case.create@1", payload)
+        })
+        .collect();
+    let (status, body) = phone.push(&app, &ops).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(statuses(&body), ["rejected"; 5]);
+
+    let supervisor = app.login("supervisor1").await;
+    let (_, whole) = app.get("/v1/sync/rejections", Some(&supervisor)).await;
+    assert!(whole["next"].is_null());
+    let whole = whole["items"].as_array().unwrap().clone();
+    let seqs: Vec<i64> = whole.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [5, 4, 3, 2, 1], "newest first");
+
+    // Pages of two follow `next` through `before` and add up to the whole, each once.
+    let mut paged = Vec::new();
+    let mut before: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let url = match &before {
+            Some(b) => format!("/v1/sync/rejections?limit=2&before={b}"),
+            None => "/v1/sync/rejections?limit=2".to_owned(),
+        };
+        let (status, page) = app.get(&url, Some(&supervisor)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        pages += 1;
+        paged.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next"].as_str() {
+            Some(n) => before = Some(n.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(paged, whole);
+
+    // Bad paging parameters are refused with a message, on both listings.
+    for path in ["/v1/sync/rejections", "/v1/conflicts"] {
+        for (query, expected) in [
+            ("limit=0", StatusCode::UNPROCESSABLE_ENTITY),
+            ("limit=501", StatusCode::UNPROCESSABLE_ENTITY),
+            ("before=yesterday", StatusCode::UNPROCESSABLE_ENTITY),
+            ("page=2", StatusCode::UNPROCESSABLE_ENTITY),
+        ] {
+            let (status, body) = app.get(&format!("{path}?{query}"), Some(&supervisor)).await;
+            assert_eq!(status, expected, "{path}?{query}: {body}");
+            assert!(body["message"].is_string(), "{path}?{query}: {body}");
+        }
+    }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Json, PathParam, Query};
-use crate::model::{CaseConflict, CaseView, Page};
+use crate::model::{CaseConflict, CaseView, NewestFirst, Page};
 use crate::state::AppState;
 use crate::store::cases;
 use crate::sync::view::{case_views, conflict_view, with_evidence};
@@ -88,14 +88,17 @@ async fn get(
     Ok(Json(view))
 }
 
-/// Recorded conflicts in the caller's scope, newest first.
-#[utoipa::path(get, path = "/v1/conflicts", tag = "cases", security(("bearer" = [])),
-    responses((status = 200, body = Vec<CaseConflict>)))]
+/// Recorded conflicts in the caller's scope, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/conflicts", tag = "cases", security(("bearer" = [])), params(NewestFirst),
+    responses((status = 200, body = Page<CaseConflict>), (status = 422, body = gridline_sync::ErrorBody)))]
 async fn conflicts(
     State(state): State<AppState>,
     user: AuthUser,
-) -> ApiResult<Json<Vec<CaseConflict>>> {
+    Query(q): Query<NewestFirst>,
+) -> ApiResult<Json<Page<CaseConflict>>> {
+    let limit = q.limit()?;
     let scope = user.scope(&state).await?;
-    let rows = cases::conflicts_in(&state.db.pool, scope.zones(), 500).await?;
-    Ok(Json(rows.iter().map(conflict_view).collect()))
+    let rows = cases::conflicts_in(&state.db.pool, scope.zones(), q.before, limit + 1).await?;
+    let items = rows.iter().map(conflict_view).collect();
+    Ok(Json(q.page(items, limit, |c: &CaseConflict| c.id)))
 }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiResult, Json, Query};
+use crate::model::{NewestFirst, Page};
 use crate::state::AppState;
 use crate::store::{self, time_from_ms};
 
@@ -70,29 +71,31 @@ pub struct Rejection {
     pub received_at: time::OffsetDateTime,
 }
 
-/// Operations refused by the server, newest first (supervisors and admins).
-#[utoipa::path(get, path = "/v1/sync/rejections", tag = "sync", security(("bearer" = [])),
-    responses((status = 200, body = Vec<Rejection>)))]
+/// Operations refused by the server, newest first, a page at a time (supervisors and admins).
+#[utoipa::path(get, path = "/v1/sync/rejections", tag = "sync", security(("bearer" = [])), params(NewestFirst),
+    responses((status = 200, body = Page<Rejection>), (status = 422, body = gridline_sync::ErrorBody)))]
 async fn rejections(
     State(state): State<AppState>,
     user: AuthUser,
-) -> ApiResult<Json<Vec<Rejection>>> {
+    Query(q): Query<NewestFirst>,
+) -> ApiResult<Json<Page<Rejection>>> {
     user.require_any(&[gridline_sync::Role::Supervisor])?;
-    let rows = store::sync::rejections(&state.db.pool, 500).await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|r| Rejection {
-                id: r.id,
-                device_id: r.device_id,
-                user_id: r.user_id,
-                seq: r.seq,
-                op_id: r.op_id,
-                op: r.op_text,
-                code: r.code,
-                message: r.message,
-                acknowledged: r.acknowledged,
-                received_at: time_from_ms(r.received_at),
-            })
-            .collect(),
-    ))
+    let limit = q.limit()?;
+    let rows = store::sync::rejections(&state.db.pool, q.before, limit + 1).await?;
+    let items = rows
+        .into_iter()
+        .map(|r| Rejection {
+            id: r.id,
+            device_id: r.device_id,
+            user_id: r.user_id,
+            seq: r.seq,
+            op_id: r.op_id,
+            op: r.op_text,
+            code: r.code,
+            message: r.message,
+            acknowledged: r.acknowledged,
+            received_at: time_from_ms(r.received_at),
+        })
+        .collect();
+    Ok(Json(q.page(items, limit, |r: &Rejection| r.id)))
 }

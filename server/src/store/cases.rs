@@ -657,17 +657,23 @@ pub async fn conflict<'c, E: Executor<'c, Database = Any>>(
 pub async fn conflicts_in<'c, E: Executor<'c, Database = Any>>(
     e: E,
     zones: Option<&[Uuid]>,
+    before: Option<Uuid>,
     limit: i64,
 ) -> R<Vec<ConflictRow>> {
-    let mut sql = format!("SELECT {} FROM conflicts", CONFLICT_COLUMNS.join(", "));
+    let mut sql = format!(
+        "SELECT {} FROM conflicts WHERE ($2 IS NULL OR id < $2)",
+        CONFLICT_COLUMNS.join(", ")
+    );
     if let Some(z) = zones {
         if z.is_empty() {
             return Ok(vec![]);
         }
-        sql.push_str(&format!(" WHERE zone_id IN ({})", placeholders(2, z.len())));
+        sql.push_str(&format!(" AND zone_id IN ({})", placeholders(3, z.len())));
     }
     sql.push_str(" ORDER BY id DESC LIMIT $1");
-    let mut q = sqlx::query(&sql).bind(limit);
+    let mut q = sqlx::query(&sql)
+        .bind(limit)
+        .bind(before.map(|b| b.to_string()));
     for z in zones.unwrap_or(&[]) {
         q = q.bind(z.to_string());
     }

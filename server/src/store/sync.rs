@@ -158,13 +158,18 @@ pub async fn insert_rejections(conn: &mut AnyConnection, rows: &[RejectionRow]) 
 
 pub async fn rejections<'c, E: Executor<'c, Database = Any>>(
     e: E,
+    before: Option<Uuid>,
     limit: i64,
 ) -> R<Vec<RejectionRow>> {
     let sql = format!(
-        "SELECT {} FROM sync_rejections ORDER BY id DESC LIMIT $1",
+        "SELECT {} FROM sync_rejections WHERE ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $1",
         REJECTION_COLUMNS.join(", ")
     );
-    let rows = sqlx::query(&sql).bind(limit).fetch_all(e).await?;
+    let rows = sqlx::query(&sql)
+        .bind(limit)
+        .bind(before.map(|b| b.to_string()))
+        .fetch_all(e)
+        .await?;
     rows.iter()
         .map(|r| {
             Ok(RejectionRow {
