@@ -21,6 +21,7 @@ on_both_backends!(
     resent_proposals_are_recognised_by_their_proposal_id,
     a_case_takes_one_deduction_until_it_is_reversed,
     concurrent_proposals_and_approvals_on_a_case_post_one_entry,
+    the_ranking_query_ranks_as_the_reference_scoring,
 );
 
 async fn a_case_goes_from_phone_to_ranking_and_back_to_the_phone(app: TestApp) {
@@ -794,4 +795,134 @@ async fn concurrent_proposals_and_approvals_on_a_case_post_one_entry(app: TestAp
     );
     let (_, ledger) = app.get("/v1/ledger", Some(&sup1)).await;
     assert_eq!(ledger["items"].as_array().unwrap().len(), 1);
+}
+
+/// The ranking sums the period's entries in SQL (`store::ledger::scored_groups`); it must rank
+/// exactly as the reference, `scoring::compute` over every entry, on a ledger with reversals,
+/// several zones, sources and rules, unclassified entries and another period's entries.
+async fn the_ranking_query_ranks_as_the_reference_scoring(app: TestApp) {
+    use gridline_tests::gridline_server::ledger::chain::{self, Entry};
+    use gridline_tests::gridline_server::ledger::scoring;
+    use gridline_tests::gridline_server::routes::ledger::compute_ranking;
+    use gridline_tests::gridline_server::store::{ledger as store, reference};
+    let sup = app.login("supervisor1").await;
+    let pool = &app.state.db.pool;
+    let pid: Uuid = current_period(&app, &sup).await["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let other = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO periods (id, code, starts_at, ends_at, status, created_at) \
+         VALUES ($1, 'OTHER', 4000000000000, 4100000000000, 'open', 0)",
+    )
+    .bind(other.to_string())
+    .execute(pool)
+    .await
+    .unwrap();
+
+    let zones = ["Z01", "Z02", "Z03", "Z05", "Z08"];
+    let rules = ["INSP-GARBAGE", "MEDIA-REPORT", "INSP-ROAD"];
+    let categories = [Some("greening"), None, Some("unclassified"), Some("roads")];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = |n: u64| {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (x >> 33) % n
+    };
+    let mut posted: Vec<Entry> = Vec::new();
+    let mut tx = app.state.db.begin_write().await.unwrap();
+    for i in 0..300u64 {
+        let reversible: Vec<&Entry> = posted
+            .iter()
+            .filter(|e| {
+                e.kind == "deduction" && !posted.iter().any(|r| r.reverses_id == Some(e.id.clone()))
+            })
+            .collect();
+        let e = if i % 7 == 6 && !reversible.is_empty() {
+            let original = reversible[next(reversible.len() as u64) as usize];
+            Entry {
+                id: Uuid::now_v7().to_string(),
+                kind: "reversal".into(),
+                raw_points_milli: -original.raw_points_milli,
+                weighted_points_milli: -original.weighted_points_milli,
+                proposal_id: None,
+                reverses_id: Some(original.id.clone()),
+                reason: Some("correction".into()),
+                ..original.clone()
+            }
+        } else {
+            let raw = 500 * (1 + next(6) as i64);
+            let coefficient = 700 + 50 * next(8) as i64;
+            Entry {
+                seq: 0,
+                id: Uuid::now_v7().to_string(),
+                kind: "deduction".into(),
+                zone_id: app.zone(zones[next(5) as usize]).to_string(),
+                period_id: if next(10) == 0 { other } else { pid }.to_string(),
+                rulebook_version: 1,
+                rule_code: rules[next(3) as usize].into(),
+                source: if next(2) == 0 { "inspection" } else { "media" }.into(),
+                category_code: None,
+                work_category: categories[next(4) as usize].map(str::to_owned),
+                raw_points_milli: raw,
+                coefficient_milli: coefficient,
+                weighted_points_milli: chain::weighted_milli(raw, coefficient),
+                roster: "[]".into(),
+                approved_by: "test".into(),
+                approved_at: i as i64,
+                found_at: i as i64,
+                case_id: None,
+                case_version: None,
+                evidence: "[]".into(),
+                proposal_id: None,
+                reverses_id: None,
+                reason: None,
+                prev_hash: String::new(),
+                hash: String::new(),
+            }
+        };
+        posted.push(store::append(tx.conn(), e).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+    let in_period: Vec<&Entry> = posted
+        .iter()
+        .filter(|e| e.period_id == pid.to_string())
+        .collect();
+    assert!(in_period.iter().filter(|e| e.kind == "reversal").count() > 10);
+    assert!(in_period.iter().any(|e| e.work_category.is_none()));
+    assert!(in_period.len() < posted.len(), "some in the other period");
+
+    let period = reference::period(pool, pid).await.unwrap().unwrap();
+    let route = compute_ranking(&app.state, &period).await.unwrap();
+    let zone_refs = store::zone_refs(pool).await.unwrap();
+    let entries = store::scored_entries(pool, pid).await.unwrap();
+    assert_eq!(entries.len(), in_period.len());
+    let indicators = route
+        .zones
+        .iter()
+        .map(|z| (z.zone_id.clone(), z.indicators))
+        .collect();
+    let reference = scoring::compute(
+        &pid.to_string(),
+        &period.code,
+        &zone_refs,
+        &entries,
+        &indicators,
+    );
+    assert_eq!(
+        serde_json::to_string_pretty(&route).unwrap(),
+        serde_json::to_string_pretty(&reference).unwrap()
+    );
+    let counted: i64 = route.zones.iter().map(|z| z.entries).sum();
+    assert_eq!(counted, in_period.len() as i64);
+    assert!(route.zones.iter().any(|z| z.reversals > 0 && z.entries > 0));
+    assert!(
+        route.zones.iter().any(|z| z.entries == 0),
+        "a zone with none"
+    );
+    let (checked, first_bad) = store::verify_chain(pool).await.unwrap();
+    assert_eq!((checked, first_bad), (posted.len() as i64, None));
 }

@@ -58,57 +58,160 @@ pub fn weighted_milli(raw_milli: i64, coefficient_milli: i64) -> i64 {
     ((product + half) / 1000) as i64
 }
 
-fn opt<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref().map(|x| x.to_string()).unwrap_or_default()
+/// The hashed fields of one entry, borrowed: what the canonical text is made of. The verifier
+/// hashes rows as they are read through this view, without copying them into an [`Entry`].
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    pub seq: i64,
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub zone_id: &'a str,
+    pub period_id: &'a str,
+    pub rulebook_version: i64,
+    pub rule_code: &'a str,
+    pub source: &'a str,
+    pub category_code: Option<&'a str>,
+    pub work_category: Option<&'a str>,
+    pub raw_points_milli: i64,
+    pub coefficient_milli: i64,
+    pub weighted_points_milli: i64,
+    pub roster: &'a str,
+    pub approved_by: &'a str,
+    pub approved_at: i64,
+    pub found_at: i64,
+    pub case_id: Option<&'a str>,
+    pub case_version: Option<i64>,
+    pub evidence: &'a str,
+    pub proposal_id: Option<&'a str>,
+    pub reverses_id: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub prev_hash: &'a str,
 }
 
-fn text(v: &str) -> String {
-    serde_json::to_string(v).unwrap_or_default()
+impl Entry {
+    pub fn fields(&self) -> Fields<'_> {
+        Fields {
+            seq: self.seq,
+            id: &self.id,
+            kind: &self.kind,
+            zone_id: &self.zone_id,
+            period_id: &self.period_id,
+            rulebook_version: self.rulebook_version,
+            rule_code: &self.rule_code,
+            source: &self.source,
+            category_code: self.category_code.as_deref(),
+            work_category: self.work_category.as_deref(),
+            raw_points_milli: self.raw_points_milli,
+            coefficient_milli: self.coefficient_milli,
+            weighted_points_milli: self.weighted_points_milli,
+            roster: &self.roster,
+            approved_by: &self.approved_by,
+            approved_at: self.approved_at,
+            found_at: self.found_at,
+            case_id: self.case_id.as_deref(),
+            case_version: self.case_version,
+            evidence: &self.evidence,
+            proposal_id: self.proposal_id.as_deref(),
+            reverses_id: self.reverses_id.as_deref(),
+            reason: self.reason.as_deref(),
+            prev_hash: &self.prev_hash,
+        }
+    }
+}
+
+/// Appends the lines of the canonical text to `out`, one piece at a time.
+struct Lines<'a>(&'a mut Vec<u8>);
+
+impl Lines<'_> {
+    fn raw(&mut self, key: &str, v: &str) {
+        self.0.extend_from_slice(key.as_bytes());
+        self.0.push(b'=');
+        self.0.extend_from_slice(v.as_bytes());
+        self.0.push(b'\n');
+    }
+
+    fn opt(&mut self, key: &str, v: Option<&str>) {
+        self.raw(key, v.unwrap_or_default());
+    }
+
+    fn int(&mut self, key: &str, v: i64) {
+        self.opt_int(key, Some(v));
+    }
+
+    fn opt_int(&mut self, key: &str, v: Option<i64>) {
+        use std::io::Write as _;
+        self.0.extend_from_slice(key.as_bytes());
+        self.0.push(b'=');
+        if let Some(v) = v {
+            // Writing to a `Vec` cannot fail.
+            let _ = write!(self.0, "{v}");
+        }
+        self.0.push(b'\n');
+    }
+
+    /// Free text as a JSON string (serde_json's escaping), absent as empty.
+    fn text(&mut self, key: &str, v: Option<&str>) {
+        self.0.extend_from_slice(key.as_bytes());
+        self.0.push(b'=');
+        if let Some(v) = v {
+            // Writing to a `Vec` cannot fail.
+            let _ = serde_json::to_writer(&mut *self.0, v);
+        }
+        self.0.push(b'\n');
+    }
+}
+
+/// Appends the canonical text of `f` to `out` (see the module documentation).
+pub fn write_canonical(f: &Fields, out: &mut Vec<u8>) {
+    let mut l = Lines(out);
+    l.raw("format", CHAIN_FORMAT);
+    l.int("seq", f.seq);
+    l.raw("id", f.id);
+    l.raw("kind", f.kind);
+    l.raw("zone_id", f.zone_id);
+    l.raw("period_id", f.period_id);
+    l.int("rulebook_version", f.rulebook_version);
+    l.text("rule_code", Some(f.rule_code));
+    l.raw("source", f.source);
+    l.opt("category_code", f.category_code);
+    l.opt("work_category", f.work_category);
+    l.int("raw_points_milli", f.raw_points_milli);
+    l.int("coefficient_milli", f.coefficient_milli);
+    l.int("weighted_points_milli", f.weighted_points_milli);
+    l.text("roster", Some(f.roster));
+    l.raw("approved_by", f.approved_by);
+    l.int("approved_at", f.approved_at);
+    l.int("found_at", f.found_at);
+    l.opt("case_id", f.case_id);
+    l.opt_int("case_version", f.case_version);
+    l.text("evidence", Some(f.evidence));
+    l.opt("proposal_id", f.proposal_id);
+    l.opt("reverses_id", f.reverses_id);
+    l.text("reason", f.reason);
+    l.raw("prev_hash", f.prev_hash);
 }
 
 /// The canonical text hashed for `e` (its `hash` field is not part of it).
 pub fn canonical_text(e: &Entry) -> String {
-    let lines: [(&str, String); 24] = [
-        ("format", CHAIN_FORMAT.to_owned()),
-        ("seq", e.seq.to_string()),
-        ("id", e.id.clone()),
-        ("kind", e.kind.clone()),
-        ("zone_id", e.zone_id.clone()),
-        ("period_id", e.period_id.clone()),
-        ("rulebook_version", e.rulebook_version.to_string()),
-        ("rule_code", text(&e.rule_code)),
-        ("source", e.source.clone()),
-        ("category_code", opt(&e.category_code)),
-        ("work_category", opt(&e.work_category)),
-        ("raw_points_milli", e.raw_points_milli.to_string()),
-        ("coefficient_milli", e.coefficient_milli.to_string()),
-        ("weighted_points_milli", e.weighted_points_milli.to_string()),
-        ("roster", text(&e.roster)),
-        ("approved_by", e.approved_by.clone()),
-        ("approved_at", e.approved_at.to_string()),
-        ("found_at", e.found_at.to_string()),
-        ("case_id", opt(&e.case_id)),
-        ("case_version", opt(&e.case_version)),
-        ("evidence", text(&e.evidence)),
-        ("proposal_id", opt(&e.proposal_id)),
-        ("reverses_id", opt(&e.reverses_id)),
-        ("reason", e.reason.as_deref().map(text).unwrap_or_default()),
-    ];
-    let mut out = String::new();
-    for (k, v) in lines {
-        out.push_str(k);
-        out.push('=');
-        out.push_str(&v);
-        out.push('\n');
-    }
-    out.push_str("prev_hash=");
-    out.push_str(&e.prev_hash);
-    out.push('\n');
-    out
+    let mut out = Vec::new();
+    write_canonical(&e.fields(), &mut out);
+    // Every piece written is UTF-8 (`&str`s, decimal digits, JSON of a `&str`).
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The hash of `f` as lower-case hex; `buf` is scratch space, reused between calls.
+pub fn fields_hash(f: &Fields, buf: &mut Vec<u8>) -> [u8; 64] {
+    buf.clear();
+    write_canonical(f, buf);
+    let mut hex_out = [0u8; 64];
+    // 32 bytes always fit 64 hex digits.
+    let _ = hex::encode_to_slice(Sha256::digest(buf.as_slice()), &mut hex_out);
+    hex_out
 }
 
 pub fn entry_hash(e: &Entry) -> String {
-    hex::encode(Sha256::digest(canonical_text(e).as_bytes()))
+    let hex_out = fields_hash(&e.fields(), &mut Vec::new());
+    String::from_utf8_lossy(&hex_out).into_owned()
 }
 
 /// The first entry that breaks the chain, and how.
@@ -126,33 +229,58 @@ pub fn verify<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Option<ChainB
     verify_from(1, GENESIS, entries)
 }
 
+/// Checks entries one at a time, in `seq` order: the rule of [`verify_from`] for callers that
+/// read the chain as a stream.
+#[derive(Debug)]
+pub struct ChainCheck {
+    next_seq: i64,
+    prev: String,
+    buf: Vec<u8>,
+}
+
+impl ChainCheck {
+    /// A stretch of the chain that should start at `first_seq` and link to `prev`.
+    pub fn new(first_seq: i64, prev: &str) -> Self {
+        ChainCheck {
+            next_seq: first_seq,
+            prev: prev.to_owned(),
+            buf: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Checks the next entry, `f` with its stored `hash`: `None` when it links and hashes as
+    /// it should, else the problem (`seq_gap`, `prev_hash_mismatch` or `hash_mismatch`).
+    pub fn check(&mut self, f: &Fields, hash: &str) -> Option<&'static str> {
+        if f.seq != self.next_seq {
+            return Some("seq_gap");
+        }
+        if f.prev_hash != self.prev {
+            return Some("prev_hash_mismatch");
+        }
+        if fields_hash(f, &mut self.buf).as_slice() != hash.as_bytes() {
+            return Some("hash_mismatch");
+        }
+        self.next_seq += 1;
+        self.prev.clear();
+        self.prev.push_str(hash);
+        None
+    }
+}
+
 /// Recomputes a stretch of the chain that should start at `first_seq` and link to `prev`.
 pub fn verify_from<'a>(
     first_seq: i64,
     prev: &str,
     entries: impl IntoIterator<Item = &'a Entry>,
 ) -> Option<ChainBreak> {
-    let mut prev = prev.to_owned();
-    for (expected_seq, e) in (first_seq..).zip(entries) {
-        let problem = if e.seq != expected_seq {
-            Some("seq_gap")
-        } else if e.prev_hash != prev {
-            Some("prev_hash_mismatch")
-        } else if entry_hash(e) != e.hash {
-            Some("hash_mismatch")
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            return Some(ChainBreak {
-                seq: e.seq,
-                id: e.id.clone(),
-                problem: problem.to_owned(),
-            });
-        }
-        prev = e.hash.clone();
-    }
-    None
+    let mut check = ChainCheck::new(first_seq, prev);
+    entries.into_iter().find_map(|e| {
+        check.check(&e.fields(), &e.hash).map(|problem| ChainBreak {
+            seq: e.seq,
+            id: e.id.clone(),
+            problem: problem.to_owned(),
+        })
+    })
 }
 
 #[cfg(test)]
@@ -208,6 +336,45 @@ mod tests {
         assert!(t.contains("reason=\"line one\\nline=two\"\n"));
         assert!(t.ends_with(&format!("prev_hash={GENESIS}\n")));
         assert_eq!(t.lines().count(), 25);
+    }
+
+    /// Hashes computed by the original `String`-building implementation: any change to the
+    /// canonical text or its escaping would stop existing chains from verifying.
+    #[test]
+    fn hashes_stay_those_of_existing_chains() {
+        let a = entry(1, GENESIS);
+        assert_eq!(
+            a.hash,
+            "36e0df0d2f2c0ecaa725a5ab330baa379e96a773763a9a7d6e0940a120d0e4ac"
+        );
+        let mut b = entry(2, &a.hash);
+        b.kind = "reversal".into();
+        b.rule_code = "R \"q\" \\ é".into();
+        b.category_code = None;
+        b.work_category = None;
+        b.raw_points_milli = -200;
+        b.coefficient_milli = 1_000_000;
+        b.weighted_points_milli = i64::MIN;
+        b.roster = "[{\"name\":\"Zoë\\u0001\"}]\t\u{1}\u{7f}\u{2028}\r".into();
+        b.approved_at = 1_790_000_000_123;
+        b.found_at = -5;
+        b.case_id = Some("0190c000-0000-7000-8000-000000000001".into());
+        b.case_version = Some(7);
+        b.evidence = "[\"ab\"]".into();
+        b.proposal_id = Some("p1".into());
+        b.reverses_id = Some("e1".into());
+        b.reason = None;
+        assert_eq!(
+            entry_hash(&b),
+            "76760ada35c90549a4592106eea4e96345d208d4d2b89f22433125027841c0ac"
+        );
+        assert!(canonical_text(&b).contains(
+            "\nroster=\"[{\\\"name\\\":\\\"Zoë\\\\u0001\\\"}]\\t\\u0001\u{7f}\u{2028}\\r\"\n"
+        ));
+        assert!(canonical_text(&b).contains("\ncase_version=7\nevidence="));
+        assert!(canonical_text(&b).contains("\nreason=\nprev_hash=36e0"));
+        b.hash = entry_hash(&b);
+        assert_eq!(verify([&a, &b]), None);
     }
 
     #[test]

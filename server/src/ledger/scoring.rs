@@ -40,6 +40,21 @@ pub struct ScoredEntry {
     pub is_reversal: bool,
 }
 
+/// Ledger entries of one zone that share a work category, source and rule, summed: what the
+/// ranking query reads instead of every entry (see [`compute_grouped`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoredGroup {
+    pub zone_id: String,
+    pub work_category: Option<String>,
+    pub source: String,
+    pub rule_code: String,
+    /// Sum of the entries' weighted points.
+    pub weighted_points_milli: i64,
+    pub entries: i64,
+    /// Of those, reversals.
+    pub reversals: i64,
+}
+
 /// The field's indicators for one zone and period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Indicators {
@@ -100,7 +115,104 @@ fn lines(map: BTreeMap<String, (i64, i64)>) -> Vec<BreakdownLine> {
         .collect()
 }
 
-/// Scores every zone in `zones` (a zone with no entries keeps 100) and ranks them.
+#[derive(Default)]
+struct Acc {
+    total: i64,
+    entries: i64,
+    reversals: i64,
+    by_wc: BTreeMap<String, (i64, i64)>,
+    by_source: BTreeMap<String, (i64, i64)>,
+    by_rule: BTreeMap<String, (i64, i64)>,
+}
+
+/// The zones' running sums; entries of zones not ranked are ignored.
+struct Sums<'z>(BTreeMap<&'z str, Acc>);
+
+impl<'z> Sums<'z> {
+    fn new(zones: &'z [ZoneRef]) -> Self {
+        Sums(
+            zones
+                .iter()
+                .map(|z| (z.id.as_str(), Acc::default()))
+                .collect(),
+        )
+    }
+
+    /// Adds `entries` entries (`reversals` of them reversals) weighing `w` in total.
+    fn add(
+        &mut self,
+        zone_id: &str,
+        work_category: Option<&str>,
+        source: &str,
+        rule_code: &str,
+        (w, entries, reversals): (i64, i64, i64),
+    ) {
+        let Some(a) = self.0.get_mut(zone_id) else {
+            return;
+        };
+        a.total += w;
+        a.entries += entries;
+        a.reversals += reversals;
+        let bump = |m: &mut BTreeMap<String, (i64, i64)>, k: &str| {
+            let slot = m.entry(k.to_owned()).or_default();
+            slot.0 += w;
+            slot.1 += entries;
+        };
+        bump(&mut a.by_wc, work_category.unwrap_or("unclassified"));
+        bump(&mut a.by_source, source);
+        bump(&mut a.by_rule, rule_code);
+    }
+
+    fn rank(
+        mut self,
+        period_id: &str,
+        period_code: &str,
+        zones: &[ZoneRef],
+        indicators: &BTreeMap<String, Indicators>,
+    ) -> Ranking {
+        let mut scored: Vec<(i64, &ZoneRef, Acc)> = zones
+            .iter()
+            .map(|z| {
+                let a = self.0.remove(z.id.as_str()).unwrap_or_default();
+                (BASE_MILLI - a.total, z, a)
+            })
+            .collect();
+        scored.sort_by(|x, y| y.0.cmp(&x.0).then_with(|| x.1.code.cmp(&y.1.code)));
+        let mut out = Vec::with_capacity(scored.len());
+        let mut rank = 0;
+        let mut last = None;
+        for (i, (score, z, a)) in scored.into_iter().enumerate() {
+            if last != Some(score) {
+                rank = i as i64 + 1;
+                last = Some(score);
+            }
+            out.push(ZoneScore {
+                rank,
+                zone_id: z.id.clone(),
+                zone_code: z.code.clone(),
+                zone_name: z.name.clone(),
+                score: Milli::to_f64(score),
+                deductions: Milli::to_f64(a.total),
+                entries: a.entries,
+                reversals: a.reversals,
+                by_work_category: lines(a.by_wc),
+                by_source: lines(a.by_source),
+                by_rule: lines(a.by_rule),
+                indicators: indicators.get(&z.id).copied().unwrap_or_default(),
+            });
+        }
+        Ranking {
+            period_id: period_id.to_owned(),
+            period_code: period_code.to_owned(),
+            formula_version: FORMULA_VERSION.to_owned(),
+            formula: FORMULA.to_owned(),
+            zones: out,
+        }
+    }
+}
+
+/// Scores every zone in `zones` (a zone with no entries keeps 100) and ranks them. The
+/// reference: [`compute_grouped`] must give the same ranking from the same ledger.
 pub fn compute(
     period_id: &str,
     period_code: &str,
@@ -108,77 +220,38 @@ pub fn compute(
     entries: &[ScoredEntry],
     indicators: &BTreeMap<String, Indicators>,
 ) -> Ranking {
-    #[derive(Default)]
-    struct Acc {
-        total: i64,
-        entries: i64,
-        reversals: i64,
-        by_wc: BTreeMap<String, (i64, i64)>,
-        by_source: BTreeMap<String, (i64, i64)>,
-        by_rule: BTreeMap<String, (i64, i64)>,
-    }
-    let mut acc: BTreeMap<&str, Acc> = zones
-        .iter()
-        .map(|z| (z.id.as_str(), Acc::default()))
-        .collect();
+    let mut sums = Sums::new(zones);
     for e in entries {
-        let Some(a) = acc.get_mut(e.zone_id.as_str()) else {
-            continue;
-        };
-        let w = e.weighted_points_milli;
-        a.total += w;
-        a.entries += 1;
-        a.reversals += i64::from(e.is_reversal);
-        let bump = |m: &mut BTreeMap<String, (i64, i64)>, k: &str| {
-            let slot = m.entry(k.to_owned()).or_default();
-            slot.0 += w;
-            slot.1 += 1;
-        };
-        bump(
-            &mut a.by_wc,
-            e.work_category.as_deref().unwrap_or("unclassified"),
+        sums.add(
+            &e.zone_id,
+            e.work_category.as_deref(),
+            &e.source,
+            &e.rule_code,
+            (e.weighted_points_milli, 1, i64::from(e.is_reversal)),
         );
-        bump(&mut a.by_source, &e.source);
-        bump(&mut a.by_rule, &e.rule_code);
     }
-    let mut scored: Vec<(i64, &ZoneRef, Acc)> = zones
-        .iter()
-        .map(|z| {
-            let a = acc.remove(z.id.as_str()).unwrap_or_default();
-            (BASE_MILLI - a.total, z, a)
-        })
-        .collect();
-    scored.sort_by(|x, y| y.0.cmp(&x.0).then_with(|| x.1.code.cmp(&y.1.code)));
-    let mut out = Vec::with_capacity(scored.len());
-    let mut rank = 0;
-    let mut last = None;
-    for (i, (score, z, a)) in scored.into_iter().enumerate() {
-        if last != Some(score) {
-            rank = i as i64 + 1;
-            last = Some(score);
-        }
-        out.push(ZoneScore {
-            rank,
-            zone_id: z.id.clone(),
-            zone_code: z.code.clone(),
-            zone_name: z.name.clone(),
-            score: Milli::to_f64(score),
-            deductions: Milli::to_f64(a.total),
-            entries: a.entries,
-            reversals: a.reversals,
-            by_work_category: lines(a.by_wc),
-            by_source: lines(a.by_source),
-            by_rule: lines(a.by_rule),
-            indicators: indicators.get(&z.id).copied().unwrap_or_default(),
-        });
+    sums.rank(period_id, period_code, zones, indicators)
+}
+
+/// [`compute`] from the entries already summed per zone, work category, source and rule.
+pub fn compute_grouped(
+    period_id: &str,
+    period_code: &str,
+    zones: &[ZoneRef],
+    groups: &[ScoredGroup],
+    indicators: &BTreeMap<String, Indicators>,
+) -> Ranking {
+    let mut sums = Sums::new(zones);
+    for g in groups {
+        sums.add(
+            &g.zone_id,
+            g.work_category.as_deref(),
+            &g.source,
+            &g.rule_code,
+            (g.weighted_points_milli, g.entries, g.reversals),
+        );
     }
-    Ranking {
-        period_id: period_id.to_owned(),
-        period_code: period_code.to_owned(),
-        formula_version: FORMULA_VERSION.to_owned(),
-        formula: FORMULA.to_owned(),
-        zones: out,
-    }
+    sums.rank(period_id, period_code, zones, indicators)
 }
 
 #[cfg(test)]
@@ -198,8 +271,9 @@ mod tests {
         ScoredEntry {
             zone_id: format!("id{zone}"),
             weighted_points_milli: w,
-            work_category: Some("greening".into()),
-            source: "inspection".into(),
+            // Unclassified entries, and a second source, in the breakdowns too.
+            work_category: (rule != "C").then(|| "greening".into()),
+            source: if w % 2 == 0 { "inspection" } else { "media" }.into(),
             rule_code: rule.into(),
             is_reversal: w < 0,
         }
@@ -257,6 +331,32 @@ mod tests {
             zs.reverse();
             let b = compute("p", "c", &zs, &shuffled, &BTreeMap::new());
             prop_assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+            // Summed per zone, work category, source and rule, the same ledger ranks the same.
+            let mut groups: BTreeMap<(String, Option<String>, String, String), ScoredGroup> =
+                BTreeMap::new();
+            for e in &shuffled {
+                let key = (
+                    e.zone_id.clone(),
+                    e.work_category.clone(),
+                    e.source.clone(),
+                    e.rule_code.clone(),
+                );
+                let g = groups.entry(key).or_insert_with(|| ScoredGroup {
+                    zone_id: e.zone_id.clone(),
+                    work_category: e.work_category.clone(),
+                    source: e.source.clone(),
+                    rule_code: e.rule_code.clone(),
+                    weighted_points_milli: 0,
+                    entries: 0,
+                    reversals: 0,
+                });
+                g.weighted_points_milli += e.weighted_points_milli;
+                g.entries += 1;
+                g.reversals += i64::from(e.is_reversal);
+            }
+            let groups: Vec<ScoredGroup> = groups.into_values().collect();
+            let c = compute_grouped("p", "c", &zones, &groups, &BTreeMap::new());
+            prop_assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&c).unwrap());
             let total: i64 = entries.iter().map(|e| e.weighted_points_milli).sum();
             let lost: i64 = a.zones.iter().map(|z| BASE_MILLI - (z.score * 1000.0).round() as i64).sum();
             prop_assert_eq!(total, lost);

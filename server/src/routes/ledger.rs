@@ -940,13 +940,13 @@ pub async fn compute_ranking(state: &AppState, period: &Period) -> ApiResult<Ran
     let cutoff = period.closed_at.map(ms_from_time).unwrap_or_else(now_ms);
     let as_of = cutoff.min(ends);
     let zones = store::zone_refs(&mut *conn).await?;
-    let entries = store::scored_entries(&mut *conn, period.id).await?;
+    let groups = store::scored_groups(&mut *conn, period.id).await?;
     let indicators = store::indicators(&mut conn, starts, as_of).await?;
-    Ok(scoring::compute(
+    Ok(scoring::compute_grouped(
         &period.id.to_string(),
         &period.code,
         &zones,
-        &entries,
+        &groups,
         &indicators,
     ))
 }

@@ -8,12 +8,13 @@
 
 use std::collections::BTreeMap;
 
+use futures::TryStreamExt;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 use uuid::Uuid;
 
 use super::{now_ms, placeholders, WriteTx};
 use crate::ledger::chain::{self, ChainBreak, Entry, GENESIS};
-use crate::ledger::scoring::{Indicators, ScoredEntry, ZoneRef};
+use crate::ledger::scoring::{Indicators, ScoredEntry, ScoredGroup, ZoneRef};
 
 type R<T> = Result<T, sqlx::Error>;
 
@@ -357,23 +358,99 @@ pub async fn entries<'c, E: Executor<'c, Database = Any>>(
     q.fetch_all(e).await?.iter().map(entry_from_row).collect()
 }
 
-/// Recomputes the whole chain, a page at a time; returns the number of entries checked and the
-/// first break, if any.
+/// The hashed fields of an entry read with [`ENTRY_COLUMNS`], borrowed from the row, and its
+/// stored hash.
+fn fields_from_row(r: &sqlx::any::AnyRow) -> R<(chain::Fields<'_>, &str)> {
+    Ok((
+        chain::Fields {
+            seq: r.try_get(0)?,
+            id: r.try_get(1)?,
+            kind: r.try_get(2)?,
+            zone_id: r.try_get(3)?,
+            period_id: r.try_get(4)?,
+            rulebook_version: r.try_get(5)?,
+            rule_code: r.try_get(6)?,
+            source: r.try_get(7)?,
+            category_code: r.try_get(8)?,
+            work_category: r.try_get(9)?,
+            raw_points_milli: r.try_get(10)?,
+            coefficient_milli: r.try_get(11)?,
+            weighted_points_milli: r.try_get(12)?,
+            roster: r.try_get(13)?,
+            approved_by: r.try_get(14)?,
+            approved_at: r.try_get(15)?,
+            found_at: r.try_get(16)?,
+            case_id: r.try_get(17)?,
+            case_version: r.try_get(18)?,
+            evidence: r.try_get(19)?,
+            proposal_id: r.try_get(20)?,
+            reverses_id: r.try_get(21)?,
+            reason: r.try_get(22)?,
+            prev_hash: r.try_get(23)?,
+        },
+        r.try_get(24)?,
+    ))
+}
+
+/// Rows handed from the reader to the hashing thread at a time.
+const VERIFY_BATCH: usize = 256;
+
+/// Recomputes the whole chain; returns the number of entries checked and the first break, if
+/// any. One query reads the chain in `seq` order (a consistent snapshot, streamed, so memory
+/// stays flat) while a blocking thread hashes and links the rows already read: reading and
+/// hashing run on two cores, and the check itself is [`chain::ChainCheck`], strictly in order.
 pub async fn verify_chain(pool: &AnyPool) -> R<(i64, Option<ChainBreak>)> {
-    let mut checked = 0;
-    let (mut after, mut prev) = (0, GENESIS.to_owned());
-    loop {
-        let page = entries(pool, None, None, after, 1000).await?;
-        let Some(last) = page.last() else {
-            return Ok((checked, None));
-        };
-        if let Some(b) = chain::verify_from(after + 1, &prev, &page) {
-            checked += page.iter().take_while(|e| e.id != b.id).count() as i64;
-            return Ok((checked, Some(b)));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<sqlx::any::AnyRow>>(8);
+    let checker = tokio::task::spawn_blocking(move || -> R<(i64, Option<ChainBreak>)> {
+        let mut check = chain::ChainCheck::new(1, GENESIS);
+        let mut checked = 0;
+        while let Some(rows) = rx.blocking_recv() {
+            for r in &rows {
+                let (fields, hash) = fields_from_row(r)?;
+                if let Some(problem) = check.check(&fields, hash) {
+                    let found = ChainBreak {
+                        seq: fields.seq,
+                        id: fields.id.to_owned(),
+                        problem: problem.to_owned(),
+                    };
+                    return Ok((checked, Some(found)));
+                }
+                checked += 1;
+            }
         }
-        checked += page.len() as i64;
-        (after, prev) = (last.seq, last.hash.clone());
+        Ok((checked, None))
+    });
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries ORDER BY seq");
+    let mut stream = sqlx::query(&sql).fetch(pool);
+    let mut batch = Vec::with_capacity(VERIFY_BATCH);
+    let read = async {
+        while let Some(row) = stream.try_next().await? {
+            batch.push(row);
+            if batch.len() == VERIFY_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(VERIFY_BATCH));
+                if tx.send(full).await.is_err() {
+                    // The checker stopped at a break: the rest need not be read.
+                    return Ok(());
+                }
+            }
+        }
+        if !batch.is_empty() {
+            // An error here means the checker already stopped at a break.
+            let _ = tx.send(batch).await;
+        }
+        Ok::<(), sqlx::Error>(())
     }
+    .await;
+    drop(tx);
+    drop(stream);
+    let (checked, found) = checker
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("chain verification stopped: {e}")))??;
+    if found.is_none() {
+        // Intact so far is not intact if the rest could not be read.
+        read?;
+    }
+    Ok((checked, found))
 }
 
 // ---- periods ----------------------------------------------------------------------------------
@@ -491,6 +568,8 @@ pub async fn zone_refs<'c, E: Executor<'c, Database = Any>>(e: E) -> R<Vec<ZoneR
         .collect()
 }
 
+/// Every entry of the period as scoring reads it: the input of the reference
+/// [`crate::ledger::scoring::compute`], against which [`scored_groups`] is tested.
 pub async fn scored_entries<'c, E: Executor<'c, Database = Any>>(
     e: E,
     period: Uuid,
@@ -511,6 +590,39 @@ pub async fn scored_entries<'c, E: Executor<'c, Database = Any>>(
                 source: r.try_get("source")?,
                 rule_code: r.try_get("rule_code")?,
                 is_reversal: r.try_get::<String, _>("kind")? == "reversal",
+            })
+        })
+        .collect()
+}
+
+/// The period's entries summed per zone, work category, source and rule: what
+/// [`crate::ledger::scoring::compute_grouped`] ranks, in one aggregate query instead of every
+/// entry. (Sums are cast so that PostgreSQL returns BIGINT, not NUMERIC.)
+pub async fn scored_groups<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    period: Uuid,
+) -> R<Vec<ScoredGroup>> {
+    let rows = sqlx::query(
+        "SELECT zone_id, work_category, source, rule_code, \
+           CAST(SUM(weighted_points_milli) AS BIGINT) AS points, \
+           CAST(COUNT(*) AS BIGINT) AS entries, \
+           CAST(SUM(CASE WHEN kind = 'reversal' THEN 1 ELSE 0 END) AS BIGINT) AS reversals \
+         FROM ledger_entries WHERE period_id = $1 \
+         GROUP BY zone_id, work_category, source, rule_code",
+    )
+    .bind(period.to_string())
+    .fetch_all(e)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ScoredGroup {
+                zone_id: r.try_get("zone_id")?,
+                work_category: r.try_get("work_category")?,
+                source: r.try_get("source")?,
+                rule_code: r.try_get("rule_code")?,
+                weighted_points_milli: r.try_get("points")?,
+                entries: r.try_get("entries")?,
+                reversals: r.try_get("reversals")?,
             })
         })
         .collect()

@@ -124,6 +124,12 @@ impl Db {
                              PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
                         )
                         .await?;
+                    } else {
+                        // PostgreSQL's JIT compiles a query once its estimated cost is high:
+                        // for the ranking's indicators that took 300 ms of a 600 ms query
+                        // (bench/notes), and our queries are short index reads or aggregates
+                        // that never repay it.
+                        conn.execute("SET jit = off").await?;
                     }
                     Ok(())
                 })
