@@ -20,8 +20,34 @@ const PAGE: usize = gridline_sync::MAX_PULL_LIMIT as usize;
 struct PullRun {
     elapsed: Duration,
     bytes: usize,
-    changes: Vec<Change>,
+    /// Changes, and case upserts among them.
+    changes: usize,
+    cases: usize,
+    /// The pages as received, when asked to keep them (for the peer's copy of the cases).
+    /// A phone stores each page and lets it go: the run does not hold every parsed change in
+    /// memory, whose growing heap slowed every later page (allocator, page faults).
+    pages: Vec<bytes::Bytes>,
     cursor: String,
+}
+
+impl PullRun {
+    /// The cases the pages brought, as (id, data).
+    fn case_docs(&self) -> anyhow::Result<Vec<(String, Value)>> {
+        let mut out = Vec::with_capacity(self.cases);
+        for bytes in &self.pages {
+            let page: PullResponse = serde_json::from_slice(bytes)?;
+            out.extend(page.changes.into_iter().filter_map(|c| match c {
+                Change::Upsert {
+                    entity: gridline_sync::EntityKind::Case,
+                    id,
+                    data,
+                    ..
+                } => Some((id, data)),
+                _ => None,
+            }));
+        }
+        Ok(out)
+    }
 }
 
 async fn pull_all(
@@ -30,12 +56,15 @@ async fn pull_all(
     phone: &SimPhone,
     cursor: Option<String>,
     max_pages: usize,
+    keep_pages: bool,
 ) -> anyhow::Result<PullRun> {
     let start = Instant::now();
     let mut run = PullRun {
         elapsed: Duration::ZERO,
         bytes: 0,
-        changes: Vec::new(),
+        changes: 0,
+        cases: 0,
+        pages: Vec::new(),
         cursor: cursor.unwrap_or_default(),
     };
     for _ in 0..max_pages {
@@ -59,8 +88,24 @@ async fn pull_all(
         }
         run.bytes += bytes.len();
         let page: PullResponse = serde_json::from_slice(&bytes)?;
-        run.changes.extend(page.changes);
+        run.changes += page.changes.len();
+        run.cases += page
+            .changes
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c,
+                    Change::Upsert {
+                        entity: gridline_sync::EntityKind::Case,
+                        ..
+                    }
+                )
+            })
+            .count();
         run.cursor = page.cursor;
+        if keep_pages {
+            run.pages.push(bytes);
+        }
         if !page.has_more {
             run.elapsed = start.elapsed();
             return Ok(run);
@@ -104,24 +149,12 @@ pub async fn run(
         ));
 
         let max_pages = opts.records / PAGE + 100;
-        let first = pull_all(&http, &server, &puller, None, max_pages).await?;
-        let cases: Vec<(String, Value)> = first
-            .changes
-            .iter()
-            .filter_map(|c| match c {
-                Change::Upsert {
-                    entity: gridline_sync::EntityKind::Case,
-                    id,
-                    data,
-                    ..
-                } => Some((id.clone(), data.clone())),
-                _ => None,
-            })
-            .collect();
-        if cases.len() < opts.records {
+        let for_peer = peer.is_some() && peer_figures.is_none();
+        let first = pull_all(&http, &server, &puller, None, max_pages, for_peer).await?;
+        if first.cases < opts.records {
             bail!(
                 "the first sync brought {} cases, not {}",
-                cases.len(),
+                first.cases,
                 opts.records
             );
         }
@@ -139,11 +172,11 @@ pub async fn run(
             }
             let batch = vec![(editor.token.clone(), editor.take_batches())];
             phones::push_fleet(&http, &server, batch, opts.deadline).await?;
-            let inc = pull_all(&http, &server, &puller, Some(cursor), 100).await?;
-            if inc.changes.len() < opts.changes_per_round.min(editor.cases.len()) {
+            let inc = pull_all(&http, &server, &puller, Some(cursor), 100, false).await?;
+            if inc.changes < opts.changes_per_round.min(editor.cases.len()) {
                 bail!(
                     "an incremental pull brought {} changes, not {}",
-                    inc.changes.len(),
+                    inc.changes,
                     opts.changes_per_round
                 );
             }
@@ -155,6 +188,7 @@ pub async fn run(
 
         if peer_figures.is_none() {
             if let Some(p) = peer.as_deref_mut() {
+                let cases = first.case_docs()?;
                 peer_figures = Some(peer_pull(p, &cases, opts).await.context("the peer pull")?);
             }
         }
@@ -206,7 +240,7 @@ pub async fn run(
         );
         report.note(format!(
             "pull {b}: first sync brought {} changes ({} cases) in {} pages of ≤ {PAGE}; {} incremental rounds",
-            first.changes.len(), cases.len(), max_pages.min(first.changes.len() / PAGE + 1), latencies.len()
+            first.changes, first.cases, max_pages.min(first.changes / PAGE + 1), latencies.len()
         ));
     }
     Ok(())

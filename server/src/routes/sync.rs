@@ -1,6 +1,8 @@
 //! Offline sync endpoints (see `sync-protocol/PROTOCOL.md`).
 
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use gridline_sync::{PullQuery, PullResponse, PushRequest, PushResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -9,7 +11,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiResult, Json, Query};
+use crate::error::{ApiError, ApiResult, Json, Query};
 use crate::model::{NewestFirst, Page};
 use crate::state::AppState;
 use crate::store::{self, time_from_ms};
@@ -49,8 +51,11 @@ async fn pull(
     State(state): State<AppState>,
     user: AuthUser,
     Query(q): Query<PullQuery>,
-) -> ApiResult<Json<PullResponse>> {
-    Ok(Json(crate::sync::pull::pull(&state, &user, q).await?))
+) -> ApiResult<Response> {
+    // The body is a `PullResponse`, written by `PullPage` without a JSON tree per case.
+    let page = crate::sync::pull::pull(&state, &user, q).await?;
+    let body = page.to_json().map_err(ApiError::internal)?;
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// An operation the server refused, kept whole.

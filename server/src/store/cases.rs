@@ -11,6 +11,11 @@ use super::{insert_rows, placeholders, update_rows, uuid_col, Backend, Val};
 
 type R<T> = Result<T, sqlx::Error>;
 
+/// Ids per `IN (…)` list when reading cases and their photos, events and conflicts: a whole
+/// pull page (at most [`gridline_sync::MAX_PULL_LIMIT`]) in one statement per table, far
+/// below both backends' limits on bound parameters.
+const IN_CHUNK: usize = 1000;
+
 pub fn state_from_str(s: &str) -> CaseState {
     CaseState::ALL
         .iter()
@@ -203,8 +208,8 @@ pub async fn load_many_locked(
 }
 
 async fn load(conn: &mut AnyConnection, ids: &[Uuid], lock: &str) -> R<HashMap<Uuid, CaseRow>> {
-    let mut out = HashMap::new();
-    for chunk in ids.chunks(500) {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_CHUNK) {
         let sql = format!(
             "SELECT {} FROM cases WHERE id IN ({}) ORDER BY id{lock}",
             CASE_COLUMNS.join(", "),
@@ -626,7 +631,7 @@ pub async fn conflicts_of(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<Confl
 /// Runs `sql` (with one `{}` for the id list) over ids in chunks.
 async fn fetch_in(conn: &mut AnyConnection, sql: &str, ids: &[Uuid]) -> R<Vec<sqlx::any::AnyRow>> {
     let mut out = Vec::new();
-    for chunk in ids.chunks(500) {
+    for chunk in ids.chunks(IN_CHUNK) {
         let sql = sql.replacen("{}", &placeholders(1, chunk.len()), 1);
         let mut q = sqlx::query(&sql);
         for id in chunk {
