@@ -1,6 +1,5 @@
 //! Photo evidence: resumable uploads into the blob store, server-side verification, EXIF
-//! metadata, derivatives (made at verification from the pixels it decoded, or else by a
-//! background worker), short-lived links and integrity flags.
+//! metadata, derivatives made by a background worker, short-lived links and integrity flags.
 //!
 //! Blob layout (one object store, any backend):
 //! - `photos/{sha256}`: the original, written once its hash is verified, never altered;

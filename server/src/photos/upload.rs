@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
 
-use super::{derive, inspect, original_path, Photo};
+use super::{inspect, original_path, Photo};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -326,9 +326,7 @@ pub fn store_error(e: object_store::Error) -> ApiError {
 /// Turns a fully received upload into a verified photo: reads the pieces back while hashing
 /// them, checks the hash the server computed equals the declared one, validates the image, and
 /// only then writes the original (`photos/{sha256}`) and records the photo. After a mismatch or
-/// an invalid image nothing is kept, the upload is gone, and the error says why. The derivatives are made from the pixels the validation
-/// decoded and stored before the photo is recorded (ready with it); when that fails the photo
-/// is recorded with them pending, for the derivative worker.
+/// an invalid image nothing is kept, the upload is gone, and the error says why.
 pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
     if let Some(photo) = db::photo(&state.db.pool, &upload.sha256)
         .await?
@@ -391,12 +389,10 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
     }
     let config = state.config.photos.clone();
     let bytes = whole.clone();
-    let inspected = tokio::task::spawn_blocking(move || {
-        inspect::inspect_keeping_pixels(&bytes, &config, config.preview_px)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let (inspection, pixels) = match inspected {
+    let inspected = tokio::task::spawn_blocking(move || inspect::inspect(&bytes, &config))
+        .await
+        .map_err(ApiError::internal)?;
+    let inspection = match inspected {
         Ok(i) => i,
         Err(rejection) => {
             db::record_rejected(
@@ -414,18 +410,6 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
     put_original(state.blobs.as_ref(), &original_path(&upload.sha256), whole)
         .await
         .map_err(store_error)?;
-    // The derivatives from the pixels validation decoded: no second read of the original and
-    // no second decode. If that fails, the derivative worker makes them from the original.
-    let derived = match pixels {
-        Some(rgb) => store_derivatives(state, &upload.sha256, rgb, inspection.exif.orientation)
-            .await
-            .inspect_err(|e| {
-                tracing::warn!(sha256 = %upload.sha256, error = %format!("{e:#}"),
-                    "derivatives at verification failed; left to the worker");
-            })
-            .is_ok(),
-        None => false,
-    };
 
     let photo = Photo {
         sha256: upload.sha256.clone(),
@@ -454,15 +438,10 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
     };
     let mut tx = state.db.begin_write().await?;
     db::record_verified(tx.conn(), &photo).await?;
-    if derived {
-        db::derivatives_ready(tx.conn(), &upload.sha256).await?;
-    }
     db::complete_upload(tx.conn(), upload.id).await?;
     tx.commit().await?;
     delete_pieces(state, upload).await;
-    if !derived {
-        state.photos.verified.notify_one();
-    }
+    state.photos.verified.notify_one();
     let stored = db::photo(&state.db.pool, &upload.sha256)
         .await?
         .ok_or_else(|| ApiError::internal("verified photo vanished"))?;
@@ -487,19 +466,6 @@ async fn put_original(
     put.put(bytes);
     put.finish().await?;
     Ok(())
-}
-
-/// Makes and stores the thumbnail and preview of a photo from its decoded pixels.
-async fn store_derivatives(
-    state: &AppState,
-    sha256: &str,
-    rgb: image::RgbImage,
-    orientation: Option<u16>,
-) -> anyhow::Result<()> {
-    let config = state.config.photos.clone();
-    let made = tokio::task::spawn_blocking(move || derive::from_pixels(rgb, orientation, &config))
-        .await??;
-    super::put_derivatives(state, sha256, made).await
 }
 
 async fn read_piece(store: &dyn ObjectStore, key: &str) -> object_store::Result<Bytes> {
