@@ -145,6 +145,10 @@ pub struct PhotosConfig {
     /// Size of the pieces a request body is cut into in the blob store, bytes: the most one
     /// upload request holds in memory.
     pub chunk_bytes: usize,
+    /// Bytes all receiving upload requests together may hold in memory, bytes. A request waits
+    /// for room before it takes each piece; past its receiving time it keeps what it has (or,
+    /// with nothing received yet, answers 503 with `Retry-After`). At least `chunk_bytes`.
+    pub receive_budget_bytes: usize,
     /// A partial upload untouched for this long expires and is deleted, seconds.
     pub upload_expiry_secs: u64,
     /// How often expired uploads are looked for, seconds.
@@ -176,6 +180,7 @@ impl Default for PhotosConfig {
             max_megapixels: 50.0,
             max_single_put_bytes: 4 * 1024 * 1024,
             chunk_bytes: 1024 * 1024,
+            receive_budget_bytes: 32 * 1024 * 1024,
             upload_expiry_secs: 24 * 3600,
             cleanup_interval_secs: 600,
             max_concurrent_decodes: 2,
@@ -344,6 +349,14 @@ impl Config {
         }
         if self.photos.chunk_bytes < 64 * 1024 || self.photos.chunk_bytes > 16 * 1024 * 1024 {
             return bad("photos.chunk_bytes", "must be between 65536 and 16777216");
+        }
+        if self.photos.receive_budget_bytes < self.photos.chunk_bytes
+            || self.photos.receive_budget_bytes > 1 << 30
+        {
+            return bad(
+                "photos.receive_budget_bytes",
+                "must be at least photos.chunk_bytes and at most 1073741824",
+            );
         }
         if self.photos.max_concurrent_decodes == 0 {
             return bad("photos.max_concurrent_decodes", "must be at least 1");

@@ -33,7 +33,7 @@ pub fn make(original: &[u8], config: &PhotosConfig) -> anyhow::Result<Derivative
         anyhow::bail!("{} is stored but not decoded", kind.mime());
     }
     let scaled = match kind {
-        Kind::Jpeg => decode_jpeg_reduced(original, config)?,
+        Kind::Jpeg => decode_jpeg_reduced(original, config, config.preview_px)?,
         _ => None,
     };
     let rgb = match scaled {
@@ -45,8 +45,18 @@ pub fn make(original: &[u8], config: &PhotosConfig) -> anyhow::Result<Derivative
             reader.decode()?.into_rgb8()
         }
     };
-    let orientation = inspect::read_exif(original, 0)
-        .orientation
+    from_pixels(rgb, inspect::read_exif(original, 0).orientation, config)
+}
+
+/// Both sizes from pixels already decoded (at least `preview_px` on the longest side where the
+/// photo is that big), turned by the EXIF `orientation`. CPU-bound: call it from
+/// `spawn_blocking`.
+pub fn from_pixels(
+    rgb: RgbImage,
+    orientation: Option<u16>,
+    config: &PhotosConfig,
+) -> anyhow::Result<Derivatives> {
+    let orientation = orientation
         .and_then(|o| u8::try_from(o).ok())
         .and_then(Orientation::from_exif)
         .unwrap_or(Orientation::NoTransforms);
@@ -72,12 +82,17 @@ fn fitted(w: u32, h: u32, max_px: u32) -> (u32, u32) {
     (dw, dh)
 }
 
-/// Decodes a JPEG at the smallest of 1/8, 1/4, 1/2 or full size that still covers the preview.
-/// The frame header's dimensions are checked against the same limits as a full decode before
-/// any pixel is decoded. `None`: this decoder does not take the file (a colour model or coding
-/// it lacks, or anything it cannot parse); the caller decodes it with `image`, which validated
-/// it on upload.
-fn decode_jpeg_reduced(bytes: &[u8], config: &PhotosConfig) -> anyhow::Result<Option<RgbImage>> {
+/// Decodes a JPEG at the smallest of 1/8, 1/4, 1/2 or full size whose longest side still covers
+/// `cover_px` (1: the smallest, 1/8). Every block's entropy-coded data is decoded whatever the
+/// scale; only the inverse DCT is smaller. The frame header's dimensions are checked against
+/// the same limits as a full decode before any pixel is decoded. `None`: this decoder does not
+/// take the file (a colour model or coding it lacks, damaged data, anything it cannot parse);
+/// the caller decodes it with `image`.
+pub(crate) fn decode_jpeg_reduced(
+    bytes: &[u8],
+    config: &PhotosConfig,
+    cover_px: u32,
+) -> anyhow::Result<Option<RgbImage>> {
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
     if decoder.read_info().is_err() {
         return Ok(None);
@@ -93,7 +108,7 @@ fn decode_jpeg_reduced(bytes: &[u8], config: &PhotosConfig) -> anyhow::Result<Op
             config.max_megapixels
         );
     }
-    let (pw, ph) = fitted(w, h, config.preview_px);
+    let (pw, ph) = fitted(w, h, cover_px.max(1));
     let (Ok(pw), Ok(ph)) = (u16::try_from(pw), u16::try_from(ph)) else {
         return Ok(None);
     };
@@ -184,7 +199,9 @@ mod tests {
     fn a_jpeg_is_decoded_reduced_and_both_sizes_come_out() {
         let config = PhotosConfig::default();
         let original = jpeg(4000, 3000);
-        let reduced = decode_jpeg_reduced(&original, &config).unwrap().unwrap();
+        let reduced = decode_jpeg_reduced(&original, &config, config.preview_px)
+            .unwrap()
+            .unwrap();
         // 1/2 is the smallest scale that still covers a 1600-pixel preview.
         assert_eq!(reduced.dimensions(), (2000, 1500));
         let made = make(&original, &config).unwrap();

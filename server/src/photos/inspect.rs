@@ -1,6 +1,7 @@
-//! What a photo is, judged by its bytes: type by magic bytes, size and pixel limits, a full
-//! decode under `image::Limits` (so damaged files and decompression bombs are refused, never a
-//! panic), and the EXIF facts evidence needs.
+//! What a photo is, judged by its bytes: type by magic bytes, size and pixel limits checked
+//! from the header before any pixel is decoded, a decode of all the image data under
+//! `image::Limits` (so damaged files and decompression bombs are refused, never a panic; JPEGs
+//! at 1/8 scale, see [`inspect`]), and the EXIF facts evidence needs.
 //!
 //! JPEG, PNG and WebP are decoded. HEIC is recognised and accepted as stored-but-not-decoded:
 //! no HEVC decoder is built in, so a HEIC photo gets its EXIF read but no dimensions check, no
@@ -9,7 +10,7 @@
 use std::io::Cursor;
 
 use gridline_sync::ErrorCode;
-use image::ImageFormat;
+use image::{DynamicImage, ImageFormat, RgbImage};
 
 use crate::config::PhotosConfig;
 
@@ -110,6 +111,25 @@ pub fn limits(config: &PhotosConfig) -> image::Limits {
 
 /// Validates a whole photo file. CPU-bound: call it from `spawn_blocking`.
 pub fn inspect(bytes: &[u8], config: &PhotosConfig) -> Result<Inspection, Rejection> {
+    validate(bytes, config, None).map(|(inspection, _)| inspection)
+}
+
+/// [`inspect`], keeping the pixels the validation decoded, at least `cover_px` on their longest
+/// side where the photo is that big (a JPEG is decoded at a reduced size that covers it, other
+/// formats at full size), so that derivatives need no second decode. `None` for HEIC.
+pub fn inspect_keeping_pixels(
+    bytes: &[u8],
+    config: &PhotosConfig,
+    cover_px: u32,
+) -> Result<(Inspection, Option<RgbImage>), Rejection> {
+    validate(bytes, config, Some(cover_px))
+}
+
+fn validate(
+    bytes: &[u8],
+    config: &PhotosConfig,
+    keep: Option<u32>,
+) -> Result<(Inspection, Option<RgbImage>), Rejection> {
     if bytes.len() as u64 > config.max_bytes {
         return Err(Rejection::new(
             ErrorCode::PhotoTooLarge,
@@ -124,12 +144,13 @@ pub fn inspect(bytes: &[u8], config: &PhotosConfig) -> Result<Inspection, Reject
     })?;
     let exif = read_exif(bytes, config.exif_default_utc_offset_minutes);
     let Some(format) = kind.format() else {
-        return Ok(Inspection {
+        let inspection = Inspection {
             kind,
             width: None,
             height: None,
             exif,
-        });
+        };
+        return Ok((inspection, None));
     };
     if kind == Kind::Jpeg && !jpeg_has_end(bytes) {
         return Err(Rejection::new(
@@ -150,15 +171,46 @@ pub fn inspect(bytes: &[u8], config: &PhotosConfig) -> Result<Inspection, Reject
             ),
         ));
     }
-    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
-    reader.limits(limits(config));
-    reader.decode().map_err(decode_rejection)?;
-    Ok(Inspection {
+    // A JPEG's entropy-coded data is decoded whole at a reduced size (1/8 unless the pixels
+    // are kept: every block's coefficients are read, only the inverse DCT is smaller), which
+    // refuses damaged data at a fraction of a full-size decode's CPU and memory. Whatever that
+    // decoder does not take (damaged data, or a coding or colour model it lacks) is judged by
+    // the full decode, as any other format. A panic in that decoder counts as "not taken",
+    // never as a verdict.
+    let reduced = if kind == Kind::Jpeg {
+        let cover_px = keep.unwrap_or(1);
+        std::panic::catch_unwind(|| super::derive::decode_jpeg_reduced(bytes, config, cover_px))
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+    } else {
+        None
+    };
+    let pixels = match reduced {
+        Some(rgb) => Some(rgb),
+        None => {
+            let image = full_decode(bytes, format, config)?;
+            keep.is_some().then(|| image.into_rgb8())
+        }
+    };
+    let inspection = Inspection {
         kind,
         width: Some(width),
         height: Some(height),
         exif,
-    })
+    };
+    Ok((inspection, pixels.filter(|_| keep.is_some())))
+}
+
+/// Decodes the whole image at full size under the decoding limits.
+fn full_decode(
+    bytes: &[u8],
+    format: ImageFormat,
+    config: &PhotosConfig,
+) -> Result<DynamicImage, Rejection> {
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits(config));
+    reader.decode().map_err(decode_rejection)
 }
 
 fn decode_rejection(err: image::ImageError) -> Rejection {
@@ -331,6 +383,59 @@ mod tests {
             exif_time_ms("2024:05:01 10:30:00", 480),
             Some(1_714_530_600_000)
         );
+    }
+
+    fn noisy_jpeg(w: u32, h: u32) -> Vec<u8> {
+        let mut seed = 0x9E37_79B9_u32;
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let noise = (seed % 48) as u8;
+            image::Rgb([(x % 200) as u8 + noise, (y % 200) as u8 + noise, 90 + noise])
+        });
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode_image(&img)
+            .unwrap();
+        out
+    }
+
+    /// The verdict before the reduced decode: the end marker, then a full-size decode.
+    fn full_verdict(bytes: &[u8], config: &PhotosConfig) -> bool {
+        jpeg_has_end(bytes) && full_decode(bytes, ImageFormat::Jpeg, config).is_ok()
+    }
+
+    #[test]
+    fn the_reduced_decode_refuses_whatever_the_full_decode_refuses() {
+        let config = PhotosConfig::default();
+        let good = noisy_jpeg(320, 240);
+        assert!(inspect(&good, &config).is_ok());
+        // Damage anywhere: headers and tables (which decoders refuse) as well as entropy-coded
+        // data (which both decoders mostly decode into other pixels, as libjpeg does).
+        let (mut refused, mut both) = (0, 0);
+        for i in 0..300_usize {
+            let mut bad = good.clone();
+            let at = 2 + (i * 7919) % (good.len() - 4);
+            bad[at] ^= 1 << (i % 8);
+            if i % 5 == 0 {
+                // Damage a run of bytes, not one bit.
+                let end = (at + 64).min(good.len() - 2);
+                bad[at..end]
+                    .iter_mut()
+                    .for_each(|b| *b = b.wrapping_mul(31));
+            }
+            let new = inspect(&bad, &config).is_ok();
+            let old = full_verdict(&bad, &config);
+            assert!(
+                !new || old,
+                "damage at {at} ({i}) was refused before, accepted now"
+            );
+            refused += usize::from(!new);
+            both += usize::from(!new && !old);
+        }
+        eprintln!("refused {refused} of 300 damaged copies ({both} by both decoders)");
+        assert!(refused > 0);
     }
 
     #[test]

@@ -107,6 +107,10 @@ impl EvidenceSummary {
 pub struct Runtime {
     /// Bounds photos held and decoded at once (verification and derivatives): memory.
     pub decode: Semaphore,
+    /// Bytes that receiving upload requests may hold at once (`photos.receive_budget_bytes`):
+    /// one permit per byte of a piece buffer, taken before the buffer and returned once the
+    /// piece is in the store.
+    pub receiving: Semaphore,
     /// Wakes the derivative worker when a photo was just verified here.
     pub verified: Notify,
     /// Presigns links when the store is S3.
@@ -122,6 +126,7 @@ impl Runtime {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             decode: Semaphore::new(config.photos.max_concurrent_decodes),
+            receiving: Semaphore::new(config.photos.receive_budget_bytes),
             verified: Notify::new(),
             signer: crate::blob::signer(config)?,
             link_key: link::derive_key(keys),
@@ -233,21 +238,30 @@ async fn derivative_worker(state: AppState) {
     }
 }
 
+/// Stores both derivatives of a photo (the same bytes whoever makes them: overwriting is harmless).
+async fn put_derivatives(
+    state: &AppState,
+    sha: &str,
+    made: derive::Derivatives,
+) -> anyhow::Result<()> {
+    state
+        .blobs
+        .put(&derivative_path(sha, "thumb"), made.thumb.into())
+        .await?;
+    state
+        .blobs
+        .put(&derivative_path(sha, "preview"), made.preview.into())
+        .await?;
+    Ok(())
+}
+
 async fn make_derivatives(state: &AppState, sha: &str, attempt: i64) {
     let result = async {
         let _permit = state.photos.decode.acquire().await?;
         let original = state.blobs.get(&original_path(sha)).await?.bytes().await?;
         let config = state.config.photos.clone();
         let made = tokio::task::spawn_blocking(move || derive::make(&original, &config)).await??;
-        state
-            .blobs
-            .put(&derivative_path(sha, "thumb"), made.thumb.into())
-            .await?;
-        state
-            .blobs
-            .put(&derivative_path(sha, "preview"), made.preview.into())
-            .await?;
-        anyhow::Ok(())
+        put_derivatives(state, sha, made).await
     }
     .await;
     let outcome = match result {

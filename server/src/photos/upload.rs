@@ -2,10 +2,13 @@
 //! turned into a photo. Shared by the tus endpoints and the one-request `PUT`.
 //!
 //! Memory per request is bounded by `photos.chunk_bytes`: a body is cut into pieces of at most
-//! that size, each written to the store as it fills. Completion (hash, validation) holds one
+//! that size, each written to the store as it fills. Memory of all requests together is bounded
+//! by `photos.receive_budget_bytes`: a request takes room for a piece before reading its bytes
+//! (waiting while the budget is spent, so the bytes wait in the socket) and gives it back once
+//! the piece is stored. Completion (hash, validation) holds one
 //! photo in memory, under the `photos.max_concurrent_decodes` semaphore.
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use gridline_sync::ErrorCode;
@@ -13,6 +16,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, WriteMultipart};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
 
 use super::{inspect, original_path, Photo};
@@ -117,6 +121,8 @@ pub async fn load(state: &AppState, user: &AuthUser, id: uuid::Uuid) -> ApiResul
 /// resume. Receiving stops after `budget`, keeping what came, so a slow link answers before the
 /// request timeout and the client resumes from the offset it is told. With `checksum` (the
 /// SHA-256 of the body, tus `Upload-Checksum`) the body is kept only if it is whole and matches.
+/// When the receive budget has no room for this body's next piece before `budget` runs out,
+/// the answer is 503 with `Retry-After` and nothing of this body is kept.
 pub async fn append(
     state: &AppState,
     upload: &Upload,
@@ -155,14 +161,27 @@ async fn receive(
 ) -> ApiResult<i64> {
     let chunk = state.config.photos.chunk_bytes;
     let from = upload.received;
+    // With a `Content-Length` the body's size is known: pieces are no bigger than the body.
+    let mut body_left = body.size_hint().exact();
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
+    // Permits of the receive budget held for `buf` (its capacity).
+    let mut held: Option<SemaphorePermit<'_>> = None;
     let mut pos = from;
     let mut parts: Vec<Part> = Vec::new();
     let mut hasher = Sha256::new();
     let mut whole = true;
     let read: ApiResult<()> = async {
         loop {
+            // Room for the next piece is taken before its bytes are read, so a request waiting
+            // for room holds no body bytes: they wait in the socket.
+            if buf.capacity() == 0 && body_left != Some(0) && pos < upload.length {
+                let size = piece_size(chunk, upload.length - pos, body_left);
+                // Out of time waiting for room: 503, and this body is not kept (its offset
+                // stays where it was), like any other failure to store it.
+                held = Some(budget(&state, size, deadline).await.ok_or_else(busy)?);
+                buf = BytesMut::with_capacity(size);
+            }
             let next = match tokio::time::timeout_at(deadline, stream.next()).await {
                 Ok(next) => next,
                 Err(_) => {
@@ -186,25 +205,33 @@ async fn receive(
                 ));
             }
             hasher.update(&data);
-            // Fill one piece-sized buffer exactly (no doubling growth), hand it to the store
-            // when full, and only then start the next: at most one piece per request.
+            body_left = body_left.map(|n| n.saturating_sub(data.len() as u64));
+            // Fill the piece buffer exactly (no doubling growth), hand it to the store when
+            // full, and only then start the next: at most one piece per request, and all
+            // requests together within the receive budget.
             let mut rest = &data[..];
             while !rest.is_empty() {
                 if buf.capacity() == 0 {
-                    buf.reserve(chunk);
+                    // A body longer than its Content-Length said, or a frame across pieces.
+                    let left = body_left.map(|n| n + rest.len() as u64);
+                    let size = piece_size(chunk, upload.length - pos, left);
+                    held = Some(budget(&state, size, deadline).await.ok_or_else(busy)?);
+                    buf = BytesMut::with_capacity(size);
                 }
-                let take = (chunk - buf.len()).min(rest.len());
+                let take = (buf.capacity() - buf.len()).min(rest.len());
                 buf.extend_from_slice(&rest[..take]);
                 rest = &rest[take..];
-                if buf.len() == chunk {
+                if buf.len() == buf.capacity() {
                     let piece = std::mem::take(&mut buf).freeze();
+                    let len = piece.len() as i64;
                     parts.push(put_piece(&state, &upload, pos, piece).await?);
-                    pos += chunk as i64;
+                    held = None;
+                    pos += len;
                 }
             }
         }
         if !buf.is_empty() {
-            let piece = buf.split().freeze();
+            let piece = std::mem::take(&mut buf).freeze();
             let len = piece.len() as i64;
             parts.push(put_piece(&state, &upload, pos, piece).await?);
             pos += len;
@@ -212,6 +239,7 @@ async fn receive(
         Ok(())
     }
     .await;
+    drop(held);
     let discard = |parts: Vec<Part>| {
         let store = state.blobs.clone();
         async move {
@@ -251,6 +279,30 @@ async fn receive(
     Ok(pos)
 }
 
+/// The size of the next piece: a chunk, or less when the upload (`upload_left` bytes to go) or
+/// the body (`body_left`, when its length is known) ends sooner.
+fn piece_size(chunk: usize, upload_left: i64, body_left: Option<u64>) -> usize {
+    let upload_left = u64::try_from(upload_left).unwrap_or(0);
+    let size = (chunk as u64)
+        .min(upload_left)
+        .min(body_left.unwrap_or(u64::MAX));
+    usize::try_from(size).unwrap_or(chunk).max(1)
+}
+
+/// Room for `bytes` in the receive budget, waited for until `deadline`.
+async fn budget(state: &AppState, bytes: usize, deadline: Instant) -> Option<SemaphorePermit<'_>> {
+    let permits = u32::try_from(bytes).ok()?;
+    tokio::time::timeout_at(deadline, state.photos.receiving.acquire_many(permits))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// The answer when the receive budget stays full until a request's receiving time is over.
+fn busy() -> ApiError {
+    ApiError::unavailable("the server is receiving too many uploads at once; retry later")
+}
+
 async fn put_piece(state: &AppState, upload: &Upload, start: i64, piece: Bytes) -> ApiResult<Part> {
     let key = format!("uploads/{}/{start:020}-{}", upload.id, new_id().simple());
     let length = piece.len() as i64;
@@ -271,11 +323,10 @@ pub fn store_error(e: object_store::Error) -> ApiError {
     ApiError::unavailable("the photo store is unavailable; retry later")
 }
 
-/// Turns a fully received upload into a verified photo: streams the pieces into the original
-/// (`photos/{sha256}`, a multipart put) while hashing them, checks the hash the server computed
-/// equals the declared one, validates the image, and only then completes the object and records
-/// the photo. A mismatch or an invalid image aborts the put: nothing is kept, the upload is
-/// gone, and the error says why.
+/// Turns a fully received upload into a verified photo: reads the pieces back while hashing
+/// them, checks the hash the server computed equals the declared one, validates the image, and
+/// only then writes the original (`photos/{sha256}`) and records the photo. After a mismatch or
+/// an invalid image nothing is kept, the upload is gone, and the error says why.
 pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
     if let Some(photo) = db::photo(&state.db.pool, &upload.sha256)
         .await?
@@ -308,35 +359,27 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
         return Err(offset_mismatch(expected));
     }
 
-    let target = original_path(&upload.sha256);
-    let mut put = WriteMultipart::new_with_chunk_size(
-        state
-            .blobs
-            .put_multipart(&target)
-            .await
-            .map_err(store_error)?,
-        MULTIPART_CHUNK,
-    );
+    // The pieces, a few read at once, into one buffer: nothing is written to the original's
+    // key until the bytes hash right and are a valid photo.
     let mut hasher = Sha256::new();
-    let mut whole = Vec::with_capacity(upload.length as usize);
-    for p in &parts {
-        let piece = match read_piece(state.blobs.as_ref(), &p.object_key).await {
-            Ok(piece) => piece,
-            Err(e) => {
-                let _ = put.abort().await;
-                return Err(store_error(e));
-            }
-        };
+    let mut whole = BytesMut::with_capacity(upload.length as usize);
+    let keys: Vec<String> = parts.iter().map(|p| p.object_key.clone()).collect();
+    let store = state.blobs.clone();
+    let mut pieces = futures::stream::iter(keys)
+        .map(move |key| {
+            let store = store.clone();
+            async move { read_piece(store.as_ref(), &key).await }
+        })
+        .buffered(4);
+    while let Some(piece) = pieces.next().await {
+        let piece = piece.map_err(store_error)?;
         hasher.update(&piece);
         whole.extend_from_slice(&piece);
-        if let Err(e) = put.wait_for_capacity(2).await {
-            return Err(store_error(e));
-        }
-        put.put(piece);
     }
+    drop(pieces);
+    let whole = whole.freeze();
     let computed = hex::encode(hasher.finalize());
     if computed != upload.sha256 {
-        let _ = put.abort().await;
         discard(state, upload).await?;
         return Err(ApiError::new(
             ErrorCode::HashMismatch,
@@ -345,13 +388,13 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
         .with_details(json!({ "declared": upload.sha256, "computed": computed })));
     }
     let config = state.config.photos.clone();
-    let inspected = tokio::task::spawn_blocking(move || inspect::inspect(&whole, &config))
+    let bytes = whole.clone();
+    let inspected = tokio::task::spawn_blocking(move || inspect::inspect(&bytes, &config))
         .await
         .map_err(ApiError::internal)?;
     let inspection = match inspected {
         Ok(i) => i,
         Err(rejection) => {
-            let _ = put.abort().await;
             db::record_rejected(
                 &state.db.pool,
                 &upload.sha256,
@@ -364,7 +407,9 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
             return Err(ApiError::new(rejection.code, rejection.message));
         }
     };
-    put.finish().await.map_err(store_error)?;
+    put_original(state.blobs.as_ref(), &original_path(&upload.sha256), whole)
+        .await
+        .map_err(store_error)?;
 
     let photo = Photo {
         sha256: upload.sha256.clone(),
@@ -406,6 +451,23 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
     Ok(stored)
 }
 
+/// Writes a verified original: one `PUT`, or a multipart upload when it is bigger than a part.
+async fn put_original(
+    store: &dyn ObjectStore,
+    target: &Path,
+    bytes: Bytes,
+) -> object_store::Result<()> {
+    if bytes.len() <= MULTIPART_CHUNK {
+        store.put(target, bytes.into()).await?;
+        return Ok(());
+    }
+    let mut put =
+        WriteMultipart::new_with_chunk_size(store.put_multipart(target).await?, MULTIPART_CHUNK);
+    put.put(bytes);
+    put.finish().await?;
+    Ok(())
+}
+
 async fn read_piece(store: &dyn ObjectStore, key: &str) -> object_store::Result<Bytes> {
     store.get(&Path::from(key)).await?.bytes().await
 }
@@ -423,11 +485,15 @@ pub async fn discard(state: &AppState, upload: &Upload) -> ApiResult<()> {
 /// wrote without recording. Best effort: leftovers go when the upload expires.
 async fn delete_pieces(state: &AppState, upload: &Upload) {
     let prefix = pieces_prefix(upload);
-    let listed: Vec<_> = state.blobs.list(Some(&prefix)).collect().await;
-    for meta in listed.into_iter().flatten() {
-        if let Err(e) = state.blobs.delete(&meta.location).await {
-            tracing::warn!(error = %e, key = %meta.location, "cannot delete an upload piece");
-        }
+    let listed = state
+        .blobs
+        .list(Some(&prefix))
+        .filter_map(|meta| futures::future::ready(meta.ok().map(|m| Ok(m.location))))
+        .boxed();
+    // One bulk request where the store has them (S3 `DeleteObjects`), not one per piece.
+    let deleted: Vec<_> = state.blobs.delete_stream(listed).collect().await;
+    for e in deleted.into_iter().filter_map(Result::err) {
+        tracing::warn!(error = %e, "cannot delete an upload piece");
     }
 }
 
@@ -447,5 +513,21 @@ pub async fn cleanup_expired(state: &AppState) -> anyhow::Result<usize> {
                 total += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_are_a_chunk_or_what_is_left_of_the_upload_or_the_body() {
+        const MIB: usize = 1024 * 1024;
+        assert_eq!(piece_size(MIB, 4_000_000, None), MIB);
+        assert_eq!(piece_size(MIB, 4_000_000, Some(512 * 1024)), 512 * 1024);
+        assert_eq!(piece_size(MIB, 1000, Some(512 * 1024)), 1000);
+        assert_eq!(piece_size(MIB, 1000, None), 1000);
+        // Never a zero-sized piece, whatever the caller passes.
+        assert_eq!(piece_size(MIB, 0, Some(0)), 1);
     }
 }
