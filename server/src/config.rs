@@ -146,8 +146,9 @@ pub struct PhotosConfig {
     /// upload request holds in memory.
     pub chunk_bytes: usize,
     /// Bytes all receiving upload requests together may hold in memory, bytes. A request waits
-    /// for room before it takes each piece; past its receiving time it keeps what it has (or,
-    /// with nothing received yet, answers 503 with `Retry-After`). At least `chunk_bytes`.
+    /// for room before it takes each piece; one that finds none before its receiving time ends
+    /// answers 503 with `Retry-After` and keeps nothing of that body (its offset stays where it
+    /// was). At least `chunk_bytes`.
     pub receive_budget_bytes: usize,
     /// A partial upload untouched for this long expires and is deleted, seconds.
     pub upload_expiry_secs: u64,

@@ -50,6 +50,7 @@ on_both_databases!(
     integrity_flags_for_a_reused_photo_and_gps_outside_the_zone,
     abandoned_uploads_expire_and_are_cleaned_up,
     tus_discovery_checksums_and_termination,
+    a_full_receive_budget_answers_503_and_keeps_nothing_of_the_waiting_body,
     against_garage_originals_and_derivatives_are_in_the_bucket_and_links_are_scoped_and_expire,
 );
 
@@ -910,6 +911,66 @@ async fn abandoned_uploads_expire_and_are_cleaned_up(db: Db) {
         StatusCode::NOT_FOUND
     );
     assert!(list(app.state.blobs.as_ref(), "uploads").await.is_empty());
+}
+
+async fn a_full_receive_budget_answers_503_and_keeps_nothing_of_the_waiting_body(db: Db) {
+    // One piece of budget, and one second of receiving time (half the request timeout).
+    let Some(app) = app_with(db, |c| {
+        c.photos.chunk_bytes = 64 * 1024;
+        c.photos.receive_budget_bytes = 64 * 1024;
+        c.limits.request_timeout_secs = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let photo = jpeg(100, 100, 14);
+    let sha = sha_hex(&photo);
+    case_declaring(&app, "Z01", &[&photo], now_ms()).await;
+    let token = app.login("inspector1").await;
+    let resp = tus_create(&app, &token, &sha, photo.len(), &[]).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+
+    // Other requests hold the whole budget: this body waits for room, then gets 503 with
+    // Retry-After, and none of it is kept.
+    let held = app
+        .state
+        .photos
+        .receiving
+        .acquire_many(64 * 1024)
+        .await
+        .unwrap();
+    let resp = tus_patch(&app, &token, &location, 0, photo.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("retry"),
+        "{body}"
+    );
+    assert_eq!(
+        tus_head(&app, &token, &location).await,
+        (StatusCode::OK, Some(0))
+    );
+    assert!(list(app.state.blobs.as_ref(), "uploads").await.is_empty());
+
+    // Room again: the same request is received whole and the photo verified.
+    drop(held);
+    let resp = tus_patch(&app, &token, &location, 0, photo.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        resp.headers()["upload-offset"],
+        photo.len().to_string().as_str()
+    );
+    let (status, meta) = app.get(&format!("/v1/photos/{sha}"), Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(meta["status"], "verified", "{meta}");
+    assert_eq!(app.state.photos.receiving.available_permits(), 64 * 1024);
 }
 
 async fn tus_discovery_checksums_and_termination(db: Db) {
