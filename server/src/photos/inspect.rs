@@ -10,7 +10,7 @@
 use std::io::Cursor;
 
 use gridline_sync::ErrorCode;
-use image::{DynamicImage, ImageFormat, RgbImage};
+use image::{DynamicImage, ImageFormat};
 
 use crate::config::PhotosConfig;
 
@@ -111,25 +111,6 @@ pub fn limits(config: &PhotosConfig) -> image::Limits {
 
 /// Validates a whole photo file. CPU-bound: call it from `spawn_blocking`.
 pub fn inspect(bytes: &[u8], config: &PhotosConfig) -> Result<Inspection, Rejection> {
-    validate(bytes, config, None).map(|(inspection, _)| inspection)
-}
-
-/// [`inspect`], keeping the pixels the validation decoded, at least `cover_px` on their longest
-/// side where the photo is that big (a JPEG is decoded at a reduced size that covers it, other
-/// formats at full size), so that derivatives need no second decode. `None` for HEIC.
-pub fn inspect_keeping_pixels(
-    bytes: &[u8],
-    config: &PhotosConfig,
-    cover_px: u32,
-) -> Result<(Inspection, Option<RgbImage>), Rejection> {
-    validate(bytes, config, Some(cover_px))
-}
-
-fn validate(
-    bytes: &[u8],
-    config: &PhotosConfig,
-    keep: Option<u32>,
-) -> Result<(Inspection, Option<RgbImage>), Rejection> {
     if bytes.len() as u64 > config.max_bytes {
         return Err(Rejection::new(
             ErrorCode::PhotoTooLarge,
@@ -150,7 +131,7 @@ fn validate(
             height: None,
             exif,
         };
-        return Ok((inspection, None));
+        return Ok(inspection);
     };
     if kind == Kind::Jpeg && !jpeg_has_end(bytes) {
         return Err(Rejection::new(
@@ -171,35 +152,26 @@ fn validate(
             ),
         ));
     }
-    // A JPEG's entropy-coded data is decoded whole at a reduced size (1/8 unless the pixels
-    // are kept: every block's coefficients are read, only the inverse DCT is smaller), which
-    // refuses damaged data at a fraction of a full-size decode's CPU and memory. Whatever that
-    // decoder does not take (damaged data, or a coding or colour model it lacks) is judged by
-    // the full decode, as any other format. A panic in that decoder counts as "not taken",
-    // never as a verdict.
-    let reduced = if kind == Kind::Jpeg {
-        let cover_px = keep.unwrap_or(1);
-        std::panic::catch_unwind(|| super::derive::decode_jpeg_reduced(bytes, config, cover_px))
+    // A JPEG's entropy-coded data is decoded whole at 1/8 size (every block's coefficients are
+    // read, only the inverse DCT is smaller), which refuses damaged data at a fraction of a
+    // full-size decode's CPU and memory. Whatever that decoder does not take (damaged data, or
+    // a coding or colour model it lacks) is judged by the full decode, as any other format. A
+    // panic in that decoder counts as "not taken", never as a verdict.
+    let reduced = kind == Kind::Jpeg
+        && std::panic::catch_unwind(|| super::derive::decode_jpeg_reduced(bytes, config, 1))
             .ok()
             .and_then(Result::ok)
             .flatten()
-    } else {
-        None
-    };
-    let pixels = match reduced {
-        Some(rgb) => Some(rgb),
-        None => {
-            let image = full_decode(bytes, format, config)?;
-            keep.is_some().then(|| image.into_rgb8())
-        }
-    };
-    let inspection = Inspection {
+            .is_some();
+    if !reduced {
+        full_decode(bytes, format, config)?;
+    }
+    Ok(Inspection {
         kind,
         width: Some(width),
         height: Some(height),
         exif,
-    };
-    Ok((inspection, pixels.filter(|_| keep.is_some())))
+    })
 }
 
 /// Decodes the whole image at full size under the decoding limits.
