@@ -309,7 +309,13 @@ impl EntityKind {
 }
 
 /// One change in a pull page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+///
+/// Deserialised by hand (below): serde's derive for an internally tagged enum first buffers
+/// every field of every change, `data` included, in a generic tree before it knows the
+/// variant. Here each field has one type whatever the variant, so each is read once into its
+/// own type and the variant is checked at the end; the wire format is the derive's (a `kind`
+/// tag beside the fields, in any order, unknown fields ignored).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
     /// Create or replace the entity with this version.
@@ -341,6 +347,112 @@ impl Change {
             | Change::Remove { id, .. }
             | Change::Tombstone { id, .. } => id,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Change {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Kind {
+            Upsert,
+            Remove,
+            Tombstone,
+        }
+
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "snake_case")]
+        enum Field {
+            Kind,
+            Entity,
+            Id,
+            Version,
+            Data,
+            #[serde(other)]
+            Other,
+        }
+
+        struct ChangeVisitor;
+
+        impl<'de> Visitor<'de> for ChangeVisitor {
+            type Value = Change;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a change (an object with a `kind`)")
+            }
+
+            /// `[kind, entity, id]` or `[kind, entity, id, version, data]`, as the derive took.
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Change, A::Error> {
+                fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(
+                    seq: &mut A,
+                    i: usize,
+                ) -> Result<T, A::Error> {
+                    seq.next_element()?
+                        .ok_or_else(|| A::Error::invalid_length(i, &"a change"))
+                }
+                let kind: Kind = next(&mut seq, 0)?;
+                let (entity, id) = (next(&mut seq, 1)?, next(&mut seq, 2)?);
+                Ok(match kind {
+                    Kind::Upsert => Change::Upsert {
+                        entity,
+                        id,
+                        version: next(&mut seq, 3)?,
+                        data: next(&mut seq, 4)?,
+                    },
+                    Kind::Remove => Change::Remove { entity, id },
+                    Kind::Tombstone => Change::Tombstone { entity, id },
+                })
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Change, A::Error> {
+                fn once<T, E: Error>(
+                    slot: &mut Option<T>,
+                    v: T,
+                    name: &'static str,
+                ) -> Result<(), E> {
+                    if slot.is_some() {
+                        return Err(E::duplicate_field(name));
+                    }
+                    *slot = Some(v);
+                    Ok(())
+                }
+                let (mut kind, mut entity, mut id, mut version, mut data) =
+                    (None, None, None, None, None);
+                while let Some(field) = map.next_key::<Field>()? {
+                    match field {
+                        Field::Kind => once(&mut kind, map.next_value::<Kind>()?, "kind")?,
+                        Field::Entity => {
+                            once(&mut entity, map.next_value::<EntityKind>()?, "entity")?
+                        }
+                        Field::Id => once(&mut id, map.next_value::<String>()?, "id")?,
+                        Field::Version => once(&mut version, map.next_value::<i64>()?, "version")?,
+                        Field::Data => {
+                            once(&mut data, map.next_value::<serde_json::Value>()?, "data")?
+                        }
+                        Field::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                let kind = kind.ok_or_else(|| A::Error::missing_field("kind"))?;
+                let entity = entity.ok_or_else(|| A::Error::missing_field("entity"))?;
+                let id = id.ok_or_else(|| A::Error::missing_field("id"))?;
+                Ok(match kind {
+                    Kind::Upsert => Change::Upsert {
+                        entity,
+                        id,
+                        version: version.ok_or_else(|| A::Error::missing_field("version"))?,
+                        data: data.ok_or_else(|| A::Error::missing_field("data"))?,
+                    },
+                    Kind::Remove => Change::Remove { entity, id },
+                    Kind::Tombstone => Change::Tombstone { entity, id },
+                })
+            }
+        }
+
+        d.deserialize_any(ChangeVisitor)
     }
 }
 
@@ -520,6 +632,103 @@ mod tests {
             serde_json::from_str(r#"{"kind":"remove","entity":"zone","id":"z1"}"#).unwrap();
         assert_eq!(r.entity(), EntityKind::Zone);
         assert_eq!(r.id(), "z1");
+    }
+
+    /// What serde's derive accepted before [`Change`] was deserialised by hand.
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(tag = "kind", rename_all = "snake_case")]
+    enum DerivedChange {
+        Upsert {
+            entity: EntityKind,
+            id: String,
+            version: i64,
+            data: serde_json::Value,
+        },
+        Remove {
+            entity: EntityKind,
+            id: String,
+        },
+        Tombstone {
+            entity: EntityKind,
+            id: String,
+        },
+    }
+
+    impl From<DerivedChange> for Change {
+        fn from(d: DerivedChange) -> Change {
+            match d {
+                DerivedChange::Upsert {
+                    entity,
+                    id,
+                    version,
+                    data,
+                } => Change::Upsert {
+                    entity,
+                    id,
+                    version,
+                    data,
+                },
+                DerivedChange::Remove { entity, id } => Change::Remove { entity, id },
+                DerivedChange::Tombstone { entity, id } => Change::Tombstone { entity, id },
+            }
+        }
+    }
+
+    /// The hand-written deserialiser accepts exactly what the derive did, with the same result:
+    /// fields in any order, unknown fields ignored, and refuses what it refused.
+    #[test]
+    fn changes_deserialise_as_the_derive_did() {
+        let cases = [
+            r#"{"kind":"upsert","entity":"case","id":"x","version":3,"data":{"a":[1,{"b":null}]}}"#,
+            r#"{"data":{"a":1},"version":3,"id":"x","entity":"case","kind":"upsert"}"#,
+            r#"{"entity":"asset","kind":"remove","id":"A-1","extra":{"x":[1,2]}}"#,
+            r#"{"kind":"tombstone","entity":"round","id":"r","version":9}"#,
+            r#"{"kind":"upsert","entity":"zone","id":"z","version":1,"data":null}"#,
+            r#"{"kind":"upsert","entity":"zone","id":"z","data":{}}"#,
+            r#"{"kind":"upsert","entity":"zone","id":"z","version":1}"#,
+            r#"{"kind":"remove","id":"z"}"#,
+            r#"{"entity":"zone","id":"z"}"#,
+            r#"{"kind":"rename","entity":"zone","id":"z"}"#,
+            r#"{"kind":"remove","entity":"planet","id":"z"}"#,
+            r#"{"kind":"remove","entity":"zone","id":7}"#,
+            r#"{"kind":"upsert","entity":"zone","id":"z","version":"1","data":{}}"#,
+            r#"{"kind":"remove","kind":"remove","entity":"zone","id":"z"}"#,
+            r#"["remove","zone","z"]"#,
+            r#""remove""#,
+            r#"{}"#,
+        ];
+        for text in cases {
+            let ours = serde_json::from_str::<Change>(text).ok();
+            let derived = serde_json::from_str::<DerivedChange>(text)
+                .ok()
+                .map(Change::from);
+            assert_eq!(ours, derived, "{text}");
+        }
+        // And a whole page of what the server writes.
+        let page = PullResponse {
+            protocol: 1,
+            server_time: OffsetDateTime::UNIX_EPOCH,
+            changes: vec![
+                Change::Upsert {
+                    entity: EntityKind::Case,
+                    id: "c".into(),
+                    version: 2,
+                    data: serde_json::json!({"description": "a \"quoted\" é", "photos": []}),
+                },
+                Change::Remove {
+                    entity: EntityKind::Zone,
+                    id: "z".into(),
+                },
+                Change::Tombstone {
+                    entity: EntityKind::Asset,
+                    id: "A".into(),
+                },
+            ],
+            cursor: "c1.x".into(),
+            has_more: false,
+        };
+        let text = serde_json::to_string(&page).unwrap();
+        assert_eq!(serde_json::from_str::<PullResponse>(&text).unwrap(), page);
     }
 
     #[test]
