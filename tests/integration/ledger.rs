@@ -15,6 +15,7 @@ on_both_backends!(
     concurrent_approvals_post_exactly_one_entry,
     posted_entries_cannot_be_updated_or_deleted,
     tampering_is_found_by_verify,
+    verification_reads_the_chain_in_chunks_with_any_text,
     reversals_are_single_and_final,
     closed_period_takes_no_entries_and_corrections_go_to_the_open_period,
     rankings_are_identical_when_recomputed_and_exports_agree,
@@ -256,6 +257,19 @@ async fn posted_entries_cannot_be_updated_or_deleted(app: TestApp) {
     assert_eq!(n, 1);
 }
 
+/// What someone with database access would do first: drop the trigger refusing UPDATEs of
+/// ledger entries.
+async fn drop_append_only_guard(app: &TestApp) {
+    let drop_guard = match app.db {
+        Db::Sqlite => "DROP TRIGGER ledger_entries_no_update",
+        Db::Postgres => "DROP TRIGGER ledger_entries_no_update ON ledger_entries",
+    };
+    sqlx::query(drop_guard)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+}
+
 async fn tampering_is_found_by_verify(app: TestApp) {
     let sup = app.login("supervisor1").await;
     for zone in ["Z01", "Z02", "Z03"] {
@@ -270,11 +284,7 @@ async fn tampering_is_found_by_verify(app: TestApp) {
 
     // Someone with database access disables the guard and lowers a deduction.
     let pool = &app.state.db.pool;
-    let drop_guard = match app.db {
-        Db::Sqlite => "DROP TRIGGER ledger_entries_no_update",
-        Db::Postgres => "DROP TRIGGER ledger_entries_no_update ON ledger_entries",
-    };
-    sqlx::query(drop_guard).execute(pool).await.unwrap();
+    drop_append_only_guard(&app).await;
     sqlx::query("UPDATE ledger_entries SET weighted_points_milli = 1 WHERE seq = 2")
         .execute(pool)
         .await
@@ -319,37 +329,84 @@ async fn ledger_verify_cli(app: &TestApp) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// SQLite reads the chain for verification in chunks of JSON (`store::ledger::verify_chain`):
+/// every chunk size gives the row-by-row result, text with escapes hashes as stored, and
+/// tampering is found in a later chunk, including a value of the wrong type (SQLite columns
+/// take any type).
+async fn verification_reads_the_chain_in_chunks_with_any_text(app: TestApp) {
+    use gridline_tests::gridline_server::store::ledger::{verify_chain, verify_chain_in_chunks};
+    let sup = app.login("supervisor1").await;
+    let mut ids = Vec::new();
+    for zone in ["Z01", "Z02", "Z03", "Z04", "Z05"] {
+        ids.push(media_entry(&app, &sup, app.zone(zone)).await["id"].clone());
+    }
+    let reason = "a \"quoted\" reason \\ with é, 日本語,\ta tab and\na line break";
+    let (status, reversal) =
+        reverse(&app, &sup, ids[1].as_str().unwrap(), "correction", reason).await;
+    assert_eq!(status, StatusCode::CREATED, "{reversal}");
+    assert_eq!(reversal["reason"], format!("correction: {reason}"));
+    let pool = &app.state.db.pool;
+    let chunks: &[Option<i64>] = match app.db {
+        Db::Sqlite => &[None, Some(1), Some(2), Some(5), Some(6), Some(4096)],
+        // PostgreSQL always streams rows.
+        Db::Postgres => &[None],
+    };
+    for chunk in chunks {
+        let got = verify_chain_in_chunks(pool, *chunk).await.unwrap();
+        assert_eq!(got, (6, None), "chunk {chunk:?}");
+    }
+    assert_eq!(verify_chain(pool).await.unwrap(), (6, None));
+
+    drop_append_only_guard(&app).await;
+    // One changed character of the reason, in the last entry.
+    sqlx::query("UPDATE ledger_entries SET reason = REPLACE(reason, 'é', 'e') WHERE seq = 6")
+        .execute(pool)
+        .await
+        .unwrap();
+    for chunk in chunks {
+        let (checked, bad) = verify_chain_in_chunks(pool, *chunk).await.unwrap();
+        let bad = bad.expect("tampering detected");
+        assert_eq!(
+            (checked, bad.seq, bad.problem.as_str()),
+            (5, 6, "hash_mismatch"),
+            "chunk {chunk:?}"
+        );
+    }
+    if app.db == Db::Sqlite {
+        // Points stored as text: never reported intact.
+        sqlx::query("UPDATE ledger_entries SET weighted_points_milli = 'ten' WHERE seq = 3")
+            .execute(pool)
+            .await
+            .unwrap();
+        for chunk in chunks {
+            let got = verify_chain_in_chunks(pool, *chunk).await;
+            assert!(
+                got.as_ref().is_err() || got.as_ref().is_ok_and(|(_, bad)| bad.is_some()),
+                "chunk {chunk:?}: {got:?}"
+            );
+        }
+    }
+}
+
 async fn reversals_are_single_and_final(app: TestApp) {
     let sup = app.login("supervisor1").await;
     let entry = media_entry(&app, &sup, app.zone("Z04")).await;
     let id = entry["id"].as_str().unwrap();
-    let reverse = |target: String, reason: &'static str| {
-        let app = &app;
-        let sup = sup.clone();
-        async move {
-            app.post(
-                &format!("/v1/ledger/entries/{target}/reverse"),
-                Some(&sup),
-                &json!({"cause": "appeal_upheld", "reason": reason}),
-            )
-            .await
-        }
-    };
-    let (status, body) = app
-        .post(
-            &format!("/v1/ledger/entries/{id}/reverse"),
-            Some(&sup),
-            &json!({"cause": "correction", "reason": ""}),
-        )
-        .await;
+    let (status, body) = reverse(&app, &sup, id, "correction", "").await;
     assert_eq!(
         status,
         StatusCode::UNPROCESSABLE_ENTITY,
         "a reason is required: {body}"
     );
 
-    let (status, reversal) =
-        reverse(id.to_owned(), "the zone showed the report was about Z05").await;
+    let (status, reversal) = reverse(
+        &app,
+        &sup,
+        id,
+        "appeal_upheld",
+        "the zone showed the report was about Z05",
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{reversal}");
     assert_eq!(reversal["kind"], "reversal");
     assert_eq!(reversal["reverses_id"], entry["id"]);
@@ -360,13 +417,14 @@ async fn reversals_are_single_and_final(app: TestApp) {
     assert_eq!(reversal["coefficient"], entry["coefficient"]);
     assert_eq!(reversal["prev_hash"], entry["hash"]);
 
-    let (status, body) = reverse(id.to_owned(), "again").await;
+    let (status, body) = reverse(&app, &sup, id, "appeal_upheld", "again").await;
     assert_eq!(
         (status, body["code"].clone()),
         (StatusCode::CONFLICT, json!("conflict")),
         "{body}"
     );
-    let (status, body) = reverse(reversal["id"].as_str().unwrap().to_owned(), "undo").await;
+    let rid = reversal["id"].as_str().unwrap();
+    let (status, body) = reverse(&app, &sup, rid, "appeal_upheld", "undo").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body["message"]
         .as_str()
@@ -479,16 +537,14 @@ async fn closed_period_takes_no_entries_and_corrections_go_to_the_open_period(ap
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{next}");
-    let (status, reversal) = app
-        .post(
-            &format!(
-                "/v1/ledger/entries/{}/reverse",
-                entry["id"].as_str().unwrap()
-            ),
-            Some(&sup),
-            &json!({"cause": "correction", "reason": "wrong zone"}),
-        )
-        .await;
+    let (status, reversal) = reverse(
+        &app,
+        &sup,
+        entry["id"].as_str().unwrap(),
+        "correction",
+        "wrong zone",
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{reversal}");
     assert_eq!(reversal["period_id"], next["id"]);
     assert_eq!(reversal["reverses_id"], entry["id"]);
@@ -711,16 +767,14 @@ async fn a_case_takes_one_deduction_until_it_is_reversed(app: TestApp) {
     let err = refused("case_already_deducted").await;
     assert_eq!(err["details"]["proposal_id"], second["id"]);
     // A reversal frees it for a corrected deduction.
-    let (status, reversal) = app
-        .post(
-            &format!(
-                "/v1/ledger/entries/{}/reverse",
-                entry["id"].as_str().unwrap()
-            ),
-            Some(&sup),
-            &json!({"cause": "correction", "reason": "wrong rule"}),
-        )
-        .await;
+    let (status, reversal) = reverse(
+        &app,
+        &sup,
+        entry["id"].as_str().unwrap(),
+        "correction",
+        "wrong rule",
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{reversal}");
     let third = propose_on_case(&app, &sup, case_id).await;
     approve(&app, &sup, &third).await;

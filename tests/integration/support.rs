@@ -118,6 +118,22 @@ pub async fn approve(app: &TestApp, token: &str, proposal: &Value) -> Value {
     entry
 }
 
+/// `POST /v1/ledger/entries/{entry_id}/reverse`: the status and body.
+pub async fn reverse(
+    app: &TestApp,
+    token: &str,
+    entry_id: &str,
+    cause: &str,
+    reason: &str,
+) -> (StatusCode, Value) {
+    app.post(
+        &format!("/v1/ledger/entries/{entry_id}/reverse"),
+        Some(token),
+        &json!({"cause": cause, "reason": reason}),
+    )
+    .await
+}
+
 pub async fn current_period(app: &TestApp, token: &str) -> Value {
     let (_, periods) = app.get("/v1/periods", Some(token)).await;
     periods.as_array().unwrap()[0].clone()
