@@ -308,13 +308,45 @@ impl EntityKind {
     }
 }
 
+/// A JSON value kept as the text it came in (a change's `data`). Phones store entities as JSON
+/// text, so building a tree of every entity only to write it out again would be wasted: the
+/// text is checked to be JSON and kept. Equality compares the values, not the texts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The value as a tree.
+    pub fn to_value(&self) -> serde_json::Value {
+        // The text was checked to be JSON when it was made or read.
+        serde_json::from_str(self.get()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The value read as `T`.
+    pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> serde_json::Result<T> {
+        serde_json::from_str(self.get())
+    }
+}
+
+impl From<serde_json::Value> for RawJson {
+    fn from(v: serde_json::Value) -> Self {
+        // A `Value` always serialises (its map keys are strings).
+        RawJson(serde_json::value::to_raw_value(&v).expect("a JSON value serialises"))
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get() || self.to_value() == other.to_value()
+    }
+}
+
 /// One change in a pull page.
-///
-/// Deserialised by hand (below): serde's derive for an internally tagged enum first buffers
-/// every field of every change, `data` included, in a generic tree before it knows the
-/// variant. Here each field has one type whatever the variant, so each is read once into its
-/// own type and the variant is checked at the end; the wire format is the derive's (a `kind`
-/// tag beside the fields, in any order, unknown fields ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
@@ -324,7 +356,7 @@ pub enum Change {
         id: String,
         version: i64,
         #[schema(value_type = Object)]
-        data: serde_json::Value,
+        data: RawJson,
     },
     /// The entity left the caller's scope (it still exists): drop the local copy.
     Remove { entity: EntityKind, id: String },
@@ -350,6 +382,11 @@ impl Change {
     }
 }
 
+/// Deserialised by hand: serde's derive for an internally tagged enum first buffers every field
+/// of every change, `data` included, in a generic tree before it knows the variant. Here each
+/// field has one type whatever the variant, so each is read once into its own type and the
+/// variant is checked at the end; the wire format is the derive's (a `kind` tag beside the
+/// fields, in any order, unknown fields ignored, or the sequence `[kind, entity, id, …]`).
 impl<'de> Deserialize<'de> for Change {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::{Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -428,9 +465,7 @@ impl<'de> Deserialize<'de> for Change {
                         }
                         Field::Id => once(&mut id, map.next_value::<String>()?, "id")?,
                         Field::Version => once(&mut version, map.next_value::<i64>()?, "version")?,
-                        Field::Data => {
-                            once(&mut data, map.next_value::<serde_json::Value>()?, "data")?
-                        }
+                        Field::Data => once(&mut data, map.next_value::<RawJson>()?, "data")?,
                         Field::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -621,7 +656,7 @@ mod tests {
             entity: EntityKind::Case,
             id: "x".into(),
             version: 3,
-            data: serde_json::json!({"a": 1}),
+            data: serde_json::json!({"a": 1}).into(),
         };
         let v = serde_json::to_value(&c).unwrap();
         assert_eq!(
@@ -666,7 +701,7 @@ mod tests {
                     entity,
                     id,
                     version,
-                    data,
+                    data: data.into(),
                 },
                 DerivedChange::Remove { entity, id } => Change::Remove { entity, id },
                 DerivedChange::Tombstone { entity, id } => Change::Tombstone { entity, id },
@@ -713,7 +748,7 @@ mod tests {
                     entity: EntityKind::Case,
                     id: "c".into(),
                     version: 2,
-                    data: serde_json::json!({"description": "a \"quoted\" é", "photos": []}),
+                    data: serde_json::json!({"description": "a \"quoted\" é", "photos": []}).into(),
                 },
                 Change::Remove {
                     entity: EntityKind::Zone,

@@ -42,7 +42,7 @@ impl PullRun {
                     id,
                     data,
                     ..
-                } => Some((id, data)),
+                } => Some((id, data.to_value())),
                 _ => None,
             }));
         }

@@ -501,13 +501,13 @@ mod tests {
                     entity: EntityKind::Case,
                     id: case.id.to_string(),
                     version: case.version,
-                    data: serde_json::to_value(&case).expect("a value"),
+                    data: serde_json::to_value(&case).expect("a value").into(),
                 },
                 gridline_sync::Change::Upsert {
                     entity: EntityKind::Zone,
                     id: "z".into(),
                     version: 2,
-                    data: zone,
+                    data: zone.into(),
                 },
                 gridline_sync::Change::Tombstone {
                     entity: EntityKind::Case,

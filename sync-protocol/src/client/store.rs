@@ -751,7 +751,7 @@ impl Store {
                     .bind(entity.as_str())
                     .bind(id)
                     .bind(version)
-                    .bind(data.to_string())
+                    .bind(data.get())
                     .execute(&mut *tx)
                     .await?;
                 }

@@ -445,7 +445,7 @@ fn upsert(id: &str, version: i64) -> Change {
         entity: EntityKind::Case,
         id: id.into(),
         version,
-        data: json!({"state": "reported"}),
+        data: json!({"state": "reported"}).into(),
     }
 }
 
