@@ -126,11 +126,15 @@ async fn a_naive_sequence_cursor_skips_an_in_flight_change_and_ours_does_not() {
         }
     })
     .await;
-    let first = changes::since(&pool, start, None, 100).await.unwrap();
+    let first = changes::since(&pool, app.state.db.backend, start, None, 100)
+        .await
+        .unwrap();
     let cursor = first.last().map(|r| r.seq).unwrap_or(start);
     a.commit().await.unwrap();
     b.await.unwrap();
-    let later = changes::since(&pool, cursor, None, 100).await.unwrap();
+    let later = changes::since(&pool, app.state.db.backend, cursor, None, 100)
+        .await
+        .unwrap();
     let seen: HashSet<String> = first
         .iter()
         .chain(&later)
@@ -166,10 +170,14 @@ async fn a_naive_sequence_cursor_skips_an_in_flight_change_and_ours_does_not() {
     let naive_a = naive_insert("naive-A").await; // seq 1000000, not committed
     let naive_b = naive_insert("naive-B").await; // seq 1000001
     naive_b.commit().await.unwrap();
-    let first = changes::since(&pool, 999_999, None, 100).await.unwrap();
+    let first = changes::since(&pool, app.state.db.backend, 999_999, None, 100)
+        .await
+        .unwrap();
     let cursor = first.last().map(|r| r.seq).unwrap_or(999_999);
     naive_a.commit().await.unwrap();
-    let later = changes::since(&pool, cursor, None, 100).await.unwrap();
+    let later = changes::since(&pool, app.state.db.backend, cursor, None, 100)
+        .await
+        .unwrap();
     let seen: HashSet<String> = first
         .iter()
         .chain(&later)

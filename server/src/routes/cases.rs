@@ -56,7 +56,7 @@ async fn list(
     let more = rows.len() as i64 > limit;
     let ids: Vec<Uuid> = rows.iter().take(limit as usize).map(|c| c.id).collect();
     let mut conn = state.db.pool.acquire().await?;
-    let mut views = case_views(&mut conn, &ids).await?;
+    let mut views = case_views(&mut conn, state.db.backend, &ids).await?;
     let mut items: Vec<CaseView> = ids.iter().filter_map(|id| views.remove(id)).collect();
     with_evidence(&state.db, &mut items).await?;
     let next = if more {
@@ -76,7 +76,7 @@ async fn get(
     PathParam(id): PathParam<Uuid>,
 ) -> ApiResult<Json<CaseView>> {
     let mut conn = state.db.pool.acquire().await?;
-    let mut view = case_views(&mut conn, &[id])
+    let mut view = case_views(&mut conn, state.db.backend, &[id])
         .await?
         .remove(&id)
         .ok_or_else(|| ApiError::not_found("case"))?;

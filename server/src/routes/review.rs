@@ -362,7 +362,7 @@ pub async fn transition_case(
     .await?;
     tx.commit().await?;
     let mut conn = state.db.pool.acquire().await?;
-    case_views(&mut conn, &[id])
+    case_views(&mut conn, state.db.backend, &[id])
         .await?
         .remove(&id)
         .ok_or_else(|| ApiError::not_found("case"))
@@ -535,7 +535,7 @@ async fn queue(
     let rows = &rows[..rows.len().min(limit as usize)];
     let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
     let mut conn = state.db.pool.acquire().await?;
-    let mut views = case_views(&mut conn, &ids).await?;
+    let mut views = case_views(&mut conn, state.db.backend, &ids).await?;
     let mut workflows = review::workflows(&mut conn, &ids).await?;
     let mut assignees = review::assignees(&mut conn, &ids).await?;
     let statuses = review::photo_status(&mut conn, &ids).await?;

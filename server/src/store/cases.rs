@@ -7,6 +7,9 @@ use gridline_sync::ops::Severity;
 use sqlx::{Any, AnyConnection, Executor, Row};
 use uuid::Uuid;
 
+use serde::Deserialize;
+
+use super::json_rows::{self, Col};
 use super::{insert_rows, placeholders, update_rows, uuid_col, Backend, Val};
 
 type R<T> = Result<T, sqlx::Error>;
@@ -32,7 +35,7 @@ pub fn severity_from_str(s: &str) -> Severity {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct CaseRow {
     pub id: Uuid,
     pub zone_id: Uuid,
@@ -44,8 +47,11 @@ pub struct CaseRow {
     pub description: String,
     pub severity: Severity,
     pub asset_code: Option<String>,
+    #[serde(deserialize_with = "json_rows::real")]
     pub lat: f64,
+    #[serde(deserialize_with = "json_rows::real")]
     pub lon: f64,
+    #[serde(deserialize_with = "json_rows::real")]
     pub accuracy_m: f64,
     pub captured_at: i64,
     pub queued_at: i64,
@@ -53,6 +59,8 @@ pub struct CaseRow {
     pub round_id: Option<Uuid>,
     pub version: i64,
     pub locked_at: Option<i64>,
+    /// Stored as JSON text.
+    #[serde(deserialize_with = "json_rows::json_text")]
     pub flags: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -191,8 +199,22 @@ pub async fn update_cases(conn: &mut AnyConnection, cases: &[&CaseRow]) -> R<()>
     update_rows(conn, "cases", "id", MUTABLE_COLUMNS, &rows).await
 }
 
-pub async fn load_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid, CaseRow>> {
-    load(conn, ids, "").await
+/// The cases with these ids (missing ones are absent), read as JSON ([`json_rows`]).
+pub async fn load_many(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    ids: &[Uuid],
+) -> R<HashMap<Uuid, CaseRow>> {
+    let cols: Vec<Col> = CASE_COLUMNS
+        .iter()
+        .map(|&c| match c {
+            "lat" | "lon" | "accuracy_m" => Col::Real(c),
+            _ => Col::Exact(c),
+        })
+        .collect();
+    let from = ("cases WHERE id IN ({})", "id");
+    let rows = json_rows::fetch_in(conn, backend, &cols, from, ids, case_from_row).await?;
+    Ok(rows.into_iter().map(|c| (c.id, c)).collect())
 }
 
 /// Like [`load_many`], locking the rows (PostgreSQL) in id order, so that concurrent writers
@@ -354,13 +376,15 @@ pub async fn insert_history(conn: &mut AnyConnection, rows: &[HistoryRow]) -> R<
 
 // ---- photos -----------------------------------------------------------------------------------
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct PhotoRow {
     pub case_id: Uuid,
     pub sha256: String,
     pub size: i64,
     pub captured_at: i64,
+    #[serde(deserialize_with = "json_rows::opt_real")]
     pub gps_lat: Option<f64>,
+    #[serde(deserialize_with = "json_rows::opt_real")]
     pub gps_lon: Option<f64>,
     /// `before` or `after`.
     pub role: String,
@@ -404,29 +428,40 @@ pub async fn insert_photos(conn: &mut AnyConnection, rows: &[PhotoRow]) -> R<()>
     .await
 }
 
-pub async fn photos_of(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<PhotoRow>> {
-    let rows = fetch_in(
-        conn,
-        "SELECT case_id, sha256, size, captured_at, gps_lat, gps_lon, role, declared_by, declared_at \
-         FROM case_photos WHERE case_id IN ({}) ORDER BY declared_at, sha256",
-        ids,
-    )
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(PhotoRow {
-                case_id: uuid_col(&r.try_get::<String, _>("case_id")?),
-                sha256: r.try_get("sha256")?,
-                size: r.try_get("size")?,
-                captured_at: r.try_get("captured_at")?,
-                gps_lat: r.try_get("gps_lat")?,
-                gps_lon: r.try_get("gps_lon")?,
-                role: r.try_get("role")?,
-                declared_by: uuid_col(&r.try_get::<String, _>("declared_by")?),
-                declared_at: r.try_get("declared_at")?,
-            })
-        })
-        .collect()
+/// The declared photos of these cases, in declaration order, read as JSON ([`json_rows`]).
+pub async fn photos_of(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    ids: &[Uuid],
+) -> R<Vec<PhotoRow>> {
+    use Col::{Exact, Real};
+    let cols = [
+        Exact("case_id"),
+        Exact("sha256"),
+        Exact("size"),
+        Exact("captured_at"),
+        Real("gps_lat"),
+        Real("gps_lon"),
+        Exact("role"),
+        Exact("declared_by"),
+        Exact("declared_at"),
+    ];
+    let from = ("case_photos WHERE case_id IN ({})", "declared_at, sha256");
+    json_rows::fetch_in(conn, backend, &cols, from, ids, photo_from_row).await
+}
+
+fn photo_from_row(r: &sqlx::any::AnyRow) -> R<PhotoRow> {
+    Ok(PhotoRow {
+        case_id: uuid_col(&r.try_get::<String, _>("case_id")?),
+        sha256: r.try_get("sha256")?,
+        size: r.try_get("size")?,
+        captured_at: r.try_get("captured_at")?,
+        gps_lat: r.try_get("gps_lat")?,
+        gps_lon: r.try_get("gps_lon")?,
+        role: r.try_get("role")?,
+        declared_by: uuid_col(&r.try_get::<String, _>("declared_by")?),
+        declared_at: r.try_get("declared_at")?,
+    })
 }
 
 /// (case, hash) of every declared photo of these cases.
@@ -456,7 +491,7 @@ pub async fn photo_keys(
 
 // ---- events -----------------------------------------------------------------------------------
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct EventRow {
     pub id: Uuid,
     pub case_id: Uuid,
@@ -470,6 +505,19 @@ pub struct EventRow {
     pub data: Option<String>,
     pub at: i64,
 }
+
+const EVENT_COLUMNS: [&str; 10] = [
+    "id",
+    "case_id",
+    "version",
+    "kind",
+    "actor_id",
+    "from_state",
+    "to_state",
+    "comment",
+    "data",
+    "at",
+];
 
 pub async fn insert_events(conn: &mut AnyConnection, rows: &[EventRow]) -> R<()> {
     let rows: Vec<Vec<Val>> = rows
@@ -489,50 +537,33 @@ pub async fn insert_events(conn: &mut AnyConnection, rows: &[EventRow]) -> R<()>
             ]
         })
         .collect();
-    insert_rows(
-        conn,
-        "case_events",
-        &[
-            "id",
-            "case_id",
-            "version",
-            "kind",
-            "actor_id",
-            "from_state",
-            "to_state",
-            "comment",
-            "data",
-            "at",
-        ],
-        &rows,
-    )
-    .await
+    insert_rows(conn, "case_events", &EVENT_COLUMNS, &rows).await
 }
 
-pub async fn events_of(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<EventRow>> {
-    let rows = fetch_in(
-        conn,
-        "SELECT id, case_id, version, kind, actor_id, from_state, to_state, comment, data, at \
-         FROM case_events WHERE case_id IN ({}) ORDER BY version, id",
-        ids,
-    )
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(EventRow {
-                id: uuid_col(&r.try_get::<String, _>("id")?),
-                case_id: uuid_col(&r.try_get::<String, _>("case_id")?),
-                version: r.try_get("version")?,
-                kind: r.try_get("kind")?,
-                actor_id: uuid_col(&r.try_get::<String, _>("actor_id")?),
-                from_state: r.try_get("from_state")?,
-                to_state: r.try_get("to_state")?,
-                comment: r.try_get("comment")?,
-                data: r.try_get("data")?,
-                at: r.try_get("at")?,
-            })
-        })
-        .collect()
+/// The events of these cases, in version order, read as JSON ([`json_rows`]).
+pub async fn events_of(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    ids: &[Uuid],
+) -> R<Vec<EventRow>> {
+    let cols = EVENT_COLUMNS.map(Col::Exact);
+    let from = ("case_events WHERE case_id IN ({})", "version, id");
+    json_rows::fetch_in(conn, backend, &cols, from, ids, event_from_row).await
+}
+
+fn event_from_row(r: &sqlx::any::AnyRow) -> R<EventRow> {
+    Ok(EventRow {
+        id: uuid_col(&r.try_get::<String, _>("id")?),
+        case_id: uuid_col(&r.try_get::<String, _>("case_id")?),
+        version: r.try_get("version")?,
+        kind: r.try_get("kind")?,
+        actor_id: uuid_col(&r.try_get::<String, _>("actor_id")?),
+        from_state: r.try_get("from_state")?,
+        to_state: r.try_get("to_state")?,
+        comment: r.try_get("comment")?,
+        data: r.try_get("data")?,
+        at: r.try_get("at")?,
+    })
 }
 
 pub async fn event_exists(conn: &mut AnyConnection, id: Uuid) -> R<bool> {
@@ -545,7 +576,7 @@ pub async fn event_exists(conn: &mut AnyConnection, id: Uuid) -> R<bool> {
 
 // ---- conflicts --------------------------------------------------------------------------------
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct ConflictRow {
     pub id: Uuid,
     pub case_id: Uuid,
@@ -561,7 +592,7 @@ pub struct ConflictRow {
     pub created_at: i64,
 }
 
-const CONFLICT_COLUMNS: &[&str] = &[
+const CONFLICT_COLUMNS: [&str; 12] = [
     "id",
     "case_id",
     "zone_id",
@@ -596,7 +627,7 @@ pub async fn insert_conflicts(conn: &mut AnyConnection, rows: &[ConflictRow]) ->
             ]
         })
         .collect();
-    insert_rows(conn, "conflicts", CONFLICT_COLUMNS, &rows).await
+    insert_rows(conn, "conflicts", &CONFLICT_COLUMNS, &rows).await
 }
 
 fn conflict_from_row(r: &sqlx::any::AnyRow) -> R<ConflictRow> {
@@ -616,30 +647,15 @@ fn conflict_from_row(r: &sqlx::any::AnyRow) -> R<ConflictRow> {
     })
 }
 
-pub async fn conflicts_of(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<ConflictRow>> {
-    let sql = format!(
-        "SELECT {} FROM conflicts WHERE case_id IN ({{}}) ORDER BY id",
-        CONFLICT_COLUMNS.join(", ")
-    );
-    fetch_in(conn, &sql, ids)
-        .await?
-        .iter()
-        .map(conflict_from_row)
-        .collect()
-}
-
-/// Runs `sql` (with one `{}` for the id list) over ids in chunks.
-async fn fetch_in(conn: &mut AnyConnection, sql: &str, ids: &[Uuid]) -> R<Vec<sqlx::any::AnyRow>> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(IN_CHUNK) {
-        let sql = sql.replacen("{}", &placeholders(1, chunk.len()), 1);
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(id.to_string());
-        }
-        out.extend(q.fetch_all(&mut *conn).await?);
-    }
-    Ok(out)
+/// The conflicts recorded on these cases, read as JSON ([`json_rows`]).
+pub async fn conflicts_of(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    ids: &[Uuid],
+) -> R<Vec<ConflictRow>> {
+    let cols = CONFLICT_COLUMNS.map(Col::Exact);
+    let from = ("conflicts WHERE case_id IN ({})", "id");
+    json_rows::fetch_in(conn, backend, &cols, from, ids, conflict_from_row).await
 }
 
 pub async fn conflict<'c, E: Executor<'c, Database = Any>>(

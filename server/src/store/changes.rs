@@ -10,7 +10,8 @@
 
 use sqlx::{Any, AnyConnection, Executor, Row};
 
-use super::{insert_rows, now_ms, Val};
+use super::json_rows::{self, Col};
+use super::{insert_rows, now_ms, Backend, Val};
 
 /// What happened to an entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +101,7 @@ pub async fn append(
     .await
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct ChangeRow {
     pub seq: i64,
     pub entity: String,
@@ -118,9 +119,11 @@ const CHANGE_COLUMNS: &str = "seq, entity, entity_id, zone_id, kind";
 /// limited range of the `changes_zone_seq` index and the ranges are merged: the cost is that of
 /// the page, whatever the size of the log and whatever the planner's statistics say. (The
 /// plain `zone_id IS NULL OR zone_id IN (…)` filter let PostgreSQL read every row after the
-/// cursor and sort them, on every page: a first sync quadratic in the zone's size.)
+/// cursor and sort them, on every page: a first sync quadratic in the zone's size.) On SQLite
+/// the page comes back as one JSON value (see [`super::json_rows`]).
 pub async fn since<'c, E: Executor<'c, Database = Any>>(
     e: E,
+    backend: Backend,
     after: i64,
     zones: Option<&[String]>,
     limit: i64,
@@ -146,6 +149,17 @@ pub async fn since<'c, E: Executor<'c, Database = Any>>(
             )
         }
     };
+    if backend == Backend::Sqlite {
+        let cols = ["seq", "entity", "entity_id", "zone_id", "kind"].map(Col::Exact);
+        let sql = json_rows::sqlite_json_sql(&cols, &format!("({sql}) AS page"), "seq");
+        let mut q = sqlx::query_scalar::<_, String>(&sql)
+            .bind(after)
+            .bind(limit);
+        for z in zones.unwrap_or(&[]) {
+            q = q.bind(z.clone());
+        }
+        return json_rows::parse(&q.fetch_one(e).await?, "changes");
+    }
     let mut q = sqlx::query(&sql).bind(after).bind(limit);
     for z in zones.unwrap_or(&[]) {
         q = q.bind(z.clone());

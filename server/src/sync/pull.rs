@@ -231,17 +231,18 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
     let has_more;
     if let Some(mut c) = cursor.c.take() {
         let zones: Vec<String> = c.z.iter().map(|z| z.to_string()).collect();
-        let rows: Vec<ChangeRow> = changes::since(&mut *tx, c.s, Some(&zones), limit + 1)
-            .await?
-            .into_iter()
-            .filter(|r| r.seq <= c.until && r.zone_id.is_some())
-            .collect();
+        let rows: Vec<ChangeRow> =
+            changes::since(&mut *tx, state.db.backend, c.s, Some(&zones), limit + 1)
+                .await?
+                .into_iter()
+                .filter(|r| r.seq <= c.until && r.zone_id.is_some())
+                .collect();
         let more = rows.len() as i64 > limit;
         let rows: Vec<ChangeRow> = rows.into_iter().take(limit as usize).collect();
         if let Some(last) = rows.last() {
             c.s = last.seq;
         }
-        out.extend(render(&state.db.pool, &mut tx, &rows).await?);
+        out.extend(render(&state.db, &mut tx, &rows).await?);
         if more {
             cursor.c = Some(c);
         }
@@ -250,13 +251,20 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
     } else {
         let zones: Option<Vec<String>> =
             now_zones.map(|z| z.iter().map(|z| z.to_string()).collect());
-        let rows = changes::since(&mut *tx, cursor.s, zones.as_deref(), limit + 1).await?;
+        let rows = changes::since(
+            &mut *tx,
+            state.db.backend,
+            cursor.s,
+            zones.as_deref(),
+            limit + 1,
+        )
+        .await?;
         has_more = rows.len() as i64 > limit;
         let rows: Vec<ChangeRow> = rows.into_iter().take(limit as usize).collect();
         if let Some(last) = rows.last() {
             cursor.s = last.seq;
         }
-        out.extend(render(&state.db.pool, &mut tx, &rows).await?);
+        out.extend(render(&state.db, &mut tx, &rows).await?);
     }
     tx.commit().await?;
     Ok(PullPage {
@@ -271,7 +279,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
 /// Turns change-log rows into changes carrying each entity's current state (one per entity,
 /// at the position of its latest row).
 async fn render(
-    pool: &sqlx::AnyPool,
+    db: &store::Db,
     conn: &mut AnyConnection,
     rows: &[ChangeRow],
 ) -> ApiResult<Vec<PageChange>> {
@@ -291,9 +299,9 @@ async fn render(
         .filter(|r| r.entity == "case")
         .filter_map(|r| Uuid::parse_str(&r.entity_id).ok())
         .collect();
-    let mut views = crate::sync::view::case_views(&mut *conn, &case_ids).await?;
+    let mut views = crate::sync::view::case_views(&mut *conn, db.backend, &case_ids).await?;
     let rulebooks = if rows.iter().any(|r| r.entity == "rule") {
-        reference::rulebooks(pool).await?
+        reference::rulebooks(&db.pool).await?
     } else {
         vec![]
     };

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::model::{CaseConflict, CaseEvent, CaseLocation, CasePhoto, CaseView};
 use crate::store::cases::{self, CaseRow, ConflictRow};
-use crate::store::time_from_ms;
+use crate::store::{time_from_ms, Backend};
 
 pub fn conflict_view(c: &ConflictRow) -> CaseConflict {
     let parse = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
@@ -37,17 +37,19 @@ pub async fn with_evidence(
     Ok(())
 }
 
-/// Views of the given cases (missing ids are simply absent), with four queries in all.
+/// Views of the given cases (missing ids are simply absent), with four queries per thousand
+/// cases, each returning its rows as one JSON value (`store::json_rows`).
 pub async fn case_views(
     conn: &mut AnyConnection,
+    backend: Backend,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, CaseView>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = cases::load_many(conn, ids).await?;
+    let rows = cases::load_many(conn, backend, ids).await?;
     let mut photos: HashMap<Uuid, Vec<CasePhoto>> = HashMap::new();
-    for p in cases::photos_of(conn, ids).await? {
+    for p in cases::photos_of(conn, backend, ids).await? {
         photos.entry(p.case_id).or_default().push(CasePhoto {
             sha256: p.sha256,
             size: p.size,
@@ -57,7 +59,7 @@ pub async fn case_views(
         });
     }
     let mut events: HashMap<Uuid, Vec<CaseEvent>> = HashMap::new();
-    for e in cases::events_of(conn, ids).await? {
+    for e in cases::events_of(conn, backend, ids).await? {
         events.entry(e.case_id).or_default().push(CaseEvent {
             id: e.id,
             version: e.version,
@@ -70,7 +72,7 @@ pub async fn case_views(
         });
     }
     let mut conflicts: HashMap<Uuid, Vec<CaseConflict>> = HashMap::new();
-    for c in cases::conflicts_of(conn, ids).await? {
+    for c in cases::conflicts_of(conn, backend, ids).await? {
         conflicts
             .entry(c.case_id)
             .or_default()
