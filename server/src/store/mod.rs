@@ -167,14 +167,14 @@ impl Db {
     /// A read transaction for work made only of key lookups and key-ordered range scans (the
     /// pull). On PostgreSQL the planner is told so for this transaction: on tables filled in
     /// bulk and not analysed yet (a new zone, a fresh server) its default estimates otherwise
-    /// choose sequential scans, sorts of every row after a cursor and JIT compilation, at
-    /// 30-200 ms a query, where the index paths take about 1 ms.
+    /// choose sequential scans and sorts of every row after a cursor, at 30-200 ms a query,
+    /// where the index paths take about 1 ms. (JIT is off on every connection, see `connect`.)
     pub async fn begin_keyed_read(&self) -> Result<sqlx::Transaction<'static, Any>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
             sqlx::query(
                 "SELECT set_config('enable_seqscan', 'off', true), \
-                 set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)",
+                 set_config('enable_bitmapscan', 'off', true)",
             )
             .execute(&mut *tx)
             .await?;
