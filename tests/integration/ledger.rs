@@ -329,12 +329,13 @@ async fn ledger_verify_cli(app: &TestApp) -> (bool, String) {
     (output.status.success(), text)
 }
 
-/// SQLite reads the chain for verification in chunks of JSON (`store::ledger::verify_chain`):
-/// every chunk size gives the row-by-row result, text with escapes hashes as stored, and
-/// tampering is found in a later chunk, including a value of the wrong type (SQLite columns
-/// take any type).
+/// Verification reads the chain in `seq` ranges checked on their own and joined, and on SQLite
+/// in chunks of JSON (`store::ledger::verify_chain`): every split gives the one-stream result,
+/// text with escapes hashes as stored, and tampering is found at the same entry wherever the
+/// ranges fall: a changed field, a deleted entry, a value of the wrong type in an untyped
+/// SQLite column.
 async fn verification_reads_the_chain_in_chunks_with_any_text(app: TestApp) {
-    use gridline_tests::gridline_server::store::ledger::{verify_chain, verify_chain_in_chunks};
+    use gridline_tests::gridline_server::store::ledger::{verify_chain, verify_chain_with};
     let sup = app.login("supervisor1").await;
     let mut ids = Vec::new();
     for zone in ["Z01", "Z02", "Z03", "Z04", "Z05"] {
@@ -351,9 +352,14 @@ async fn verification_reads_the_chain_in_chunks_with_any_text(app: TestApp) {
         // PostgreSQL always streams rows.
         Db::Postgres => &[None],
     };
-    for chunk in chunks {
-        let got = verify_chain_in_chunks(pool, *chunk).await.unwrap();
-        assert_eq!(got, (6, None), "chunk {chunk:?}");
+    let splits = || {
+        chunks
+            .iter()
+            .flat_map(|c| [1, 2, 3, 4, 7].map(move |parts| (*c, parts)))
+    };
+    for (chunk, parts) in splits() {
+        let got = verify_chain_with(pool, chunk, parts).await.unwrap();
+        assert_eq!(got, (6, None), "chunk {chunk:?}, {parts} parts");
     }
     assert_eq!(verify_chain(pool).await.unwrap(), (6, None));
 
@@ -363,13 +369,34 @@ async fn verification_reads_the_chain_in_chunks_with_any_text(app: TestApp) {
         .execute(pool)
         .await
         .unwrap();
-    for chunk in chunks {
-        let (checked, bad) = verify_chain_in_chunks(pool, *chunk).await.unwrap();
+    for (chunk, parts) in splits() {
+        let (checked, bad) = verify_chain_with(pool, chunk, parts).await.unwrap();
         let bad = bad.expect("tampering detected");
         assert_eq!(
             (checked, bad.seq, bad.problem.as_str()),
             (5, 6, "hash_mismatch"),
-            "chunk {chunk:?}"
+            "chunk {chunk:?}, {parts} parts"
+        );
+    }
+    // An entry removed: the next one no longer follows.
+    if app.db == Db::Sqlite {
+        sqlx::query("DROP TRIGGER ledger_entries_no_delete")
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("DELETE FROM ledger_entries WHERE seq = 4")
+        .execute(pool)
+        .await
+        .unwrap();
+    let fifth = ids[4].as_str().unwrap();
+    for (chunk, parts) in splits() {
+        let (checked, bad) = verify_chain_with(pool, chunk, parts).await.unwrap();
+        let bad = bad.expect("a missing entry detected");
+        assert_eq!(
+            (checked, bad.seq, bad.id.as_str(), bad.problem.as_str()),
+            (3, 5, fifth, "seq_gap"),
+            "chunk {chunk:?}, {parts} parts"
         );
     }
     if app.db == Db::Sqlite {
@@ -378,11 +405,11 @@ async fn verification_reads_the_chain_in_chunks_with_any_text(app: TestApp) {
             .execute(pool)
             .await
             .unwrap();
-        for chunk in chunks {
-            let got = verify_chain_in_chunks(pool, *chunk).await;
+        for (chunk, parts) in splits() {
+            let got = verify_chain_with(pool, chunk, parts).await;
             assert!(
                 got.as_ref().is_err() || got.as_ref().is_ok_and(|(_, bad)| bad.is_some()),
-                "chunk {chunk:?}: {got:?}"
+                "chunk {chunk:?}, {parts} parts: {got:?}"
             );
         }
     }

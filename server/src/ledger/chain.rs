@@ -265,6 +265,12 @@ impl ChainCheck {
         self.prev.push_str(hash);
         None
     }
+
+    /// The `seq` the next entry must have, and the hash it must link to (that of the last
+    /// entry checked, or the starting `prev`).
+    pub fn expects(&self) -> (i64, &str) {
+        (self.next_seq, &self.prev)
+    }
 }
 
 /// Recomputes a stretch of the chain that should start at `first_seq` and link to `prev`.

@@ -471,13 +471,23 @@ impl JsonEntry<'_> {
     }
 }
 
-/// Checks one batch; the first break, if any.
-fn check_batch(
-    check: &mut chain::ChainCheck,
-    checked: &mut i64,
-    batch: &Batch,
-) -> R<Option<ChainBreak>> {
-    let mut step = |fields: &chain::Fields, hash: &str| {
+/// One stretch of the chain being checked on its own: it starts from the `seq` and `prev_hash`
+/// its first entry claims; [`verify_chain_with`] joins the stretches.
+#[derive(Default)]
+struct Stretch {
+    check: Option<chain::ChainCheck>,
+    /// `seq` and `prev_hash` of the first entry.
+    first: Option<(i64, String)>,
+    checked: i64,
+}
+
+impl Stretch {
+    /// Checks one entry; the break, if any.
+    fn step(&mut self, fields: &chain::Fields, hash: &str) -> Option<ChainBreak> {
+        let check = self.check.get_or_insert_with(|| {
+            self.first = Some((fields.seq, fields.prev_hash.to_owned()));
+            chain::ChainCheck::new(fields.seq, fields.prev_hash)
+        });
         if let Some(problem) = check.check(fields, hash) {
             return Some(ChainBreak {
                 seq: fields.seq,
@@ -485,87 +495,173 @@ fn check_batch(
                 problem: problem.to_owned(),
             });
         }
-        *checked += 1;
+        self.checked += 1;
         None
-    };
-    match batch {
-        Batch::Rows(rows) => {
-            for r in rows {
-                let (fields, hash) = fields_from_row(r)?;
-                if let Some(found) = step(&fields, hash) {
-                    return Ok(Some(found));
-                }
-            }
-        }
-        Batch::Json(text) => {
-            // A value of another type than the column's (possible in SQLite, whose columns
-            // are not typed) does not parse: an error, as a failed decode is on PostgreSQL.
-            let entries: Vec<JsonEntry> = serde_json::from_str(text).map_err(|e| {
-                sqlx::Error::Decode(format!("a ledger entry as read for verification: {e}").into())
-            })?;
-            for e in &entries {
-                let (fields, hash) = e.fields();
-                if let Some(found) = step(&fields, hash) {
-                    return Ok(Some(found));
-                }
-            }
-        }
     }
-    Ok(None)
+
+    /// Checks one batch; the first break, if any.
+    fn batch(&mut self, batch: &Batch) -> R<Option<ChainBreak>> {
+        match batch {
+            Batch::Rows(rows) => {
+                for r in rows {
+                    let (fields, hash) = fields_from_row(r)?;
+                    if let Some(found) = self.step(&fields, hash) {
+                        return Ok(Some(found));
+                    }
+                }
+            }
+            Batch::Json(text) => {
+                // A value of another type than the column's (possible in SQLite, whose
+                // columns are not typed) does not parse: an error, as a failed decode is on
+                // PostgreSQL.
+                let entries: Vec<JsonEntry> = serde_json::from_str(text).map_err(|e| {
+                    sqlx::Error::Decode(
+                        format!("a ledger entry as read for verification: {e}").into(),
+                    )
+                })?;
+                for e in &entries {
+                    let (fields, hash) = e.fields();
+                    if let Some(found) = self.step(&fields, hash) {
+                        return Ok(Some(found));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Recomputes the whole chain; returns the number of entries checked and the first break, if
-/// any. The chain is read in `seq` order from one consistent snapshot while a blocking thread
-/// hashes and links what was already read: reading and hashing run on two cores, memory stays
-/// flat, and the check itself is [`chain::ChainCheck`], strictly in order.
+/// any, in `seq` order.
 ///
-/// PostgreSQL streams the rows of one query. SQLite hands every row from its worker thread to
-/// the async side separately (a channel send and a wake-up per row, two thirds of the time in a
-/// profile of 100,000 entries), so there each query returns [`SQLITE_VERIFY_CHUNK`] entries as
-/// one JSON value (`json_group_array` of `json_array`s, in `seq` order), inside one read
-/// transaction.
+/// Each entry's check needs only its own fields and its predecessor's stored hash, so the chain
+/// is cut into as many `seq` ranges as there are cores, each read and hashed on its own (a
+/// reader streaming rows while a blocking thread hashes what was read, memory flat), and the
+/// ranges are joined in order: a range's first entry must follow the previous range's last.
+/// Entries are append-only, so ranges read in separate transactions still join; entries
+/// appended meanwhile (beyond the last `seq` seen at the start) are left for the next run.
+///
+/// PostgreSQL streams rows. SQLite hands every row from its worker thread to the async side on
+/// its own (a channel send and a wake-up per row, two thirds of the time in a profile of
+/// 100,000 entries), so there each query returns [`SQLITE_VERIFY_CHUNK`] entries as one JSON
+/// value (`json_group_array` of `json_array`s, in `seq` order).
 pub async fn verify_chain(pool: &AnyPool) -> R<(i64, Option<ChainBreak>)> {
     let sqlite = pool.connect_options().database_url.scheme() == "sqlite";
-    verify_chain_in_chunks(pool, sqlite.then_some(SQLITE_VERIFY_CHUNK)).await
+    let parts = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+    verify_chain_with(pool, sqlite.then_some(SQLITE_VERIFY_CHUNK), parts).await
 }
 
-/// [`verify_chain`], reading `chunk` entries per JSON query (SQLite only), or one row stream
-/// when `None`. Public so that tests can cross chunk boundaries with a few entries.
-pub async fn verify_chain_in_chunks(
+/// [`verify_chain`] in `parts` ranges, reading `chunk` entries per JSON query (SQLite only) or
+/// streaming rows when `None`. Public so that tests can cross range and chunk boundaries with a
+/// few entries.
+pub async fn verify_chain_with(
     pool: &AnyPool,
     chunk: Option<i64>,
+    parts: usize,
 ) -> R<(i64, Option<ChainBreak>)> {
+    let (lo, hi): (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT MIN(seq), MAX(seq) FROM ledger_entries")
+            .fetch_one(pool)
+            .await?;
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return Ok((0, None));
+    };
+    // In i128: `seq` is whatever the table holds, tampered with or not.
+    let (lo, hi, parts) = (i128::from(lo), i128::from(hi), parts.max(1) as i128);
+    let span = (hi - lo) / parts + 1;
+    let ranges: Vec<(i64, i64)> = (0..parts)
+        .map(|k| (lo + k * span, (lo + (k + 1) * span - 1).min(hi)))
+        .filter(|(a, b)| a <= b)
+        .map(|(a, b)| (a as i64, b as i64))
+        .collect();
+    let stretches =
+        futures::future::join_all(ranges.into_iter().map(|r| check_range(pool, chunk, r))).await;
+    let (mut next_seq, mut prev) = (1, GENESIS.to_owned());
+    let mut checked = 0;
+    for stretch in stretches {
+        // In order: a break in an earlier range is the first break, whatever came after.
+        let (stretch, found) = stretch?;
+        let Some((first_seq, first_prev)) = &stretch.first else {
+            continue;
+        };
+        if *first_seq != next_seq || *first_prev != prev {
+            let problem = if *first_seq != next_seq {
+                "seq_gap"
+            } else {
+                "prev_hash_mismatch"
+            };
+            let id = found_id(pool, *first_seq).await?;
+            return Ok((
+                checked,
+                Some(ChainBreak {
+                    seq: *first_seq,
+                    id,
+                    problem: problem.to_owned(),
+                }),
+            ));
+        }
+        checked += stretch.checked;
+        if found.is_some() {
+            return Ok((checked, found));
+        }
+        if let Some(check) = &stretch.check {
+            let (n, p) = check.expects();
+            (next_seq, prev) = (n, p.to_owned());
+        }
+    }
+    Ok((checked, None))
+}
+
+/// The id of the entry at `seq`, for a break found where two ranges join.
+async fn found_id(pool: &AnyPool, seq: i64) -> R<String> {
+    sqlx::query_scalar("SELECT id FROM ledger_entries WHERE seq = $1")
+        .bind(seq)
+        .fetch_one(pool)
+        .await
+}
+
+/// Reads and checks the entries with `seq` in `a..=b`: the stretch, and its first break.
+async fn check_range(
+    pool: &AnyPool,
+    chunk: Option<i64>,
+    (a, b): (i64, i64),
+) -> R<(Stretch, Option<ChainBreak>)> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(4);
-    let checker = tokio::task::spawn_blocking(move || -> R<(i64, Option<ChainBreak>)> {
-        let mut check = chain::ChainCheck::new(1, GENESIS);
-        let mut checked = 0;
+    let checker = tokio::task::spawn_blocking(move || -> R<(Stretch, Option<ChainBreak>)> {
+        let mut stretch = Stretch::default();
         while let Some(batch) = rx.blocking_recv() {
-            if let Some(found) = check_batch(&mut check, &mut checked, &batch)? {
-                return Ok((checked, Some(found)));
+            if let Some(found) = stretch.batch(&batch)? {
+                return Ok((stretch, Some(found)));
             }
         }
-        Ok((checked, None))
+        Ok((stretch, None))
     });
     let read = match chunk {
-        Some(chunk) => read_json_chunks(pool, chunk.max(1), &tx).await,
-        None => read_rows(pool, &tx).await,
+        Some(chunk) => read_json_chunks(pool, chunk.max(1), (a, b), &tx).await,
+        None => read_rows(pool, (a, b), &tx).await,
     };
     drop(tx);
-    let (checked, found) = checker
+    let (stretch, found) = checker
         .await
         .map_err(|e| sqlx::Error::Protocol(format!("chain verification stopped: {e}")))??;
     if found.is_none() {
         // Intact so far is not intact if the rest could not be read.
         read?;
     }
-    Ok((checked, found))
+    Ok((stretch, found))
 }
 
-/// Streams the chain as rows, in batches of [`VERIFY_BATCH`]. Stops early (with `Ok`) when the
-/// checker has stopped at a break.
-async fn read_rows(pool: &AnyPool, tx: &tokio::sync::mpsc::Sender<Batch>) -> R<()> {
-    let sql = format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries ORDER BY seq");
-    let mut stream = sqlx::query(&sql).fetch(pool);
+/// Streams the entries with `seq` in `a..=b` as rows, in batches of [`VERIFY_BATCH`]. Stops
+/// early (with `Ok`) when the checker has stopped at a break.
+async fn read_rows(
+    pool: &AnyPool,
+    (a, b): (i64, i64),
+    tx: &tokio::sync::mpsc::Sender<Batch>,
+) -> R<()> {
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE seq >= $1 AND seq <= $2 ORDER BY seq"
+    );
+    let mut stream = sqlx::query(&sql).bind(a).bind(b).fetch(pool);
     let mut batch = Vec::with_capacity(VERIFY_BATCH);
     while let Some(row) = stream.try_next().await? {
         batch.push(row);
@@ -582,24 +678,27 @@ async fn read_rows(pool: &AnyPool, tx: &tokio::sync::mpsc::Sender<Batch>) -> R<(
     Ok(())
 }
 
-/// Reads the chain `chunk` entries per query, each chunk one JSON array, all in one read
-/// transaction (one snapshot). SQLite only (`json_group_array … ORDER BY` needs 3.44).
+/// Reads the entries with `seq` in `a..=b`, `chunk` per query, each chunk one JSON array, in one
+/// read transaction. SQLite only (`json_group_array … ORDER BY` needs 3.44).
 async fn read_json_chunks(
     pool: &AnyPool,
     chunk: i64,
+    (a, b): (i64, i64),
     tx: &tokio::sync::mpsc::Sender<Batch>,
 ) -> R<()> {
     let sql = format!(
         "SELECT COUNT(*), COALESCE(MAX(seq), 0), \
            COALESCE(json_group_array(json_array({ENTRY_COLUMNS}) ORDER BY seq), '[]') \
-         FROM (SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE seq > $1 ORDER BY seq LIMIT $2)"
+         FROM (SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE seq > $1 AND seq <= $3 \
+               ORDER BY seq LIMIT $2)"
     );
     let mut read = pool.begin().await?;
-    let mut after = i64::MIN;
+    let mut after = a.saturating_sub(1);
     loop {
         let row = sqlx::query(&sql)
             .bind(after)
             .bind(chunk)
+            .bind(b)
             .fetch_one(&mut *read)
             .await?;
         let n: i64 = row.try_get(0)?;
