@@ -45,7 +45,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; defaults to `sqlite://{data_dir}/gridline.db`.
     pub database_url: Option<Secret>,
-    /// Maximum database connections in the pool.
+    /// Maximum database connections in the pool. On PostgreSQL a second pool of up to as many
+    /// serves reads of many rows (pull pages, case views) through the native driver and keeps
+    /// up to 4 of them open: count twice this per instance against the server's limit.
     pub database_max_connections: u32,
     /// `pretty` for people, `json` for log collectors.
     pub log_format: LogFormat,

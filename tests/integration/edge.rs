@@ -156,7 +156,7 @@ async fn requests_carry_ids_and_are_counted() {
 #[tokio::test]
 async fn readyz_reports_a_database_outage() {
     let app = app().await;
-    app.state.db.pool.close().await;
+    app.state.db.close().await;
     let (status, body) = app.get("/readyz", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["database"], "unavailable");

@@ -88,6 +88,14 @@ async fn concurrent_writers_never_skip_a_change_in_the_pull(app: TestApp) {
     );
 }
 
+/// Up to 100 changes after `after`, every zone, as the pull reads them.
+async fn page_after(app: &TestApp, after: i64) -> Vec<changes::ChangeRow> {
+    let mut reader = app.state.db.reader().await.unwrap();
+    changes::since(&mut reader.reader(), after, None, 100)
+        .await
+        .unwrap()
+}
+
 /// One interleaving, forced step by step: transaction A numbers its change, then B numbers and
 /// commits while A is still open, and the puller reads in between. With the real change log, B
 /// cannot even number its change before A commits, so nothing is skipped; with a naive sequence
@@ -126,15 +134,11 @@ async fn a_naive_sequence_cursor_skips_an_in_flight_change_and_ours_does_not() {
         }
     })
     .await;
-    let first = changes::since(&pool, app.state.db.backend, start, None, 100)
-        .await
-        .unwrap();
+    let first = page_after(&app, start).await;
     let cursor = first.last().map(|r| r.seq).unwrap_or(start);
     a.commit().await.unwrap();
     b.await.unwrap();
-    let later = changes::since(&pool, app.state.db.backend, cursor, None, 100)
-        .await
-        .unwrap();
+    let later = page_after(&app, cursor).await;
     let seen: HashSet<String> = first
         .iter()
         .chain(&later)
@@ -170,14 +174,10 @@ async fn a_naive_sequence_cursor_skips_an_in_flight_change_and_ours_does_not() {
     let naive_a = naive_insert("naive-A").await; // seq 1000000, not committed
     let naive_b = naive_insert("naive-B").await; // seq 1000001
     naive_b.commit().await.unwrap();
-    let first = changes::since(&pool, app.state.db.backend, 999_999, None, 100)
-        .await
-        .unwrap();
+    let first = page_after(&app, 999_999).await;
     let cursor = first.last().map(|r| r.seq).unwrap_or(999_999);
     naive_a.commit().await.unwrap();
-    let later = changes::since(&pool, app.state.db.backend, cursor, None, 100)
-        .await
-        .unwrap();
+    let later = page_after(&app, cursor).await;
     let seen: HashSet<String> = first
         .iter()
         .chain(&later)
@@ -188,4 +188,54 @@ async fn a_naive_sequence_cursor_skips_an_in_flight_change_and_ours_does_not() {
         !seen.contains("naive-A"),
         "the naive sequence should have skipped A: the test could not fail"
     );
+}
+
+/// The pull reads its pages on PostgreSQL through connections that plan every statement for its
+/// own parameters. After five runs of a prepared statement PostgreSQL may switch to a generic
+/// plan, and the generic plan of the change-log page read the global range through the primary
+/// key, filtering every row after the cursor (a first sync quadratic in the zone's size). The
+/// statements of a run of pages are all planned afresh, none generically.
+#[tokio::test]
+async fn postgres_pull_pages_are_planned_for_their_own_cursor() {
+    use gridline_tests::gridline_server::store::ReadConn;
+    let Some(app) = TestApp::spawn(gridline_tests::Db::Postgres).await else {
+        return;
+    };
+    let zone = uuid::Uuid::new_v4().to_string();
+    let mut tx = app.state.db.begin_write().await.unwrap();
+    let batch: Vec<PendingChange> = (0..2000)
+        .map(|i| PendingChange::tombstone("case", format!("c{i}"), Some(zone.clone())))
+        .collect();
+    changes::append(tx.conn(), &batch).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut reader = app.state.db.reader().await.unwrap();
+    let mut cursor = 0;
+    let mut pages = 0;
+    loop {
+        let page = changes::since(
+            &mut reader.reader(),
+            cursor,
+            Some(std::slice::from_ref(&zone)),
+            100,
+        )
+        .await
+        .unwrap();
+        let Some(last) = page.last() else { break };
+        cursor = last.seq;
+        pages += 1;
+    }
+    assert!(pages >= 20, "{pages} pages");
+    let ReadConn::Postgres(conn) = &mut reader else {
+        panic!("a PostgreSQL reader");
+    };
+    let (generic, custom): (i64, i64) = sqlx::query_as(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+         WHERE statement LIKE '%FROM changes WHERE zone_id IS NULL%'",
+    )
+    .fetch_one(&mut **conn)
+    .await
+    .unwrap();
+    assert_eq!(generic, 0, "the page statement ran with a generic plan");
+    assert!(custom > pages, "{custom} custom plans for {pages} pages");
 }

@@ -17,6 +17,7 @@ on_both_backends!(
     pull_includes_reference_data_and_pages_in_order,
     skewed_clock_is_flagged_on_the_operations_it_affects,
     rejections_and_conflicts_are_paged_newest_first,
+    case_views_read_side_by_side_equal_those_read_one_after_another,
 );
 
 fn statuses(body: &Value) -> Vec<String> {
@@ -512,4 +513,74 @@ async fn rejections_and_conflicts_are_paged_newest_first(app: TestApp) {
             assert!(body["message"].is_string(), "{path}?{query}: {body}");
         }
     }
+}
+
+/// Case views read with the photo, event and conflict queries beside the case query (on spare
+/// connections) are the views read one query after another on one connection.
+async fn case_views_read_side_by_side_equal_those_read_one_after_another(app: TestApp) {
+    use gridline_tests::gridline_server::sync::view::case_views;
+    let mut inspector = Phone::enrol(&app, "inspector1").await;
+    let mut supervisor = Phone::enrol(&app, "supervisor1").await;
+    let mut ids = Vec::new();
+    let mut ops = Vec::new();
+    for _ in 0..40 {
+        let (id, payload) = new_case(app.zone("Z01"), 0, "event:0102");
+        ids.push(id);
+        ops.push(inspector.op("case.create@1", payload));
+    }
+    let (_, body) = inspector.push(&app, &ops).await;
+    assert!(statuses(&body).iter().all(|s| s == "applied"), "{body}");
+    // Every third case: an edit by the supervisor, then a stale one by the inspector (a
+    // conflict recorded on the case, and more events).
+    for id in ids.iter().step_by(3) {
+        let op = supervisor.op(
+            "case.edit@1",
+            json!({"case_id": id, "base_version": 1, "changes": {"category_code": "event:0501"}}),
+        );
+        supervisor.push(&app, &[op]).await;
+        let op = inspector.op(
+            "case.edit@1",
+            json!({"case_id": id, "base_version": 1, "changes": {"category_code": "event:0103"}}),
+        );
+        inspector.push(&app, &[op]).await;
+    }
+
+    let db = &app.state.db;
+    let one_by_one = case_views(&mut db.reader().await.unwrap().reader(), Vec::new(), &ids)
+        .await
+        .unwrap();
+    // Three idle connections for the side-by-side reads: open them, and wait (yielding, with a
+    // deadline) until the pool has them back.
+    let held: Vec<_> = futures::future::try_join_all((0..4).map(|_| db.reader()))
+        .await
+        .unwrap();
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let spare = loop {
+        let spare = db.spare_readers(3);
+        if spare.len() == 3 || std::time::Instant::now() > deadline {
+            break spare;
+        }
+        drop(spare);
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(spare.len(), 3, "three idle connections");
+    let side_by_side = case_views(&mut db.reader().await.unwrap().reader(), spare, &ids)
+        .await
+        .unwrap();
+
+    let as_json = |views: &std::collections::HashMap<uuid::Uuid, _>| {
+        let sorted: std::collections::BTreeMap<_, _> = views.iter().collect();
+        serde_json::to_value(sorted).unwrap()
+    };
+    assert_eq!(one_by_one.len(), ids.len());
+    assert_eq!(as_json(&one_by_one), as_json(&side_by_side));
+    let conflicts = one_by_one
+        .values()
+        .filter(|v| !v.conflicts.is_empty())
+        .count();
+    let edited = one_by_one.values().filter(|v| v.events.len() > 1).count();
+    assert_eq!(conflicts, ids.len().div_ceil(3), "cases with a conflict");
+    assert!(edited >= conflicts, "{edited} edited cases");
+    assert!(one_by_one.values().all(|v| v.photos.len() == 1));
 }

@@ -55,8 +55,12 @@ async fn list(
     .await?;
     let more = rows.len() as i64 > limit;
     let ids: Vec<Uuid> = rows.iter().take(limit as usize).map(|c| c.id).collect();
-    let mut conn = state.db.pool.acquire().await?;
-    let mut views = case_views(&mut conn, state.db.backend, &ids).await?;
+    let mut views = case_views(
+        &mut state.db.reader().await?.reader(),
+        state.db.spare_readers(3),
+        &ids,
+    )
+    .await?;
     let mut items: Vec<CaseView> = ids.iter().filter_map(|id| views.remove(id)).collect();
     with_evidence(&state.db, &mut items).await?;
     let next = if more {
@@ -75,15 +79,13 @@ async fn get(
     user: AuthUser,
     PathParam(id): PathParam<Uuid>,
 ) -> ApiResult<Json<CaseView>> {
-    let mut conn = state.db.pool.acquire().await?;
-    let mut view = case_views(&mut conn, state.db.backend, &[id])
+    let mut view = case_views(&mut state.db.reader().await?.reader(), Vec::new(), &[id])
         .await?
         .remove(&id)
         .ok_or_else(|| ApiError::not_found("case"))?;
     user.scope(&state)
         .await?
         .check_visible(view.zone_id, "case")?;
-    drop(conn);
     with_evidence(&state.db, std::slice::from_mut(&mut view)).await?;
     Ok(Json(view))
 }

@@ -361,8 +361,7 @@ pub async fn transition_case(
     )
     .await?;
     tx.commit().await?;
-    let mut conn = state.db.pool.acquire().await?;
-    case_views(&mut conn, state.db.backend, &[id])
+    case_views(&mut state.db.reader().await?.reader(), Vec::new(), &[id])
         .await?
         .remove(&id)
         .ok_or_else(|| ApiError::not_found("case"))
@@ -534,8 +533,13 @@ async fn queue(
     let more = rows.len() as i64 > limit;
     let rows = &rows[..rows.len().min(limit as usize)];
     let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let mut views = case_views(
+        &mut state.db.reader().await?.reader(),
+        state.db.spare_readers(3),
+        &ids,
+    )
+    .await?;
     let mut conn = state.db.pool.acquire().await?;
-    let mut views = case_views(&mut conn, state.db.backend, &ids).await?;
     let mut workflows = review::workflows(&mut conn, &ids).await?;
     let mut assignees = review::assignees(&mut conn, &ids).await?;
     let statuses = review::photo_status(&mut conn, &ids).await?;

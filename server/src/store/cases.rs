@@ -9,15 +9,10 @@ use uuid::Uuid;
 
 use serde::Deserialize;
 
-use super::json_rows::{self, Col};
-use super::{insert_rows, placeholders, update_rows, uuid_col, Backend, Val};
+use super::json_rows::{self, Col, Cols, Reader, IDS_PER_QUERY};
+use super::{id_list, insert_rows, placeholders, update_rows, uuid_col, Backend, Val};
 
 type R<T> = Result<T, sqlx::Error>;
-
-/// Ids per `IN (…)` list when reading cases and their photos, events and conflicts: a whole
-/// pull page (at most [`gridline_sync::MAX_PULL_LIMIT`]) in one statement per table, far
-/// below both backends' limits on bound parameters.
-const IN_CHUNK: usize = 1000;
 
 pub fn state_from_str(s: &str) -> CaseState {
     CaseState::ALL
@@ -91,35 +86,30 @@ const CASE_COLUMNS: &[&str] = &[
     "updated_at",
 ];
 
-fn case_from_row(r: &sqlx::any::AnyRow) -> R<CaseRow> {
-    let flags: String = r.try_get("flags")?;
+fn case_from_row(r: &impl Cols) -> R<CaseRow> {
     Ok(CaseRow {
-        id: uuid_col(&r.try_get::<String, _>("id")?),
-        zone_id: uuid_col(&r.try_get::<String, _>("zone_id")?),
-        reporter_id: uuid_col(&r.try_get::<String, _>("reporter_id")?),
-        device_id: r
-            .try_get::<Option<String>, _>("device_id")?
-            .map(|d| uuid_col(&d)),
-        source: r.try_get("source")?,
-        state: state_from_str(&r.try_get::<String, _>("state")?),
-        category_code: r.try_get("category_code")?,
-        description: r.try_get("description")?,
-        severity: severity_from_str(&r.try_get::<String, _>("severity")?),
-        asset_code: r.try_get("asset_code")?,
-        lat: r.try_get("lat")?,
-        lon: r.try_get("lon")?,
-        accuracy_m: r.try_get("accuracy_m")?,
-        captured_at: r.try_get("captured_at")?,
-        queued_at: r.try_get("queued_at")?,
-        received_at: r.try_get("received_at")?,
-        round_id: r
-            .try_get::<Option<String>, _>("round_id")?
-            .map(|d| uuid_col(&d)),
-        version: r.try_get("version")?,
-        locked_at: r.try_get("locked_at")?,
-        flags: serde_json::from_str(&flags).unwrap_or_default(),
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
+        id: r.uuid("id")?,
+        zone_id: r.uuid("zone_id")?,
+        reporter_id: r.uuid("reporter_id")?,
+        device_id: r.opt_uuid("device_id")?,
+        source: r.text("source")?,
+        state: state_from_str(&r.text("state")?),
+        category_code: r.text("category_code")?,
+        description: r.text("description")?,
+        severity: severity_from_str(&r.text("severity")?),
+        asset_code: r.opt_text("asset_code")?,
+        lat: r.real("lat")?,
+        lon: r.real("lon")?,
+        accuracy_m: r.real("accuracy_m")?,
+        captured_at: r.int("captured_at")?,
+        queued_at: r.int("queued_at")?,
+        received_at: r.int("received_at")?,
+        round_id: r.opt_uuid("round_id")?,
+        version: r.int("version")?,
+        locked_at: r.opt_int("locked_at")?,
+        flags: serde_json::from_str(&r.text("flags")?).unwrap_or_default(),
+        created_at: r.int("created_at")?,
+        updated_at: r.int("updated_at")?,
     })
 }
 
@@ -200,11 +190,7 @@ pub async fn update_cases(conn: &mut AnyConnection, cases: &[&CaseRow]) -> R<()>
 }
 
 /// The cases with these ids (missing ones are absent), read as JSON ([`json_rows`]).
-pub async fn load_many(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    ids: &[Uuid],
-) -> R<HashMap<Uuid, CaseRow>> {
+pub async fn load_many(reader: &mut Reader<'_>, ids: &[Uuid]) -> R<HashMap<Uuid, CaseRow>> {
     let cols: Vec<Col> = CASE_COLUMNS
         .iter()
         .map(|&c| match c {
@@ -213,7 +199,7 @@ pub async fn load_many(
         })
         .collect();
     let from = ("cases WHERE id IN ({})", "id");
-    let rows = json_rows::fetch_in(conn, backend, &cols, from, ids, case_from_row).await?;
+    let rows = json_rows::fetch_in(reader, &cols, from, ids, case_from_row).await?;
     Ok(rows.into_iter().map(|c| (c.id, c)).collect())
 }
 
@@ -231,11 +217,11 @@ pub async fn load_many_locked(
 
 async fn load(conn: &mut AnyConnection, ids: &[Uuid], lock: &str) -> R<HashMap<Uuid, CaseRow>> {
     let mut out = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(IN_CHUNK) {
+    for chunk in ids.chunks(IDS_PER_QUERY) {
         let sql = format!(
             "SELECT {} FROM cases WHERE id IN ({}) ORDER BY id{lock}",
             CASE_COLUMNS.join(", "),
-            placeholders(1, chunk.len())
+            id_list(conn, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for id in chunk {
@@ -321,7 +307,7 @@ pub async fn history_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<Histo
         let sql = format!(
             "SELECT case_id, version, field, value, changed_by, level, at FROM case_field_history \
              WHERE case_id IN ({}) ORDER BY case_id, version",
-            placeholders(1, chunk.len())
+            id_list(conn, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for id in chunk {
@@ -429,11 +415,7 @@ pub async fn insert_photos(conn: &mut AnyConnection, rows: &[PhotoRow]) -> R<()>
 }
 
 /// The declared photos of these cases, in declaration order, read as JSON ([`json_rows`]).
-pub async fn photos_of(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    ids: &[Uuid],
-) -> R<Vec<PhotoRow>> {
+pub async fn photos_of(reader: &mut Reader<'_>, ids: &[Uuid]) -> R<Vec<PhotoRow>> {
     use Col::{Exact, Real};
     let cols = [
         Exact("case_id"),
@@ -447,20 +429,20 @@ pub async fn photos_of(
         Exact("declared_at"),
     ];
     let from = ("case_photos WHERE case_id IN ({})", "declared_at, sha256");
-    json_rows::fetch_in(conn, backend, &cols, from, ids, photo_from_row).await
+    json_rows::fetch_in(reader, &cols, from, ids, photo_from_row).await
 }
 
-fn photo_from_row(r: &sqlx::any::AnyRow) -> R<PhotoRow> {
+fn photo_from_row(r: &impl Cols) -> R<PhotoRow> {
     Ok(PhotoRow {
-        case_id: uuid_col(&r.try_get::<String, _>("case_id")?),
-        sha256: r.try_get("sha256")?,
-        size: r.try_get("size")?,
-        captured_at: r.try_get("captured_at")?,
-        gps_lat: r.try_get("gps_lat")?,
-        gps_lon: r.try_get("gps_lon")?,
-        role: r.try_get("role")?,
-        declared_by: uuid_col(&r.try_get::<String, _>("declared_by")?),
-        declared_at: r.try_get("declared_at")?,
+        case_id: r.uuid("case_id")?,
+        sha256: r.text("sha256")?,
+        size: r.int("size")?,
+        captured_at: r.int("captured_at")?,
+        gps_lat: r.opt_real("gps_lat")?,
+        gps_lon: r.opt_real("gps_lon")?,
+        role: r.text("role")?,
+        declared_by: r.uuid("declared_by")?,
+        declared_at: r.int("declared_at")?,
     })
 }
 
@@ -473,7 +455,7 @@ pub async fn photo_keys(
     for chunk in ids.chunks(500) {
         let sql = format!(
             "SELECT case_id, sha256 FROM case_photos WHERE case_id IN ({})",
-            placeholders(1, chunk.len())
+            id_list(conn, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for id in chunk {
@@ -541,28 +523,24 @@ pub async fn insert_events(conn: &mut AnyConnection, rows: &[EventRow]) -> R<()>
 }
 
 /// The events of these cases, in version order, read as JSON ([`json_rows`]).
-pub async fn events_of(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    ids: &[Uuid],
-) -> R<Vec<EventRow>> {
+pub async fn events_of(reader: &mut Reader<'_>, ids: &[Uuid]) -> R<Vec<EventRow>> {
     let cols = EVENT_COLUMNS.map(Col::Exact);
     let from = ("case_events WHERE case_id IN ({})", "version, id");
-    json_rows::fetch_in(conn, backend, &cols, from, ids, event_from_row).await
+    json_rows::fetch_in(reader, &cols, from, ids, event_from_row).await
 }
 
-fn event_from_row(r: &sqlx::any::AnyRow) -> R<EventRow> {
+fn event_from_row(r: &impl Cols) -> R<EventRow> {
     Ok(EventRow {
-        id: uuid_col(&r.try_get::<String, _>("id")?),
-        case_id: uuid_col(&r.try_get::<String, _>("case_id")?),
-        version: r.try_get("version")?,
-        kind: r.try_get("kind")?,
-        actor_id: uuid_col(&r.try_get::<String, _>("actor_id")?),
-        from_state: r.try_get("from_state")?,
-        to_state: r.try_get("to_state")?,
-        comment: r.try_get("comment")?,
-        data: r.try_get("data")?,
-        at: r.try_get("at")?,
+        id: r.uuid("id")?,
+        case_id: r.uuid("case_id")?,
+        version: r.int("version")?,
+        kind: r.text("kind")?,
+        actor_id: r.uuid("actor_id")?,
+        from_state: r.opt_text("from_state")?,
+        to_state: r.opt_text("to_state")?,
+        comment: r.opt_text("comment")?,
+        data: r.opt_text("data")?,
+        at: r.int("at")?,
     })
 }
 
@@ -630,32 +608,30 @@ pub async fn insert_conflicts(conn: &mut AnyConnection, rows: &[ConflictRow]) ->
     insert_rows(conn, "conflicts", &CONFLICT_COLUMNS, &rows).await
 }
 
-fn conflict_from_row(r: &sqlx::any::AnyRow) -> R<ConflictRow> {
+fn conflict_from_row(r: &impl Cols) -> R<ConflictRow> {
     Ok(ConflictRow {
-        id: uuid_col(&r.try_get::<String, _>("id")?),
-        case_id: uuid_col(&r.try_get::<String, _>("case_id")?),
-        zone_id: uuid_col(&r.try_get::<String, _>("zone_id")?),
-        op_id: uuid_col(&r.try_get::<String, _>("op_id")?),
-        user_id: uuid_col(&r.try_get::<String, _>("user_id")?),
-        field: r.try_get("field")?,
-        base_value: r.try_get("base_value")?,
-        server_value: r.try_get("server_value")?,
-        incoming_value: r.try_get("incoming_value")?,
-        resolution: r.try_get("resolution")?,
-        rule_id: r.try_get("rule_id")?,
-        created_at: r.try_get("created_at")?,
+        id: r.uuid("id")?,
+        case_id: r.uuid("case_id")?,
+        zone_id: r.uuid("zone_id")?,
+        op_id: r.uuid("op_id")?,
+        user_id: r.uuid("user_id")?,
+        field: r.text("field")?,
+        base_value: r.text("base_value")?,
+        server_value: r.text("server_value")?,
+        incoming_value: r.text("incoming_value")?,
+        resolution: r.text("resolution")?,
+        rule_id: r.text("rule_id")?,
+        created_at: r.int("created_at")?,
     })
 }
 
 /// The conflicts recorded on these cases, read as JSON ([`json_rows`]).
-pub async fn conflicts_of(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    ids: &[Uuid],
-) -> R<Vec<ConflictRow>> {
+pub async fn conflicts_of(reader: &mut Reader<'_>, ids: &[Uuid]) -> R<Vec<ConflictRow>> {
     let cols = CONFLICT_COLUMNS.map(Col::Exact);
-    let from = ("conflicts WHERE case_id IN ({})", "id");
-    json_rows::fetch_in(conn, backend, &cols, from, ids, conflict_from_row).await
+    // By case first: the `conflicts_case` index serves it, where `ORDER BY id` alone had
+    // PostgreSQL walk every conflict in id order and filter. Each case's stay in id order.
+    let from = ("conflicts WHERE case_id IN ({})", "case_id, id");
+    json_rows::fetch_in(reader, &cols, from, ids, conflict_from_row).await
 }
 
 pub async fn conflict<'c, E: Executor<'c, Database = Any>>(

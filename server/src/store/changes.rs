@@ -10,8 +10,8 @@
 
 use sqlx::{Any, AnyConnection, Executor, Row};
 
-use super::json_rows::{self, Col};
-use super::{insert_rows, now_ms, Backend, Val};
+use super::json_rows::{self, Col, Cols, Reader};
+use super::{insert_rows, now_ms, Val};
 
 /// What happened to an entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,9 +121,8 @@ const CHANGE_COLUMNS: &str = "seq, entity, entity_id, zone_id, kind";
 /// plain `zone_id IS NULL OR zone_id IN (…)` filter let PostgreSQL read every row after the
 /// cursor and sort them, on every page: a first sync quadratic in the zone's size.) On SQLite
 /// the page comes back as one JSON value (see [`super::json_rows`]).
-pub async fn since<'c, E: Executor<'c, Database = Any>>(
-    e: E,
-    backend: Backend,
+pub async fn since(
+    reader: &mut Reader<'_>,
     after: i64,
     zones: Option<&[String]>,
     limit: i64,
@@ -149,33 +148,37 @@ pub async fn since<'c, E: Executor<'c, Database = Any>>(
             )
         }
     };
-    if backend == Backend::Sqlite {
-        let cols = ["seq", "entity", "entity_id", "zone_id", "kind"].map(Col::Exact);
-        let sql = json_rows::sqlite_json_sql(&cols, &format!("({sql}) AS page"), "seq");
-        let mut q = sqlx::query_scalar::<_, String>(&sql)
-            .bind(after)
-            .bind(limit);
-        for z in zones.unwrap_or(&[]) {
-            q = q.bind(z.clone());
+    match reader {
+        Reader::Sqlite(conn) => {
+            let cols = ["seq", "entity", "entity_id", "zone_id", "kind"].map(Col::Exact);
+            let sql = json_rows::sqlite_json_sql(&cols, &format!("({sql}) AS page"), "seq");
+            let mut q = sqlx::query_scalar::<_, String>(&sql)
+                .bind(after)
+                .bind(limit);
+            for z in zones.unwrap_or(&[]) {
+                q = q.bind(z.clone());
+            }
+            json_rows::parse(&q.fetch_one(&mut **conn).await?, "changes")
         }
-        return json_rows::parse(&q.fetch_one(e).await?, "changes");
+        Reader::Postgres(conn) => {
+            let mut q = sqlx::query(&sql).bind(after).bind(limit);
+            for z in zones.unwrap_or(&[]) {
+                q = q.bind(z.clone());
+            }
+            let rows = q.fetch_all(&mut **conn).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(ChangeRow {
+                        seq: r.int("seq")?,
+                        entity: r.text("entity")?,
+                        entity_id: r.text("entity_id")?,
+                        zone_id: r.opt_text("zone_id")?,
+                        kind: r.text("kind")?,
+                    })
+                })
+                .collect()
+        }
     }
-    let mut q = sqlx::query(&sql).bind(after).bind(limit);
-    for z in zones.unwrap_or(&[]) {
-        q = q.bind(z.clone());
-    }
-    let rows = q.fetch_all(e).await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ChangeRow {
-                seq: r.try_get("seq")?,
-                entity: r.try_get("entity")?,
-                entity_id: r.try_get("entity_id")?,
-                zone_id: r.try_get("zone_id")?,
-                kind: r.try_get("kind")?,
-            })
-        })
-        .collect()
 }
 
 /// The newest sequence number handed out so far.

@@ -25,7 +25,9 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor, Postgres};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -78,9 +80,52 @@ impl Backend {
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// PostgreSQL only: the same database through sqlx's native driver, for reads of many rows
+    /// ([`json_rows::Reader`]: pull pages, case views). The `Any` driver converts every row it
+    /// returns, column descriptions included, and that was a sixth of a first sync's time
+    /// (BENCHMARKS.md). Its connections are set up for keyed reads (see [`Db::connect`]).
+    reads: Option<PgPool>,
     /// SQLite allows one writer at a time; taking this lock before `BEGIN` makes writers queue
     /// here instead of failing with SQLITE_BUSY when a read transaction upgrades to a write.
     write_lock: Arc<Mutex<()>>,
+}
+
+/// See [`Db::begin_keyed_read`]. Dropping it without [`KeyedRead::commit`] rolls back.
+pub struct KeyedRead {
+    tx: sqlx::Transaction<'static, Any>,
+    reads: Option<PoolConnection<Postgres>>,
+}
+
+impl KeyedRead {
+    /// The transaction's connection.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+    /// Where this transaction's reads of many rows go: the transaction itself on SQLite.
+    pub fn reader(&mut self) -> json_rows::Reader<'_> {
+        match &mut self.reads {
+            Some(pg) => json_rows::Reader::Postgres(pg),
+            None => json_rows::Reader::Sqlite(&mut self.tx),
+        }
+    }
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+/// A connection from [`Db::reader`].
+pub enum ReadConn {
+    Sqlite(PoolConnection<Any>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl ReadConn {
+    pub fn reader(&mut self) -> json_rows::Reader<'_> {
+        match self {
+            ReadConn::Sqlite(c) => json_rows::Reader::Sqlite(c),
+            ReadConn::Postgres(c) => json_rows::Reader::Postgres(c),
+        }
+    }
 }
 
 /// A write transaction. Dropping it without [`WriteTx::commit`] rolls back.
@@ -109,10 +154,17 @@ impl Db {
         }
         let options: AnyConnectOptions = url.parse()?;
         let options = options.disable_statement_logging();
+        let max = match backend {
+            Backend::Sqlite => max_connections.clamp(1, 8),
+            Backend::Postgres => max_connections,
+        };
+        // Connections kept open for `spare_readers` (on SQLite this pool serves the reads).
+        const SPARE: u32 = 4;
         let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => max_connections.clamp(1, 8),
-                Backend::Postgres => max_connections,
+            .max_connections(max)
+            .min_connections(match backend {
+                Backend::Sqlite => max.min(SPARE),
+                Backend::Postgres => 0,
             })
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _meta| {
@@ -137,9 +189,42 @@ impl Db {
             })
             .connect_with(options)
             .await?;
+        let reads = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(
+                PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .min_connections(max_connections.min(SPARE))
+                    .acquire_timeout(Duration::from_secs(5))
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            // Every read on these connections is a key lookup or a key-ordered
+                            // range scan: see `begin_keyed_read` for why the planner is told so.
+                            // And each statement is planned for its own parameters: after five
+                            // runs of a prepared statement PostgreSQL may switch to a generic
+                            // plan, and the generic plan of the pull's change-log page read the
+                            // global range (`zone_id IS NULL`) through the primary key, filtering
+                            // every row after the cursor: 5-8 ms a page in a 100,000-row zone, a
+                            // first sync quadratic in its size (bench/notes/sync.md). Planning a
+                            // page's statements afresh costs well under a millisecond.
+                            conn.execute(
+                                "SELECT set_config('jit', 'off', false), \
+                                 set_config('enable_seqscan', 'off', false), \
+                                 set_config('enable_bitmapscan', 'off', false), \
+                                 set_config('plan_cache_mode', 'force_custom_plan', false)",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(url.parse::<PgConnectOptions>()?.disable_statement_logging())
+                    .await?,
+            ),
+        };
         let db = Db {
             pool,
             backend,
+            reads,
             write_lock: Arc::new(Mutex::new(())),
         };
         db.migrate().await?;
@@ -165,11 +250,20 @@ impl Db {
     }
 
     /// A read transaction for work made only of key lookups and key-ordered range scans (the
-    /// pull). On PostgreSQL the planner is told so for this transaction: on tables filled in
-    /// bulk and not analysed yet (a new zone, a fresh server) its default estimates otherwise
-    /// choose sequential scans and sorts of every row after a cursor, at 30-200 ms a query,
-    /// where the index paths take about 1 ms. (JIT is off on every connection, see `connect`.)
-    pub async fn begin_keyed_read(&self) -> Result<sqlx::Transaction<'static, Any>, sqlx::Error> {
+    /// pull), with a connection for its reads of many rows ([`KeyedRead::reader`]). On
+    /// PostgreSQL the planner is told so: on tables filled in bulk and not analysed yet (a new
+    /// zone, a fresh server) its default estimates otherwise choose sequential scans and sorts of
+    /// every row after a cursor, at 30-200 ms a query, where the index paths take about 1 ms.
+    /// (JIT is off on every connection, see `connect`.)
+    ///
+    /// What the pull needs of its reads is that a case view be at least as new as the
+    /// change-log row that named it: the log is written in commit order (`changes`), so anything
+    /// committed after that row was read gets a later row, and a later page renders the case
+    /// again. On PostgreSQL the transaction is READ COMMITTED, each statement seeing what had
+    /// committed when it started, and the reader's statements on their own connection are no
+    /// different; on SQLite the transaction is one snapshot. Case views may also be read on
+    /// [`Db::spare_readers`], outside the transaction, which is as new or newer.
+    pub async fn begin_keyed_read(&self) -> Result<KeyedRead, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
             sqlx::query(
@@ -179,7 +273,43 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
-        Ok(tx)
+        // Always after the `Any` connection, as everywhere (`Db::reader`): no two requests
+        // can each hold what the other waits for.
+        let reads = match &self.reads {
+            Some(pg) => Some(pg.acquire().await?),
+            None => None,
+        };
+        Ok(KeyedRead { tx, reads })
+    }
+
+    /// A connection for reads of many rows outside a transaction (case views). A request that
+    /// also holds a connection of [`Db::pool`] takes that one first.
+    pub async fn reader(&self) -> Result<ReadConn, sqlx::Error> {
+        Ok(match &self.reads {
+            Some(pg) => ReadConn::Postgres(pg.acquire().await?),
+            None => ReadConn::Sqlite(self.pool.acquire().await?),
+        })
+    }
+
+    /// Up to `n` more connections for reads of many rows ([`Db::reader`]), only those idle
+    /// now: a request never waits for another connection while it holds one, so no two
+    /// requests can each hold what the other waits for. The pools keep a few open
+    /// (`min_connections`), so an unloaded server has them; a busy one reads one after another.
+    pub fn spare_readers(&self, n: usize) -> Vec<ReadConn> {
+        (0..n)
+            .map_while(|_| match &self.reads {
+                Some(pg) => pg.try_acquire().map(ReadConn::Postgres),
+                None => self.pool.try_acquire().map(ReadConn::Sqlite),
+            })
+            .collect()
+    }
+
+    /// Closes every connection (tests, shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+        if let Some(pg) = &self.reads {
+            pg.close().await;
+        }
     }
 
     /// A cheap round trip, for readiness checks.
@@ -396,6 +526,30 @@ pub async fn update_rows(
         execute_rows(conn, &sql, chunk, width).await?;
     }
     Ok(())
+}
+
+/// The placeholders of an `IN (…)` list that is a statement's only parameters: `?, ?, …` on
+/// SQLite (see [`push_value_groups`] for why: binding a thousand `$N` made sqlx search
+/// SQLite's parameter names a million times, 14 % of a SQLite first sync), `$1, $2, …` on
+/// PostgreSQL.
+pub fn id_list(conn: &AnyConnection, count: usize) -> String {
+    if is_sqlite(conn) {
+        anonymous_placeholders(count)
+    } else {
+        placeholders(1, count)
+    }
+}
+
+/// `?, ?, …`: SQLite numbers them in order.
+pub fn anonymous_placeholders(count: usize) -> String {
+    let mut out = String::with_capacity(count * 2);
+    for i in 0..count {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('?');
+    }
+    out
 }
 
 /// `$first, $first+1, …` placeholders for an `IN (…)` list.

@@ -109,7 +109,7 @@ pub async fn verified_among(conn: &mut AnyConnection, shas: &[String]) -> R<Vec<
     for chunk in shas.chunks(500) {
         let sql = format!(
             "SELECT {PHOTO_COLUMNS} FROM photos WHERE status = 'verified' AND sha256 IN ({})",
-            super::placeholders(1, chunk.len())
+            super::id_list(conn, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for sha in chunk {

@@ -8,7 +8,7 @@ use gridline_sync::Role;
 use sqlx::{Any, AnyConnection, Executor, Row};
 use uuid::Uuid;
 
-use super::{placeholders, uuid_col, Backend, Val, WriteTx};
+use super::{id_list, placeholders, uuid_col, Backend, Val, WriteTx};
 
 type R<T> = Result<T, sqlx::Error>;
 
@@ -69,7 +69,7 @@ pub async fn workflows(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid
     for chunk in ids.chunks(500) {
         let sql = format!(
             "SELECT {WORKFLOW_COLUMNS} FROM cases WHERE id IN ({})",
-            placeholders(1, chunk.len())
+            id_list(conn, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for id in chunk {
@@ -146,7 +146,7 @@ pub async fn assignees(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid
     for chunk in ids.chunks(500) {
         let sql = format!(
             "SELECT case_id, user_id FROM case_assignments WHERE case_id IN ({}) ORDER BY user_id",
-            placeholders(1, chunk.len())
+            id_list(conn, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for id in chunk {
@@ -238,7 +238,7 @@ pub async fn photo_status(
         let sql = format!(
             "SELECT cp.sha256, p.status FROM case_photos cp LEFT JOIN photos p ON p.sha256 = cp.sha256 \
              WHERE cp.case_id IN ({})",
-            placeholders(1, chunk.len())
+            id_list(conn, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for id in chunk {

@@ -93,7 +93,7 @@ pub async fn op_ids_used(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<Uuid>>
     for chunk in ids.chunks(500) {
         let sql = format!(
             "SELECT op_id FROM sync_ops WHERE op_id IN ({})",
-            super::placeholders(1, chunk.len())
+            super::id_list(conn, chunk.len())
         );
         let mut q = sqlx::query_scalar::<_, String>(&sql);
         for id in chunk {

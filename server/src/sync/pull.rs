@@ -11,7 +11,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use gridline_sync::{EntityKind, ErrorCode, PullQuery};
 use serde::{Deserialize, Serialize};
-use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
@@ -140,7 +139,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
     let scope = user.scope(state).await?;
     let now_zones: Option<Vec<Uuid>> = scope.zones().map(|z| z.to_vec());
     // One transaction for the page's reads; see `Db::begin_keyed_read`.
-    let mut tx = state.db.begin_keyed_read().await?;
+    let mut read = state.db.begin_keyed_read().await?;
 
     let mut cursor = match q.cursor.as_deref() {
         None | Some("") => Cursor {
@@ -150,7 +149,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
         },
         Some(text) => decode(text).ok_or_else(|| reset("unknown cursor"))?,
     };
-    let (head, pruned) = changes::positions(&mut *tx).await?;
+    let (head, pruned) = changes::positions(read.conn()).await?;
     if cursor.s > 0 && cursor.s < pruned {
         return Err(reset("this cursor is older than the change log keeps"));
     }
@@ -162,7 +161,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
 
     let mut out: Vec<PageChange> = Vec::new();
     // Scope changes since the cursor was issued.
-    let all_zones: Vec<Uuid> = reference::zones(&mut *tx, None)
+    let all_zones: Vec<Uuid> = reference::zones(read.conn(), None)
         .await?
         .into_iter()
         .map(|z| z.id)
@@ -187,7 +186,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
             entity: EntityKind::Zone,
             id: zone.to_string(),
         });
-        for id in cases::ids_in_zone(&mut *tx, *zone).await? {
+        for id in cases::ids_in_zone(read.conn(), *zone).await? {
             out.push(PageChange::Remove {
                 entity: EntityKind::Case,
                 id: id.to_string(),
@@ -195,7 +194,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
         }
         let mut after: Option<String> = None;
         loop {
-            let page = reference::assets(&mut *tx, Some(*zone), after.as_deref(), 1000).await?;
+            let page = reference::assets(read.conn(), Some(*zone), after.as_deref(), 1000).await?;
             let done = page.len() < 1000;
             for a in &page {
                 out.push(PageChange::Remove {
@@ -231,18 +230,17 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
     let has_more;
     if let Some(mut c) = cursor.c.take() {
         let zones: Vec<String> = c.z.iter().map(|z| z.to_string()).collect();
-        let rows: Vec<ChangeRow> =
-            changes::since(&mut *tx, state.db.backend, c.s, Some(&zones), limit + 1)
-                .await?
-                .into_iter()
-                .filter(|r| r.seq <= c.until && r.zone_id.is_some())
-                .collect();
+        let rows: Vec<ChangeRow> = changes::since(&mut read.reader(), c.s, Some(&zones), limit + 1)
+            .await?
+            .into_iter()
+            .filter(|r| r.seq <= c.until && r.zone_id.is_some())
+            .collect();
         let more = rows.len() as i64 > limit;
         let rows: Vec<ChangeRow> = rows.into_iter().take(limit as usize).collect();
         if let Some(last) = rows.last() {
             c.s = last.seq;
         }
-        out.extend(render(&state.db, &mut tx, &rows).await?);
+        out.extend(render(&state.db, &mut read, &rows).await?);
         if more {
             cursor.c = Some(c);
         }
@@ -251,22 +249,16 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
     } else {
         let zones: Option<Vec<String>> =
             now_zones.map(|z| z.iter().map(|z| z.to_string()).collect());
-        let rows = changes::since(
-            &mut *tx,
-            state.db.backend,
-            cursor.s,
-            zones.as_deref(),
-            limit + 1,
-        )
-        .await?;
+        let rows =
+            changes::since(&mut read.reader(), cursor.s, zones.as_deref(), limit + 1).await?;
         has_more = rows.len() as i64 > limit;
         let rows: Vec<ChangeRow> = rows.into_iter().take(limit as usize).collect();
         if let Some(last) = rows.last() {
             cursor.s = last.seq;
         }
-        out.extend(render(&state.db, &mut tx, &rows).await?);
+        out.extend(render(&state.db, &mut read, &rows).await?);
     }
-    tx.commit().await?;
+    read.commit().await?;
     Ok(PullPage {
         protocol: gridline_sync::PROTOCOL_VERSION,
         server_time: time::OffsetDateTime::now_utc(),
@@ -280,7 +272,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
 /// at the position of its latest row).
 async fn render(
     db: &store::Db,
-    conn: &mut AnyConnection,
+    read: &mut store::KeyedRead,
     rows: &[ChangeRow],
 ) -> ApiResult<Vec<PageChange>> {
     let mut latest: HashMap<(&str, &str), usize> = HashMap::new();
@@ -299,7 +291,9 @@ async fn render(
         .filter(|r| r.entity == "case")
         .filter_map(|r| Uuid::parse_str(&r.entity_id).ok())
         .collect();
-    let mut views = crate::sync::view::case_views(&mut *conn, db.backend, &case_ids).await?;
+    let spare = db.spare_readers(3);
+    let mut views = crate::sync::view::case_views(&mut read.reader(), spare, &case_ids).await?;
+    let conn = read.conn();
     let rulebooks = if rows.iter().any(|r| r.entity == "rule") {
         reference::rulebooks(&db.pool).await?
     } else {

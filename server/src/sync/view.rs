@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 
-use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use crate::model::{CaseConflict, CaseEvent, CaseLocation, CasePhoto, CaseView};
 use crate::store::cases::{self, CaseRow, ConflictRow};
-use crate::store::{time_from_ms, Backend};
+use crate::store::json_rows::Reader;
+use crate::store::time_from_ms;
+use crate::store::ReadConn;
 
 pub fn conflict_view(c: &ConflictRow) -> CaseConflict {
     let parse = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
@@ -38,18 +39,58 @@ pub async fn with_evidence(
 }
 
 /// Views of the given cases (missing ids are simply absent), with four queries per thousand
-/// cases, each returning its rows as one JSON value (`store::json_rows`).
+/// cases (`store::json_rows`: on SQLite each returns its rows as one JSON value). The photo,
+/// event and conflict reads run beside the case read, each on a `spare` connection while there
+/// are some ([`crate::store::Db::spare_readers`]), the rest after it on `reader`. Each read
+/// sees what had committed when it ran: a view may be newer than the change-log row that named
+/// it, never older, and a later row names it again (see `Db::begin_keyed_read`).
 pub async fn case_views(
-    conn: &mut AnyConnection,
-    backend: Backend,
+    reader: &mut Reader<'_>,
+    spare: Vec<ReadConn>,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, CaseView>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = cases::load_many(conn, backend, ids).await?;
+    let mut spare = spare.into_iter();
+    let (mut for_photos, mut for_events, mut for_conflicts) =
+        (spare.next(), spare.next(), spare.next());
+    let (rows, photo_rows, event_rows, conflict_rows) = tokio::try_join!(
+        cases::load_many(reader, ids),
+        async {
+            match for_photos.as_mut() {
+                Some(c) => cases::photos_of(&mut c.reader(), ids).await.map(Some),
+                None => Ok(None),
+            }
+        },
+        async {
+            match for_events.as_mut() {
+                Some(c) => cases::events_of(&mut c.reader(), ids).await.map(Some),
+                None => Ok(None),
+            }
+        },
+        async {
+            match for_conflicts.as_mut() {
+                Some(c) => cases::conflicts_of(&mut c.reader(), ids).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    )?;
+    drop((for_photos, for_events, for_conflicts));
+    let photo_rows = match photo_rows {
+        Some(r) => r,
+        None => cases::photos_of(reader, ids).await?,
+    };
+    let event_rows = match event_rows {
+        Some(r) => r,
+        None => cases::events_of(reader, ids).await?,
+    };
+    let conflict_rows = match conflict_rows {
+        Some(r) => r,
+        None => cases::conflicts_of(reader, ids).await?,
+    };
     let mut photos: HashMap<Uuid, Vec<CasePhoto>> = HashMap::new();
-    for p in cases::photos_of(conn, backend, ids).await? {
+    for p in photo_rows {
         photos.entry(p.case_id).or_default().push(CasePhoto {
             sha256: p.sha256,
             size: p.size,
@@ -59,7 +100,7 @@ pub async fn case_views(
         });
     }
     let mut events: HashMap<Uuid, Vec<CaseEvent>> = HashMap::new();
-    for e in cases::events_of(conn, backend, ids).await? {
+    for e in event_rows {
         events.entry(e.case_id).or_default().push(CaseEvent {
             id: e.id,
             version: e.version,
@@ -72,7 +113,7 @@ pub async fn case_views(
         });
     }
     let mut conflicts: HashMap<Uuid, Vec<CaseConflict>> = HashMap::new();
-    for c in cases::conflicts_of(conn, backend, ids).await? {
+    for c in conflict_rows {
         conflicts
             .entry(c.case_id)
             .or_default()

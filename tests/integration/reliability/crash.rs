@@ -214,7 +214,7 @@ async fn crash_test(dir: &Path, database_url: Option<String>, garage: Option<&Ga
             .into_iter()
             .map(|z| (z.code, z.id))
             .collect();
-        db.pool.close().await;
+        db.close().await;
         zones
     };
     let zone = |i: usize| {
@@ -365,7 +365,7 @@ async fn crash_test(dir: &Path, database_url: Option<String>, garage: Option<&Ga
     };
     let photo_check = check_photos(&db.pool, blobs.as_ref(), &photos).await;
     let ledger = check_ledger(&db.pool, &supervisor.approvals).await;
-    db.pool.close().await;
+    db.close().await;
     let (cli_ok, cli_out) = ledger_verify_cli(dir, &db_url).await;
     println!(
         "crash test ({backend}): {crashes} crashes survived; {} operations from {} phones \
