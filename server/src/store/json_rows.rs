@@ -8,9 +8,8 @@
 //! objects named by column (`json_group_array(json_object(…))`), and serde reads it straight
 //! into typed rows. PostgreSQL keeps plain rows: building the JSON there cost its server more
 //! (7–12 ms for a thousand cases, against 5 ms for the rows) than the conversion saved here.
-//! Those rows come through sqlx's native PostgreSQL driver, not `Any` (whose conversion of each
-//! row was a sixth of a first sync), and one decoder per row type ([`Cols`]) reads both drivers'
-//! rows.
+//! Those rows come through sqlx's native PostgreSQL driver, not `Any` (see `Db::reads`), and
+//! one decoder per row type ([`Cols`]) reads both drivers' rows.
 //!
 //! Exactness: text and integers are exact in JSON. Floats are read through text, because
 //! SQLite's JSON functions write them with 15 significant digits, which does not give back

@@ -81,9 +81,11 @@ pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
     /// PostgreSQL only: the same database through sqlx's native driver, for reads of many rows
-    /// ([`json_rows::Reader`]: pull pages, case views). The `Any` driver converts every row it
-    /// returns, column descriptions included, and that was a sixth of a first sync's time
-    /// (BENCHMARKS.md). Its connections are set up for keyed reads (see [`Db::connect`]).
+    /// ([`json_rows::Reader`]: pull pages, case views). Its connections are set up for keyed
+    /// reads and plan every statement for its own parameters (see [`Db::connect`]: a generic plan
+    /// made first syncs quadratic). The native driver also skips the `Any` driver's per-row
+    /// conversion (a sixth of the bench process's samples in a first sync, though removing it
+    /// alone made no measurable difference: PostgreSQL was the bottleneck; bench/notes/sync.md).
     reads: Option<PgPool>,
     /// SQLite allows one writer at a time; taking this lock before `BEGIN` makes writers queue
     /// here instead of failing with SQLITE_BUSY when a read transaction upgrades to a write.
@@ -530,8 +532,8 @@ pub async fn update_rows(
 
 /// The placeholders of an `IN (…)` list that is a statement's only parameters: `?, ?, …` on
 /// SQLite (see [`push_value_groups`] for why: binding a thousand `$N` made sqlx search
-/// SQLite's parameter names a million times, 14 % of a SQLite first sync), `$1, $2, …` on
-/// PostgreSQL.
+/// SQLite's parameter names a million times, 13.6 % of the samples of a SQLite first sync),
+/// `$1, $2, …` on PostgreSQL.
 pub fn id_list(conn: &AnyConnection, count: usize) -> String {
     if is_sqlite(conn) {
         anonymous_placeholders(count)
