@@ -145,7 +145,9 @@ pub struct PhotosConfig {
     /// Largest one-request upload (`PUT /v1/photos/{sha256}`), bytes; bigger photos use tus.
     pub max_single_put_bytes: u64,
     /// Size of the pieces a request body is cut into in the blob store, bytes: the most one
-    /// upload request holds in memory.
+    /// upload request holds in memory, except a body that brings a whole photo of at most a
+    /// quarter of `receive_budget_bytes`, which is held whole, verified from memory and stored
+    /// once as the original.
     pub chunk_bytes: usize,
     /// Bytes all receiving upload requests together may hold in memory, bytes. A request waits
     /// for room before it takes each piece; one that finds none before its receiving time ends
@@ -156,7 +158,8 @@ pub struct PhotosConfig {
     pub upload_expiry_secs: u64,
     /// How often expired uploads are looked for, seconds.
     pub cleanup_interval_secs: u64,
-    /// Photos decoded at once (validation and derivatives): bounds memory.
+    /// Photos decoded at once by validation, and as many again by the derivative worker
+    /// (which, while photos are coming in, runs at the lowest CPU priority): bounds memory.
     pub max_concurrent_decodes: usize,
     /// How often the derivative worker looks for pending photos, seconds.
     pub worker_poll_secs: u64,

@@ -4,12 +4,14 @@
 //! Then the server's memory with `memory_in_flight` uploads at once: peak RSS (`VmHWM`) of a
 //! freshly started server process, and its growth over the idle process.
 //!
-//! Uploads go as the reference client sends them (`gridline_sync::client::upload`): create
-//! (`POST /v1/uploads`), then `PATCH`es of [`DEFAULT_UPLOAD_CHUNK`] bytes, each with its
-//! `Upload-Checksum`; a photo counts when the `PATCH` that completes it answers, which the
-//! server does only once it has hashed, validated and stored the photo. Bodies come from
-//! memory and chunk checksums are computed before the clock starts: the phone's own costs are
-//! not the server's.
+//! Uploads go as the reference client sends them on a fast link (`gridline_sync::client::upload`,
+//! whose chunk sizer reaches its largest `PATCH` on loopback): create (`POST /v1/uploads`),
+//! then `PATCH`es of [`DEFAULT_UPLOAD_CHUNK`] bytes, each with its `Upload-Checksum`; a photo
+//! counts when the `PATCH` that completes it answers, which the server does only once it has
+//! hashed, validated and stored the photo. Bodies come from memory and chunk checksums are
+//! computed before the clock starts: the phone's own costs are not the server's. The time
+//! until the derivatives of every photo are made (after the clock: the server makes them in
+//! the background, at low priority) is reported beside it.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -338,6 +340,29 @@ async fn limit_put(
     })
 }
 
+/// Waits until no photo's derivatives are pending (polling the database, a measurement and
+/// not a test); how long that took.
+async fn derivatives_done(url: &str, deadline: Duration) -> anyhow::Result<Duration> {
+    let db = gridline_server::store::Db::connect(url, 1).await?;
+    let start = Instant::now();
+    loop {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM photos WHERE derivatives = 'pending'")
+                .fetch_one(&db.pool)
+                .await?;
+        if pending == 0 {
+            break;
+        }
+        ensure!(
+            start.elapsed() < deadline,
+            "{pending} photos still wait for their derivatives"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    db.pool.close().await;
+    Ok(start.elapsed())
+}
+
 fn mb_per_s(run: &UploadRun) -> f64 {
     run.bytes as f64 / 1e6 / run.elapsed.as_secs_f64()
 }
@@ -418,6 +443,9 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("upload on {b}; server log:\n{}", server.log_tail(20)))?;
         let (ours, limit) = (mb_per_s(&run), mb_per_s(&lim));
+        let derived = derivatives_done(&db.url, opts.deadline)
+            .await
+            .with_context(|| format!("derivatives on {b}; server log:\n{}", server.log_tail(20)))?;
         let peak_throughput = server.peak_rss();
         report.push(
             Row::new("upload", b, "MB/s until verified", ours)
@@ -426,7 +454,8 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         );
         report.note(format!(
             "upload {b}: {} photos of {:.2} MB, {} at once, took {:.2} s (p50 {:.0} ms, p99 {:.0} ms per photo, {} PATCHes retried); \
-             the limit PUT the same bytes in {:.2} s (p50 {:.0} ms); server peak RSS in that phase {:.0} MB",
+             the limit PUT the same bytes in {:.2} s (p50 {:.0} ms); the derivatives of every photo were ready {:.2} s after \
+             the last was verified; server peak RSS in that phase {:.0} MB",
             run.latencies.len(),
             o.photo_bytes as f64 / 1e6,
             o.in_flight,
@@ -436,6 +465,7 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
             run.retries,
             lim.elapsed.as_secs_f64(),
             percentile_ms(&lim.latencies, 50.0),
+            derived.as_secs_f64(),
             peak_throughput.unwrap_or(0) as f64 / 1e6,
         ));
 

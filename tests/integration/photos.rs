@@ -52,6 +52,7 @@ on_both_databases!(
     tus_discovery_checksums_and_termination,
     a_full_receive_budget_answers_503_and_keeps_nothing_of_the_waiting_body,
     against_garage_originals_and_derivatives_are_in_the_bucket_and_links_are_scoped_and_expire,
+    a_whole_photo_in_one_body_is_stored_once_and_a_cut_one_resumes_from_its_piece,
 );
 
 // ---- fixtures ---------------------------------------------------------------------------------
@@ -306,15 +307,25 @@ async fn tus_patch(
     offset: usize,
     body: reqwest::Body,
 ) -> Result<reqwest::Response, reqwest::Error> {
+    patch_request(app, token, location, offset)
+        .body(body)
+        .send()
+        .await
+}
+
+/// A tus `PATCH` at `offset`, without its body.
+fn patch_request(
+    app: &TestApp,
+    token: &str,
+    location: &str,
+    offset: usize,
+) -> reqwest::RequestBuilder {
     app.http
         .patch(app.url(location))
         .bearer_auth(token)
         .header("tus-resumable", "1.0.0")
         .header("upload-offset", offset.to_string())
         .header("content-type", "application/offset+octet-stream")
-        .body(body)
-        .send()
-        .await
 }
 
 /// Sends `bytes[from..to]` and then, a moment later, cuts the connection, as a phone losing
@@ -346,6 +357,36 @@ async fn offset_after_cut(app: &TestApp, token: &str, location: &str, past: i64)
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The answer of the `PATCH` that completed an upload of `len` bytes.
+fn completed(resp: &reqwest::Response, len: usize) {
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        resp.headers()["upload-offset"],
+        len.to_string().as_str(),
+        "complete"
+    );
+}
+
+/// The photo's metadata, which must say it is verified.
+async fn verified(app: &TestApp, token: &str, sha: &str) -> Value {
+    let (status, photo) = app.get(&format!("/v1/photos/{sha}"), Some(token)).await;
+    assert_eq!(status, StatusCode::OK, "{photo}");
+    assert_eq!(photo["status"], "verified", "{photo}");
+    photo
+}
+
+/// The original of photo `sha` as the store holds it.
+async fn original(app: &TestApp, sha: &str) -> Bytes {
+    app.state
+        .blobs
+        .get(&Path::from(format!("photos/{sha}")))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
 }
 
 async fn list(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
@@ -470,15 +511,7 @@ async fn an_upload_cut_at_random_offsets_resumes_after_a_restart_and_through_ano
     assert_eq!(meta["status"], "verified");
     assert_eq!(meta["size"], len);
     assert_eq!(meta["width"], 640);
-    let stored = other
-        .state
-        .blobs
-        .get(&Path::from(format!("photos/{sha}")))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let stored = original(&other, &sha).await;
     assert_eq!(
         sha_hex(&stored),
         sha,
@@ -706,15 +739,7 @@ async fn derivatives_are_made_in_the_background_oriented_and_stripped(db: Db) {
         assert!(exif.is_err(), "{variant} carries no metadata");
     }
     // The original is untouched.
-    let original = app
-        .state
-        .blobs
-        .get(&Path::from(format!("photos/{sha}")))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let original = original(&app, &sha).await;
     assert_eq!(sha_hex(&original), sha);
 }
 
@@ -962,15 +987,105 @@ async fn a_full_receive_budget_answers_503_and_keeps_nothing_of_the_waiting_body
     let resp = tus_patch(&app, &token, &location, 0, photo.clone().into())
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    assert_eq!(
-        resp.headers()["upload-offset"],
-        photo.len().to_string().as_str()
-    );
-    let (status, meta) = app.get(&format!("/v1/photos/{sha}"), Some(&token)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(meta["status"], "verified", "{meta}");
+    completed(&resp, photo.len());
+    verified(&app, &token, &sha).await;
     assert_eq!(app.state.photos.receiving.available_permits(), 64 * 1024);
+}
+
+/// A photo sent whole in one body (offset 0 to the end, with its length known) is verified from
+/// memory: its bytes go to the store once, as the original, never as pieces. Such a body cut
+/// short keeps what arrived as a piece, and the upload resumes from there as any other.
+async fn a_whole_photo_in_one_body_is_stored_once_and_a_cut_one_resumes_from_its_piece(db: Db) {
+    use crate::support::SwitchableStore;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+    let written = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = written.clone();
+    let Some(app) = TestApp::spawn_wrapping(
+        db,
+        |c| c.photos.worker_poll_secs = 1,
+        move |state| {
+            state.blobs = Arc::new(SwitchableStore {
+                inner: state.blobs.clone(),
+                up: Arc::new(AtomicBool::new(true)),
+                written: log,
+            })
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    // What was written apart from derivatives (the worker writes those when it gets to them).
+    let stored = || -> Vec<String> {
+        let written = written.lock().unwrap();
+        written
+            .iter()
+            .filter(|p| !p.starts_with("derivatives/"))
+            .cloned()
+            .collect()
+    };
+    let whole = jpeg(640, 480, 21);
+    let cut = jpeg(640, 480, 22);
+    let (sha, cut_sha) = (sha_hex(&whole), sha_hex(&cut));
+    case_declaring(&app, "Z01", &[&whole, &cut], now_ms()).await;
+    let token = app.login("inspector1").await;
+
+    let resp = tus_create(&app, &token, &sha, whole.len(), &[]).await;
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let resp = patch_request(&app, &token, &location, 0)
+        .header(
+            "upload-checksum",
+            format!("sha256 {}", STANDARD.encode(Sha256::digest(&whole))),
+        )
+        .body(whole.clone())
+        .send()
+        .await
+        .unwrap();
+    completed(&resp, whole.len());
+    verified(&app, &token, &sha).await;
+    assert_eq!(stored(), vec![format!("photos/{sha}")], "the original only");
+    let original = original(&app, &sha).await;
+    assert_eq!(original, whole);
+    assert_eq!(
+        tus_head(&app, &token, &location).await.1,
+        Some(whole.len() as i64)
+    );
+
+    // The same kind of body, cut after half: the half is kept as one piece.
+    written.lock().unwrap().clear();
+    let resp = tus_create(&app, &token, &cut_sha, cut.len(), &[]).await;
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let half = cut.len() / 2;
+    let sent = patch_request(&app, &token, &location, 0)
+        .header("content-length", cut.len().to_string())
+        .body(cut_body(&cut, 0, half))
+        .send()
+        .await;
+    assert!(sent.is_err() || !sent.unwrap().status().is_success());
+    let at = offset_after_cut(&app, &token, &location, 0).await;
+    assert_eq!(at, half as i64, "what arrived is kept");
+    let pieces = stored();
+    assert_eq!(pieces.len(), 1, "{pieces:?}");
+    assert!(pieces[0].starts_with("uploads/"), "{pieces:?}");
+    let resp = tus_patch(
+        &app,
+        &token,
+        &location,
+        half,
+        reqwest::Body::from(cut[half..].to_vec()),
+    )
+    .await
+    .unwrap();
+    completed(&resp, cut.len());
+    verified(&app, &token, &cut_sha).await;
+    let stored = stored();
+    assert_eq!(
+        stored.last(),
+        Some(&format!("photos/{cut_sha}")),
+        "{stored:?}"
+    );
+    assert!(list(app.state.blobs.as_ref(), "uploads").await.is_empty());
 }
 
 async fn tus_discovery_checksums_and_termination(db: Db) {

@@ -1,4 +1,7 @@
-//! Fixtures shared by the review and ledger specifications.
+//! Fixtures shared by several specifications (review, ledger, photos, reliability).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use gridline_tests::{new_case, Phone, TestApp};
 use reqwest::StatusCode;
@@ -150,4 +153,114 @@ pub async fn get_bytes(app: &TestApp, path: &str, token: &str) -> (StatusCode, V
         .unwrap();
     let status = resp.status();
     (status, resp.bytes().await.unwrap().to_vec())
+}
+
+/// An object store that fails every call while switched off, and records where it was asked
+/// to write.
+#[derive(Debug)]
+pub struct SwitchableStore {
+    pub inner: Arc<dyn object_store::ObjectStore>,
+    pub up: Arc<AtomicBool>,
+    /// The location of every `put` and multipart upload started, in order.
+    pub written: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Display for SwitchableStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Switchable({})", self.inner)
+    }
+}
+
+impl SwitchableStore {
+    fn check(&self) -> object_store::Result<()> {
+        if self.up.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(object_store::Error::Generic {
+                store: "switchable",
+                source: "connection refused".into(),
+            })
+        }
+    }
+
+    fn record(&self, location: &object_store::path::Path) {
+        if let Ok(mut written) = self.written.lock() {
+            written.push(location.to_string());
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for SwitchableStore {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.check()?;
+        self.record(location);
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.check()?;
+        self.record(location);
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.check()?;
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn delete(&self, location: &object_store::path::Path) -> object_store::Result<()> {
+        self.check()?;
+        self.inner.delete(location).await
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        use futures::StreamExt;
+        match self.check() {
+            Ok(()) => self.inner.list(prefix),
+            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+        }
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.check()?;
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+    ) -> object_store::Result<()> {
+        self.check()?;
+        self.inner.copy(from, to).await
+    }
+
+    async fn copy_if_not_exists(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+    ) -> object_store::Result<()> {
+        self.check()?;
+        self.inner.copy_if_not_exists(from, to).await
+    }
 }

@@ -105,7 +105,9 @@ impl EvidenceSummary {
 
 /// Process-wide photo machinery, built with the state.
 pub struct Runtime {
-    /// Bounds photos held and decoded at once (verification and derivatives): memory.
+    /// Bounds photos held and decoded at once by verification: memory. (The derivative worker
+    /// has slots of its own, as many: it must never hold up verification, see
+    /// [`in_background`].)
     pub decode: Semaphore,
     /// Bytes that receiving upload requests may hold at once (`photos.receive_budget_bytes`):
     /// one permit per byte of a piece buffer, taken before the buffer and returned once the
@@ -113,6 +115,9 @@ pub struct Runtime {
     pub receiving: Semaphore,
     /// Wakes the derivative worker when a photo was just verified here.
     pub verified: Notify,
+    /// The sizes of `decode` and `receiving`, to tell when they are in use.
+    decodes: usize,
+    receive_budget: usize,
     /// Presigns links when the store is S3.
     pub signer: Option<Arc<dyn Signer>>,
     /// HMAC key of streamed links.
@@ -120,6 +125,13 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// Whether this process is receiving or verifying photos right now (some of the receive
+    /// budget or of the verification places is taken).
+    pub fn ingesting(&self) -> bool {
+        self.receiving.available_permits() < self.receive_budget
+            || self.decode.available_permits() < self.decodes
+    }
+
     pub fn new(
         config: &crate::config::Config,
         keys: &crate::auth::keys::Keyring,
@@ -127,6 +139,8 @@ impl Runtime {
         Ok(Self {
             decode: Semaphore::new(config.photos.max_concurrent_decodes),
             receiving: Semaphore::new(config.photos.receive_budget_bytes),
+            decodes: config.photos.max_concurrent_decodes,
+            receive_budget: config.photos.receive_budget_bytes,
             verified: Notify::new(),
             signer: crate::blob::signer(config)?,
             link_key: link::derive_key(keys),
@@ -257,10 +271,12 @@ async fn put_derivatives(
 
 async fn make_derivatives(state: &AppState, sha: &str, attempt: i64) {
     let result = async {
-        let _permit = state.photos.decode.acquire().await?;
         let original = state.blobs.get(&original_path(sha)).await?.bytes().await?;
         let config = state.config.photos.clone();
-        let made = tokio::task::spawn_blocking(move || derive::make(&original, &config)).await??;
+        // Made while photos are coming in: at the lowest priority, so receiving them comes
+        // first (`in_background`).
+        let lowly = state.photos.ingesting();
+        let made = in_background(lowly, move || derive::make(&original, &config)).await??;
         put_derivatives(state, sha, made).await
     }
     .await;
@@ -277,5 +293,74 @@ async fn make_derivatives(state: &AppState, sha: &str, attempt: i64) {
     };
     if let Err(e) = outcome {
         tracing::warn!(sha256 = sha, error = %e, "cannot record derivative outcome");
+    }
+}
+
+/// Runs CPU-heavy background work (derivatives) on a thread of its own; with `lowly`, at the
+/// lowest CPU priority (nice 19), so that it takes only the CPU that receiving and verifying
+/// photos leave over: a derivative started during a burst of uploads waits for it to pass (on
+/// an idle CPU it still runs at full speed). Only work started while photos are coming in is
+/// lowered, so other load on the machine cannot starve derivatives for long. A thread per job,
+/// not the blocking pool: a lowered priority cannot be raised again without privileges, and
+/// pool threads also serve verification and logins.
+pub async fn in_background<T: Send + 'static>(
+    lowly: bool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("gridline-derive".into())
+        .spawn(move || {
+            if lowly {
+                lower_priority();
+            }
+            let _ = tx.send(work());
+        })?;
+    rx.await
+        .map_err(|_| anyhow::anyhow!("the background thread stopped without an answer (a panic)"))
+}
+
+/// Lowers the calling thread to nice 19. On Linux the nice value belongs to the thread
+/// (`setpriority(2)`, "Bugs"), so only this thread is lowered; elsewhere it would lower the
+/// whole process, so it is left alone. A failure only means normal priority.
+fn lower_priority() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(e) = rustix::process::setpriority_process(None, 19) {
+        tracing::debug!(error = %e, "cannot lower a background thread's priority");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn lowly_background_work_runs_at_the_lowest_priority_and_leaves_the_caller_alone() {
+        use rustix::process::getpriority_process;
+        let before = getpriority_process(None).unwrap();
+        let nice = |lowly| super::in_background(lowly, || getpriority_process(None).unwrap());
+        assert_eq!(nice(true).await.unwrap(), 19);
+        assert_eq!(nice(false).await.unwrap(), before);
+        assert_eq!(getpriority_process(None).unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_background_work_is_an_error() {
+        let out = super::in_background(false, || -> u8 { panic!("boom") }).await;
+        assert!(out.is_err());
+    }
+
+    #[tokio::test]
+    async fn receiving_or_verifying_photos_counts_as_ingesting() {
+        let config = crate::config::Config::default();
+        let keys = crate::auth::keys::Keyring::ephemeral().unwrap();
+        let photos = super::Runtime::new(&config, &keys).unwrap();
+        assert!(!photos.ingesting());
+        let receiving = photos.receiving.acquire_many(1000).await.unwrap();
+        assert!(photos.ingesting());
+        drop(receiving);
+        let verifying = photos.decode.acquire().await.unwrap();
+        assert!(photos.ingesting());
+        drop(verifying);
+        assert!(!photos.ingesting());
     }
 }

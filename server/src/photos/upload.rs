@@ -7,6 +7,12 @@
 //! (waiting while the budget is spent, so the bytes wait in the socket) and gives it back once
 //! the piece is stored. Completion (hash, validation) holds one
 //! photo in memory, under the `photos.max_concurrent_decodes` semaphore.
+//!
+//! A body that carries a whole photo (from offset 0 to the end, as a client on a fast link
+//! sends it) of at most a quarter of the receive budget is held whole instead (its room taken
+//! at once) and verified from memory: its bytes go to the store once, as the original, never as
+//! pieces to be read back. Should it be cut short, what arrived is kept as one piece, as any
+//! other body.
 
 use axum::body::{Body, HttpBody};
 use bytes::{Bytes, BytesMut};
@@ -122,7 +128,8 @@ pub async fn load(state: &AppState, user: &AuthUser, id: uuid::Uuid) -> ApiResul
 /// request timeout and the client resumes from the offset it is told. With `checksum` (the
 /// SHA-256 of the body, tus `Upload-Checksum`) the body is kept only if it is whole and matches.
 /// When the receive budget has no room for this body's next piece before `budget` runs out,
-/// the answer is 503 with `Retry-After` and nothing of this body is kept.
+/// the answer is 503 with `Retry-After` and nothing of this body is kept. A body that carried
+/// the whole photo is verified in the same task (see the module's doc).
 pub async fn append(
     state: &AppState,
     upload: &Upload,
@@ -130,7 +137,7 @@ pub async fn append(
     body: Body,
     checksum: Option<Vec<u8>>,
     budget: std::time::Duration,
-) -> ApiResult<i64> {
+) -> ApiResult<Appended> {
     if upload.state != "receiving" || offset != upload.received {
         return Err(offset_mismatch(upload.received));
     }
@@ -142,6 +149,15 @@ pub async fn append(
         Instant::now() + budget,
     ));
     task.await.map_err(ApiError::internal)?
+}
+
+/// Where an upload stands after a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The new offset.
+    pub at: i64,
+    /// The body was the whole photo and it is verified: nothing is left to [`finish`].
+    pub verified: bool,
 }
 
 pub fn offset_mismatch(at: i64) -> ApiError {
@@ -158,17 +174,27 @@ async fn receive(
     body: Body,
     checksum: Option<Vec<u8>>,
     deadline: Instant,
-) -> ApiResult<i64> {
-    let chunk = state.config.photos.chunk_bytes;
+) -> ApiResult<Appended> {
     let from = upload.received;
     // With a `Content-Length` the body's size is known: pieces are no bigger than the body.
     let mut body_left = body.size_hint().exact();
+    // A whole photo in one body is one piece, kept in memory (the module's doc).
+    let whole_body = from == 0
+        && body_left == u64::try_from(upload.length).ok()
+        && upload.length as u64 <= whole_body_limit(&state.config.photos);
+    let chunk = if whole_body {
+        upload.length as usize
+    } else {
+        state.config.photos.chunk_bytes
+    };
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
     // Permits of the receive budget held for `buf` (its capacity).
     let mut held: Option<SemaphorePermit<'_>> = None;
     let mut pos = from;
     let mut parts: Vec<Part> = Vec::new();
+    // The whole photo, when one body brought it all (`whole_body`).
+    let mut photo: Option<Bytes> = None;
     let mut hasher = Sha256::new();
     let mut whole = true;
     let read: ApiResult<()> = async {
@@ -224,8 +250,13 @@ async fn receive(
                 if buf.len() == buf.capacity() {
                     let piece = std::mem::take(&mut buf).freeze();
                     let len = piece.len() as i64;
-                    parts.push(put_piece(&state, &upload, pos, piece).await?);
-                    held = None;
+                    if whole_body && len == upload.length {
+                        // Verified from memory below; its room in the budget stays taken.
+                        photo = Some(piece);
+                    } else {
+                        parts.push(put_piece(&state, &upload, pos, piece).await?);
+                        held = None;
+                    }
                     pos += len;
                 }
             }
@@ -239,7 +270,8 @@ async fn receive(
         Ok(())
     }
     .await;
-    drop(held);
+    // Held on while the whole photo is in memory.
+    let held = held.filter(|_| photo.is_some());
     let discard = |parts: Vec<Part>| {
         let store = state.blobs.clone();
         async move {
@@ -252,8 +284,9 @@ async fn receive(
         discard(parts).await;
         return Err(e);
     }
+    let digest = hasher.finalize();
     if let Some(expected) = checksum {
-        if !whole || hasher.finalize().as_slice() != expected.as_slice() {
+        if !whole || digest.as_slice() != expected.as_slice() {
             discard(parts).await;
             return Err(ApiError::new(
                 ErrorCode::ChecksumMismatch,
@@ -261,8 +294,23 @@ async fn receive(
             ));
         }
     }
+    if let Some(photo) = photo {
+        // The body was the photo, so its hash is the photo's.
+        finish_whole(&state, &upload, photo, hex::encode(digest)).await?;
+        drop(held);
+        // Once this upload holds nothing (see `finish`).
+        state.photos.verified.notify_one();
+        return Ok(Appended {
+            at: upload.length,
+            verified: true,
+        });
+    }
+    drop(held);
     if parts.is_empty() {
-        return Ok(from);
+        return Ok(Appended {
+            at: from,
+            verified: false,
+        });
     }
     let expires_at = now_ms() + state.config.photos.upload_expiry_secs as i64 * 1000;
     let mut tx = state.db.begin_write().await?;
@@ -276,7 +324,16 @@ async fn receive(
             .map_or(from, |u| u.received);
         return Err(offset_mismatch(now_at));
     }
-    Ok(pos)
+    Ok(Appended {
+        at: pos,
+        verified: false,
+    })
+}
+
+/// The largest photo a single body may bring whole into memory: a quarter of the receive
+/// budget, so that a few such bodies fit in it at once.
+fn whole_body_limit(config: &crate::config::PhotosConfig) -> u64 {
+    (config.receive_budget_bytes / 4) as u64
 }
 
 /// The size of the next piece: a chunk, or less when the upload (`upload_left` bytes to go) or
@@ -328,22 +385,10 @@ pub fn store_error(e: object_store::Error) -> ApiError {
 /// only then writes the original (`photos/{sha256}`) and records the photo. After a mismatch or
 /// an invalid image nothing is kept, the upload is gone, and the error says why.
 pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
-    if let Some(photo) = db::photo(&state.db.pool, &upload.sha256)
-        .await?
-        .filter(|p| p.status == "verified")
-    {
-        let mut tx = state.db.begin_write().await?;
-        db::complete_upload(tx.conn(), upload.id).await?;
-        tx.commit().await?;
-        delete_pieces(state, upload).await;
+    if let Some(photo) = already_verified(state, upload).await? {
         return Ok(photo);
     }
-    let _permit = state
-        .photos
-        .decode
-        .acquire()
-        .await
-        .map_err(ApiError::internal)?;
+    let permit = decode_permit(state).await?;
     let parts = db::parts(&state.db.pool, upload.id).await?;
     let mut expected = 0;
     for p in &parts {
@@ -378,7 +423,75 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
     }
     drop(pieces);
     let whole = whole.freeze();
-    let computed = hex::encode(hasher.finalize());
+    let inspection = check(state, upload, &whole, hex::encode(hasher.finalize())).await?;
+    let photo = keep(state, upload, whole, inspection).await?;
+    drop(permit);
+    // Once this upload holds nothing, so that its derivatives are not made as if photos were
+    // still coming in (`super::in_background`).
+    state.photos.verified.notify_one();
+    Ok(photo)
+}
+
+/// [`finish`] for a photo that one body brought whole, already hashed (`computed`): the same
+/// checks, with the decode permit held only while the image is validated (the bytes are
+/// counted in the receive budget).
+async fn finish_whole(
+    state: &AppState,
+    upload: &Upload,
+    whole: Bytes,
+    computed: String,
+) -> ApiResult<Photo> {
+    if let Some(photo) = already_verified(state, upload).await? {
+        return Ok(photo);
+    }
+    let inspection = {
+        let _permit = decode_permit(state).await?;
+        check(state, upload, &whole, computed).await?
+    };
+    keep(state, upload, whole, inspection).await
+}
+
+/// One of the `photos.max_concurrent_decodes` places for a photo being verified.
+async fn decode_permit(state: &AppState) -> ApiResult<SemaphorePermit<'_>> {
+    state
+        .photos
+        .decode
+        .acquire()
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// When another upload already verified the photo, this one completes without its bytes.
+async fn already_verified(state: &AppState, upload: &Upload) -> ApiResult<Option<Photo>> {
+    let Some(photo) = db::photo(&state.db.pool, &upload.sha256)
+        .await?
+        .filter(|p| p.status == "verified")
+    else {
+        return Ok(None);
+    };
+    complete(state, upload).await?;
+    Ok(Some(photo))
+}
+
+/// Marks the upload complete and deletes its pieces, if it has any.
+async fn complete(state: &AppState, upload: &Upload) -> ApiResult<()> {
+    let mut tx = state.db.begin_write().await?;
+    let had_pieces = db::complete_upload(tx.conn(), upload.id).await?;
+    tx.commit().await?;
+    if had_pieces {
+        delete_pieces(state, upload).await;
+    }
+    Ok(())
+}
+
+/// The bytes of a whole upload, hashed by the server (`computed`), against the declared hash
+/// and the image checks. A refusal forgets the upload (and records why for a bad image).
+async fn check(
+    state: &AppState,
+    upload: &Upload,
+    whole: &Bytes,
+    computed: String,
+) -> ApiResult<inspect::Inspection> {
     if computed != upload.sha256 {
         discard(state, upload).await?;
         return Err(ApiError::new(
@@ -392,8 +505,8 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
     let inspected = tokio::task::spawn_blocking(move || inspect::inspect(&bytes, &config))
         .await
         .map_err(ApiError::internal)?;
-    let inspection = match inspected {
-        Ok(i) => i,
+    match inspected {
+        Ok(inspection) => Ok(inspection),
         Err(rejection) => {
             db::record_rejected(
                 &state.db.pool,
@@ -404,9 +517,19 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
             )
             .await?;
             discard(state, upload).await?;
-            return Err(ApiError::new(rejection.code, rejection.message));
+            Err(ApiError::new(rejection.code, rejection.message))
         }
-    };
+    }
+}
+
+/// Stores a checked photo as the original, records it verified and completes the upload. The
+/// caller wakes the derivative worker once it has let go of the photo's memory.
+async fn keep(
+    state: &AppState,
+    upload: &Upload,
+    whole: Bytes,
+    inspection: inspect::Inspection,
+) -> ApiResult<Photo> {
     put_original(state.blobs.as_ref(), &original_path(&upload.sha256), whole)
         .await
         .map_err(store_error)?;
@@ -438,10 +561,11 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
     };
     let mut tx = state.db.begin_write().await?;
     db::record_verified(tx.conn(), &photo).await?;
-    db::complete_upload(tx.conn(), upload.id).await?;
+    let had_pieces = db::complete_upload(tx.conn(), upload.id).await?;
     tx.commit().await?;
-    delete_pieces(state, upload).await;
-    state.photos.verified.notify_one();
+    if had_pieces {
+        delete_pieces(state, upload).await;
+    }
     let stored = db::photo(&state.db.pool, &upload.sha256)
         .await?
         .ok_or_else(|| ApiError::internal("verified photo vanished"))?;

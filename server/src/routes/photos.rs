@@ -97,21 +97,27 @@ async fn put(
         return Ok((StatusCode::OK, Json(photo)).into_response());
     }
     let budget = std::time::Duration::from_secs(state.config.limits.request_timeout_secs);
-    let received = match upload::append(&state, &up, 0, body, None, budget).await {
-        Ok(at) => at,
+    let appended = match upload::append(&state, &up, 0, body, None, budget).await {
+        Ok(appended) => appended,
         Err(e) => {
             upload::discard(&state, &up).await?;
             return Err(e);
         }
     };
-    if received != length {
+    if appended.at != length {
         upload::discard(&state, &up).await?;
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
             "the body is shorter than its Content-Length",
         ));
     }
-    let photo = upload::finish(&state, &up).await?;
+    let photo = if appended.verified {
+        store::photos::photo(&state.db.pool, &sha256)
+            .await?
+            .ok_or_else(|| ApiError::internal("verified photo vanished"))?
+    } else {
+        upload::finish(&state, &up).await?
+    };
     Ok((StatusCode::CREATED, Json(photo)).into_response())
 }
 

@@ -154,11 +154,12 @@ async fn receive_and_maybe_finish(
     body: Body,
 ) -> ApiResult<i64> {
     let digest = checksum(headers)?;
-    let at = upload::append(state, upload, offset, body, digest, receive_budget(state)).await?;
-    if at == upload.length {
+    let appended =
+        upload::append(state, upload, offset, body, digest, receive_budget(state)).await?;
+    if appended.at == upload.length && !appended.verified {
         upload::finish(state, upload).await?;
     }
-    Ok(at)
+    Ok(appended.at)
 }
 
 /// What this server supports (tus discovery; no authentication needed).

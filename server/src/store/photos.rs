@@ -382,9 +382,10 @@ pub async fn parts<'c, E: Executor<'c, Database = Any>>(e: E, id: Uuid) -> R<Vec
 }
 
 /// The upload is done with: its bytes are a verified photo. The row stays until it expires so
-/// that a client asking where it stands (`HEAD`) hears "complete".
-pub async fn complete_upload(conn: &mut AnyConnection, id: Uuid) -> R<()> {
-    sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1")
+/// that a client asking where it stands (`HEAD`) hears "complete". Its pieces are forgotten;
+/// returns whether it had any recorded (whose objects the caller then deletes).
+pub async fn complete_upload(conn: &mut AnyConnection, id: Uuid) -> R<bool> {
+    let parts = sqlx::query("DELETE FROM upload_parts WHERE upload_id = $1")
         .bind(id.to_string())
         .execute(&mut *conn)
         .await?;
@@ -392,7 +393,7 @@ pub async fn complete_upload(conn: &mut AnyConnection, id: Uuid) -> R<()> {
         .bind(id.to_string())
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    Ok(parts.rows_affected() > 0)
 }
 
 pub async fn delete_upload(conn: &mut AnyConnection, id: Uuid) -> R<()> {

@@ -34,8 +34,9 @@ use crate::wire::paths;
 
 pub const TUS_VERSION: &str = "1.0.0";
 /// The largest `PATCH` by default (on a fast link; [`ChunkSizer`] makes them smaller on a slow
-/// one). Large enough that request overhead does not matter.
-pub const DEFAULT_UPLOAD_CHUNK: u64 = 512 * 1024;
+/// one): a phone's photo in one request, which the server verifies from memory and stores once
+/// (it does so for whole files of up to a quarter of its receive budget, 8 MiB by default).
+pub const DEFAULT_UPLOAD_CHUNK: u64 = 8 * 1024 * 1024;
 /// The smallest `PATCH` the client sizes down to on a slow or failing link.
 pub const MIN_UPLOAD_CHUNK: u64 = 32 * 1024;
 /// A `PATCH` carries about this much of the link's measured rate.

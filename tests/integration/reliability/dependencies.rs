@@ -17,6 +17,8 @@ use gridline_tests::{new_case, postgres_admin_url, Db, Phone, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::support::SwitchableStore;
+
 use super::{check_exactly_once, check_photos, seed, ExpectedDevice, SimPhone, SyncTally};
 
 const PHONES: usize = 4;
@@ -239,105 +241,6 @@ async fn postgres_outage_answers_503_acknowledges_only_what_is_stored_and_recove
     );
 }
 
-/// An object store that fails every call while switched off.
-#[derive(Debug)]
-struct SwitchableStore {
-    inner: Arc<dyn object_store::ObjectStore>,
-    up: Arc<AtomicBool>,
-}
-
-impl std::fmt::Display for SwitchableStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Switchable({})", self.inner)
-    }
-}
-
-impl SwitchableStore {
-    fn check(&self) -> object_store::Result<()> {
-        if self.up.load(Ordering::Relaxed) {
-            Ok(())
-        } else {
-            Err(object_store::Error::Generic {
-                store: "switchable",
-                source: "connection refused".into(),
-            })
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl object_store::ObjectStore for SwitchableStore {
-    async fn put_opts(
-        &self,
-        location: &object_store::path::Path,
-        payload: object_store::PutPayload,
-        opts: object_store::PutOptions,
-    ) -> object_store::Result<object_store::PutResult> {
-        self.check()?;
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &object_store::path::Path,
-        opts: object_store::PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
-        self.check()?;
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &object_store::path::Path,
-        options: object_store::GetOptions,
-    ) -> object_store::Result<object_store::GetResult> {
-        self.check()?;
-        self.inner.get_opts(location, options).await
-    }
-
-    async fn delete(&self, location: &object_store::path::Path) -> object_store::Result<()> {
-        self.check()?;
-        self.inner.delete(location).await
-    }
-
-    fn list(
-        &self,
-        prefix: Option<&object_store::path::Path>,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
-        use futures::StreamExt;
-        match self.check() {
-            Ok(()) => self.inner.list(prefix),
-            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
-        }
-    }
-
-    async fn list_with_delimiter(
-        &self,
-        prefix: Option<&object_store::path::Path>,
-    ) -> object_store::Result<object_store::ListResult> {
-        self.check()?;
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy(
-        &self,
-        from: &object_store::path::Path,
-        to: &object_store::path::Path,
-    ) -> object_store::Result<()> {
-        self.check()?;
-        self.inner.copy(from, to).await
-    }
-
-    async fn copy_if_not_exists(
-        &self,
-        from: &object_store::path::Path,
-        to: &object_store::path::Path,
-    ) -> object_store::Result<()> {
-        self.check()?;
-        self.inner.copy_if_not_exists(from, to).await
-    }
-}
-
 #[tokio::test]
 async fn object_store_outage_shows_in_readyz_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
@@ -351,6 +254,7 @@ async fn object_store_outage_shows_in_readyz_and_recovers() {
     state.blobs = Arc::new(SwitchableStore {
         inner: state.blobs.clone(),
         up: up.clone(),
+        written: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/readyz", listener.local_addr().unwrap());
@@ -424,6 +328,7 @@ async fn store_outage_during_uploads(db: Db) {
             state.blobs = Arc::new(SwitchableStore {
                 inner: state.blobs.clone(),
                 up: switch,
+                written: Default::default(),
             })
         },
     )
