@@ -158,8 +158,9 @@ pub struct PhotosConfig {
     pub upload_expiry_secs: u64,
     /// How often expired uploads are looked for, seconds.
     pub cleanup_interval_secs: u64,
-    /// Photos decoded at once by validation, and as many again by the derivative worker
-    /// (which, while photos are coming in, runs at the lowest CPU priority): bounds memory.
+    /// Photos decoded at once by the derivative worker (one, at the lowest CPU priority, while
+    /// photos are coming in), and photos reassembled from pieces and checked at once when
+    /// their uploads complete: bounds memory.
     pub max_concurrent_decodes: usize,
     /// How often the derivative worker looks for pending photos, seconds.
     pub worker_poll_secs: u64,

@@ -98,7 +98,8 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
             let mut sizes = (0, 0);
             for _ in 0..iterations {
                 let start = Instant::now();
-                let made = gridline_server::photos::derive::make(&original, &config)?;
+                let made = gridline_server::photos::derive::make(&original, &config)?
+                    .map_err(|r| anyhow::anyhow!("{}: {}", r.code.as_str(), r.message))?;
                 times.push(start.elapsed());
                 sizes = (
                     image::load_from_memory(&made.preview)?.width(),

@@ -44,6 +44,7 @@ on_both_databases!(
     wrong_bytes_for_a_declared_hash_are_refused_and_nothing_is_stored,
     undeclared_or_out_of_scope_photos_are_refused,
     bad_files_each_get_their_own_error,
+    damaged_image_data_is_kept_and_flagged_undecodable,
     the_same_bytes_are_stored_once,
     derivatives_are_made_in_the_background_oriented_and_stripped,
     streamed_links_are_scoped_logged_unwidenable_and_expire,
@@ -389,6 +390,15 @@ async fn original(app: &TestApp, sha: &str) -> Bytes {
         .unwrap()
 }
 
+/// `GET /v1/photos/{sha}/link?variant=…` as `token`.
+async fn link(app: &TestApp, token: &str, sha: &str, variant: &str) -> (StatusCode, Value) {
+    app.get(
+        &format!("/v1/photos/{sha}/link?variant={variant}"),
+        Some(token),
+    )
+    .await
+}
+
 async fn list(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
     use futures::StreamExt;
     store
@@ -665,6 +675,63 @@ async fn bad_files_each_get_their_own_error(db: Db) {
     );
 }
 
+/// Pixel data that does not decode is found by the derivative worker, not at upload: the bytes
+/// are the declared ones, so the photo is kept as the phone captured it, with no derivatives,
+/// no retry, and a flag on its case.
+async fn damaged_image_data_is_kept_and_flagged_undecodable(db: Db) {
+    let Some(app) = app_with(db, |_| {}).await else {
+        return;
+    };
+    let mut damaged = jpeg(400, 300, 5);
+    // A second frame header inside the entropy-coded data: the header and the end marker are
+    // fine, the image data is not.
+    let sos = damaged.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    damaged[sos + 200] = 0xFF;
+    damaged[sos + 201] = 0xC0;
+    let sha = sha_hex(&damaged);
+    let case = case_declaring(&app, "Z01", &[&damaged], now_ms()).await;
+    let token = app.login("inspector1").await;
+    let (status, body) = put_photo(&app, &token, &damaged, &sha).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        (body["width"].as_i64(), body["height"].as_i64()),
+        (Some(400), Some(300))
+    );
+    let meta = wait_for_derivatives(&app, &token, &sha).await;
+    assert_eq!(meta["derivatives"], "undecodable", "{meta}");
+    assert_eq!(meta["derivative_attempts"], 1, "not retried: {meta}");
+    assert!(
+        meta["derivative_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("corrupt_image: ")),
+        "{meta}"
+    );
+    assert_eq!(original(&app, &sha).await, damaged, "kept as it arrived");
+    assert!(
+        list(app.state.blobs.as_ref(), &format!("derivatives/{sha}"))
+            .await
+            .is_empty()
+    );
+    let summary = photo_store::evidence(&app.state.db, case).await.unwrap();
+    assert!(summary.complete, "{summary:?}");
+    assert_eq!(
+        summary.photos[0].flags,
+        ["photo_undecodable"],
+        "{summary:?}"
+    );
+    assert!(!summary.photos[0].thumb_ready);
+    assert_eq!(summary.flags, ["photo_undecodable"]);
+    let (status, body) = link(&app, &token, &sha, "thumb").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["details"]["derivatives"], "undecodable");
+    let (status, body) = link(&app, &token, &sha, "original").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the original can still be looked at: {body}"
+    );
+}
+
 async fn the_same_bytes_are_stored_once(db: Db) {
     let Some(app) = app_with(db, |_| {}).await else {
         return;
@@ -754,14 +821,9 @@ async fn streamed_links_are_scoped_logged_unwidenable_and_expire(db: Db) {
     put_photo(&app, &inspector, &photo, &sha).await;
     let supervisor = app.login("supervisor1").await;
 
-    let (status, link) = app
-        .get(
-            &format!("/v1/photos/{sha}/link?variant=original"),
-            Some(&supervisor),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{link}");
-    let url = link["url"].as_str().unwrap().to_owned();
+    let (status, given) = link(&app, &supervisor, &sha, "original").await;
+    assert_eq!(status, StatusCode::OK, "{given}");
+    let url = given["url"].as_str().unwrap().to_owned();
     let resp = app.http.get(app.url(&url)).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "image/jpeg");
@@ -1248,14 +1310,9 @@ async fn against_garage_originals_and_derivatives_are_in_the_bucket_and_links_ar
 
     // A presigned link works for someone in scope, not for someone outside it, and expires.
     let supervisor = app.login("supervisor1").await;
-    let (status, link) = app
-        .get(
-            &format!("/v1/photos/{sha}/link?variant=thumb"),
-            Some(&supervisor),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{link}");
-    let url = link["url"].as_str().unwrap().to_owned();
+    let (status, given) = link(&app, &supervisor, &sha, "thumb").await;
+    assert_eq!(status, StatusCode::OK, "{given}");
+    let url = given["url"].as_str().unwrap().to_owned();
     assert!(url.starts_with(&garage.endpoint), "{url}");
     let resp = reqwest::get(&url).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -1263,12 +1320,7 @@ async fn against_garage_originals_and_derivatives_are_in_the_bucket_and_links_ar
     assert!(image::load_from_memory(&thumb).unwrap().width() <= 256);
     let outsider = app.login("inspector3").await;
     for variant in ["original", "thumb", "preview"] {
-        let (status, _) = app
-            .get(
-                &format!("/v1/photos/{sha}/link?variant={variant}"),
-                Some(&outsider),
-            )
-            .await;
+        let (status, _) = link(&app, &outsider, &sha, variant).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
     tokio::time::sleep(Duration::from_millis(2100)).await;

@@ -12,6 +12,9 @@ pub const EXIF_TIME_MISMATCH: &str = "exif_time_mismatch";
 pub const EXIF_GPS_MISMATCH: &str = "exif_gps_mismatch";
 /// The EXIF position lies outside the case's zone.
 pub const EXIF_GPS_OUTSIDE_ZONE: &str = "exif_gps_outside_zone";
+/// The photo's bytes are the declared ones, but its image data cannot be decoded (found by the
+/// derivative worker): the original is kept as it arrived; no thumbnail or preview exists.
+pub const PHOTO_UNDECODABLE: &str = "photo_undecodable";
 /// Not every declared photo has arrived and been verified.
 pub const EVIDENCE_INCOMPLETE: &str = "evidence_incomplete";
 

@@ -5,8 +5,9 @@
 //! that size, each written to the store as it fills. Memory of all requests together is bounded
 //! by `photos.receive_budget_bytes`: a request takes room for a piece before reading its bytes
 //! (waiting while the budget is spent, so the bytes wait in the socket) and gives it back once
-//! the piece is stored. Completion (hash, validation) holds one
-//! photo in memory, under the `photos.max_concurrent_decodes` semaphore.
+//! the piece is stored. Completion (hash, checks) holds one
+//! photo in memory, under the `photos.max_concurrent_decodes` semaphore. No pixel is decoded
+//! before the upload is answered (`inspect`); the derivative worker decodes each photo once.
 //!
 //! A body that carries a whole photo (from offset 0 to the end, as a client on a fast link
 //! sends it) of at most a quarter of the receive budget is held whole instead (its room taken
@@ -152,12 +153,12 @@ pub async fn append(
 }
 
 /// Where an upload stands after a body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Appended {
     /// The new offset.
     pub at: i64,
-    /// The body was the whole photo and it is verified: nothing is left to [`finish`].
-    pub verified: bool,
+    /// The body was the whole photo and this is it, verified: nothing is left to [`finish`].
+    pub verified: Option<Photo>,
 }
 
 pub fn offset_mismatch(at: i64) -> ApiError {
@@ -296,20 +297,20 @@ async fn receive(
     }
     if let Some(photo) = photo {
         // The body was the photo, so its hash is the photo's.
-        finish_whole(&state, &upload, photo, hex::encode(digest)).await?;
+        let verified = finish_whole(&state, &upload, photo, hex::encode(digest)).await?;
         drop(held);
         // Once this upload holds nothing (see `finish`).
         state.photos.verified.notify_one();
         return Ok(Appended {
             at: upload.length,
-            verified: true,
+            verified: Some(verified),
         });
     }
     drop(held);
     if parts.is_empty() {
         return Ok(Appended {
             at: from,
-            verified: false,
+            verified: None,
         });
     }
     let expires_at = now_ms() + state.config.photos.upload_expiry_secs as i64 * 1000;
@@ -326,7 +327,7 @@ async fn receive(
     }
     Ok(Appended {
         at: pos,
-        verified: false,
+        verified: None,
     })
 }
 
@@ -433,8 +434,8 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
 }
 
 /// [`finish`] for a photo that one body brought whole, already hashed (`computed`): the same
-/// checks, with the decode permit held only while the image is validated (the bytes are
-/// counted in the receive budget).
+/// checks, without a decode permit (its bytes are counted in the receive budget, and the
+/// checks decode no pixel).
 async fn finish_whole(
     state: &AppState,
     upload: &Upload,
@@ -444,10 +445,7 @@ async fn finish_whole(
     if let Some(photo) = already_verified(state, upload).await? {
         return Ok(photo);
     }
-    let inspection = {
-        let _permit = decode_permit(state).await?;
-        check(state, upload, &whole, computed).await?
-    };
+    let inspection = check(state, upload, &whole, computed).await?;
     keep(state, upload, whole, inspection).await
 }
 
@@ -469,13 +467,17 @@ async fn already_verified(state: &AppState, upload: &Upload) -> ApiResult<Option
     else {
         return Ok(None);
     };
-    complete(state, upload).await?;
+    complete(state, upload, None).await?;
     Ok(Some(photo))
 }
 
-/// Marks the upload complete and deletes its pieces, if it has any.
-async fn complete(state: &AppState, upload: &Upload) -> ApiResult<()> {
+/// Marks the upload complete, in the same transaction recording `verified` (a photo just
+/// checked and stored) when given, then deletes the upload's pieces, if it has any.
+async fn complete(state: &AppState, upload: &Upload, verified: Option<&Photo>) -> ApiResult<()> {
     let mut tx = state.db.begin_write().await?;
+    if let Some(photo) = verified {
+        db::record_verified(tx.conn(), photo).await?;
+    }
     let had_pieces = db::complete_upload(tx.conn(), upload.id).await?;
     tx.commit().await?;
     if had_pieces {
@@ -500,12 +502,8 @@ async fn check(
         )
         .with_details(json!({ "declared": upload.sha256, "computed": computed })));
     }
-    let config = state.config.photos.clone();
-    let bytes = whole.clone();
-    let inspected = tokio::task::spawn_blocking(move || inspect::inspect(&bytes, &config))
-        .await
-        .map_err(ApiError::internal)?;
-    match inspected {
+    // No pixel is decoded here (`inspect`'s doc): microseconds, so not worth a blocking thread.
+    match inspect::inspect(whole, &state.config.photos) {
         Ok(inspection) => Ok(inspection),
         Err(rejection) => {
             db::record_rejected(
@@ -559,13 +557,7 @@ async fn keep(
         derivative_attempts: 0,
         derivative_error: None,
     };
-    let mut tx = state.db.begin_write().await?;
-    db::record_verified(tx.conn(), &photo).await?;
-    let had_pieces = db::complete_upload(tx.conn(), upload.id).await?;
-    tx.commit().await?;
-    if had_pieces {
-        delete_pieces(state, upload).await;
-    }
+    complete(state, upload, Some(&photo)).await?;
     let stored = db::photo(&state.db.pool, &upload.sha256)
         .await?
         .ok_or_else(|| ApiError::internal("verified photo vanished"))?;

@@ -111,12 +111,9 @@ async fn put(
             "the body is shorter than its Content-Length",
         ));
     }
-    let photo = if appended.verified {
-        store::photos::photo(&state.db.pool, &sha256)
-            .await?
-            .ok_or_else(|| ApiError::internal("verified photo vanished"))?
-    } else {
-        upload::finish(&state, &up).await?
+    let photo = match appended.verified {
+        Some(photo) => photo,
+        None => upload::finish(&state, &up).await?,
     };
     Ok((StatusCode::CREATED, Json(photo)).into_response())
 }

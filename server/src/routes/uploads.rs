@@ -156,7 +156,7 @@ async fn receive_and_maybe_finish(
     let digest = checksum(headers)?;
     let appended =
         upload::append(state, upload, offset, body, digest, receive_budget(state)).await?;
-    if appended.at == upload.length && !appended.verified {
+    if appended.at == upload.length && appended.verified.is_none() {
         upload::finish(state, upload).await?;
     }
     Ok(appended.at)

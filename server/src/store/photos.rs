@@ -257,6 +257,23 @@ pub async fn derivatives_failed<'c, E: Executor<'c, Database = Any>>(
     Ok(())
 }
 
+/// The photo's pixel data cannot be decoded (`reason`): no derivatives, for good.
+pub async fn derivatives_undecodable<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    sha256: &str,
+    reason: &str,
+) -> R<()> {
+    sqlx::query(
+        "UPDATE photos SET derivatives = 'undecodable', derivative_error = $1, \
+         derivative_next_at = NULL WHERE sha256 = $2",
+    )
+    .bind(reason)
+    .bind(sha256)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 // ---- uploads ----------------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -451,7 +468,8 @@ pub async fn store_flags(
 /// verified and its thumbnail ready, its integrity flags, and the flags of the whole.
 ///
 /// `photo_reused` is decided here, at read time, because another case can declare the same hash
-/// after the photo was verified; the EXIF flags were computed and stored at verification.
+/// after the photo was verified, and `photo_undecodable` because the derivative worker finds
+/// it after; the EXIF flags were computed and stored at verification.
 pub async fn evidence(db: &Db, case_id: Uuid) -> R<EvidenceSummary> {
     let rows = sqlx::query(
         "SELECT p.sha256, p.role, ph.status, ph.derivatives, f.flags, \
@@ -480,6 +498,9 @@ pub async fn evidence(db: &Db, case_id: Uuid) -> R<EvidenceSummary> {
                 .any(|f| f == crate::photos::flags::PHOTO_REUSED)
         {
             flags.insert(0, crate::photos::flags::PHOTO_REUSED.to_owned());
+        }
+        if derivatives.as_deref() == Some("undecodable") {
+            flags.push(crate::photos::flags::PHOTO_UNDECODABLE.to_owned());
         }
         photos.push(EvidencePhoto {
             sha256: r.try_get("sha256")?,
