@@ -214,10 +214,19 @@ pub(crate) fn decode_rejection(err: image::ImageError) -> Rejection {
 /// own), then look for `FF D9`, which cannot occur inside entropy-coded data: from the end
 /// backwards, where it nearly always is.
 pub fn jpeg_has_end(bytes: &[u8]) -> bool {
+    jpeg_scan_start(bytes)
+        .and_then(|scan| bytes.get(scan..))
+        .is_some_and(|rest| memchr::memmem::rfind(rest, &[0xFF, 0xD9]).is_some())
+}
+
+/// Where a JPEG's entropy-coded data begins: just after its first start-of-scan header, found
+/// by walking the marker segments from the start. `None` if the walk falls off the file or
+/// out of step.
+fn jpeg_scan_start(bytes: &[u8]) -> Option<usize> {
     let mut i = 2;
     while i + 4 <= bytes.len() {
         if bytes[i] != 0xFF {
-            return false;
+            return None;
         }
         let marker = bytes[i + 1];
         if marker == 0xFF {
@@ -230,14 +239,11 @@ pub fn jpeg_has_end(bytes: &[u8]) -> bool {
         }
         let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
         if marker == 0xDA {
-            let scan = i + 2 + len;
-            return bytes
-                .get(scan..)
-                .is_some_and(|rest| memchr::memmem::rfind(rest, &[0xFF, 0xD9]).is_some());
+            return Some(i + 2 + len);
         }
         i += 2 + len;
     }
-    false
+    None
 }
 
 /// Whether a PNG reaches its `IEND` chunk: walk the chunks (length, type, data, CRC) from the
@@ -269,6 +275,14 @@ pub fn webp_is_whole(bytes: &[u8]) -> bool {
 /// without EXIF, or with damaged EXIF, yield empty facts: EXIF is evidence, not a requirement.
 pub fn read_exif(bytes: &[u8], default_offset_minutes: i32) -> Exif {
     use exif::{In, Tag, Value};
+    // A JPEG's EXIF segment comes before its image data. Only that part is read: kamadak-exif
+    // looks for EXIF in a JPEG without it through all the entropy-coded data, copying it.
+    let bytes = match sniff(bytes) {
+        Some(Kind::Jpeg) => jpeg_scan_start(bytes)
+            .and_then(|scan| bytes.get(..scan))
+            .unwrap_or(bytes),
+        _ => bytes,
+    };
     let Ok(data) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) else {
         return Exif::default();
     };
