@@ -212,7 +212,7 @@ async fn case_declaring(app: &TestApp, zone: &str, photos: &[&[u8]], captured_at
         "INSERT INTO cases (id, zone_id, reporter_id, device_id, source, state, category_code, \
            description, severity, asset_code, lat, lon, accuracy_m, captured_at, queued_at, \
            received_at, round_id, version, locked_at, flags, created_at, updated_at) \
-         VALUES ($1, $2, $3, NULL, 'inspection', 'reported', '0101', 'broken cover', 'minor', \
+         VALUES ($1, $2, $3, NULL, 'inspection', 'reported', '0101', 'broken cover', 'low', \
            NULL, $4, $5, 5.0, $6, $6, $6, NULL, 1, NULL, '[]', $6, $6)",
     )
     .bind(id.to_string())
@@ -729,6 +729,27 @@ async fn damaged_image_data_is_kept_and_flagged_undecodable(db: Db) {
         status,
         StatusCode::OK,
         "the original can still be looked at: {body}"
+    );
+    // Supervisors see it where they decide: the case view and the review queue.
+    let supervisor = app.login("supervisor1").await;
+    let (status, view) = app
+        .get(&format!("/v1/cases/{case}"), Some(&supervisor))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["evidence"]["flags"][0], "photo_undecodable", "{view}");
+    let (status, queue) = app
+        .get("/v1/review/queue?limit=200", Some(&supervisor))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{queue}");
+    let item = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["case"]["id"] == case.to_string())
+        .unwrap_or_else(|| panic!("the case is in the queue: {queue}"));
+    assert_eq!(
+        item["evidence"]["photos"][0]["derivatives"], "undecodable",
+        "{item}"
     );
 }
 

@@ -446,6 +446,11 @@ pub struct EvidencePhoto {
     pub size: i64,
     /// `verified`, `rejected`, or `missing` (the bytes have not arrived).
     pub status: String,
+    /// Thumbnail and preview of a photo that arrived: `pending`, `ready` (links can be asked
+    /// for), `failed`, `undecodable` (its image data cannot be decoded: the original is kept as
+    /// it arrived, and the case view flags it `photo_undecodable`) or `none` (HEIC, not
+    /// decoded). Absent while the photo is missing.
+    pub derivatives: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -542,7 +547,7 @@ async fn queue(
     let mut conn = state.db.pool.acquire().await?;
     let mut workflows = review::workflows(&mut conn, &ids).await?;
     let mut assignees = review::assignees(&mut conn, &ids).await?;
-    let statuses = review::photo_status(&mut conn, &ids).await?;
+    let photo_states = review::photo_status(&mut conn, &ids).await?;
     let mut items = Vec::with_capacity(ids.len());
     for id in &ids {
         let Some(case) = views.remove(id) else {
@@ -551,17 +556,17 @@ async fn queue(
         let photos: Vec<EvidencePhoto> = case
             .photos
             .iter()
-            .map(|p| EvidencePhoto {
-                sha256: p.sha256.clone(),
-                role: p.role.clone(),
-                captured_at: p.captured_at,
-                gps: p.gps,
-                size: p.size,
-                status: statuses
-                    .get(&p.sha256)
-                    .cloned()
-                    .flatten()
-                    .unwrap_or_else(|| "missing".to_owned()),
+            .map(|p| {
+                let state = photo_states.get(&p.sha256).cloned().unwrap_or_default();
+                EvidencePhoto {
+                    sha256: p.sha256.clone(),
+                    role: p.role.clone(),
+                    captured_at: p.captured_at,
+                    gps: p.gps,
+                    size: p.size,
+                    status: state.status.unwrap_or_else(|| "missing".to_owned()),
+                    derivatives: state.derivatives,
+                }
             })
             .collect();
         let complete = !photos.is_empty() && photos.iter().all(|p| p.status == "verified");

@@ -232,12 +232,12 @@ pub async fn evidence(conn: &mut AnyConnection, case_id: Uuid) -> R<(Vec<String>
 pub async fn photo_status(
     conn: &mut AnyConnection,
     ids: &[Uuid],
-) -> R<HashMap<String, Option<String>>> {
+) -> R<HashMap<String, PhotoState>> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(500) {
         let sql = format!(
-            "SELECT cp.sha256, p.status FROM case_photos cp LEFT JOIN photos p ON p.sha256 = cp.sha256 \
-             WHERE cp.case_id IN ({})",
+            "SELECT cp.sha256, p.status, p.derivatives FROM case_photos cp \
+             LEFT JOIN photos p ON p.sha256 = cp.sha256 WHERE cp.case_id IN ({})",
             id_list(conn, chunk.len())
         );
         let mut q = sqlx::query(&sql);
@@ -245,10 +245,21 @@ pub async fn photo_status(
             q = q.bind(id.to_string());
         }
         for r in q.fetch_all(&mut *conn).await? {
-            out.insert(r.try_get("sha256")?, r.try_get("status")?);
+            let state = PhotoState {
+                status: r.try_get("status")?,
+                derivatives: r.try_get("derivatives")?,
+            };
+            out.insert(r.try_get("sha256")?, state);
         }
     }
     Ok(out)
+}
+
+/// A declared photo as the review queue shows it; both `None` while its bytes have not arrived.
+#[derive(Debug, Clone, Default)]
+pub struct PhotoState {
+    pub status: Option<String>,
+    pub derivatives: Option<String>,
 }
 
 /// The SQL condition "the evidence of `cases` is complete", for the queue filter.
