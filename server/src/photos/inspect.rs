@@ -153,12 +153,6 @@ pub fn inspect(bytes: &[u8], config: &PhotosConfig) -> Result<Inspection, Reject
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(limits(config));
     let (width, height) = reader.into_dimensions().map_err(decode_rejection)?;
-    if width == 0 || height == 0 {
-        return Err(Rejection::new(
-            ErrorCode::CorruptImage,
-            format!("the header gives the image no area ({width}×{height})"),
-        ));
-    }
     let megapixels = f64::from(width) * f64::from(height) / 1e6;
     if megapixels > config.max_megapixels {
         return Err(Rejection::new(

@@ -107,18 +107,18 @@ impl EvidenceSummary {
 
 /// Process-wide photo machinery, built with the state.
 pub struct Runtime {
-    /// Bounds photos held at once by verification (reassembled from pieces): memory. (The
-    /// derivative worker has slots of its own, as many: it must never hold up verification,
-    /// see [`in_background`].)
-    pub decode: Semaphore,
+    /// Bounds photos held whole at once by verification, reassembled from their pieces
+    /// (`photos.max_concurrent_decodes`): memory. (The derivative worker has slots of its own,
+    /// as many: it must never hold up verification, see [`in_background`].)
+    pub reassembling: Semaphore,
     /// Bytes that receiving upload requests may hold at once (`photos.receive_budget_bytes`):
     /// one permit per byte of a piece buffer, taken before the buffer and returned once the
     /// piece is in the store.
     pub receiving: Semaphore,
     /// Wakes the derivative worker when a photo was just verified here.
     pub verified: Notify,
-    /// The sizes of `decode` and `receiving`, to tell when they are in use.
-    decodes: usize,
+    /// The sizes of `reassembling` and `receiving`, to tell when they are in use.
+    reassemblies: usize,
     receive_budget: usize,
     /// Presigns links when the store is S3.
     pub signer: Option<Arc<dyn Signer>>,
@@ -131,7 +131,7 @@ impl Runtime {
     /// budget or of the verification places is taken).
     pub fn ingesting(&self) -> bool {
         self.receiving.available_permits() < self.receive_budget
-            || self.decode.available_permits() < self.decodes
+            || self.reassembling.available_permits() < self.reassemblies
     }
 
     pub fn new(
@@ -139,9 +139,9 @@ impl Runtime {
         keys: &crate::auth::keys::Keyring,
     ) -> anyhow::Result<Self> {
         Ok(Self {
-            decode: Semaphore::new(config.photos.max_concurrent_decodes),
+            reassembling: Semaphore::new(config.photos.max_concurrent_decodes),
             receiving: Semaphore::new(config.photos.receive_budget_bytes),
-            decodes: config.photos.max_concurrent_decodes,
+            reassemblies: config.photos.max_concurrent_decodes,
             receive_budget: config.photos.receive_budget_bytes,
             verified: Notify::new(),
             signer: crate::blob::signer(config)?,
@@ -224,7 +224,8 @@ pub fn spawn_background(state: AppState) -> Background {
 /// received or verified). It polls the database (so work
 /// left by a stopped process, or verified by another process, is found) and is woken early
 /// when this process verifies a photo. A failed attempt is retried with growing delays up to
-/// `derivative_max_attempts`, then the photo is marked `failed`.
+/// `derivative_max_attempts`, then the photo is marked `failed`; a photo whose data does not
+/// decode is marked `undecodable` at once (the verdict would not change).
 async fn derivative_worker(state: AppState) {
     let poll = Duration::from_secs(state.config.photos.worker_poll_secs.max(1));
     let max = state.config.photos.max_concurrent_decodes;
@@ -410,7 +411,7 @@ mod tests {
         let receiving = photos.receiving.acquire_many(1000).await.unwrap();
         assert!(photos.ingesting());
         drop(receiving);
-        let verifying = photos.decode.acquire().await.unwrap();
+        let verifying = photos.reassembling.acquire().await.unwrap();
         assert!(photos.ingesting());
         drop(verifying);
         assert!(!photos.ingesting());

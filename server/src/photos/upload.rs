@@ -389,7 +389,13 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
     if let Some(photo) = already_verified(state, upload).await? {
         return Ok(photo);
     }
-    let permit = decode_permit(state).await?;
+    // One of the `photos.max_concurrent_decodes` places for a photo held whole.
+    let permit = state
+        .photos
+        .reassembling
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     let parts = db::parts(&state.db.pool, upload.id).await?;
     let mut expected = 0;
     for p in &parts {
@@ -447,16 +453,6 @@ async fn finish_whole(
     }
     let inspection = check(state, upload, &whole, computed).await?;
     keep(state, upload, whole, inspection).await
-}
-
-/// One of the `photos.max_concurrent_decodes` places for a photo being verified.
-async fn decode_permit(state: &AppState) -> ApiResult<SemaphorePermit<'_>> {
-    state
-        .photos
-        .decode
-        .acquire()
-        .await
-        .map_err(ApiError::internal)
 }
 
 /// When another upload already verified the photo, this one completes without its bytes.
