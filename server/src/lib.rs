@@ -46,7 +46,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole application router with its middleware.
 pub fn app(state: AppState) -> Router {
-    let (router, api) = routes::router().split_for_parts();
+    let (router, api) = routes::split();
     let api_json = api.clone();
     let limits = state.config.limits.clone();
     router

@@ -426,8 +426,23 @@ pub struct CaseView {
     pub conflicts: Vec<CaseConflict>,
     /// Which declared photos arrived and verified, and their integrity flags (API views; pulls
     /// leave it out).
-    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<crate::photos::EvidenceSummary>,
+}
+
+/// An inspection round as phones pull it (`entity: round`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RoundView {
+    pub id: Uuid,
+    pub zone_id: Uuid,
+    /// The inspector who made the round.
+    pub user_id: Uuid,
+    pub kind: gridline_sync::ops::RoundKind,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// `null` while the round is under way.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

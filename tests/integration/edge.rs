@@ -187,6 +187,33 @@ fn committed_openapi_matches_the_code() {
     );
 }
 
+/// OpenAPI requires each `operationId` to be unique in the document; client generators (Kotlin,
+/// Swift, TypeScript) name methods after them and fail or silently merge operations otherwise.
+#[test]
+fn every_operation_has_its_own_id() {
+    let api = gridline_tests::gridline_server::routes::openapi();
+    let mut seen = std::collections::HashMap::new();
+    for (path, item) in &api.paths.paths {
+        let ops = [
+            ("get", &item.get),
+            ("put", &item.put),
+            ("post", &item.post),
+            ("delete", &item.delete),
+            ("options", &item.options),
+            ("head", &item.head),
+            ("patch", &item.patch),
+        ];
+        for (method, op) in ops {
+            let Some(op) = op else { continue };
+            let id = op.operation_id.clone().unwrap_or_default();
+            assert!(!id.is_empty(), "{method} {path} has no operationId");
+            if let Some(first) = seen.insert(id.clone(), format!("{method} {path}")) {
+                panic!("operationId `{id}` names both {first} and {method} {path}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn docs_and_spec_are_served() {
     let app = app().await;

@@ -4,6 +4,7 @@
 
 mod auth;
 mod bench_smoke;
+mod contract;
 mod edge;
 mod field_upload;
 mod ledger;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use object_store::path::Path;
 use object_store::signer::Signer;
 use object_store::ObjectStore;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -62,7 +62,7 @@ pub struct Photo {
 }
 
 /// One declared photo of a case, as evidence.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EvidencePhoto {
     pub sha256: String,
     /// `before` or `after`.
@@ -76,7 +76,7 @@ pub struct EvidencePhoto {
 }
 
 /// The evidence of a case: its photos, whether all arrived, and the flags of the whole.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EvidenceSummary {
     pub photos: Vec<EvidencePhoto>,
     /// Every declared photo is verified.

@@ -38,7 +38,7 @@ pub struct AssetQuery {
 }
 
 /// Assets in the caller's scope, by code, paged.
-#[utoipa::path(get, path = "/v1/assets", tag = "reference", security(("bearer" = [])), params(AssetQuery),
+#[utoipa::path(get, path = "/v1/assets", operation_id = "list_assets", tag = "reference", security(("bearer" = [])), params(AssetQuery),
     responses((status = 200, body = Page<Asset>)))]
 async fn list(
     State(state): State<AppState>,
@@ -83,7 +83,7 @@ async fn list(
 }
 
 /// One asset by code (404 outside the caller's scope).
-#[utoipa::path(get, path = "/v1/assets/{code}", tag = "reference", security(("bearer" = [])), params(("code" = String, Path)),
+#[utoipa::path(get, path = "/v1/assets/{code}", operation_id = "get_asset", tag = "reference", security(("bearer" = [])), params(("code" = String, Path)),
     responses((status = 200, body = Asset), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn get(
     State(state): State<AppState>,
@@ -103,7 +103,7 @@ async fn get(
 /// `category_code` is the 4-digit component code (its digits must match the asset code's). Every
 /// row is checked first; if any row is bad, nothing is imported and every bad row is reported
 /// in `details.errors` with its line number.
-#[utoipa::path(post, path = "/v1/assets/import", tag = "reference", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/assets/import", operation_id = "import_assets", tag = "reference", security(("bearer" = [])),
     request_body(content = String, content_type = "text/csv"),
     responses((status = 201, body = ImportReport), (status = 422, body = gridline_sync::ErrorBody)))]
 async fn import(

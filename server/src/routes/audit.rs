@@ -28,7 +28,7 @@ pub struct AuditQuery {
 }
 
 /// The audit log, newest first (admin).
-#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("bearer" = [])), params(AuditQuery),
+#[utoipa::path(get, path = "/v1/audit", operation_id = "list_audit_events", tag = "audit", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = Page<AuditRecord>)))]
 async fn list(
     State(state): State<AppState>,

@@ -133,7 +133,7 @@ async fn login(
 
 /// Exchange a refresh token for new tokens. Each refresh token works once: presenting a spent
 /// one again revokes every token of its login (its family).
-#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
+#[utoipa::path(post, path = "/v1/auth/refresh", operation_id = "refresh_tokens", tag = "auth", request_body = RefreshRequest, responses(
     (status = 200, body = TokenResponse),
     (status = 401, body = gridline_sync::ErrorBody)))]
 async fn refresh(

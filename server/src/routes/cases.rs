@@ -33,7 +33,7 @@ pub struct CaseQuery {
 }
 
 /// Cases in the caller's scope.
-#[utoipa::path(get, path = "/v1/cases", tag = "cases", security(("bearer" = [])), params(CaseQuery),
+#[utoipa::path(get, path = "/v1/cases", operation_id = "list_cases", tag = "cases", security(("bearer" = [])), params(CaseQuery),
     responses((status = 200, body = Page<CaseView>)))]
 async fn list(
     State(state): State<AppState>,
@@ -72,7 +72,7 @@ async fn list(
 }
 
 /// One case with its evidence manifest, history and conflicts (404 outside the scope).
-#[utoipa::path(get, path = "/v1/cases/{id}", tag = "cases", security(("bearer" = [])), params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/cases/{id}", operation_id = "get_case", tag = "cases", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = CaseView), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn get(
     State(state): State<AppState>,
@@ -91,7 +91,7 @@ async fn get(
 }
 
 /// Recorded conflicts in the caller's scope, newest first, a page at a time.
-#[utoipa::path(get, path = "/v1/conflicts", tag = "cases", security(("bearer" = [])), params(NewestFirst),
+#[utoipa::path(get, path = "/v1/conflicts", operation_id = "list_conflicts", tag = "cases", security(("bearer" = [])), params(NewestFirst),
     responses((status = 200, body = Page<CaseConflict>), (status = 422, body = gridline_sync::ErrorBody)))]
 async fn conflicts(
     State(state): State<AppState>,

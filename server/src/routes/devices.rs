@@ -32,7 +32,7 @@ pub fn device_info(d: &devices::DeviceRow) -> DeviceInfo {
 /// Enrol this phone: bind its Ed25519 public key to the caller. Returns tokens bound to the
 /// device and the server key that signs push receipts. Repeating the same enrolment is
 /// idempotent (200); the same device id with another key or user is a conflict.
-#[utoipa::path(post, path = "/v1/devices", tag = "devices", request_body = EnrolDeviceRequest,
+#[utoipa::path(post, path = "/v1/devices", operation_id = "enrol_device", tag = "devices", request_body = EnrolDeviceRequest,
     security(("bearer" = [])), responses(
     (status = 201, body = EnrolDeviceResponse),
     (status = 200, body = EnrolDeviceResponse, description = "Already enrolled with this key"),
@@ -121,7 +121,7 @@ async fn enrol(
 }
 
 /// Devices: the caller's own, or every device for an admin.
-#[utoipa::path(get, path = "/v1/devices", tag = "devices", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/v1/devices", operation_id = "list_devices", tag = "devices", security(("bearer" = [])), responses(
     (status = 200, body = Vec<DeviceInfo>)))]
 async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Vec<DeviceInfo>>> {
     let owner = if user.is_admin() {
@@ -135,7 +135,7 @@ async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<V
 
 /// Revoke a device (an admin, or the device's owner): its tokens stop working at its next
 /// request and its refresh tokens are revoked.
-#[utoipa::path(post, path = "/v1/devices/{id}/revoke", tag = "devices", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/devices/{id}/revoke", operation_id = "revoke_device", tag = "devices", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Device id")), responses(
     (status = 200, body = DeviceInfo), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn revoke(

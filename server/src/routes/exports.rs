@@ -65,7 +65,7 @@ pub struct LedgerExportQuery {
 }
 
 /// The ledger (zones in the caller's scope) as CSV or XLSX, in chain order.
-#[utoipa::path(get, path = "/v1/exports/ledger", tag = "ledger", security(("bearer" = [])), params(LedgerExportQuery),
+#[utoipa::path(get, path = "/v1/exports/ledger", operation_id = "export_ledger", tag = "ledger", security(("bearer" = [])), params(LedgerExportQuery),
     responses((status = 200, description = "CSV or XLSX", content((String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))))]
 async fn ledger(
     State(state): State<AppState>,
@@ -146,7 +146,7 @@ pub struct RankingExportQuery {
 }
 
 /// The ranking of a period as CSV or XLSX: one row per zone with score and indicators.
-#[utoipa::path(get, path = "/v1/exports/ranking", tag = "ledger", security(("bearer" = [])), params(RankingExportQuery),
+#[utoipa::path(get, path = "/v1/exports/ranking", operation_id = "export_ranking", tag = "ledger", security(("bearer" = [])), params(RankingExportQuery),
     responses((status = 200, description = "CSV or XLSX", content((String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
         (status = 404, body = gridline_sync::ErrorBody)))]
 async fn ranking(
@@ -220,7 +220,7 @@ pub struct CaseExportQuery {
 
 /// Cases in the caller's scope (at most 100,000) as CSV or as a GeoJSON FeatureCollection of
 /// points.
-#[utoipa::path(get, path = "/v1/exports/cases", tag = "cases", security(("bearer" = [])), params(CaseExportQuery),
+#[utoipa::path(get, path = "/v1/exports/cases", operation_id = "export_cases", tag = "cases", security(("bearer" = [])), params(CaseExportQuery),
     responses((status = 200, description = "CSV or GeoJSON", content((String = "text/csv"), (Object = "application/geo+json")))))]
 async fn case_list(
     State(state): State<AppState>,

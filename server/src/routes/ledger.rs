@@ -190,7 +190,7 @@ fn case_held(proposal: Uuid, status: &str) -> ApiError {
 /// deduction: a second proposal is refused while the first is pending (`proposal_pending`) or
 /// approved and not reversed (`case_already_deducted`). A resend under the same client-made
 /// `proposal_id` answers `200` with the proposal the first request made.
-#[utoipa::path(post, path = "/v1/deductions", tag = "ledger", security(("bearer" = [])), request_body = ProposalInput,
+#[utoipa::path(post, path = "/v1/deductions", operation_id = "propose_deduction", tag = "ledger", security(("bearer" = [])), request_body = ProposalInput,
     responses((status = 201, body = Proposal),
         (status = 200, body = Proposal, description = "a resend: the proposal made by the first request under this proposal_id"),
         (status = 404, body = gridline_sync::ErrorBody),
@@ -368,7 +368,7 @@ pub struct ProposalQuery {
 }
 
 /// Deduction proposals in the caller's scope, newest first (at most 500).
-#[utoipa::path(get, path = "/v1/deductions", tag = "ledger", security(("bearer" = [])), params(ProposalQuery),
+#[utoipa::path(get, path = "/v1/deductions", operation_id = "list_proposals", tag = "ledger", security(("bearer" = [])), params(ProposalQuery),
     responses((status = 200, body = Vec<Proposal>)))]
 async fn list_proposals(
     State(state): State<AppState>,
@@ -381,7 +381,7 @@ async fn list_proposals(
     Ok(Json(rows.iter().map(proposal_view).collect()))
 }
 
-#[utoipa::path(get, path = "/v1/deductions/{id}", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/deductions/{id}", operation_id = "get_proposal", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Proposal), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn get_proposal(
     State(state): State<AppState>,
@@ -419,7 +419,7 @@ pub struct LedgerEntry {
     /// `raw × coefficient`, rounded to thousandths half away from zero.
     pub weighted_points: f64,
     /// The accountable people of the zone at the time of the finding.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Vec<crate::store::review::RosterPerson>)]
     pub roster: serde_json::Value,
     pub approved_by: Uuid,
     #[serde(with = "time::serde::rfc3339")]
@@ -473,7 +473,7 @@ pub fn entry_view(e: &Entry) -> LedgerEntry {
 /// case, the case version and the hashes of its evidence, which must be complete and verified.
 /// The case is locked. Of two concurrent approvals exactly one posts; the other gets 409, and
 /// so does an approval on a case whose deduction stands (`case_already_deducted`).
-#[utoipa::path(post, path = "/v1/deductions/{id}/approve", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/v1/deductions/{id}/approve", operation_id = "approve_proposal", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = LedgerEntry), (status = 404, body = gridline_sync::ErrorBody),
         (status = 409, body = gridline_sync::ErrorBody)))]
 async fn approve(
@@ -672,7 +672,7 @@ pub struct DecisionInput {
 }
 
 /// Reject a proposal (supervisors); the reason is required.
-#[utoipa::path(post, path = "/v1/deductions/{id}/reject", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/v1/deductions/{id}/reject", operation_id = "reject_proposal", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
     request_body = DecisionInput,
     responses((status = 200, body = Proposal), (status = 404, body = gridline_sync::ErrorBody),
         (status = 409, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody)))]
@@ -724,7 +724,7 @@ pub struct LedgerQuery {
 }
 
 /// Ledger entries in chain order (zones in the caller's scope).
-#[utoipa::path(get, path = "/v1/ledger", tag = "ledger", security(("bearer" = [])), params(LedgerQuery),
+#[utoipa::path(get, path = "/v1/ledger", operation_id = "list_ledger_entries", tag = "ledger", security(("bearer" = [])), params(LedgerQuery),
     responses((status = 200, body = Page<LedgerEntry>)))]
 async fn list_entries(
     State(state): State<AppState>,
@@ -769,7 +769,7 @@ pub async fn scoped_zones(
     })
 }
 
-#[utoipa::path(get, path = "/v1/ledger/entries/{id}", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/ledger/entries/{id}", operation_id = "get_ledger_entry", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = LedgerEntry), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn get_entry(
     State(state): State<AppState>,
@@ -805,7 +805,7 @@ pub struct ReversalInput {
 /// Reverse an entry (supervisors): a new entry with the points negated, pointing at the
 /// original. An entry is reversed at most once and a reversal is never reversed. The reversal
 /// goes into the original's period while it is open, otherwise into the open period of today.
-#[utoipa::path(post, path = "/v1/ledger/entries/{id}/reverse", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/v1/ledger/entries/{id}/reverse", operation_id = "reverse_ledger_entry", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
     request_body = ReversalInput,
     responses((status = 201, body = LedgerEntry), (status = 404, body = gridline_sync::ErrorBody),
         (status = 409, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody)))]
@@ -910,7 +910,7 @@ pub struct VerifyReport {
 }
 
 /// Recompute the ledger's hash chain (supervisors) and report the first bad entry.
-#[utoipa::path(get, path = "/v1/ledger/verify", tag = "ledger", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/ledger/verify", operation_id = "verify_ledger", tag = "ledger", security(("bearer" = [])),
     responses((status = 200, body = VerifyReport)))]
 async fn verify(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<VerifyReport>> {
     require_supervisor(&user)?;
@@ -953,7 +953,7 @@ pub async fn compute_ranking(state: &AppState, period: &Period) -> ApiResult<Ran
 
 /// Close a period (admins and supervisors): it takes no new ledger entries from now on. The
 /// ranking is computed and stored with its formula version and hash.
-#[utoipa::path(post, path = "/v1/periods/{id}/close", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/v1/periods/{id}/close", operation_id = "close_period", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = ClosedPeriod), (status = 404, body = gridline_sync::ErrorBody),
         (status = 409, body = gridline_sync::ErrorBody)))]
 async fn close_period(
@@ -1005,7 +1005,7 @@ async fn close_period(
 /// Zone scores and the ranking of a period, with breakdowns by work category, source and
 /// rule, and the field's indicators. Recomputed from the ledger on every call: the same ledger
 /// gives the same bytes.
-#[utoipa::path(get, path = "/v1/periods/{id}/ranking", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/periods/{id}/ranking", operation_id = "get_period_ranking", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Ranking), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn ranking(
     State(state): State<AppState>,

@@ -35,7 +35,7 @@ use crate::state::AppState;
                        `{code, message, details}` with a stable `code`."
     ),
     modifiers(&BearerAuth),
-    components(schemas(gridline_sync::ErrorBody, gridline_sync::ErrorCode)),
+    components(schemas(gridline_sync::ErrorBody, gridline_sync::ErrorCode, crate::model::RoundView)),
     tags(
         (name = "health", description = "Liveness, readiness, metrics"),
         (name = "auth", description = "Login and tokens"),
@@ -69,6 +69,57 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The shape of each pulled entity's `data`, by its `entity`. The wire type carries `data` as
+/// raw JSON (the protocol crate knows no server models), so the document says here which schema
+/// each kind of entity has; typed phone models are generated from it.
+pub const PULLED_DATA: &[(gridline_sync::EntityKind, &str)] = {
+    use gridline_sync::EntityKind as E;
+    &[
+        (E::Zone, "Zone"),
+        (E::Taxonomy, "TaxonomyEntry"),
+        (E::Asset, "Asset"),
+        (E::Rule, "Rulebook"),
+        (E::Case, "CaseView"),
+        (E::Conflict, "CaseConflict"),
+        (E::Round, "RoundView"),
+        (E::Period, "Period"),
+    ]
+};
+
+struct PulledData;
+
+impl Modify for PulledData {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AnyOfBuilder, Schema};
+        use utoipa::openapi::{Ref, RefOr};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let Some(RefOr::T(Schema::OneOf(change))) = components.schemas.get_mut("Change") else {
+            return;
+        };
+        let by_kind: Vec<String> = PULLED_DATA
+            .iter()
+            .map(|(kind, schema)| format!("`{}`: `{schema}`", kind.as_str()))
+            .collect();
+        let mut data = AnyOfBuilder::new().description(Some(format!(
+            "The entity, whose schema follows `entity`: {}.",
+            by_kind.join(", ")
+        )));
+        for (_, schema) in PULLED_DATA {
+            data = data.item(Ref::from_schema_name(*schema));
+        }
+        let data = data.build();
+        for item in &mut change.items {
+            if let RefOr::T(Schema::Object(variant)) = item {
+                if let Some(slot) = variant.properties.get_mut("data") {
+                    *slot = RefOr::T(Schema::AnyOf(data.clone()));
+                }
+            }
+        }
+    }
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
@@ -91,10 +142,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(exports::router())
 }
 
+/// The API's routes and their OpenAPI document, completed with what the routes cannot say
+/// themselves (the schemas of pulled entities, which exist only once every route is merged).
+pub fn split() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut api) = router().split_for_parts();
+    PulledData.modify(&mut api);
+    (router, api)
+}
+
 /// The OpenAPI document as committed in `openapi.yaml`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = router().split_for_parts();
-    api
+    split().1
 }
 
 pub fn openapi_yaml() -> String {

@@ -20,14 +20,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Every period, oldest first.
-#[utoipa::path(get, path = "/v1/periods", tag = "reference", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/periods", operation_id = "list_periods", tag = "reference", security(("bearer" = [])),
     responses((status = 200, body = Vec<Period>)))]
 async fn list(State(state): State<AppState>, _user: AuthUser) -> ApiResult<Json<Vec<Period>>> {
     Ok(Json(reference::periods(&state.db.pool).await?))
 }
 
 /// Open a new period (admin). Periods may not overlap.
-#[utoipa::path(post, path = "/v1/periods", tag = "reference", security(("bearer" = [])), request_body = PeriodInput,
+#[utoipa::path(post, path = "/v1/periods", operation_id = "create_period", tag = "reference", security(("bearer" = [])), request_body = PeriodInput,
     responses((status = 201, body = Period), (status = 409, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
@@ -76,7 +76,7 @@ pub async fn create_period(
 }
 
 /// The zone coefficients set for a period (zones in the caller's scope).
-#[utoipa::path(get, path = "/v1/periods/{id}/coefficients", tag = "reference", security(("bearer" = [])), params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/periods/{id}/coefficients", operation_id = "list_coefficients", tag = "reference", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Vec<Coefficient>), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn coefficients(
     State(state): State<AppState>,
@@ -97,7 +97,7 @@ async fn coefficients(
 
 /// Set a zone's coefficient for an open period (admin). Ledger entries keep the coefficient
 /// they used, so a later change never rewrites history.
-#[utoipa::path(put, path = "/v1/periods/{id}/coefficients/{zone_id}", tag = "reference", security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/periods/{id}/coefficients/{zone_id}", operation_id = "set_coefficient", tag = "reference", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("zone_id" = Uuid, Path)), request_body = CoefficientInput,
     responses((status = 200, body = Coefficient), (status = 404, body = gridline_sync::ErrorBody), (status = 409, body = gridline_sync::ErrorBody)))]
 async fn set_coefficient(

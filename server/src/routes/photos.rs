@@ -41,7 +41,7 @@ async fn visible_photo(state: &AppState, user: &AuthUser, sha256: &str) -> ApiRe
 }
 
 /// A photo's metadata: verification, type, size, EXIF facts, derivative state.
-#[utoipa::path(get, path = "/v1/photos/{sha256}", tag = "photos", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/photos/{sha256}", operation_id = "get_photo", tag = "photos", security(("bearer" = [])),
     params(("sha256" = String, Path)),
     responses((status = 200, body = Photo), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn get(
@@ -55,7 +55,7 @@ async fn get(
 /// Upload a small photo in one request (at most `photos.max_single_put_bytes`; bigger photos
 /// use `/v1/uploads`). The body is the file; the path is its SHA-256, which a case in the
 /// caller's scope must declare. 201 once verified; 200 if it already was.
-#[utoipa::path(put, path = "/v1/photos/{sha256}", tag = "photos", security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/photos/{sha256}", operation_id = "put_photo", tag = "photos", security(("bearer" = [])),
     params(("sha256" = String, Path)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
@@ -164,7 +164,7 @@ pub struct PhotoLink {
 
 /// A short-lived link to a photo's bytes. Scoped like the case (404 outside it); every link
 /// handed out is logged as a view (who, which photo, which variant, when).
-#[utoipa::path(get, path = "/v1/photos/{sha256}/link", tag = "photos", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/photos/{sha256}/link", operation_id = "get_photo_link", tag = "photos", security(("bearer" = [])),
     params(("sha256" = String, Path), LinkQuery),
     responses(
         (status = 200, body = PhotoLink),
@@ -220,7 +220,7 @@ async fn link(
 }
 
 /// The bytes a streamed link points at. The token is the credential: no bearer token needed.
-#[utoipa::path(get, path = "/v1/photo-content/{token}", tag = "photos",
+#[utoipa::path(get, path = "/v1/photo-content/{token}", operation_id = "get_photo_content", tag = "photos",
     params(("token" = String, Path)),
     responses(
         (status = 200, content_type = "image/jpeg", description = "The photo or derivative"),

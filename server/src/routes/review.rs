@@ -132,7 +132,7 @@ fn refusal(r: workflow::Refusal) -> ApiError {
 /// close, return and reopen; the people a case is dispatched to start and report it rectified
 /// (phones do the same with `case.transition@1`). Every transition is an event on the case and
 /// reaches phones through the pull.
-#[utoipa::path(post, path = "/v1/cases/{id}/transitions", tag = "review", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/cases/{id}/transitions", operation_id = "transition_case", tag = "review", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = TransitionRequest,
     responses((status = 200, body = CaseView), (status = 403, body = gridline_sync::ErrorBody),
         (status = 404, body = gridline_sync::ErrorBody), (status = 409, body = gridline_sync::ErrorBody),
@@ -368,7 +368,7 @@ pub async fn transition_case(
 }
 
 /// The workflow side of a case: dispatch, assignees, deadline, rework, overdue.
-#[utoipa::path(get, path = "/v1/cases/{id}/workflow", tag = "review", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/cases/{id}/workflow", operation_id = "get_case_workflow", tag = "review", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = CaseWorkflow), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn workflow_of(
@@ -478,7 +478,7 @@ fn parse_cursor(text: &str) -> Option<(i64, Uuid)> {
 /// The review queue (supervisors): cases in scope, filtered, oldest received first, paged by
 /// an opaque cursor. Each item carries the case, its evidence with verification status and
 /// flags, and its workflow.
-#[utoipa::path(get, path = "/v1/review/queue", tag = "review", security(("bearer" = [])), params(QueueQuery),
+#[utoipa::path(get, path = "/v1/review/queue", operation_id = "get_review_queue", tag = "review", security(("bearer" = [])), params(QueueQuery),
     responses((status = 200, body = Page<QueueItem>), (status = 403, body = gridline_sync::ErrorBody)))]
 async fn queue(
     State(state): State<AppState>,

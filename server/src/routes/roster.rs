@@ -37,7 +37,7 @@ pub struct RosterQuery {
 }
 
 /// Roster rows in the caller's scope.
-#[utoipa::path(get, path = "/v1/roster", tag = "reference", security(("bearer" = [])), params(RosterQuery),
+#[utoipa::path(get, path = "/v1/roster", operation_id = "list_roster", tag = "reference", security(("bearer" = [])), params(RosterQuery),
     responses((status = 200, body = Vec<RosterEntry>)))]
 async fn list(
     State(state): State<AppState>,
@@ -93,7 +93,7 @@ async fn check_input(state: &AppState, input: &RosterInput) -> ApiResult<()> {
 }
 
 /// Open an assignment (admin).
-#[utoipa::path(post, path = "/v1/roster", tag = "reference", security(("bearer" = [])), request_body = RosterInput,
+#[utoipa::path(post, path = "/v1/roster", operation_id = "create_roster_assignment", tag = "reference", security(("bearer" = [])), request_body = RosterInput,
     responses((status = 201, body = RosterEntry), (status = 422, body = gridline_sync::ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
@@ -130,7 +130,7 @@ async fn create(
 }
 
 /// Close a current assignment (admin).
-#[utoipa::path(post, path = "/v1/roster/{id}/end", tag = "reference", security(("bearer" = [])), params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/v1/roster/{id}/end", operation_id = "end_roster_assignment", tag = "reference", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = RosterEntry), (status = 404, body = gridline_sync::ErrorBody), (status = 409, body = gridline_sync::ErrorBody)))]
 async fn end(
     State(state): State<AppState>,
@@ -171,7 +171,7 @@ pub struct Reassign {
 }
 
 /// Change an assignment (admin): closes the old row and opens a new one, atomically.
-#[utoipa::path(post, path = "/v1/roster/{id}/reassign", tag = "reference", security(("bearer" = [])), params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/v1/roster/{id}/reassign", operation_id = "reassign_roster_assignment", tag = "reference", security(("bearer" = [])), params(("id" = Uuid, Path)),
     request_body = Reassign,
     responses((status = 201, body = RosterEntry), (status = 404, body = gridline_sync::ErrorBody), (status = 409, body = gridline_sync::ErrorBody)))]
 async fn reassign(

@@ -19,14 +19,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Every rulebook version, oldest first.
-#[utoipa::path(get, path = "/v1/rulebooks", tag = "reference", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/rulebooks", operation_id = "list_rulebooks", tag = "reference", security(("bearer" = [])),
     responses((status = 200, body = Vec<Rulebook>)))]
 async fn list(State(state): State<AppState>, _user: AuthUser) -> ApiResult<Json<Vec<Rulebook>>> {
     Ok(Json(reference::rulebooks(&state.db.pool).await?))
 }
 
 /// The rulebook in force now.
-#[utoipa::path(get, path = "/v1/rulebooks/active", tag = "reference", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/rulebooks/active", operation_id = "get_active_rulebook", tag = "reference", security(("bearer" = [])),
     responses((status = 200, body = Rulebook), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn active(State(state): State<AppState>, _user: AuthUser) -> ApiResult<Json<Rulebook>> {
     reference::active_rulebook(&state.db.pool, now_ms())
@@ -83,7 +83,7 @@ pub async fn validate(state: &AppState, input: &RulebookInput) -> ApiResult<()> 
 }
 
 /// Publish a new rulebook version (admin).
-#[utoipa::path(post, path = "/v1/rulebooks", tag = "reference", security(("bearer" = [])), request_body = RulebookInput,
+#[utoipa::path(post, path = "/v1/rulebooks", operation_id = "create_rulebook", tag = "reference", security(("bearer" = [])), request_body = RulebookInput,
     responses((status = 201, body = Rulebook), (status = 422, body = gridline_sync::ErrorBody)))]
 async fn create(
     State(state): State<AppState>,

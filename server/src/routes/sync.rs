@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// receipt say which are stored. 409 `sequence_gap`/`sequence_behind` with
 /// `details.resend_from`; 426 for an unsupported protocol; 503 with `Retry-After` for
 /// transient trouble (nothing acknowledged).
-#[utoipa::path(post, path = "/v1/sync/push", tag = "sync", security(("bearer" = [])), request_body = PushRequest,
+#[utoipa::path(post, path = "/v1/sync/push", operation_id = "push_operations", tag = "sync", security(("bearer" = [])), request_body = PushRequest,
     responses((status = 200, body = PushResponse), (status = 409, body = gridline_sync::ErrorBody),
               (status = 426, body = gridline_sync::ErrorBody), (status = 503, body = gridline_sync::ErrorBody)))]
 async fn push(
@@ -44,7 +44,7 @@ async fn push(
 
 /// Pull changes in the caller's scope since `cursor`, in commit order. 410 `reset_required`
 /// when the cursor is unknown or too old.
-#[utoipa::path(get, path = "/v1/sync/pull", tag = "sync", security(("bearer" = [])), params(PullQuery),
+#[utoipa::path(get, path = "/v1/sync/pull", operation_id = "pull_changes", tag = "sync", security(("bearer" = [])), params(PullQuery),
     responses((status = 200, body = PullResponse), (status = 410, body = gridline_sync::ErrorBody),
               (status = 426, body = gridline_sync::ErrorBody)))]
 async fn pull(
@@ -77,7 +77,7 @@ pub struct Rejection {
 }
 
 /// Operations refused by the server, newest first, a page at a time (supervisors and admins).
-#[utoipa::path(get, path = "/v1/sync/rejections", tag = "sync", security(("bearer" = [])), params(NewestFirst),
+#[utoipa::path(get, path = "/v1/sync/rejections", operation_id = "list_rejections", tag = "sync", security(("bearer" = [])), params(NewestFirst),
     responses((status = 200, body = Page<Rejection>), (status = 422, body = gridline_sync::ErrorBody)))]
 async fn rejections(
     State(state): State<AppState>,

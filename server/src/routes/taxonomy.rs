@@ -31,7 +31,7 @@ pub fn validate_entry(t: &TaxonomyEntry) -> Result<(), String> {
 }
 
 /// The whole taxonomy.
-#[utoipa::path(get, path = "/v1/taxonomy", tag = "reference", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/taxonomy", operation_id = "list_taxonomy", tag = "reference", security(("bearer" = [])),
     responses((status = 200, body = Vec<TaxonomyEntry>)))]
 async fn list(
     State(state): State<AppState>,
@@ -41,7 +41,7 @@ async fn list(
 }
 
 /// Add or refine taxonomy entries (admin); all or none.
-#[utoipa::path(put, path = "/v1/taxonomy", tag = "reference", security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/taxonomy", operation_id = "upsert_taxonomy", tag = "reference", security(("bearer" = [])),
     request_body = Vec<TaxonomyEntry>,
     responses((status = 200, body = Vec<TaxonomyEntry>), (status = 422, body = gridline_sync::ErrorBody)))]
 async fn upsert(

@@ -163,7 +163,7 @@ async fn receive_and_maybe_finish(
 }
 
 /// What this server supports (tus discovery; no authentication needed).
-#[utoipa::path(options, path = "/v1/uploads", tag = "photos",
+#[utoipa::path(options, path = "/v1/uploads", operation_id = "upload_options", tag = "photos",
     responses((status = 204, description = "Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm")))]
 async fn options(State(state): State<AppState>) -> Response {
     let mut headers = HeaderMap::new();
@@ -181,7 +181,7 @@ async fn options(State(state): State<AppState>) -> Response {
 /// Start an upload (tus creation; with a body, creation-with-upload). `Upload-Length` and
 /// `Upload-Metadata` with `sha256` are required. If the photo is already verified the upload is
 /// complete at once (`Upload-Offset` = `Upload-Length`).
-#[utoipa::path(post, path = "/v1/uploads", tag = "photos", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/uploads", operation_id = "create_upload", tag = "photos", security(("bearer" = [])),
     params(
         ("Tus-Resumable" = String, Header, description = "1.0.0"),
         ("Upload-Length" = i64, Header, description = "Size of the whole photo, bytes"),
@@ -236,7 +236,7 @@ async fn create(
 }
 
 /// Where an upload stands: `Upload-Offset`, `Upload-Length`, `Upload-Metadata`.
-#[utoipa::path(head, path = "/v1/uploads/{id}", tag = "photos", security(("bearer" = [])),
+#[utoipa::path(head, path = "/v1/uploads/{id}", operation_id = "get_upload_offset", tag = "photos", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("Tus-Resumable" = String, Header, description = "1.0.0")),
     responses((status = 200, description = "`Upload-Offset`, `Upload-Length`"), (status = 404), (status = 410)))]
 async fn head(
@@ -258,7 +258,7 @@ async fn head(
 /// Append bytes at `Upload-Offset` (`Content-Type: application/offset+octet-stream`, optional
 /// `Upload-Checksum: sha256 <base64>`). A dropped connection keeps what arrived; `HEAD` and
 /// resume. The request that completes the upload answers after the photo is verified.
-#[utoipa::path(patch, path = "/v1/uploads/{id}", tag = "photos", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/v1/uploads/{id}", operation_id = "append_upload", tag = "photos", security(("bearer" = [])),
     params(
         ("id" = Uuid, Path),
         ("Tus-Resumable" = String, Header, description = "1.0.0"),
@@ -295,7 +295,7 @@ async fn patch(
 }
 
 /// Abandon an upload (tus termination): its bytes are deleted.
-#[utoipa::path(delete, path = "/v1/uploads/{id}", tag = "photos", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/uploads/{id}", operation_id = "terminate_upload", tag = "photos", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("Tus-Resumable" = String, Header, description = "1.0.0")),
     responses((status = 204), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn terminate(

@@ -33,7 +33,7 @@ pub fn to_model(u: &users::UserRow) -> User {
 }
 
 /// The caller's account.
-#[utoipa::path(get, path = "/v1/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = User)))]
+#[utoipa::path(get, path = "/v1/me", operation_id = "get_me", tag = "users", security(("bearer" = [])), responses((status = 200, body = User)))]
 async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<User>> {
     let row = users::by_id(&state.db.pool, user.user_id)
         .await?
@@ -42,7 +42,7 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Use
 }
 
 /// Every user (admin).
-#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])), responses((status = 200, body = Vec<User>)))]
+#[utoipa::path(get, path = "/v1/users", operation_id = "list_users", tag = "users", security(("bearer" = [])), responses((status = 200, body = Vec<User>)))]
 async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Vec<User>>> {
     user.require_admin()?;
     Ok(Json(
@@ -55,7 +55,7 @@ async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<V
 }
 
 /// Create a user (admin).
-#[utoipa::path(post, path = "/v1/users", tag = "users", security(("bearer" = [])), request_body = UserInput,
+#[utoipa::path(post, path = "/v1/users", operation_id = "create_user", tag = "users", security(("bearer" = [])), request_body = UserInput,
     responses((status = 201, body = User), (status = 409, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
@@ -159,7 +159,7 @@ pub struct PasswordReset {
 }
 
 /// Set a new password (admin). Every refresh token of the user is revoked.
-#[utoipa::path(post, path = "/v1/users/{id}/password", tag = "users", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/users/{id}/password", operation_id = "reset_password", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = PasswordReset,
     responses((status = 204), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn reset_password(

@@ -30,7 +30,7 @@ fn validate(input: &ZoneInput) -> ApiResult<()> {
 }
 
 /// Zones in the caller's scope, with boundaries.
-#[utoipa::path(get, path = "/v1/zones", tag = "reference", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/zones", operation_id = "list_zones", tag = "reference", security(("bearer" = [])),
     responses((status = 200, body = Vec<Zone>)))]
 async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Vec<Zone>>> {
     let scope = user.scope(&state).await?;
@@ -38,7 +38,7 @@ async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<V
 }
 
 /// One zone (404 outside the caller's scope).
-#[utoipa::path(get, path = "/v1/zones/{id}", tag = "reference", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/zones/{id}", operation_id = "get_zone", tag = "reference", security(("bearer" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = Zone), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn get(
     State(state): State<AppState>,
@@ -53,7 +53,7 @@ async fn get(
 }
 
 /// Create a zone (admin).
-#[utoipa::path(post, path = "/v1/zones", tag = "reference", security(("bearer" = [])), request_body = ZoneInput,
+#[utoipa::path(post, path = "/v1/zones", operation_id = "create_zone", tag = "reference", security(("bearer" = [])), request_body = ZoneInput,
     responses((status = 201, body = Zone), (status = 409, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
@@ -79,7 +79,7 @@ async fn create(
 }
 
 /// Replace a zone's code, name and boundary (admin).
-#[utoipa::path(put, path = "/v1/zones/{id}", tag = "reference", security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/zones/{id}", operation_id = "update_zone", tag = "reference", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = ZoneInput,
     responses((status = 200, body = Zone), (status = 404, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody)))]
 async fn update(

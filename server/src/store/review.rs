@@ -162,7 +162,7 @@ pub async fn assignees(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid
 }
 
 /// A person on the roster, as frozen into a ledger entry or a dispatch.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct RosterPerson {
     pub user_id: Uuid,
     pub username: String,

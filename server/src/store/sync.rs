@@ -267,25 +267,33 @@ pub async fn finish_round(conn: &mut AnyConnection, id: Uuid, at: i64) -> R<()> 
     Ok(())
 }
 
-pub async fn round_json<'c, E: Executor<'c, Database = Any>>(
+/// A round as phones pull it; unknown ids or kinds in the row are decode errors.
+pub async fn round_view<'c, E: Executor<'c, Database = Any>>(
     e: E,
     id: &str,
-) -> R<Option<serde_json::Value>> {
+) -> R<Option<crate::model::RoundView>> {
     let row = sqlx::query(
         "SELECT id, zone_id, user_id, kind, started_at, finished_at FROM rounds WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(e)
     .await?;
+    let decode = |e: Box<dyn std::error::Error + Send + Sync>| sqlx::Error::Decode(e);
+    let id_col = |r: &sqlx::any::AnyRow, col: &str| -> R<Uuid> {
+        Uuid::parse_str(&r.try_get::<String, _>(col)?).map_err(|e| decode(Box::new(e)))
+    };
     row.map(|r| {
-        Ok(serde_json::json!({
-            "id": r.try_get::<String, _>("id")?,
-            "zone_id": r.try_get::<String, _>("zone_id")?,
-            "user_id": r.try_get::<String, _>("user_id")?,
-            "kind": r.try_get::<String, _>("kind")?,
-            "started_at": super::rfc3339(r.try_get("started_at")?),
-            "finished_at": r.try_get::<Option<i64>, _>("finished_at")?.map(super::rfc3339),
-        }))
+        Ok(crate::model::RoundView {
+            id: id_col(&r, "id")?,
+            zone_id: id_col(&r, "zone_id")?,
+            user_id: id_col(&r, "user_id")?,
+            kind: serde_json::from_value(serde_json::Value::String(r.try_get("kind")?))
+                .map_err(|e| decode(Box::new(e)))?,
+            started_at: super::time_from_ms(r.try_get("started_at")?),
+            finished_at: r
+                .try_get::<Option<i64>, _>("finished_at")?
+                .map(super::time_from_ms),
+        })
     })
     .transpose()
 }

@@ -351,9 +351,9 @@ async fn render(
                     .map(|c| (1, json(&crate::sync::view::conflict_view(&c)))),
                 None => None,
             },
-            EntityKind::Round => store::sync::round_json(&mut *conn, &r.entity_id)
+            EntityKind::Round => store::sync::round_view(&mut *conn, &r.entity_id)
                 .await?
-                .map(|v| (r.seq, Data::Json(v))),
+                .map(|v| (r.seq, json(&v))),
         };
         out.push(match data {
             Some((version, data)) => PageChange::Upsert {
