@@ -105,6 +105,7 @@ pub enum BlobBackend {
 pub struct S3Config {
     /// e.g. `http://127.0.0.1:3900` for Garage; empty for AWS.
     pub endpoint: String,
+    /// The region name signed into every request; Garage refuses any but its `s3_region`.
     pub region: String,
     pub bucket: String,
     pub access_key_id: String,
