@@ -1,4 +1,4 @@
-//! `gridline-bench`: the numbers of issue 7, each measured next to its reference in the same
+//! `gridline-bench`: the project's performance targets, each measured next to its reference in the same
 //! run and reported as a ratio.
 //!
 //! Everything runs on loopback: the real server in-process (`gridline_server::run`) on a fresh

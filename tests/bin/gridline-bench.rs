@@ -1,4 +1,4 @@
-//! `gridline-bench`: Gridline's numbers next to the limit and a peer (issue 7, BENCHMARKS.md).
+//! `gridline-bench`: Gridline's numbers next to the limit and a peer (BENCHMARKS.md).
 
 use std::path::PathBuf;
 use std::time::Duration;
