@@ -47,7 +47,7 @@ pub fn make(
 }
 
 /// The pixels of a photo of a decoded `kind`, at least `preview_px` on the longest side where
-/// the photo is that big: a JPEG reduced ([`decode_jpeg_reduced`]) where that decoder takes it,
+/// the photo is that big: a JPEG reduced (`decode_jpeg_reduced`) where that decoder takes it,
 /// everything else (and any JPEG it does not take, or panics on) at full size through `image`
 /// under the decoding limits. `Err`: the data cannot be decoded, or exceeds the limits.
 pub fn pixels(bytes: &[u8], kind: Kind, config: &PhotosConfig) -> Result<RgbImage, Rejection> {

@@ -146,7 +146,7 @@ async fn transition(
     transition_case(&state, &user, id, req).await.map(Json)
 }
 
-/// Applies one workflow transition; see [`transition`].
+/// Applies one workflow transition; see the `transition` handler.
 pub async fn transition_case(
     state: &AppState,
     user: &AuthUser,

@@ -531,7 +531,7 @@ pub async fn update_rows(
 }
 
 /// The placeholders of an `IN (…)` list that is a statement's only parameters: `?, ?, …` on
-/// SQLite (see [`push_value_groups`] for why: binding a thousand `$N` made sqlx search
+/// SQLite (see `push_value_groups` for why: binding a thousand `$N` made sqlx search
 /// SQLite's parameter names a million times, 13.6 % of the samples of a SQLite first sync),
 /// `$1, $2, …` on PostgreSQL.
 pub fn id_list(conn: &AnyConnection, count: usize) -> String {

@@ -172,7 +172,7 @@ pub struct UploadReport {
     pub bytes_sent: u64,
 }
 
-/// Sizes `PATCH`es to the link: about [`CHUNK_SECS`] of the rate the last one achieved,
+/// Sizes `PATCH`es to the link: about one second (`CHUNK_SECS`) of the rate the last one achieved,
 /// between [`MIN_UPLOAD_CHUNK`] and the configured chunk; a failed `PATCH` halves the size.
 ///
 /// A `PATCH` cut off is dropped whole (its `Upload-Checksum` no longer matches), so the bytes a
