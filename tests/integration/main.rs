@@ -2,6 +2,7 @@
 
 //! The one integration-test binary. Each module reads as a specification of one area.
 
+mod architecture;
 mod auth;
 mod bench_smoke;
 mod contract;
