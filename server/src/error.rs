@@ -110,6 +110,9 @@ pub fn classify_db_error(err: &sqlx::Error) -> ApiError {
             ApiError::unavailable("the database is unavailable; retry later")
         }
         sqlx::Error::RowNotFound => ApiError::not_found("resource"),
+        // Stored text the code does not know: a fault to look at, not an outage to retry
+        // (the message may well contain words such as "closed", a case state).
+        sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => ApiError::internal(err),
         sqlx::Error::Database(db) => {
             let msg = db.message().to_ascii_lowercase();
             if db.is_unique_violation() {

@@ -16,6 +16,7 @@ mod reliability;
 mod review;
 mod security;
 mod simulation;
+mod storage;
 mod support;
 mod sync;
 mod sync_client;

@@ -14,12 +14,21 @@ use super::{id_list, insert_rows, placeholders, update_rows, uuid_col, Backend, 
 
 type R<T> = Result<T, sqlx::Error>;
 
-pub fn state_from_str(s: &str) -> CaseState {
+/// A stored case state; text no state has is a decode error.
+pub fn decode_state(s: &str) -> R<CaseState> {
     CaseState::ALL
         .iter()
         .copied()
         .find(|c| c.as_str() == s)
-        .unwrap_or(CaseState::Reported)
+        .ok_or_else(|| super::unknown_value("cases.state", s))
+}
+
+/// A stored severity; text no severity has is a decode error.
+pub fn decode_severity(s: &str) -> R<Severity> {
+    [Severity::Low, Severity::Medium, Severity::High]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+        .ok_or_else(|| super::unknown_value("cases.severity", s))
 }
 
 pub fn severity_from_str(s: &str) -> Severity {
@@ -93,10 +102,10 @@ fn case_from_row(r: &impl Cols) -> R<CaseRow> {
         reporter_id: r.uuid("reporter_id")?,
         device_id: r.opt_uuid("device_id")?,
         source: r.text("source")?,
-        state: state_from_str(&r.text("state")?),
+        state: decode_state(&r.text("state")?)?,
         category_code: r.text("category_code")?,
         description: r.text("description")?,
-        severity: severity_from_str(&r.text("severity")?),
+        severity: decode_severity(&r.text("severity")?)?,
         asset_code: r.opt_text("asset_code")?,
         lat: r.real("lat")?,
         lon: r.real("lon")?,
@@ -107,7 +116,10 @@ fn case_from_row(r: &impl Cols) -> R<CaseRow> {
         round_id: r.opt_uuid("round_id")?,
         version: r.int("version")?,
         locked_at: r.opt_int("locked_at")?,
-        flags: serde_json::from_str(&r.text("flags")?).unwrap_or_default(),
+        flags: {
+            let flags = r.text("flags")?;
+            serde_json::from_str(&flags).map_err(|_| super::unknown_value("cases.flags", &flags))?
+        },
         created_at: r.int("created_at")?,
         updated_at: r.int("updated_at")?,
     })

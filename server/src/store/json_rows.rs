@@ -23,7 +23,7 @@ use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
-use super::{anonymous_placeholders, placeholders, uuid_col};
+use super::{anonymous_placeholders, parse_uuid, placeholders};
 
 /// A connection for reads of many rows, from [`super::Db::begin_keyed_read`] or
 /// [`super::Db::reader`].
@@ -43,12 +43,12 @@ pub trait Cols {
     fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
     fn real(&self, col: &str) -> Result<f64, sqlx::Error>;
     fn opt_real(&self, col: &str) -> Result<Option<f64>, sqlx::Error>;
-    /// A UUID stored as text ([`uuid_col`]).
+    /// A UUID stored as text; anything else is a decode error.
     fn uuid(&self, col: &str) -> Result<Uuid, sqlx::Error> {
-        Ok(uuid_col(&self.text(col)?))
+        parse_uuid(col, &self.text(col)?)
     }
     fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>, sqlx::Error> {
-        Ok(self.opt_text(col)?.map(|t| uuid_col(&t)))
+        self.opt_text(col)?.map(|t| parse_uuid(col, &t)).transpose()
     }
 }
 
@@ -179,13 +179,11 @@ pub fn opt_real<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error
         .transpose()
 }
 
-/// A text column holding JSON, parsed as `T` (the default when it does not parse, as the row
-/// decoders do).
-pub fn json_text<'de, D: Deserializer<'de>, T: DeserializeOwned + Default>(
-    d: D,
-) -> Result<T, D::Error> {
+/// A text column holding JSON, parsed as `T`; text that does not parse is an error, as in the
+/// row decoders.
+pub fn json_text<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<T, D::Error> {
     let text = std::borrow::Cow::<str>::deserialize(d)?;
-    Ok(serde_json::from_str(&text).unwrap_or_default())
+    serde_json::from_str(&text).map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]

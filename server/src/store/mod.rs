@@ -362,6 +362,17 @@ pub fn uuid_col(s: &str) -> uuid::Uuid {
     uuid::Uuid::parse_str(s).unwrap_or_default()
 }
 
+/// A column whose text the code does not know: an error naming the column and the value, never
+/// a guess (a wrong state or a nil id read back would be served as if it were true).
+pub fn unknown_value(column: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unknown value {value:?} in column `{column}`").into())
+}
+
+/// Parses a UUID column strictly.
+pub fn parse_uuid(column: &str, value: &str) -> Result<uuid::Uuid, sqlx::Error> {
+    uuid::Uuid::parse_str(value).map_err(|_| unknown_value(column, value))
+}
+
 /// A value for a multi-row insert (the `Any` driver binds only concrete types).
 #[derive(Debug, Clone)]
 pub enum Val {

@@ -1,0 +1,80 @@
+//! What the database holds is read back as it is, or refused with an error that names the
+//! column and the value: never guessed. A case whose stored state no code knows must not be
+//! served as `reported`, nor a damaged id as the nil UUID.
+
+use gridline_tests::gridline_server::store;
+use gridline_tests::{new_case, on_both_backends, Phone, TestApp};
+use reqwest::StatusCode;
+use serde_json::Value;
+use uuid::Uuid;
+
+on_both_backends!(unknown_text_in_a_case_row_is_a_clear_error_not_a_guess);
+
+/// A case pushed from a phone: its id and the phone's device id.
+async fn stored_case(app: &TestApp) -> (Uuid, Uuid) {
+    let mut phone = Phone::enrol(app, "inspector1").await;
+    let (case_id, payload) = new_case(app.zone("Z01"), 0, "event:0102");
+    let op = phone.op("case.create@1", payload);
+    let (status, body) = phone.push(app, &[op]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (case_id, phone.device_id)
+}
+
+/// Writes `value` into one column of the case's row, behind the server's back.
+async fn overwrite(app: &TestApp, case_id: Uuid, column: &str, value: &str) {
+    sqlx::query(&format!("UPDATE cases SET {column} = $1 WHERE id = $2"))
+        .bind(value.to_owned())
+        .bind(case_id.to_string())
+        .execute(&app.state.db.pool)
+        .await
+        .expect("update");
+}
+
+async fn unknown_text_in_a_case_row_is_a_clear_error_not_a_guess(app: TestApp) {
+    let (case_id, device_id) = stored_case(&app).await;
+    let admin = app.login("admin").await;
+    let (status, case) = app.get(&format!("/v1/cases/{case_id}"), Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{case}");
+    assert_eq!(case["state"], "reported");
+
+    let device_id = device_id.to_string();
+    for (column, value, good) in [
+        ("state", "archived", "reported"),
+        ("severity", "catastrophic", "medium"),
+        ("device_id", "not-a-uuid", device_id.as_str()),
+        ("flags", "not json", "[]"),
+    ] {
+        overwrite(&app, case_id, column, value).await;
+
+        // The storage layer names the column and the value.
+        let err = store::cases::get(&app.state.db.pool, case_id)
+            .await
+            .expect_err(&format!(
+                "a case row with {column} = {value:?} must not decode"
+            ))
+            .to_string();
+        assert!(
+            err.contains(column) && err.contains(value),
+            "{column}: the error should name the column and the value: {err}"
+        );
+
+        // The API answers an error rather than a guessed case (the list and the one case).
+        let (status, body) = app.get(&format!("/v1/cases/{case_id}"), Some(&admin)).await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{column}: {body}"
+        );
+        assert_eq!(body["code"], "internal", "{body}");
+        let (status, body): (StatusCode, Value) = app.get("/v1/cases", Some(&admin)).await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{column}: {body}"
+        );
+
+        overwrite(&app, case_id, column, good).await;
+        let (status, body) = app.get(&format!("/v1/cases/{case_id}"), Some(&admin)).await;
+        assert_eq!(status, StatusCode::OK, "{column} restored: {body}");
+    }
+}
