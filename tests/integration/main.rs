@@ -14,6 +14,7 @@ mod reliability;
 mod review;
 mod security;
 mod simulation;
+mod stock_tus_client;
 mod support;
 mod sync;
 mod sync_client;
