@@ -37,6 +37,9 @@ pub struct Faults {
     /// The first request is also replayed on a fresh upstream connection.
     pub duplicate: f64,
     pub max_delay: Duration,
+    /// Cuts of requests fall uniformly at or above this many bytes (past a request's headers,
+    /// to cut only bodies) and below [`Faults::max_cut_offset`].
+    pub min_cut_offset: usize,
     /// Cuts of requests fall uniformly below this many bytes.
     pub max_cut_offset: usize,
     /// Cuts of responses fall uniformly below this many bytes (answers to uploads are a few
@@ -54,6 +57,7 @@ impl Faults {
             delay: 0.0,
             duplicate: 0.0,
             max_delay: Duration::ZERO,
+            min_cut_offset: 0,
             max_cut_offset: 1,
             max_response_cut_offset: 1,
         }
@@ -68,6 +72,7 @@ impl Faults {
             delay: 0.10,
             duplicate: 0.10,
             max_delay: Duration::from_millis(150),
+            min_cut_offset: 0,
             max_cut_offset: 3000,
             max_response_cut_offset: 3000,
         }
@@ -167,7 +172,7 @@ enum Plan {
 impl Plan {
     fn draw(rng: &mut StdRng, f: &Faults) -> Plan {
         let x: f64 = rng.gen();
-        let offset = rng.gen_range(0..f.max_cut_offset.max(1));
+        let offset = rng.gen_range(f.min_cut_offset..f.max_cut_offset.max(f.min_cut_offset + 1));
         let response_offset = rng.gen_range(0..f.max_response_cut_offset.max(1));
         let delay = f.max_delay.mul_f64(rng.gen());
         let mut edge = f.drop;

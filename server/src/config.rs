@@ -139,8 +139,6 @@ pub struct SyncConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PhotosConfig {
-    /// Largest photo accepted, bytes.
-    pub max_bytes: u64,
     /// Largest photo accepted, megapixels (width × height / 1e6); also bounds decoding.
     pub max_megapixels: f64,
     /// Largest one-request upload (`PUT /v1/photos/{sha256}`), bytes; bigger photos use tus.
@@ -184,7 +182,6 @@ pub struct PhotosConfig {
 impl Default for PhotosConfig {
     fn default() -> Self {
         Self {
-            max_bytes: 20 * 1024 * 1024,
             max_megapixels: 50.0,
             max_single_put_bytes: 4 * 1024 * 1024,
             chunk_bytes: 1024 * 1024,

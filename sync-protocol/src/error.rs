@@ -127,6 +127,12 @@ error_codes! {
     UploadExpired = ("upload_expired", 410),
     /// The request's `Tus-Resumable` version is not 1.0.0.
     UnsupportedTusVersion = ("unsupported_tus_version", 412),
+    /// The request's `Content-Type` is not the one the endpoint takes (a tus `PATCH` needs
+    /// `application/offset+octet-stream`). A fault of the request, not a verdict on the photo.
+    UnsupportedContentType = ("unsupported_content_type", 415),
+    /// The tus `Upload-Checksum` names an algorithm the server does not support
+    /// (`details.supported` lists those it does). A fault of the request, not of the photo.
+    UnsupportedChecksumAlgorithm = ("unsupported_checksum_algorithm", 400),
     /// A photo link whose signature does not verify or whose time is over.
     LinkExpired = ("link_expired", 403),
     /// A deduction needs complete evidence: at least one photo, every declared photo received
@@ -146,6 +152,24 @@ error_codes! {
     CaseAlreadyDeducted = ("case_already_deducted", 409),
 }
 
+impl ErrorCode {
+    /// A verdict on a photo itself: sending the same photo again cannot succeed, so a phone
+    /// records it on the photo and stops trying. Any other error of an upload request is about
+    /// the request or the moment, never about the photo.
+    pub fn refuses_photo(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::HashMismatch
+                | ErrorCode::UnsupportedMedia
+                | ErrorCode::PhotoTooLarge
+                | ErrorCode::ImageTooLarge
+                | ErrorCode::TruncatedImage
+                | ErrorCode::CorruptImage
+                | ErrorCode::PhotoNotDeclared
+        )
+    }
+}
+
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -163,6 +187,20 @@ mod tests {
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
             let back: ErrorCode = serde_json::from_value(json).unwrap();
             assert_eq!(back, *code);
+        }
+    }
+
+    #[test]
+    fn only_verdicts_on_a_photo_refuse_it() {
+        assert!(ErrorCode::UnsupportedMedia.refuses_photo());
+        assert!(ErrorCode::HashMismatch.refuses_photo());
+        for request_fault in [
+            ErrorCode::UnsupportedContentType,
+            ErrorCode::UnsupportedChecksumAlgorithm,
+            ErrorCode::InvalidRequest,
+            ErrorCode::UnsupportedTusVersion,
+        ] {
+            assert!(!request_fault.refuses_photo(), "{request_fault}");
         }
     }
 

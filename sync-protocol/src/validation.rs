@@ -78,7 +78,8 @@ pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 pub const MAX_COMMENT_CHARS: usize = 4000;
 /// Maximum photos declared by one operation.
 pub const MAX_PHOTOS: usize = 20;
-/// Maximum size of one photo in bytes (50 MiB).
+/// Maximum size of one photo in bytes (50 MiB): the one limit of the protocol and the server
+/// alike (a declaration's `size`, the largest upload, tus `Tus-Max-Size`).
 pub const MAX_PHOTO_BYTES: u64 = 50 * 1024 * 1024;
 /// Maximum GPS accuracy radius accepted, in metres.
 pub const MAX_ACCURACY_M: f64 = 10_000.0;

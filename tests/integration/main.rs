@@ -16,6 +16,7 @@ mod reliability;
 mod review;
 mod security;
 mod simulation;
+mod stock_tus_client;
 mod storage;
 mod support;
 mod sync;

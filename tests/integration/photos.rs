@@ -11,6 +11,7 @@ use base64::Engine;
 use bytes::Bytes;
 use gridline_server::config::{BlobBackend, Config};
 use gridline_server::store::photos as photo_store;
+use gridline_sync::validation::MAX_PHOTO_BYTES;
 use gridline_tests::garage::Garage;
 use gridline_tests::{noisy_jpeg as jpeg, Db, TestApp};
 use object_store::path::Path;
@@ -54,6 +55,10 @@ on_both_databases!(
     a_full_receive_budget_answers_503_and_keeps_nothing_of_the_waiting_body,
     against_garage_originals_and_derivatives_are_in_the_bucket_and_links_are_scoped_and_expire,
     a_whole_photo_in_one_body_is_stored_once_and_a_cut_one_resumes_from_its_piece,
+    an_upload_complete_at_creation_takes_the_file_sent_from_zero_and_answers_its_length,
+    a_faulty_upload_request_is_refused_as_a_request_not_as_a_photo,
+    every_photo_size_a_phone_may_declare_can_be_uploaded_and_no_larger,
+    pieces_the_store_refuses_to_list_are_counted_and_deleted_by_a_later_clean_up,
 );
 
 // ---- fixtures ---------------------------------------------------------------------------------
@@ -379,7 +384,7 @@ async fn verified(app: &TestApp, token: &str, sha: &str) -> Value {
 }
 
 /// The original of photo `sha` as the store holds it.
-async fn original(app: &TestApp, sha: &str) -> Bytes {
+pub(crate) async fn original(app: &TestApp, sha: &str) -> Bytes {
     app.state
         .blobs
         .get(&Path::from(format!("photos/{sha}")))
@@ -604,7 +609,6 @@ async fn undeclared_or_out_of_scope_photos_are_refused(db: Db) {
 
 async fn bad_files_each_get_their_own_error(db: Db) {
     let Some(app) = app_with(db, |c| {
-        c.photos.max_bytes = 1024 * 1024;
         c.photos.max_single_put_bytes = 1024 * 1024;
         c.photos.max_megapixels = 1.0;
     })
@@ -623,7 +627,7 @@ async fn bad_files_each_get_their_own_error(db: Db) {
     let sof = corrupt.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
     corrupt[sof + 5] = 0;
     corrupt[sof + 6] = 0;
-    let oversized_len = 2 * 1024 * 1024;
+    let oversized_len = MAX_PHOTO_BYTES as usize + 1;
 
     case_declaring(
         &app,
@@ -668,7 +672,7 @@ async fn bad_files_each_get_their_own_error(db: Db) {
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let body = gridline_tests::into_json(resp).await.1;
     assert_eq!(body["code"], "photo_too_large");
-    assert_eq!(body["details"]["max_bytes"], 1024 * 1024);
+    assert_eq!(body["details"]["max_bytes"], MAX_PHOTO_BYTES);
     assert!(
         list(app.state.blobs.as_ref(), "").await.is_empty(),
         "nothing stored"
@@ -1092,6 +1096,7 @@ async fn a_whole_photo_in_one_body_is_stored_once_and_a_cut_one_resumes_from_its
                 inner: state.blobs.clone(),
                 up: Arc::new(AtomicBool::new(true)),
                 written: log,
+                refuse_listing: Default::default(),
             })
         },
     )
@@ -1171,6 +1176,237 @@ async fn a_whole_photo_in_one_body_is_stored_once_and_a_cut_one_resumes_from_its
     assert!(list(app.state.blobs.as_ref(), "uploads").await.is_empty());
 }
 
+/// A stock tus client that ignores the offset of an upload born complete (the server already
+/// has the photo) sends the file from 0: the body is read and dropped, and the answer is the
+/// full length, which the client takes as finished. A conflict over the offset of an upload
+/// still receiving says where it stands in `Upload-Offset`, as tus clients read it.
+async fn an_upload_complete_at_creation_takes_the_file_sent_from_zero_and_answers_its_length(
+    db: Db,
+) {
+    let Some(app) = app_with(db, |_| {}).await else {
+        return;
+    };
+    let photo = jpeg(320, 240, 23);
+    let other = jpeg(320, 240, 24);
+    let (sha, other_sha) = (sha_hex(&photo), sha_hex(&other));
+    case_declaring(&app, "Z01", &[&photo, &other], now_ms()).await;
+    let token = app.login("inspector1").await;
+    assert_eq!(
+        put_photo(&app, &token, &photo, &sha).await.0,
+        StatusCode::CREATED
+    );
+
+    let resp = tus_create(&app, &token, &sha, photo.len(), &[]).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(
+        resp.headers()["upload-offset"],
+        photo.len().to_string().as_str()
+    );
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let resp = tus_patch(&app, &token, &location, 0, photo.clone().into())
+        .await
+        .unwrap();
+    completed(&resp, photo.len());
+    // An empty PATCH at the end, as after a HEAD, is answered the same way.
+    let resp = tus_patch(&app, &token, &location, photo.len(), Vec::new().into())
+        .await
+        .unwrap();
+    completed(&resp, photo.len());
+    // More than the upload's length is still refused.
+    let mut longer = photo.clone();
+    longer.push(0);
+    let resp = tus_patch(&app, &token, &location, 0, longer.into())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        original(&app, &sha).await,
+        photo,
+        "the original is untouched"
+    );
+    assert!(list(app.state.blobs.as_ref(), "uploads").await.is_empty());
+
+    // An upload still receiving: a PATCH at the wrong offset is a conflict naming the offset.
+    let resp = tus_create(&app, &token, &other_sha, other.len(), &other[..1000]).await;
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let resp = tus_patch(&app, &token, &location, 0, other.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert_eq!(resp.headers()["upload-offset"], "1000");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (body["code"].as_str(), body["details"]["offset"].as_i64()),
+        (Some("upload_offset_mismatch"), Some(1000))
+    );
+}
+
+/// A mistake in an upload request (a client's bug) is answered with a code about the request:
+/// never one of the verdicts that tell a phone to give up on the photo for good.
+async fn a_faulty_upload_request_is_refused_as_a_request_not_as_a_photo(db: Db) {
+    let Some(app) = app_with(db, |_| {}).await else {
+        return;
+    };
+    let photo = jpeg(100, 100, 25);
+    let sha = sha_hex(&photo);
+    case_declaring(&app, "Z01", &[&photo], now_ms()).await;
+    let token = app.login("inspector1").await;
+    let resp = tus_create(&app, &token, &sha, photo.len(), &[]).await;
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+
+    // tus: a PATCH of another content type is 415, here with a code of its own.
+    let resp = app
+        .http
+        .patch(app.url(&location))
+        .bearer_auth(&token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "0")
+        .header("content-type", "application/octet-stream")
+        .body(photo.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "unsupported_content_type", "{body}");
+    // tus checksum extension: an algorithm the server does not support is 400.
+    let sha1 = STANDARD.encode([0u8; 20]);
+    let resp = patch_request(&app, &token, &location, 0)
+        .header("upload-checksum", format!("sha1 {sha1}"))
+        .body(photo.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "unsupported_checksum_algorithm", "{body}");
+    assert_eq!(body["details"]["supported"], serde_json::json!(["sha256"]));
+    // Nothing was kept, and the photo is neither refused nor recorded.
+    assert_eq!(tus_head(&app, &token, &location).await.1, Some(0));
+    assert!(photo_store::photo(&app.state.db.pool, &sha)
+        .await
+        .unwrap()
+        .is_none());
+    // Sent right, it is verified.
+    let resp = tus_patch(&app, &token, &location, 0, photo.clone().into())
+        .await
+        .unwrap();
+    completed(&resp, photo.len());
+    verified(&app, &token, &sha).await;
+}
+
+/// One limit: the largest photo a phone may declare in its manifest is the largest upload the
+/// server takes and announces, and a byte more is refused at both.
+async fn every_photo_size_a_phone_may_declare_can_be_uploaded_and_no_larger(db: Db) {
+    let Some(app) = app_with(db, |_| {}).await else {
+        return;
+    };
+    let mut phone = gridline_tests::Phone::enrol(&app, "inspector1").await;
+    let resp = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/v1/uploads"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["tus-max-size"],
+        MAX_PHOTO_BYTES.to_string().as_str()
+    );
+    for (size, declared) in [(MAX_PHOTO_BYTES, true), (MAX_PHOTO_BYTES + 1, false)] {
+        let sha = sha_hex(&size.to_le_bytes());
+        let (_, mut payload) = gridline_tests::new_case(app.zone("Z01"), 0, "event:0102");
+        payload["photos"][0]["sha256"] = sha.clone().into();
+        payload["photos"][0]["size"] = size.into();
+        let op = phone.op("case.create@1", payload);
+        let (status, body) = phone.push(&app, &[op]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let result = &body["results"][0];
+        let resp = tus_create(&app, &phone.token, &sha, size as usize, &[]).await;
+        if declared {
+            assert_eq!(result["status"], "applied", "{body}");
+            assert_eq!(
+                resp.status(),
+                StatusCode::CREATED,
+                "a declared size uploads"
+            );
+            assert_eq!(resp.headers()["upload-offset"], "0");
+        } else {
+            assert_eq!(result["code"], "invalid_request", "{body}");
+            assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+            let body = gridline_tests::into_json(resp).await.1;
+            assert_eq!(body["code"], "photo_too_large", "{body}");
+        }
+    }
+}
+
+/// When the store refuses to list an upload's pieces (an outage, or a bucket policy without
+/// ListBucket), the photo is still verified, the failure shows in `/metrics`, and the pieces
+/// are not forgotten: the clean-up job deletes them once the store lists again.
+async fn pieces_the_store_refuses_to_list_are_counted_and_deleted_by_a_later_clean_up(db: Db) {
+    use crate::support::SwitchableStore;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let refuse_listing = Arc::new(AtomicBool::new(false));
+    let switch = refuse_listing.clone();
+    let Some(app) = TestApp::spawn_wrapping(
+        db,
+        |c| c.photos.worker_poll_secs = 1,
+        move |state| {
+            state.blobs = Arc::new(SwitchableStore {
+                inner: state.blobs.clone(),
+                up: Arc::new(AtomicBool::new(true)),
+                written: Default::default(),
+                refuse_listing: switch,
+            })
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let photo = jpeg(640, 480, 26);
+    let sha = sha_hex(&photo);
+    case_declaring(&app, "Z01", &[&photo], now_ms()).await;
+    let token = app.login("inspector1").await;
+    // Two requests: the first half waits in the store as a piece until the rest arrives.
+    let half = photo.len() / 2;
+    let resp = tus_create(&app, &token, &sha, photo.len(), &photo[..half]).await;
+    assert_eq!(resp.headers()["upload-offset"], half.to_string().as_str());
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let pieces = list(app.state.blobs.as_ref(), "uploads").await;
+    assert!(!pieces.is_empty());
+
+    refuse_listing.store(true, Ordering::Relaxed);
+    let resp = tus_patch(&app, &token, &location, half, photo[half..].to_vec().into())
+        .await
+        .unwrap();
+    completed(&resp, photo.len());
+    verified(&app, &token, &sha).await;
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gridline_upload_cleanup_failures_total"),
+        "{metrics}"
+    );
+
+    // The store lists again: the pieces are still there until the clean-up job runs.
+    refuse_listing.store(false, Ordering::Relaxed);
+    let left = list(app.state.blobs.as_ref(), "uploads").await;
+    assert!(pieces.iter().all(|p| left.contains(p)), "{left:?}");
+    gridline_server::photos::upload::cleanup_expired(&app.state)
+        .await
+        .unwrap();
+    assert!(list(app.state.blobs.as_ref(), "uploads").await.is_empty());
+    assert_eq!(original(&app, &sha).await, photo);
+}
+
 async fn tus_discovery_checksums_and_termination(db: Db) {
     let Some(app) = app_with(db, |_| {}).await else {
         return;
@@ -1191,7 +1427,7 @@ async fn tus_discovery_checksums_and_termination(db: Db) {
         .unwrap()
         .contains("creation-with-upload"));
     assert!(h["tus-extension"].to_str().unwrap().contains("termination"));
-    assert_eq!(h["tus-max-size"], "20971520");
+    assert_eq!(h["tus-max-size"], MAX_PHOTO_BYTES.to_string().as_str());
 
     let photo = jpeg(100, 100, 13);
     let sha = sha_hex(&photo);

@@ -163,6 +163,8 @@ pub struct SwitchableStore {
     pub up: Arc<AtomicBool>,
     /// The location of every `put` and multipart upload started, in order.
     pub written: Arc<Mutex<Vec<String>>>,
+    /// While set, only listing fails (as on a bucket whose policy lacks ListBucket).
+    pub refuse_listing: Arc<AtomicBool>,
 }
 
 impl std::fmt::Display for SwitchableStore {
@@ -181,6 +183,17 @@ impl SwitchableStore {
                 source: "connection refused".into(),
             })
         }
+    }
+
+    fn check_listing(&self) -> object_store::Result<()> {
+        self.check()?;
+        if self.refuse_listing.load(Ordering::Relaxed) {
+            return Err(object_store::Error::Generic {
+                store: "switchable",
+                source: "access denied: s3:ListBucket".into(),
+            });
+        }
+        Ok(())
     }
 
     fn record(&self, location: &object_store::path::Path) {
@@ -232,7 +245,7 @@ impl object_store::ObjectStore for SwitchableStore {
         prefix: Option<&object_store::path::Path>,
     ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
         use futures::StreamExt;
-        match self.check() {
+        match self.check_listing() {
             Ok(()) => self.inner.list(prefix),
             Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
         }
@@ -242,7 +255,7 @@ impl object_store::ObjectStore for SwitchableStore {
         &self,
         prefix: Option<&object_store::path::Path>,
     ) -> object_store::Result<object_store::ListResult> {
-        self.check()?;
+        self.check_listing()?;
         self.inner.list_with_delimiter(prefix).await
     }
 

@@ -14,6 +14,7 @@
 
 use std::io::Cursor;
 
+use gridline_sync::validation::MAX_PHOTO_BYTES;
 use gridline_sync::ErrorCode;
 use image::ImageFormat;
 
@@ -116,10 +117,10 @@ pub fn limits(config: &PhotosConfig) -> image::Limits {
 
 /// Checks a whole photo file without decoding its pixels (see the module doc).
 pub fn inspect(bytes: &[u8], config: &PhotosConfig) -> Result<Inspection, Rejection> {
-    if bytes.len() as u64 > config.max_bytes {
+    if bytes.len() as u64 > MAX_PHOTO_BYTES {
         return Err(Rejection::new(
             ErrorCode::PhotoTooLarge,
-            format!("the photo is larger than {} bytes", config.max_bytes),
+            format!("the photo is larger than {MAX_PHOTO_BYTES} bytes"),
         ));
     }
     let kind = sniff(bytes).ok_or_else(|| {

@@ -18,6 +18,7 @@
 use axum::body::{Body, HttpBody};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use gridline_sync::validation::MAX_PHOTO_BYTES;
 use gridline_sync::ErrorCode;
 use object_store::path::Path;
 use object_store::{ObjectStore, WriteMultipart};
@@ -36,8 +37,8 @@ use crate::store::{new_id, now_ms};
 /// S3 multipart uploads need parts of at least 5 MiB (but the last).
 const MULTIPART_CHUNK: usize = 5 * 1024 * 1024;
 
-fn pieces_prefix(upload: &Upload) -> Path {
-    Path::from(format!("uploads/{}", upload.id))
+fn pieces_prefix(upload: uuid::Uuid) -> Path {
+    Path::from(format!("uploads/{upload}"))
 }
 
 /// Starts an upload of the photo `sha256` of `length` bytes. Refused unless a case in the
@@ -59,9 +60,8 @@ pub async fn create(
     if length <= 0 {
         return Err(ApiError::invalid("Upload-Length", "must be positive"));
     }
-    let max = state.config.photos.max_bytes;
-    if length as u64 > max {
-        return Err(too_large(max));
+    if length as u64 > MAX_PHOTO_BYTES {
+        return Err(too_large(MAX_PHOTO_BYTES));
     }
     check_declared(state, user, sha256).await?;
     let verified = db::photo(&state.db.pool, sha256)
@@ -131,6 +131,11 @@ pub async fn load(state: &AppState, user: &AuthUser, id: uuid::Uuid) -> ApiResul
 /// When the receive budget has no room for this body's next piece before `budget` runs out,
 /// the answer is 503 with `Retry-After` and nothing of this body is kept. A body that carried
 /// the whole photo is verified in the same task (see the module's doc).
+///
+/// An upload that is complete (its photo verified) takes a body at any offset within its
+/// length: the body is read and dropped, and the answer is the full length. Stock tus clients
+/// ignore an upload born complete and send the file from 0; so they hear "finished" instead of
+/// a conflict (and, the body being read, get the answer rather than a broken pipe).
 pub async fn append(
     state: &AppState,
     upload: &Upload,
@@ -139,6 +144,19 @@ pub async fn append(
     checksum: Option<Vec<u8>>,
     budget: std::time::Duration,
 ) -> ApiResult<Appended> {
+    if upload.state == "complete" && (0..=upload.length).contains(&offset) {
+        drain(body, upload.length - offset, Instant::now() + budget).await?;
+        let verified = db::photo(&state.db.pool, &upload.sha256)
+            .await?
+            .filter(|p| p.status == "verified");
+        return match verified {
+            Some(photo) => Ok(Appended {
+                at: upload.length,
+                verified: Some(photo),
+            }),
+            None => Err(offset_mismatch(upload.received)),
+        };
+    }
     if upload.state != "receiving" || offset != upload.received {
         return Err(offset_mismatch(upload.received));
     }
@@ -150,6 +168,24 @@ pub async fn append(
         Instant::now() + budget,
     ));
     task.await.map_err(ApiError::internal)?
+}
+
+/// Reads a body sent to a complete upload and drops it: at most `room` bytes, until `deadline`
+/// (then the answer goes out with the rest unread).
+async fn drain(body: Body, room: i64, deadline: Instant) -> ApiResult<()> {
+    let mut stream = body.into_data_stream();
+    let mut seen = 0i64;
+    while let Ok(Some(Ok(data))) = tokio::time::timeout_at(deadline, stream.next()).await {
+        seen += data.len() as i64;
+        if seen > room {
+            return Err(past_length());
+        }
+    }
+    Ok(())
+}
+
+fn past_length() -> ApiError {
+    ApiError::invalid("body", "the body goes past the upload's Upload-Length")
 }
 
 /// Where an upload stands after a body.
@@ -226,10 +262,7 @@ async fn receive(
                 }
             };
             if pos + (buf.len() + data.len()) as i64 > upload.length {
-                return Err(ApiError::invalid(
-                    "body",
-                    "the body goes past the upload's Upload-Length",
-                ));
+                return Err(past_length());
             }
             hasher.update(&data);
             body_left = body_left.map(|n| n.saturating_sub(data.len() as u64));
@@ -475,9 +508,12 @@ async fn complete(state: &AppState, upload: &Upload, verified: Option<&Photo>) -
         db::record_verified(tx.conn(), photo).await?;
     }
     let had_pieces = db::complete_upload(tx.conn(), upload.id).await?;
+    if had_pieces {
+        db::schedule_cleanup(tx.conn(), upload.id, now_ms()).await?;
+    }
     tx.commit().await?;
     if had_pieces {
-        delete_pieces(state, upload).await;
+        delete_pieces(state, upload.id).await;
     }
     Ok(())
 }
@@ -588,29 +624,75 @@ async fn read_piece(store: &dyn ObjectStore, key: &str) -> object_store::Result<
 pub async fn discard(state: &AppState, upload: &Upload) -> ApiResult<()> {
     let mut tx = state.db.begin_write().await?;
     db::delete_upload(tx.conn(), upload.id).await?;
+    db::schedule_cleanup(tx.conn(), upload.id, now_ms()).await?;
     tx.commit().await?;
-    delete_pieces(state, upload).await;
+    delete_pieces(state, upload.id).await;
     Ok(())
 }
 
 /// Deletes whatever pieces of the upload the store holds, including any a crashed request
-/// wrote without recording. Best effort: leftovers go when the upload expires.
-async fn delete_pieces(state: &AppState, upload: &Upload) {
-    let prefix = pieces_prefix(upload);
-    let listed = state
-        .blobs
-        .list(Some(&prefix))
-        .filter_map(|meta| futures::future::ready(meta.ok().map(|m| Ok(m.location))))
-        .boxed();
-    // One bulk request where the store has them (S3 `DeleteObjects`), not one per piece.
-    let deleted: Vec<_> = state.blobs.delete_stream(listed).collect().await;
-    for e in deleted.into_iter().filter_map(Result::err) {
-        tracing::warn!(error = %e, "cannot delete an upload piece");
+/// wrote without recording, then the record that they were to be deleted. When the store
+/// refuses (to list or to delete), the failure is logged and counted in
+/// `gridline_upload_cleanup_failures_total`, and the record stays for [`cleanup_expired`] to
+/// try again. Returns whether the pieces are gone.
+async fn delete_pieces(state: &AppState, upload: uuid::Uuid) -> bool {
+    match delete_prefix(state.blobs.as_ref(), &pieces_prefix(upload)).await {
+        Ok(()) => {
+            if let Err(e) = db::cleanup_done(&state.db.pool, upload).await {
+                // The pieces are gone; a later run deletes nothing and then the record.
+                tracing::warn!(%upload, error = %e, "cannot record an upload's clean-up");
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(%upload, error = %e, "cannot delete an upload's pieces; will retry");
+            metrics::counter!("gridline_upload_cleanup_failures_total").increment(1);
+            if let Err(e) = db::cleanup_failed(&state.db.pool, upload, &e.to_string()).await {
+                tracing::warn!(%upload, error = %e, "cannot record an upload's clean-up");
+            }
+            false
+        }
     }
 }
 
-/// Deletes expired uploads, complete or not, with their pieces. Returns how many.
+/// Deletes every object under `prefix`: listed first, then deleted in bulk where the store can
+/// (S3 `DeleteObjects`), not one request per piece.
+async fn delete_prefix(store: &dyn ObjectStore, prefix: &Path) -> object_store::Result<()> {
+    use futures::TryStreamExt;
+    let listed: Vec<Path> = store
+        .list(Some(prefix))
+        .map_ok(|meta| meta.location)
+        .try_collect()
+        .await?;
+    if listed.is_empty() {
+        return Ok(());
+    }
+    let mut deleted =
+        store.delete_stream(futures::stream::iter(listed.into_iter().map(Ok)).boxed());
+    while let Some(result) = deleted.next().await {
+        match result {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The upload clean-up job: deletes expired uploads, complete or not, with their pieces, then
+/// tries again the piece deletions the store refused before (oldest first, stopping at the
+/// first refusal: the store is likely refusing them all). Returns how many uploads expired.
 pub async fn cleanup_expired(state: &AppState) -> anyhow::Result<usize> {
+    let expired = delete_expired(state).await?;
+    for upload in db::pending_cleanups(&state.db.pool, 100).await? {
+        if !delete_pieces(state, upload).await {
+            break;
+        }
+    }
+    Ok(expired)
+}
+
+/// Deletes expired uploads, complete or not, with their pieces. Returns how many.
+async fn delete_expired(state: &AppState) -> anyhow::Result<usize> {
     let mut total = 0;
     loop {
         let expired = db::expired_uploads(&state.db.pool, now_ms(), 100).await?;

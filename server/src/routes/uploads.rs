@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use gridline_sync::ErrorCode;
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -108,7 +109,12 @@ pub fn checksum(headers: &HeaderMap) -> ApiResult<Option<Vec<u8>>> {
     let bad = || ApiError::invalid("Upload-Checksum", "must be `sha256 <base64 digest>`");
     let (algorithm, digest) = value.split_once(' ').ok_or_else(bad)?;
     if !algorithm.eq_ignore_ascii_case("sha256") {
-        return Err(bad());
+        // tus checksum extension: an algorithm the server does not support is 400.
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedChecksumAlgorithm,
+            format!("Upload-Checksum: `{algorithm}` is not supported; use sha256"),
+        )
+        .with_details(json!({ "supported": ["sha256"] })));
     }
     let digest = STANDARD.decode(digest.trim()).map_err(|_| bad())?;
     if digest.len() != 32 {
@@ -162,10 +168,27 @@ async fn receive_and_maybe_finish(
     Ok(appended.at)
 }
 
-/// What this server supports (tus discovery; no authentication needed).
+/// An error answer; a conflict over the offset also says where the upload stands in
+/// `Upload-Offset`, the header tus clients read, besides `details.offset`.
+fn tus_error(e: ApiError) -> Response {
+    let offset = (e.code == ErrorCode::UploadOffsetMismatch)
+        .then(|| e.details.get("offset").and_then(serde_json::Value::as_i64))
+        .flatten();
+    let mut response = e.into_response();
+    if let Some(offset) = offset {
+        set(response.headers_mut(), &UPLOAD_OFFSET, offset);
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// What this server supports (tus discovery; no authentication needed). `Tus-Max-Size` is the
+/// largest photo a phone may declare (the protocol's one limit).
 #[utoipa::path(options, path = "/v1/uploads", operation_id = "upload_options", tag = "photos",
     responses((status = 204, description = "Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm")))]
-async fn options(State(state): State<AppState>) -> Response {
+async fn options() -> Response {
     let mut headers = HeaderMap::new();
     headers.insert("tus-version", HeaderValue::from_static(TUS_VERSION));
     headers.insert("tus-extension", HeaderValue::from_static(TUS_EXTENSIONS));
@@ -173,7 +196,7 @@ async fn options(State(state): State<AppState>) -> Response {
     set(
         &mut headers,
         &HeaderName::from_static("tus-max-size"),
-        state.config.photos.max_bytes,
+        gridline_sync::validation::MAX_PHOTO_BYTES,
     );
     (StatusCode::NO_CONTENT, headers).into_response()
 }
@@ -189,6 +212,7 @@ async fn options(State(state): State<AppState>) -> Response {
     ),
     responses(
         (status = 201, description = "Created: `Location`, `Upload-Offset`, `Upload-Expires`"),
+        (status = 400, body = gridline_sync::ErrorBody, description = "`unsupported_checksum_algorithm`"),
         (status = 403, body = gridline_sync::ErrorBody, description = "`photo_not_declared`"),
         (status = 413, body = gridline_sync::ErrorBody, description = "`photo_too_large`"),
         (status = 422, body = gridline_sync::ErrorBody, description = "`hash_mismatch`, `image_too_large`, `truncated_image`, `corrupt_image`"),
@@ -223,8 +247,12 @@ async fn create(
     )
     .await?;
     let mut offset = upload.received;
-    if upload.state == "receiving" && is_offset_stream(&headers) {
-        offset = receive_and_maybe_finish(&state, &upload, 0, &headers, body).await?;
+    // A body sent with the creation of an upload born complete is read and dropped (`append`).
+    if is_offset_stream(&headers) {
+        match receive_and_maybe_finish(&state, &upload, 0, &headers, body).await {
+            Ok(at) => offset = at,
+            Err(e) => return Ok(tus_error(e)),
+        }
     }
     let mut out = upload_headers(&upload, offset);
     set(
@@ -257,7 +285,8 @@ async fn head(
 
 /// Append bytes at `Upload-Offset` (`Content-Type: application/offset+octet-stream`, optional
 /// `Upload-Checksum: sha256 <base64>`). A dropped connection keeps what arrived; `HEAD` and
-/// resume. The request that completes the upload answers after the photo is verified.
+/// resume. The request that completes the upload answers after the photo is verified. An
+/// upload already complete takes a body at any offset, drops it and answers its full length.
 #[utoipa::path(patch, path = "/v1/uploads/{id}", operation_id = "append_upload", tag = "photos", security(("bearer" = [])),
     params(
         ("id" = Uuid, Path),
@@ -268,7 +297,9 @@ async fn head(
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses(
         (status = 204, description = "Appended: `Upload-Offset`"),
+        (status = 400, body = gridline_sync::ErrorBody, description = "`unsupported_checksum_algorithm`"),
         (status = 409, body = gridline_sync::ErrorBody, description = "`upload_offset_mismatch`"),
+        (status = 415, body = gridline_sync::ErrorBody, description = "`unsupported_content_type` (the request), or `unsupported_media` (the photo, when this completes it)"),
         (status = 410, body = gridline_sync::ErrorBody, description = "`upload_expired`"),
         (status = 460, body = gridline_sync::ErrorBody, description = "`checksum_mismatch`"),
         (status = 422, body = gridline_sync::ErrorBody, description = "`hash_mismatch`, `image_too_large`, `truncated_image`, `corrupt_image`"),
@@ -283,15 +314,17 @@ async fn patch(
     require_tus(&headers)?;
     if !is_offset_stream(&headers) {
         return Err(ApiError::new(
-            ErrorCode::UnsupportedMedia,
+            ErrorCode::UnsupportedContentType,
             "a PATCH body must be `Content-Type: application/offset+octet-stream`",
         ));
     }
     let offset = header_i64(&headers, &UPLOAD_OFFSET)?
         .ok_or_else(|| ApiError::invalid("Upload-Offset", "is required"))?;
     let upload = upload::load(&state, &user, id).await?;
-    let at = receive_and_maybe_finish(&state, &upload, offset, &headers, body).await?;
-    Ok((StatusCode::NO_CONTENT, upload_headers(&upload, at)).into_response())
+    match receive_and_maybe_finish(&state, &upload, offset, &headers, body).await {
+        Ok(at) => Ok((StatusCode::NO_CONTENT, upload_headers(&upload, at)).into_response()),
+        Err(e) => Ok(tus_error(e)),
+    }
 }
 
 /// Abandon an upload (tus termination): its bytes are deleted.

@@ -425,6 +425,61 @@ pub async fn delete_upload(conn: &mut AnyConnection, id: Uuid) -> R<()> {
     Ok(())
 }
 
+/// Records that the upload's pieces are to be deleted from the blob store (in the transaction
+/// that completes or forgets the upload, so the intent outlives a crash or a refusing store).
+pub async fn schedule_cleanup(conn: &mut AnyConnection, id: Uuid, now: i64) -> R<()> {
+    sqlx::query(
+        "INSERT INTO upload_cleanups (upload_id, created_at, attempts, last_error) \
+         VALUES ($1, $2, 0, NULL) ON CONFLICT (upload_id) DO NOTHING",
+    )
+    .bind(id.to_string())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The upload's pieces are gone from the store.
+pub async fn cleanup_done<'c, E: Executor<'c, Database = Any>>(e: E, id: Uuid) -> R<()> {
+    sqlx::query("DELETE FROM upload_cleanups WHERE upload_id = $1")
+        .bind(id.to_string())
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
+/// The store refused to list or delete the upload's pieces; the clean-up job tries again.
+pub async fn cleanup_failed<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    id: Uuid,
+    error: &str,
+) -> R<()> {
+    sqlx::query(
+        "UPDATE upload_cleanups SET attempts = attempts + 1, last_error = $1 WHERE upload_id = $2",
+    )
+    .bind(error)
+    .bind(id.to_string())
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Uploads whose pieces are still to be deleted, oldest first.
+pub async fn pending_cleanups<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    limit: i64,
+) -> R<Vec<Uuid>> {
+    let rows = sqlx::query(
+        "SELECT upload_id FROM upload_cleanups ORDER BY created_at, upload_id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(e)
+    .await?;
+    rows.iter()
+        .map(|r| Ok(uuid_col(&r.try_get::<String, _>("upload_id")?)))
+        .collect()
+}
+
 pub async fn expired_uploads<'c, E: Executor<'c, Database = Any>>(
     e: E,
     now: i64,

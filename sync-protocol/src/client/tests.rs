@@ -855,6 +855,43 @@ async fn photos_upload_in_checksummed_chunks_and_resume_after_cuts() {
 }
 
 #[tokio::test]
+async fn a_faulty_upload_request_ends_the_round_and_leaves_the_photo_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, server, _) = enrolled(&dir).await;
+    let (bytes, photo) = photo_file(&dir, "a.jpg", 2_000, 6);
+    client
+        .capture(
+            case_with_photos(std::slice::from_ref(&photo)),
+            std::slice::from_ref(&photo),
+        )
+        .await
+        .unwrap();
+    client.push().await.unwrap();
+    let refusal = http_error(415, ErrorCode::UnsupportedContentType, json!(null));
+    server.state().patch_script.push_back(Script::Fail(refusal));
+    assert!(matches!(
+        client.upload_photos().await,
+        Err(ClientError::Transport(TransportError::Http {
+            status: 415,
+            ..
+        }))
+    ));
+    let kept = client
+        .store()
+        .photo(&photo.manifest.sha256)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.state, PhotoState::Pending, "not refused for good");
+    // The next round uploads it.
+    assert_eq!(client.upload_photos().await.unwrap().uploaded, 1);
+    assert_eq!(
+        server.state().photos.get(&photo.manifest.sha256),
+        Some(&bytes)
+    );
+}
+
+#[tokio::test]
 async fn a_stored_upload_is_resumed_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (client, server, _) = enrolled(&dir).await;

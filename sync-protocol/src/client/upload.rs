@@ -15,9 +15,10 @@
 //!
 //! The upload URL and every offset the server confirms are stored, so a restarted client
 //! resumes. Transient failures are retried with the client's [`RetryPolicy`](super::RetryPolicy),
-//! asking the offset again before each retry; a permanent refusal (`hash_mismatch`,
-//! `unsupported_media`, …) is recorded on the photo and shown by `status`, and the photo is not
-//! tried again.
+//! asking the offset again before each retry; a verdict on the photo (`hash_mismatch`,
+//! `unsupported_media`, …: [`ErrorCode::refuses_photo`]) is recorded on the photo and shown by
+//! `status`, and the photo is not tried again. Any other refusal is a fault of the request: the
+//! round ends with it and the photo stays pending.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -250,6 +251,12 @@ fn classify(e: ClientError) -> Failure {
             )
         }
         TransportError::Http { status: 460, .. } => Failure::Resync(None),
+        // A fault of the request (a bug of this client), not a verdict on the photo: the photo
+        // stays pending and the round ends with the error.
+        TransportError::Http {
+            status,
+            body: Some(ref b),
+        } if (400..500).contains(&status) && !b.code.refuses_photo() => Failure::Fatal(e.into()),
         TransportError::Http { status, body } if (400..500).contains(&status) => {
             let (code, message) = match body {
                 Some(ErrorBody { code, message, .. }) => (code.as_str().to_owned(), message),

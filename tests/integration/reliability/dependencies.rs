@@ -255,6 +255,7 @@ async fn object_store_outage_shows_in_readyz_and_recovers() {
         inner: state.blobs.clone(),
         up: up.clone(),
         written: Default::default(),
+        refuse_listing: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/readyz", listener.local_addr().unwrap());
@@ -329,6 +330,7 @@ async fn store_outage_during_uploads(db: Db) {
                 inner: state.blobs.clone(),
                 up: switch,
                 written: Default::default(),
+                refuse_listing: Default::default(),
             })
         },
     )
