@@ -56,6 +56,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub sync: SyncConfig,
     pub photos: PhotosConfig,
+    pub deductions: DeductionsConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -138,6 +139,20 @@ pub struct SyncConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct DeductionsConfig {
+    /// Four eyes: whoever proposed a deduction may not approve it; another supervisor must.
+    /// Turn off only where one person does both (a one-person office).
+    pub four_eyes: bool,
+}
+
+impl Default for DeductionsConfig {
+    fn default() -> Self {
+        Self { four_eyes: true }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PhotosConfig {
     /// Largest photo accepted, megapixels (width × height / 1e6); also bounds decoding.
     pub max_megapixels: f64,
@@ -214,6 +229,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             sync: SyncConfig::default(),
             photos: PhotosConfig::default(),
+            deductions: DeductionsConfig::default(),
         }
     }
 }
@@ -273,6 +289,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "limits",
     "sync",
     "photos",
+    "deductions",
 ];
 
 /// A configuration error that names the setting at fault.

@@ -150,6 +150,18 @@ error_codes! {
     /// The case already has an approved deduction that has not been reversed
     /// (`details.proposal_id`); a correction reverses that entry first.
     CaseAlreadyDeducted = ("case_already_deducted", 409),
+    /// A deduction needs a filed case: this one is still `reported`, or was decided not filed,
+    /// a duplicate or withdrawn (`details.state`; `details.evidence_complete` and
+    /// `details.photos` say where its evidence stands, so that nothing else is learnt later).
+    CaseNotFiled = ("case_not_filed", 409),
+    /// Four eyes: the caller proposed this deduction, so someone else must approve it
+    /// (`details.proposed_by`).
+    SelfApproval = ("self_approval", 403),
+    /// The period has not ended yet (`details.ends_at`): only an admin closes it early.
+    PeriodNotEnded = ("period_not_ended", 409),
+    /// The period still has pending deduction proposals (`details.proposals`): decide them
+    /// before closing it, or in the close itself.
+    PeriodProposalsPending = ("period_proposals_pending", 409),
 }
 
 impl ErrorCode {

@@ -187,6 +187,7 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
                     reason: None,
                     prev_hash: String::new(),
                     hash: String::new(),
+                    proposed_by: None,
                 }
             };
             e.seq = seq as i64;

@@ -23,7 +23,48 @@ on_both_backends!(
     a_case_takes_one_deduction_until_it_is_reversed,
     concurrent_proposals_and_approvals_on_a_case_post_one_entry,
     the_ranking_query_ranks_as_the_reference_scoring,
+    a_proposal_needs_a_filed_case_and_says_where_the_evidence_stands,
+    four_eyes_another_supervisor_approves_and_the_entry_names_both,
+    a_period_closes_after_its_end_with_nothing_pending_and_opens_the_next,
+    an_early_close_by_an_admin_leaves_the_rest_of_the_month_to_the_next_period,
 );
+
+/// A one-person office turns four eyes off: the proposer approves.
+mod one_person_office {
+    use super::*;
+
+    async fn spawn(db: Db) -> Option<TestApp> {
+        TestApp::spawn_with(db, |c| c.deductions.four_eyes = false).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_the_proposer_approves() {
+        the_proposer_approves(spawn(Db::Sqlite).await.expect("sqlite app")).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_the_proposer_approves() {
+        if let Some(app) = spawn(Db::Postgres).await {
+            the_proposer_approves(app).await;
+        }
+    }
+
+    async fn the_proposer_approves(app: TestApp) {
+        let login = app.login_full("supervisor1").await;
+        let sup = login["access_token"].as_str().unwrap();
+        let (status, p) = app
+            .post(
+                "/v1/deductions",
+                Some(sup),
+                &json!({"zone_id": app.zone("Z01"), "source": "media", "rule_code": "MEDIA"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{p}");
+        let entry = approve(&app, sup, &p).await;
+        assert_eq!(entry["approved_by"], login["user"]["id"]);
+        assert_eq!(entry["proposed_by"], login["user"]["id"]);
+    }
+}
 
 async fn a_case_goes_from_phone_to_ranking_and_back_to_the_phone(app: TestApp) {
     // The inspector captures a problem with a photo offline and syncs; the photo arrives.
@@ -72,13 +113,15 @@ async fn a_case_goes_from_phone_to_ranking_and_back_to_the_phone(app: TestApp) {
     let closed = must_transition(&app, &sup, case_id, json!({"action": "close"})).await;
     assert_eq!(closed["state"], "closed");
     let proposal = propose_on_case(&app, &sup, case_id).await;
+    // Four eyes: another supervisor approves it.
+    let sup2 = app.login("supervisor2").await;
     let (status, entry) = app
         .post(
             &format!(
                 "/v1/deductions/{}/approve",
                 proposal["id"].as_str().unwrap()
             ),
-            Some(&sup),
+            Some(&sup2),
             &json!({}),
         )
         .await;
@@ -107,11 +150,15 @@ async fn a_case_goes_from_phone_to_ranking_and_back_to_the_phone(app: TestApp) {
     assert_eq!(roster, ["roadchief1", "sectionchief1"]);
     assert_eq!(entry["prev_hash"], "0".repeat(64));
 
-    // The period closes; the ranking reflects the deduction.
+    // The period closes (early, by the admin); the ranking reflects the deduction.
     let period = current_period(&app, &sup).await;
     let pid = period["id"].as_str().unwrap();
     let (status, closed_period) = app
-        .post(&format!("/v1/periods/{pid}/close"), Some(&sup), &json!({}))
+        .post(
+            &format!("/v1/periods/{pid}/close"),
+            Some(&app.login("admin").await),
+            &json!({"early": true}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{closed_period}");
     assert_eq!(closed_period["period"]["status"], "closed");
@@ -158,11 +205,12 @@ async fn approval_with_incomplete_evidence_is_refused(app: TestApp) {
     must_transition(&app, &sup, case_id, json!({"action": "file"})).await;
     let proposal = propose_on_case(&app, &sup, case_id).await;
     let pid = proposal["id"].as_str().unwrap();
+    let sup2 = app.login("supervisor2").await;
     // The photo was declared but its bytes never arrived.
     let (status, body) = app
         .post(
             &format!("/v1/deductions/{pid}/approve"),
-            Some(&sup),
+            Some(&sup2),
             &json!({}),
         )
         .await;
@@ -177,7 +225,7 @@ async fn approval_with_incomplete_evidence_is_refused(app: TestApp) {
     let (status, body) = app
         .post(
             &format!("/v1/deductions/{pid}/approve"),
-            Some(&sup),
+            Some(&sup2),
             &json!({}),
         )
         .await;
@@ -199,7 +247,8 @@ async fn concurrent_approvals_post_exactly_one_entry(app: TestApp) {
     let (_, case_id) = filed_case(&app).await;
     let sup1 = app.login("supervisor1").await;
     let sup2 = app.login("supervisor2").await;
-    let proposal = propose_on_case(&app, &sup1, case_id).await;
+    // Proposed by a third person, so that four eyes lets either supervisor approve it.
+    let proposal = propose_on_case(&app, &app.login("admin").await, case_id).await;
     let path = format!(
         "/v1/deductions/{}/approve",
         proposal["id"].as_str().unwrap()
@@ -496,36 +545,32 @@ async fn closed_period_takes_no_entries_and_corrections_go_to_the_open_period(ap
         .await;
     let period = current_period(&app, &sup).await;
     let pid = period["id"].as_str().unwrap();
-    let (status, _) = app
-        .post(&format!("/v1/periods/{pid}/close"), Some(&sup), &json!({}))
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    // Closed early by the admin, deciding the pending proposal in the same step.
+    let close = json!({"early": true, "decisions": [
+        {"proposal_id": pending["id"], "decision": "reject", "reason": "not ours"}]});
     let (status, body) = app
-        .post(&format!("/v1/periods/{pid}/close"), Some(&sup), &json!({}))
+        .post(&format!("/v1/periods/{pid}/close"), Some(&admin), &close)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .post(
+            &format!("/v1/periods/{pid}/close"),
+            Some(&admin),
+            &json!({"early": true}),
+        )
         .await;
     assert_eq!(
         (status, body["code"].clone()),
         (StatusCode::CONFLICT, json!("period_closed"))
     );
 
-    // Neither a pending approval nor a new proposal can post into it.
-    let (status, body) = app
-        .post(
-            &format!("/v1/deductions/{}/approve", pending["id"].as_str().unwrap()),
-            Some(&sup),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(
-        (status, body["code"].clone()),
-        (StatusCode::CONFLICT, json!("period_closed")),
-        "{body}"
-    );
+    // A new proposal cannot post into it.
+    let found_in_it = period["starts_at"].clone();
     let (status, body) = app
         .post(
             "/v1/deductions",
             Some(&sup),
-            &json!({"zone_id": zone, "source": "media", "rule_code": "MEDIA"}),
+            &json!({"zone_id": zone, "source": "media", "rule_code": "MEDIA", "found_at": found_in_it}),
         )
         .await;
     assert_eq!(
@@ -584,8 +629,13 @@ async fn rankings_are_identical_when_recomputed_and_exports_agree(app: TestApp) 
     }
     let period = current_period(&app, &sup).await;
     let pid = period["id"].as_str().unwrap().to_owned();
-    app.post(&format!("/v1/periods/{pid}/close"), Some(&sup), &json!({}))
-        .await;
+    let admin = app.login("admin").await;
+    app.post(
+        &format!("/v1/periods/{pid}/close"),
+        Some(&admin),
+        &json!({"early": true}),
+    )
+    .await;
 
     let path = format!("/v1/periods/{pid}/ranking");
     let (_, first) = get_bytes(&app, &path, &sup).await;
@@ -728,7 +778,7 @@ async fn resent_proposals_are_recognised_by_their_proposal_id(app: TestApp) {
     let (status, entry) = app
         .post(
             &format!("/v1/deductions/{id}/approve"),
-            Some(&sup),
+            Some(&sup2),
             &json!({}),
         )
         .await;
@@ -790,7 +840,8 @@ async fn a_case_takes_one_deduction_until_it_is_reversed(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let second = propose_on_case(&app, &sup, case_id).await;
-    let entry = approve(&app, &sup, &second).await;
+    let sup2 = app.login("supervisor2").await;
+    let entry = approve(&app, &sup2, &second).await;
     let err = refused("case_already_deducted").await;
     assert_eq!(err["details"]["proposal_id"], second["id"]);
     // A reversal frees it for a corrected deduction.
@@ -804,7 +855,7 @@ async fn a_case_takes_one_deduction_until_it_is_reversed(app: TestApp) {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{reversal}");
     let third = propose_on_case(&app, &sup, case_id).await;
-    approve(&app, &sup, &third).await;
+    approve(&app, &sup2, &third).await;
     refused("case_already_deducted").await;
     let (_, ledger) = app.get("/v1/ledger", Some(&sup)).await;
     let kinds: Vec<&str> = ledger["items"]
@@ -857,9 +908,11 @@ async fn concurrent_proposals_and_approvals_on_a_case_post_one_entry(app: TestAp
         format!("/v1/deductions/{first}/approve"),
         format!("/v1/deductions/{second}/approve"),
     );
+    // Approved by someone who proposed neither (four eyes).
+    let admin = app.login("admin").await;
     let (a, b) = tokio::join!(
-        app.post(&path1, Some(&sup1), &empty),
-        app.post(&path2, Some(&sup2), &empty),
+        app.post(&path1, Some(&admin), &empty),
+        app.post(&path2, Some(&admin), &empty),
     );
 
     let mut answers = [(a.0, a.1["code"].clone()), (b.0, b.1["code"].clone())];
@@ -963,6 +1016,7 @@ async fn the_ranking_query_ranks_as_the_reference_scoring(app: TestApp) {
                 reason: None,
                 prev_hash: String::new(),
                 hash: String::new(),
+                proposed_by: None,
             }
         };
         posted.push(store::append(tx.conn(), e).await.unwrap());
@@ -1006,4 +1060,298 @@ async fn the_ranking_query_ranks_as_the_reference_scoring(app: TestApp) {
     );
     let (checked, first_bad) = store::verify_chain(pool).await.unwrap();
     assert_eq!((checked, first_bad), (posted.len() as i64, None));
+}
+
+async fn a_proposal_needs_a_filed_case_and_says_where_the_evidence_stands(app: TestApp) {
+    let (_, case_id) = synced_case(&app).await;
+    let sup = app.login("supervisor1").await;
+    let body = json!({"case_id": case_id, "rule_code": "INSP-GARBAGE"});
+    let propose = || app.post("/v1/deductions", Some(&sup), &body);
+    // Not filed, and its photo has not arrived: the proposal is refused with both facts.
+    let (status, body) = propose().await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "case_not_filed", "{body}");
+    assert_eq!(body["details"]["state"], "reported", "{body}");
+    assert_eq!(body["details"]["evidence_complete"], false, "{body}");
+    assert_eq!(
+        body["details"]["photos"].as_array().unwrap().len(),
+        1,
+        "{body}"
+    );
+    let (_, proposals) = app.get("/v1/deductions", Some(&sup)).await;
+    assert_eq!(proposals, json!([]));
+
+    // The photo arrives: still not filed, and the details say the evidence is complete.
+    verify_evidence(&app, case_id).await;
+    let (status, body) = propose().await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "case_not_filed", "{body}");
+    assert_eq!(body["details"]["evidence_complete"], true, "{body}");
+
+    // Filed, it is proposed.
+    must_transition(&app, &sup, case_id, json!({"action": "file"})).await;
+    let (status, body) = propose().await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+async fn four_eyes_another_supervisor_approves_and_the_entry_names_both(app: TestApp) {
+    let proposer = app.login_full("supervisor1").await;
+    let sup1 = proposer["access_token"].as_str().unwrap();
+    let (status, p) = app
+        .post(
+            "/v1/deductions",
+            Some(sup1),
+            &json!({"zone_id": app.zone("Z01"), "source": "media", "rule_code": "MEDIA"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let pid = p["id"].as_str().unwrap();
+
+    // The proposer's own approval is refused and changes nothing.
+    let (status, body) = app
+        .post(
+            &format!("/v1/deductions/{pid}/approve"),
+            Some(sup1),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "self_approval");
+    assert_eq!(body["details"]["proposed_by"], proposer["user"]["id"]);
+    let (_, still) = app.get(&format!("/v1/deductions/{pid}"), Some(sup1)).await;
+    assert_eq!(still["status"], "proposed");
+    let (_, ledger) = app.get("/v1/ledger", Some(sup1)).await;
+    assert_eq!(ledger["items"], json!([]));
+
+    // Another supervisor approves; the entry names both, wherever it is read.
+    let approver = app.login_full("supervisor2").await;
+    let entry = approve(&app, approver["access_token"].as_str().unwrap(), &p).await;
+    assert_eq!(entry["proposed_by"], proposer["user"]["id"]);
+    assert_eq!(entry["approved_by"], approver["user"]["id"]);
+    let (_, listed) = app.get("/v1/ledger", Some(sup1)).await;
+    assert_eq!(listed["items"][0], entry);
+    let (_, read) = app
+        .get(
+            &format!("/v1/ledger/entries/{}", entry["id"].as_str().unwrap()),
+            Some(sup1),
+        )
+        .await;
+    assert_eq!(read, entry);
+    let (status, csv) = get_bytes(&app, "/v1/exports/ledger?format=csv", sup1).await;
+    assert_eq!(status, StatusCode::OK);
+    let csv = String::from_utf8(csv).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let column = header
+        .iter()
+        .position(|h| *h == "proposed_by")
+        .expect("a proposed_by column");
+    assert_eq!(json!(row[column]), proposer["user"]["id"]);
+    // The hash format is unchanged: the chain verifies.
+    let (_, verify) = app.get("/v1/ledger/verify", Some(sup1)).await;
+    assert_eq!(verify["ok"], true, "{verify}");
+
+    // A reversal is one person's act: it names no proposer.
+    let (status, reversal) = reverse(
+        &app,
+        sup1,
+        entry["id"].as_str().unwrap(),
+        "correction",
+        "wrong zone",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{reversal}");
+    assert_eq!(reversal["proposed_by"], Value::Null);
+}
+
+/// Proposes a media deduction found at `found_at` in Z01 as supervisor1; returns its id.
+async fn media_proposal_at(app: &TestApp, found_at: &str) -> Value {
+    let (status, p) = app
+        .post(
+            "/v1/deductions",
+            Some(&app.login("supervisor1").await),
+            &json!({"zone_id": app.zone("Z01"), "source": "media", "rule_code": "MEDIA",
+                "found_at": found_at}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    p["id"].clone()
+}
+
+async fn a_period_closes_after_its_end_with_nothing_pending_and_opens_the_next(app: TestApp) {
+    let admin = app.login("admin").await;
+    let (sup1, sup2) = (
+        app.login("supervisor1").await,
+        app.login("supervisor2").await,
+    );
+    let current = current_period(&app, &sup1).await;
+    // A period that has ended, with coefficients and two pending proposals.
+    let (status, past) = app
+        .post(
+            "/v1/periods",
+            Some(&admin),
+            &json!({"code": "2020-01", "starts_at": "2020-01-01T00:00:00Z", "ends_at": "2020-02-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{past}");
+    let pid = past["id"].as_str().unwrap();
+    for (zone, c) in [("Z01", 1.2), ("Z02", 0.9)] {
+        let (status, body) = app
+            .put(
+                &format!("/v1/periods/{pid}/coefficients/{}", app.zone(zone)),
+                Some(&admin),
+                &json!({"coefficient": c}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let a = media_proposal_at(&app, "2020-01-15T10:00:00Z").await;
+    let b = media_proposal_at(&app, "2020-01-20T10:00:00Z").await;
+    let close = |token: String, body: Value| {
+        let app = &app;
+        async move {
+            app.post(&format!("/v1/periods/{pid}/close"), Some(&token), &body)
+                .await
+        }
+    };
+    let still_open = || async {
+        let (_, periods) = app.get("/v1/periods", Some(&admin)).await;
+        let p = periods
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == json!(pid))
+            .unwrap()
+            .clone();
+        p["status"] == "open"
+    };
+
+    // The current period has not ended: a supervisor cannot close it, even asking early.
+    let current_close = format!("/v1/periods/{}/close", current["id"].as_str().unwrap());
+    let (status, body) = app.post(&current_close, Some(&sup1), &json!({})).await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::CONFLICT, json!("period_not_ended")),
+        "{body}"
+    );
+    assert_eq!(body["details"]["ends_at"], current["ends_at"]);
+    let (status, body) = app
+        .post(&current_close, Some(&sup1), &json!({"early": true}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // Pending proposals hold the close, and are named.
+    let (status, body) = close(sup1.clone(), json!({})).await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::CONFLICT, json!("period_proposals_pending")),
+        "{body}"
+    );
+    let named: Vec<Value> = body["details"]["proposals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].clone())
+        .collect();
+    assert_eq!(named, [a.clone(), b.clone()]);
+    assert!(still_open().await);
+
+    // Decisions in the close follow the usual rules, and a refused one leaves everything as it was.
+    let decide = json!({"decisions": [
+        {"proposal_id": a, "decision": "approve"},
+        {"proposal_id": b, "decision": "reject", "reason": "a duplicate of the first"}],
+        "next": {"code": "2020-02", "ends_at": "2020-03-01T00:00:00Z"}});
+    let (status, body) = close(sup1.clone(), decide.clone()).await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::FORBIDDEN, json!("self_approval")),
+        "{body}"
+    );
+    assert!(still_open().await);
+    let (_, pending) = app.get("/v1/deductions?status=proposed", Some(&sup1)).await;
+    assert_eq!(pending.as_array().unwrap().len(), 2, "{pending}");
+
+    // Another supervisor decides both and closes; the next period opens with the coefficients.
+    let (status, closed) = close(sup2.clone(), decide).await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+    assert_eq!(closed["period"]["status"], "closed");
+    assert_eq!(closed["period"]["ends_at"], past["ends_at"]);
+    assert_eq!(closed["approved"][0]["proposal_id"], a);
+    assert_eq!(closed["approved"][0]["coefficient"], 1.2);
+    assert_eq!(closed["rejected"][0]["id"], b);
+    assert_eq!(closed["rejected"][0]["status"], "rejected");
+    let next = &closed["next"];
+    assert_eq!(
+        (
+            next["code"].clone(),
+            next["starts_at"].clone(),
+            next["status"].clone()
+        ),
+        (json!("2020-02"), past["ends_at"].clone(), json!("open"))
+    );
+    let coefficients = |period: Value| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let (_, mut cs) = app
+                .get(
+                    &format!("/v1/periods/{}/coefficients", period.as_str().unwrap()),
+                    Some(&admin),
+                )
+                .await;
+            let mut cs: Vec<(Value, Value)> = cs
+                .as_array_mut()
+                .unwrap()
+                .iter()
+                .map(|c| (c["zone_id"].clone(), c["coefficient"].clone()))
+                .collect();
+            cs.sort_by_key(|(z, _)| z.to_string());
+            cs
+        }
+    };
+    assert_eq!(
+        coefficients(next["id"].clone()).await,
+        coefficients(json!(pid)).await
+    );
+    // A finding of the next period's time is proposed into it.
+    let (_, p) = app
+        .get(
+            &format!(
+                "/v1/deductions/{}",
+                media_proposal_at(&app, "2020-02-10T10:00:00Z")
+                    .await
+                    .as_str()
+                    .unwrap()
+            ),
+            Some(&sup1),
+        )
+        .await;
+    assert_eq!(p["period_id"], next["id"]);
+}
+
+async fn an_early_close_by_an_admin_leaves_the_rest_of_the_month_to_the_next_period(app: TestApp) {
+    let admin = app.login("admin").await;
+    let current = current_period(&app, &admin).await;
+    let (status, closed) = app
+        .post(
+            &format!("/v1/periods/{}/close", current["id"].as_str().unwrap()),
+            Some(&admin),
+            &json!({"early": true, "next": {"code": "rest", "ends_at": current["ends_at"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+    // The closed period ends at the close; the next covers the rest of the month.
+    assert_eq!(closed["period"]["ends_at"], closed["next"]["starts_at"]);
+    assert_eq!(closed["next"]["ends_at"], current["ends_at"]);
+    // A finding of today can still be deducted: it goes into the next period.
+    let (status, p) = app
+        .post(
+            "/v1/deductions",
+            Some(&app.login("supervisor1").await),
+            &json!({"zone_id": app.zone("Z02"), "source": "media", "rule_code": "MEDIA"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    assert_eq!(p["period_id"], closed["next"]["id"]);
+    approve(&app, &app.login("supervisor2").await, &p).await;
 }

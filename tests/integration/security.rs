@@ -170,6 +170,19 @@ async fn access_control_matrix() {
         row(Method::GET, format!("/v1/cases/{case1}"), none, z1_data),
         row(Method::GET, format!("/v1/cases/{case2}"), none, z2_data),
         row(Method::GET, "/v1/conflicts", none, all),
+        // The ranking: supervisors and the zones' chiefs (see `the_ranking_shows_each_role_what_it_may_see`).
+        row(
+            Method::GET,
+            format!("/v1/periods/{period}/ranking"),
+            none,
+            [Unauth, Allow, Allow, Forbid, Forbid, Allow],
+        ),
+        row(
+            Method::GET,
+            format!("/v1/exports/ranking?period_id={period}&format=csv"),
+            none,
+            [Unauth, Allow, Allow, Forbid, Forbid, Allow],
+        ),
         row(
             Method::GET,
             "/v1/sync/rejections",
@@ -245,6 +258,83 @@ async fn access_control_matrix() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Who sees which rows of the ranking, in JSON and in the export: admins and supervisors every
+/// zone, zone chiefs (whose roster names no zone) every zone, road and section chiefs their own
+/// zone's row, inspectors and squad members nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ranking_shows_each_role_what_it_may_see() {
+    let app = TestApp::spawn(Db::Sqlite).await.unwrap();
+    let admin = app.login("admin").await;
+    let (_, periods) = app.get("/v1/periods", Some(&admin)).await;
+    let period = periods[0]["id"].as_str().unwrap().to_owned();
+    let (_, zones) = app.get("/v1/zones", Some(&admin)).await;
+    let mut every: Vec<String> = zones
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z["code"].as_str().unwrap().to_owned())
+        .collect();
+    every.sort();
+    let only = |code: &str| Some(vec![code.to_owned()]);
+    let cases: [(&str, Option<Vec<String>>); 8] = [
+        ("admin", Some(every.clone())),
+        ("supervisor1", Some(every.clone())),
+        ("zonechief1", Some(every.clone())),
+        ("roadchief1", only("Z01")),
+        ("sectionchief2", only("Z02")),
+        ("inspector1", None),
+        ("inspector3", None),
+        ("squad1", None),
+    ];
+    for (user, want) in cases {
+        let token = app.login(user).await;
+        let (status, ranking) = app
+            .get(&format!("/v1/periods/{period}/ranking"), Some(&token))
+            .await;
+        let resp = app
+            .http
+            .get(app.url(&format!(
+                "/v1/exports/ranking?period_id={period}&format=csv"
+            )))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let export_status = resp.status();
+        let csv = resp.text().await.unwrap();
+        match want {
+            None => {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{user}: {ranking}");
+                assert_eq!(ranking["code"], "forbidden", "{user}");
+                assert_eq!(export_status, StatusCode::FORBIDDEN, "{user}: {csv}");
+            }
+            Some(want) => {
+                assert_eq!(status, StatusCode::OK, "{user}: {ranking}");
+                let mut seen: Vec<String> = ranking["zones"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|z| z["zone_code"].as_str().unwrap().to_owned())
+                    .collect();
+                seen.sort();
+                assert_eq!(seen, want, "{user}: JSON");
+                assert_eq!(export_status, StatusCode::OK, "{user}");
+                let mut exported: Vec<String> = csv
+                    .lines()
+                    .skip(1)
+                    .map(|l| l.split(',').nth(1).unwrap().to_owned())
+                    .collect();
+                exported.sort();
+                assert_eq!(exported, want, "{user}: export");
+            }
+        }
+    }
+    let (status, _) = app
+        .get(&format!("/v1/periods/{period}/ranking"), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

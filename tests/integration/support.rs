@@ -92,7 +92,8 @@ pub async fn propose_on_case(app: &TestApp, token: &str, id: Uuid) -> Value {
     body
 }
 
-/// A direct deduction from a media report in `zone`, approved; returns the ledger entry.
+/// A direct deduction from a media report in `zone`, proposed with `token` and approved by
+/// supervisor2 (four eyes: the proposer does not approve); returns the ledger entry.
 pub async fn media_entry(app: &TestApp, token: &str, zone: Uuid) -> Value {
     let (status, p) = app
         .post(
@@ -102,7 +103,7 @@ pub async fn media_entry(app: &TestApp, token: &str, zone: Uuid) -> Value {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{p}");
-    approve(app, token, &p).await
+    approve(app, &app.login("supervisor2").await, &p).await
 }
 
 /// Approves `proposal` (a proposal body) and returns the ledger entry; fails unless 200.

@@ -122,6 +122,11 @@ impl AuthUser {
             )))
         }
     }
+    /// Whom unannounced inspections are hidden from (see `store::cases::hidden_case_sql`):
+    /// `None` for admins and supervisors, who see them all; anyone else sees only their own.
+    pub fn confidential_reader(&self) -> Option<Uuid> {
+        (!self.is_supervisor_level()).then_some(self.user_id)
+    }
     /// Sync endpoints need a token bound to an enrolled device.
     pub fn require_device(&self) -> ApiResult<Uuid> {
         self.device_id.ok_or_else(|| {
@@ -163,6 +168,21 @@ impl Scope {
             Scope::All => None,
             Scope::Zones(z) => Some(z),
         }
+    }
+    /// A case `user` may read: in the scope, and not an unannounced inspection of someone
+    /// else's (404 otherwise, like anything outside the scope).
+    pub async fn check_case_visible(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        user: &AuthUser,
+        case: Uuid,
+        zone: Uuid,
+    ) -> ApiResult<()> {
+        self.check_visible(zone, "case")?;
+        if store::cases::is_hidden(conn, case, user.confidential_reader()).await? {
+            return Err(ApiError::not_found("case"));
+        }
+        Ok(())
     }
     /// 404 rather than 403 for things outside the scope: their existence must not leak.
     pub fn check_visible(&self, zone: Uuid, what: &str) -> ApiResult<()> {

@@ -47,6 +47,12 @@ pub struct Entry {
     pub reason: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+    /// Who proposed the deduction (`approved_by` approved it); `None` for a reversal and for
+    /// entries posted before it was recorded. Stored with the entry, which is append-only, but
+    /// outside the hashed text, whose format stays as it is: the hashed `proposal_id` names the
+    /// proposal it came from.
+    #[serde(default)]
+    pub proposed_by: Option<String>,
 }
 
 /// Weighted points: `raw × coefficient`, both in thousandths, rounded to the nearest
@@ -320,6 +326,7 @@ mod tests {
             reason: Some("line one\nline=two".into()),
             prev_hash: prev.into(),
             hash: String::new(),
+            proposed_by: None,
         };
         e.hash = entry_hash(&e);
         e

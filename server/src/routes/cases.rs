@@ -32,7 +32,8 @@ pub struct CaseQuery {
     pub limit: Option<i64>,
 }
 
-/// Cases in the caller's scope.
+/// Cases in the caller's scope (an unannounced inspection's cases only for supervisors and
+/// their authors, until dispatched).
 #[utoipa::path(get, path = "/v1/cases", operation_id = "list_cases", tag = "cases", security(("bearer" = [])), params(CaseQuery),
     responses((status = 200, body = Page<CaseView>)))]
 async fn list(
@@ -51,6 +52,7 @@ async fn list(
         q.state.as_deref(),
         q.after,
         limit + 1,
+        user.confidential_reader(),
     )
     .await?;
     let more = rows.len() as i64 > limit;
@@ -85,7 +87,13 @@ async fn get(
         .ok_or_else(|| ApiError::not_found("case"))?;
     user.scope(&state)
         .await?
-        .check_visible(view.zone_id, "case")?;
+        .check_case_visible(
+            &mut *state.db.pool.acquire().await?,
+            &user,
+            id,
+            view.zone_id,
+        )
+        .await?;
     with_evidence(&state.db, std::slice::from_mut(&mut view)).await?;
     Ok(Json(view))
 }
@@ -100,7 +108,14 @@ async fn conflicts(
 ) -> ApiResult<Json<Page<CaseConflict>>> {
     let limit = q.limit()?;
     let scope = user.scope(&state).await?;
-    let rows = cases::conflicts_in(&state.db.pool, scope.zones(), q.before, limit + 1).await?;
+    let rows = cases::conflicts_in(
+        &state.db.pool,
+        scope.zones(),
+        q.before,
+        limit + 1,
+        user.confidential_reader(),
+    )
+    .await?;
     let items = rows.iter().map(conflict_view).collect();
     Ok(Json(q.page(items, limit, |c: &CaseConflict| c.id)))
 }

@@ -13,7 +13,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Query};
 use crate::ledger::export::{Cell, Table};
 use crate::model::Milli;
-use crate::routes::ledger::{compute_ranking, scoped_zones};
+use crate::routes::ledger::{scoped_zones, visible_ranking};
 use crate::state::AppState;
 use crate::store::{cases, ledger as store, reference, review, rfc3339};
 
@@ -99,6 +99,7 @@ async fn ledger(
                 Milli::to_f64(e.coefficient_milli).into(),
                 Milli::to_f64(e.weighted_points_milli).into(),
                 e.approved_by.clone().into(),
+                e.proposed_by.clone().into(),
                 rfc3339(e.approved_at).into(),
                 e.case_id.clone().into(),
                 e.case_version.into(),
@@ -124,6 +125,7 @@ async fn ledger(
             "coefficient",
             "weighted_points",
             "approved_by",
+            "proposed_by",
             "approved_at",
             "case_id",
             "case_version",
@@ -145,19 +147,21 @@ pub struct RankingExportQuery {
     pub format: TableFormat,
 }
 
-/// The ranking of a period as CSV or XLSX: one row per zone with score and indicators.
+/// The ranking of a period as CSV or XLSX: one row per zone with score and indicators, the
+/// zones the caller may see as in `GET /v1/periods/{id}/ranking` (inspectors and squad
+/// members: 403).
 #[utoipa::path(get, path = "/v1/exports/ranking", operation_id = "export_ranking", tag = "ledger", security(("bearer" = [])), params(RankingExportQuery),
     responses((status = 200, description = "CSV or XLSX", content((String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
-        (status = 404, body = gridline_sync::ErrorBody)))]
+        (status = 403, body = gridline_sync::ErrorBody), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn ranking(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     Query(q): Query<RankingExportQuery>,
 ) -> ApiResult<Response> {
     let period = reference::period(&state.db.pool, q.period_id)
         .await?
         .ok_or_else(|| ApiError::not_found("period"))?;
-    let r = compute_ranking(&state, &period).await?;
+    let r = visible_ranking(&state, &user, &period).await?;
     let rows = r
         .zones
         .iter()
@@ -237,6 +241,7 @@ async fn case_list(
             q.state.as_deref(),
             after,
             1000,
+            user.confidential_reader(),
         )
         .await?;
         let Some(last) = page.last() else { break };

@@ -22,7 +22,9 @@ use crate::state::AppState;
 use crate::store::changes::{self, PendingChange};
 use crate::store::ledger::{self as store, ProposalRow};
 use crate::store::review;
-use crate::store::{audit, cases, ms_from_time, new_id, now_ms, reference, time_from_ms, uuid_col};
+use crate::store::{
+    audit, cases, ms_from_time, new_id, now_ms, reference, rfc3339, time_from_ms, uuid_col, WriteTx,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -185,8 +187,44 @@ fn case_held(proposal: Uuid, status: &str) -> ApiError {
     ApiError::new(code, message).with_details(json!({ "proposal_id": proposal }))
 }
 
+/// Refuses a deduction on a case that is not filed (`case_not_filed`, saying where its evidence
+/// stands too, so that one refusal does not hide the next) and, when `need_evidence` (at
+/// approval), on one whose evidence is not complete (`evidence_incomplete`). Returns the hashes
+/// of the case's photos.
+async fn deductible(
+    conn: &mut AnyConnection,
+    case: &cases::CaseRow,
+    need_evidence: bool,
+) -> ApiResult<Vec<String>> {
+    use gridline_sync::conflict::CaseState::*;
+    let (photos, complete) = review::evidence(conn, case.id).await?;
+    if matches!(case.state, Reported | NotFiled | Duplicate | Withdrawn) {
+        let message = if case.state == Reported {
+            "the case has not been filed yet: file it before proposing a deduction".to_owned()
+        } else {
+            format!("a case in state {} cannot be deducted", case.state.as_str())
+        };
+        return Err(
+            ApiError::new(ErrorCode::CaseNotFiled, message).with_details(json!({
+                "state": case.state.as_str(),
+                "evidence_complete": complete,
+                "photos": photos,
+            })),
+        );
+    }
+    if need_evidence && !complete {
+        return Err(ApiError::new(
+            ErrorCode::EvidenceIncomplete,
+            "the case's evidence is not complete: every declared photo must be received and verified",
+        )
+        .with_details(json!({ "photos": photos })));
+    }
+    Ok(photos)
+}
+
 /// Propose a deduction (supervisors), from a case or directly, citing a rule of the rulebook
-/// in force. The finding's time decides the period, which must be open. A case takes one
+/// in force. The finding's time decides the period, which must be open. A case must be filed
+/// (`case_not_filed`, which also says where its evidence stands). A case takes one
 /// deduction: a second proposal is refused while the first is pending (`proposal_pending`) or
 /// approved and not reversed (`case_already_deducted`). A resend under the same client-made
 /// `proposal_id` answers `200` with the proposal the first request made.
@@ -219,6 +257,8 @@ async fn propose(
             if input.zone_id.is_some_and(|z| z != case.zone_id) {
                 return Err(ApiError::invalid("zone_id", "differs from the case's zone"));
             }
+            // Evidence may still be arriving: it must be complete by the approval.
+            deductible(&mut *state.db.pool.acquire().await?, &case, false).await?;
             let source = match input.source {
                 Some(s) => s,
                 None => Source::parse(&case.source).unwrap_or(Source::Inspection),
@@ -334,6 +374,11 @@ async fn propose(
             return Err(case_held(held_by, &status));
         }
     }
+    // Under the period's lock, so that a close in flight sees this proposal pending, or this
+    // proposal sees the period closed.
+    if store::lock_period(&mut tx, period_id).await?.as_deref() != Some("open") {
+        return Err(period_closed());
+    }
     if let Err(err) = store::insert_proposal(tx.conn(), &row).await {
         let taken = matches!(&err, sqlx::Error::Database(db) if db.is_unique_violation());
         if taken && input.proposal_id.is_some() {
@@ -422,6 +467,9 @@ pub struct LedgerEntry {
     #[schema(value_type = Vec<crate::store::review::RosterPerson>)]
     pub roster: serde_json::Value,
     pub approved_by: Uuid,
+    /// Who proposed the deduction: with four eyes, never `approved_by`. Absent for a reversal
+    /// and for entries posted before the proposer was recorded. Not part of the hashed text.
+    pub proposed_by: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
     pub approved_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -455,6 +503,7 @@ pub fn entry_view(e: &Entry) -> LedgerEntry {
         weighted_points: Milli::to_f64(e.weighted_points_milli),
         roster: serde_json::from_str(&e.roster).unwrap_or_default(),
         approved_by: uuid_col(&e.approved_by),
+        proposed_by: u(&e.proposed_by),
         approved_at: time_from_ms(e.approved_at),
         found_at: time_from_ms(e.found_at),
         case_id: u(&e.case_id),
@@ -468,14 +517,15 @@ pub fn entry_view(e: &Entry) -> LedgerEntry {
     }
 }
 
-/// Approve a proposal (supervisors): the deduction is posted to the ledger with the zone's
+/// Approve a proposal (supervisors other than its proposer, unless the server turns the
+/// four-eyes rule off: `self_approval`): the deduction is posted to the ledger with the zone's
 /// coefficient for the period, the roster of the zone at the time of the finding and, for a
 /// case, the case version and the hashes of its evidence, which must be complete and verified.
 /// The case is locked. Of two concurrent approvals exactly one posts; the other gets 409, and
 /// so does an approval on a case whose deduction stands (`case_already_deducted`).
 #[utoipa::path(post, path = "/v1/deductions/{id}/approve", operation_id = "approve_proposal", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
-    responses((status = 200, body = LedgerEntry), (status = 404, body = gridline_sync::ErrorBody),
-        (status = 409, body = gridline_sync::ErrorBody)))]
+    responses((status = 200, body = LedgerEntry), (status = 403, body = gridline_sync::ErrorBody),
+        (status = 404, body = gridline_sync::ErrorBody), (status = 409, body = gridline_sync::ErrorBody)))]
 async fn approve(
     State(state): State<AppState>,
     user: AuthUser,
@@ -483,20 +533,46 @@ async fn approve(
 ) -> ApiResult<Json<LedgerEntry>> {
     require_supervisor(&user)?;
     let scope = user.scope(&state).await?;
-    let now = now_ms();
     let mut tx = state.db.begin_write().await?;
+    let (view, pending) = approve_in(&state, &mut tx, &user, &scope, id, None).await?;
+    changes::append(tx.conn(), &pending).await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+/// Approves proposal `id` inside `tx` (see [`approve`]), refusing one that is not of `period`
+/// when given; returns the entry and the change-log rows to append last.
+async fn approve_in(
+    state: &AppState,
+    tx: &mut WriteTx,
+    user: &AuthUser,
+    scope: &Scope,
+    id: Uuid,
+    period: Option<Uuid>,
+) -> ApiResult<(LedgerEntry, Vec<PendingChange>)> {
+    let now = now_ms();
     let p = store::proposal(tx.conn(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("deduction"))?;
     scope.check_visible(p.zone_id, "deduction")?;
+    if period.is_some_and(|period| period != p.period_id) {
+        return Err(not_of_period(id));
+    }
     let already = || ApiError::conflict("the deduction has already been decided");
     if p.status != "proposed" {
         return Err(already());
     }
+    if state.config.deductions.four_eyes && p.proposed_by == user.user_id {
+        return Err(ApiError::new(
+            ErrorCode::SelfApproval,
+            "you proposed this deduction: another supervisor must approve it",
+        )
+        .with_details(json!({ "proposed_by": p.proposed_by })));
+    }
     let mut case_row = None;
     let mut evidence = Vec::new();
     if let Some(case_id) = p.case_id {
-        review::lock_cases(&mut tx, &[case_id]).await?;
+        review::lock_cases(tx, &[case_id]).await?;
         // Read again under the lock: a concurrent approval of this proposal or of another on
         // the same case may have committed meanwhile.
         if store::proposal(tx.conn(), id)
@@ -515,25 +591,10 @@ async fn approve(
         let case = cases::get(tx.conn(), case_id)
             .await?
             .ok_or_else(|| ApiError::not_found("case"))?;
-        use gridline_sync::conflict::CaseState::*;
-        if matches!(case.state, Reported | NotFiled | Duplicate | Withdrawn) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidTransition,
-                format!("a case in state {} cannot be deducted", case.state.as_str()),
-            ));
-        }
-        let (hashes, complete) = review::evidence(tx.conn(), case_id).await?;
-        if !complete {
-            return Err(ApiError::new(
-                ErrorCode::EvidenceIncomplete,
-                "the case's evidence is not complete: every declared photo must be received and verified",
-            )
-            .with_details(json!({ "photos": hashes })));
-        }
-        evidence = hashes;
+        evidence = deductible(tx.conn(), &case, true).await?;
         case_row = Some(case);
     }
-    if store::lock_period(&mut tx, p.period_id).await?.as_deref() != Some("open") {
+    if store::lock_period(tx, p.period_id).await?.as_deref() != Some("open") {
         return Err(period_closed());
     }
     let coefficient = reference::coefficients(tx.conn(), p.period_id)
@@ -603,6 +664,7 @@ async fn approve(
             reason: None,
             prev_hash: String::new(),
             hash: String::new(),
+            proposed_by: Some(p.proposed_by.to_string()),
         },
     )
     .await?;
@@ -648,9 +710,14 @@ async fn approve(
         Some(&view),
     )
     .await?;
-    changes::append(tx.conn(), &pending).await?;
-    tx.commit().await?;
-    Ok(Json(view))
+    Ok((view, pending))
+}
+
+/// A decision on a proposal of another period, asked for while closing one.
+fn not_of_period(id: Uuid) -> ApiError {
+    let reason = "a proposal of another period";
+    ApiError::invalid("decisions", reason)
+        .with_details(json!({ "path": "decisions", "reason": reason, "proposal_id": id }))
 }
 
 /// A rejection or reversal must say why: 1 to 2000 characters after trimming.
@@ -686,10 +753,28 @@ async fn reject(
     let reason = required_reason(&input.reason)?;
     let scope = user.scope(&state).await?;
     let mut tx = state.db.begin_write().await?;
+    let after = reject_in(&mut tx, &user, &scope, id, reason, None).await?;
+    tx.commit().await?;
+    Ok(Json(after))
+}
+
+/// Rejects proposal `id` inside `tx` (see [`reject`]), refusing one that is not of `period`
+/// when given.
+async fn reject_in(
+    tx: &mut WriteTx,
+    user: &AuthUser,
+    scope: &Scope,
+    id: Uuid,
+    reason: &str,
+    period: Option<Uuid>,
+) -> ApiResult<Proposal> {
     let p = store::proposal(tx.conn(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("deduction"))?;
     scope.check_visible(p.zone_id, "deduction")?;
+    if period.is_some_and(|period| period != p.period_id) {
+        return Err(not_of_period(id));
+    }
     if !store::decide_proposal(tx.conn(), id, "rejected", user.user_id, Some(reason), None).await? {
         return Err(ApiError::conflict("the deduction has already been decided"));
     }
@@ -706,8 +791,7 @@ async fn reject(
         Some(&proposal_view(&after)),
     )
     .await?;
-    tx.commit().await?;
-    Ok(Json(proposal_view(&after)))
+    Ok(proposal_view(&after))
 }
 
 // ---- the ledger -------------------------------------------------------------------------------
@@ -878,6 +962,7 @@ async fn reverse(
             reason: Some(format!("{cause}: {reason}")),
             prev_hash: String::new(),
             hash: String::new(),
+            proposed_by: None,
             ..original.clone()
         },
     )
@@ -930,6 +1015,55 @@ pub struct ClosedPeriod {
     pub formula_version: String,
     /// SHA-256 of the ranking's JSON as stored at closing.
     pub ranking_sha256: String,
+    /// The entries the close approved (`decisions`), in the order asked.
+    pub approved: Vec<LedgerEntry>,
+    /// The proposals the close rejected (`decisions`), in the order asked.
+    pub rejected: Vec<Proposal>,
+    /// The period opened by the close (`next`), with the closed period's coefficients.
+    pub next: Option<Period>,
+}
+
+/// How to close a period. Every part is optional: `{}` closes a period that has ended and
+/// has no pending proposals.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseInput {
+    /// Close before the period's end (admins only). The period then ends now, so that the
+    /// next one can start at once and no finding of the rest of it is left without a period.
+    #[serde(default)]
+    pub early: bool,
+    /// A decision on each proposal of the period still pending, taken in the same step as the
+    /// close: all of them succeed with the close, or nothing is done.
+    #[serde(default)]
+    pub decisions: Vec<PendingDecision>,
+    /// The next period to open where this one ends, starting with this one's coefficients.
+    #[serde(default)]
+    pub next: Option<NextPeriod>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PendingDecision {
+    pub proposal_id: Uuid,
+    pub decision: Decision,
+    /// Required for a rejection.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NextPeriod {
+    pub code: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: time::OffsetDateTime,
 }
 
 /// The ranking of a period, computed from the ledger.
@@ -953,26 +1087,102 @@ pub async fn compute_ranking(state: &AppState, period: &Period) -> ApiResult<Ran
 
 /// Close a period (admins and supervisors): it takes no new ledger entries from now on. The
 /// ranking is computed and stored with its formula version and hash.
+///
+/// A period closes once its end has passed (`period_not_ended` before; an admin may close it
+/// early with `early`, and it then ends now) and when none of its proposals is pending
+/// (`period_proposals_pending`, listing them in `details.proposals`; `decisions` decides them
+/// in the same step, under the usual rules: four eyes, complete evidence). `next` opens the
+/// following period where this one ends, with this one's coefficients. Nothing is done unless
+/// all of it is.
 #[utoipa::path(post, path = "/v1/periods/{id}/close", operation_id = "close_period", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
-    responses((status = 200, body = ClosedPeriod), (status = 404, body = gridline_sync::ErrorBody),
-        (status = 409, body = gridline_sync::ErrorBody)))]
+    request_body = CloseInput,
+    responses((status = 200, body = ClosedPeriod), (status = 403, body = gridline_sync::ErrorBody),
+        (status = 404, body = gridline_sync::ErrorBody), (status = 409, body = gridline_sync::ErrorBody),
+        (status = 422, body = gridline_sync::ErrorBody)))]
 async fn close_period(
     State(state): State<AppState>,
     user: AuthUser,
     PathParam(id): PathParam<Uuid>,
+    Json(input): Json<CloseInput>,
 ) -> ApiResult<Json<ClosedPeriod>> {
     require_supervisor(&user)?;
+    let scope = user.scope(&state).await?;
     let now = now_ms();
-    let mut tx = state.db.begin_write().await?;
-    let before = reference::period(tx.conn(), id)
+    let before = reference::period(&state.db.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("period"))?;
+    if before.status == PeriodStatus::Closed {
+        return Err(period_closed());
+    }
+    let early = now < ms_from_time(before.ends_at);
+    if early && !input.early {
+        return Err(ApiError::new(
+            ErrorCode::PeriodNotEnded,
+            "the period has not ended yet: an admin may close it early (`early`)",
+        )
+        .with_details(json!({ "ends_at": rfc3339(ms_from_time(before.ends_at)) })));
+    }
+    if early {
+        user.require_admin()?;
+    }
+    let reasons = input
+        .decisions
+        .iter()
+        .map(|d| match d.decision {
+            Decision::Approve => Ok(None),
+            Decision::Reject => required_reason(d.reason.as_deref().unwrap_or_default()).map(Some),
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+
+    let mut tx = state.db.begin_write().await?;
+    let (mut approved, mut rejected, mut pending) = (Vec::new(), Vec::new(), Vec::new());
+    // Decisions first: each takes its case's lock, then the period's, as an approval does.
+    for (d, reason) in input.decisions.iter().zip(reasons) {
+        match reason {
+            None => {
+                let (entry, changes) =
+                    approve_in(&state, &mut tx, &user, &scope, d.proposal_id, Some(id)).await?;
+                approved.push(entry);
+                pending.extend(changes);
+            }
+            Some(reason) => {
+                rejected.push(
+                    reject_in(&mut tx, &user, &scope, d.proposal_id, reason, Some(id)).await?,
+                );
+            }
+        }
+    }
+    // Under the period's lock: a proposal being made waits for the close, and then finds the
+    // period closed.
+    if store::lock_period(&mut tx, id).await?.as_deref() != Some("open") {
+        return Err(period_closed());
+    }
+    let waiting = store::pending_proposals(tx.conn(), id).await?;
+    if !waiting.is_empty() {
+        let proposals: Vec<Proposal> = waiting.iter().map(proposal_view).collect();
+        return Err(ApiError::new(
+            ErrorCode::PeriodProposalsPending,
+            format!(
+                "{} proposal(s) of the period are pending: decide them first, or in the close (`decisions`)",
+                proposals.len()
+            ),
+        )
+        .with_details(json!({ "proposals": proposals })));
+    }
+    if early {
+        store::end_period_at(tx.conn(), id, now).await?;
+    }
     if !store::close_period(tx.conn(), id, user.user_id, now).await? {
         return Err(period_closed());
     }
     let period = Period {
         status: PeriodStatus::Closed,
         closed_at: Some(time_from_ms(now)),
+        ends_at: if early {
+            time_from_ms(now)
+        } else {
+            before.ends_at
+        },
         ..before.clone()
     };
     audit::record(
@@ -985,7 +1195,25 @@ async fn close_period(
         Some(&period),
     )
     .await?;
-    changes::append(tx.conn(), &[PendingChange::upsert("period", id, None)]).await?;
+    let next = match &input.next {
+        Some(next) => {
+            let opened = crate::routes::periods::create_period_in(
+                &mut tx,
+                Some(user.user_id),
+                &crate::model::PeriodInput {
+                    code: next.code.clone(),
+                    starts_at: period.ends_at,
+                    ends_at: next.ends_at,
+                },
+            )
+            .await?;
+            crate::routes::periods::copy_coefficients(&mut tx, user.user_id, id, opened.id).await?;
+            Some(opened)
+        }
+        None => None,
+    };
+    pending.push(PendingChange::upsert("period", id, None));
+    changes::append(tx.conn(), &pending).await?;
     tx.commit().await?;
     // Computed after the close has committed: no entry can join the period any more, so this
     // is the period's final ranking.
@@ -999,21 +1227,51 @@ async fn close_period(
         period,
         formula_version: scoring::FORMULA_VERSION.to_owned(),
         ranking_sha256: sha,
+        approved,
+        rejected,
+        next,
     }))
 }
 
 /// Zone scores and the ranking of a period, with breakdowns by work category, source and
 /// rule, and the field's indicators. Recomputed from the ledger on every call: the same ledger
-/// gives the same bytes.
+/// gives the same bytes. Admins and supervisors see every zone, zone, road and section chiefs
+/// the zones of their roster; inspectors and squad members get 403.
 #[utoipa::path(get, path = "/v1/periods/{id}/ranking", operation_id = "get_period_ranking", tag = "ledger", security(("bearer" = [])), params(("id" = Uuid, Path)),
-    responses((status = 200, body = Ranking), (status = 404, body = gridline_sync::ErrorBody)))]
+    responses((status = 200, body = Ranking), (status = 403, body = gridline_sync::ErrorBody),
+        (status = 404, body = gridline_sync::ErrorBody)))]
 async fn ranking(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     PathParam(id): PathParam<Uuid>,
 ) -> ApiResult<Json<Ranking>> {
     let period = reference::period(&state.db.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("period"))?;
-    Ok(Json(compute_ranking(&state, &period).await?))
+    Ok(Json(visible_ranking(&state, &user, &period).await?))
+}
+
+/// The ranking of a period as `user` may see it: admins and supervisors see every zone; zone,
+/// road and section chiefs see the rows of the zones their roster gives them (each with its
+/// rank among all zones); inspectors and squad members, who are not assessed and must not be
+/// swayed by the standings, see none (403).
+pub async fn visible_ranking(
+    state: &AppState,
+    user: &AuthUser,
+    period: &Period,
+) -> ApiResult<Ranking> {
+    let chief = [Role::ZoneChief, Role::RoadChief, Role::SectionChief]
+        .iter()
+        .any(|r| user.has(*r));
+    if !user.is_supervisor_level() && !chief {
+        return Err(ApiError::forbidden(
+            "the ranking is for supervisors and the zones' chiefs",
+        ));
+    }
+    let scope = user.scope(state).await?;
+    let mut ranking = compute_ranking(state, period).await?;
+    ranking
+        .zones
+        .retain(|z| Uuid::parse_str(&z.zone_id).is_ok_and(|z| scope.contains(z)));
+    Ok(ranking)
 }

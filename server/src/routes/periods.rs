@@ -10,7 +10,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Json, PathParam};
 use crate::model::{Coefficient, CoefficientInput, Milli, Period, PeriodInput, PeriodStatus};
 use crate::state::AppState;
-use crate::store::{audit, ms_from_time, reference};
+use crate::store::{audit, ms_from_time, reference, WriteTx};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -44,13 +44,24 @@ pub async fn create_period(
     actor: Option<Uuid>,
     input: &PeriodInput,
 ) -> ApiResult<Period> {
+    let mut tx = state.db.begin_write().await?;
+    let period = create_period_in(&mut tx, actor, input).await?;
+    tx.commit().await?;
+    Ok(period)
+}
+
+/// Opens a period inside `tx` (see [`create_period`]).
+pub async fn create_period_in(
+    tx: &mut WriteTx,
+    actor: Option<Uuid>,
+    input: &PeriodInput,
+) -> ApiResult<Period> {
     if input.code.trim().is_empty() || input.code.len() > 32 {
         return Err(ApiError::invalid("code", "must be 1 to 32 bytes"));
     }
     if input.ends_at <= input.starts_at {
         return Err(ApiError::invalid("ends_at", "must be after starts_at"));
     }
-    let mut tx = state.db.begin_write().await?;
     let overlapping = reference::overlapping_periods(
         tx.conn(),
         ms_from_time(input.starts_at),
@@ -71,8 +82,36 @@ pub async fn create_period(
         Some(&period),
     )
     .await?;
-    tx.commit().await?;
     Ok(period)
+}
+
+/// Sets every coefficient of period `from` for period `to` too (the next period starts with
+/// the coefficients of the one before; an admin may change them while it is open).
+pub async fn copy_coefficients(
+    tx: &mut WriteTx,
+    actor: Uuid,
+    from: Uuid,
+    to: Uuid,
+) -> ApiResult<Vec<Coefficient>> {
+    let mut copied = Vec::new();
+    for c in reference::coefficients(tx.conn(), from).await? {
+        let Some(milli) = Milli::from_f64(c.coefficient, 10.0) else {
+            continue;
+        };
+        reference::set_coefficient(tx.conn(), c.zone_id, to, milli, Some(actor)).await?;
+        copied.push(Coefficient { period_id: to, ..c });
+    }
+    audit::record(
+        tx.conn(),
+        Some(actor),
+        "coefficient.copy",
+        "period",
+        &to.to_string(),
+        None::<&()>,
+        Some(&copied),
+    )
+    .await?;
+    Ok(copied)
 }
 
 /// The zone coefficients set for a period (zones in the caller's scope).

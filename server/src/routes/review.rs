@@ -188,7 +188,9 @@ pub async fn transition_case(
     let mut case = cases::get(tx.conn(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("case"))?;
-    scope.check_visible(case.zone_id, "case")?;
+    scope
+        .check_case_visible(tx.conn(), user, id, case.zone_id)
+        .await?;
     let assignees = review::assignees(tx.conn(), &[id])
         .await?
         .remove(&id)
@@ -379,10 +381,11 @@ async fn workflow_of(
     let case = cases::get(&state.db.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("case"))?;
+    let mut conn = state.db.pool.acquire().await?;
     user.scope(&state)
         .await?
-        .check_visible(case.zone_id, "case")?;
-    let mut conn = state.db.pool.acquire().await?;
+        .check_case_visible(&mut conn, &user, id, case.zone_id)
+        .await?;
     let wf = review::workflows(&mut conn, &[id])
         .await?
         .remove(&id)

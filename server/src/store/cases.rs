@@ -259,23 +259,84 @@ pub async fn get<'c, E: Executor<'c, Database = Any>>(e: E, id: Uuid) -> R<Optio
     row.as_ref().map(case_from_row).transpose()
 }
 
-/// A page of cases ordered by id (UUIDv7: roughly by creation), in some zones, after `after`.
+// ---- unannounced inspections ------------------------------------------------------------------
+//
+// An unannounced round, and each case raised in it until a supervisor dispatches the case to
+// the zone, reach only admins, supervisors and the people who made them (the round's
+// inspector, the case's reporter): nobody on the inspected zone's roster learns of the
+// inspection while it is under way. Every read path (pull, case lists and reads, conflicts,
+// exports) applies these conditions, with the reader as a bound parameter; `None` as the
+// reader (admins and supervisors, see `AuthUser::confidential_reader`) applies none.
+
+/// SQL: the case whose id is the expression `case_id` is confidential and the user in the
+/// placeholder `reader` neither reported it nor made its round.
+pub fn hidden_case_sql(case_id: &str, reader: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM cases hc JOIN rounds hr ON hr.id = hc.round_id \
+         WHERE hc.id = {case_id} AND hr.kind = 'unannounced' AND hc.dispatched_at IS NULL \
+         AND hc.reporter_id <> {reader} AND hr.user_id <> {reader})"
+    )
+}
+
+/// SQL: the round whose id is the expression `round_id` is unannounced and not made by the
+/// user in the placeholder `reader`.
+pub fn hidden_round_sql(round_id: &str, reader: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM rounds hr WHERE hr.id = {round_id} \
+         AND hr.kind = 'unannounced' AND hr.user_id <> {reader})"
+    )
+}
+
+/// Whether case `id` is hidden from `reader` (see [`hidden_case_sql`]).
+pub async fn is_hidden<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    id: Uuid,
+    reader: Option<Uuid>,
+) -> R<bool> {
+    let Some(reader) = reader else {
+        return Ok(false);
+    };
+    let hidden: i64 = sqlx::query_scalar(&format!(
+        "SELECT CAST(CASE WHEN {} THEN 1 ELSE 0 END AS BIGINT)",
+        hidden_case_sql("$1", "$2")
+    ))
+    .bind(id.to_string())
+    .bind(reader.to_string())
+    .fetch_one(e)
+    .await?;
+    Ok(hidden == 1)
+}
+
+/// A page of cases ordered by id (UUIDv7: roughly by creation), in some zones, after `after`,
+/// without those hidden from `reader`.
 pub async fn list<'c, E: Executor<'c, Database = Any>>(
     e: E,
     zones: Option<&[Uuid]>,
     state: Option<&str>,
     after: Option<Uuid>,
     limit: i64,
+    reader: Option<Uuid>,
 ) -> R<Vec<CaseRow>> {
     let mut sql = format!(
         "SELECT {} FROM cases WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR id > $2)",
         CASE_COLUMNS.join(", ")
     );
+    let mut next = 4;
     if let Some(z) = zones {
         if z.is_empty() {
             return Ok(vec![]);
         }
-        sql.push_str(&format!(" AND zone_id IN ({})", placeholders(4, z.len())));
+        sql.push_str(&format!(
+            " AND zone_id IN ({})",
+            placeholders(next, z.len())
+        ));
+        next += z.len();
+    }
+    if reader.is_some() {
+        sql.push_str(&format!(
+            " AND NOT {}",
+            hidden_case_sql("cases.id", &format!("${next}"))
+        ));
     }
     sql.push_str(" ORDER BY id LIMIT $3");
     let mut q = sqlx::query(&sql)
@@ -285,16 +346,29 @@ pub async fn list<'c, E: Executor<'c, Database = Any>>(
     for z in zones.unwrap_or(&[]) {
         q = q.bind(z.to_string());
     }
+    if let Some(reader) = reader {
+        q = q.bind(reader.to_string());
+    }
     q.fetch_all(e).await?.iter().map(case_from_row).collect()
 }
 
-/// Ids of every case in a zone (for `remove` when a zone leaves a puller's scope).
-pub async fn ids_in_zone<'c, E: Executor<'c, Database = Any>>(e: E, zone: Uuid) -> R<Vec<Uuid>> {
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM cases WHERE zone_id = $1 ORDER BY id")
-            .bind(zone.to_string())
-            .fetch_all(e)
-            .await?;
+/// Ids of every case in a zone but those hidden from `reader` (for `remove` when a zone
+/// leaves a puller's scope).
+pub async fn ids_in_zone<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    zone: Uuid,
+    reader: Option<Uuid>,
+) -> R<Vec<Uuid>> {
+    let hidden = match reader {
+        Some(_) => format!(" AND NOT {}", hidden_case_sql("cases.id", "$2")),
+        None => String::new(),
+    };
+    let sql = format!("SELECT id FROM cases WHERE zone_id = $1{hidden} ORDER BY id");
+    let mut q = sqlx::query_scalar(&sql).bind(zone.to_string());
+    if let Some(reader) = reader {
+        q = q.bind(reader.to_string());
+    }
+    let ids: Vec<String> = q.fetch_all(e).await?;
     Ok(ids.iter().map(|s| uuid_col(s)).collect())
 }
 
@@ -663,21 +737,34 @@ pub async fn conflict<'c, E: Executor<'c, Database = Any>>(
         .transpose()
 }
 
+/// Conflicts in some zones, newest first, without those of cases hidden from `reader`.
 pub async fn conflicts_in<'c, E: Executor<'c, Database = Any>>(
     e: E,
     zones: Option<&[Uuid]>,
     before: Option<Uuid>,
     limit: i64,
+    reader: Option<Uuid>,
 ) -> R<Vec<ConflictRow>> {
     let mut sql = format!(
         "SELECT {} FROM conflicts WHERE ($2 IS NULL OR id < $2)",
         CONFLICT_COLUMNS.join(", ")
     );
+    let mut next = 3;
     if let Some(z) = zones {
         if z.is_empty() {
             return Ok(vec![]);
         }
-        sql.push_str(&format!(" AND zone_id IN ({})", placeholders(3, z.len())));
+        sql.push_str(&format!(
+            " AND zone_id IN ({})",
+            placeholders(next, z.len())
+        ));
+        next += z.len();
+    }
+    if reader.is_some() {
+        sql.push_str(&format!(
+            " AND NOT {}",
+            hidden_case_sql("conflicts.case_id", &format!("${next}"))
+        ));
     }
     sql.push_str(" ORDER BY id DESC LIMIT $1");
     let mut q = sqlx::query(&sql)
@@ -685,6 +772,9 @@ pub async fn conflicts_in<'c, E: Executor<'c, Database = Any>>(
         .bind(before.map(|b| b.to_string()));
     for z in zones.unwrap_or(&[]) {
         q = q.bind(z.to_string());
+    }
+    if let Some(reader) = reader {
+        q = q.bind(reader.to_string());
     }
     q.fetch_all(e)
         .await?

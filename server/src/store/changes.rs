@@ -127,15 +127,44 @@ pub async fn since(
     zones: Option<&[String]>,
     limit: i64,
 ) -> Result<Vec<ChangeRow>, sqlx::Error> {
+    since_for(reader, after, zones, limit, None).await
+}
+
+/// [`since`] without the changes of an unannounced inspection hidden from `hidden_from` (its
+/// rounds, cases and their conflicts: see `super::cases::hidden_case_sql`); `None` hides
+/// nothing. The condition is part of each range, so a page is full whatever it leaves out.
+pub async fn since_for(
+    reader: &mut Reader<'_>,
+    after: i64,
+    zones: Option<&[String]>,
+    limit: i64,
+    hidden_from: Option<uuid::Uuid>,
+) -> Result<Vec<ChangeRow>, sqlx::Error> {
+    let hidden = match hidden_from {
+        None => String::new(),
+        Some(_) => {
+            let p = format!("${}", 3 + zones.map_or(0, <[String]>::len));
+            format!(
+                " AND NOT ((entity = 'case' AND {}) OR (entity = 'round' AND {}) \
+                 OR (entity = 'conflict' AND EXISTS (SELECT 1 FROM conflicts hk \
+                 WHERE hk.id = changes.entity_id AND {})))",
+                super::cases::hidden_case_sql("changes.entity_id", &p),
+                super::cases::hidden_round_sql("changes.entity_id", &p),
+                super::cases::hidden_case_sql("hk.case_id", &p),
+            )
+        }
+    };
     let sql = match zones {
         None => {
-            format!("SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
+            format!(
+                "SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > $1{hidden} ORDER BY seq LIMIT $2"
+            )
         }
         Some(zones) => {
             let range = |alias: String, zone: &str| {
                 format!(
                     "SELECT * FROM (SELECT {CHANGE_COLUMNS} FROM changes WHERE zone_id {zone} \
-                     AND seq > $1 ORDER BY seq LIMIT $2) AS {alias}"
+                     AND seq > $1{hidden} ORDER BY seq LIMIT $2) AS {alias}"
                 )
             };
             let mut parts = vec![range("g".into(), "IS NULL")];
@@ -158,12 +187,18 @@ pub async fn since(
             for z in zones.unwrap_or(&[]) {
                 q = q.bind(z.clone());
             }
+            if let Some(reader) = hidden_from {
+                q = q.bind(reader.to_string());
+            }
             json_rows::parse(&q.fetch_one(&mut **conn).await?, "changes")
         }
         Reader::Postgres(conn) => {
             let mut q = sqlx::query(&sql).bind(after).bind(limit);
             for z in zones.unwrap_or(&[]) {
                 q = q.bind(z.clone());
+            }
+            if let Some(reader) = hidden_from {
+                q = q.bind(reader.to_string());
             }
             let rows = q.fetch_all(&mut **conn).await?;
             rows.iter()

@@ -225,6 +225,8 @@ pub async fn decide_proposal(
 
 // ---- entries ----------------------------------------------------------------------------------
 
+/// The columns the hash covers, in the canonical order (`proposed_by`, stored beside them, is
+/// read and written with them but never hashed).
 const ENTRY_COLUMNS: &str = "seq, id, kind, zone_id, period_id, rulebook_version, rule_code, \
     source, category_code, work_category, raw_points_milli, coefficient_milli, \
     weighted_points_milli, roster, approved_by, approved_at, found_at, case_id, case_version, \
@@ -257,6 +259,7 @@ fn entry_from_row(r: &sqlx::any::AnyRow) -> R<Entry> {
         reason: r.try_get("reason")?,
         prev_hash: r.try_get("prev_hash")?,
         hash: r.try_get("hash")?,
+        proposed_by: r.try_get("proposed_by")?,
     })
 }
 
@@ -278,8 +281,9 @@ pub async fn append(conn: &mut AnyConnection, mut entry: Entry) -> R<Entry> {
     entry.hash = chain::entry_hash(&entry);
     let e = &entry;
     sqlx::query(&format!(
-        "INSERT INTO ledger_entries ({ENTRY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-         $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+        "INSERT INTO ledger_entries ({ENTRY_COLUMNS}, proposed_by) VALUES ($1, $2, $3, $4, $5, $6, \
+         $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
+         $25, $26)"
     ))
     .bind(e.seq)
     .bind(&e.id)
@@ -306,6 +310,7 @@ pub async fn append(conn: &mut AnyConnection, mut entry: Entry) -> R<Entry> {
     .bind(e.reason.clone())
     .bind(&e.prev_hash)
     .bind(&e.hash)
+    .bind(e.proposed_by.clone())
     .execute(&mut *conn)
     .await?;
     Ok(entry)
@@ -313,7 +318,7 @@ pub async fn append(conn: &mut AnyConnection, mut entry: Entry) -> R<Entry> {
 
 pub async fn entry<'c, E: Executor<'c, Database = Any>>(e: E, id: Uuid) -> R<Option<Entry>> {
     sqlx::query(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE id = $1"
+        "SELECT {ENTRY_COLUMNS}, proposed_by FROM ledger_entries WHERE id = $1"
     ))
     .bind(id.to_string())
     .fetch_optional(e)
@@ -340,7 +345,8 @@ pub async fn entries<'c, E: Executor<'c, Database = Any>>(
     limit: i64,
 ) -> R<Vec<Entry>> {
     let mut sql = format!(
-        "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE seq > $1 AND ($2 IS NULL OR period_id = $2)"
+        "SELECT {ENTRY_COLUMNS}, proposed_by FROM ledger_entries WHERE seq > $1 \
+         AND ($2 IS NULL OR period_id = $2)"
     );
     if let Some(z) = zones {
         if z.is_empty() {
@@ -755,6 +761,33 @@ pub async fn open_period_from<'c, E: Executor<'c, Database = Any>>(
     .fetch_optional(e)
     .await?;
     Ok(id.map(|s| super::uuid_col(&s)))
+}
+
+/// The proposals of a period still waiting for a decision, oldest first.
+pub async fn pending_proposals(conn: &mut AnyConnection, period: Uuid) -> R<Vec<ProposalRow>> {
+    sqlx::query(&format!(
+        "SELECT {PROPOSAL_COLUMNS} FROM deduction_proposals \
+         WHERE period_id = $1 AND status = 'proposed' ORDER BY id"
+    ))
+    .bind(period.to_string())
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(proposal_from_row)
+    .collect()
+}
+
+/// Ends an open period at `at`, before its planned end (an early close): the time after it is
+/// free for the next period.
+pub async fn end_period_at(conn: &mut AnyConnection, id: Uuid, at: i64) -> R<()> {
+    sqlx::query(
+        "UPDATE periods SET ends_at = $1 WHERE id = $2 AND status = 'open' AND ends_at > $1",
+    )
+    .bind(at)
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn close_period(conn: &mut AnyConnection, id: Uuid, by: Uuid, at: i64) -> R<bool> {

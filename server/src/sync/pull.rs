@@ -138,6 +138,8 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
     let limit = limit as i64;
     let scope = user.scope(state).await?;
     let now_zones: Option<Vec<Uuid>> = scope.zones().map(|z| z.to_vec());
+    // Unannounced inspections reach only supervisors and their authors.
+    let hidden_from = user.confidential_reader();
     // One transaction for the page's reads; see `Db::begin_keyed_read`.
     let mut read = state.db.begin_keyed_read().await?;
 
@@ -186,7 +188,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
             entity: EntityKind::Zone,
             id: zone.to_string(),
         });
-        for id in cases::ids_in_zone(read.conn(), *zone).await? {
+        for id in cases::ids_in_zone(read.conn(), *zone, hidden_from).await? {
             out.push(PageChange::Remove {
                 entity: EntityKind::Case,
                 id: id.to_string(),
@@ -230,11 +232,17 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
     let has_more;
     if let Some(mut c) = cursor.c.take() {
         let zones: Vec<String> = c.z.iter().map(|z| z.to_string()).collect();
-        let rows: Vec<ChangeRow> = changes::since(&mut read.reader(), c.s, Some(&zones), limit + 1)
-            .await?
-            .into_iter()
-            .filter(|r| r.seq <= c.until && r.zone_id.is_some())
-            .collect();
+        let rows: Vec<ChangeRow> = changes::since_for(
+            &mut read.reader(),
+            c.s,
+            Some(&zones),
+            limit + 1,
+            hidden_from,
+        )
+        .await?
+        .into_iter()
+        .filter(|r| r.seq <= c.until && r.zone_id.is_some())
+        .collect();
         let more = rows.len() as i64 > limit;
         let rows: Vec<ChangeRow> = rows.into_iter().take(limit as usize).collect();
         if let Some(last) = rows.last() {
@@ -249,8 +257,14 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
     } else {
         let zones: Option<Vec<String>> =
             now_zones.map(|z| z.iter().map(|z| z.to_string()).collect());
-        let rows =
-            changes::since(&mut read.reader(), cursor.s, zones.as_deref(), limit + 1).await?;
+        let rows = changes::since_for(
+            &mut read.reader(),
+            cursor.s,
+            zones.as_deref(),
+            limit + 1,
+            hidden_from,
+        )
+        .await?;
         has_more = rows.len() as i64 > limit;
         let rows: Vec<ChangeRow> = rows.into_iter().take(limit as usize).collect();
         if let Some(last) = rows.last() {

@@ -87,6 +87,8 @@ impl ServerProcess {
             .env("GRIDLINE_DATA_DIR", &self.data_dir)
             .env("GRIDLINE_LISTEN", &self.listen)
             .env("GRIDLINE_LIMITS__REQUESTS_PER_MINUTE", "0")
+            // One supervisor at the desk proposes and approves: a one-person office.
+            .env("GRIDLINE_DEDUCTIONS__FOUR_EYES", "false")
             .env("GRIDLINE_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

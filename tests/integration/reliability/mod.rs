@@ -1090,7 +1090,10 @@ async fn the_photo_and_ledger_checks_catch_lost_or_corrupt_bytes_a_broken_chain_
     use gridline_tests::{Db, TestApp};
     use object_store::path::Path;
 
-    let app = TestApp::spawn(Db::Sqlite).await.expect("app");
+    // The desk's one supervisor proposes and approves: a one-person office.
+    let app = TestApp::spawn_with(Db::Sqlite, |c| c.deductions.four_eyes = false)
+        .await
+        .expect("app");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut phone = SimPhone::enrol(&app.base, "inspector1", app.zone("Z01"), 0, deadline)
         .await

@@ -1,5 +1,6 @@
 //! A supervisor at a desk while the server is being killed: takes synced cases whose evidence
-//! is complete, files each, proposes a deduction on it and approves the proposal, retrying
+//! is complete, files each, proposes a deduction on it and approves the proposal (alone: the
+//! server runs with four eyes off, as a one-person office does), retrying
 //! every step after a failure without duplicating anything:
 //!
 //! - a transition whose answer was lost is seen on the case (it is `filed`) before it is sent
