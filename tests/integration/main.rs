@@ -7,6 +7,7 @@ mod bench_smoke;
 mod edge;
 mod field_upload;
 mod ledger;
+mod ledger_log;
 mod photos;
 mod pull_order;
 mod reference;

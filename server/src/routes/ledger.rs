@@ -648,6 +648,7 @@ async fn approve(
         Some(&view),
     )
     .await?;
+    crate::store::ledger_log::issue_checkpoint(tx.conn(), &state.keys).await?;
     changes::append(tx.conn(), &pending).await?;
     tx.commit().await?;
     Ok(Json(view))
@@ -897,6 +898,7 @@ async fn reverse(
         Some(&view),
     )
     .await?;
+    crate::store::ledger_log::issue_checkpoint(tx.conn(), &state.keys).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -985,6 +987,7 @@ async fn close_period(
         Some(&period),
     )
     .await?;
+    crate::store::ledger_log::issue_checkpoint(tx.conn(), &state.keys).await?;
     changes::append(tx.conn(), &[PendingChange::upsert("period", id, None)]).await?;
     tx.commit().await?;
     // Computed after the close has committed: no entry can join the period any more, so this
