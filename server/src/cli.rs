@@ -1,12 +1,13 @@
 //! The `gridline` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use gridline_sync::Role;
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::ledger::log::Checkpoint;
 use crate::model::UserInput;
 use crate::state::AppState;
 
@@ -50,8 +51,14 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum LedgerCommand {
-    /// Recompute the hash chain; exit 1 and name the first bad entry if it is broken.
-    Verify,
+    /// Recompute the hash chain and check every stored checkpoint (and a saved one) against
+    /// the entries; exit 1 and say what is wrong if anything is.
+    Verify {
+        /// A checkpoint saved earlier, as `GET /v1/ledger/checkpoint` serves it (JSON): the
+        /// ledger must still hold exactly the entries it covers.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -81,7 +88,7 @@ pub enum AdminCommand {
         #[arg(long)]
         device_id: Uuid,
     },
-    /// Add a new token and receipt signing key; older keys keep verifying.
+    /// Add a new token, receipt and ledger checkpoint signing key; older keys keep verifying.
     RotateKeys,
 }
 
@@ -133,23 +140,75 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { demo } => serve(config, demo).await,
         Command::Admin(cmd) => admin(config, cmd).await,
-        Command::Ledger(LedgerCommand::Verify) => {
-            let state = AppState::build(config).await?;
-            let (checked, first_bad) = crate::store::ledger::verify_chain(&state.db.pool).await?;
-            match first_bad {
-                None => {
-                    println!("ledger ok: {checked} entries, chain intact");
-                    Ok(())
-                }
-                Some(b) => anyhow::bail!(
-                    "ledger broken at entry {} (seq {}): {}; {checked} entries before it are intact",
-                    b.id,
-                    b.seq,
-                    b.problem
-                ),
-            }
+        Command::Ledger(LedgerCommand::Verify { checkpoint }) => {
+            ledger_verify(config, checkpoint.as_deref()).await
         }
     }
+}
+
+/// `gridline ledger verify`: the hash chain, then the stored checkpoints and the saved one.
+async fn ledger_verify(config: Config, checkpoint: Option<&Path>) -> anyhow::Result<()> {
+    let saved = match checkpoint {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            let cp: Checkpoint = serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not a checkpoint as the API serves it: {e}",
+                    path.display()
+                )
+            })?;
+            vec![cp]
+        }
+        None => vec![],
+    };
+    let state = AppState::build(config).await?;
+    let (checked, first_bad) = crate::store::ledger::verify_chain(&state.db.pool).await?;
+    let log = crate::store::ledger_log::verify_log(&state.db.pool, &state.keys, &saved).await?;
+    let mut problems = Vec::new();
+    if let Some(b) = &first_bad {
+        problems.push(format!(
+            "ledger broken at entry {} (seq {}): {}; {checked} entries before it are intact",
+            b.id, b.seq, b.problem
+        ));
+    }
+    for (cp, problem) in &log.stored_problems {
+        problems.push(format!(
+            "stored checkpoint of tree size {} (issued at {} ms) does not hold: {}",
+            cp.tree_size,
+            cp.timestamp,
+            problem.describe()
+        ));
+    }
+    for (cp, problem) in saved.iter().zip(&log.given) {
+        if let Some(problem) = problem {
+            problems.push(format!(
+                "checkpoint {} (tree size {}, {} entries in the ledger) does not hold: {}",
+                checkpoint
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                cp.tree_size,
+                log.entries,
+                problem.describe()
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("\n"));
+    }
+    let mut ok = format!(
+        "ledger ok: {checked} entries, chain intact; {} stored checkpoints hold",
+        log.stored
+    );
+    if let (Some(path), Some(cp)) = (checkpoint, saved.first()) {
+        ok.push_str(&format!(
+            "; checkpoint {} (tree size {}) holds",
+            path.display(),
+            cp.tree_size
+        ));
+    }
+    println!("{ok}");
+    Ok(())
 }
 
 fn print_logins(logins: &[crate::demo::DemoLogin]) {

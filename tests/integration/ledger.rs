@@ -358,24 +358,9 @@ async fn tampering_is_found_by_verify(app: TestApp) {
     assert!(out.contains("seq 2"), "it names the first bad entry: {out}");
 }
 
-/// Runs `gridline ledger verify` (the real CLI) against the test server's database; returns
-/// whether it exited successfully and everything it printed.
+/// Runs `gridline ledger verify` (the real CLI) against the test server's database.
 async fn ledger_verify_cli(app: &TestApp) -> (bool, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_gridline-under-test"))
-        .args(["ledger", "verify"])
-        .env("GRIDLINE_DATA_DIR", &app.state.config.data_dir)
-        .env("GRIDLINE_DATABASE_URL", app.state.config.database_url())
-        .env("GRIDLINE_BLOB__BACKEND", "memory")
-        .env("GRIDLINE_LOG", "warn")
-        .output()
-        .await
-        .expect("run gridline ledger verify");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    gridline_cli(app, &["ledger", "verify"]).await
 }
 
 /// Verification reads the chain in `seq` ranges checked on their own and joined, and on SQLite

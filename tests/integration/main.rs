@@ -9,6 +9,7 @@ mod contract;
 mod edge;
 mod field_upload;
 mod ledger;
+mod ledger_log;
 mod photos;
 mod pull_order;
 mod reference;

@@ -143,6 +143,26 @@ pub async fn current_period(app: &TestApp, token: &str) -> Value {
     periods.as_array().unwrap()[0].clone()
 }
 
+/// Runs the real `gridline` CLI with `args` against the test server's database, data folder
+/// and keys; returns whether it exited successfully and everything it printed.
+pub async fn gridline_cli(app: &TestApp, args: &[&str]) -> (bool, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_gridline-under-test"))
+        .args(args)
+        .env("GRIDLINE_DATA_DIR", &app.state.config.data_dir)
+        .env("GRIDLINE_DATABASE_URL", app.state.config.database_url())
+        .env("GRIDLINE_BLOB__BACKEND", "memory")
+        .env("GRIDLINE_LOG", "warn")
+        .output()
+        .await
+        .expect("run gridline");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
 /// GET returning the raw bytes.
 pub async fn get_bytes(app: &TestApp, path: &str, token: &str) -> (StatusCode, Vec<u8>) {
     let resp = app

@@ -1,6 +1,6 @@
-//! The server's Ed25519 keys: they sign access tokens (EdDSA JWTs, `kid` in the header) and
-//! push receipts. Generated on first start and kept in a file beside the data; rotation adds a
-//! key: the newest signs, every key in the file still verifies.
+//! The server's Ed25519 keys: they sign access tokens (EdDSA JWTs, `kid` in the header), push
+//! receipts and ledger checkpoints (`ledger::log`). Generated on first start and kept in a file
+//! beside the data; rotation adds a key: the newest signs, every key in the file still verifies.
 
 use std::collections::HashMap;
 use std::path::Path;

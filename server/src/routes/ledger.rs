@@ -535,6 +535,7 @@ async fn approve(
     let scope = user.scope(&state).await?;
     let mut tx = state.db.begin_write().await?;
     let (view, pending) = approve_in(&state, &mut tx, &user, &scope, id, None).await?;
+    crate::store::ledger_log::issue_checkpoint(tx.conn(), &state.keys).await?;
     changes::append(tx.conn(), &pending).await?;
     tx.commit().await?;
     Ok(Json(view))
@@ -982,6 +983,7 @@ async fn reverse(
         Some(&view),
     )
     .await?;
+    crate::store::ledger_log::issue_checkpoint(tx.conn(), &state.keys).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -1213,6 +1215,7 @@ async fn close_period(
         None => None,
     };
     pending.push(PendingChange::upsert("period", id, None));
+    crate::store::ledger_log::issue_checkpoint(tx.conn(), &state.keys).await?;
     changes::append(tx.conn(), &pending).await?;
     tx.commit().await?;
     // Computed after the close has committed: no entry can join the period any more, so this

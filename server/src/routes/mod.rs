@@ -9,6 +9,7 @@ pub mod devices;
 pub mod exports;
 pub mod health;
 pub mod ledger;
+pub mod ledger_log;
 pub mod periods;
 pub mod photos;
 pub mod review;
@@ -139,6 +140,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(photos::router())
         .merge(review::router())
         .merge(ledger::router())
+        .merge(ledger_log::router())
         .merge(exports::router())
 }
 

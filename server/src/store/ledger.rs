@@ -4,7 +4,8 @@
 //! append: on PostgreSQL its row lock is held until commit, so the next append reads this
 //! entry's hash as its `prev_hash`; on SQLite writers are serialised anyway. The chain is
 //! therefore linear under any concurrency. The database itself refuses UPDATE and DELETE of
-//! entries (triggers in `0004_ledger.sql`).
+//! entries (triggers in `0004_ledger.sql`), and on SQLite an insert that would replace one
+//! (`0009_ledger_log.sql`). Signed checkpoints over the entries are `store::ledger_log`'s.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

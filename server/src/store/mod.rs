@@ -13,6 +13,7 @@ pub mod changes;
 pub mod devices;
 pub mod json_rows;
 pub mod ledger;
+pub mod ledger_log;
 pub mod photos;
 pub mod reference;
 pub mod review;
