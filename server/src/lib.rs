@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod model;
 pub mod photos;
+pub mod private_fs;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;

@@ -47,6 +47,13 @@ impl Keyring {
             };
             write_key_file(path, &file)?;
         }
+        if crate::private_fs::readable_by_others(path) {
+            tracing::warn!(
+                path = %path.display(),
+                "the key file (setting `auth.key_file`) is readable by other users: \
+                 anyone who can read it can sign tokens; `chmod 600` it"
+            );
+        }
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read key file {}: {e}", path.display()))?;
         let file: KeyFile = serde_json::from_str(&text)
@@ -138,15 +145,10 @@ fn new_key() -> StoredKey {
 
 fn write_key_file(path: &Path, file: &KeyFile) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+        crate::private_fs::create_dir_all(parent)?;
     }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(file)?)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    }
+    crate::private_fs::write_new(&tmp, &serde_json::to_vec_pretty(file)?)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
