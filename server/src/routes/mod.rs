@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod devices;
+pub mod docs;
 pub mod exports;
 pub mod health;
 pub mod ledger;
