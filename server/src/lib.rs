@@ -208,6 +208,7 @@ async fn serve(
     use futures::FutureExt;
     use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
 
     // Dropping `stop_rx` tells the connections to finish; each holds a `done_rx` until it has.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
@@ -217,9 +218,9 @@ async fn serve(
     });
     let (done_tx, done_rx) = tokio::sync::watch::channel(());
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: pause instead of spinning.
                     tracing::warn!(error = %e, "cannot accept a connection");
@@ -229,7 +230,14 @@ async fn serve(
             },
             _ = stop_tx.closed() => break,
         };
-        let service = TowerToHyperService::new(app.clone());
+        // The peer's address, for handlers that key on the client (`auth::throttle`).
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let stop_tx = stop_tx.clone();
         let done_rx = done_rx.clone();
         tokio::spawn(async move {

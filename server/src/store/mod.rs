@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod photos;
 pub mod reference;
 pub mod review;
+pub mod signing_keys;
 pub mod sync;
 pub mod tokens;
 pub mod users;
