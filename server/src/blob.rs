@@ -17,7 +17,7 @@ pub fn open(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
         BlobBackend::Memory => Arc::new(InMemory::new()),
         BlobBackend::Local => {
             let path = config.blob_path();
-            std::fs::create_dir_all(&path).map_err(|e| {
+            crate::private_fs::create_dir_all(&path).map_err(|e| {
                 anyhow::anyhow!("setting `blob.path`: cannot create {}: {e}", path.display())
             })?;
             Arc::new(LocalFileSystem::new_with_prefix(&path)?)

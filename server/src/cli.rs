@@ -90,6 +90,10 @@ pub enum AdminCommand {
     },
     /// Add a new token, receipt and ledger checkpoint signing key; older keys keep verifying.
     RotateKeys,
+    /// Make the key file in `auth.key_file` the one in use on the database, when the key file
+    /// the servers used is lost for good: every token signed before stops working, and
+    /// instances with another key file refuse to start.
+    AdoptKeyFile,
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -263,6 +267,17 @@ async fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
         println!("new signing key {kid}; restart the servers to sign with it");
         return Ok(());
     }
+    if let AdminCommand::AdoptKeyFile = cmd {
+        let db = crate::store::Db::connect(&config.database_url(), 1).await?;
+        let keys = crate::auth::keys::Keyring::load_or_create(&config.key_file())?;
+        keys.adopt(&db).await?;
+        println!(
+            "signing key {} of {} is now the key in use; restart the servers",
+            keys.current.kid,
+            config.key_file().display()
+        );
+        return Ok(());
+    }
     let state = AppState::build(config).await?;
     let err = |e: crate::error::ApiError| anyhow::anyhow!("{}", e.message);
     match cmd {
@@ -302,7 +317,7 @@ async fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 .map_err(err)?;
             println!("device {} of user {} revoked", info.device_id, info.user_id);
         }
-        AdminCommand::RotateKeys => {}
+        AdminCommand::RotateKeys | AdminCommand::AdoptKeyFile => {}
     }
     Ok(())
 }

@@ -78,9 +78,16 @@ pub struct AuthConfig {
     /// File holding the token and receipt signing keys; defaults to `{data_dir}/keys.json`.
     /// Several instances must share it (or a copy of it).
     pub key_file: Option<PathBuf>,
-    /// Failed logins for one user name before it is locked out for a while.
+    /// Failed logins for one user name from one client address before that name is locked
+    /// out there for a while (other addresses are not).
     pub login_max_failures: u32,
-    /// How long a locked-out user name waits, seconds.
+    /// Failed logins from one client address, whatever the user names, before the address is
+    /// locked out (against one password tried on many accounts).
+    pub login_max_failures_per_address: u32,
+    /// Failed logins for one user name from all addresses together before the name is locked
+    /// out everywhere (against guessing from many addresses).
+    pub login_max_failures_per_user: u32,
+    /// How long a lock lasts, and the window failures are counted in, seconds.
     pub login_lockout_secs: u64,
 }
 
@@ -126,6 +133,10 @@ pub struct LimitsConfig {
     pub requests_per_minute: u32,
     /// How many requests a user or device may make at once before the rate applies.
     pub request_burst: u32,
+    /// Addresses of reverse proxies in front of the server. A request from one of them is
+    /// taken to come from the address it names in `X-Forwarded-For` (login throttling is
+    /// keyed on it); from any other peer that header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -243,6 +254,8 @@ impl Default for AuthConfig {
             audience: "gridline-api".into(),
             key_file: None,
             login_max_failures: 5,
+            login_max_failures_per_address: 20,
+            login_max_failures_per_user: 50,
             login_lockout_secs: 300,
         }
     }
@@ -265,6 +278,7 @@ impl Default for LimitsConfig {
             request_timeout_secs: 30,
             requests_per_minute: 600,
             request_burst: 120,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -359,6 +373,15 @@ impl Config {
         }
         if self.auth.login_max_failures == 0 {
             return bad("auth.login_max_failures", "must be at least 1");
+        }
+        if self.auth.login_max_failures_per_address == 0 {
+            return bad("auth.login_max_failures_per_address", "must be at least 1");
+        }
+        if self.auth.login_max_failures_per_user < self.auth.login_max_failures {
+            return bad(
+                "auth.login_max_failures_per_user",
+                "must be at least auth.login_max_failures",
+            );
         }
         if self.database_max_connections == 0 {
             return bad("database_max_connections", "must be at least 1");

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod model;
 pub mod photos;
+pub mod private_fs;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
@@ -25,7 +26,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{header, HeaderName, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -35,9 +36,9 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use utoipa_scalar::{Scalar, Servable};
 
 use crate::error::ApiError;
 pub use crate::state::AppState;
@@ -47,14 +48,14 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application router with its middleware.
 pub fn app(state: AppState) -> Router {
     let (router, api) = routes::split();
-    let api_json = api.clone();
+    let api_json = api;
     let limits = state.config.limits.clone();
     router
         .route(
             "/openapi.json",
             axum::routing::get(move || async move { axum::Json(api_json.clone()) }),
         )
-        .merge(Scalar::with_url("/docs", api))
+        .merge(routes::docs::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -91,6 +92,33 @@ pub fn app(state: AppState) -> Router {
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::new(ErrorCode::Internal, "internal server error").into_response()
                 })),
+        )
+        // Headers on every response, errors included. A response that sets its own
+        // `Cache-Control` (the docs' script, photo bytes) or policy (the docs page) keeps it;
+        // everything else (tokens, case data, exports) is not to be stored by a browser or a
+        // proxy, framed, or allowed to load anything.
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_FRAME_OPTIONS,
+                    HeaderValue::from_static("DENY"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+                )),
         )
 }
 
@@ -180,6 +208,7 @@ async fn serve(
     use futures::FutureExt;
     use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
 
     // Dropping `stop_rx` tells the connections to finish; each holds a `done_rx` until it has.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
@@ -189,9 +218,9 @@ async fn serve(
     });
     let (done_tx, done_rx) = tokio::sync::watch::channel(());
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: pause instead of spinning.
                     tracing::warn!(error = %e, "cannot accept a connection");
@@ -201,7 +230,14 @@ async fn serve(
             },
             _ = stop_tx.closed() => break,
         };
-        let service = TowerToHyperService::new(app.clone());
+        // The peer's address, for handlers that key on the client (`auth::throttle`).
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let stop_tx = stop_tx.clone();
         let done_rx = done_rx.clone();
         tokio::spawn(async move {

@@ -30,6 +30,7 @@ impl AppState {
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
         let db = Db::connect(&config.database_url(), config.database_max_connections).await?;
         let keys = Keyring::load_or_create(&config.key_file())?;
+        keys.check_in(&db, &config.key_file()).await?;
         let blobs = crate::blob::open(&config)?;
         let rate_limiter = Arc::new(crate::ratelimit::RateLimiter::new(
             config.limits.requests_per_minute,

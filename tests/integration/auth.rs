@@ -14,6 +14,9 @@ on_both_backends!(
     revoked_device_is_cut_off_at_its_next_request,
     forged_and_expired_tokens_are_refused,
     failed_logins_are_throttled,
+    one_address_cannot_spray_a_password_over_every_account,
+    a_lock_caused_from_one_address_does_not_keep_the_user_out_elsewhere,
+    an_instance_with_another_key_file_refuses_to_start,
 );
 
 async fn refresh(app: &TestApp, token: &str) -> (StatusCode, serde_json::Value) {
@@ -261,4 +264,132 @@ async fn failed_logins_are_throttled(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["code"], "invalid_credentials");
+}
+
+/// An HTTP client whose requests come from `ip` (any 127.0.0.0/8 address is this machine).
+fn client_at(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn login_from(
+    app: &TestApp,
+    client: &reqwest::Client,
+    username: &str,
+    password: &str,
+) -> StatusCode {
+    client
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+const RIGHT: &str = gridline_tests::gridline_server::demo::DEMO_PASSWORD;
+
+async fn one_address_cannot_spray_a_password_over_every_account(app: TestApp) {
+    let sprayer = client_at("127.0.0.2");
+    let per_address = app.state.config.auth.login_max_failures_per_address;
+    for i in 0..per_address {
+        let status = login_from(&app, &sprayer, &format!("user{i}"), "Summer2026!").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    // The address is locked out, whatever name it tries next.
+    assert_eq!(
+        login_from(&app, &sprayer, "inspector1", "Summer2026!").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login_from(&app, &sprayer, "inspector1", RIGHT).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Other addresses are not.
+    assert_eq!(
+        login_from(&app, &client_at("127.0.0.3"), "inspector1", RIGHT).await,
+        StatusCode::OK
+    );
+}
+
+async fn a_lock_caused_from_one_address_does_not_keep_the_user_out_elsewhere(app: TestApp) {
+    let auth = &app.state.config.auth;
+    let attacker = client_at("127.0.0.2");
+    for _ in 0..auth.login_max_failures {
+        let status = login_from(&app, &attacker, "inspector3", "wrong-password").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_from(&app, &attacker, "inspector3", RIGHT).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "locked for the address that guessed"
+    );
+    // The attacker's further attempts are refused, not counted: the user still gets in from
+    // their own address.
+    for _ in 0..10 {
+        login_from(&app, &attacker, "inspector3", "wrong-password").await;
+    }
+    let user = client_at("127.0.0.3");
+    assert_eq!(
+        login_from(&app, &user, "inspector3", RIGHT).await,
+        StatusCode::OK
+    );
+
+    // Guessing from many addresses meets the ceiling for the user name, everywhere.
+    let addresses = auth
+        .login_max_failures_per_user
+        .div_ceil(auth.login_max_failures);
+    for a in 1..addresses {
+        let guesser = client_at(&format!("127.0.1.{a}"));
+        for _ in 0..auth.login_max_failures {
+            login_from(&app, &guesser, "inspector3", "wrong-password").await;
+        }
+    }
+    assert_eq!(
+        login_from(&app, &user, "inspector3", RIGHT).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Other accounts are unaffected.
+    assert_eq!(
+        login_from(&app, &user, "inspector4", RIGHT).await,
+        StatusCode::OK
+    );
+}
+
+/// Builds a server's state (as a start does) and gives the reason it refused to start.
+async fn start_refusal(config: gridline_tests::gridline_server::config::Config) -> Option<String> {
+    match gridline_tests::gridline_server::AppState::build(config).await {
+        Ok(state) => {
+            state.db.close().await;
+            None
+        }
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+async fn an_instance_with_another_key_file_refuses_to_start(app: TestApp) {
+    use gridline_tests::gridline_server::auth::keys::Keyring;
+    let token = app.login("admin").await;
+    let mut other = (*app.state.config).clone();
+    other.auth.key_file = Some(app.dir.path().join("other-keys.json"));
+    let refusal = start_refusal(other.clone()).await.expect("refused");
+    assert!(refusal.contains("setting `auth.key_file`"), "{refusal}");
+    assert!(refusal.contains("other-keys.json"), "{refusal}");
+    // The same key file starts.
+    assert_eq!(start_refusal((*app.state.config).clone()).await, None);
+
+    // A rotated key file (old keys and a new one) starts and signs with the new key; a copy
+    // taken before the rotation cannot verify those tokens and is refused from then on.
+    let shared = app.state.config.key_file();
+    let before_rotation = app.dir.path().join("keys-before-rotation.json");
+    std::fs::copy(&shared, &before_rotation).unwrap();
+    Keyring::rotate(&shared).unwrap();
+    assert_eq!(start_refusal((*app.state.config).clone()).await, None);
+    other.auth.key_file = Some(before_rotation);
+    let refusal = start_refusal(other).await.expect("refused");
+    assert!(refusal.contains("setting `auth.key_file`"), "{refusal}");
+    // The running instance was not disturbed.
+    assert_eq!(app.get("/v1/me", Some(&token)).await.0, StatusCode::OK);
 }

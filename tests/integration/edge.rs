@@ -230,6 +230,101 @@ async fn docs_and_spec_are_served() {
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+/// Every `src` and `href` in an HTML page.
+fn references(html: &str) -> Vec<String> {
+    let mut refs = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        for (i, _) in html.match_indices(attr) {
+            let rest = &html[i + attr.len()..];
+            refs.push(rest[..rest.find('"').unwrap()].to_owned());
+        }
+    }
+    refs
+}
+
+/// The docs work without the internet: the page names no other host, its scripts come from
+/// this server (cacheable for good: their names carry their hash), and its policy allows
+/// nothing else.
+#[tokio::test]
+async fn the_docs_page_loads_everything_from_this_server() {
+    let app = app().await;
+    let resp = app.http.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("http"), "no other host is allowed: {csp}");
+    let html = resp.text().await.unwrap();
+    assert!(!html.contains("//"), "no absolute URL: {html}");
+    let refs = references(&html);
+    assert!(!refs.is_empty(), "{html}");
+    for r in refs {
+        assert!(r.starts_with('/'), "{r}");
+        let resp = app.http.get(app.url(&r)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{r}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(
+            resp.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        assert!(resp.bytes().await.unwrap().len() > 100_000, "{r}");
+    }
+    let (status, _) = app
+        .get("/docs/assets/scalar.0000000000000000.js", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn every_response_carries_security_headers() {
+    let app = app().await;
+    let token = app.login("inspector1").await;
+    let login = app
+        .http
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"username": "inspector1", "password": gridline_tests::gridline_server::demo::DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let requests = [
+        app.http.get(app.url("/healthz")),
+        app.http.get(app.url("/docs")),
+        app.http.get(app.url("/openapi.json")),
+        app.http.get(app.url("/v1/zones")),
+        app.http.get(app.url("/v1/zones")).bearer_auth(&token),
+        app.http.get(app.url("/v1/cases")).bearer_auth(&token),
+        app.http.get(app.url("/v1/nothing-here")),
+        app.http.delete(app.url("/v1/zones")),
+    ];
+    let mut responses = vec![login];
+    for r in requests {
+        responses.push(r.send().await.unwrap());
+    }
+    for resp in &responses {
+        let h = resp.headers();
+        let url = resp.url().path();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{url}");
+        assert_eq!(h["x-frame-options"], "DENY", "{url}");
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'"),
+            "{url}"
+        );
+        if url.starts_with("/v1/") {
+            assert_eq!(h["cache-control"], "no-store", "{url}");
+        }
+    }
+}
+
 #[test]
 fn invalid_config_names_the_setting() {
     use gridline_tests::gridline_server::config::Config;

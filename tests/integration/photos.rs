@@ -13,7 +13,7 @@ use gridline_server::config::{BlobBackend, Config};
 use gridline_server::store::photos as photo_store;
 use gridline_sync::validation::MAX_PHOTO_BYTES;
 use gridline_tests::garage::Garage;
-use gridline_tests::{noisy_jpeg as jpeg, Db, TestApp};
+use gridline_tests::{new_case, noisy_jpeg as jpeg, Db, Phone, TestApp};
 use object_store::path::Path;
 use object_store::ObjectStore;
 use rand::{Rng, SeedableRng};
@@ -59,6 +59,7 @@ on_both_databases!(
     a_faulty_upload_request_is_refused_as_a_request_not_as_a_photo,
     every_photo_size_a_phone_may_declare_can_be_uploaded_and_no_larger,
     pieces_the_store_refuses_to_list_are_counted_and_deleted_by_a_later_clean_up,
+    a_photo_cannot_be_borrowed_by_declaring_its_hash_in_another_case,
 );
 
 // ---- fixtures ---------------------------------------------------------------------------------
@@ -1738,4 +1739,104 @@ async fn fifty_uploads_in_this_process() {
     // flight, plus `max_concurrent_decodes` (2) photos being verified (the file, the multipart
     // buffer and the decoded pixels), plus allocator slack.
     assert!(growth_mb < 200, "peak memory grew by {growth_mb} MiB");
+}
+
+/// A case of `phone`'s in zone `zone` (index `index` of the demo zones) declaring `photo` with
+/// `size`; the push's result for it.
+async fn push_case_declaring(
+    app: &TestApp,
+    phone: &mut Phone,
+    zone: &str,
+    index: usize,
+    photo: &[u8],
+    size: usize,
+) -> (Uuid, Value) {
+    let (case_id, mut payload) = new_case(app.zone(zone), index, "event:0102");
+    payload["photos"][0]["sha256"] = serde_json::json!(sha_hex(photo));
+    payload["photos"][0]["size"] = serde_json::json!(size);
+    let op = phone.op("case.create@1", payload);
+    let (status, body) = phone.push(app, &[op]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (case_id, body["results"][0].clone())
+}
+
+/// Hashes are not secret (case views and the ledger export show them): declaring another
+/// zone's photo in one's own case opens neither its bytes nor its metadata, a declaration
+/// with another size than the stored photo's is refused, and the supervisor deciding on the
+/// borrowing case sees the reuse.
+async fn a_photo_cannot_be_borrowed_by_declaring_its_hash_in_another_case(db: Db) {
+    let Some(app) = app_with(db, |_| {}).await else {
+        return;
+    };
+    let photo = jpeg(80, 60, 21);
+    let sha = sha_hex(&photo);
+    let mut owner = Phone::enrol(&app, "inspector1").await;
+    let (owned, result) =
+        push_case_declaring(&app, &mut owner, "Z01", 0, &photo, photo.len()).await;
+    assert_eq!(result["status"], "applied", "{result}");
+    assert_eq!(
+        put_photo(&app, &owner.token, &photo, &sha).await.0,
+        StatusCode::CREATED
+    );
+
+    let mut borrower = Phone::enrol(&app, "inspector3").await;
+    let (refused, result) =
+        push_case_declaring(&app, &mut borrower, "Z02", 1, &photo, 123_456).await;
+    assert_eq!(result["status"], "rejected", "{result}");
+    assert_eq!(result["code"], "invalid_request", "{result}");
+    let sup = app.login("supervisor1").await;
+    assert_eq!(
+        app.get(&format!("/v1/cases/{refused}"), Some(&sup)).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (borrowing, result) =
+        push_case_declaring(&app, &mut borrower, "Z02", 1, &photo, photo.len()).await;
+    assert_eq!(result["status"], "applied", "{result}");
+
+    for variant in ["original", "thumb"] {
+        assert_eq!(
+            link(&app, &borrower.token, &sha, variant).await.0,
+            StatusCode::NOT_FOUND,
+            "{variant}"
+        );
+    }
+    let (status, _) = app
+        .get(&format!("/v1/photos/{sha}"), Some(&borrower.token))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = put_photo(&app, &borrower.token, &photo, &sha).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "photo_not_declared");
+    // The owner's access is unchanged.
+    assert_eq!(
+        link(&app, &owner.token, &sha, "original").await.0,
+        StatusCode::OK
+    );
+
+    // Where the supervisor decides: the queue and the case view flag both cases.
+    let (status, queue) = app.get("/v1/review/queue?limit=100", Some(&sup)).await;
+    assert_eq!(status, StatusCode::OK, "{queue}");
+    for case in [owned, borrowing] {
+        let item = queue["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["case"]["id"] == serde_json::json!(case))
+            .unwrap_or_else(|| panic!("{case} in the queue: {queue}"));
+        assert!(
+            item["evidence"]["flags"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!("photo_reused")),
+            "{item}"
+        );
+        let (_, view) = app.get(&format!("/v1/cases/{case}"), Some(&sup)).await;
+        assert!(
+            view["evidence"]["flags"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!("photo_reused")),
+            "{view}"
+        );
+    }
 }

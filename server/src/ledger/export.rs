@@ -1,5 +1,6 @@
 //! Exports as tables: one [`Table`] written as CSV or as an XLSX workbook, so both formats
-//! always carry the same rows and numbers.
+//! always carry the same rows and numbers. Every CSV the server writes goes through
+//! [`Table::to_csv`], which keeps text that a spreadsheet would run as a formula inert.
 
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 
@@ -44,13 +45,28 @@ impl From<f64> for Cell {
 }
 
 impl Cell {
-    fn text(&self) -> String {
+    /// The cell as CSV text. Text that a spreadsheet would read as a formula gets a leading
+    /// `'` (see [`neutralise_formula`]); numbers are written as they are.
+    fn csv_text(&self) -> String {
         match self {
-            Cell::Text(s) => s.clone(),
+            Cell::Text(s) => neutralise_formula(s),
             Cell::Int(i) => i.to_string(),
             Cell::Num(n) => n.to_string(),
             Cell::Empty => String::new(),
         }
+    }
+}
+
+/// Spreadsheets (Excel, LibreOffice, WPS) run a CSV cell that starts with `=`, `+`, `-` or `@`
+/// as a formula, some of them after a leading tab or carriage return: a case description such
+/// as `=HYPERLINK(...)` would become a live link in a supervisor's spreadsheet. Such text gets a
+/// leading `'`, which spreadsheets show as text (OWASP's advice on CSV injection). XLSX cells
+/// are written as typed strings and need nothing.
+fn neutralise_formula(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
     }
 }
 
@@ -66,7 +82,7 @@ impl Table {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(&self.headers)?;
         for row in &self.rows {
-            w.write_record(row.iter().map(Cell::text))?;
+            w.write_record(row.iter().map(Cell::csv_text))?;
         }
         w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
     }
@@ -117,5 +133,36 @@ mod tests {
             "a,b,c\n\"x, y\",,1.5\n"
         );
         assert!(t.to_xlsx().unwrap().starts_with(b"PK"));
+    }
+
+    #[test]
+    fn csv_text_that_would_run_as_a_formula_is_kept_inert() {
+        let t = Table {
+            name: "t",
+            headers: vec!["a"],
+            rows: ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1", "a=1", "1-2"]
+                .into_iter()
+                .map(|s| vec![s.into()])
+                .chain([vec![Cell::Num(-1.5)], vec![Cell::Int(-2)]])
+                .collect(),
+        };
+        let csv = t.to_csv().unwrap();
+        let mut reader = csv::Reader::from_reader(csv.as_slice());
+        let cells: Vec<String> = reader.records().map(|r| r.unwrap()[0].to_owned()).collect();
+        assert_eq!(
+            cells,
+            [
+                "'=1+1",
+                "'+1",
+                "'-1",
+                "'@SUM(A1)",
+                "'\t=1",
+                "'\r=1",
+                "a=1",
+                "1-2",
+                "-1.5",
+                "-2"
+            ]
+        );
     }
 }

@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod link;
 pub mod upload;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -163,6 +164,49 @@ pub fn valid_sha256(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The sizes of the photos among `shas` that the server holds (verified), by hash.
+pub async fn stored_sizes(
+    conn: &mut sqlx::AnyConnection,
+    shas: &[String],
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    Ok(store::photos::verified_among(conn, shas)
+        .await?
+        .into_iter()
+        .map(|p| (p.sha256, p.size))
+        .collect())
+}
+
+/// A declaration of a photo the server already holds must give the size it has: the hash
+/// names those bytes, and a case that declares them with another size did not take them.
+/// `stored` comes from [`stored_sizes`]; the message says which photo disagrees.
+pub fn check_declared_sizes(
+    stored: &HashMap<String, i64>,
+    declared: &[gridline_sync::ops::PhotoManifest],
+) -> Result<(), String> {
+    for photo in declared {
+        if let Some(size) = stored.get(&photo.sha256) {
+            if *size as u64 != photo.size {
+                return Err(format!(
+                    "photo {} is declared with {} bytes, but the photo with that SHA-256 has {size}",
+                    photo.sha256, photo.size
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The hashes of the photos a raw operation payload declares (`photos[].sha256`), for loading
+/// what [`check_declared_sizes`] needs before the operations are applied.
+pub fn declared_hashes(payload: &serde_json::Value) -> impl Iterator<Item = String> + '_ {
+    payload
+        .get("photos")
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("sha256")?.as_str().map(str::to_owned))
 }
 
 /// Computes and stores the EXIF integrity flags of a verified photo for every case declaring it.

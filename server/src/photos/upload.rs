@@ -91,11 +91,12 @@ pub fn too_large(max: u64) -> ApiError {
     .with_details(json!({ "max_bytes": max }))
 }
 
-/// Some case the caller may see declares this photo. The same answer whether nobody declared
-/// it or only cases outside the caller's scope did: existence must not leak.
+/// Some case the caller may see rightly declares this photo (`db::rightful_declarations`). The
+/// same answer whether nobody declared it or only cases outside the caller's scope did:
+/// existence must not leak.
 pub async fn check_declared(state: &AppState, user: &AuthUser, sha256: &str) -> ApiResult<()> {
     let scope = user.scope(state).await?;
-    let declared = db::declarations(&state.db.pool, sha256).await?;
+    let declared = db::rightful_declarations(&state.db.pool, sha256).await?;
     if declared.iter().any(|d| scope.contains(d.zone_id)) {
         Ok(())
     } else {

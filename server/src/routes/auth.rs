@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::auth::throttle::{self, ClientAddr};
 use crate::auth::{issue_access_token, password};
 use crate::error::{ApiError, ApiResult, Json};
 use crate::state::AppState;
@@ -67,8 +68,10 @@ pub async fn issue_tokens(
 
 /// Log in with user name and password, optionally binding the tokens to an enrolled device.
 ///
-/// After `auth.login_max_failures` failures a user name is locked for
-/// `auth.login_lockout_secs` (429 with `Retry-After`).
+/// Failed logins are throttled (429 with `Retry-After`): a user name from one address after
+/// `auth.login_max_failures` failures, an address after `auth.login_max_failures_per_address`,
+/// a user name from everywhere after `auth.login_max_failures_per_user`; each lock lasts
+/// `auth.login_lockout_secs`.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, body = TokenResponse),
     (status = 401, body = gridline_sync::ErrorBody),
@@ -76,6 +79,7 @@ pub async fn issue_tokens(
     (status = 429, body = gridline_sync::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
+    client: ClientAddr,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     if req.username.is_empty() || req.username.len() > 200 {
@@ -84,7 +88,9 @@ async fn login(
     if req.password.len() > 1024 {
         return Err(ApiError::invalid("password", "must be at most 1024 bytes"));
     }
-    if let Some(secs) = users::lockout_remaining(&state.db.pool, &req.username).await? {
+    let throttle = throttle::keys(&state.config.auth, &req.username, client);
+    let keys: Vec<String> = throttle.iter().map(|(key, _)| key.clone()).collect();
+    if let Some(secs) = users::lockout_remaining(&state.db.pool, &keys).await? {
         return Err(ApiError::new(
             ErrorCode::RateLimited,
             "too many failed logins; try again later",
@@ -101,15 +107,17 @@ async fn login(
         Some(u) if ok && u.disabled_at.is_none() => u,
         _ => {
             let mut tx = state.db.begin_write().await?;
-            users::record_login_failure(
-                tx.conn(),
-                &req.username,
-                state.config.auth.login_max_failures,
-                state.config.auth.login_lockout_secs as i64 * 1000,
-            )
-            .await?;
+            for (key, max_failures) in &throttle {
+                users::record_login_failure(
+                    tx.conn(),
+                    key,
+                    *max_failures,
+                    state.config.auth.login_lockout_secs as i64 * 1000,
+                )
+                .await?;
+            }
             tx.commit().await?;
-            tracing::info!(username = %req.username, "failed login");
+            tracing::info!(username = %req.username, client = ?client.0, "failed login");
             return Err(ApiError::new(
                 ErrorCode::InvalidCredentials,
                 "wrong user name or password",
@@ -125,7 +133,9 @@ async fn login(
         }
     }
     let mut tx = state.db.begin_write().await?;
-    users::clear_login_failures(tx.conn(), &user.username).await?;
+    // The user name from this address starts afresh; the address's and the name's overall
+    // counts stand, so one account's login cannot wipe out a spray or a distributed guess.
+    users::clear_login_failures(tx.conn(), &throttle[0].0).await?;
     let tokens = issue_tokens(&state, &mut tx, &user, req.device_id, store::new_id()).await?;
     tx.commit().await?;
     Ok(Json(tokens))

@@ -1,7 +1,7 @@
 //! Exports: the ledger and the ranking as CSV or XLSX, the case list as CSV or GeoJSON.
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -44,10 +44,10 @@ fn send(table: &Table, format: TableFormat, stem: &str) -> ApiResult<Response> {
     };
     Ok((
         [
-            (header::CONTENT_TYPE, mime.to_owned()),
+            (header::CONTENT_TYPE, HeaderValue::from_static(mime)),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{stem}.{ext}\""),
+                crate::routes::attachment(&format!("{stem}.{ext}")),
             ),
         ],
         bytes,

@@ -56,9 +56,7 @@ pub async fn create_period_in(
     actor: Option<Uuid>,
     input: &PeriodInput,
 ) -> ApiResult<Period> {
-    if input.code.trim().is_empty() || input.code.len() > 32 {
-        return Err(ApiError::invalid("code", "must be 1 to 32 bytes"));
-    }
+    check_code(&input.code)?;
     if input.ends_at <= input.starts_at {
         return Err(ApiError::invalid("ends_at", "must be after starts_at"));
     }
@@ -112,6 +110,24 @@ pub async fn copy_coefficients(
     )
     .await?;
     Ok(copied)
+}
+
+/// A period code names files (`ranking-{code}.csv`) and appears in reports: letters (any
+/// script), digits, `-`, `_` and `.`, at most 32 bytes. No spaces, quotes or control characters.
+fn check_code(code: &str) -> ApiResult<()> {
+    if code.is_empty() || code.len() > 32 {
+        return Err(ApiError::invalid("code", "must be 1 to 32 bytes"));
+    }
+    if !code
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(ApiError::invalid(
+            "code",
+            "may hold only letters, digits, '-', '_' and '.'",
+        ));
+    }
+    Ok(())
 }
 
 /// The zone coefficients set for a period (zones in the caller's scope).

@@ -28,16 +28,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(content))
 }
 
-/// The photo, if the caller may see a case that declares it (404 otherwise).
+/// The photo, if the caller uploaded it or may see a case that rightly holds it (404
+/// otherwise): declaring someone else's photo in one's own case does not open it.
 async fn visible_photo(state: &AppState, user: &AuthUser, sha256: &str) -> ApiResult<Photo> {
+    let photo = store::photos::photo(&state.db.pool, sha256)
+        .await?
+        .ok_or_else(|| ApiError::not_found("photo"))?;
+    if photo.uploaded_by == user.user_id {
+        return Ok(photo);
+    }
     let scope = user.scope(state).await?;
-    let declared = store::photos::declarations(&state.db.pool, sha256).await?;
-    if !declared.iter().any(|d| scope.contains(d.zone_id)) {
+    let holders = store::photos::rightful_declarations(&state.db.pool, sha256).await?;
+    if !holders.iter().any(|d| scope.contains(d.zone_id)) {
         return Err(ApiError::not_found("photo"));
     }
-    store::photos::photo(&state.db.pool, sha256)
-        .await?
-        .ok_or_else(|| ApiError::not_found("photo"))
+    Ok(photo)
 }
 
 /// A photo's metadata: verification, type, size, EXIF facts, derivative state.

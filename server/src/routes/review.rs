@@ -461,7 +461,8 @@ pub struct EvidenceSummary {
     /// At least one photo, and every declared photo received and verified.
     pub complete: bool,
     pub photos: Vec<EvidencePhoto>,
-    /// The case's integrity flags.
+    /// The case's integrity flags, and `photo_reused` when another case declares one of its
+    /// photos too.
     pub flags: Vec<String>,
 }
 
@@ -573,6 +574,17 @@ async fn queue(
             })
             .collect();
         let complete = !photos.is_empty() && photos.iter().all(|p| p.status == "verified");
+        // As on the case view: a photo another case declares too is flagged where the
+        // supervisor decides.
+        let mut flags = case.flags.clone();
+        let reused = case.photos.iter().any(|p| {
+            photo_states
+                .get(&p.sha256)
+                .is_some_and(|s| s.declaring_cases > 1)
+        });
+        if reused {
+            flags.push(crate::photos::flags::PHOTO_REUSED.to_owned());
+        }
         let wf = workflows.remove(id).unwrap_or_default();
         let workflow = workflow_view(
             *id,
@@ -586,7 +598,7 @@ async fn queue(
             evidence: EvidenceSummary {
                 complete,
                 photos,
-                flags: case.flags.clone(),
+                flags,
             },
             case,
             workflow,

@@ -17,6 +17,7 @@ pub mod ledger_log;
 pub mod photos;
 pub mod reference;
 pub mod review;
+pub mod signing_keys;
 pub mod sync;
 pub mod tokens;
 pub mod users;
@@ -153,7 +154,7 @@ impl Db {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         if backend == Backend::Sqlite {
-            ensure_sqlite_parent_dir(url)?;
+            prepare_sqlite_file(url)?;
         }
         let options: AnyConnectOptions = url.parse()?;
         let options = options.disable_statement_logging();
@@ -324,18 +325,26 @@ impl Db {
     }
 }
 
-fn ensure_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
-    let path = url
+/// Creates the SQLite file's folder (0700) and the file itself (empty, 0600) before SQLite
+/// opens it: SQLite would create it with the umask's mode (usually world-readable), and it
+/// gives its `-wal` and `-shm` files the mode of the database file.
+fn prepare_sqlite_file(url: &str) -> anyhow::Result<()> {
+    let rest = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or("");
-    if path.is_empty() || path == ":memory:" {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
         return Ok(());
     }
-    if let Some(parent) = std::path::Path::new(path).parent() {
+    let path = std::path::Path::new(path);
+    if let Some(parent) = path.parent() {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)?;
+            crate::private_fs::create_dir_all(parent)?;
         }
+    }
+    // Only where SQLite would create it too (`mode=rwc`, as the default URL says).
+    if query.split('&').any(|p| p == "mode=rwc") {
+        crate::private_fs::create_file_if_missing(path)?;
     }
     Ok(())
 }

@@ -50,9 +50,36 @@ pub async fn declarations<'c, E: Executor<'c, Database = Any>>(
     e: E,
     sha256: &str,
 ) -> R<Vec<Declaration>> {
+    declarations_where(e, sha256, "1 = 1").await
+}
+
+/// The cases that rightly hold the photo `sha256`: those that declared it before its bytes
+/// were verified (the upload was for them), and those its uploader declared it in. A later
+/// declaration by anyone else names bytes another inspector sent for another case (hashes are
+/// not secret: case views and the ledger export show them): it grants no access to the photo,
+/// and the case views flag it `photo_reused`. Before the bytes arrive every declaration holds.
+pub async fn rightful_declarations<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    sha256: &str,
+) -> R<Vec<Declaration>> {
+    declarations_where(
+        e,
+        sha256,
+        "(ph.verified_at IS NULL OR p.declared_at <= ph.verified_at \
+          OR p.declared_by = ph.uploaded_by)",
+    )
+    .await
+}
+
+async fn declarations_where<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    sha256: &str,
+    condition: &str,
+) -> R<Vec<Declaration>> {
     let rows = sqlx::query(&format!(
         "SELECT {DECLARATION_COLUMNS} FROM case_photos p JOIN cases c ON c.id = p.case_id \
-         WHERE p.sha256 = $1 ORDER BY p.declared_at, p.case_id"
+         LEFT JOIN photos ph ON ph.sha256 = p.sha256 AND ph.status = 'verified' \
+         WHERE p.sha256 = $1 AND {condition} ORDER BY p.declared_at, p.case_id"
     ))
     .bind(sha256)
     .fetch_all(e)

@@ -228,7 +228,8 @@ pub async fn evidence(conn: &mut AnyConnection, case_id: Uuid) -> R<(Vec<String>
     Ok((hashes, complete))
 }
 
-/// Verification status of each photo hash of these cases (`None`: not received yet).
+/// Verification status of each photo hash of these cases (`None`: not received yet), and how
+/// many cases declare it.
 pub async fn photo_status(
     conn: &mut AnyConnection,
     ids: &[Uuid],
@@ -236,7 +237,9 @@ pub async fn photo_status(
     let mut out = HashMap::new();
     for chunk in ids.chunks(500) {
         let sql = format!(
-            "SELECT cp.sha256, p.status, p.derivatives FROM case_photos cp \
+            "SELECT cp.sha256, p.status, p.derivatives, \
+               (SELECT COUNT(*) FROM case_photos o WHERE o.sha256 = cp.sha256) AS declaring_cases \
+             FROM case_photos cp \
              LEFT JOIN photos p ON p.sha256 = cp.sha256 WHERE cp.case_id IN ({})",
             id_list(conn, chunk.len())
         );
@@ -248,6 +251,7 @@ pub async fn photo_status(
             let state = PhotoState {
                 status: r.try_get("status")?,
                 derivatives: r.try_get("derivatives")?,
+                declaring_cases: r.try_get("declaring_cases")?,
             };
             out.insert(r.try_get("sha256")?, state);
         }
@@ -260,6 +264,8 @@ pub async fn photo_status(
 pub struct PhotoState {
     pub status: Option<String>,
     pub derivatives: Option<String>,
+    /// How many cases declare the photo (more than one: `photo_reused`).
+    pub declaring_cases: i64,
 }
 
 /// The SQL condition "the evidence of `cases` is complete", for the queue filter.

@@ -104,63 +104,66 @@ pub async fn set_password(
     Ok(done.rows_affected() == 1)
 }
 
-/// Whether `username` is locked out now; returns the seconds left.
+/// The seconds left of the longest lock among `keys` (see `auth::throttle`), if any is locked.
 pub async fn lockout_remaining<'c, E: Executor<'c, Database = Any>>(
     e: E,
-    username: &str,
+    keys: &[String],
 ) -> Result<Option<u64>, sqlx::Error> {
-    let locked: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT locked_until FROM login_failures WHERE username = $1")
-            .bind(username)
-            .fetch_optional(e)
-            .await?;
+    let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT MAX(locked_until) FROM login_throttle WHERE key IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_scalar::<_, Option<i64>>(&sql);
+    for key in keys {
+        query = query.bind(key);
+    }
+    let locked = query.fetch_one(e).await?;
     let now = now_ms();
     Ok(locked
-        .flatten()
         .filter(|until| *until > now)
         .map(|until| ((until - now) as u64).div_ceil(1000)))
 }
 
-/// Counts a failed login; after `max_failures` within the lockout window the name is locked.
+/// Counts a failed login under `key`; after `max_failures` within the lockout window the key
+/// is locked for that long.
 pub async fn record_login_failure(
     conn: &mut AnyConnection,
-    username: &str,
+    key: &str,
     max_failures: u32,
     lockout_ms: i64,
 ) -> Result<(), sqlx::Error> {
     let now = now_ms();
     // One statement, so concurrent failures cannot undercount.
     sqlx::query(
-        "INSERT INTO login_failures (username, failures, window_start, locked_until) \
+        "INSERT INTO login_throttle (key, failures, window_start, locked_until) \
          VALUES ($1, 1, $2, NULL) \
-         ON CONFLICT (username) DO UPDATE SET \
-           failures = CASE WHEN login_failures.window_start < $3 THEN 1 ELSE login_failures.failures + 1 END, \
-           window_start = CASE WHEN login_failures.window_start < $3 THEN $2 ELSE login_failures.window_start END",
+         ON CONFLICT (key) DO UPDATE SET \
+           failures = CASE WHEN login_throttle.window_start < $3 THEN 1 ELSE login_throttle.failures + 1 END, \
+           window_start = CASE WHEN login_throttle.window_start < $3 THEN $2 ELSE login_throttle.window_start END",
     )
-    .bind(username)
+    .bind(key)
     .bind(now)
     .bind(now - lockout_ms)
     .execute(&mut *conn)
     .await?;
     sqlx::query(
-        "UPDATE login_failures SET locked_until = $1, failures = 0, window_start = $2 \
-         WHERE username = $3 AND failures >= $4",
+        "UPDATE login_throttle SET locked_until = $1, failures = 0, window_start = $2 \
+         WHERE key = $3 AND failures >= $4",
     )
     .bind(now + lockout_ms)
     .bind(now)
-    .bind(username)
+    .bind(key)
     .bind(max_failures as i64)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-pub async fn clear_login_failures(
-    conn: &mut AnyConnection,
-    username: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM login_failures WHERE username = $1")
-        .bind(username)
+/// Forgets the failures counted under `key`.
+pub async fn clear_login_failures(conn: &mut AnyConnection, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM login_throttle WHERE key = $1")
+        .bind(key)
         .execute(conn)
         .await?;
     Ok(())

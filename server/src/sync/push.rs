@@ -300,6 +300,8 @@ struct Batch<'a> {
     /// Comment ids and (case, photo hash) pairs that already exist, so repeats are no-ops.
     existing_events: HashSet<Uuid>,
     existing_photos: HashSet<(Uuid, String)>,
+    /// Sizes of the photos the batch declares that the server already holds.
+    stored_sizes: HashMap<String, i64>,
     /// Op ids of the batch's new operations already stored (for any device), and those this
     /// batch has acknowledged so far: an op id is used once.
     stored_op_ids: HashSet<Uuid>,
@@ -350,6 +352,7 @@ impl<'a> Batch<'a> {
             replays: HashMap::new(),
             existing_events: HashSet::new(),
             existing_photos: HashSet::new(),
+            stored_sizes: HashMap::new(),
             stored_op_ids: HashSet::new(),
             batch_op_ids: HashSet::new(),
             rounds_new: Vec::new(),
@@ -370,6 +373,7 @@ impl<'a> Batch<'a> {
         let mut ids = Vec::new();
         let mut comment_ids = Vec::new();
         let mut op_ids = Vec::new();
+        let mut photo_shas = Vec::new();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for v in verified {
             if let Verified::Ok { body, .. } = v {
@@ -387,6 +391,7 @@ impl<'a> Batch<'a> {
                     };
                     ids.extend(uuid_at("case_id"));
                     comment_ids.extend(uuid_at("comment_id"));
+                    photo_shas.extend(crate::photos::declared_hashes(&body.payload));
                 }
             }
         }
@@ -411,6 +416,7 @@ impl<'a> Batch<'a> {
             }
             self.existing_photos = cases::photo_keys(tx.conn(), &ids).await?;
         }
+        self.stored_sizes = crate::photos::stored_sizes(tx.conn(), &photo_shas).await?;
         for id in comment_ids {
             if cases::event_exists(tx.conn(), id).await? {
                 self.existing_events.insert(id);
@@ -580,6 +586,9 @@ impl<'a> Batch<'a> {
     }
 
     fn apply(&mut self, body: &OperationBody, op: &Operation) -> OpResult {
+        if let Err(message) = crate::photos::check_declared_sizes(&self.stored_sizes, op.photos()) {
+            return rejected(ErrorCode::InvalidRequest, &message);
+        }
         match op {
             Operation::CaseCreateV1(p) => self.create(body, p),
             Operation::CaseEditV1(p) => self.edit(body, p),
