@@ -27,8 +27,10 @@ const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 
      img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
-/// Scalar's configuration: no web fonts (they would come from Scalar's font host).
-const SCALAR_CONFIG: &str = r#"{"withDefaultFonts":false}"#;
+/// Scalar's configuration: no web fonts (they would come from Scalar's font host), and none
+/// of its features that talk to Scalar's services (the developer toolbar, the AI agent).
+const SCALAR_CONFIG: &str =
+    r#"{"withDefaultFonts":false,"showDeveloperTools":"never","agent":{"disabled":true}}"#;
 
 struct Bundle {
     /// `scalar.{hash}.js`.
