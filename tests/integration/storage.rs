@@ -78,3 +78,33 @@ async fn unknown_text_in_a_case_row_is_a_clear_error_not_a_guess(app: TestApp) {
         assert_eq!(status, StatusCode::OK, "{column} restored: {body}");
     }
 }
+
+/// Both backends have the same numbered migrations, each number once: a change to the schema is
+/// made for both, and two changes made side by side cannot take the same version (sqlx would
+/// refuse to start on a database that has either).
+#[test]
+fn migrations_are_numbered_once_and_the_same_for_both_backends() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/migrations");
+    let names = |backend: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join(backend))
+            .expect("migrations folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        names.sort();
+        names
+    };
+    let (sqlite, postgres) = (names("sqlite"), names("postgres"));
+    assert_eq!(sqlite, postgres, "the two backends' migrations differ");
+    let mut versions: Vec<&str> = sqlite
+        .iter()
+        .map(|n| n.split('_').next().unwrap_or(""))
+        .collect();
+    let count = versions.len();
+    versions.dedup();
+    assert_eq!(
+        versions.len(),
+        count,
+        "a migration version is used twice: {sqlite:?}"
+    );
+}
