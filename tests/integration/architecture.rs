@@ -21,9 +21,11 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("config", 0),
     ("ledger::chain", 0),
     ("ledger::scoring", 0),
+    ("ledger::log", 0),
     // Storage: SQL and the blob store.
     ("store", 1),
     ("blob", 1),
+    ("private_fs", 1),
     // Services: the operations, and the parts the composition root assembles.
     ("sync", 2),
     ("photos", 2),
@@ -65,6 +67,7 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[
     ("photos::upload", "state"),
     ("store::photos", "photos"),
     ("store::photos", "photos::flags"),
+    ("store::ledger_log", "auth::keys"),
     ("sync::pull", "auth"),
     ("sync::pull", "error"),
     ("sync::pull", "state"),
