@@ -222,12 +222,14 @@ async fn checkpoints_are_issued_with_every_append_and_period_close(app: TestApp)
         .execute(&app.state.db.pool)
         .await
         .unwrap();
+    // The current period has not ended: an admin closes it early.
     let period = current_period(&app, &sup).await;
+    let admin = app.login("admin").await;
     let (status, closed) = app
         .post(
             &format!("/v1/periods/{}/close", period["id"].as_str().unwrap()),
-            Some(&sup),
-            &json!({}),
+            Some(&admin),
+            &json!({"early": true}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{closed}");

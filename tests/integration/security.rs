@@ -546,14 +546,14 @@ async fn period_codes_cannot_break_download_headers() {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    let inspector = app.login("inspector1").await;
+    let supervisor = app.login("supervisor1").await;
     let resp = app
         .http
         .get(app.url(&format!(
             "/v1/exports/ranking?period_id={}&format=csv",
             old.id
         )))
-        .bearer_auth(&inspector)
+        .bearer_auth(&supervisor)
         .send()
         .await
         .unwrap();
