@@ -904,3 +904,61 @@ async fn a_round_id_is_a_duplicate_only_for_the_same_round_and_its_owner_finishe
     assert_eq!(round["data"]["kind"], "routine");
     assert_eq!(round["data"]["finished_at"], "2025-03-01T09:10:00Z");
 }
+
+/// SQLite has one writer at a time: the others wait their turn (for a bounded time), they are
+/// not refused. Here pushes (transactions that read before they write) run while other
+/// writes, like those of photo uploads and background jobs, commit all the while.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writers_wait_their_turn_instead_of_being_refused() {
+    let app = TestApp::spawn(gridline_tests::Db::Sqlite)
+        .await
+        .expect("sqlite app");
+    let z1 = app.zone("Z01");
+    let mut phones = Vec::new();
+    for name in ["inspector1", "inspector2"] {
+        phones.push(Phone::enrol(&app, name).await);
+    }
+    // Other writers commit all the while the pushes run, until they are done.
+    let pushes_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let pool = app.state.db.pool.clone();
+            let pushes_done = pushes_done.clone();
+            tokio::spawn(async move {
+                while !pushes_done.load(std::sync::atomic::Ordering::Relaxed) {
+                    sqlx::query(
+                        "UPDATE users SET display_name = display_name WHERE username = 'admin'",
+                    )
+                    .execute(&pool)
+                    .await
+                    .expect("a write outside a transaction waits for its turn");
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let pushes = phones.into_iter().map(|mut phone| {
+        let app = &app;
+        async move {
+            let mut refused = Vec::new();
+            for _ in 0..25 {
+                let op = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+                let (status, body) = phone.push(app, &[op]).await;
+                if status != StatusCode::OK {
+                    refused.push(format!("{status} {body}"));
+                }
+            }
+            refused
+        }
+    });
+    let refused: Vec<String> = futures::future::join_all(pushes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    pushes_done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    assert!(refused.is_empty(), "pushes refused: {refused:#?}");
+}
