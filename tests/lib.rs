@@ -424,19 +424,43 @@ impl Phone {
 
     /// Signs the next operation in this phone's chain.
     pub fn op(&mut self, op_type: &str, payload: Value) -> gridline_sync::SignedOperation {
-        self.seq += 1;
-        let body = gridline_sync::OperationBody {
+        self.op_edited(op_type, payload, |_| {})
+    }
+
+    /// Signs the next operation in this phone's chain after `edit` has changed its body (to
+    /// reuse an id, say); `seq` and `prev` stay the chain's.
+    pub fn op_edited(
+        &mut self,
+        op_type: &str,
+        payload: Value,
+        edit: impl FnOnce(&mut gridline_sync::OperationBody),
+    ) -> gridline_sync::SignedOperation {
+        let mut body = gridline_sync::OperationBody {
             op_id: Uuid::now_v7(),
             device_id: self.device_id,
-            seq: self.seq,
+            seq: self.seq + 1,
             prev: self.prev.clone(),
             op_type: op_type.to_owned(),
             queued_at: time::OffsetDateTime::now_utc(),
             payload,
         };
-        let signed = gridline_sync::signing::sign_operation(&self.key, &body);
-        self.prev = gridline_sync::signing::op_hash(&signed.op);
-        signed
+        edit(&mut body);
+        let text = serde_json::to_string(&body).expect("operation body");
+        self.sign_text(&text)
+    }
+
+    /// Signs `text` exactly as given as the next entry of this phone's queue, whatever it
+    /// says (text that is not an operation body included).
+    pub fn sign_text(&mut self, text: &str) -> gridline_sync::SignedOperation {
+        use base64::Engine;
+        use ed25519_dalek::Signer;
+        self.seq += 1;
+        let sig = self.key.sign(text.as_bytes()).to_bytes();
+        self.prev = gridline_sync::signing::op_hash(text);
+        gridline_sync::SignedOperation {
+            op: text.to_owned(),
+            sig: base64::engine::general_purpose::STANDARD.encode(sig),
+        }
     }
 
     pub fn push_body(&self, ops: &[gridline_sync::SignedOperation]) -> Value {

@@ -49,6 +49,10 @@ pub struct Config {
     /// serves reads of many rows (pull pages, case views) through the native driver and keeps
     /// up to 4 of them open: count twice this per instance against the server's limit.
     pub database_max_connections: u32,
+    /// SQLite: how long a write waits for the one writer before it (in turn) before giving up
+    /// with 503 `unavailable`, in milliseconds. SQLite has one writer at a time; the others
+    /// queue for up to this long instead of being refused.
+    pub database_write_wait_ms: u64,
     /// `pretty` for people, `json` for log collectors.
     pub log_format: LogFormat,
     pub auth: AuthConfig,
@@ -234,6 +238,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             database_url: None,
             database_max_connections: 10,
+            database_write_wait_ms: 10_000,
             log_format: LogFormat::Pretty,
             auth: AuthConfig::default(),
             blob: BlobConfig::default(),
@@ -297,6 +302,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "data_dir",
     "database_url",
     "database_max_connections",
+    "database_write_wait_ms",
     "log_format",
     "auth",
     "blob",
@@ -385,6 +391,9 @@ impl Config {
         }
         if self.database_max_connections == 0 {
             return bad("database_max_connections", "must be at least 1");
+        }
+        if !(1..=600_000).contains(&self.database_write_wait_ms) {
+            return bad("database_write_wait_ms", "must be between 1 and 600000");
         }
         if self.limits.max_json_bytes < 1024 {
             return bad("limits.max_json_bytes", "must be at least 1024");

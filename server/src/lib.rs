@@ -11,6 +11,7 @@ pub mod demo;
 pub mod error;
 pub mod geo;
 pub mod jobs;
+pub mod keepalive;
 pub mod ledger;
 pub mod model;
 pub mod photos;
@@ -67,6 +68,7 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(normalize_errors))
         .layer(middleware::from_fn(telemetry::track_metrics))
         .layer(DefaultBodyLimit::max(limits.max_json_bytes))
+        .layer(middleware::from_fn(keepalive::close_if_body_unread))
         .layer(
             ServiceBuilder::new()
                 .layer(SetSensitiveRequestHeadersLayer::new([

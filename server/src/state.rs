@@ -28,7 +28,12 @@ impl AppState {
     /// Connects the database (applying migrations), loads or creates the signing keys and opens
     /// the blob store.
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
-        let db = Db::connect(&config.database_url(), config.database_max_connections).await?;
+        let db = Db::connect_with_write_wait(
+            &config.database_url(),
+            config.database_max_connections,
+            std::time::Duration::from_millis(config.database_write_wait_ms),
+        )
+        .await?;
         let keys = Keyring::load_or_create(&config.key_file())?;
         keys.check_in(&db, &config.key_file()).await?;
         let blobs = crate::blob::open(&config)?;

@@ -87,6 +87,11 @@ error_codes! {
     BrokenChain = ("broken_chain", 422),
     /// The operation type or version is unknown to this server.
     UnsupportedOperation = ("unsupported_operation", 422),
+    /// A new operation reuses an id that is already taken: its `op_id`, or a `case_id`,
+    /// `comment_id` or `round_id` that already names something with other content. Sent as a
+    /// `rejected` push result (acknowledged, kept for supervisors); an identical resend of an
+    /// applied operation is a `duplicate` instead.
+    IdReused = ("id_reused", 409),
     /// The operation refers to data outside the caller's scope.
     OutOfScope = ("out_of_scope", 403),
     /// The pull cursor is unknown or expired: start again with a full snapshot.

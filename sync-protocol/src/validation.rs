@@ -108,8 +108,14 @@ pub fn is_asset_code(s: &str) -> bool {
     s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Whether `id` is a UUIDv7, as every id a phone makes must be (`device_id`, `op_id`,
+/// `case_id`, `comment_id`, `round_id`).
+pub fn is_uuid_v7(id: Uuid) -> bool {
+    id.get_version_num() == 7
+}
+
 pub(crate) fn check_v7(errors: &mut ValidationErrors, path: &str, id: Uuid) {
-    if id.get_version_num() != 7 {
+    if !is_uuid_v7(id) {
         errors.push(path, "must be a UUIDv7");
     }
 }

@@ -18,10 +18,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// acknowledged.
 pub const SUPPORTED_PROTOCOLS: &[u32] = &[PROTOCOL_VERSION];
 
-/// At most this many operations in one push.
+/// At most this many operations in one push; more is refused whole (413 `payload_too_large`).
 pub const MAX_BATCH_OPS: usize = 500;
 
-/// At most this many bytes in one push body (the JSON as sent).
+/// At most this many bytes in one push body (the JSON as sent); more is refused whole (413
+/// `payload_too_large`).
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// Default and maximum page size of a pull.
@@ -69,6 +70,15 @@ pub struct SignedOperation {
     pub sig: String,
 }
 
+impl SignedOperation {
+    /// At most how many bytes this operation adds to a push body: `{"op":"…","sig":"…"},`,
+    /// with JSON escaping at most doubling the `op` text. A batch is cut so that these, plus
+    /// room for the fields around them, stay within [`MAX_BATCH_BYTES`].
+    pub fn push_bytes_bound(&self) -> usize {
+        self.op.len() * 2 + self.sig.len() + 32
+    }
+}
+
 /// What a device signs: one queued operation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -107,7 +117,8 @@ pub struct PushRequest {
     /// The device's clock at send time, for skew estimation.
     #[serde(with = "time::serde::rfc3339")]
     pub device_time: OffsetDateTime,
-    /// Consecutive operations (`seq` n, n+1, …), at most [`MAX_BATCH_OPS`].
+    /// Consecutive operations (`seq` n, n+1, …), at most [`MAX_BATCH_OPS`]; a batch whose
+    /// seqs are not consecutive is refused whole (422 `invalid_request`).
     pub operations: Vec<SignedOperation>,
     /// The highest `seq` the phone holds a receipt for. Lets the server tell a phone that is
     /// ahead of it (server restored from backup → `sequence_behind`) from a plain gap.
@@ -121,8 +132,10 @@ pub struct PushRequest {
 pub enum OpStatus {
     /// Applied with no conflict.
     Applied,
-    /// Already processed earlier (a retry); `first_status` and the other fields repeat the stored
-    /// result. No new effect.
+    /// An identical replay, no new effect: the same operation processed earlier (a retry;
+    /// `first_status` and the other fields repeat the stored result), or a new operation whose
+    /// content is already applied under its ids (`first_status` `applied`). Other content under
+    /// a taken id is `rejected` with `id_reused`, never `duplicate`.
     Duplicate,
     /// Applied, with one or more recorded conflicts (`conflicts`), visible to both sides.
     Conflict,
@@ -608,7 +621,7 @@ pub struct RefreshRequest {
 /// `device_id`, same key) is idempotent, so a phone that lost the response can retry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EnrolDeviceRequest {
-    /// Client-generated UUIDv7.
+    /// Client-generated UUIDv7; any other version is refused (422 `invalid_request`).
     pub device_id: Uuid,
     /// Base64 (standard, padded) of the 32-byte Ed25519 public key.
     pub public_key: String,

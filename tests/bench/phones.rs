@@ -262,7 +262,7 @@ impl SimPhone {
         let mut current: Vec<SignedOperation> = Vec::new();
         let mut bytes = 0;
         for op in std::mem::take(&mut self.queue) {
-            let size = op.op.len() + op.sig.len();
+            let size = op.push_bytes_bound();
             if !current.is_empty() && (current.len() == MAX_BATCH_OPS || bytes + size > budget) {
                 out.push(self.batch(std::mem::take(&mut current)));
                 bytes = 0;

@@ -40,6 +40,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     // HTTP: handlers, extractors, the error type.
     ("routes", 4),
     ("error", 4),
+    ("keepalive", 4),
     ("auth", 4),
     // Entry points.
     ("", 5),

@@ -355,3 +355,39 @@ fn example_config_is_valid_and_complete() {
     let config = Config::load(Some(&path)).expect("the example config loads");
     assert_eq!(config.listen.port(), 8080);
 }
+
+/// A request refused before its body was read (here: rate limited) is answered with
+/// `Connection: close`, because the server does not keep that connection: a client reusing
+/// connections opens a new one and every request of a long loop gets its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_client_keeps_working_through_refusals_of_unread_bodies() {
+    let app = TestApp::spawn_with(Db::Sqlite, |c| {
+        c.limits.requests_per_minute = 1;
+        c.limits.request_burst = 1;
+    })
+    .await
+    .unwrap();
+    // Enrolment takes the user's one request; every push after it is refused.
+    let phone = gridline_tests::Phone::enrol(&app, "inspector1").await;
+    let body = serde_json::to_vec(&phone.push_body(&[])).unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    for i in 0..300 {
+        let resp = client
+            .post(app.url("/v1/sync/push"))
+            .bearer_auth(&phone.token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request {i} got no answer: {e}"));
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "request {i}");
+        assert_eq!(
+            resp.headers().get("connection").map(|v| v.as_bytes()),
+            Some(&b"close"[..]),
+            "request {i}"
+        );
+    }
+}

@@ -19,6 +19,13 @@ on_both_backends!(
     rejections_and_conflicts_are_paged_newest_first,
     case_views_read_side_by_side_equal_those_read_one_after_another,
     an_unannounced_round_and_its_cases_reach_only_their_inspector_and_supervisors,
+    new_operation_reusing_a_stored_op_id_is_rejected_acknowledged_and_kept,
+    an_existing_case_or_comment_id_is_a_duplicate_only_for_identical_content,
+    a_round_id_is_a_duplicate_only_for_the_same_round_and_its_owner_finishes_it_once,
+    batch_with_non_consecutive_seqs_is_refused_naming_the_seq,
+    signed_text_that_is_no_operation_is_reported_against_its_own_seq,
+    enrolment_refuses_a_device_id_that_is_not_uuidv7,
+    push_over_500_operations_or_4_mib_is_413,
 );
 
 fn statuses(body: &Value) -> Vec<String> {
@@ -711,4 +718,373 @@ async fn an_unannounced_round_and_its_cases_reach_only_their_inspector_and_super
         what_reaches(&app, "roadchief1", round, &[raised]).await,
         (false, vec![[true; 6]])
     );
+async fn new_operation_reusing_a_stored_op_id_is_rejected_acknowledged_and_kept(app: TestApp) {
+    let z1 = app.zone("Z01");
+    let mut first = Phone::enrol(&app, "inspector1").await;
+    let original = first.op("case.create@1", new_case(z1, 0, "event:0102").1);
+    let taken: gridline_sync::OperationBody = serde_json::from_str(&original.op).unwrap();
+    assert_eq!(first.push(&app, &[original]).await.0, StatusCode::OK);
+
+    // Another device, then the same one, queue new operations under that op_id.
+    let mut second = Phone::enrol(&app, "inspector2").await;
+    let admin = app.login("admin").await;
+    for phone in [&mut second, &mut first] {
+        let (case_id, payload) = new_case(z1, 0, "event:0102");
+        let reused = [phone.op_edited("case.create@1", payload, |b| b.op_id = taken.op_id)];
+        let (status, body) = phone.push(&app, &reused).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let result = &body["results"][0];
+        assert_eq!(result["status"], "rejected", "{body}");
+        assert_eq!(result["code"], "id_reused");
+        assert_eq!(result["seq"], phone.seq);
+        assert_eq!(result["op_id"], json!(taken.op_id));
+        assert_eq!(body["acked_through"], phone.seq, "acknowledged");
+        assert_eq!(
+            app.get(&format!("/v1/cases/{case_id}"), Some(&admin))
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+
+        // A retry gets the stored answer, and the queue moves on.
+        let (status, again) = phone.push(&app, &reused).await;
+        assert_eq!(status, StatusCode::OK, "{again}");
+        assert_eq!(again["results"][0]["status"], "duplicate");
+        assert_eq!(again["results"][0]["first_status"], "rejected");
+        let next = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+        let (status, body) = phone.push(&app, &[next]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(statuses(&body), ["applied"]);
+    }
+
+    let (_, rejections) = app.get("/v1/sync/rejections", Some(&admin)).await;
+    let reused: Vec<&Value> = rejections["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["code"] == "id_reused")
+        .collect();
+    assert_eq!(reused.len(), 2, "{rejections}");
+    for r in reused {
+        assert_eq!(r["acknowledged"], true);
+        assert_eq!(r["op_id"], json!(taken.op_id));
+    }
+}
+
+async fn an_existing_case_or_comment_id_is_a_duplicate_only_for_identical_content(app: TestApp) {
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let (case_id, payload) = new_case(app.zone("Z01"), 0, "event:0102");
+    let comment = json!({"case_id": case_id, "comment_id": uuid::Uuid::now_v7(), "text": "bin overflowing since morning"});
+    let ops = [
+        phone.op("case.create@1", payload.clone()),
+        phone.op("case.comment@1", comment.clone()),
+    ];
+    let (status, body) = phone.push(&app, &ops).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(statuses(&body), ["applied", "applied"]);
+
+    // The same capture and comment queued again under new seqs: nothing new happens.
+    let again = [
+        phone.op("case.create@1", payload.clone()),
+        phone.op("case.comment@1", comment.clone()),
+    ];
+    let (status, body) = phone.push(&app, &again).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(statuses(&body), ["duplicate", "duplicate"]);
+    for r in body["results"].as_array().unwrap() {
+        assert_eq!(r["first_status"], "applied", "{r}");
+        assert_eq!(r["entity_id"], json!(case_id));
+    }
+
+    // Other content under the same ids: refused, acknowledged and kept whole, never dropped.
+    let mut changed_case = payload.clone();
+    changed_case["description"] = json!("a different problem");
+    let mut changed_comment = comment.clone();
+    changed_comment["text"] = json!("another remark");
+    let changed = [
+        phone.op("case.create@1", changed_case),
+        phone.op("case.comment@1", changed_comment),
+    ];
+    let (status, body) = phone.push(&app, &changed).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(statuses(&body), ["rejected", "rejected"]);
+    assert_eq!(body["results"][0]["code"], "id_reused");
+    assert_eq!(body["results"][1]["code"], "id_reused");
+    assert_eq!(body["acked_through"], 6);
+
+    let supervisor = app.login("supervisor1").await;
+    let (_, case) = app
+        .get(&format!("/v1/cases/{case_id}"), Some(&supervisor))
+        .await;
+    assert_eq!(case["description"], "overflowing bin");
+    assert_eq!(case["version"], 2);
+    let comments: Vec<&Value> = case["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "comment")
+        .collect();
+    assert_eq!(comments.len(), 1);
+    assert_eq!(comments[0]["comment"], "bin overflowing since morning");
+    let (_, rejections) = app.get("/v1/sync/rejections", Some(&supervisor)).await;
+    let kept: Vec<&str> = rejections["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept.len(), 2, "{rejections}");
+    assert!(kept.iter().any(|op| op.contains("a different problem")));
+    assert!(kept.iter().any(|op| op.contains("another remark")));
+}
+
+async fn batch_with_non_consecutive_seqs_is_refused_naming_the_seq(app: TestApp) {
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let z1 = app.zone("Z01");
+    let first = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+    let _left_out = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+    let third = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+
+    let (status, body) = phone.push(&app, &[first.clone(), third]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "invalid_request");
+    assert_eq!(body["details"]["path"], "operations[1].seq");
+    assert!(
+        body["message"].as_str().unwrap().contains("seq 3"),
+        "{body}"
+    );
+    let admin = app.login("admin").await;
+    let (_, list) = app.get("/v1/cases", Some(&admin)).await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "nothing applied"
+    );
+
+    let (status, body) = phone.push(&app, &[first]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["acked_through"], 1);
+}
+
+async fn signed_text_that_is_no_operation_is_reported_against_its_own_seq(app: TestApp) {
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let z1 = app.zone("Z01");
+    let first = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+    assert_eq!(phone.push(&app, &[first]).await.0, StatusCode::OK);
+
+    // Validly signed text that is not JSON at seq 2, then a good operation at seq 3.
+    let garbage = phone.sign_text("this is not JSON");
+    let after = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+    let (status, body) = phone.push(&app, &[garbage, after]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"].as_array().unwrap().len(), 1, "{body}");
+    let result = &body["results"][0];
+    assert_eq!(result["seq"], 2);
+    assert_eq!(result["status"], "rejected");
+    assert_eq!(result["code"], "invalid_request");
+    assert_eq!(body["acked_through"], 1);
+
+    // JSON that is no operation body: its own op_id is reported where it can be read.
+    let mut other = Phone::enrol(&app, "inspector2").await;
+    let op_id = uuid::Uuid::now_v7();
+    let partial =
+        other.sign_text(&json!({"op_id": op_id, "seq": 1, "note": "no body"}).to_string());
+    let (status, body) = other.push(&app, &[partial]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["seq"], 1);
+    assert_eq!(body["results"][0]["op_id"], json!(op_id));
+}
+
+async fn enrolment_refuses_a_device_id_that_is_not_uuidv7(app: TestApp) {
+    use base64::Engine;
+    let token = app.login("inspector1").await;
+    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let device_id = uuid::Uuid::new_v4();
+    let (status, body) = app
+        .post(
+            "/v1/devices",
+            Some(&token),
+            &json!({
+                "device_id": device_id,
+                "public_key": base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes()),
+                "name": "a phone with UUIDv4 ids",
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "invalid_request");
+    assert_eq!(body["details"]["path"], "device_id");
+    let (status, login) = app
+        .post(
+            "/v1/auth/login",
+            None,
+            &json!({"username": "inspector1", "password": "gridline-demo", "device_id": device_id}),
+        )
+        .await;
+    assert_ne!(status, StatusCode::OK, "not enrolled: {login}");
+}
+
+async fn push_over_500_operations_or_4_mib_is_413(app: TestApp) {
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let ops: Vec<_> = (0..501)
+        .map(|_| {
+            phone.op(
+                "round.start@1",
+                json!({"round_id": uuid::Uuid::now_v7(), "zone_id": app.zone("Z01"),
+                       "kind": "routine", "started_at": "2025-03-01T07:30:00Z"}),
+            )
+        })
+        .collect();
+    let (status, body) = phone.push(&app, &ops).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["code"], "payload_too_large");
+
+    // A body of exactly 4 MiB is taken; one byte more is not.
+    let limit = gridline_sync::MAX_BATCH_BYTES;
+    let padded = |len: usize| {
+        let mut bytes = serde_json::to_vec(&phone.push_body(&ops[..500])).unwrap();
+        assert!(bytes.len() < len);
+        bytes.resize(len, b' ');
+        bytes
+    };
+    let (status, body) = app
+        .post_raw(
+            "/v1/sync/push",
+            Some(&phone.token),
+            "application/json",
+            padded(limit + 1),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["code"], "payload_too_large");
+    let (status, body) = app
+        .post_raw(
+            "/v1/sync/push",
+            Some(&phone.token),
+            "application/json",
+            padded(limit),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["acked_through"], 500);
+}
+
+async fn a_round_id_is_a_duplicate_only_for_the_same_round_and_its_owner_finishes_it_once(
+    app: TestApp,
+) {
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let round_id = uuid::Uuid::now_v7();
+    let start = json!({"round_id": round_id, "zone_id": app.zone("Z01"), "kind": "routine",
+                       "started_at": "2025-03-01T07:30:00Z"});
+    let mut other_start = start.clone();
+    other_start["kind"] = json!("unannounced");
+    let finish = json!({"round_id": round_id, "finished_at": "2025-03-01T09:10:00Z"});
+    let later_finish = json!({"round_id": round_id, "finished_at": "2025-03-01T10:00:00Z"});
+    let unknown = json!({"round_id": uuid::Uuid::now_v7(), "finished_at": "2025-03-01T09:10:00Z"});
+    let ops = [
+        phone.op("round.start@1", start.clone()),
+        phone.op("round.start@1", start),
+        phone.op("round.start@1", other_start),
+        phone.op("round.finish@1", finish.clone()),
+        phone.op("round.finish@1", finish.clone()),
+        phone.op("round.finish@1", later_finish),
+        phone.op("round.finish@1", unknown),
+    ];
+    let (status, body) = phone.push(&app, &ops).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        statuses(&body),
+        [
+            "applied",
+            "duplicate",
+            "rejected",
+            "applied",
+            "duplicate",
+            "rejected",
+            "rejected"
+        ]
+    );
+    let codes: Vec<&Value> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["code"])
+        .collect();
+    assert_eq!(codes[2], "id_reused");
+    assert_eq!(codes[5], "conflict");
+    assert_eq!(codes[6], "not_found");
+    assert_eq!(body["acked_through"], 7);
+
+    // Only the inspector who started a round finishes it.
+    let mut other = Phone::enrol(&app, "inspector2").await;
+    let theirs = other.op("round.finish@1", finish);
+    let (_, body) = other.push(&app, &[theirs]).await;
+    assert_eq!(body["results"][0]["status"], "rejected");
+    assert_eq!(body["results"][0]["code"], "forbidden");
+
+    let (changes, _) = phone.pull_all(&app, None).await;
+    let round = changes
+        .iter()
+        .find(|c| c["entity"] == "round" && c["id"] == json!(round_id))
+        .expect("the round is pulled");
+    assert_eq!(round["data"]["kind"], "routine");
+    assert_eq!(round["data"]["finished_at"], "2025-03-01T09:10:00Z");
+}
+
+/// SQLite has one writer at a time: the others wait their turn (for a bounded time), they are
+/// not refused. Here pushes (transactions that read before they write) run while other
+/// writes, like those of photo uploads and background jobs, commit all the while.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writers_wait_their_turn_instead_of_being_refused() {
+    let app = TestApp::spawn(gridline_tests::Db::Sqlite)
+        .await
+        .expect("sqlite app");
+    let z1 = app.zone("Z01");
+    let mut phones = Vec::new();
+    for name in ["inspector1", "inspector2"] {
+        phones.push(Phone::enrol(&app, name).await);
+    }
+    // Other writers commit all the while the pushes run, until they are done.
+    let pushes_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let pool = app.state.db.pool.clone();
+            let pushes_done = pushes_done.clone();
+            tokio::spawn(async move {
+                while !pushes_done.load(std::sync::atomic::Ordering::Relaxed) {
+                    sqlx::query(
+                        "UPDATE users SET display_name = display_name WHERE username = 'admin'",
+                    )
+                    .execute(&pool)
+                    .await
+                    .expect("a write outside a transaction waits for its turn");
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let pushes = phones.into_iter().map(|mut phone| {
+        let app = &app;
+        async move {
+            let mut refused = Vec::new();
+            for _ in 0..25 {
+                let op = phone.op("case.create@1", new_case(z1, 0, "event:0102").1);
+                let (status, body) = phone.push(app, &[op]).await;
+                if status != StatusCode::OK {
+                    refused.push(format!("{status} {body}"));
+                }
+            }
+            refused
+        }
+    });
+    let refused: Vec<String> = futures::future::join_all(pushes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    pushes_done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    assert!(refused.is_empty(), "pushes refused: {refused:#?}");
 }

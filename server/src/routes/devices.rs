@@ -53,8 +53,10 @@ async fn enrol(
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
     }
-    if req.device_id.is_nil() {
-        return Err(ApiError::invalid("device_id", "must not be the nil UUID"));
+    // Every id a phone makes is a UUIDv7: a device that makes others would enrol and then have
+    // every operation refused.
+    if !gridline_sync::validation::is_uuid_v7(req.device_id) {
+        return Err(ApiError::invalid("device_id", "must be a UUIDv7"));
     }
     let mut tx = state.db.begin_write().await?;
     let account = users::by_id(tx.conn(), user.user_id)

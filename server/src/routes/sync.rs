@@ -16,8 +16,8 @@ use crate::model::{NewestFirst, Page};
 use crate::state::AppState;
 use crate::store::{self, time_from_ms};
 
-/// A push body: the protocol's batch limit plus room for the JSON around it.
-pub const PUSH_BODY_LIMIT: usize = gridline_sync::MAX_BATCH_BYTES * 2;
+/// A push body: the protocol's batch limit, the whole body as sent (413 beyond it).
+pub const PUSH_BODY_LIMIT: usize = gridline_sync::MAX_BATCH_BYTES;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -29,10 +29,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Push queued operations. Each gets a result; the response's `acked_through` and signed
 /// receipt say which are stored. 409 `sequence_gap`/`sequence_behind` with
-/// `details.resend_from`; 426 for an unsupported protocol; 503 with `Retry-After` for
-/// transient trouble (nothing acknowledged).
+/// `details.resend_from`; 413 `payload_too_large` for more than 500 operations or a body over
+/// 4 MiB; 422 for a batch whose seqs are not consecutive; 426 for an unsupported protocol; 503
+/// with `Retry-After` for transient trouble (nothing acknowledged).
 #[utoipa::path(post, path = "/v1/sync/push", operation_id = "push_operations", tag = "sync", security(("bearer" = [])), request_body = PushRequest,
     responses((status = 200, body = PushResponse), (status = 409, body = gridline_sync::ErrorBody),
+              (status = 413, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody),
               (status = 426, body = gridline_sync::ErrorBody), (status = 503, body = gridline_sync::ErrorBody)))]
 async fn push(
     State(state): State<AppState>,

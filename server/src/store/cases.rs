@@ -532,6 +532,37 @@ fn photo_from_row(r: &impl Cols) -> R<PhotoRow> {
     })
 }
 
+/// The declared photos of these cases, in no particular order.
+pub async fn photos_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<PhotoRow>> {
+    let cols = [
+        "case_id",
+        "sha256",
+        "size",
+        "captured_at",
+        "gps_lat",
+        "gps_lon",
+        "role",
+        "declared_by",
+        "declared_at",
+    ];
+    let mut out = Vec::new();
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let sql = format!(
+            "SELECT {} FROM case_photos WHERE case_id IN ({})",
+            cols.join(", "),
+            id_list(conn, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.push(photo_from_row(&r)?);
+        }
+    }
+    Ok(out)
+}
+
 /// (case, hash) of every declared photo of these cases.
 pub async fn photo_keys(
     conn: &mut AnyConnection,
@@ -630,12 +661,24 @@ fn event_from_row(r: &impl Cols) -> R<EventRow> {
     })
 }
 
-pub async fn event_exists(conn: &mut AnyConnection, id: Uuid) -> R<bool> {
-    let found: Option<String> = sqlx::query_scalar("SELECT id FROM case_events WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_optional(conn)
-        .await?;
-    Ok(found.is_some())
+/// The events with these ids (a comment's id is the phone's `comment_id`).
+pub async fn events_by_id(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<EventRow>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let sql = format!(
+            "SELECT {} FROM case_events WHERE id IN ({})",
+            EVENT_COLUMNS.join(", "),
+            id_list(conn, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.push(event_from_row(&r)?);
+        }
+    }
+    Ok(out)
 }
 
 // ---- conflicts --------------------------------------------------------------------------------

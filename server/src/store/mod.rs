@@ -89,10 +89,16 @@ pub struct Db {
     /// conversion (a sixth of the bench process's samples in a first sync, though removing it
     /// alone made no measurable difference: PostgreSQL was the bottleneck; bench/notes/sync.md).
     reads: Option<PgPool>,
-    /// SQLite allows one writer at a time; taking this lock before `BEGIN` makes writers queue
-    /// here instead of failing with SQLITE_BUSY when a read transaction upgrades to a write.
+    /// SQLite allows one writer at a time; taking this lock before `BEGIN` makes this
+    /// process's write transactions queue here, in turn, rather than in SQLite's busy handler.
     write_lock: Arc<Mutex<()>>,
+    /// SQLite: how long a write waits for its turn, for [`Db::write_lock`] and for SQLite's
+    /// own lock (`busy_timeout`, which writes outside [`Db::begin_write`] wait on too).
+    write_wait: Duration,
 }
+
+/// How long a SQLite write waits for its turn unless configured (`database_write_wait_ms`).
+pub const DEFAULT_WRITE_WAIT: Duration = Duration::from_secs(10);
 
 /// See [`Db::begin_keyed_read`]. Dropping it without [`KeyedRead::commit`] rolls back.
 pub struct KeyedRead {
@@ -149,8 +155,18 @@ impl WriteTx {
 }
 
 impl Db {
-    /// Connects and applies this backend's migrations.
+    /// Connects and applies this backend's migrations; writes wait [`DEFAULT_WRITE_WAIT`].
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+        Self::connect_with_write_wait(url, max_connections, DEFAULT_WRITE_WAIT).await
+    }
+
+    /// Connects and applies this backend's migrations. On SQLite a write waits up to
+    /// `write_wait` for the writer before it.
+    pub async fn connect_with_write_wait(
+        url: &str,
+        max_connections: u32,
+        write_wait: Duration,
+    ) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         if backend == Backend::Sqlite {
@@ -176,11 +192,13 @@ impl Db {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the writer; FULL sync makes an
                         // acknowledged commit survive power loss, not only a process crash.
-                        conn.execute(
+                        // busy_timeout: a write that finds another writer waits for its turn.
+                        let pragmas = format!(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                        )
-                        .await?;
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {};",
+                            write_wait.as_millis()
+                        );
+                        conn.execute(pragmas.as_str()).await?;
                     } else {
                         // PostgreSQL's JIT compiles a query once its estimated cost is high:
                         // for the ranking's indicators that took 300 ms of a 600 ms query
@@ -230,6 +248,7 @@ impl Db {
             backend,
             reads,
             write_lock: Arc::new(Mutex::new(())),
+            write_wait,
         };
         db.migrate().await?;
         Ok(db)
@@ -240,12 +259,21 @@ impl Db {
         Ok(())
     }
 
+    /// A write transaction. On SQLite it waits (up to the write wait, then fails as
+    /// unavailable) for its turn and takes the database's write lock at `BEGIN IMMEDIATE`: a
+    /// deferred transaction that read first would be refused outright (SQLITE_BUSY, without
+    /// waiting) if any other writer committed between its first read and its first write.
     pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
-        let guard = match self.backend {
-            Backend::Sqlite => Some(self.write_lock.clone().lock_owned().await),
-            Backend::Postgres => None,
+        let (guard, tx) = match self.backend {
+            Backend::Sqlite => {
+                let guard =
+                    tokio::time::timeout(self.write_wait, self.write_lock.clone().lock_owned())
+                        .await
+                        .map_err(|_| sqlx::Error::PoolTimedOut)?;
+                (Some(guard), self.pool.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            Backend::Postgres => (None, self.pool.begin().await?),
         };
-        let tx = self.pool.begin().await?;
         Ok(WriteTx {
             tx,
             _guard: guard,

@@ -218,44 +218,60 @@ pub async fn update_device(
 
 // ---- rounds -----------------------------------------------------------------------------------
 
-pub async fn insert_round(
-    conn: &mut AnyConnection,
-    id: Uuid,
-    zone: Uuid,
-    user: Uuid,
-    device: Uuid,
-    kind: &str,
-    started_at: i64,
-) -> R<()> {
+/// A patrol round as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundRow {
+    pub id: Uuid,
+    pub zone_id: Uuid,
+    pub user_id: Uuid,
+    pub kind: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// The stored rounds among these ids.
+pub async fn rounds_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<RoundRow>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT id, zone_id, user_id, kind, started_at, finished_at FROM rounds \
+             WHERE id IN ({})",
+            super::id_list(conn, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.push(RoundRow {
+                id: uuid_col(&r.try_get::<String, _>("id")?),
+                zone_id: uuid_col(&r.try_get::<String, _>("zone_id")?),
+                user_id: uuid_col(&r.try_get::<String, _>("user_id")?),
+                kind: r.try_get("kind")?,
+                started_at: r.try_get("started_at")?,
+                finished_at: r.try_get("finished_at")?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Stores a round started by `device` (finished too, when it already is).
+pub async fn insert_round(conn: &mut AnyConnection, round: &RoundRow, device: Uuid) -> R<()> {
     sqlx::query(
-        "INSERT INTO rounds (id, zone_id, user_id, device_id, kind, started_at) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO rounds (id, zone_id, user_id, device_id, kind, started_at, finished_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(id.to_string())
-    .bind(zone.to_string())
-    .bind(user.to_string())
+    .bind(round.id.to_string())
+    .bind(round.zone_id.to_string())
+    .bind(round.user_id.to_string())
     .bind(device.to_string())
-    .bind(kind)
-    .bind(started_at)
+    .bind(&round.kind)
+    .bind(round.started_at)
+    .bind(round.finished_at)
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// (zone, user, finished_at) of a round.
-pub async fn round(conn: &mut AnyConnection, id: Uuid) -> R<Option<(Uuid, Uuid, Option<i64>)>> {
-    let row = sqlx::query("SELECT zone_id, user_id, finished_at FROM rounds WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_optional(conn)
-        .await?;
-    row.map(|r| {
-        Ok((
-            uuid_col(&r.try_get::<String, _>("zone_id")?),
-            uuid_col(&r.try_get::<String, _>("user_id")?),
-            r.try_get("finished_at")?,
-        ))
-    })
-    .transpose()
 }
 
 pub async fn finish_round(conn: &mut AnyConnection, id: Uuid, at: i64) -> R<()> {

@@ -32,7 +32,7 @@ use crate::model::Zone;
 use crate::state::AppState;
 use crate::store::cases::{self, CaseRow, ConflictRow, EventRow, HistoryRow, PhotoRow};
 use crate::store::changes::{self, PendingChange};
-use crate::store::sync::{self as sync_store, RejectionRow, SyncOpRow};
+use crate::store::sync::{self as sync_store, RejectionRow, RoundRow, SyncOpRow};
 use crate::store::{devices, ms_from_time, new_id, now_ms, reference, review, WriteTx};
 
 /// Applies a push request; see the module docs.
@@ -51,14 +51,19 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
     if req.device_id != device_id {
         return Err(ApiError::forbidden("the token is bound to another device"));
     }
+    // The body's size is bounded by the route (`PUSH_BODY_LIMIT`), the count here: both 413.
     if req.operations.len() > gridline_sync::MAX_BATCH_OPS {
-        return Err(ApiError::invalid(
-            "operations",
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
             format!(
                 "at most {} operations per push",
                 gridline_sync::MAX_BATCH_OPS
             ),
-        ));
+        )
+        .with_details(json!({
+            "max_operations": gridline_sync::MAX_BATCH_OPS,
+            "max_bytes": gridline_sync::MAX_BATCH_BYTES,
+        })));
     }
     // Admission: a batch waits here, in arrival order, for one of as many slots as there are
     // database connections, and gets 503 + Retry-After rather than waiting past half the
@@ -84,7 +89,7 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
     let key = decode_public_key(&device.public_key).map_err(ApiError::internal)?;
     // Signatures are checked before the transaction, on the blocking pool: CPU work that would
     // otherwise stall the async workers driving other requests' transactions.
-    let (operations, verified) = tokio::task::spawn_blocking(move || {
+    let (operations, mut verified) = tokio::task::spawn_blocking(move || {
         let verified: Vec<Verified> = req
             .operations
             .iter()
@@ -94,6 +99,7 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
     })
     .await
     .map_err(ApiError::internal)?;
+    number_by_place(&mut verified)?;
 
     let scope = user.scope(state).await?;
     let zones = reference::zones(&state.db.pool, None).await?;
@@ -151,7 +157,6 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
                 results.push(r);
                 break;
             }
-            Step::Skip => break,
         }
     }
     let acked_through = batch.next_seq - 1;
@@ -256,11 +261,15 @@ fn verify(key: &VerifyingKey, device_id: Uuid, signed: &SignedOperation) -> Veri
             body,
         },
         Err(e) => {
-            // Only a refused operation is parsed without a valid signature, for its result.
-            let unverified: Option<OperationBody> = serde_json::from_str(&signed.op).ok();
+            // Only a refused operation is read without a valid signature, for its result: as
+            // loosely as its text allows, so that the result names it whenever it can.
+            let unverified: Option<serde_json::Value> = serde_json::from_str(&signed.op).ok();
+            let field = |key: &str| unverified.as_ref().and_then(|v| v.get(key));
             Verified::Bad {
-                seq: unverified.as_ref().map(|b| b.seq as i64),
-                op_id: unverified.as_ref().map(|b| b.op_id),
+                seq: field("seq").and_then(serde_json::Value::as_i64),
+                op_id: field("op_id")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|s| Uuid::parse_str(s).ok()),
                 code: e.code(),
                 message: e.to_string(),
             }
@@ -268,12 +277,48 @@ fn verify(key: &VerifyingKey, device_id: Uuid, signed: &SignedOperation) -> Veri
     }
 }
 
+/// A push's operations have consecutive seqs: operation `i` is the first one's seq plus `i`.
+/// A verified operation that says otherwise refuses the whole batch (422 naming it): answering
+/// up to it would leave the rest without a result. An operation that did not verify is given
+/// the seq of its place, which its own text may not tell (or may tell wrongly), so that its
+/// result names the entry of the phone's queue it came from.
+fn number_by_place(verified: &mut [Verified]) -> ApiResult<()> {
+    let mut first: Option<i64> = None;
+    for (place, v) in verified.iter().enumerate() {
+        let Verified::Ok { body, .. } = v else {
+            continue;
+        };
+        let (place, seq) = (place as i64, body.seq as i64);
+        let expected = *first.get_or_insert(seq - place);
+        if expected < 1 || seq != expected + place {
+            let message = if expected < 1 {
+                format!("seq {seq} cannot have {place} operations before it")
+            } else {
+                format!(
+                    "seq {seq} where seq {} belongs: a push's operations have consecutive seqs",
+                    expected + place
+                )
+            };
+            return Err(ApiError::invalid(
+                &format!("operations[{place}].seq"),
+                message,
+            ));
+        }
+    }
+    if let Some(first) = first {
+        for (place, v) in verified.iter_mut().enumerate() {
+            if let Verified::Bad { seq, .. } = v {
+                *seq = Some(first + place as i64);
+            }
+        }
+    }
+    Ok(())
+}
+
 enum Step {
     Result(OpResult),
     /// An integrity failure: reported, not acknowledged; nothing after it is processed.
     Stop(OpResult),
-    /// A gap inside the batch: stop quietly; the phone resends from `acked_through + 1`.
-    Skip,
 }
 
 struct Batch<'a> {
@@ -297,8 +342,11 @@ struct Batch<'a> {
     new_cases: Vec<Uuid>,
     dirty: HashSet<Uuid>,
     replays: HashMap<i64, (String, String)>,
-    /// Comment ids and (case, photo hash) pairs that already exist, so repeats are no-ops.
-    existing_events: HashSet<Uuid>,
+    /// Stored events whose ids the batch's comments use, so that a resent comment is told
+    /// from another comment under a taken id.
+    existing_events: HashMap<Uuid, EventRow>,
+    /// The photos already declared for the touched cases, and their (case, hash) pairs.
+    stored_photos: Vec<PhotoRow>,
     existing_photos: HashSet<(Uuid, String)>,
     /// Sizes of the photos the batch declares that the server already holds.
     stored_sizes: HashMap<String, i64>,
@@ -306,8 +354,10 @@ struct Batch<'a> {
     /// batch has acknowledged so far: an op id is used once.
     stored_op_ids: HashSet<Uuid>,
     batch_op_ids: HashSet<Uuid>,
-    rounds_new: Vec<(Uuid, Uuid, String, i64)>,
-    rounds_finished: Vec<(Uuid, i64)>,
+    /// Rounds the batch refers to, stored or started in it, as they stand so far.
+    rounds: HashMap<Uuid, RoundRow>,
+    rounds_new: Vec<Uuid>,
+    rounds_finished: Vec<Uuid>,
     // Write set, flushed at the end.
     ops: Vec<SyncOpRow>,
     new_history: Vec<HistoryRow>,
@@ -350,11 +400,13 @@ impl<'a> Batch<'a> {
             new_cases: Vec::new(),
             dirty: HashSet::new(),
             replays: HashMap::new(),
-            existing_events: HashSet::new(),
+            existing_events: HashMap::new(),
+            stored_photos: Vec::new(),
             existing_photos: HashSet::new(),
             stored_sizes: HashMap::new(),
             stored_op_ids: HashSet::new(),
             batch_op_ids: HashSet::new(),
+            rounds: HashMap::new(),
             rounds_new: Vec::new(),
             rounds_finished: Vec::new(),
             ops: Vec::new(),
@@ -372,6 +424,7 @@ impl<'a> Batch<'a> {
     async fn prefetch(&mut self, tx: &mut WriteTx, verified: &[Verified]) -> ApiResult<()> {
         let mut ids = Vec::new();
         let mut comment_ids = Vec::new();
+        let mut round_ids = Vec::new();
         let mut op_ids = Vec::new();
         let mut photo_shas = Vec::new();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
@@ -392,6 +445,7 @@ impl<'a> Batch<'a> {
                     ids.extend(uuid_at("case_id"));
                     comment_ids.extend(uuid_at("comment_id"));
                     photo_shas.extend(crate::photos::declared_hashes(&body.payload));
+                    round_ids.extend(uuid_at("round_id"));
                 }
             }
         }
@@ -414,13 +468,27 @@ impl<'a> Batch<'a> {
             for h in cases::history_many(tx.conn(), &ids).await? {
                 self.history.entry(h.case_id).or_default().push(h);
             }
-            self.existing_photos = cases::photo_keys(tx.conn(), &ids).await?;
+            self.stored_photos = cases::photos_many(tx.conn(), &ids).await?;
+            self.existing_photos = self
+                .stored_photos
+                .iter()
+                .map(|p| (p.case_id, p.sha256.clone()))
+                .collect();
         }
         self.stored_sizes = crate::photos::stored_sizes(tx.conn(), &photo_shas).await?;
-        for id in comment_ids {
-            if cases::event_exists(tx.conn(), id).await? {
-                self.existing_events.insert(id);
-            }
+        if !round_ids.is_empty() {
+            self.rounds = sync_store::rounds_many(tx.conn(), &round_ids)
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r))
+                .collect();
+        }
+        if !comment_ids.is_empty() {
+            self.existing_events = cases::events_by_id(tx.conn(), &comment_ids)
+                .await?
+                .into_iter()
+                .map(|e| (e.id, e))
+                .collect();
         }
         Ok(())
     }
@@ -457,11 +525,7 @@ impl<'a> Batch<'a> {
         if seq < self.next_seq {
             return Ok(match self.replays.get(&seq) {
                 Some((stored_hash, result)) if stored_hash == hash => {
-                    let mut r: OpResult =
-                        serde_json::from_str(result).map_err(ApiError::internal)?;
-                    r.first_status = Some(r.status);
-                    r.status = OpStatus::Duplicate;
-                    Step::Result(r)
+                    Step::Result(replayed(result)?)
                 }
                 Some(_) => Step::Stop(rejected_result(
                     seq,
@@ -471,13 +535,7 @@ impl<'a> Batch<'a> {
                 )),
                 // Acknowledged earlier in this same batch (a repeated entry): same answer.
                 None => match self.ops.iter().find(|o| o.seq == seq && &o.hash == hash) {
-                    Some(o) => {
-                        let mut r: OpResult =
-                            serde_json::from_str(&o.result).map_err(ApiError::internal)?;
-                        r.first_status = Some(r.status);
-                        r.status = OpStatus::Duplicate;
-                        Step::Result(r)
-                    }
+                    Some(o) => Step::Result(replayed(&o.result)?),
                     None => Step::Stop(rejected_result(
                         seq,
                         body.op_id,
@@ -488,7 +546,12 @@ impl<'a> Batch<'a> {
             });
         }
         if seq > self.next_seq {
-            return Ok(Step::Skip);
+            // The batch starts at or before the next seq and is consecutive (`number_by_place`),
+            // and every operation before this one advanced the sequence or was a replay.
+            return Err(ApiError::internal(format!(
+                "seq {seq} reached with {} next",
+                self.next_seq
+            )));
         }
         let expected_prev = if seq == 1 {
             GENESIS_HASH
@@ -512,8 +575,8 @@ impl<'a> Batch<'a> {
             rejected_result(
                 seq,
                 body.op_id,
-                ErrorCode::Conflict,
-                "this op_id was already used by another operation",
+                ErrorCode::IdReused,
+                "this op_id is already taken by another operation",
             )
         } else {
             match Operation::from_body(body) {
@@ -609,21 +672,14 @@ impl<'a> Batch<'a> {
 
     fn create(&mut self, body: &OperationBody, p: &CaseCreateV1) -> OpResult {
         if let Some(existing) = self.cases.get(&p.case_id) {
-            // The same capture sent again under a new sequence number (e.g. after a reset).
-            let same = existing.reporter_id == self.user.user_id
-                && existing.zone_id == p.zone_id
-                && existing.captured_at == ms_from_time(p.captured_at);
-            return if same {
-                OpResult {
-                    status: OpStatus::Duplicate,
-                    entity_id: Some(existing.id),
-                    version: Some(existing.version),
-                    ..blank()
-                }
+            // The same capture queued again under a new sequence number: its effect is there.
+            // Anything else under this id is refused (and kept), never taken for a resend.
+            return if self.is_same_capture(existing, p) {
+                duplicate_of_applied(existing.id, existing.version)
             } else {
                 rejected(
-                    ErrorCode::Conflict,
-                    "a different case already has this case_id",
+                    ErrorCode::IdReused,
+                    "this case_id already names a case with other content",
                 )
             };
         }
@@ -701,6 +757,72 @@ impl<'a> Batch<'a> {
         self.new_cases.push(case.id);
         self.cases.insert(case.id, case);
         result
+    }
+
+    /// Whether `p` is, field for field (at stored precision), the capture that created `case`:
+    /// same reporter, evidence and original values, and the same photos declared with it.
+    fn is_same_capture(&self, case: &CaseRow, p: &CaseCreateV1) -> bool {
+        let history = self.history.get(&case.id).map(Vec::as_slice).unwrap_or(&[]);
+        let original = fields_at(history, 1, &fields_of(case));
+        let incoming = CaseFields {
+            category_code: p.category_code.clone(),
+            description: p.description.clone(),
+            severity: p.severity,
+            asset_code: p.asset_code.clone(),
+        };
+        let photo_key = |sha: &str, size: i64, at: i64, gps: (Option<f64>, Option<f64>)| {
+            (
+                sha.to_owned(),
+                size,
+                at,
+                gps.0.map(f64::to_bits),
+                gps.1.map(f64::to_bits),
+            )
+        };
+        // The photos declared with the case: `before` photos declared when it was created.
+        let mut stored: Vec<_> = self
+            .stored_photos
+            .iter()
+            .chain(&self.photos)
+            .filter(|ph| {
+                ph.case_id == case.id && ph.role == "before" && ph.declared_at == case.created_at
+            })
+            .map(|ph| {
+                photo_key(
+                    &ph.sha256,
+                    ph.size,
+                    ph.captured_at,
+                    (ph.gps_lat, ph.gps_lon),
+                )
+            })
+            .collect();
+        let mut declared: Vec<_> = p
+            .photos
+            .iter()
+            .map(|ph| {
+                let gps = (
+                    ph.gps.as_ref().map(|g| g.lat),
+                    ph.gps.as_ref().map(|g| g.lon),
+                );
+                photo_key(
+                    &ph.sha256,
+                    ph.size as i64,
+                    ms_from_time(ph.captured_at),
+                    gps,
+                )
+            })
+            .collect();
+        stored.sort();
+        declared.sort();
+        case.reporter_id == self.user.user_id
+            && case.zone_id == p.zone_id
+            && case.captured_at == ms_from_time(p.captured_at)
+            && case.lat == p.location.lat
+            && case.lon == p.location.lon
+            && case.accuracy_m == p.location.accuracy_m
+            && case.round_id == p.round_id
+            && original == incoming
+            && stored == declared
     }
 
     fn record_history(
@@ -932,14 +1054,24 @@ impl<'a> Batch<'a> {
             Ok(c) => c,
             Err(r) => return r,
         };
-        if self.existing_events.contains(&p.comment_id)
-            || self.events.iter().any(|e| e.id == p.comment_id)
-        {
-            return OpResult {
-                status: OpStatus::Duplicate,
-                entity_id: Some(case.id),
-                version: Some(case.version),
-                ..blank()
+        let taken = self
+            .existing_events
+            .get(&p.comment_id)
+            .or_else(|| self.events.iter().find(|e| e.id == p.comment_id));
+        if let Some(event) = taken {
+            // The same comment queued again: its effect is there. Anything else under this id
+            // is refused (and kept).
+            let same = event.kind == "comment"
+                && event.case_id == p.case_id
+                && event.actor_id == self.user.user_id
+                && event.comment.as_deref() == Some(p.text.as_str());
+            return if same {
+                duplicate_of_applied(case.id, case.version)
+            } else {
+                rejected(
+                    ErrorCode::IdReused,
+                    "this comment_id already names another comment",
+                )
             };
         }
         case.version += 1;
@@ -1022,18 +1154,42 @@ impl<'a> Batch<'a> {
     }
 
     fn round_start(&mut self, p: &RoundStartV1) -> OpResult {
+        let kind = serde_json::to_value(p.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let started_at = ms_from_time(p.started_at);
+        if let Some(round) = self.rounds.get(&p.round_id) {
+            // The same round queued again: its effect is there. Anything else under this id is
+            // refused (and kept).
+            let same = round.user_id == self.user.user_id
+                && round.zone_id == p.zone_id
+                && round.kind == kind
+                && round.started_at == started_at;
+            return if same {
+                duplicate_of_applied(round.id, round_version(round))
+            } else {
+                rejected(
+                    ErrorCode::IdReused,
+                    "this round_id already names another round",
+                )
+            };
+        }
         if !self.scope.contains(p.zone_id) || !self.zones.contains_key(&p.zone_id) {
             return rejected(ErrorCode::OutOfScope, "that zone is outside your roster");
         }
-        self.rounds_new.push((
+        self.rounds.insert(
             p.round_id,
-            p.zone_id,
-            serde_json::to_value(p.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            ms_from_time(p.started_at),
-        ));
+            RoundRow {
+                id: p.round_id,
+                zone_id: p.zone_id,
+                user_id: self.user.user_id,
+                kind,
+                started_at,
+                finished_at: None,
+            },
+        );
+        self.rounds_new.push(p.round_id);
         self.changes.push(PendingChange::upsert(
             "round",
             p.round_id,
@@ -1048,13 +1204,38 @@ impl<'a> Batch<'a> {
     }
 
     fn round_finish(&mut self, p: &RoundFinishV1) -> OpResult {
-        self.rounds_finished
-            .push((p.round_id, ms_from_time(p.finished_at)));
-        OpResult {
-            status: OpStatus::Applied,
-            entity_id: Some(p.round_id),
-            version: Some(2),
-            ..blank()
+        let at = ms_from_time(p.finished_at);
+        let Some(round) = self.rounds.get_mut(&p.round_id) else {
+            return rejected(ErrorCode::NotFound, "no such round");
+        };
+        if round.user_id != self.user.user_id {
+            return rejected(ErrorCode::Forbidden, "that round is another user's");
+        }
+        match round.finished_at {
+            // The same finish queued again.
+            Some(done) if done == at => duplicate_of_applied(round.id, round_version(round)),
+            Some(_) => rejected(
+                ErrorCode::Conflict,
+                "this round was already finished at another time",
+            ),
+            None => {
+                round.finished_at = Some(at);
+                let zone = round.zone_id;
+                if !self.rounds_finished.contains(&p.round_id) {
+                    self.rounds_finished.push(p.round_id);
+                }
+                self.changes.push(PendingChange::upsert(
+                    "round",
+                    p.round_id,
+                    Some(zone.to_string()),
+                ));
+                OpResult {
+                    status: OpStatus::Applied,
+                    entity_id: Some(p.round_id),
+                    version: Some(2),
+                    ..blank()
+                }
+            }
         }
     }
 
@@ -1082,23 +1263,18 @@ impl<'a> Batch<'a> {
         cases::insert_conflicts(conn, &self.conflicts).await?;
         sync_store::insert_ops(conn, &self.ops).await?;
         sync_store::insert_rejections(conn, &self.rejections).await?;
-        let mut changes = self.changes;
-        for (id, zone, kind, started) in &self.rounds_new {
-            sync_store::insert_round(
-                conn,
-                *id,
-                *zone,
-                self.user.user_id,
-                self.device.id,
-                kind,
-                *started,
-            )
-            .await?;
+        let changes = self.changes;
+        // A round started in this batch is inserted as it stands (finished too, if it was).
+        for round in self.rounds_new.iter().filter_map(|id| self.rounds.get(id)) {
+            sync_store::insert_round(conn, round, self.device.id).await?;
         }
-        for (id, at) in &self.rounds_finished {
-            if let Some((zone, _, _)) = sync_store::round(conn, *id).await? {
-                sync_store::finish_round(conn, *id, *at).await?;
-                changes.push(PendingChange::upsert("round", id, Some(zone.to_string())));
+        for round in self
+            .rounds_finished
+            .iter()
+            .filter_map(|id| self.rounds.get(id))
+        {
+            if let (false, Some(at)) = (self.rounds_new.contains(&round.id), round.finished_at) {
+                sync_store::finish_round(conn, round.id, at).await?;
             }
         }
         let _ = self.state;
@@ -1117,6 +1293,36 @@ fn blank() -> OpResult {
         entity_id: None,
         version: None,
         conflicts: vec![],
+    }
+}
+
+/// The stored result of an operation sent again: `duplicate`, with what happened the first
+/// time (for one that was itself a `duplicate` of an applied original: `applied`).
+fn replayed(stored: &str) -> ApiResult<OpResult> {
+    let mut r: OpResult = serde_json::from_str(stored).map_err(ApiError::internal)?;
+    r.first_status = Some(r.effective_status());
+    r.status = OpStatus::Duplicate;
+    Ok(r)
+}
+
+/// The result of a new operation whose effect is already there (the same capture or comment
+/// queued again): `duplicate` of an `applied` original, nothing new written.
+fn duplicate_of_applied(entity_id: Uuid, version: i64) -> OpResult {
+    OpResult {
+        status: OpStatus::Duplicate,
+        first_status: Some(OpStatus::Applied),
+        entity_id: Some(entity_id),
+        version: Some(version),
+        ..blank()
+    }
+}
+
+/// A round's version: 1 once started, 2 once finished.
+fn round_version(round: &RoundRow) -> i64 {
+    if round.finished_at.is_some() {
+        2
+    } else {
+        1
     }
 }
 

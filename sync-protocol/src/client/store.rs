@@ -548,8 +548,7 @@ impl Store {
         let mut bytes = 0;
         for row in &rows {
             let entry = Self::entry_from_row(row)?;
-            // Envelope overhead per operation: `{"op":"…","sig":"…"},` plus JSON escaping.
-            let size = entry.signed.op.len() * 2 + entry.signed.sig.len() + 32;
+            let size = entry.signed.push_bytes_bound();
             let contiguous = batch.last().is_none_or(|last| last.seq + 1 == entry.seq);
             if !contiguous || (!batch.is_empty() && bytes + size > max_bytes) {
                 break;
