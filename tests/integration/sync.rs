@@ -18,7 +18,6 @@ on_both_backends!(
     skewed_clock_is_flagged_on_the_operations_it_affects,
     rejections_and_conflicts_are_paged_newest_first,
     case_views_read_side_by_side_equal_those_read_one_after_another,
-    an_unannounced_round_and_its_cases_reach_only_their_inspector_and_supervisors,
     new_operation_reusing_a_stored_op_id_is_rejected_acknowledged_and_kept,
     an_existing_case_or_comment_id_is_a_duplicate_only_for_identical_content,
     a_round_id_is_a_duplicate_only_for_the_same_round_and_its_owner_finishes_it_once,
@@ -26,6 +25,7 @@ on_both_backends!(
     signed_text_that_is_no_operation_is_reported_against_its_own_seq,
     enrolment_refuses_a_device_id_that_is_not_uuidv7,
     push_over_500_operations_or_4_mib_is_413,
+    an_unannounced_round_and_its_cases_reach_only_their_inspector_and_supervisors,
 );
 
 fn statuses(body: &Value) -> Vec<String> {
@@ -593,131 +593,6 @@ async fn case_views_read_side_by_side_equal_those_read_one_after_another(app: Te
     assert!(one_by_one.values().all(|v| v.photos.len() == 1));
 }
 
-/// What `user` learns of the round `round` and the cases `cases` through every read path:
-/// for each case, whether each of pull, list, read, workflow and both exports shows it.
-async fn what_reaches(
-    app: &TestApp,
-    user: &str,
-    round: uuid::Uuid,
-    cases: &[uuid::Uuid],
-) -> (bool, Vec<[bool; 6]>) {
-    let phone = Phone::enrol(app, user).await;
-    let token = app.login(user).await;
-    let (changes, _) = phone.pull_all(app, None).await;
-    let pulled = |entity: &str, id: uuid::Uuid| {
-        changes
-            .iter()
-            .any(|c| c["entity"] == entity && c["id"] == json!(id) && c["kind"] == "upsert")
-    };
-    let (status, listed) = app.get("/v1/cases?limit=500", Some(&token)).await;
-    assert_eq!(status, StatusCode::OK, "{listed}");
-    let export = |format: &'static str| {
-        let token = token.clone();
-        async move {
-            let resp = app
-                .http
-                .get(app.url(&format!("/v1/exports/cases?format={format}")))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), StatusCode::OK);
-            resp.text().await.unwrap()
-        }
-    };
-    let (csv, geojson) = (export("csv").await, export("geojson").await);
-    let mut seen = Vec::new();
-    for id in cases {
-        let (read, _) = app.get(&format!("/v1/cases/{id}"), Some(&token)).await;
-        let (workflow, _) = app
-            .get(&format!("/v1/cases/{id}/workflow"), Some(&token))
-            .await;
-        seen.push([
-            pulled("case", *id),
-            listed["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|c| c["id"] == json!(id)),
-            read == StatusCode::OK,
-            workflow == StatusCode::OK,
-            csv.contains(&id.to_string()),
-            geojson.contains(&id.to_string()),
-        ]);
-    }
-    (pulled("round", round), seen)
-}
-
-async fn an_unannounced_round_and_its_cases_reach_only_their_inspector_and_supervisors(
-    app: TestApp,
-) {
-    let z1 = app.zone("Z01");
-    let mut inspector = Phone::enrol(&app, "inspector1").await;
-    let round = uuid::Uuid::now_v7();
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let (raised, mut payload) = new_case(z1, 0, "event:0102");
-    payload["round_id"] = json!(round);
-    let (routine, routine_payload) = new_case(z1, 0, "event:0102");
-    let ops = vec![
-        inspector.op(
-            "round.start@1",
-            json!({"round_id": round, "zone_id": z1, "kind": "unannounced", "started_at": now}),
-        ),
-        inspector.op("case.create@1", payload),
-        inspector.op(
-            "round.finish@1",
-            json!({"round_id": round, "finished_at": now}),
-        ),
-        inspector.op("case.create@1", routine_payload),
-    ];
-    let (status, body) = inspector.push(&app, &ops).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(statuses(&body), ["applied"; 4], "{body}");
-
-    let everything = (true, vec![[true; 6], [true; 6]]);
-    let routine_only = (false, vec![[false; 6], [true; 6]]);
-    for (user, want) in [
-        ("inspector1", &everything),
-        ("supervisor1", &everything),
-        ("admin", &everything),
-        // The inspected zone's roster, and a zone chief who sees every zone.
-        ("roadchief1", &routine_only),
-        ("sectionchief1", &routine_only),
-        ("inspector2", &routine_only),
-        ("zonechief1", &routine_only),
-    ] {
-        assert_eq!(
-            &what_reaches(&app, user, round, &[raised, routine]).await,
-            want,
-            "{user}: (round pulled, per case [pull, list, read, workflow, csv, geojson])"
-        );
-    }
-
-    // Once a supervisor dispatches the case to the zone, its chiefs see it; the round stays
-    // the inspector's.
-    let sup = app.login("supervisor1").await;
-    for action in [
-        json!({"action": "file"}),
-        json!({"action": "dispatch", "target": "accountable"}),
-    ] {
-        let (_, case) = app.get(&format!("/v1/cases/{raised}"), Some(&sup)).await;
-        let mut body = action;
-        body["base_version"] = case["version"].clone();
-        let (status, out) = app
-            .post(
-                &format!("/v1/cases/{raised}/transitions"),
-                Some(&sup),
-                &body,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{out}");
-    }
-    assert_eq!(
-        what_reaches(&app, "roadchief1", round, &[raised]).await,
-        (false, vec![[true; 6]])
-    );
 async fn new_operation_reusing_a_stored_op_id_is_rejected_acknowledged_and_kept(app: TestApp) {
     let z1 = app.zone("Z01");
     let mut first = Phone::enrol(&app, "inspector1").await;
@@ -1087,4 +962,131 @@ async fn sqlite_writers_wait_their_turn_instead_of_being_refused() {
         writer.await.expect("writer");
     }
     assert!(refused.is_empty(), "pushes refused: {refused:#?}");
+}
+
+/// What `user` learns of the round `round` and the cases `cases` through every read path:
+/// for each case, whether each of pull, list, read, workflow and both exports shows it.
+async fn what_reaches(
+    app: &TestApp,
+    user: &str,
+    round: uuid::Uuid,
+    cases: &[uuid::Uuid],
+) -> (bool, Vec<[bool; 6]>) {
+    let phone = Phone::enrol(app, user).await;
+    let token = app.login(user).await;
+    let (changes, _) = phone.pull_all(app, None).await;
+    let pulled = |entity: &str, id: uuid::Uuid| {
+        changes
+            .iter()
+            .any(|c| c["entity"] == entity && c["id"] == json!(id) && c["kind"] == "upsert")
+    };
+    let (status, listed) = app.get("/v1/cases?limit=500", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let export = |format: &'static str| {
+        let token = token.clone();
+        async move {
+            let resp = app
+                .http
+                .get(app.url(&format!("/v1/exports/cases?format={format}")))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            resp.text().await.unwrap()
+        }
+    };
+    let (csv, geojson) = (export("csv").await, export("geojson").await);
+    let mut seen = Vec::new();
+    for id in cases {
+        let (read, _) = app.get(&format!("/v1/cases/{id}"), Some(&token)).await;
+        let (workflow, _) = app
+            .get(&format!("/v1/cases/{id}/workflow"), Some(&token))
+            .await;
+        seen.push([
+            pulled("case", *id),
+            listed["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["id"] == json!(id)),
+            read == StatusCode::OK,
+            workflow == StatusCode::OK,
+            csv.contains(&id.to_string()),
+            geojson.contains(&id.to_string()),
+        ]);
+    }
+    (pulled("round", round), seen)
+}
+
+async fn an_unannounced_round_and_its_cases_reach_only_their_inspector_and_supervisors(
+    app: TestApp,
+) {
+    let z1 = app.zone("Z01");
+    let mut inspector = Phone::enrol(&app, "inspector1").await;
+    let round = uuid::Uuid::now_v7();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (raised, mut payload) = new_case(z1, 0, "event:0102");
+    payload["round_id"] = json!(round);
+    let (routine, routine_payload) = new_case(z1, 0, "event:0102");
+    let ops = vec![
+        inspector.op(
+            "round.start@1",
+            json!({"round_id": round, "zone_id": z1, "kind": "unannounced", "started_at": now}),
+        ),
+        inspector.op("case.create@1", payload),
+        inspector.op(
+            "round.finish@1",
+            json!({"round_id": round, "finished_at": now}),
+        ),
+        inspector.op("case.create@1", routine_payload),
+    ];
+    let (status, body) = inspector.push(&app, &ops).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(statuses(&body), ["applied"; 4], "{body}");
+
+    let everything = (true, vec![[true; 6], [true; 6]]);
+    let routine_only = (false, vec![[false; 6], [true; 6]]);
+    for (user, want) in [
+        ("inspector1", &everything),
+        ("supervisor1", &everything),
+        ("admin", &everything),
+        // The inspected zone's roster, and a zone chief who sees every zone.
+        ("roadchief1", &routine_only),
+        ("sectionchief1", &routine_only),
+        ("inspector2", &routine_only),
+        ("zonechief1", &routine_only),
+    ] {
+        assert_eq!(
+            &what_reaches(&app, user, round, &[raised, routine]).await,
+            want,
+            "{user}: (round pulled, per case [pull, list, read, workflow, csv, geojson])"
+        );
+    }
+
+    // Once a supervisor dispatches the case to the zone, its chiefs see it; the round stays
+    // the inspector's.
+    let sup = app.login("supervisor1").await;
+    for action in [
+        json!({"action": "file"}),
+        json!({"action": "dispatch", "target": "accountable"}),
+    ] {
+        let (_, case) = app.get(&format!("/v1/cases/{raised}"), Some(&sup)).await;
+        let mut body = action;
+        body["base_version"] = case["version"].clone();
+        let (status, out) = app
+            .post(
+                &format!("/v1/cases/{raised}/transitions"),
+                Some(&sup),
+                &body,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+    }
+    assert_eq!(
+        what_reaches(&app, "roadchief1", round, &[raised]).await,
+        (false, vec![[true; 6]])
+    );
 }
