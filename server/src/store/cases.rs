@@ -228,20 +228,32 @@ pub async fn load_many_locked(
 }
 
 async fn load(conn: &mut AnyConnection, ids: &[Uuid], lock: &str) -> R<HashMap<Uuid, CaseRow>> {
-    let mut out = HashMap::with_capacity(ids.len());
+    let sql = |list: &str| {
+        format!(
+            "SELECT {} FROM cases WHERE id IN ({list}) ORDER BY id{lock}",
+            CASE_COLUMNS.join(", ")
+        )
+    };
+    let rows = rows_with_ids(conn, ids, sql, |r| case_from_row(r)).await?;
+    Ok(rows.into_iter().map(|c| (c.id, c)).collect())
+}
+
+/// The rows `sql(id list)` selects for `ids`, decoded, reading [`IDS_PER_QUERY`] ids a query.
+async fn rows_with_ids<T>(
+    conn: &mut AnyConnection,
+    ids: &[Uuid],
+    sql: impl Fn(&str) -> String,
+    decode: impl Fn(&sqlx::any::AnyRow) -> R<T>,
+) -> R<Vec<T>> {
+    let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_QUERY) {
-        let sql = format!(
-            "SELECT {} FROM cases WHERE id IN ({}) ORDER BY id{lock}",
-            CASE_COLUMNS.join(", "),
-            id_list(conn, chunk.len())
-        );
+        let sql = sql(&id_list(conn, chunk.len()));
         let mut q = sqlx::query(&sql);
         for id in chunk {
             q = q.bind(id.to_string());
         }
         for r in q.fetch_all(&mut *conn).await? {
-            let c = case_from_row(&r)?;
-            out.insert(c.id, c);
+            out.push(decode(&r)?);
         }
     }
     Ok(out)
@@ -545,22 +557,13 @@ pub async fn photos_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<PhotoR
         "declared_by",
         "declared_at",
     ];
-    let mut out = Vec::new();
-    for chunk in ids.chunks(IDS_PER_QUERY) {
-        let sql = format!(
-            "SELECT {} FROM case_photos WHERE case_id IN ({})",
-            cols.join(", "),
-            id_list(conn, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(id.to_string());
-        }
-        for r in q.fetch_all(&mut *conn).await? {
-            out.push(photo_from_row(&r)?);
-        }
-    }
-    Ok(out)
+    let sql = |list: &str| {
+        format!(
+            "SELECT {} FROM case_photos WHERE case_id IN ({list})",
+            cols.join(", ")
+        )
+    };
+    rows_with_ids(conn, ids, sql, |r| photo_from_row(r)).await
 }
 
 /// (case, hash) of every declared photo of these cases.
@@ -663,22 +666,13 @@ fn event_from_row(r: &impl Cols) -> R<EventRow> {
 
 /// The events with these ids (a comment's id is the phone's `comment_id`).
 pub async fn events_by_id(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<EventRow>> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(IDS_PER_QUERY) {
-        let sql = format!(
-            "SELECT {} FROM case_events WHERE id IN ({})",
-            EVENT_COLUMNS.join(", "),
-            id_list(conn, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(id.to_string());
-        }
-        for r in q.fetch_all(&mut *conn).await? {
-            out.push(event_from_row(&r)?);
-        }
-    }
-    Ok(out)
+    let sql = |list: &str| {
+        format!(
+            "SELECT {} FROM case_events WHERE id IN ({list})",
+            EVENT_COLUMNS.join(", ")
+        )
+    };
+    rows_with_ids(conn, ids, sql, |r| event_from_row(r)).await
 }
 
 // ---- conflicts --------------------------------------------------------------------------------
