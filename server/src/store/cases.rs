@@ -234,7 +234,7 @@ async fn load(conn: &mut AnyConnection, ids: &[Uuid], lock: &str) -> R<HashMap<U
             CASE_COLUMNS.join(", ")
         )
     };
-    let rows = rows_with_ids(conn, ids, sql, |r| case_from_row(r)).await?;
+    let rows = rows_with_ids(conn, ids, sql, case_from_row).await?;
     Ok(rows.into_iter().map(|c| (c.id, c)).collect())
 }
 
@@ -563,7 +563,7 @@ pub async fn photos_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<PhotoR
             cols.join(", ")
         )
     };
-    rows_with_ids(conn, ids, sql, |r| photo_from_row(r)).await
+    rows_with_ids(conn, ids, sql, photo_from_row).await
 }
 
 /// (case, hash) of every declared photo of these cases.
@@ -672,7 +672,7 @@ pub async fn events_by_id(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<Event
             EVENT_COLUMNS.join(", ")
         )
     };
-    rows_with_ids(conn, ids, sql, |r| event_from_row(r)).await
+    rows_with_ids(conn, ids, sql, event_from_row).await
 }
 
 // ---- conflicts --------------------------------------------------------------------------------
