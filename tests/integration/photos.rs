@@ -251,7 +251,12 @@ fn now_ms() -> i64 {
     gridline_server::store::now_ms()
 }
 
-async fn put_photo(app: &TestApp, token: &str, bytes: &[u8], as_sha: &str) -> (StatusCode, Value) {
+pub(crate) async fn put_photo(
+    app: &TestApp,
+    token: &str,
+    bytes: &[u8],
+    as_sha: &str,
+) -> (StatusCode, Value) {
     let resp = app
         .http
         .put(app.url(&format!("/v1/photos/{as_sha}")))

@@ -1030,6 +1030,14 @@ async fn an_unannounced_round_and_its_cases_reach_only_their_inspector_and_super
         .unwrap();
     let (raised, mut payload) = new_case(z1, 0, "event:0102");
     payload["round_id"] = json!(round);
+    // The raised case's photo, uploaded: it must not open to whom the case is hidden from.
+    let photo = gridline_tests::noisy_jpeg(64, 48, 7);
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&photo))
+    };
+    payload["photos"][0]["sha256"] = json!(sha);
+    payload["photos"][0]["size"] = json!(photo.len());
     let (routine, routine_payload) = new_case(z1, 0, "event:0102");
     let ops = vec![
         inspector.op(
@@ -1046,6 +1054,23 @@ async fn an_unannounced_round_and_its_cases_reach_only_their_inspector_and_super
     let (status, body) = inspector.push(&app, &ops).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(statuses(&body), ["applied"; 4], "{body}");
+    let (status, stored) = crate::photos::put_photo(&app, &inspector.token, &photo, &sha).await;
+    assert_eq!(status, StatusCode::CREATED, "{stored}");
+    let photo_reaches = |user: &'static str| {
+        let app = &app;
+        let sha = sha.clone();
+        async move {
+            let token = app.login(user).await;
+            let (meta, _) = app.get(&format!("/v1/photos/{sha}"), Some(&token)).await;
+            let (link, _) = app
+                .get(
+                    &format!("/v1/photos/{sha}/link?variant=original"),
+                    Some(&token),
+                )
+                .await;
+            (meta, link)
+        }
+    };
 
     let everything = (true, vec![[true; 6], [true; 6]]);
     let routine_only = (false, vec![[false; 6], [true; 6]]);
@@ -1064,6 +1089,13 @@ async fn an_unannounced_round_and_its_cases_reach_only_their_inspector_and_super
             want,
             "{user}: (round pulled, per case [pull, list, read, workflow, csv, geojson])"
         );
+        let open = want.1[0][0];
+        let expected = if open {
+            (StatusCode::OK, StatusCode::OK)
+        } else {
+            (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND)
+        };
+        assert_eq!(photo_reaches(user).await, expected, "{user}: the photo");
     }
 
     // Once a supervisor dispatches the case to the zone, its chiefs see it; the round stays
@@ -1088,5 +1120,9 @@ async fn an_unannounced_round_and_its_cases_reach_only_their_inspector_and_super
     assert_eq!(
         what_reaches(&app, "roadchief1", round, &[raised]).await,
         (false, vec![[true; 6]])
+    );
+    assert_eq!(
+        photo_reaches("roadchief1").await,
+        (StatusCode::OK, StatusCode::OK)
     );
 }

@@ -96,7 +96,8 @@ pub fn too_large(max: u64) -> ApiError {
 /// existence must not leak.
 pub async fn check_declared(state: &AppState, user: &AuthUser, sha256: &str) -> ApiResult<()> {
     let scope = user.scope(state).await?;
-    let declared = db::rightful_declarations(&state.db.pool, sha256).await?;
+    let declared =
+        db::rightful_declarations(&state.db.pool, sha256, user.confidential_reader()).await?;
     if declared.iter().any(|d| scope.contains(d.zone_id)) {
         Ok(())
     } else {

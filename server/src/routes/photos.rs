@@ -38,7 +38,9 @@ async fn visible_photo(state: &AppState, user: &AuthUser, sha256: &str) -> ApiRe
         return Ok(photo);
     }
     let scope = user.scope(state).await?;
-    let holders = store::photos::rightful_declarations(&state.db.pool, sha256).await?;
+    let holders =
+        store::photos::rightful_declarations(&state.db.pool, sha256, user.confidential_reader())
+            .await?;
     if !holders.iter().any(|d| scope.contains(d.zone_id)) {
         return Err(ApiError::not_found("photo"));
     }

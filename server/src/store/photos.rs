@@ -50,7 +50,7 @@ pub async fn declarations<'c, E: Executor<'c, Database = Any>>(
     e: E,
     sha256: &str,
 ) -> R<Vec<Declaration>> {
-    declarations_where(e, sha256, "1 = 1").await
+    declarations_where(e, sha256, "1 = 1", None).await
 }
 
 /// The cases that rightly hold the photo `sha256`: those that declared it before its bytes
@@ -58,32 +58,45 @@ pub async fn declarations<'c, E: Executor<'c, Database = Any>>(
 /// declaration by anyone else names bytes another inspector sent for another case (hashes are
 /// not secret: case views and the ledger export show them): it grants no access to the photo,
 /// and the case views flag it `photo_reused`. Before the bytes arrive every declaration holds.
+/// With a `reader`, declarations in cases hidden from them (an unannounced inspection's, see
+/// `cases::hidden_case_sql`) are left out too: the photo of such a case opens to no one the
+/// case itself is hidden from.
 pub async fn rightful_declarations<'c, E: Executor<'c, Database = Any>>(
     e: E,
     sha256: &str,
+    reader: Option<uuid::Uuid>,
 ) -> R<Vec<Declaration>> {
-    declarations_where(
-        e,
-        sha256,
-        "(ph.verified_at IS NULL OR p.declared_at <= ph.verified_at \
-          OR p.declared_by = ph.uploaded_by)",
-    )
-    .await
+    let rightful = "(ph.verified_at IS NULL OR p.declared_at <= ph.verified_at \
+                    OR p.declared_by = ph.uploaded_by)";
+    match reader {
+        None => declarations_where(e, sha256, rightful, None).await,
+        Some(reader) => {
+            let visible = format!(
+                "{rightful} AND NOT {}",
+                super::cases::hidden_case_sql("p.case_id", "$2")
+            );
+            declarations_where(e, sha256, &visible, Some(reader.to_string())).await
+        }
+    }
 }
 
+/// Declarations of `sha256` meeting `condition`, which may use `$2` for `param`.
 async fn declarations_where<'c, E: Executor<'c, Database = Any>>(
     e: E,
     sha256: &str,
     condition: &str,
+    param: Option<String>,
 ) -> R<Vec<Declaration>> {
-    let rows = sqlx::query(&format!(
+    let sql = format!(
         "SELECT {DECLARATION_COLUMNS} FROM case_photos p JOIN cases c ON c.id = p.case_id \
          LEFT JOIN photos ph ON ph.sha256 = p.sha256 AND ph.status = 'verified' \
          WHERE p.sha256 = $1 AND {condition} ORDER BY p.declared_at, p.case_id"
-    ))
-    .bind(sha256)
-    .fetch_all(e)
-    .await?;
+    );
+    let mut q = sqlx::query(&sql).bind(sha256);
+    if let Some(param) = param {
+        q = q.bind(param);
+    }
+    let rows = q.fetch_all(e).await?;
     rows.iter().map(declaration_from_row).collect()
 }
 
