@@ -391,3 +391,29 @@ async fn a_keep_alive_client_keeps_working_through_refusals_of_unread_bodies() {
         );
     }
 }
+
+/// The field demo's walk-through uses photos a reader has: every sample it names is shipped in
+/// `docs/samples` and is a JPEG, so `gridline-field capture --photo` works as written.
+#[test]
+fn the_field_demo_names_only_sample_photos_that_are_shipped() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    let text = std::fs::read_to_string(docs.join("field-demo.md")).unwrap();
+    let named: Vec<&str> = text
+        .split("--photo ")
+        .skip(1)
+        .map(|rest| rest.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert!(!named.is_empty(), "the walk-through captures photos");
+    for arg in named {
+        let name = arg
+            .trim_matches('"')
+            .strip_prefix("$SAMPLES/")
+            .unwrap_or_else(|| panic!("{arg}: name a photo from $SAMPLES (docs/samples)"));
+        let bytes = std::fs::read(docs.join("samples").join(name))
+            .unwrap_or_else(|e| panic!("docs/samples/{name}: {e}"));
+        assert!(
+            bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
+            "{name} is not a JPEG"
+        );
+    }
+}
