@@ -121,7 +121,7 @@ pub async fn main() -> i32 {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::PrintOpenapi = cli.command {
-        print!("{}", crate::routes::openapi_yaml());
+        print!("{}", crate::openapi_yaml());
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref())?;
@@ -288,8 +288,8 @@ async fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
             roles,
         } => {
             let display_name = display_name.unwrap_or_else(|| username.clone());
-            let user = crate::routes::users::create_user(
-                &state,
+            let user = crate::accounts::create_user(
+                &state.db,
                 None,
                 UserInput {
                     username,
@@ -306,15 +306,19 @@ async fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
             let user = crate::store::users::by_username(&state.db.pool, &username)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no user named {username}"))?;
-            crate::routes::users::set_password(&state, None, user.id, password)
+            crate::accounts::set_password(&state.db, None, user.id, password)
                 .await
                 .map_err(err)?;
             println!("password of {username} reset; their refresh tokens are revoked");
         }
         AdminCommand::RevokeDevice { device_id } => {
-            let info = crate::routes::devices::revoke_device(&state, None, device_id)
-                .await
-                .map_err(err)?;
+            let info = crate::accounts::revoke_device(
+                &state.db,
+                crate::accounts::Revoker::Operator,
+                device_id,
+            )
+            .await
+            .map_err(err)?;
             println!("device {} of user {} revoked", info.device_id, info.user_id);
         }
         AdminCommand::RotateKeys | AdminCommand::AdoptKeyFile => {}

@@ -10,9 +10,9 @@ use crate::model::{
     Asset, Milli, PeriodInput, Rule, RulebookInput, Source, TaxonomyEntry, TaxonomyKind,
     WorkCategory, ZoneInput,
 };
-use crate::routes::{periods, users};
 use crate::state::AppState;
 use crate::store::{now_ms, reference};
+use crate::{accounts, periods};
 
 /// The default taxonomy (GB/T 30428.2-style codes), embedded at build time.
 pub const TAXONOMY_CSV: &str = include_str!("../data/taxonomy.csv");
@@ -140,7 +140,7 @@ pub async fn load(state: &AppState) -> anyhow::Result<Vec<DemoLogin>> {
     };
     let end = start.replace_year(ny)?.replace_month(nm)?;
     let period = periods::create_period(
-        state,
+        &state.db,
         None,
         &PeriodInput {
             code: format!("{}-{:02}", now.year(), now.month() as u8),
@@ -164,7 +164,7 @@ pub async fn load(state: &AppState) -> anyhow::Result<Vec<DemoLogin>> {
         if username == "admin" {
             roles = vec![Role::Admin];
         }
-        let user = users::insert_user(state, None, &username, &display, &hash, &roles)
+        let user = accounts::insert_user(&state.db, None, &username, &display, &hash, &roles)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         if role != Role::Admin {

@@ -1,15 +1,12 @@
-//! The one error type at the HTTP edge.
+//! The one error type every layer returns: a stable code from `gridline_sync::ErrorCode`, a
+//! message about the input, and details.
 //!
-//! Every failure becomes `{"code", "message", "details"}` with a stable code from
-//! `gridline_sync::ErrorCode`. 5xx bodies say nothing internal; the cause is logged once, inside
-//! the request span.
+//! It imports nothing of this crate, so storage and services return it as they are; the HTTP layer
+//! (`routes::extract`) turns it into `{"code", "message", "details"}`. 5xx bodies say nothing
+//! internal; the cause is logged once, inside the request span.
 
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{FromRequest, Request};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use gridline_sync::{ErrorBody, ErrorCode};
-use serde::de::DeserializeOwned;
+use axum::http::StatusCode;
+use gridline_sync::ErrorCode;
 use serde_json::{json, Value};
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -75,24 +72,6 @@ impl ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let body = ErrorBody {
-            code: self.code,
-            message: self.message,
-            details: self.details,
-        };
-        let mut response = (status, axum::Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
-            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-        }
-        response
     }
 }
 
@@ -164,142 +143,5 @@ impl From<anyhow::Error> for ApiError {
             return classify_db_error(api);
         }
         ApiError::internal(format!("{err:#}"))
-    }
-}
-
-/// JSON body extractor whose failures are our error body: syntax and type errors are 422 with
-/// the path of the offending field.
-pub struct Json<T>(pub T);
-
-impl<S, T> FromRequest<S> for Json<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|ct| {
-                let ct = ct.to_ascii_lowercase();
-                ct.starts_with("application/json")
-                    || (ct.starts_with("application/") && ct.contains("+json"))
-            })
-            .unwrap_or(false);
-        if !is_json {
-            return Err(ApiError::new(
-                ErrorCode::MalformedBody,
-                "expected a JSON body with Content-Type: application/json",
-            ));
-        }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(bytes_rejection)?;
-        parse_json(&bytes).map(Json)
-    }
-}
-
-/// Parses JSON, reporting the path of the first bad field.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
-    match result {
-        Ok(value) => {
-            de.end().map_err(|e| json_error("", &e))?;
-            Ok(value)
-        }
-        Err(err) => {
-            let path = err.path().to_string();
-            Err(json_error(
-                if path == "." { "" } else { &path },
-                err.inner(),
-            ))
-        }
-    }
-}
-
-fn json_error(path: &str, err: &serde_json::Error) -> ApiError {
-    use serde_json::error::Category;
-    let code = match err.classify() {
-        Category::Syntax | Category::Eof | Category::Io => ErrorCode::MalformedBody,
-        Category::Data => ErrorCode::InvalidRequest,
-    };
-    let path = if path.is_empty() {
-        "$".to_owned()
-    } else {
-        format!("$.{path}")
-    };
-    // serde_json's message names the line and column already; keep it, it is about the input.
-    ApiError::new(code, format!("{path}: {err}")).with_details(json!({
-        "path": path,
-        "line": err.line(),
-        "column": err.column(),
-    }))
-}
-
-impl<T: serde::Serialize> IntoResponse for Json<T> {
-    fn into_response(self) -> Response {
-        axum::Json(self.0).into_response()
-    }
-}
-
-pub fn bytes_rejection(rejection: BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
-    } else {
-        ApiError::new(
-            ErrorCode::MalformedBody,
-            format!("could not read the body: {rejection}"),
-        )
-    }
-}
-
-/// Query-string extractor whose failures are our error body.
-pub struct Query<T>(pub T);
-
-impl<S, T> axum::extract::FromRequestParts<S> for Query<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Query(q.0))
-            .map_err(|e: QueryRejection| {
-                ApiError::new(ErrorCode::InvalidRequest, e.body_text())
-                    .with_details(json!({ "path": "query" }))
-            })
-    }
-}
-
-/// Path extractor whose failures are our error body (a malformed id is simply not found).
-pub struct PathParam<T>(pub T);
-
-impl<S, T> axum::extract::FromRequestParts<S> for PathParam<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| PathParam(p.0))
-            .map_err(|e| {
-                ApiError::new(ErrorCode::NotFound, format!("not found: {}", e.body_text()))
-            })
     }
 }

@@ -3,6 +3,7 @@
 //! [`app`] builds the router; [`run`] serves it on a listener until a shutdown signal, so tests
 //! run the real server in-process on `127.0.0.1:0`.
 
+pub mod accounts;
 pub mod auth;
 pub mod blob;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod jobs;
 pub mod keepalive;
 pub mod ledger;
 pub mod model;
+pub mod periods;
 pub mod photos;
 pub mod private_fs;
 pub mod ratelimit;
@@ -45,6 +47,11 @@ use crate::error::ApiError;
 pub use crate::state::AppState;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The OpenAPI document of every route, as committed in `openapi.yaml` (`gridline print-openapi`).
+pub fn openapi_yaml() -> String {
+    routes::openapi_yaml()
+}
 
 /// The whole application router with its middleware.
 pub fn app(state: AppState) -> Router {

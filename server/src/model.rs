@@ -397,7 +397,7 @@ pub struct CaseView {
     pub reporter_id: Uuid,
     pub source: String,
     #[schema(value_type = String)]
-    pub state: gridline_sync::conflict::CaseState,
+    pub state: gridline_sync::case::CaseState,
     /// Taxonomy key, e.g. `event:0102`.
     pub category_code: String,
     pub description: String,

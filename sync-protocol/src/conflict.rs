@@ -1,4 +1,4 @@
-//! Conflict rules for stale edits, and the transitions a phone may request.
+//! Conflict rules for stale edits.
 //!
 //! Evidence (photos, location, capture time) is append-only: `case.edit@1` cannot touch it, so it
 //! never conflicts. Only the mutable fields ([`CaseField`]) can, when the phone's `base_version`
@@ -36,57 +36,13 @@
 //! operation is rejected (nothing written, records kept); otherwise the `apply` fields are
 //! written and the operation's status is `conflict` if any record was made, else `applied`.
 //!
-//! # Transitions
-//!
-//! | action | allowed from | by | to |
-//! |---|---|---|---|
-//! | `withdraw` | `reported` | the case's reporter | `withdrawn` |
-//! | `report_rectified` | `dispatched`, `in_progress` | an assignee of the case | `pending_verification` |
-//!
-//! The wrong person gets `forbidden`; the wrong state gets `invalid_transition`. Transitions are
-//! guarded by state, not by `base_version`: a stale base is fine if the state still allows it.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
+use crate::case::{CaseField, CaseState, ConflictRecord, Resolution, FINAL_STATES};
 use crate::error::ErrorCode;
-use crate::ops::{CaseChanges, Severity, TransitionAction};
+use crate::ops::{CaseChanges, Severity};
 use crate::wire::OpStatus;
-
-/// The mutable case fields `case.edit@1` may change.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum CaseField {
-    CategoryCode,
-    Description,
-    Severity,
-    AssetCode,
-}
-
-impl CaseField {
-    pub const ALL: &'static [CaseField] = &[
-        CaseField::CategoryCode,
-        CaseField::Description,
-        CaseField::Severity,
-        CaseField::AssetCode,
-    ];
-
-    /// Fields that feed deductions in the ledger.
-    pub fn feeds_ledger(self) -> bool {
-        !matches!(self, CaseField::Description)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CaseField::CategoryCode => "category_code",
-            CaseField::Description => "description",
-            CaseField::Severity => "severity",
-            CaseField::AssetCode => "asset_code",
-        }
-    }
-}
 
 /// Who last changed a field after the phone's base version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -130,54 +86,6 @@ impl Editor {
     pub const ALL: &'static [Editor] = &[Editor::Inspector, Editor::Supervisor];
 }
 
-/// The lifecycle of a case. States are decided by the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CaseState {
-    Reported,
-    Filed,
-    NotFiled,
-    Duplicate,
-    Dispatched,
-    InProgress,
-    PendingVerification,
-    Closed,
-    Withdrawn,
-}
-
-impl CaseState {
-    pub const ALL: &'static [CaseState] = &[
-        CaseState::Reported,
-        CaseState::Filed,
-        CaseState::NotFiled,
-        CaseState::Duplicate,
-        CaseState::Dispatched,
-        CaseState::InProgress,
-        CaseState::PendingVerification,
-        CaseState::Closed,
-        CaseState::Withdrawn,
-    ];
-
-    /// States from which no edit is accepted.
-    pub fn is_final(self) -> bool {
-        FINAL_STATES.contains(&self)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CaseState::Reported => "reported",
-            CaseState::Filed => "filed",
-            CaseState::NotFiled => "not_filed",
-            CaseState::Duplicate => "duplicate",
-            CaseState::Dispatched => "dispatched",
-            CaseState::InProgress => "in_progress",
-            CaseState::PendingVerification => "pending_verification",
-            CaseState::Closed => "closed",
-            CaseState::Withdrawn => "withdrawn",
-        }
-    }
-}
-
 /// What happens to one field of an edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -191,34 +99,6 @@ pub enum Outcome {
     KeepServerRecordConflict,
     /// Refuse the whole operation with this code; the incoming value is kept in a record.
     Reject(ErrorCode),
-}
-
-/// How a recorded conflict was resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Resolution {
-    /// The incoming value was written; `server_value` is what it replaced.
-    IncomingApplied,
-    /// The server value stayed; `incoming_value` is what the phone asked for.
-    ServerKept,
-    /// The operation was rejected; nothing was written.
-    Rejected,
-}
-
-/// A conflict, recorded and shown to both the phone's user and supervisors. Nothing is
-/// silently dropped: the losing value is always here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ConflictRecord {
-    pub field: CaseField,
-    /// The value at the phone's base version.
-    pub base_value: serde_json::Value,
-    /// The server's value when the edit arrived.
-    pub server_value: serde_json::Value,
-    /// The value the phone asked for.
-    pub incoming_value: serde_json::Value,
-    pub resolution: Resolution,
-    /// The rule that decided (see the table in [`crate::conflict`]).
-    pub rule_id: String,
 }
 
 /// Everything the edit table looks at for one field.
@@ -241,12 +121,6 @@ pub struct Decision {
     pub rule_id: &'static str,
 }
 
-const FINAL_STATES: &[CaseState] = &[
-    CaseState::NotFiled,
-    CaseState::Duplicate,
-    CaseState::Closed,
-    CaseState::Withdrawn,
-];
 const OPEN_STATES: &[CaseState] = &[
     CaseState::Reported,
     CaseState::Filed,
@@ -624,43 +498,6 @@ pub fn resolve_edit(
     }
 }
 
-/// Who asks for a transition, relative to the case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TransitionActor {
-    /// The user who reported the case.
-    pub is_reporter: bool,
-    /// The user is assigned to the case for rectification (an accountable person or squad).
-    pub is_assignee: bool,
-}
-
-/// Checks a requested transition; returns the new state.
-pub fn check_transition(
-    action: TransitionAction,
-    state: CaseState,
-    actor: TransitionActor,
-) -> Result<CaseState, ErrorCode> {
-    match action {
-        TransitionAction::Withdraw => {
-            if !actor.is_reporter {
-                Err(ErrorCode::Forbidden)
-            } else if state != CaseState::Reported {
-                Err(ErrorCode::InvalidTransition)
-            } else {
-                Ok(CaseState::Withdrawn)
-            }
-        }
-        TransitionAction::ReportRectified => {
-            if !actor.is_assignee {
-                Err(ErrorCode::Forbidden)
-            } else if !matches!(state, CaseState::Dispatched | CaseState::InProgress) {
-                Err(ErrorCode::InvalidTransition)
-            } else {
-                Ok(CaseState::PendingVerification)
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -876,43 +713,6 @@ mod tests {
         let r = resolve_edit(ctx, &fields(), &fields(), |_| ChangedBy::Supervisor, &same);
         assert_eq!(r.status, OpStatus::Applied);
         assert_eq!(r.fields[0].outcome, Outcome::NoOp);
-    }
-
-    #[test]
-    fn transitions() {
-        let reporter = TransitionActor {
-            is_reporter: true,
-            is_assignee: false,
-        };
-        let assignee = TransitionActor {
-            is_reporter: false,
-            is_assignee: true,
-        };
-        use TransitionAction::*;
-        assert_eq!(
-            check_transition(Withdraw, CaseState::Reported, reporter),
-            Ok(CaseState::Withdrawn)
-        );
-        assert_eq!(
-            check_transition(Withdraw, CaseState::Filed, reporter),
-            Err(ErrorCode::InvalidTransition)
-        );
-        assert_eq!(
-            check_transition(Withdraw, CaseState::Reported, assignee),
-            Err(ErrorCode::Forbidden)
-        );
-        for &state in CaseState::ALL {
-            let r = check_transition(ReportRectified, state, assignee);
-            if matches!(state, CaseState::Dispatched | CaseState::InProgress) {
-                assert_eq!(r, Ok(CaseState::PendingVerification));
-            } else {
-                assert_eq!(r, Err(ErrorCode::InvalidTransition), "{state:?}");
-            }
-            assert_eq!(
-                check_transition(ReportRectified, state, reporter),
-                Err(ErrorCode::Forbidden)
-            );
-        }
     }
 
     fn any_value() -> impl Strategy<Value = serde_json::Value> {

@@ -1,7 +1,7 @@
 //! The Gridline wire contract.
 //!
-//! Everything a phone and the server must agree on lives here: error codes ([`error`]), sync
-//! wire types ([`wire`]), typed operations and their validation ([`ops`], [`validation`]),
+//! Everything a phone and the server must agree on lives here: error codes ([`error`]), the case
+//! vocabulary ([`case`]: states, editable fields, conflict records), sync wire types ([`wire`]), typed operations and their validation ([`ops`], [`validation`]),
 //! signing and hash chaining ([`signing`]), the pure conflict rules ([`conflict`]) and the case
 //! workflow ([`workflow`]). Behind the
 //! `client` feature is the reference phone client ([`client`]) with its durable outbox.
@@ -9,6 +9,7 @@
 //!
 //! `PROTOCOL.md` beside this crate documents the protocol for other client implementers.
 
+pub mod case;
 pub mod conflict;
 pub mod error;
 pub mod ops;
@@ -20,7 +21,7 @@ pub mod workflow;
 #[cfg(feature = "client")]
 pub mod client;
 
-pub use conflict::ConflictRecord;
+pub use case::{CaseState, ConflictRecord};
 pub use error::{ErrorBody, ErrorCode};
 pub use ops::Operation;
 pub use wire::*;

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::conflict::ConflictRecord;
+use crate::case::ConflictRecord;
 use crate::error::{ErrorBody, ErrorCode};
 
 /// The protocol version this crate speaks. Sent in every push body and pull query.
@@ -819,7 +819,7 @@ mod tests {
 
     #[test]
     fn every_wire_type_has_an_openapi_schema() {
-        use crate::conflict::{CaseField, CaseState, Resolution};
+        use crate::case::{CaseField, CaseState, Resolution};
         use crate::ops::*;
         use crate::validation::FieldError;
 

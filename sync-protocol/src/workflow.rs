@@ -11,13 +11,24 @@
 //!
 //! Pure rules, no I/O: the server calls [`apply`] inside the transaction that writes the event,
 //! and phones may call it to grey out buttons. States are decided by the server; a phone only
-//! asks (`case.transition@1`).
+//! asks (`case.transition@1`, checked by [`check_transition`] against the same table).
+//!
+//! # Transitions a phone may request
+//!
+//! | action | allowed from | by | to |
+//! |---|---|---|---|
+//! | `withdraw` | `reported` | the case's reporter | `withdrawn` |
+//! | `report_rectified` | `dispatched`, `in_progress` | an assignee of the case | `pending_verification` |
+//!
+//! The wrong person gets `forbidden`; the wrong state gets `invalid_transition`. Transitions are
+//! guarded by state, not by `base_version`: a stale base is fine if the state still allows it.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::conflict::CaseState;
+use crate::case::CaseState;
 use crate::error::ErrorCode;
+use crate::ops::TransitionAction;
 
 /// Every action of the workflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -193,6 +204,48 @@ pub fn apply(
     })
 }
 
+/// Who asks for a transition by operation, relative to the case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransitionActor {
+    /// The user who reported the case.
+    pub is_reporter: bool,
+    /// The user is assigned to the case for rectification (an accountable person or squad).
+    pub is_assignee: bool,
+}
+
+impl From<TransitionAction> for WorkflowAction {
+    fn from(action: TransitionAction) -> Self {
+        match action {
+            TransitionAction::Withdraw => WorkflowAction::Withdraw,
+            TransitionAction::ReportRectified => WorkflowAction::ReportRectified,
+        }
+    }
+}
+
+/// Checks a transition a phone requested (`case.transition@1`) against the one table; returns
+/// the new state. Operations act as the phone's user, never as a supervisor: supervisors decide
+/// through the API. `has_after_photo`: the operation declares an `after` photo.
+pub fn check_transition(
+    action: TransitionAction,
+    state: CaseState,
+    actor: TransitionActor,
+    has_after_photo: bool,
+) -> Result<CaseState, ErrorCode> {
+    let actor = WorkflowActor {
+        is_supervisor: false,
+        is_reporter: actor.is_reporter,
+        is_assignee: actor.is_assignee,
+    };
+    let input = WorkflowInput {
+        has_comment: true,
+        has_after_photo,
+        has_original: false,
+    };
+    apply(action.into(), state, actor, input)
+        .map(|t| t.to)
+        .map_err(|refusal| refusal.code)
+}
+
 /// Overdue: dispatched with a deadline that has passed, and not yet rectified.
 pub fn is_overdue(state: CaseState, deadline_ms: Option<i64>, now_ms: i64) -> bool {
     matches!(state, CaseState::Dispatched | CaseState::InProgress)
@@ -202,6 +255,48 @@ pub fn is_overdue(state: CaseState, deadline_ms: Option<i64>, now_ms: i64) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phone_transitions_follow_the_one_table() {
+        let reporter = TransitionActor {
+            is_reporter: true,
+            is_assignee: false,
+        };
+        let assignee = TransitionActor {
+            is_reporter: false,
+            is_assignee: true,
+        };
+        use TransitionAction::*;
+        assert_eq!(
+            check_transition(Withdraw, CaseState::Reported, reporter, true),
+            Ok(CaseState::Withdrawn)
+        );
+        assert_eq!(
+            check_transition(Withdraw, CaseState::Filed, reporter, true),
+            Err(ErrorCode::InvalidTransition)
+        );
+        assert_eq!(
+            check_transition(Withdraw, CaseState::Reported, assignee, true),
+            Err(ErrorCode::Forbidden)
+        );
+        assert_eq!(
+            check_transition(ReportRectified, CaseState::Dispatched, assignee, false),
+            Err(ErrorCode::InvalidRequest),
+            "a rectification needs an after photo"
+        );
+        for &state in CaseState::ALL {
+            let r = check_transition(ReportRectified, state, assignee, true);
+            if matches!(state, CaseState::Dispatched | CaseState::InProgress) {
+                assert_eq!(r, Ok(CaseState::PendingVerification));
+            } else {
+                assert_eq!(r, Err(ErrorCode::InvalidTransition), "{state:?}");
+            }
+            assert_eq!(
+                check_transition(ReportRectified, state, reporter, true),
+                Err(ErrorCode::Forbidden)
+            );
+        }
+    }
     use proptest::prelude::*;
     use CaseState::*;
 

@@ -19,11 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use gridline_sync::case::{CaseField, Resolution};
 use gridline_sync::client::{
     Client, ClientError, HttpTransport, OutboxEntry, OutboxState, RecordingSleeper, RetryPolicy,
     Store, Transport, TransportError,
 };
-use gridline_sync::conflict::{CaseField, Resolution};
 use gridline_sync::ops::{
     CaseChanges, CaseCommentV1, CaseCreateV1, CaseEditV1, CaseTransitionV1, Location,
     PhotoManifest, PhotoRole, Severity, TransitionAction,

@@ -8,7 +8,10 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-on_both_backends!(unknown_text_in_a_case_row_is_a_clear_error_not_a_guess);
+on_both_backends!(
+    unknown_text_in_a_case_row_is_a_clear_error_not_a_guess,
+    a_damaged_id_or_history_value_elsewhere_is_a_clear_error_too,
+);
 
 /// A case pushed from a phone: its id and the phone's device id.
 async fn stored_case(app: &TestApp) -> (Uuid, Uuid) {
@@ -77,6 +80,92 @@ async fn unknown_text_in_a_case_row_is_a_clear_error_not_a_guess(app: TestApp) {
         let (status, body) = app.get(&format!("/v1/cases/{case_id}"), Some(&admin)).await;
         assert_eq!(status, StatusCode::OK, "{column} restored: {body}");
     }
+}
+
+async fn execute(app: &TestApp, sql: &str, value: &str, id: Uuid) {
+    sqlx::query(sql)
+        .bind(value.to_owned())
+        .bind(id.to_string())
+        .execute(&app.state.db.pool)
+        .await
+        .expect("update");
+}
+
+/// Ids outside the case row and the field history (which decides conflicts) are decoded as
+/// strictly: a device whose owner id is damaged is not listed with the nil UUID, and an edit
+/// against a case whose history holds an unknown severity is not resolved against a guess.
+async fn a_damaged_id_or_history_value_elsewhere_is_a_clear_error_too(app: TestApp) {
+    let (case_id, device_id) = stored_case(&app).await;
+    let admin = app.login("admin").await;
+
+    // A damaged id cannot pass the foreign key; the damage is made with the keys switched off
+    // for one connection, as a bad restore or a hand edit would.
+    let mut conn = app.state.db.pool.acquire().await.expect("connection");
+    let off = match app.state.db.backend {
+        store::Backend::Sqlite => "PRAGMA foreign_keys = OFF",
+        store::Backend::Postgres => "SET session_replication_role = replica",
+    };
+    sqlx::query(off).execute(&mut *conn).await.expect("keys off");
+    sqlx::query("UPDATE devices SET user_id = $1 WHERE id = $2")
+        .bind("not-a-uuid")
+        .bind(device_id.to_string())
+        .execute(&mut *conn)
+        .await
+        .expect("update");
+    let on = match app.state.db.backend {
+        store::Backend::Sqlite => "PRAGMA foreign_keys = ON",
+        store::Backend::Postgres => "SET session_replication_role = origin",
+    };
+    sqlx::query(on).execute(&mut *conn).await.expect("keys on");
+    drop(conn);
+    let err = store::devices::list(&app.state.db.pool, None)
+        .await
+        .expect_err("a device row with a damaged user id must not decode")
+        .to_string();
+    assert!(
+        err.contains("user_id") && err.contains("not-a-uuid"),
+        "{err}"
+    );
+    let (status, body) = app.get("/v1/devices", Some(&admin)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["code"], "internal", "{body}");
+    let (status, owner) = app.get("/v1/me", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{owner}");
+    execute(
+        &app,
+        "UPDATE devices SET user_id = (SELECT id FROM users WHERE username = $1) WHERE id = $2",
+        "inspector1",
+        device_id,
+    )
+    .await;
+    let (status, body) = app.get("/v1/devices", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "restored: {body}");
+
+    execute(
+        &app,
+        "UPDATE case_field_history SET value = $1 WHERE case_id = $2 AND field = 'severity'",
+        "\"catastrophic\"",
+        case_id,
+    )
+    .await;
+    let mut conn = app.state.db.pool.acquire().await.expect("connection");
+    let err = store::cases::history_many(&mut conn, &[case_id])
+        .await
+        .expect_err("a history value no severity has must not decode")
+        .to_string();
+    drop(conn);
+    assert!(
+        err.contains("severity") && err.contains("catastrophic"),
+        "{err}"
+    );
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let edit = phone.op(
+        "case.edit@1",
+        serde_json::json!({"case_id": case_id, "base_version": 1, "changes": {"description": "again"}}),
+    );
+    let (status, body) = phone.push(&app, &[edit]).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["code"], "internal", "{body}");
 }
 
 /// Both backends have the same numbered migrations, each number once: a change to the schema is

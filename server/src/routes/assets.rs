@@ -12,8 +12,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, Json, PathParam, Query};
+use crate::error::{ApiError, ApiResult};
 use crate::model::{Asset, ImportReport, Page, RowError, TaxonomyEntry, TaxonomyKind};
+use crate::routes::extract::{Json, PathParam, Query};
 use crate::state::AppState;
 use crate::store::{audit, reference};
 

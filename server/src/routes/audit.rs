@@ -7,8 +7,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, Json, Query};
+use crate::error::{ApiError, ApiResult};
 use crate::model::{AuditRecord, Page};
+use crate::routes::extract::{Json, Query};
 use crate::state::AppState;
 use crate::store::{audit, time_from_ms};
 

@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use crate::auth::throttle::{self, ClientAddr};
 use crate::auth::{issue_access_token, password};
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::extract::Json;
 use crate::state::AppState;
 use crate::store::{self, devices, now_ms, tokens, users, WriteTx};
 

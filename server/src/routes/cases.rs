@@ -8,8 +8,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, Json, PathParam, Query};
+use crate::error::{ApiError, ApiResult};
 use crate::model::{CaseConflict, CaseView, NewestFirst, Page};
+use crate::routes::extract::{Json, PathParam, Query};
 use crate::state::AppState;
 use crate::store::cases;
 use crate::sync::view::{case_views, conflict_view, with_evidence};

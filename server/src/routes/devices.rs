@@ -8,25 +8,17 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::accounts::{self, Revoker};
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, Json, PathParam};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::extract::{Json, PathParam};
 use crate::state::AppState;
-use crate::store::{self, audit, devices, now_ms, time_from_ms, tokens, users};
+use crate::store::{self, audit, devices, now_ms, users};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(enrol, list))
         .routes(routes!(revoke))
-}
-
-pub fn device_info(d: &devices::DeviceRow) -> DeviceInfo {
-    DeviceInfo {
-        device_id: d.id,
-        user_id: d.user_id,
-        name: d.name.clone(),
-        enrolled_at: time_from_ms(d.enrolled_at),
-        revoked_at: d.revoked_at.map(time_from_ms),
-    }
 }
 
 /// Enrol this phone: bind its Ed25519 public key to the caller. Returns tokens bound to the
@@ -99,7 +91,7 @@ async fn enrol(
                 "device",
                 &row.id.to_string(),
                 None::<&()>,
-                Some(&device_info(&row)),
+                Some(&accounts::device_info(&row)),
             )
             .await?;
             (StatusCode::CREATED, row)
@@ -112,7 +104,7 @@ async fn enrol(
     Ok((
         status,
         Json(EnrolDeviceResponse {
-            device: device_info(&device),
+            device: accounts::device_info(&device),
             tokens,
             receipt_key: ServerKey {
                 key_id: state.keys.current.kid.clone(),
@@ -132,7 +124,7 @@ async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<V
         Some(user.user_id)
     };
     let rows = devices::list(&state.db.pool, owner).await?;
-    Ok(Json(rows.iter().map(device_info).collect()))
+    Ok(Json(rows.iter().map(accounts::device_info).collect()))
 }
 
 /// Revoke a device (an admin, or the device's owner): its tokens stop working at its next
@@ -145,43 +137,10 @@ async fn revoke(
     user: AuthUser,
     PathParam(id): PathParam<Uuid>,
 ) -> ApiResult<Json<DeviceInfo>> {
-    let info = revoke_device(&state, Some(&user), id).await?;
+    let by = Revoker::User {
+        id: user.user_id,
+        admin: user.is_admin(),
+    };
+    let info = accounts::revoke_device(&state.db, by, id).await?;
     Ok(Json(info))
-}
-
-/// Shared by the HTTP route and `gridline admin revoke-device`.
-pub async fn revoke_device(
-    state: &AppState,
-    by: Option<&AuthUser>,
-    id: Uuid,
-) -> ApiResult<DeviceInfo> {
-    let mut tx = state.db.begin_write().await?;
-    let device = devices::get(tx.conn(), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("device"))?;
-    if let Some(user) = by {
-        if !user.is_admin() && device.user_id != user.user_id {
-            return Err(ApiError::not_found("device"));
-        }
-    }
-    let now = now_ms();
-    let actor = by.map(|u| u.user_id);
-    if devices::revoke(tx.conn(), id, actor.unwrap_or_default(), now).await? {
-        tokens::revoke_device(tx.conn(), id, now).await?;
-        audit::record(
-            tx.conn(),
-            actor,
-            "device.revoke",
-            "device",
-            &id.to_string(),
-            Some(&device_info(&device)),
-            None::<&()>,
-        )
-        .await?;
-    }
-    let after = devices::get(tx.conn(), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("device"))?;
-    tx.commit().await?;
-    Ok(device_info(&after))
 }

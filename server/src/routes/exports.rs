@@ -10,9 +10,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, Query};
+use crate::error::{ApiError, ApiResult};
 use crate::ledger::export::{Cell, Table};
 use crate::model::Milli;
+use crate::routes::extract::Query;
 use crate::routes::ledger::{scoped_zones, visible_ranking};
 use crate::state::AppState;
 use crate::store::{cases, ledger as store, reference, review, rfc3339};

@@ -14,16 +14,18 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{AuthUser, Scope};
-use crate::error::{ApiError, ApiResult, Json, PathParam, Query};
+use crate::error::{ApiError, ApiResult};
 use crate::ledger::chain::{self, ChainBreak, Entry};
 use crate::ledger::scoring::{self, Ranking};
 use crate::model::{Milli, Page, Period, PeriodStatus, Source};
+use crate::routes::extract::{Json, PathParam, Query};
 use crate::state::AppState;
 use crate::store::changes::{self, PendingChange};
 use crate::store::ledger::{self as store, ProposalRow};
 use crate::store::review;
 use crate::store::{
-    audit, cases, ms_from_time, new_id, now_ms, reference, rfc3339, time_from_ms, uuid_col, WriteTx,
+    audit, cases, ms_from_time, new_id, now_ms, parse_uuid, reference, rfc3339, time_from_ms,
+    unknown_value, WriteTx,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -196,7 +198,7 @@ async fn deductible(
     case: &cases::CaseRow,
     need_evidence: bool,
 ) -> ApiResult<Vec<String>> {
-    use gridline_sync::conflict::CaseState::*;
+    use gridline_sync::case::CaseState::*;
     let (photos, complete) = review::evidence(conn, case.id).await?;
     if matches!(case.state, Reported | NotFiled | Duplicate | Withdrawn) {
         let message = if case.state == Reported {
@@ -485,14 +487,20 @@ pub struct LedgerEntry {
     pub hash: String,
 }
 
-pub fn entry_view(e: &Entry) -> LedgerEntry {
-    let u = |s: &Option<String>| s.as_deref().map(uuid_col);
-    LedgerEntry {
+/// An entry as the API shows it. Its ids and lists are stored as text (the hash covers that
+/// text); text that does not parse is a decode error, never a nil id or an empty list.
+pub fn entry_view(e: &Entry) -> Result<LedgerEntry, sqlx::Error> {
+    let id = |col: &str, s: &str| parse_uuid(&format!("ledger_entries.{col}"), s);
+    let opt = |col: &str, s: &Option<String>| s.as_deref().map(|s| id(col, s)).transpose();
+    fn json<T: serde::de::DeserializeOwned>(col: &str, s: &str) -> Result<T, sqlx::Error> {
+        serde_json::from_str(s).map_err(|_| unknown_value(&format!("ledger_entries.{col}"), s))
+    }
+    Ok(LedgerEntry {
         seq: e.seq,
-        id: uuid_col(&e.id),
+        id: id("id", &e.id)?,
         kind: e.kind.clone(),
-        zone_id: uuid_col(&e.zone_id),
-        period_id: uuid_col(&e.period_id),
+        zone_id: id("zone_id", &e.zone_id)?,
+        period_id: id("period_id", &e.period_id)?,
         rulebook_version: e.rulebook_version,
         rule_code: e.rule_code.clone(),
         source: e.source.clone(),
@@ -501,20 +509,20 @@ pub fn entry_view(e: &Entry) -> LedgerEntry {
         raw_points: Milli::to_f64(e.raw_points_milli),
         coefficient: Milli::to_f64(e.coefficient_milli),
         weighted_points: Milli::to_f64(e.weighted_points_milli),
-        roster: serde_json::from_str(&e.roster).unwrap_or_default(),
-        approved_by: uuid_col(&e.approved_by),
-        proposed_by: u(&e.proposed_by),
+        roster: json("roster", &e.roster)?,
+        approved_by: id("approved_by", &e.approved_by)?,
+        proposed_by: opt("proposed_by", &e.proposed_by)?,
         approved_at: time_from_ms(e.approved_at),
         found_at: time_from_ms(e.found_at),
-        case_id: u(&e.case_id),
+        case_id: opt("case_id", &e.case_id)?,
         case_version: e.case_version,
-        evidence: serde_json::from_str(&e.evidence).unwrap_or_default(),
-        proposal_id: u(&e.proposal_id),
-        reverses_id: u(&e.reverses_id),
+        evidence: json("evidence", &e.evidence)?,
+        proposal_id: opt("proposal_id", &e.proposal_id)?,
+        reverses_id: opt("reverses_id", &e.reverses_id)?,
         reason: e.reason.clone(),
         prev_hash: e.prev_hash.clone(),
         hash: e.hash.clone(),
-    }
+    })
 }
 
 /// Approve a proposal (supervisors other than its proposer, unless the server turns the
@@ -700,7 +708,7 @@ async fn approve_in(
             Some(case.zone_id.to_string()),
         ));
     }
-    let view = entry_view(&entry);
+    let view = entry_view(&entry)?;
     audit::record(
         tx.conn(),
         Some(user.user_id),
@@ -830,7 +838,11 @@ async fn list_entries(
     )
     .await?;
     let more = rows.len() as i64 > limit;
-    let items: Vec<LedgerEntry> = rows.iter().take(limit as usize).map(entry_view).collect();
+    let items = rows
+        .iter()
+        .take(limit as usize)
+        .map(entry_view)
+        .collect::<Result<Vec<LedgerEntry>, _>>()?;
     let next = if more {
         items.last().map(|e| e.seq.to_string())
     } else {
@@ -864,10 +876,11 @@ async fn get_entry(
     let e = store::entry(&state.db.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("ledger entry"))?;
-    user.scope(&state)
-        .await?
-        .check_visible(uuid_col(&e.zone_id), "ledger entry")?;
-    Ok(Json(entry_view(&e)))
+    user.scope(&state).await?.check_visible(
+        parse_uuid("ledger_entries.zone_id", &e.zone_id)?,
+        "ledger entry",
+    )?;
+    Ok(Json(entry_view(&e)?))
 }
 
 /// Why an entry is reversed.
@@ -908,14 +921,17 @@ async fn reverse(
     let original = store::entry(tx.conn(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("ledger entry"))?;
-    scope.check_visible(uuid_col(&original.zone_id), "ledger entry")?;
+    scope.check_visible(
+        parse_uuid("ledger_entries.zone_id", &original.zone_id)?,
+        "ledger entry",
+    )?;
     if original.kind == "reversal" {
         return Err(ApiError::conflict("a reversal cannot be reversed"));
     }
     if store::reversal_of(tx.conn(), id).await?.is_some() {
         return Err(ApiError::conflict("this entry has already been reversed"));
     }
-    let original_period = uuid_col(&original.period_id);
+    let original_period = parse_uuid("ledger_entries.period_id", &original.period_id)?;
     let period_id = if store::lock_period(&mut tx, original_period)
         .await?
         .as_deref()
@@ -972,14 +988,14 @@ async fn reverse(
         // The case may take a new (corrected) deduction.
         store::release_case(tx.conn(), proposal).await?;
     }
-    let view = entry_view(&entry);
+    let view = entry_view(&entry)?;
     audit::record(
         tx.conn(),
         Some(user.user_id),
         "ledger.reverse",
         "ledger_entry",
         &original.id,
-        Some(&entry_view(&original)),
+        Some(&entry_view(&original)?),
         Some(&view),
     )
     .await?;
@@ -1199,7 +1215,7 @@ async fn close_period(
     .await?;
     let next = match &input.next {
         Some(next) => {
-            let opened = crate::routes::periods::create_period_in(
+            let opened = crate::periods::create_period_in(
                 &mut tx,
                 Some(user.user_id),
                 &crate::model::PeriodInput {
@@ -1209,7 +1225,7 @@ async fn close_period(
                 },
             )
             .await?;
-            crate::routes::periods::copy_coefficients(&mut tx, user.user_id, id, opened.id).await?;
+            crate::periods::copy_coefficients(&mut tx, user.user_id, id, opened.id).await?;
             Some(opened)
         }
         None => None,

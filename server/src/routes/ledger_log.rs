@@ -11,10 +11,11 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, Json, Query};
+use crate::error::{ApiError, ApiResult};
 use crate::ledger::log::{Checkpoint, Leaf, Log};
+use crate::routes::extract::{Json, Query};
 use crate::state::AppState;
-use crate::store::{ledger, ledger_log, uuid_col};
+use crate::store::{ledger, ledger_log, parse_uuid};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -131,9 +132,10 @@ async fn inclusion_proof(
     let entry = ledger::entry(&state.db.pool, q.entry_id)
         .await?
         .ok_or_else(|| ApiError::not_found("ledger entry"))?;
-    user.scope(&state)
-        .await?
-        .check_visible(uuid_col(&entry.zone_id), "ledger entry")?;
+    user.scope(&state).await?.check_visible(
+        parse_uuid("ledger_entries.zone_id", &entry.zone_id)?,
+        "ledger entry",
+    )?;
     let tree_size = size_or_latest(&state, q.tree_size).await?;
     if tree_size < entry.seq {
         return Err(ApiError::invalid(

@@ -8,6 +8,7 @@ pub mod cases;
 pub mod devices;
 pub mod docs;
 pub mod exports;
+pub mod extract;
 pub mod health;
 pub mod ledger;
 pub mod ledger_log;

@@ -15,9 +15,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, Json, PathParam, Query};
+use crate::error::{ApiError, ApiResult};
 use crate::photos::link::{self, LinkClaims};
 use crate::photos::{self, upload, Photo};
+use crate::routes::extract::{Json, PathParam, Query};
 use crate::state::AppState;
 use crate::store::{self, now_ms};
 

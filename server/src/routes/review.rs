@@ -2,7 +2,7 @@
 //! here) and the review queue.
 
 use axum::extract::State;
-use gridline_sync::conflict::CaseState;
+use gridline_sync::case::CaseState;
 use gridline_sync::ops::{CaseTransitionV1, PhotoManifest, PhotoRole, TransitionAction};
 use gridline_sync::workflow::{self, WorkflowAction, WorkflowActor, WorkflowInput};
 use gridline_sync::{ErrorCode, Operation, Role};
@@ -14,8 +14,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, Json, PathParam, Query};
+use crate::error::{ApiError, ApiResult};
 use crate::model::{CaseView, Page, WorkCategory};
+use crate::routes::extract::{Json, PathParam, Query};
 use crate::state::AppState;
 use crate::store::cases::{self, EventRow, PhotoRow};
 use crate::store::changes::{self, PendingChange};

@@ -7,8 +7,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult};
 use crate::model::{Milli, Rulebook, RulebookInput};
+use crate::routes::extract::Json;
 use crate::state::AppState;
 use crate::store::{audit, now_ms, reference};
 

@@ -11,8 +11,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, Json, Query};
+use crate::error::{ApiError, ApiResult};
 use crate::model::{NewestFirst, Page};
+use crate::routes::extract::{Json, Query};
 use crate::state::AppState;
 use crate::store::{self, time_from_ms};
 

@@ -5,8 +5,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult};
 use crate::model::TaxonomyEntry;
+use crate::routes::extract::Json;
 use crate::state::AppState;
 use crate::store::{audit, reference};
 

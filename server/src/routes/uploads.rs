@@ -20,8 +20,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, PathParam};
+use crate::error::{ApiError, ApiResult};
 use crate::photos::upload;
+use crate::routes::extract::PathParam;
 use crate::state::AppState;
 use crate::store::photos::Upload;
 

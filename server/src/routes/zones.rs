@@ -7,8 +7,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, Json, PathParam};
+use crate::error::{ApiError, ApiResult};
 use crate::model::{Zone, ZoneInput};
+use crate::routes::extract::{Json, PathParam};
 use crate::state::AppState;
 use crate::store::{audit, reference};
 

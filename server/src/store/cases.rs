@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use gridline_sync::conflict::CaseState;
+use gridline_sync::case::CaseState;
 use gridline_sync::ops::Severity;
 use sqlx::{Any, AnyConnection, Executor, Row};
 use uuid::Uuid;
@@ -10,7 +10,7 @@ use uuid::Uuid;
 use serde::Deserialize;
 
 use super::json_rows::{self, Col, Cols, Reader, IDS_PER_QUERY};
-use super::{id_list, insert_rows, placeholders, update_rows, uuid_col, Backend, Val};
+use super::{id_list, insert_rows, parse_uuid, placeholders, update_rows, Backend, Val};
 
 type R<T> = Result<T, sqlx::Error>;
 
@@ -29,14 +29,6 @@ pub fn decode_severity(s: &str) -> R<Severity> {
         .into_iter()
         .find(|v| v.as_str() == s)
         .ok_or_else(|| super::unknown_value("cases.severity", s))
-}
-
-pub fn severity_from_str(s: &str) -> Severity {
-    match s {
-        "low" => Severity::Low,
-        "high" => Severity::High,
-        _ => Severity::Medium,
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -381,7 +373,7 @@ pub async fn ids_in_zone<'c, E: Executor<'c, Database = Any>>(
         q = q.bind(reader.to_string());
     }
     let ids: Vec<String> = q.fetch_all(e).await?;
-    Ok(ids.iter().map(|s| uuid_col(s)).collect())
+    ids.iter().map(|s| parse_uuid("cases.id", s)).collect()
 }
 
 // ---- field history ----------------------------------------------------------------------------
@@ -399,6 +391,34 @@ pub struct HistoryRow {
     pub at: i64,
 }
 
+/// A value of the field history, typed for its field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HistoryValue {
+    CategoryCode(String),
+    Description(String),
+    Severity(Severity),
+    AssetCode(Option<String>),
+}
+
+/// Decodes one history value (JSON text) for its field. An unknown field, text that is not JSON
+/// and a value of the wrong shape are decode errors: the history decides conflicts, so a guess
+/// would decide them wrongly.
+pub fn decode_history_value(field: &str, value: &str) -> R<HistoryValue> {
+    let bad = || super::unknown_value(&format!("case_field_history.value ({field})"), value);
+    let json: serde_json::Value = serde_json::from_str(value).map_err(|_| bad())?;
+    let text = || json.as_str().map(str::to_owned).ok_or_else(bad);
+    Ok(match field {
+        "category_code" => HistoryValue::CategoryCode(text()?),
+        "description" => HistoryValue::Description(text()?),
+        "severity" => HistoryValue::Severity(decode_severity(&text()?)?),
+        "asset_code" if json.is_null() => HistoryValue::AssetCode(None),
+        "asset_code" => HistoryValue::AssetCode(Some(text()?)),
+        other => return Err(super::unknown_value("case_field_history.field", other)),
+    })
+}
+
+/// The field history of the cases, oldest version first; every value is checked with
+/// [`decode_history_value`].
 pub async fn history_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<HistoryRow>> {
     let mut out = Vec::new();
     for chunk in ids.chunks(500) {
@@ -412,12 +432,15 @@ pub async fn history_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<Histo
             q = q.bind(id.to_string());
         }
         for r in q.fetch_all(&mut *conn).await? {
+            let field: String = r.try_get("field")?;
+            let value: String = r.try_get("value")?;
+            decode_history_value(&field, &value)?;
             out.push(HistoryRow {
-                case_id: uuid_col(&r.try_get::<String, _>("case_id")?),
+                case_id: r.uuid("case_id")?,
                 version: r.try_get("version")?,
-                field: r.try_get("field")?,
-                value: r.try_get("value")?,
-                changed_by: uuid_col(&r.try_get::<String, _>("changed_by")?),
+                field,
+                value,
+                changed_by: r.uuid("changed_by")?,
                 level: r.try_get("level")?,
                 at: r.try_get("at")?,
             });
@@ -582,10 +605,7 @@ pub async fn photo_keys(
             q = q.bind(id.to_string());
         }
         for r in q.fetch_all(&mut *conn).await? {
-            out.insert((
-                uuid_col(&r.try_get::<String, _>("case_id")?),
-                r.try_get::<String, _>("sha256")?,
-            ));
+            out.insert((r.uuid("case_id")?, r.try_get::<String, _>("sha256")?));
         }
     }
     Ok(out)

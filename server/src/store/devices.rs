@@ -3,7 +3,7 @@
 use sqlx::{Any, AnyConnection, Executor, Row};
 use uuid::Uuid;
 
-use super::uuid_col;
+use super::json_rows::Cols;
 
 #[derive(Debug, Clone)]
 pub struct DeviceRow {
@@ -28,8 +28,8 @@ const COLUMNS: &str = "id, user_id, name, public_key, enrolled_at, revoked_at, n
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<DeviceRow, sqlx::Error> {
     Ok(DeviceRow {
-        id: uuid_col(&r.try_get::<String, _>("id")?),
-        user_id: uuid_col(&r.try_get::<String, _>("user_id")?),
+        id: r.uuid("id")?,
+        user_id: r.uuid("user_id")?,
         name: r.try_get("name")?,
         public_key: r.try_get("public_key")?,
         enrolled_at: r.try_get("enrolled_at")?,

@@ -14,6 +14,7 @@ use futures::TryStreamExt;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 use uuid::Uuid;
 
+use super::json_rows::Cols;
 use super::{now_ms, placeholders, WriteTx};
 use crate::ledger::chain::{self, ChainBreak, Entry, GENESIS};
 use crate::ledger::scoring::{Indicators, ScoredEntry, ScoredGroup, ZoneRef};
@@ -52,12 +53,11 @@ const PROPOSAL_COLUMNS: &str = "id, case_id, zone_id, period_id, source, ruleboo
     decided_at, reason, ledger_entry_id, request_sha256";
 
 fn opt_uuid(r: &sqlx::any::AnyRow, col: &str) -> R<Option<Uuid>> {
-    Ok(r.try_get::<Option<String>, _>(col)?
-        .map(|s| super::uuid_col(&s)))
+    r.opt_uuid(col)
 }
 
 fn uuid(r: &sqlx::any::AnyRow, col: &str) -> R<Uuid> {
-    Ok(super::uuid_col(&r.try_get::<String, _>(col)?))
+    r.uuid(col)
 }
 
 fn proposal_from_row(r: &sqlx::any::AnyRow) -> R<ProposalRow> {
@@ -125,7 +125,8 @@ pub async fn open_proposal_of_case(
             .bind(case_id.to_string())
             .fetch_optional(conn)
             .await?;
-    Ok(row.map(|(id, status)| (super::uuid_col(&id), status)))
+    row.map(|(id, status)| Ok((super::parse_uuid("deduction_proposals.id", &id)?, status)))
+        .transpose()
 }
 
 /// Frees the case of a proposal whose ledger entry is reversed: it may be proposed again.
@@ -761,7 +762,7 @@ pub async fn open_period_from<'c, E: Executor<'c, Database = Any>>(
     .bind(at)
     .fetch_optional(e)
     .await?;
-    Ok(id.map(|s| super::uuid_col(&s)))
+    id.map(|s| super::parse_uuid("periods.id", &s)).transpose()
 }
 
 /// The proposals of a period still waiting for a decision, oldest first.

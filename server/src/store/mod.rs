@@ -395,11 +395,6 @@ pub fn new_id() -> uuid::Uuid {
     uuid::Uuid::now_v7()
 }
 
-/// Parses a UUID stored as TEXT; the schema only ever stores valid ones.
-pub fn uuid_col(s: &str) -> uuid::Uuid {
-    uuid::Uuid::parse_str(s).unwrap_or_default()
-}
-
 /// A column whose text the code does not know: an error naming the column and the value, never
 /// a guess (a wrong state or a nil id read back would be served as if it were true).
 pub fn unknown_value(column: &str, value: &str) -> sqlx::Error {

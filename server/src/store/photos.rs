@@ -4,7 +4,8 @@
 use sqlx::{Any, AnyConnection, Executor, Row};
 use uuid::Uuid;
 
-use super::{new_id, now_ms, time_from_ms, uuid_col, Db};
+use super::json_rows::Cols;
+use super::{new_id, now_ms, time_from_ms, Db};
 use crate::photos::{EvidencePhoto, EvidenceSummary, Photo};
 
 type R<T> = Result<T, sqlx::Error>;
@@ -32,8 +33,8 @@ fn declaration_from_row(r: &sqlx::any::AnyRow) -> R<Declaration> {
         _ => (r.try_get("lat")?, r.try_get("lon")?),
     };
     Ok(Declaration {
-        case_id: uuid_col(&r.try_get::<String, _>("case_id")?),
-        zone_id: uuid_col(&r.try_get::<String, _>("zone_id")?),
+        case_id: r.uuid("case_id")?,
+        zone_id: r.uuid("zone_id")?,
         role: r.try_get("role")?,
         size: r.try_get("size")?,
         captured_at: r.try_get("captured_at")?,
@@ -123,7 +124,7 @@ fn photo_from_row(r: &sqlx::any::AnyRow) -> R<Photo> {
         orientation: r.try_get("orientation")?,
         make: r.try_get("make")?,
         model: r.try_get("model")?,
-        uploaded_by: uuid_col(&r.try_get::<String, _>("uploaded_by")?),
+        uploaded_by: r.uuid("uploaded_by")?,
         verified_at: r
             .try_get::<Option<i64>, _>("verified_at")?
             .map(time_from_ms),
@@ -340,13 +341,13 @@ pub struct Part {
 
 fn upload_from_row(r: &sqlx::any::AnyRow) -> R<Upload> {
     Ok(Upload {
-        id: uuid_col(&r.try_get::<String, _>("id")?),
+        id: r.uuid("id")?,
         sha256: r.try_get("sha256")?,
         length: r.try_get("length")?,
         received: r.try_get("received")?,
         state: r.try_get("state")?,
         metadata: r.try_get("metadata")?,
-        created_by: uuid_col(&r.try_get::<String, _>("created_by")?),
+        created_by: r.uuid("created_by")?,
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
     })
@@ -515,9 +516,7 @@ pub async fn pending_cleanups<'c, E: Executor<'c, Database = Any>>(
     .bind(limit)
     .fetch_all(e)
     .await?;
-    rows.iter()
-        .map(|r| Ok(uuid_col(&r.try_get::<String, _>("upload_id")?)))
-        .collect()
+    rows.iter().map(|r| r.uuid("upload_id")).collect()
 }
 
 pub async fn expired_uploads<'c, E: Executor<'c, Database = Any>>(
@@ -531,9 +530,7 @@ pub async fn expired_uploads<'c, E: Executor<'c, Database = Any>>(
             .bind(limit)
             .fetch_all(e)
             .await?;
-    rows.iter()
-        .map(|r| Ok(uuid_col(&r.try_get::<String, _>("id")?)))
-        .collect()
+    rows.iter().map(|r| r.uuid("id")).collect()
 }
 
 // ---- integrity flags and the evidence summary -------------------------------------------------
@@ -642,12 +639,6 @@ pub async fn views<'c, E: Executor<'c, Database = Any>>(
     .fetch_all(e)
     .await?;
     rows.iter()
-        .map(|r| {
-            Ok((
-                uuid_col(&r.try_get::<String, _>("user_id")?),
-                r.try_get("variant")?,
-                r.try_get("at")?,
-            ))
-        })
+        .map(|r| Ok((r.uuid("user_id")?, r.try_get("variant")?, r.try_get("at")?)))
         .collect()
 }

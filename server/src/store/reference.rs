@@ -6,7 +6,8 @@ use sqlx::{Any, AnyConnection, Executor, Row};
 use uuid::Uuid;
 
 use super::changes::{self, PendingChange};
-use super::{insert_rows, new_id, now_ms, time_from_ms, uuid_col, Val};
+use super::json_rows::Cols;
+use super::{insert_rows, new_id, now_ms, parse_uuid, time_from_ms, Val};
 use crate::model::{
     Asset, Coefficient, Milli, Period, PeriodInput, PeriodStatus, RosterEntry, Rule, Rulebook,
     RulebookInput, Source, TaxonomyEntry, TaxonomyKind, WorkCategory, Zone, ZoneInput,
@@ -15,7 +16,7 @@ use crate::model::{
 type R<T> = Result<T, sqlx::Error>;
 
 fn text_uuid(r: &sqlx::any::AnyRow, col: &str) -> R<Uuid> {
-    Ok(uuid_col(&r.try_get::<String, _>(col)?))
+    r.uuid(col)
 }
 
 // ---- zones ------------------------------------------------------------------------------------
@@ -120,9 +121,7 @@ fn roster_from_row(r: &sqlx::any::AnyRow) -> R<RosterEntry> {
         id: text_uuid(r, "id")?,
         user_id: text_uuid(r, "user_id")?,
         username: r.try_get("username")?,
-        zone_id: r
-            .try_get::<Option<String>, _>("zone_id")?
-            .map(|z| uuid_col(&z)),
+        zone_id: r.opt_uuid("zone_id")?,
         role: crate::store::users::roles_from_text(&role)
             .first()
             .copied()
@@ -237,7 +236,11 @@ pub async fn current_zones<'c, E: Executor<'c, Database = Any>>(
     if rows.iter().any(|z| z.is_none()) {
         return Ok(None);
     }
-    let mut zones: Vec<Uuid> = rows.into_iter().flatten().map(|z| uuid_col(&z)).collect();
+    let mut zones = rows
+        .into_iter()
+        .flatten()
+        .map(|z| parse_uuid("assignments.zone_id", &z))
+        .collect::<R<Vec<Uuid>>>()?;
     zones.sort();
     zones.dedup();
     Ok(Some(zones))
@@ -444,7 +447,7 @@ pub async fn rulebooks(db: &sqlx::AnyPool) -> R<Vec<Rulebook>> {
     for r in rows {
         let id: String = r.try_get("id")?;
         out.push(Rulebook {
-            id: uuid_col(&id),
+            id: parse_uuid("rulebooks.id", &id)?,
             version: r.try_get("version")?,
             name: r.try_get("name")?,
             effective_from: time_from_ms(r.try_get("effective_from")?),

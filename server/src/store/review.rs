@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 
-use gridline_sync::conflict::CaseState;
+use gridline_sync::case::CaseState;
 use gridline_sync::Role;
 use sqlx::{Any, AnyConnection, Executor, Row};
 use uuid::Uuid;
 
-use super::{id_list, placeholders, uuid_col, Backend, Val, WriteTx};
+use super::json_rows::Cols;
+use super::{id_list, placeholders, Backend, Val, WriteTx};
 
 type R<T> = Result<T, sqlx::Error>;
 
@@ -29,9 +30,7 @@ const WORKFLOW_COLUMNS: &str =
 
 fn workflow_from_row(r: &sqlx::any::AnyRow) -> R<Workflow> {
     Ok(Workflow {
-        duplicate_of: r
-            .try_get::<Option<String>, _>("duplicate_of")?
-            .map(|s| uuid_col(&s)),
+        duplicate_of: r.opt_uuid("duplicate_of")?,
         filed_at: r.try_get("filed_at")?,
         dispatched_at: r.try_get("dispatched_at")?,
         deadline_at: r.try_get("deadline_at")?,
@@ -76,10 +75,7 @@ pub async fn workflows(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid
             q = q.bind(id.to_string());
         }
         for r in q.fetch_all(&mut *conn).await? {
-            out.insert(
-                uuid_col(&r.try_get::<String, _>("id")?),
-                workflow_from_row(&r)?,
-            );
+            out.insert(r.uuid("id")?, workflow_from_row(&r)?);
         }
     }
     Ok(out)
@@ -153,9 +149,9 @@ pub async fn assignees(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid
             q = q.bind(id.to_string());
         }
         for r in q.fetch_all(&mut *conn).await? {
-            out.entry(uuid_col(&r.try_get::<String, _>("case_id")?))
+            out.entry(r.uuid("case_id")?)
                 .or_default()
-                .push(uuid_col(&r.try_get::<String, _>("user_id")?));
+                .push(r.uuid("user_id")?);
         }
     }
     Ok(out)
@@ -197,7 +193,7 @@ pub async fn roster_at<'c, E: Executor<'c, Database = Any>>(
     rows.iter()
         .map(|r| {
             Ok(RosterPerson {
-                user_id: uuid_col(&r.try_get::<String, _>("user_id")?),
+                user_id: r.uuid("user_id")?,
                 username: r.try_get("username")?,
                 role: r.try_get("role")?,
             })
@@ -425,12 +421,7 @@ pub async fn queue<'c, E: Executor<'c, Database = Any>>(
     }
     let rows = q.fetch_all(e).await?;
     rows.iter()
-        .map(|r| {
-            Ok((
-                uuid_col(&r.try_get::<String, _>("id")?),
-                r.try_get("received_at")?,
-            ))
-        })
+        .map(|r| Ok((r.uuid("id")?, r.try_get("received_at")?)))
         .collect()
 }
 

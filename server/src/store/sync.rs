@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use sqlx::{Any, AnyConnection, Executor, Row};
 use uuid::Uuid;
 
-use super::{insert_rows, uuid_col, Val};
+use super::json_rows::Cols;
+use super::{insert_rows, parse_uuid, Val};
 
 type R<T> = Result<T, sqlx::Error>;
 
@@ -99,7 +100,9 @@ pub async fn op_ids_used(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<Uuid>>
         for id in chunk {
             q = q.bind(id.to_string());
         }
-        out.extend(q.fetch_all(&mut *conn).await?.iter().map(|s| uuid_col(s)));
+        for id in q.fetch_all(&mut *conn).await? {
+            out.push(parse_uuid("sync_ops.op_id", &id)?);
+        }
     }
     Ok(out)
 }
@@ -173,13 +176,11 @@ pub async fn rejections<'c, E: Executor<'c, Database = Any>>(
     rows.iter()
         .map(|r| {
             Ok(RejectionRow {
-                id: uuid_col(&r.try_get::<String, _>("id")?),
-                device_id: uuid_col(&r.try_get::<String, _>("device_id")?),
-                user_id: uuid_col(&r.try_get::<String, _>("user_id")?),
+                id: r.uuid("id")?,
+                device_id: r.uuid("device_id")?,
+                user_id: r.uuid("user_id")?,
                 seq: r.try_get("seq")?,
-                op_id: r
-                    .try_get::<Option<String>, _>("op_id")?
-                    .map(|s| uuid_col(&s)),
+                op_id: r.opt_uuid("op_id")?,
                 op_text: r.try_get("op_text")?,
                 sig: r.try_get("sig")?,
                 code: r.try_get("code")?,
@@ -244,9 +245,9 @@ pub async fn rounds_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<RoundR
         }
         for r in q.fetch_all(&mut *conn).await? {
             out.push(RoundRow {
-                id: uuid_col(&r.try_get::<String, _>("id")?),
-                zone_id: uuid_col(&r.try_get::<String, _>("zone_id")?),
-                user_id: uuid_col(&r.try_get::<String, _>("user_id")?),
+                id: r.uuid("id")?,
+                zone_id: r.uuid("zone_id")?,
+                user_id: r.uuid("user_id")?,
                 kind: r.try_get("kind")?,
                 started_at: r.try_get("started_at")?,
                 finished_at: r.try_get("finished_at")?,

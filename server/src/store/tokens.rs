@@ -4,7 +4,8 @@
 use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
-use super::{new_id, uuid_col};
+use super::json_rows::Cols;
+use super::new_id;
 
 #[derive(Debug, Clone)]
 pub struct RefreshRow {
@@ -57,12 +58,10 @@ pub async fn by_hash(
     .await?;
     row.map(|r| {
         Ok(RefreshRow {
-            id: uuid_col(&r.try_get::<String, _>("id")?),
-            family_id: uuid_col(&r.try_get::<String, _>("family_id")?),
-            user_id: uuid_col(&r.try_get::<String, _>("user_id")?),
-            device_id: r
-                .try_get::<Option<String>, _>("device_id")?
-                .map(|d| uuid_col(&d)),
+            id: r.uuid("id")?,
+            family_id: r.uuid("family_id")?,
+            user_id: r.uuid("user_id")?,
+            device_id: r.opt_uuid("device_id")?,
             expires_at: r.try_get("expires_at")?,
             used_at: r.try_get("used_at")?,
             revoked_at: r.try_get("revoked_at")?,

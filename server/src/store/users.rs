@@ -4,7 +4,8 @@ use gridline_sync::Role;
 use sqlx::{Any, AnyConnection, Executor, Row};
 use uuid::Uuid;
 
-use super::{now_ms, uuid_col};
+use super::json_rows::Cols;
+use super::now_ms;
 
 #[derive(Debug, Clone)]
 pub struct UserRow {
@@ -33,7 +34,7 @@ pub fn roles_from_text(text: &str) -> Vec<Role> {
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
     Ok(UserRow {
-        id: uuid_col(&row.try_get::<String, _>("id")?),
+        id: row.uuid("id")?,
         username: row.try_get("username")?,
         display_name: row.try_get("display_name")?,
         password_hash: row.try_get("password_hash")?,

@@ -418,7 +418,7 @@ mod tests {
             zone_id: Uuid::now_v7(),
             reporter_id: Uuid::now_v7(),
             source: "phone".into(),
-            state: gridline_sync::conflict::CaseState::Reported,
+            state: gridline_sync::case::CaseState::Reported,
             category_code: "event:0102".into(),
             description: "A \"quoted\" crack\nand a line break, é".into(),
             severity: gridline_sync::ops::Severity::High,

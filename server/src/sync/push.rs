@@ -10,15 +10,14 @@
 use std::collections::{HashMap, HashSet};
 
 use ed25519_dalek::VerifyingKey;
-use gridline_sync::conflict::{
-    check_transition, resolve_edit, CaseField, CaseFields, CaseState, ChangedBy, EditContext,
-    Editor, TransitionActor,
-};
+use gridline_sync::case::{CaseField, CaseState};
+use gridline_sync::conflict::{resolve_edit, CaseFields, ChangedBy, EditContext, Editor};
 use gridline_sync::ops::{
-    CaseCommentV1, CaseCreateV1, CaseEditV1, CaseTransitionV1, PhotoManifest, RoundFinishV1,
-    RoundStartV1,
+    CaseCommentV1, CaseCreateV1, CaseEditV1, CaseTransitionV1, PhotoManifest, PhotoRole,
+    RoundFinishV1, RoundStartV1,
 };
-use gridline_sync::signing::{decode_public_key, op_hash, verify_operation, GENESIS_HASH};
+use gridline_sync::signing::{check_chain, decode_public_key, op_hash, verify_operation};
+use gridline_sync::workflow::{check_transition, TransitionActor};
 use gridline_sync::{
     ConflictRecord, ErrorCode, OpResult, OpStatus, Operation, OperationBody, PushRequest,
     PushResponse, Receipt, ResendFrom, SignedOperation,
@@ -30,7 +29,9 @@ use crate::auth::{AuthUser, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::model::Zone;
 use crate::state::AppState;
-use crate::store::cases::{self, CaseRow, ConflictRow, EventRow, HistoryRow, PhotoRow};
+use crate::store::cases::{
+    self, CaseRow, ConflictRow, EventRow, HistoryRow, HistoryValue, PhotoRow,
+};
 use crate::store::changes::{self, PendingChange};
 use crate::store::sync::{self as sync_store, RejectionRow, RoundRow, SyncOpRow};
 use crate::store::{devices, ms_from_time, new_id, now_ms, reference, review, WriteTx};
@@ -553,12 +554,7 @@ impl<'a> Batch<'a> {
                 self.next_seq
             )));
         }
-        let expected_prev = if seq == 1 {
-            GENESIS_HASH
-        } else {
-            self.last_hash.as_str()
-        };
-        if body.prev != expected_prev {
+        if check_chain(&self.last_hash, body).is_err() {
             let msg = "prev does not match the hash of this device's previous operation";
             self.integrity_failure(signed, seq, Some(body.op_id), ErrorCode::BrokenChain, msg);
             return Ok(Step::Stop(rejected_result(
@@ -1110,7 +1106,8 @@ impl<'a> Batch<'a> {
                 .get(&case.id)
                 .is_some_and(|a| a.contains(&self.user.user_id)),
         };
-        match check_transition(p.action, case.state, actor) {
+        let has_after_photo = p.photos.iter().any(|ph| ph.role == PhotoRole::After);
+        match check_transition(p.action, case.state, actor, has_after_photo) {
             Err(code) => OpResult {
                 status: OpStatus::Rejected,
                 code: Some(code),
@@ -1353,6 +1350,8 @@ pub fn fields_of(c: &CaseRow) -> CaseFields {
 }
 
 /// The fields as they stood at `version`, from the history (latest value at or before it).
+/// Stored rows were decoded when loaded (`cases::history_many`) and this batch's rows come from
+/// validated operations, so a value that does not decode cannot occur here.
 fn fields_at(history: &[HistoryRow], version: i64, current: &CaseFields) -> CaseFields {
     let mut out = current.clone();
     for field in CaseField::ALL {
@@ -1360,20 +1359,13 @@ fn fields_at(history: &[HistoryRow], version: i64, current: &CaseFields) -> Case
             .iter()
             .filter(|h| h.field == field.as_str() && h.version <= version)
             .max_by_key(|h| h.version)
-            .and_then(|h| serde_json::from_str::<serde_json::Value>(&h.value).ok());
-        if let Some(v) = value {
-            match field {
-                CaseField::CategoryCode => {
-                    out.category_code = v.as_str().unwrap_or_default().to_owned()
-                }
-                CaseField::Description => {
-                    out.description = v.as_str().unwrap_or_default().to_owned()
-                }
-                CaseField::Severity => {
-                    out.severity = cases::severity_from_str(v.as_str().unwrap_or("medium"))
-                }
-                CaseField::AssetCode => out.asset_code = v.as_str().map(str::to_owned),
-            }
+            .and_then(|h| cases::decode_history_value(&h.field, &h.value).ok());
+        match value {
+            Some(HistoryValue::CategoryCode(v)) => out.category_code = v,
+            Some(HistoryValue::Description(v)) => out.description = v,
+            Some(HistoryValue::Severity(v)) => out.severity = v,
+            Some(HistoryValue::AssetCode(v)) => out.asset_code = v,
+            None => {}
         }
     }
     out

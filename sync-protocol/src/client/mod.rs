@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::conflict::ConflictRecord;
+use crate::case::ConflictRecord;
 use crate::error::ErrorCode;
 use crate::ops::{Operation, OperationError, PhotoManifest, PhotoRole};
 use crate::signing::{decode_public_key, encode_public_key, GENESIS_HASH};

@@ -175,11 +175,11 @@ impl FakeServer {
                     result.entity_id = Some(e.case_id);
                     result.status = OpStatus::Conflict;
                     result.conflicts = vec![ConflictRecord {
-                        field: crate::conflict::CaseField::Severity,
+                        field: crate::case::CaseField::Severity,
                         base_value: json!("medium"),
                         server_value: json!("low"),
                         incoming_value: json!("high"),
-                        resolution: crate::conflict::Resolution::ServerKept,
+                        resolution: crate::case::Resolution::ServerKept,
                         rule_id: "supervisor_beats_inspector".into(),
                     }];
                 }

@@ -1,0 +1,96 @@
+//! Assessment periods: opening one (it may not overlap another) and carrying the zone
+//! coefficients of one period into the next.
+
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Coefficient, Milli, Period, PeriodInput};
+use crate::store::{audit, ms_from_time, reference, Db, WriteTx};
+
+/// Opens a period (audited as `actor`).
+pub async fn create_period(db: &Db, actor: Option<Uuid>, input: &PeriodInput) -> ApiResult<Period> {
+    let mut tx = db.begin_write().await?;
+    let period = create_period_in(&mut tx, actor, input).await?;
+    tx.commit().await?;
+    Ok(period)
+}
+
+/// Opens a period inside `tx` (see [`create_period`]).
+pub async fn create_period_in(
+    tx: &mut WriteTx,
+    actor: Option<Uuid>,
+    input: &PeriodInput,
+) -> ApiResult<Period> {
+    check_code(&input.code)?;
+    if input.ends_at <= input.starts_at {
+        return Err(ApiError::invalid("ends_at", "must be after starts_at"));
+    }
+    let overlapping = reference::overlapping_periods(
+        tx.conn(),
+        ms_from_time(input.starts_at),
+        ms_from_time(input.ends_at),
+    )
+    .await?;
+    if let Some(p) = overlapping.first() {
+        return Err(ApiError::conflict(format!("overlaps period {}", p.code)));
+    }
+    let period = reference::insert_period(tx.conn(), input).await?;
+    audit::record(
+        tx.conn(),
+        actor,
+        "period.create",
+        "period",
+        &period.id.to_string(),
+        None::<&()>,
+        Some(&period),
+    )
+    .await?;
+    Ok(period)
+}
+
+/// Sets every coefficient of period `from` for period `to` too (the next period starts with
+/// the coefficients of the one before; an admin may change them while it is open).
+pub async fn copy_coefficients(
+    tx: &mut WriteTx,
+    actor: Uuid,
+    from: Uuid,
+    to: Uuid,
+) -> ApiResult<Vec<Coefficient>> {
+    let mut copied = Vec::new();
+    for c in reference::coefficients(tx.conn(), from).await? {
+        let Some(milli) = Milli::from_f64(c.coefficient, 10.0) else {
+            continue;
+        };
+        reference::set_coefficient(tx.conn(), c.zone_id, to, milli, Some(actor)).await?;
+        copied.push(Coefficient { period_id: to, ..c });
+    }
+    audit::record(
+        tx.conn(),
+        Some(actor),
+        "coefficient.copy",
+        "period",
+        &to.to_string(),
+        None::<&()>,
+        Some(&copied),
+    )
+    .await?;
+    Ok(copied)
+}
+
+/// A period code names files (`ranking-{code}.csv`) and appears in reports: letters (any
+/// script), digits, `-`, `_` and `.`, at most 32 bytes. No spaces, quotes or control characters.
+fn check_code(code: &str) -> ApiResult<()> {
+    if code.is_empty() || code.len() > 32 {
+        return Err(ApiError::invalid("code", "must be 1 to 32 bytes"));
+    }
+    if !code
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(ApiError::invalid(
+            "code",
+            "may hold only letters, digits, '-', '_' and '.'",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! The case vocabulary every part of the protocol shares: the states of a case's lifecycle, the
+//! fields an edit may change, and the record kept when an edit meets another person's change.
+//!
+//! Which action moves a case between states is the workflow's table (`workflow.rs`); which edit
+//! wins is the edit table (`conflict.rs`). This module imports nothing else of the crate, so
+//! every other module can use it.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The lifecycle of a case. States are decided by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseState {
+    Reported,
+    Filed,
+    NotFiled,
+    Duplicate,
+    Dispatched,
+    InProgress,
+    PendingVerification,
+    Closed,
+    Withdrawn,
+}
+
+impl CaseState {
+    pub const ALL: &'static [CaseState] = &[
+        CaseState::Reported,
+        CaseState::Filed,
+        CaseState::NotFiled,
+        CaseState::Duplicate,
+        CaseState::Dispatched,
+        CaseState::InProgress,
+        CaseState::PendingVerification,
+        CaseState::Closed,
+        CaseState::Withdrawn,
+    ];
+
+    /// States from which no edit is accepted.
+    pub fn is_final(self) -> bool {
+        FINAL_STATES.contains(&self)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseState::Reported => "reported",
+            CaseState::Filed => "filed",
+            CaseState::NotFiled => "not_filed",
+            CaseState::Duplicate => "duplicate",
+            CaseState::Dispatched => "dispatched",
+            CaseState::InProgress => "in_progress",
+            CaseState::PendingVerification => "pending_verification",
+            CaseState::Closed => "closed",
+            CaseState::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+/// The mutable case fields `case.edit@1` may change.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseField {
+    CategoryCode,
+    Description,
+    Severity,
+    AssetCode,
+}
+
+impl CaseField {
+    pub const ALL: &'static [CaseField] = &[
+        CaseField::CategoryCode,
+        CaseField::Description,
+        CaseField::Severity,
+        CaseField::AssetCode,
+    ];
+
+    /// Fields that feed deductions in the ledger.
+    pub fn feeds_ledger(self) -> bool {
+        !matches!(self, CaseField::Description)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseField::CategoryCode => "category_code",
+            CaseField::Description => "description",
+            CaseField::Severity => "severity",
+            CaseField::AssetCode => "asset_code",
+        }
+    }
+}
+
+/// How a recorded conflict was resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// The incoming value was written; `server_value` is what it replaced.
+    IncomingApplied,
+    /// The server value stayed; `incoming_value` is what the phone asked for.
+    ServerKept,
+    /// The operation was rejected; nothing was written.
+    Rejected,
+}
+
+/// A conflict, recorded and shown to both the phone's user and supervisors. Nothing is
+/// silently dropped: the losing value is always here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConflictRecord {
+    pub field: CaseField,
+    /// The value at the phone's base version.
+    pub base_value: serde_json::Value,
+    /// The server's value when the edit arrived.
+    pub server_value: serde_json::Value,
+    /// The value the phone asked for.
+    pub incoming_value: serde_json::Value,
+    pub resolution: Resolution,
+    /// The rule that decided (the edit table of the protocol, `conflict::EDIT_RULES`).
+    pub rule_id: String,
+}
+
+/// States from which no edit is accepted.
+pub const FINAL_STATES: &[CaseState] = &[
+    CaseState::NotFiled,
+    CaseState::Duplicate,
+    CaseState::Closed,
+    CaseState::Withdrawn,
+];
