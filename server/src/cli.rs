@@ -168,7 +168,8 @@ async fn ledger_verify(config: Config, checkpoint: Option<&Path>) -> anyhow::Res
     };
     let state = AppState::build(config).await?;
     let (checked, first_bad) = crate::store::ledger::verify_chain(&state.db.pool).await?;
-    let log = crate::store::ledger_log::verify_log(&state.db.pool, &state.keys, &saved).await?;
+    let log =
+        crate::store::ledger_log::verify_log(&state.db.pool, state.keys.as_ref(), &saved).await?;
     let mut problems = Vec::new();
     if let Some(b) = &first_bad {
         problems.push(format!(
@@ -237,10 +238,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (setting `listen`): {e}"))?;
     tracing::info!(%listen, backend = state.db.backend.name(), "gridline listening");
     println!("Gridline listening on http://{listen} (API docs at http://{listen}/docs)");
-    let pruner = crate::jobs::spawn_change_pruner(state.clone());
-    let served = crate::run(listener, state, shutdown_signal()).await;
-    pruner.abort();
-    served?;
+    crate::run(listener, state, shutdown_signal()).await?;
     Ok(())
 }
 

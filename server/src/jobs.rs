@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use crate::state::AppState;
-use crate::store::{changes, now_ms};
+use crate::store::{changes, now_ms, Db};
 
 /// How often the change log is compacted.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -14,22 +13,22 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Compacts the change log once: rows superseded by a later row of the same entity, and
 /// tombstones, older than `sync.tombstone_retention_days`. Cursors from before the deleted rows
 /// then get `reset_required`. Returns the number of rows deleted.
-pub async fn prune_changes(state: &AppState) -> Result<u64, sqlx::Error> {
-    let retention_ms = i64::from(state.config.sync.tombstone_retention_days) * 86_400_000;
-    let mut tx = state.db.begin_write().await?;
+pub async fn prune_changes(db: &Db, retention_days: u32) -> Result<u64, sqlx::Error> {
+    let retention_ms = i64::from(retention_days) * 86_400_000;
+    let mut tx = db.begin_write().await?;
     let deleted = changes::prune(tx.conn(), now_ms() - retention_ms).await?;
     tx.commit().await?;
     Ok(deleted)
 }
 
 /// Runs [`prune_changes`] now and then every [`PRUNE_EVERY`], until the task is aborted.
-pub fn spawn_change_pruner(state: AppState) -> tokio::task::JoinHandle<()> {
+pub fn spawn_change_pruner(db: Db, retention_days: u32) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(PRUNE_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            match prune_changes(&state).await {
+            match prune_changes(&db, retention_days).await {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(deleted, "change log compacted"),
                 // Transient (e.g. the database is restarting): the next tick tries again.

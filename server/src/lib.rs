@@ -3,6 +3,7 @@
 //! [`app`] builds the router; [`run`] serves it on a listener until a shutdown signal, so tests
 //! run the real server in-process on `127.0.0.1:0`.
 
+pub mod access;
 pub mod accounts;
 pub mod auth;
 pub mod blob;
@@ -10,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod evidence;
 pub mod geo;
 pub mod jobs;
 pub mod keepalive;
@@ -194,9 +196,14 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Derivative worker and upload cleanup: stopped when the server stops (dropped).
-    let _photo_work = photos::spawn_background(state.clone());
-    serve(listener, app(state), shutdown).await
+    // Every background job starts here, for the binary and the tests alike: the derivative
+    // worker and upload cleanup (stopped when dropped), and the change-log compaction.
+    let _photo_work = photos::spawn_background(state.photo_service());
+    let pruner =
+        jobs::spawn_change_pruner(state.db.clone(), state.config.sync.tombstone_retention_days);
+    let served = serve(listener, app(state), shutdown).await;
+    pruner.abort();
+    served
 }
 
 /// Per-connection cap on what hyper reads ahead of the handler. While a request's handler is

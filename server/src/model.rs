@@ -427,7 +427,7 @@ pub struct CaseView {
     /// Which declared photos arrived and verified, and their integrity flags (API views; pulls
     /// leave it out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evidence: Option<crate::photos::EvidenceSummary>,
+    pub evidence: Option<crate::evidence::EvidenceSummary>,
 }
 
 /// An inspection round as phones pull it (`entity: round`).

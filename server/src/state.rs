@@ -56,4 +56,25 @@ impl AppState {
             photos,
         })
     }
+
+    /// The sync service's share of the state.
+    pub fn sync_service(&self) -> crate::sync::SyncService {
+        crate::sync::SyncService {
+            db: self.db.clone(),
+            keys: self.keys.clone(),
+            config: self.config.clone(),
+            push_slots: self.push_slots.clone(),
+            photos: self.photo_service(),
+        }
+    }
+
+    /// The photo service's share of the state.
+    pub fn photo_service(&self) -> crate::photos::PhotoService {
+        crate::photos::PhotoService {
+            db: self.db.clone(),
+            blobs: self.blobs.clone(),
+            config: self.config.clone(),
+            runtime: self.photos.clone(),
+        }
+    }
 }

@@ -1006,7 +1006,7 @@ async fn abandoned_uploads_expire_and_are_cleaned_up(db: Db) {
     assert_eq!(list(app.state.blobs.as_ref(), "uploads").await.len(), 1);
 
     // Still fresh: the cleanup leaves it.
-    let cleaned = gridline_server::photos::upload::cleanup_expired(&app.state)
+    let cleaned = gridline_server::photos::upload::cleanup_expired(&app.state.photo_service())
         .await
         .unwrap();
     assert_eq!(cleaned, 0);
@@ -1020,7 +1020,7 @@ async fn abandoned_uploads_expire_and_are_cleaned_up(db: Db) {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::GONE);
-    let cleaned = gridline_server::photos::upload::cleanup_expired(&app.state)
+    let cleaned = gridline_server::photos::upload::cleanup_expired(&app.state.photo_service())
         .await
         .unwrap();
     assert_eq!(cleaned, 1);
@@ -1406,7 +1406,7 @@ async fn pieces_the_store_refuses_to_list_are_counted_and_deleted_by_a_later_cle
     refuse_listing.store(false, Ordering::Relaxed);
     let left = list(app.state.blobs.as_ref(), "uploads").await;
     assert!(pieces.iter().all(|p| left.contains(p)), "{left:?}");
-    gridline_server::photos::upload::cleanup_expired(&app.state)
+    gridline_server::photos::upload::cleanup_expired(&app.state.photo_service())
         .await
         .unwrap();
     assert!(list(app.state.blobs.as_ref(), "uploads").await.is_empty());

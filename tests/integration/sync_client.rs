@@ -340,15 +340,19 @@ async fn the_hourly_compaction_expires_cursors_from_before_the_retention_window(
     };
 
     // The default window (30 days) keeps everything this young.
-    assert_eq!(prune_changes(&app.state).await.unwrap(), 0);
+    assert_eq!(
+        prune_changes(
+            &app.state.db,
+            app.state.config.sync.tombstone_retention_days
+        )
+        .await
+        .unwrap(),
+        0
+    );
     assert_eq!(pull(cursor.clone()).await, StatusCode::OK);
 
     // With no retention, the first comment's row is superseded by the second's and goes.
-    let mut state = app.state.clone();
-    let mut config = (*state.config).clone();
-    config.sync.tombstone_retention_days = 0;
-    state.config = std::sync::Arc::new(config);
-    assert!(prune_changes(&state).await.unwrap() > 0);
+    assert!(prune_changes(&app.state.db, 0).await.unwrap() > 0);
     assert_eq!(pull(cursor).await, StatusCode::GONE);
     let (changes, _) = phone.pull_all(&app, None).await;
     assert!(

@@ -206,3 +206,12 @@ fn write_key_file(path: &Path, file: &KeyFile) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
+
+impl crate::ledger::log::CheckpointKeys for Keyring {
+    fn signer(&self) -> (&str, &SigningKey) {
+        (&self.current.kid, &self.current.signing)
+    }
+    fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey> {
+        Keyring::verifying_key(self, kid)
+    }
+}

@@ -193,6 +193,15 @@ pub fn checkpoint_text(tree_size: i64, root_hash: &str, timestamp: i64) -> Strin
     format!("{CHECKPOINT_FORMAT}\ntree_size={tree_size}\nroot_hash={root_hash}\ntimestamp={timestamp}\n")
 }
 
+/// The keys checkpoints are signed and checked with: the server's keyring implements it, so that
+/// the storage of checkpoints needs no more than this.
+pub trait CheckpointKeys {
+    /// The id and the key new checkpoints are signed with.
+    fn signer(&self) -> (&str, &SigningKey);
+    /// The public key of `kid`, if it is one of ours.
+    fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey>;
+}
+
 impl Checkpoint {
     /// Signs the tree head of `tree_size` leaves with root `root` at `timestamp` with `key`
     /// (whose id is `key_id`).

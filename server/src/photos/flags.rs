@@ -2,21 +2,8 @@
 //! for a case. Plain functions over plain data.
 
 use crate::config::PhotosConfig;
+use crate::evidence::flags::*;
 use crate::store::photos::Declaration;
-
-/// The same photo (hash) is declared by another case too.
-pub const PHOTO_REUSED: &str = "photo_reused";
-/// The EXIF capture time is far from the time the phone claimed.
-pub const EXIF_TIME_MISMATCH: &str = "exif_time_mismatch";
-/// The EXIF position is far from the position the phone claimed.
-pub const EXIF_GPS_MISMATCH: &str = "exif_gps_mismatch";
-/// The EXIF position lies outside the case's zone.
-pub const EXIF_GPS_OUTSIDE_ZONE: &str = "exif_gps_outside_zone";
-/// The photo's bytes are the declared ones, but its image data cannot be decoded (found by the
-/// derivative worker): the original is kept as it arrived; no thumbnail or preview exists.
-pub const PHOTO_UNDECODABLE: &str = "photo_undecodable";
-/// Not every declared photo has arrived and been verified.
-pub const EVIDENCE_INCOMPLETE: &str = "evidence_incomplete";
 
 /// The EXIF facts of a verified photo that the flags are computed from.
 #[derive(Debug, Clone, Default)]

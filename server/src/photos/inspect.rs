@@ -4,7 +4,7 @@
 //! evidence needs. None of that decodes a pixel: it costs microseconds, where decoding a
 //! 12-megapixel JPEG's entropy-coded data costs tens of milliseconds.
 //!
-//! The pixels are decoded once, by the derivative worker ([`super::derive::make`]), under
+//! The pixels are decoded once, by the derivative worker (`derive::make`), under
 //! `image::Limits`; a photo whose data does not decode becomes `derivatives: "undecodable"`
 //! with the integrity flag `photo_undecodable` on its cases, its original kept as it arrived.
 //!

@@ -22,88 +22,20 @@ use std::time::Duration;
 use object_store::path::Path;
 use object_store::signer::Signer;
 use object_store::ObjectStore;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore};
-use utoipa::ToSchema;
-use uuid::Uuid;
 
-use crate::state::AppState;
+use crate::config::Config;
+use crate::evidence::Photo;
 use crate::store::{self, now_ms};
 
-/// A photo the server has checked.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Photo {
-    /// Lowercase hex SHA-256 of the original: its identity.
-    pub sha256: String,
-    /// `verified` (stored, usable as evidence) or `rejected` (see `error_code`; nothing stored).
-    pub status: String,
-    pub error_code: Option<String>,
-    pub size: i64,
-    pub mime: Option<String>,
-    pub width: Option<i64>,
-    pub height: Option<i64>,
-    /// EXIF `DateTimeOriginal`, read in the camera's offset (or the configured default).
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub exif_taken_at: Option<time::OffsetDateTime>,
-    pub exif_lat: Option<f64>,
-    pub exif_lon: Option<f64>,
-    /// EXIF orientation, 1 to 8 (derivatives have it applied).
-    pub orientation: Option<i64>,
-    pub make: Option<String>,
-    pub model: Option<String>,
-    pub uploaded_by: Uuid,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub verified_at: Option<time::OffsetDateTime>,
-    /// `pending`, `ready`, `failed` (attempts used up), `undecodable` (the pixel data cannot be
-    /// decoded: the original is kept as it arrived, and its cases carry `photo_undecodable`)
-    /// or `none` (HEIC: stored but not decoded).
-    pub derivatives: String,
-    pub derivative_attempts: i64,
-    pub derivative_error: Option<String>,
-}
-
-/// One declared photo of a case, as evidence.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EvidencePhoto {
-    pub sha256: String,
-    /// `before` or `after`.
-    pub role: String,
-    /// The bytes arrived and the server verified their hash and contents.
-    pub verified: bool,
-    /// The bytes arrived but are not a usable photo.
-    pub rejected: bool,
-    pub thumb_ready: bool,
-    pub flags: Vec<String>,
-}
-
-/// The evidence of a case: its photos, whether all arrived, and the flags of the whole.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EvidenceSummary {
-    pub photos: Vec<EvidencePhoto>,
-    /// Every declared photo is verified.
-    pub complete: bool,
-    /// The union of the photos' flags, plus `evidence_incomplete` when not `complete`.
-    pub flags: Vec<String>,
-}
-
-impl EvidenceSummary {
-    pub fn from_photos(photos: Vec<EvidencePhoto>) -> Self {
-        let complete = photos.iter().all(|p| p.verified);
-        let mut flags: Vec<String> = Vec::new();
-        for f in photos.iter().flat_map(|p| &p.flags) {
-            if !flags.contains(f) {
-                flags.push(f.clone());
-            }
-        }
-        if !complete {
-            flags.push(flags::EVIDENCE_INCOMPLETE.to_owned());
-        }
-        Self {
-            photos,
-            complete,
-            flags,
-        }
-    }
+/// What the photo operations need: the database, the blob store, the settings and the
+/// process-wide machinery. Cheap to clone (every part is shared).
+#[derive(Clone)]
+pub struct PhotoService {
+    pub db: store::Db,
+    pub blobs: Arc<dyn ObjectStore>,
+    pub config: Arc<Config>,
+    pub runtime: Arc<Runtime>,
 }
 
 /// Process-wide photo machinery, built with the state.
@@ -210,23 +142,23 @@ pub fn declared_hashes(payload: &serde_json::Value) -> impl Iterator<Item = Stri
 }
 
 /// Computes and stores the EXIF integrity flags of a verified photo for every case declaring it.
-pub async fn flag_declaring_cases(state: &AppState, photo: &Photo) -> anyhow::Result<()> {
+pub async fn flag_declaring_cases(svc: &PhotoService, photo: &Photo) -> anyhow::Result<()> {
     let exif = flags::ExifFacts {
         taken_at: photo.exif_taken_at.map(store::ms_from_time),
         lat: photo.exif_lat,
         lon: photo.exif_lon,
     };
-    let declarations = store::photos::declarations(&state.db.pool, &photo.sha256).await?;
+    let declarations = store::photos::declarations(&svc.db.pool, &photo.sha256).await?;
     let mut computed = Vec::with_capacity(declarations.len());
     for d in &declarations {
-        let zone = store::reference::zone(&state.db.pool, d.zone_id).await?;
+        let zone = store::reference::zone(&svc.db.pool, d.zone_id).await?;
         let boundary = zone.as_ref().map(|z| &z.boundary);
         computed.push((
             d.case_id,
-            flags::for_case(&exif, d, boundary, &state.config.photos),
+            flags::for_case(&exif, d, boundary, &svc.config.photos),
         ));
     }
-    let mut tx = state.db.begin_write().await?;
+    let mut tx = svc.db.begin_write().await?;
     for (case_id, f) in &computed {
         store::photos::store_flags(tx.conn(), *case_id, &photo.sha256, f).await?;
     }
@@ -248,12 +180,12 @@ impl Drop for Background {
 }
 
 /// Starts the derivative worker and the expired-upload cleanup.
-pub fn spawn_background(state: AppState) -> Background {
-    let worker = tokio::spawn(derivative_worker(state.clone()));
+pub fn spawn_background(svc: PhotoService) -> Background {
+    let worker = tokio::spawn(derivative_worker(svc.clone()));
     let cleanup = tokio::spawn(async move {
-        let every = Duration::from_secs(state.config.photos.cleanup_interval_secs.max(1));
+        let every = Duration::from_secs(svc.config.photos.cleanup_interval_secs.max(1));
         loop {
-            if let Err(e) = upload::cleanup_expired(&state).await {
+            if let Err(e) = upload::cleanup_expired(&svc).await {
                 tracing::warn!(error = %format!("{e:#}"), "upload cleanup failed");
             }
             tokio::time::sleep(every).await;
@@ -270,31 +202,31 @@ pub fn spawn_background(state: AppState) -> Background {
 /// when this process verifies a photo. A failed attempt is retried with growing delays up to
 /// `derivative_max_attempts`, then the photo is marked `failed`; a photo whose data does not
 /// decode is marked `undecodable` at once (the verdict would not change).
-async fn derivative_worker(state: AppState) {
-    let poll = Duration::from_secs(state.config.photos.worker_poll_secs.max(1));
-    let max = state.config.photos.max_concurrent_decodes;
+async fn derivative_worker(svc: PhotoService) {
+    let poll = Duration::from_secs(svc.config.photos.worker_poll_secs.max(1));
+    let max = svc.config.photos.max_concurrent_decodes;
     let slots = Arc::new(Semaphore::new(max));
     loop {
-        let wait = tokio::time::timeout(poll, state.photos.verified.notified());
+        let wait = tokio::time::timeout(poll, svc.runtime.verified.notified());
         let running = max - slots.available_permits();
         // While photos are coming in, one derivative at a time (and that one at the lowest
         // priority, see `in_background`): memory and CPU go to receiving them first.
-        let allowed = if state.photos.ingesting() { 1 } else { max };
+        let allowed = if svc.runtime.ingesting() { 1 } else { max };
         let free = allowed.saturating_sub(running) as i64;
         if free > 0 {
             // A lease comfortably longer than one attempt: a crashed attempt is retried after it.
-            match store::photos::claim_derivative_work(&state.db, free, 10 * 60_000).await {
+            match store::photos::claim_derivative_work(&svc.db, free, 10 * 60_000).await {
                 Ok(claimed) => {
                     for (sha, attempt) in claimed {
                         let Ok(permit) = slots.clone().acquire_owned().await else {
                             return;
                         };
-                        let state = state.clone();
+                        let svc = svc.clone();
                         tokio::spawn(async move {
-                            make_derivatives(&state, &sha, attempt).await;
+                            make_derivatives(&svc, &sha, attempt).await;
                             drop(permit);
                             // Another claim may now fit.
-                            state.photos.verified.notify_one();
+                            svc.runtime.verified.notify_one();
                         });
                     }
                 }
@@ -307,49 +239,46 @@ async fn derivative_worker(state: AppState) {
 
 /// Stores both derivatives of a photo (the same bytes whoever makes them: overwriting is harmless).
 async fn put_derivatives(
-    state: &AppState,
+    svc: &PhotoService,
     sha: &str,
     made: derive::Derivatives,
 ) -> anyhow::Result<()> {
-    state
-        .blobs
+    svc.blobs
         .put(&derivative_path(sha, "thumb"), made.thumb.into())
         .await?;
-    state
-        .blobs
+    svc.blobs
         .put(&derivative_path(sha, "preview"), made.preview.into())
         .await?;
     Ok(())
 }
 
-async fn make_derivatives(state: &AppState, sha: &str, attempt: i64) {
+async fn make_derivatives(svc: &PhotoService, sha: &str, attempt: i64) {
     let result = async {
-        let original = state.blobs.get(&original_path(sha)).await?.bytes().await?;
-        let config = state.config.photos.clone();
+        let original = svc.blobs.get(&original_path(sha)).await?.bytes().await?;
+        let config = svc.config.photos.clone();
         // Made while photos are coming in: at the lowest priority, so receiving them comes
         // first (`in_background`).
-        let lowly = state.photos.ingesting();
+        let lowly = svc.runtime.ingesting();
         match in_background(lowly, move || derive::make(&original, &config)).await?? {
-            Ok(made) => put_derivatives(state, sha, made).await.map(|()| None),
+            Ok(made) => put_derivatives(svc, sha, made).await.map(|()| None),
             Err(rejection) => Ok(Some(rejection)),
         }
     }
     .await;
     let outcome = match result {
-        Ok(None) => store::photos::derivatives_ready(&state.db.pool, sha).await,
+        Ok(None) => store::photos::derivatives_ready(&svc.db.pool, sha).await,
         // Decoding gives the same verdict every time: no retry.
         Ok(Some(rejection)) => {
             tracing::warn!(sha256 = sha, code = rejection.code.as_str(), reason = %rejection.message, "photo data cannot be decoded");
             let reason = format!("{}: {}", rejection.code.as_str(), rejection.message);
-            store::photos::derivatives_undecodable(&state.db.pool, sha, &reason).await
+            store::photos::derivatives_undecodable(&svc.db.pool, sha, &reason).await
         }
         Err(e) => {
-            let max = i64::from(state.config.photos.derivative_max_attempts);
+            let max = i64::from(svc.config.photos.derivative_max_attempts);
             let retry_at =
                 (attempt < max).then(|| now_ms() + 1000 * (1_i64 << attempt.clamp(0, 10)));
             tracing::warn!(sha256 = sha, attempt, error = %format!("{e:#}"), "derivatives failed");
-            store::photos::derivatives_failed(&state.db.pool, sha, &format!("{e:#}"), retry_at)
-                .await
+            store::photos::derivatives_failed(&svc.db.pool, sha, &format!("{e:#}"), retry_at).await
         }
     };
     if let Err(e) = outcome {

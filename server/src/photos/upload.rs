@@ -27,10 +27,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
 
-use super::{inspect, original_path, Photo};
-use crate::auth::AuthUser;
+use super::{inspect, original_path, PhotoService};
+use crate::access::AuthUser;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::evidence::Photo;
 use crate::store::photos::{self as db, Part, Upload};
 use crate::store::{new_id, now_ms};
 
@@ -45,7 +45,7 @@ fn pieces_prefix(upload: uuid::Uuid) -> Path {
 /// caller's scope declares the hash. When the photo is already verified the upload is born
 /// complete: the same bytes are stored once.
 pub async fn create(
-    state: &AppState,
+    svc: &PhotoService,
     user: &AuthUser,
     sha256: &str,
     length: i64,
@@ -63,8 +63,8 @@ pub async fn create(
     if length as u64 > MAX_PHOTO_BYTES {
         return Err(too_large(MAX_PHOTO_BYTES));
     }
-    check_declared(state, user, sha256).await?;
-    let verified = db::photo(&state.db.pool, sha256)
+    check_declared(svc, user, sha256).await?;
+    let verified = db::photo(&svc.db.pool, sha256)
         .await?
         .is_some_and(|p| p.status == "verified");
     let now = now_ms();
@@ -77,9 +77,9 @@ pub async fn create(
         metadata,
         created_by: user.user_id,
         created_at: now,
-        expires_at: now + state.config.photos.upload_expiry_secs as i64 * 1000,
+        expires_at: now + svc.config.photos.upload_expiry_secs as i64 * 1000,
     };
-    db::insert_upload(&state.db.pool, &upload).await?;
+    db::insert_upload(&svc.db.pool, &upload).await?;
     Ok(upload)
 }
 
@@ -94,10 +94,10 @@ pub fn too_large(max: u64) -> ApiError {
 /// Some case the caller may see rightly declares this photo (`db::rightful_declarations`). The
 /// same answer whether nobody declared it or only cases outside the caller's scope did:
 /// existence must not leak.
-pub async fn check_declared(state: &AppState, user: &AuthUser, sha256: &str) -> ApiResult<()> {
-    let scope = user.scope(state).await?;
+pub async fn check_declared(svc: &PhotoService, user: &AuthUser, sha256: &str) -> ApiResult<()> {
+    let scope = user.scope(&svc.db).await?;
     let declared =
-        db::rightful_declarations(&state.db.pool, sha256, user.confidential_reader()).await?;
+        db::rightful_declarations(&svc.db.pool, sha256, user.confidential_reader()).await?;
     if declared.iter().any(|d| scope.contains(d.zone_id)) {
         Ok(())
     } else {
@@ -109,8 +109,8 @@ pub async fn check_declared(state: &AppState, user: &AuthUser, sha256: &str) -> 
 }
 
 /// The caller's own upload, or 404 (410 once expired).
-pub async fn load(state: &AppState, user: &AuthUser, id: uuid::Uuid) -> ApiResult<Upload> {
-    let upload = db::upload(&state.db.pool, id)
+pub async fn load(svc: &PhotoService, user: &AuthUser, id: uuid::Uuid) -> ApiResult<Upload> {
+    let upload = db::upload(&svc.db.pool, id)
         .await?
         .filter(|u| u.created_by == user.user_id)
         .ok_or_else(|| ApiError::not_found("upload"))?;
@@ -139,7 +139,7 @@ pub async fn load(state: &AppState, user: &AuthUser, id: uuid::Uuid) -> ApiResul
 /// ignore an upload born complete and send the file from 0; so they hear "finished" instead of
 /// a conflict (and, the body being read, get the answer rather than a broken pipe).
 pub async fn append(
-    state: &AppState,
+    svc: &PhotoService,
     upload: &Upload,
     offset: i64,
     body: Body,
@@ -148,7 +148,7 @@ pub async fn append(
 ) -> ApiResult<Appended> {
     if upload.state == "complete" && (0..=upload.length).contains(&offset) {
         drain(body, upload.length - offset, Instant::now() + budget).await?;
-        let verified = db::photo(&state.db.pool, &upload.sha256)
+        let verified = db::photo(&svc.db.pool, &upload.sha256)
             .await?
             .filter(|p| p.status == "verified");
         return match verified {
@@ -163,7 +163,7 @@ pub async fn append(
         return Err(offset_mismatch(upload.received));
     }
     let task = tokio::spawn(receive(
-        state.clone(),
+        svc.clone(),
         upload.clone(),
         body,
         checksum,
@@ -208,7 +208,7 @@ pub fn offset_mismatch(at: i64) -> ApiError {
 }
 
 async fn receive(
-    state: AppState,
+    svc: PhotoService,
     upload: Upload,
     body: Body,
     checksum: Option<Vec<u8>>,
@@ -220,11 +220,11 @@ async fn receive(
     // A whole photo in one body is one piece, kept in memory (the module's doc).
     let whole_body = from == 0
         && body_left == u64::try_from(upload.length).ok()
-        && upload.length as u64 <= whole_body_limit(&state.config.photos);
+        && upload.length as u64 <= whole_body_limit(&svc.config.photos);
     let chunk = if whole_body {
         upload.length as usize
     } else {
-        state.config.photos.chunk_bytes
+        svc.config.photos.chunk_bytes
     };
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
@@ -244,7 +244,7 @@ async fn receive(
                 let size = piece_size(chunk, upload.length - pos, body_left);
                 // Out of time waiting for room: 503, and this body is not kept (its offset
                 // stays where it was), like any other failure to store it.
-                held = Some(budget(&state, size, deadline).await.ok_or_else(busy)?);
+                held = Some(budget(&svc, size, deadline).await.ok_or_else(busy)?);
                 buf = BytesMut::with_capacity(size);
             }
             let next = match tokio::time::timeout_at(deadline, stream.next()).await {
@@ -277,7 +277,7 @@ async fn receive(
                     // A body longer than its Content-Length said, or a frame across pieces.
                     let left = body_left.map(|n| n + rest.len() as u64);
                     let size = piece_size(chunk, upload.length - pos, left);
-                    held = Some(budget(&state, size, deadline).await.ok_or_else(busy)?);
+                    held = Some(budget(&svc, size, deadline).await.ok_or_else(busy)?);
                     buf = BytesMut::with_capacity(size);
                 }
                 let take = (buf.capacity() - buf.len()).min(rest.len());
@@ -290,7 +290,7 @@ async fn receive(
                         // Verified from memory below; its room in the budget stays taken.
                         photo = Some(piece);
                     } else {
-                        parts.push(put_piece(&state, &upload, pos, piece).await?);
+                        parts.push(put_piece(&svc, &upload, pos, piece).await?);
                         held = None;
                     }
                     pos += len;
@@ -300,7 +300,7 @@ async fn receive(
         if !buf.is_empty() {
             let piece = std::mem::take(&mut buf).freeze();
             let len = piece.len() as i64;
-            parts.push(put_piece(&state, &upload, pos, piece).await?);
+            parts.push(put_piece(&svc, &upload, pos, piece).await?);
             pos += len;
         }
         Ok(())
@@ -309,7 +309,7 @@ async fn receive(
     // Held on while the whole photo is in memory.
     let held = held.filter(|_| photo.is_some());
     let discard = |parts: Vec<Part>| {
-        let store = state.blobs.clone();
+        let store = svc.blobs.clone();
         async move {
             for p in parts {
                 let _ = store.delete(&Path::from(p.object_key)).await;
@@ -332,10 +332,10 @@ async fn receive(
     }
     if let Some(photo) = photo {
         // The body was the photo, so its hash is the photo's.
-        let verified = finish_whole(&state, &upload, photo, hex::encode(digest)).await?;
+        let verified = finish_whole(&svc, &upload, photo, hex::encode(digest)).await?;
         drop(held);
         // Once this upload holds nothing (see `finish`).
-        state.photos.verified.notify_one();
+        svc.runtime.verified.notify_one();
         return Ok(Appended {
             at: upload.length,
             verified: Some(verified),
@@ -348,14 +348,14 @@ async fn receive(
             verified: None,
         });
     }
-    let expires_at = now_ms() + state.config.photos.upload_expiry_secs as i64 * 1000;
-    let mut tx = state.db.begin_write().await?;
+    let expires_at = now_ms() + svc.config.photos.upload_expiry_secs as i64 * 1000;
+    let mut tx = svc.db.begin_write().await?;
     let appended = db::append_parts(tx.conn(), upload.id, from, &parts, expires_at).await?;
     tx.commit().await?;
     if !appended {
         // Another request for this upload got there first.
         discard(parts).await;
-        let now_at = db::upload(&state.db.pool, upload.id)
+        let now_at = db::upload(&svc.db.pool, upload.id)
             .await?
             .map_or(from, |u| u.received);
         return Err(offset_mismatch(now_at));
@@ -383,9 +383,13 @@ fn piece_size(chunk: usize, upload_left: i64, body_left: Option<u64>) -> usize {
 }
 
 /// Room for `bytes` in the receive budget, waited for until `deadline`.
-async fn budget(state: &AppState, bytes: usize, deadline: Instant) -> Option<SemaphorePermit<'_>> {
+async fn budget(
+    svc: &PhotoService,
+    bytes: usize,
+    deadline: Instant,
+) -> Option<SemaphorePermit<'_>> {
     let permits = u32::try_from(bytes).ok()?;
-    tokio::time::timeout_at(deadline, state.photos.receiving.acquire_many(permits))
+    tokio::time::timeout_at(deadline, svc.runtime.receiving.acquire_many(permits))
         .await
         .ok()?
         .ok()
@@ -396,11 +400,15 @@ fn busy() -> ApiError {
     ApiError::unavailable("the server is receiving too many uploads at once; retry later")
 }
 
-async fn put_piece(state: &AppState, upload: &Upload, start: i64, piece: Bytes) -> ApiResult<Part> {
+async fn put_piece(
+    svc: &PhotoService,
+    upload: &Upload,
+    start: i64,
+    piece: Bytes,
+) -> ApiResult<Part> {
     let key = format!("uploads/{}/{start:020}-{}", upload.id, new_id().simple());
     let length = piece.len() as i64;
-    state
-        .blobs
+    svc.blobs
         .put(&Path::from(key.as_str()), piece.into())
         .await
         .map_err(store_error)?;
@@ -420,18 +428,18 @@ pub fn store_error(e: object_store::Error) -> ApiError {
 /// them, checks the hash the server computed equals the declared one, validates the image, and
 /// only then writes the original (`photos/{sha256}`) and records the photo. After a mismatch or
 /// an invalid image nothing is kept, the upload is gone, and the error says why.
-pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
-    if let Some(photo) = already_verified(state, upload).await? {
+pub async fn finish(svc: &PhotoService, upload: &Upload) -> ApiResult<Photo> {
+    if let Some(photo) = already_verified(svc, upload).await? {
         return Ok(photo);
     }
     // One of the `photos.max_concurrent_decodes` places for a photo held whole.
-    let permit = state
-        .photos
+    let permit = svc
+        .runtime
         .reassembling
         .acquire()
         .await
         .map_err(ApiError::internal)?;
-    let parts = db::parts(&state.db.pool, upload.id).await?;
+    let parts = db::parts(&svc.db.pool, upload.id).await?;
     let mut expected = 0;
     for p in &parts {
         if p.start != expected {
@@ -451,7 +459,7 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
     let mut hasher = Sha256::new();
     let mut whole = BytesMut::with_capacity(upload.length as usize);
     let keys: Vec<String> = parts.iter().map(|p| p.object_key.clone()).collect();
-    let store = state.blobs.clone();
+    let store = svc.blobs.clone();
     let mut pieces = futures::stream::iter(keys)
         .map(move |key| {
             let store = store.clone();
@@ -465,12 +473,12 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
     }
     drop(pieces);
     let whole = whole.freeze();
-    let inspection = check(state, upload, &whole, hex::encode(hasher.finalize())).await?;
-    let photo = keep(state, upload, whole, inspection).await?;
+    let inspection = check(svc, upload, &whole, hex::encode(hasher.finalize())).await?;
+    let photo = keep(svc, upload, whole, inspection).await?;
     drop(permit);
     // Once this upload holds nothing, so that its derivatives are not made as if photos were
     // still coming in (`super::in_background`).
-    state.photos.verified.notify_one();
+    svc.runtime.verified.notify_one();
     Ok(photo)
 }
 
@@ -478,34 +486,34 @@ pub async fn finish(state: &AppState, upload: &Upload) -> ApiResult<Photo> {
 /// checks, without a decode permit (its bytes are counted in the receive budget, and the
 /// checks decode no pixel).
 async fn finish_whole(
-    state: &AppState,
+    svc: &PhotoService,
     upload: &Upload,
     whole: Bytes,
     computed: String,
 ) -> ApiResult<Photo> {
-    if let Some(photo) = already_verified(state, upload).await? {
+    if let Some(photo) = already_verified(svc, upload).await? {
         return Ok(photo);
     }
-    let inspection = check(state, upload, &whole, computed).await?;
-    keep(state, upload, whole, inspection).await
+    let inspection = check(svc, upload, &whole, computed).await?;
+    keep(svc, upload, whole, inspection).await
 }
 
 /// When another upload already verified the photo, this one completes without its bytes.
-async fn already_verified(state: &AppState, upload: &Upload) -> ApiResult<Option<Photo>> {
-    let Some(photo) = db::photo(&state.db.pool, &upload.sha256)
+async fn already_verified(svc: &PhotoService, upload: &Upload) -> ApiResult<Option<Photo>> {
+    let Some(photo) = db::photo(&svc.db.pool, &upload.sha256)
         .await?
         .filter(|p| p.status == "verified")
     else {
         return Ok(None);
     };
-    complete(state, upload, None).await?;
+    complete(svc, upload, None).await?;
     Ok(Some(photo))
 }
 
 /// Marks the upload complete, in the same transaction recording `verified` (a photo just
 /// checked and stored) when given, then deletes the upload's pieces, if it has any.
-async fn complete(state: &AppState, upload: &Upload, verified: Option<&Photo>) -> ApiResult<()> {
-    let mut tx = state.db.begin_write().await?;
+async fn complete(svc: &PhotoService, upload: &Upload, verified: Option<&Photo>) -> ApiResult<()> {
+    let mut tx = svc.db.begin_write().await?;
     if let Some(photo) = verified {
         db::record_verified(tx.conn(), photo).await?;
     }
@@ -515,7 +523,7 @@ async fn complete(state: &AppState, upload: &Upload, verified: Option<&Photo>) -
     }
     tx.commit().await?;
     if had_pieces {
-        delete_pieces(state, upload.id).await;
+        delete_pieces(svc, upload.id).await;
     }
     Ok(())
 }
@@ -523,13 +531,13 @@ async fn complete(state: &AppState, upload: &Upload, verified: Option<&Photo>) -
 /// The bytes of a whole upload, hashed by the server (`computed`), against the declared hash
 /// and the image checks. A refusal forgets the upload (and records why for a bad image).
 async fn check(
-    state: &AppState,
+    svc: &PhotoService,
     upload: &Upload,
     whole: &Bytes,
     computed: String,
 ) -> ApiResult<inspect::Inspection> {
     if computed != upload.sha256 {
-        discard(state, upload).await?;
+        discard(svc, upload).await?;
         return Err(ApiError::new(
             ErrorCode::HashMismatch,
             "the uploaded bytes do not hash to the declared SHA-256; nothing was kept",
@@ -537,18 +545,18 @@ async fn check(
         .with_details(json!({ "declared": upload.sha256, "computed": computed })));
     }
     // No pixel is decoded here (`inspect`'s doc): microseconds, so not worth a blocking thread.
-    match inspect::inspect(whole, &state.config.photos) {
+    match inspect::inspect(whole, &svc.config.photos) {
         Ok(inspection) => Ok(inspection),
         Err(rejection) => {
             db::record_rejected(
-                &state.db.pool,
+                &svc.db.pool,
                 &upload.sha256,
                 upload.length,
                 rejection.code.as_str(),
                 upload.created_by,
             )
             .await?;
-            discard(state, upload).await?;
+            discard(svc, upload).await?;
             Err(ApiError::new(rejection.code, rejection.message))
         }
     }
@@ -557,12 +565,12 @@ async fn check(
 /// Stores a checked photo as the original, records it verified and completes the upload. The
 /// caller wakes the derivative worker once it has let go of the photo's memory.
 async fn keep(
-    state: &AppState,
+    svc: &PhotoService,
     upload: &Upload,
     whole: Bytes,
     inspection: inspect::Inspection,
 ) -> ApiResult<Photo> {
-    put_original(state.blobs.as_ref(), &original_path(&upload.sha256), whole)
+    put_original(svc.blobs.as_ref(), &original_path(&upload.sha256), whole)
         .await
         .map_err(store_error)?;
 
@@ -591,11 +599,11 @@ async fn keep(
         derivative_attempts: 0,
         derivative_error: None,
     };
-    complete(state, upload, Some(&photo)).await?;
-    let stored = db::photo(&state.db.pool, &upload.sha256)
+    complete(svc, upload, Some(&photo)).await?;
+    let stored = db::photo(&svc.db.pool, &upload.sha256)
         .await?
         .ok_or_else(|| ApiError::internal("verified photo vanished"))?;
-    if let Err(e) = super::flag_declaring_cases(state, &stored).await {
+    if let Err(e) = super::flag_declaring_cases(svc, &stored).await {
         tracing::warn!(error = %format!("{e:#}"), "cannot compute integrity flags");
     }
     Ok(stored)
@@ -623,12 +631,12 @@ async fn read_piece(store: &dyn ObjectStore, key: &str) -> object_store::Result<
 }
 
 /// Forgets an upload: its row and its pieces.
-pub async fn discard(state: &AppState, upload: &Upload) -> ApiResult<()> {
-    let mut tx = state.db.begin_write().await?;
+pub async fn discard(svc: &PhotoService, upload: &Upload) -> ApiResult<()> {
+    let mut tx = svc.db.begin_write().await?;
     db::delete_upload(tx.conn(), upload.id).await?;
     db::schedule_cleanup(tx.conn(), upload.id, now_ms()).await?;
     tx.commit().await?;
-    delete_pieces(state, upload.id).await;
+    delete_pieces(svc, upload.id).await;
     Ok(())
 }
 
@@ -637,10 +645,10 @@ pub async fn discard(state: &AppState, upload: &Upload) -> ApiResult<()> {
 /// refuses (to list or to delete), the failure is logged and counted in
 /// `gridline_upload_cleanup_failures_total`, and the record stays for [`cleanup_expired`] to
 /// try again. Returns whether the pieces are gone.
-async fn delete_pieces(state: &AppState, upload: uuid::Uuid) -> bool {
-    match delete_prefix(state.blobs.as_ref(), &pieces_prefix(upload)).await {
+async fn delete_pieces(svc: &PhotoService, upload: uuid::Uuid) -> bool {
+    match delete_prefix(svc.blobs.as_ref(), &pieces_prefix(upload)).await {
         Ok(()) => {
-            if let Err(e) = db::cleanup_done(&state.db.pool, upload).await {
+            if let Err(e) = db::cleanup_done(&svc.db.pool, upload).await {
                 // The pieces are gone; a later run deletes nothing and then the record.
                 tracing::warn!(%upload, error = %e, "cannot record an upload's clean-up");
             }
@@ -649,7 +657,7 @@ async fn delete_pieces(state: &AppState, upload: uuid::Uuid) -> bool {
         Err(e) => {
             tracing::warn!(%upload, error = %e, "cannot delete an upload's pieces; will retry");
             metrics::counter!("gridline_upload_cleanup_failures_total").increment(1);
-            if let Err(e) = db::cleanup_failed(&state.db.pool, upload, &e.to_string()).await {
+            if let Err(e) = db::cleanup_failed(&svc.db.pool, upload, &e.to_string()).await {
                 tracing::warn!(%upload, error = %e, "cannot record an upload's clean-up");
             }
             false
@@ -683,10 +691,10 @@ async fn delete_prefix(store: &dyn ObjectStore, prefix: &Path) -> object_store::
 /// The upload clean-up job: deletes expired uploads, complete or not, with their pieces, then
 /// tries again the piece deletions the store refused before (oldest first, stopping at the
 /// first refusal: the store is likely refusing them all). Returns how many uploads expired.
-pub async fn cleanup_expired(state: &AppState) -> anyhow::Result<usize> {
-    let expired = delete_expired(state).await?;
-    for upload in db::pending_cleanups(&state.db.pool, 100).await? {
-        if !delete_pieces(state, upload).await {
+pub async fn cleanup_expired(svc: &PhotoService) -> anyhow::Result<usize> {
+    let expired = delete_expired(svc).await?;
+    for upload in db::pending_cleanups(&svc.db.pool, 100).await? {
+        if !delete_pieces(svc, upload).await {
             break;
         }
     }
@@ -694,16 +702,16 @@ pub async fn cleanup_expired(state: &AppState) -> anyhow::Result<usize> {
 }
 
 /// Deletes expired uploads, complete or not, with their pieces. Returns how many.
-async fn delete_expired(state: &AppState) -> anyhow::Result<usize> {
+async fn delete_expired(svc: &PhotoService) -> anyhow::Result<usize> {
     let mut total = 0;
     loop {
-        let expired = db::expired_uploads(&state.db.pool, now_ms(), 100).await?;
+        let expired = db::expired_uploads(&svc.db.pool, now_ms(), 100).await?;
         if expired.is_empty() {
             return Ok(total);
         }
         for id in expired {
-            if let Some(upload) = db::upload(&state.db.pool, id).await? {
-                discard(state, &upload)
+            if let Some(upload) = db::upload(&svc.db.pool, id).await? {
+                discard(svc, &upload)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 total += 1;

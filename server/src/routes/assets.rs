@@ -50,7 +50,7 @@ async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
     }
-    let scope = user.scope(&state).await?;
+    let scope = user.scope(&state.db).await?;
     if let Some(zone) = q.zone_id {
         scope.check_visible(zone, "zone")?;
     }
@@ -94,7 +94,7 @@ async fn get(
     let asset = reference::asset(&state.db.pool, &code)
         .await?
         .ok_or_else(|| ApiError::not_found("asset"))?;
-    user.scope(&state)
+    user.scope(&state.db)
         .await?
         .check_visible(asset.zone_id, "asset")?;
     Ok(Json(asset))

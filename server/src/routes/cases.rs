@@ -46,7 +46,7 @@ async fn list(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 500"));
     }
-    let scope = user.scope(&state).await?;
+    let scope = user.scope(&state.db).await?;
     let rows = cases::list(
         &state.db.pool,
         scope.zones(),
@@ -86,7 +86,7 @@ async fn get(
         .await?
         .remove(&id)
         .ok_or_else(|| ApiError::not_found("case"))?;
-    user.scope(&state)
+    user.scope(&state.db)
         .await?
         .check_case_visible(
             &mut *state.db.pool.acquire().await?,
@@ -108,7 +108,7 @@ async fn conflicts(
     Query(q): Query<NewestFirst>,
 ) -> ApiResult<Json<Page<CaseConflict>>> {
     let limit = q.limit()?;
-    let scope = user.scope(&state).await?;
+    let scope = user.scope(&state.db).await?;
     let rows = cases::conflicts_in(
         &state.db.pool,
         scope.zones(),

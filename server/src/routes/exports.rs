@@ -232,7 +232,7 @@ async fn case_list(
     user: AuthUser,
     Query(q): Query<CaseExportQuery>,
 ) -> ApiResult<Response> {
-    let scope = user.scope(&state).await?;
+    let scope = user.scope(&state.db).await?;
     let mut all = Vec::new();
     let mut after = None;
     while all.len() < 100_000 {

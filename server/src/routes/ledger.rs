@@ -241,7 +241,7 @@ async fn propose(
     Json(input): Json<ProposalInput>,
 ) -> ApiResult<(StatusCode, Json<Proposal>)> {
     require_supervisor(&user)?;
-    let scope = user.scope(&state).await?;
+    let scope = user.scope(&state.db).await?;
     let sha = request_sha256(&input, user.user_id);
     if let Some(id) = input.proposal_id {
         let mut conn = state.db.pool.acquire().await?;
@@ -423,7 +423,7 @@ async fn list_proposals(
     Query(q): Query<ProposalQuery>,
 ) -> ApiResult<Json<Vec<Proposal>>> {
     require_supervisor(&user)?;
-    let scope = user.scope(&state).await?;
+    let scope = user.scope(&state.db).await?;
     let rows = store::proposals(&state.db.pool, scope.zones(), q.status.as_deref(), 500).await?;
     Ok(Json(rows.iter().map(proposal_view).collect()))
 }
@@ -439,7 +439,7 @@ async fn get_proposal(
     let p = store::proposal(&state.db.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("deduction"))?;
-    user.scope(&state)
+    user.scope(&state.db)
         .await?
         .check_visible(p.zone_id, "deduction")?;
     Ok(Json(proposal_view(&p)))
@@ -540,10 +540,10 @@ async fn approve(
     PathParam(id): PathParam<Uuid>,
 ) -> ApiResult<Json<LedgerEntry>> {
     require_supervisor(&user)?;
-    let scope = user.scope(&state).await?;
+    let scope = user.scope(&state.db).await?;
     let mut tx = state.db.begin_write().await?;
     let (view, pending) = approve_in(&state, &mut tx, &user, &scope, id, None).await?;
-    crate::store::ledger_log::issue_checkpoint(tx.conn(), &state.keys).await?;
+    crate::store::ledger_log::issue_checkpoint(tx.conn(), state.keys.as_ref()).await?;
     changes::append(tx.conn(), &pending).await?;
     tx.commit().await?;
     Ok(Json(view))
@@ -760,7 +760,7 @@ async fn reject(
 ) -> ApiResult<Json<Proposal>> {
     require_supervisor(&user)?;
     let reason = required_reason(&input.reason)?;
-    let scope = user.scope(&state).await?;
+    let scope = user.scope(&state.db).await?;
     let mut tx = state.db.begin_write().await?;
     let after = reject_in(&mut tx, &user, &scope, id, reason, None).await?;
     tx.commit().await?;
@@ -857,7 +857,7 @@ pub async fn scoped_zones(
     user: &AuthUser,
     zone: Option<Uuid>,
 ) -> ApiResult<Option<Vec<Uuid>>> {
-    let scope = user.scope(state).await?;
+    let scope = user.scope(&state.db).await?;
     Ok(match (scope.zones(), zone) {
         (None, None) => None,
         (None, Some(z)) => Some(vec![z]),
@@ -876,7 +876,7 @@ async fn get_entry(
     let e = store::entry(&state.db.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("ledger entry"))?;
-    user.scope(&state).await?.check_visible(
+    user.scope(&state.db).await?.check_visible(
         parse_uuid("ledger_entries.zone_id", &e.zone_id)?,
         "ledger entry",
     )?;
@@ -915,7 +915,7 @@ async fn reverse(
 ) -> ApiResult<(StatusCode, Json<LedgerEntry>)> {
     require_supervisor(&user)?;
     let reason = required_reason(&input.reason)?;
-    let scope = user.scope(&state).await?;
+    let scope = user.scope(&state.db).await?;
     let now = now_ms();
     let mut tx = state.db.begin_write().await?;
     let original = store::entry(tx.conn(), id)
@@ -999,7 +999,7 @@ async fn reverse(
         Some(&view),
     )
     .await?;
-    crate::store::ledger_log::issue_checkpoint(tx.conn(), &state.keys).await?;
+    crate::store::ledger_log::issue_checkpoint(tx.conn(), state.keys.as_ref()).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -1124,7 +1124,7 @@ async fn close_period(
     Json(input): Json<CloseInput>,
 ) -> ApiResult<Json<ClosedPeriod>> {
     require_supervisor(&user)?;
-    let scope = user.scope(&state).await?;
+    let scope = user.scope(&state.db).await?;
     let now = now_ms();
     let before = reference::period(&state.db.pool, id)
         .await?
@@ -1231,7 +1231,7 @@ async fn close_period(
         None => None,
     };
     pending.push(PendingChange::upsert("period", id, None));
-    crate::store::ledger_log::issue_checkpoint(tx.conn(), &state.keys).await?;
+    crate::store::ledger_log::issue_checkpoint(tx.conn(), state.keys.as_ref()).await?;
     changes::append(tx.conn(), &pending).await?;
     tx.commit().await?;
     // Computed after the close has committed: no entry can join the period any more, so this
@@ -1287,7 +1287,7 @@ pub async fn visible_ranking(
             "the ranking is for supervisors and the zones' chiefs",
         ));
     }
-    let scope = user.scope(state).await?;
+    let scope = user.scope(&state.db).await?;
     let mut ranking = compute_ranking(state, period).await?;
     ranking
         .zones

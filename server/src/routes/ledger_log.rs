@@ -132,7 +132,7 @@ async fn inclusion_proof(
     let entry = ledger::entry(&state.db.pool, q.entry_id)
         .await?
         .ok_or_else(|| ApiError::not_found("ledger entry"))?;
-    user.scope(&state).await?.check_visible(
+    user.scope(&state.db).await?.check_visible(
         parse_uuid("ledger_entries.zone_id", &entry.zone_id)?,
         "ledger entry",
     )?;

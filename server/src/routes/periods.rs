@@ -51,7 +51,7 @@ async fn coefficients(
     reference::period(&state.db.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("period"))?;
-    let scope = user.scope(&state).await?;
+    let scope = user.scope(&state.db).await?;
     let all = reference::coefficients(&state.db.pool, id).await?;
     Ok(Json(
         all.into_iter()

@@ -16,8 +16,9 @@ use utoipa_axum::routes;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
+use crate::evidence::Photo;
 use crate::photos::link::{self, LinkClaims};
-use crate::photos::{self, upload, Photo};
+use crate::photos::{self, upload};
 use crate::routes::extract::{Json, PathParam, Query};
 use crate::state::AppState;
 use crate::store::{self, now_ms};
@@ -38,7 +39,7 @@ async fn visible_photo(state: &AppState, user: &AuthUser, sha256: &str) -> ApiRe
     if photo.uploaded_by == user.user_id {
         return Ok(photo);
     }
-    let scope = user.scope(state).await?;
+    let scope = user.scope(&state.db).await?;
     let holders =
         store::photos::rightful_declarations(&state.db.pool, sha256, user.confidential_reader())
             .await?;
@@ -97,7 +98,14 @@ async fn put(
             "hint": "use the resumable upload at /v1/uploads"
         })));
     }
-    let up = upload::create(&state, &user, &sha256, length, String::new()).await?;
+    let up = upload::create(
+        &state.photo_service(),
+        &user,
+        &sha256,
+        length,
+        String::new(),
+    )
+    .await?;
     if up.state == "complete" {
         let photo = store::photos::photo(&state.db.pool, &sha256)
             .await?
@@ -105,15 +113,15 @@ async fn put(
         return Ok((StatusCode::OK, Json(photo)).into_response());
     }
     let budget = std::time::Duration::from_secs(state.config.limits.request_timeout_secs);
-    let appended = match upload::append(&state, &up, 0, body, None, budget).await {
+    let appended = match upload::append(&state.photo_service(), &up, 0, body, None, budget).await {
         Ok(appended) => appended,
         Err(e) => {
-            upload::discard(&state, &up).await?;
+            upload::discard(&state.photo_service(), &up).await?;
             return Err(e);
         }
     };
     if appended.at != length {
-        upload::discard(&state, &up).await?;
+        upload::discard(&state.photo_service(), &up).await?;
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
             "the body is shorter than its Content-Length",
@@ -121,7 +129,7 @@ async fn put(
     }
     let photo = match appended.verified {
         Some(photo) => photo,
-        None => upload::finish(&state, &up).await?,
+        None => upload::finish(&state.photo_service(), &up).await?,
     };
     Ok((StatusCode::CREATED, Json(photo)).into_response())
 }

@@ -182,7 +182,7 @@ pub async fn transition_case(
             "only report_rectified takes photos",
         ));
     }
-    let scope = user.scope(state).await?;
+    let scope = user.scope(&state.db).await?;
     let now = now_ms();
     let mut tx = state.db.begin_write().await?;
     review::lock_cases(&mut tx, &[id]).await?;
@@ -383,7 +383,7 @@ async fn workflow_of(
         .await?
         .ok_or_else(|| ApiError::not_found("case"))?;
     let mut conn = state.db.pool.acquire().await?;
-    user.scope(&state)
+    user.scope(&state.db)
         .await?
         .check_case_visible(&mut conn, &user, id, case.zone_id)
         .await?;
@@ -584,7 +584,7 @@ async fn queue(
                 .is_some_and(|s| s.declaring_cases > 1)
         });
         if reused {
-            flags.push(crate::photos::flags::PHOTO_REUSED.to_owned());
+            flags.push(crate::evidence::flags::PHOTO_REUSED.to_owned());
         }
         let wf = workflows.remove(id).unwrap_or_default();
         let workflow = workflow_view(

@@ -45,7 +45,7 @@ async fn list(
     user: AuthUser,
     Query(q): Query<RosterQuery>,
 ) -> ApiResult<Json<Vec<RosterEntry>>> {
-    let scope = user.scope(&state).await?;
+    let scope = user.scope(&state.db).await?;
     let at = if q.all {
         None
     } else {

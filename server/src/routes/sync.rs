@@ -42,7 +42,9 @@ async fn push(
     user: AuthUser,
     Json(req): Json<PushRequest>,
 ) -> ApiResult<Json<PushResponse>> {
-    Ok(Json(crate::sync::push::push(&state, &user, req).await?))
+    Ok(Json(
+        crate::sync::push::push(&state.sync_service(), &user, req).await?,
+    ))
 }
 
 /// Pull changes in the caller's scope since `cursor`, in commit order. 410 `reset_required`
@@ -56,7 +58,7 @@ async fn pull(
     Query(q): Query<PullQuery>,
 ) -> ApiResult<Response> {
     // The body is a `PullResponse`, written by `PullPage` without a JSON tree per case.
-    let page = crate::sync::pull::pull(&state, &user, q).await?;
+    let page = crate::sync::pull::pull(&state.db, &user, q).await?;
     let body = page.to_json().map_err(ApiError::internal)?;
     Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }

@@ -161,10 +161,17 @@ async fn receive_and_maybe_finish(
     body: Body,
 ) -> ApiResult<i64> {
     let digest = checksum(headers)?;
-    let appended =
-        upload::append(state, upload, offset, body, digest, receive_budget(state)).await?;
+    let appended = upload::append(
+        &state.photo_service(),
+        upload,
+        offset,
+        body,
+        digest,
+        receive_budget(state),
+    )
+    .await?;
     if appended.at == upload.length && appended.verified.is_none() {
-        upload::finish(state, upload).await?;
+        upload::finish(&state.photo_service(), upload).await?;
     }
     Ok(appended.at)
 }
@@ -240,7 +247,7 @@ async fn create(
     let sha256 = metadata_value(&metadata, "sha256")
         .ok_or_else(|| ApiError::invalid("Upload-Metadata", "must carry `sha256`"))?;
     let upload = upload::create(
-        &state,
+        &state.photo_service(),
         &user,
         &sha256.to_ascii_lowercase(),
         length,
@@ -275,7 +282,7 @@ async fn head(
     PathParam(id): PathParam<Uuid>,
 ) -> ApiResult<Response> {
     require_tus(&headers)?;
-    let upload = upload::load(&state, &user, id).await?;
+    let upload = upload::load(&state.photo_service(), &user, id).await?;
     let mut out = upload_headers(&upload, upload.received);
     set(&mut out, &UPLOAD_LENGTH, upload.length);
     if !upload.metadata.is_empty() {
@@ -321,7 +328,7 @@ async fn patch(
     }
     let offset = header_i64(&headers, &UPLOAD_OFFSET)?
         .ok_or_else(|| ApiError::invalid("Upload-Offset", "is required"))?;
-    let upload = upload::load(&state, &user, id).await?;
+    let upload = upload::load(&state.photo_service(), &user, id).await?;
     match receive_and_maybe_finish(&state, &upload, offset, &headers, body).await {
         Ok(at) => Ok((StatusCode::NO_CONTENT, upload_headers(&upload, at)).into_response()),
         Err(e) => Ok(tus_error(e)),
@@ -339,8 +346,8 @@ async fn terminate(
     PathParam(id): PathParam<Uuid>,
 ) -> ApiResult<StatusCode> {
     require_tus(&headers)?;
-    let upload = upload::load(&state, &user, id).await?;
-    upload::discard(&state, &upload).await?;
+    let upload = upload::load(&state.photo_service(), &user, id).await?;
+    upload::discard(&state.photo_service(), &upload).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

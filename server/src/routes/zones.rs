@@ -34,7 +34,7 @@ fn validate(input: &ZoneInput) -> ApiResult<()> {
 #[utoipa::path(get, path = "/v1/zones", operation_id = "list_zones", tag = "reference", security(("bearer" = [])),
     responses((status = 200, body = Vec<Zone>)))]
 async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Vec<Zone>>> {
-    let scope = user.scope(&state).await?;
+    let scope = user.scope(&state.db).await?;
     Ok(Json(reference::zones(&state.db.pool, scope.zones()).await?))
 }
 
@@ -46,7 +46,7 @@ async fn get(
     user: AuthUser,
     PathParam(id): PathParam<Uuid>,
 ) -> ApiResult<Json<Zone>> {
-    user.scope(&state).await?.check_visible(id, "zone")?;
+    user.scope(&state.db).await?.check_visible(id, "zone")?;
     reference::zone(&state.db.pool, id)
         .await?
         .map(Json)

@@ -9,8 +9,7 @@
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
 use super::now_ms;
-use crate::auth::keys::Keyring;
-use crate::ledger::log::{self, Checkpoint, Frontier, Leaf, Problem};
+use crate::ledger::log::{self, Checkpoint, CheckpointKeys, Frontier, Leaf, Problem};
 
 type R<T> = Result<T, sqlx::Error>;
 
@@ -43,7 +42,10 @@ pub async fn leaves<'c, E: Executor<'c, Database = Any>>(
 /// with its frontier. Only the entries after the last checkpoint are read and hashed, onto
 /// that checkpoint's frontier, when the frontier gives the root it signed; otherwise (the first
 /// checkpoint, or a stored frontier that does not match) every entry is.
-pub async fn issue_checkpoint(conn: &mut AnyConnection, keys: &Keyring) -> R<Checkpoint> {
+pub async fn issue_checkpoint(
+    conn: &mut AnyConnection,
+    keys: &impl CheckpointKeys,
+) -> R<Checkpoint> {
     sqlx::query("UPDATE counters SET value = value WHERE name = 'ledger'")
         .execute(&mut *conn)
         .await?;
@@ -80,13 +82,8 @@ pub async fn issue_checkpoint(conn: &mut AnyConnection, keys: &Keyring) -> R<Che
     for leaf in leaves(&mut *conn, after, None).await? {
         frontier.push(&leaf);
     }
-    let cp = Checkpoint::issue(
-        frontier.size(),
-        &frontier.root(),
-        now_ms(),
-        &keys.current.kid,
-        &keys.current.signing,
-    );
+    let (kid, signing) = keys.signer();
+    let cp = Checkpoint::issue(frontier.size(), &frontier.root(), now_ms(), kid, signing);
     sqlx::query(
         "INSERT INTO ledger_checkpoints \
          (seq, tree_size, root_hash, issued_at, key_id, public_key, signature, frontier) \
@@ -173,7 +170,11 @@ impl LogReport {
 /// by a key of `keys`, cover no more entries than the ledger has, and have the root of the
 /// ledger's first `tree_size` entries. Stored hashes are taken as they are: that they match the
 /// entries is the hash chain's check (`store::ledger::verify_chain`).
-pub async fn verify_log(pool: &AnyPool, keys: &Keyring, given: &[Checkpoint]) -> R<LogReport> {
+pub async fn verify_log(
+    pool: &AnyPool,
+    keys: &impl CheckpointKeys,
+    given: &[Checkpoint],
+) -> R<LogReport> {
     // One read transaction, so that entries and checkpoints are seen as of one moment.
     let mut read = pool.begin().await?;
     let stored = checkpoints(&mut *read).await?;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::json_rows::Cols;
 use super::{new_id, now_ms, time_from_ms, Db};
-use crate::photos::{EvidencePhoto, EvidenceSummary, Photo};
+use crate::evidence::{flags, EvidencePhoto, EvidenceSummary, Photo};
 
 type R<T> = Result<T, sqlx::Error>;
 
@@ -584,15 +584,11 @@ pub async fn evidence(db: &Db, case_id: Uuid) -> R<EvidenceSummary> {
         let mut flags: Vec<String> = stored
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
-        if others > 0
-            && !flags
-                .iter()
-                .any(|f| f == crate::photos::flags::PHOTO_REUSED)
-        {
-            flags.insert(0, crate::photos::flags::PHOTO_REUSED.to_owned());
+        if others > 0 && !flags.iter().any(|f| f == flags::PHOTO_REUSED) {
+            flags.insert(0, flags::PHOTO_REUSED.to_owned());
         }
         if derivatives.as_deref() == Some("undecodable") {
-            flags.push(crate::photos::flags::PHOTO_UNDECODABLE.to_owned());
+            flags.push(flags::PHOTO_UNDECODABLE.to_owned());
         }
         photos.push(EvidencePhoto {
             sha256: r.try_get("sha256")?,

@@ -13,11 +13,11 @@ use gridline_sync::{EntityKind, ErrorCode, PullQuery};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
+use crate::access::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::model::CaseView;
-use crate::state::AppState;
 use crate::store::changes::{self, ChangeRow};
+use crate::store::Db;
 use crate::store::{self, cases, reference};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -120,7 +120,7 @@ impl PullPage {
     }
 }
 
-pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<PullPage> {
+pub async fn pull(db: &Db, user: &AuthUser, q: PullQuery) -> ApiResult<PullPage> {
     if !gridline_sync::is_supported_protocol(q.protocol) {
         return Err(ApiError::new(
             ErrorCode::UnsupportedProtocol,
@@ -136,12 +136,12 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
         ));
     }
     let limit = limit as i64;
-    let scope = user.scope(state).await?;
+    let scope = user.scope(db).await?;
     let now_zones: Option<Vec<Uuid>> = scope.zones().map(|z| z.to_vec());
     // Unannounced inspections reach only supervisors and their authors.
     let hidden_from = user.confidential_reader();
     // One transaction for the page's reads; see `Db::begin_keyed_read`.
-    let mut read = state.db.begin_keyed_read().await?;
+    let mut read = db.begin_keyed_read().await?;
 
     let mut cursor = match q.cursor.as_deref() {
         None | Some("") => Cursor {
@@ -248,7 +248,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
         if let Some(last) = rows.last() {
             c.s = last.seq;
         }
-        out.extend(render(&state.db, &mut read, &rows).await?);
+        out.extend(render(db, &mut read, &rows).await?);
         if more {
             cursor.c = Some(c);
         }
@@ -270,7 +270,7 @@ pub async fn pull(state: &AppState, user: &AuthUser, q: PullQuery) -> ApiResult<
         if let Some(last) = rows.last() {
             cursor.s = last.seq;
         }
-        out.extend(render(&state.db, &mut read, &rows).await?);
+        out.extend(render(db, &mut read, &rows).await?);
     }
     read.commit().await?;
     Ok(PullPage {

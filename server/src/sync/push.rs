@@ -25,19 +25,19 @@ use gridline_sync::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, Scope};
+use crate::access::{AuthUser, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::model::Zone;
-use crate::state::AppState;
 use crate::store::cases::{
     self, CaseRow, ConflictRow, EventRow, HistoryRow, HistoryValue, PhotoRow,
 };
 use crate::store::changes::{self, PendingChange};
 use crate::store::sync::{self as sync_store, RejectionRow, RoundRow, SyncOpRow};
 use crate::store::{devices, ms_from_time, new_id, now_ms, reference, review, WriteTx};
+use crate::sync::SyncService;
 
 /// Applies a push request; see the module docs.
-pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiResult<PushResponse> {
+pub async fn push(svc: &SyncService, user: &AuthUser, req: PushRequest) -> ApiResult<PushResponse> {
     if !gridline_sync::is_supported_protocol(req.protocol) {
         return Err(ApiError::new(
             ErrorCode::UnsupportedProtocol,
@@ -70,8 +70,8 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
     // database connections, and gets 503 + Retry-After rather than waiting past half the
     // request timeout. Unbounded, every batch would verify at once and then queue on the pool
     // and the change-log lock, all finishing late (and timed-out work is redone).
-    let wait = std::time::Duration::from_secs(state.config.limits.request_timeout_secs.max(2) / 2);
-    let _slot = match tokio::time::timeout(wait, state.push_slots.clone().acquire_owned()).await {
+    let wait = std::time::Duration::from_secs(svc.config.limits.request_timeout_secs.max(2) / 2);
+    let _slot = match tokio::time::timeout(wait, svc.push_slots.clone().acquire_owned()).await {
         Ok(Ok(permit)) => permit,
         Ok(Err(_)) | Err(_) => {
             metrics::counter!("gridline_sync_push_busy_total").increment(1);
@@ -82,9 +82,9 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
     };
     let server_now = now_ms();
     let skew_ms = ms_from_time(req.device_time) - server_now;
-    let skewed = skew_ms.unsigned_abs() > state.config.sync.skew_flag_secs * 1000;
+    let skewed = skew_ms.unsigned_abs() > svc.config.sync.skew_flag_secs * 1000;
 
-    let device = devices::get(&state.db.pool, device_id)
+    let device = devices::get(&svc.db.pool, device_id)
         .await?
         .ok_or_else(|| ApiError::unauthenticated("unknown device"))?;
     let key = decode_public_key(&device.public_key).map_err(ApiError::internal)?;
@@ -102,16 +102,16 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
     .map_err(ApiError::internal)?;
     number_by_place(&mut verified)?;
 
-    let scope = user.scope(state).await?;
-    let zones = reference::zones(&state.db.pool, None).await?;
-    let taxonomy: HashSet<String> = reference::taxonomy(&state.db.pool)
+    let scope = user.scope(&svc.db).await?;
+    let zones = reference::zones(&svc.db.pool, None).await?;
+    let taxonomy: HashSet<String> = reference::taxonomy(&svc.db.pool)
         .await?
         .into_iter()
         .map(|t| t.key)
         .collect();
 
-    let mut tx = state.db.begin_write().await?;
-    let device = devices::get_for_update(tx.conn(), state.db.backend, device_id)
+    let mut tx = svc.db.begin_write().await?;
+    let device = devices::get_for_update(tx.conn(), svc.db.backend, device_id)
         .await?
         .ok_or_else(|| ApiError::unauthenticated("unknown device"))?;
     let next_seq = device.next_seq;
@@ -139,7 +139,6 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
     }
 
     let mut batch = Batch::new(
-        state,
         user,
         scope,
         device.clone(),
@@ -180,11 +179,11 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
     // Last: numbering changes takes the change-log lock, held only until commit.
     changes::append(tx.conn(), &pending).await?;
     tx.commit().await?;
-    flag_already_verified(state, &declared).await;
+    flag_already_verified(svc, &declared).await;
 
     let server_time = crate::store::time_from_ms(server_now);
     let receipt = Receipt::sign(
-        &state.keys.current.signing,
+        &svc.keys.current.signing,
         device_id,
         acked_through as u64,
         last_hash,
@@ -204,18 +203,18 @@ pub async fn push(state: &AppState, user: &AuthUser, req: PushRequest) -> ApiRes
 /// A case may declare a photo whose bytes arrived earlier (for another case, or before a
 /// reset): its EXIF checks against this case run now. Best effort after commit: a failure is
 /// logged, and the flags are recomputed whenever the photo is verified again.
-async fn flag_already_verified(state: &AppState, shas: &[String]) {
+async fn flag_already_verified(svc: &SyncService, shas: &[String]) {
     if shas.is_empty() {
         return;
     }
-    let verified = match state.db.pool.acquire().await {
+    let verified = match svc.db.pool.acquire().await {
         Ok(mut conn) => crate::store::photos::verified_among(&mut conn, shas).await,
         Err(e) => Err(e),
     };
     match verified {
         Ok(photos) => {
             for photo in photos {
-                if let Err(e) = crate::photos::flag_declaring_cases(state, &photo).await {
+                if let Err(e) = crate::photos::flag_declaring_cases(&svc.photos, &photo).await {
                     tracing::warn!(error = %e, sha = %photo.sha256, "could not flag a re-declared photo");
                 }
             }
@@ -323,7 +322,6 @@ enum Step {
 }
 
 struct Batch<'a> {
-    state: &'a AppState,
     user: &'a AuthUser,
     scope: Scope,
     device: devices::DeviceRow,
@@ -372,7 +370,6 @@ struct Batch<'a> {
 impl<'a> Batch<'a> {
     #[allow(clippy::too_many_arguments)]
     fn new(
-        state: &'a AppState,
         user: &'a AuthUser,
         scope: Scope,
         device: devices::DeviceRow,
@@ -383,7 +380,6 @@ impl<'a> Batch<'a> {
         skewed: bool,
     ) -> Self {
         Batch {
-            state,
             user,
             scope,
             next_seq: device.next_seq,
@@ -1274,7 +1270,6 @@ impl<'a> Batch<'a> {
                 sync_store::finish_round(conn, round.id, at).await?;
             }
         }
-        let _ = self.state;
         Ok(changes)
     }
 }
