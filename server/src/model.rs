@@ -497,3 +497,11 @@ pub struct CaseConflict {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }
+
+/// A person on the roster, as frozen into a ledger entry or a dispatch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RosterPerson {
+    pub user_id: Uuid,
+    pub username: String,
+    pub role: String,
+}

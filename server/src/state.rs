@@ -57,6 +57,15 @@ impl AppState {
         })
     }
 
+    /// The ledger service's share of the state.
+    pub fn ledger_service(&self) -> crate::ledger::LedgerService {
+        crate::ledger::LedgerService {
+            db: self.db.clone(),
+            keys: self.keys.clone(),
+            config: self.config.clone(),
+        }
+    }
+
     /// The sync service's share of the state.
     pub fn sync_service(&self) -> crate::sync::SyncService {
         crate::sync::SyncService {

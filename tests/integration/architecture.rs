@@ -24,6 +24,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("ledger::chain", 0),
     ("ledger::scoring", 0),
     ("ledger::log", 0),
+    ("ledger::views", 0),
     // Storage: SQL and the blob store.
     ("store", 1),
     ("blob", 1),

@@ -921,8 +921,8 @@ async fn concurrent_proposals_and_approvals_on_a_case_post_one_entry(app: TestAp
 /// several zones, sources and rules, unclassified entries and another period's entries.
 async fn the_ranking_query_ranks_as_the_reference_scoring(app: TestApp) {
     use gridline_tests::gridline_server::ledger::chain::{self, Entry};
+    use gridline_tests::gridline_server::ledger::closing::compute_ranking;
     use gridline_tests::gridline_server::ledger::scoring;
-    use gridline_tests::gridline_server::routes::ledger::compute_ranking;
     use gridline_tests::gridline_server::store::{ledger as store, reference};
     let sup = app.login("supervisor1").await;
     let pool = &app.state.db.pool;
@@ -1016,7 +1016,7 @@ async fn the_ranking_query_ranks_as_the_reference_scoring(app: TestApp) {
     assert!(in_period.len() < posted.len(), "some in the other period");
 
     let period = reference::period(pool, pid).await.unwrap().unwrap();
-    let route = compute_ranking(&app.state, &period).await.unwrap();
+    let route = compute_ranking(&app.state.db, &period).await.unwrap();
     let zone_refs = store::zone_refs(pool).await.unwrap();
     let entries = store::scored_entries(pool, pid).await.unwrap();
     assert_eq!(entries.len(), in_period.len());

@@ -11,10 +11,10 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
+use crate::ledger::closing::{scoped_zones, visible_ranking};
 use crate::ledger::export::{Cell, Table};
 use crate::model::Milli;
 use crate::routes::extract::Query;
-use crate::routes::ledger::{scoped_zones, visible_ranking};
 use crate::state::AppState;
 use crate::store::{cases, ledger as store, reference, review, rfc3339};
 
@@ -73,7 +73,7 @@ async fn ledger(
     user: AuthUser,
     Query(q): Query<LedgerExportQuery>,
 ) -> ApiResult<Response> {
-    let zones = scoped_zones(&state, &user, q.zone_id).await?;
+    let zones = scoped_zones(&state.db, &user, q.zone_id).await?;
     let codes: std::collections::HashMap<String, String> = store::zone_refs(&state.db.pool)
         .await?
         .into_iter()
@@ -162,7 +162,7 @@ async fn ranking(
     let period = reference::period(&state.db.pool, q.period_id)
         .await?
         .ok_or_else(|| ApiError::not_found("period"))?;
-    let r = visible_ranking(&state, &user, &period).await?;
+    let r = visible_ranking(&state.db, &user, &period).await?;
     let rows = r
         .zones
         .iter()

@@ -516,7 +516,7 @@ async fn queue(
         None => None,
         Some(t) => Some(parse_cursor(t).ok_or_else(|| ApiError::invalid("after", "bad cursor"))?),
     };
-    let zones = crate::routes::ledger::scoped_zones(&state, &user, q.zone_id).await?;
+    let zones = crate::ledger::closing::scoped_zones(&state.db, &user, q.zone_id).await?;
     let mut category_codes: Option<Vec<String>> = q.category.clone().map(|c| vec![c]);
     if let Some(wc) = q.work_category {
         let keys = review::category_keys(&state.db.pool, wc.as_str()).await?;

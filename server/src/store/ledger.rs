@@ -44,7 +44,7 @@ pub struct ProposalRow {
     pub decided_at: Option<i64>,
     pub reason: Option<String>,
     pub ledger_entry_id: Option<Uuid>,
-    /// SHA-256 of the request that made it (see `routes::ledger::propose`).
+    /// SHA-256 of the request that made it (see `ledger::proposals::propose`).
     pub request_sha256: Option<String>,
 }
 

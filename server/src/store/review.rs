@@ -157,13 +157,7 @@ pub async fn assignees(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid
     Ok(out)
 }
 
-/// A person on the roster, as frozen into a ledger entry or a dispatch.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct RosterPerson {
-    pub user_id: Uuid,
-    pub username: String,
-    pub role: String,
-}
+pub use crate::model::RosterPerson;
 
 /// The people holding one of `roles` for `zone` at `at`. With `include_all_zones`, also those
 /// whose assignment covers every zone (the emergency squad).

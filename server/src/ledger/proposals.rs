@@ -1,0 +1,397 @@
+//! Deduction proposals: a supervisor proposes one against a rule of the rulebook in force, and
+//! a proposal is rejected with a reason (approval is `ledger::posting`). A client-made
+//! `proposal_id` makes a resend harmless.
+
+use gridline_sync::{ErrorCode, Role};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+use crate::access::{AuthUser, Scope};
+use crate::error::{ApiError, ApiResult};
+use crate::ledger::views::{DecisionInput, Proposal, ProposalInput};
+use crate::ledger::LedgerService;
+use crate::model::{Milli, Source};
+use crate::store::ledger::{self as store, ProposalRow};
+use crate::store::{
+    audit, cases, ms_from_time, new_id, now_ms, reference, review, time_from_ms, WriteTx,
+};
+
+/// Deciding and posting deductions is for supervisors (and admins).
+pub fn require_supervisor(user: &AuthUser) -> ApiResult<()> {
+    user.require_any(&[Role::Supervisor])
+}
+
+/// What a proposal request did: made the proposal, or found it made by an earlier send of the
+/// same request under the same `proposal_id`.
+#[derive(Debug, Clone)]
+pub enum Proposed {
+    Created(Proposal),
+    Resent(Proposal),
+}
+
+pub fn proposal_view(p: &ProposalRow) -> Proposal {
+    Proposal {
+        id: p.id,
+        case_id: p.case_id,
+        zone_id: p.zone_id,
+        period_id: p.period_id,
+        source: p.source.clone(),
+        rulebook_id: p.rulebook_id,
+        rule_code: p.rule_code.clone(),
+        raw_points: Milli::to_f64(p.raw_points_milli),
+        category_code: p.category_code.clone(),
+        found_at: time_from_ms(p.found_at),
+        note: p.note.clone(),
+        status: p.status.clone(),
+        proposed_by: p.proposed_by,
+        proposed_at: time_from_ms(p.proposed_at),
+        decided_by: p.decided_by,
+        decided_at: p.decided_at.map(time_from_ms),
+        reason: p.reason.clone(),
+        ledger_entry_id: p.ledger_entry_id,
+    }
+}
+
+pub(crate) fn period_closed() -> ApiError {
+    ApiError::new(
+        ErrorCode::PeriodClosed,
+        "the period of this finding is closed: it takes no new entries",
+    )
+}
+
+/// SHA-256 of what a proposal request asks for (all of it but `proposal_id`) and who asks:
+/// a resend under the same `proposal_id` must match it.
+fn request_sha256(input: &ProposalInput, user: Uuid) -> String {
+    let canonical = json!({
+        "proposed_by": user,
+        "case_id": input.case_id,
+        "zone_id": input.zone_id,
+        "source": input.source.map(Source::as_str),
+        "rule_code": input.rule_code,
+        "category_code": input.category_code,
+        "found_at": input.found_at.map(ms_from_time),
+        "note": input.note,
+    });
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// The answer to a resent proposal: the proposal made under `id`, as it stands now, when the
+/// request is the same; `proposal_id_reused` when it is not; `None` when there is none.
+async fn replayed(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    id: Uuid,
+    sha: &str,
+) -> ApiResult<Option<Proposal>> {
+    let Some(p) = store::proposal(conn, id).await? else {
+        return Ok(None);
+    };
+    scope.check_visible(p.zone_id, "deduction")?;
+    if p.request_sha256.as_deref() != Some(sha) {
+        return Err(ApiError::new(
+            ErrorCode::ProposalIdReused,
+            "a proposal with this proposal_id exists with different content",
+        )
+        .with_details(json!({ "proposal_id": id })));
+    }
+    Ok(Some(proposal_view(&p)))
+}
+
+/// The refusal of a second deduction on a case that `proposal` holds.
+fn case_held(proposal: Uuid, status: &str) -> ApiError {
+    let (code, message) = if status == "proposed" {
+        (
+            ErrorCode::ProposalPending,
+            "the case already has a pending deduction proposal: decide that one first",
+        )
+    } else {
+        (
+            ErrorCode::CaseAlreadyDeducted,
+            "the case already has an approved deduction: reverse it to correct it",
+        )
+    };
+    ApiError::new(code, message).with_details(json!({ "proposal_id": proposal }))
+}
+
+/// Refuses a deduction on a case that is not filed (`case_not_filed`, saying where its evidence
+/// stands too, so that one refusal does not hide the next) and, when `need_evidence` (at
+/// approval), on one whose evidence is not complete (`evidence_incomplete`). Returns the hashes
+/// of the case's photos.
+pub(crate) async fn deductible(
+    conn: &mut AnyConnection,
+    case: &cases::CaseRow,
+    need_evidence: bool,
+) -> ApiResult<Vec<String>> {
+    use gridline_sync::case::CaseState::*;
+    let (photos, complete) = review::evidence(conn, case.id).await?;
+    if matches!(case.state, Reported | NotFiled | Duplicate | Withdrawn) {
+        let message = if case.state == Reported {
+            "the case has not been filed yet: file it before proposing a deduction".to_owned()
+        } else {
+            format!("a case in state {} cannot be deducted", case.state.as_str())
+        };
+        return Err(
+            ApiError::new(ErrorCode::CaseNotFiled, message).with_details(json!({
+                "state": case.state.as_str(),
+                "evidence_complete": complete,
+                "photos": photos,
+            })),
+        );
+    }
+    if need_evidence && !complete {
+        return Err(ApiError::new(
+            ErrorCode::EvidenceIncomplete,
+            "the case's evidence is not complete: every declared photo must be received and verified",
+        )
+        .with_details(json!({ "photos": photos })));
+    }
+    Ok(photos)
+}
+
+/// Propose a deduction (supervisors), from a case or directly, citing a rule of the rulebook
+/// in force. The finding's time decides the period, which must be open. A case must be filed
+/// (`case_not_filed`, which also says where its evidence stands). A case takes one
+/// deduction: a second proposal is refused while the first is pending (`proposal_pending`) or
+/// approved and not reversed (`case_already_deducted`). A resend under the same client-made
+/// `proposal_id` answers `200` with the proposal the first request made.
+pub async fn propose(
+    svc: &LedgerService,
+    user: &AuthUser,
+    input: ProposalInput,
+) -> ApiResult<Proposed> {
+    require_supervisor(user)?;
+    let scope = user.scope(&svc.db).await?;
+    let sha = request_sha256(&input, user.user_id);
+    if let Some(id) = input.proposal_id {
+        let mut conn = svc.db.pool.acquire().await?;
+        if let Some(p) = replayed(&mut conn, &scope, id, &sha).await? {
+            return Ok(Proposed::Resent(p));
+        }
+    }
+    let now = now_ms();
+    let (case_id, zone_id, source, category, found_at) = match input.case_id {
+        Some(case_id) => {
+            let case = cases::get(&svc.db.pool, case_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("case"))?;
+            scope.check_visible(case.zone_id, "case")?;
+            if input.zone_id.is_some_and(|z| z != case.zone_id) {
+                return Err(ApiError::invalid("zone_id", "differs from the case's zone"));
+            }
+            // Evidence may still be arriving: it must be complete by the approval.
+            deductible(&mut *svc.db.pool.acquire().await?, &case, false).await?;
+            let source = match input.source {
+                Some(s) => s,
+                None => Source::parse(&case.source).unwrap_or(Source::Inspection),
+            };
+            (
+                Some(case_id),
+                case.zone_id,
+                source,
+                Some(case.category_code),
+                input.found_at.map(ms_from_time).unwrap_or(case.captured_at),
+            )
+        }
+        None => {
+            let zone_id = input
+                .zone_id
+                .ok_or_else(|| ApiError::invalid("zone_id", "required without a case"))?;
+            reference::zone(&svc.db.pool, zone_id)
+                .await?
+                .ok_or_else(|| ApiError::invalid("zone_id", "no such zone"))?;
+            scope.check_writable(zone_id)?;
+            let source = input
+                .source
+                .ok_or_else(|| ApiError::invalid("source", "required without a case"))?;
+            if source == Source::Inspection {
+                return Err(ApiError::invalid(
+                    "source",
+                    "an inspection finding is proposed from its case",
+                ));
+            }
+            if let Some(c) = &input.category_code {
+                if reference::taxonomy_entry(&svc.db.pool, c).await?.is_none() {
+                    return Err(ApiError::invalid("category_code", "no such taxonomy entry"));
+                }
+            }
+            (
+                None,
+                zone_id,
+                source,
+                input.category_code.clone(),
+                input.found_at.map(ms_from_time).unwrap_or(now),
+            )
+        }
+    };
+    if input.note.chars().count() > 2000 {
+        return Err(ApiError::invalid("note", "at most 2000 characters"));
+    }
+    let rulebook = reference::active_rulebook(&svc.db.pool, now)
+        .await?
+        .ok_or_else(|| ApiError::conflict("no rulebook is in force"))?;
+    let rule = rulebook
+        .rules
+        .iter()
+        .find(|r| r.code == input.rule_code)
+        .ok_or_else(|| ApiError::invalid("rule_code", "not a rule of the rulebook in force"))?;
+    if !rule.sources.contains(&source) {
+        return Err(ApiError::invalid(
+            "rule_code",
+            format!("the rule does not apply to source {}", source.as_str()),
+        ));
+    }
+    if !rule.taxonomy_codes.is_empty()
+        && !category
+            .as_ref()
+            .is_some_and(|c| rule.taxonomy_codes.contains(c))
+    {
+        return Err(ApiError::invalid(
+            "rule_code",
+            "the rule does not apply to this problem category",
+        ));
+    }
+    let (period_id, status) = store::period_at(&svc.db.pool, found_at)
+        .await?
+        .ok_or_else(|| ApiError::invalid("found_at", "no period covers this time"))?;
+    if status != "open" {
+        return Err(period_closed());
+    }
+    let row = ProposalRow {
+        id: input.proposal_id.unwrap_or_else(new_id),
+        case_id,
+        zone_id,
+        period_id,
+        source: source.as_str().to_owned(),
+        rulebook_id: rulebook.id,
+        rule_code: rule.code.clone(),
+        raw_points_milli: Milli::from_f64(rule.points, 1000.0).unwrap_or(0),
+        category_code: category,
+        found_at,
+        note: input.note.trim().to_owned(),
+        status: "proposed".into(),
+        proposed_by: user.user_id,
+        proposed_at: now,
+        decided_by: None,
+        decided_at: None,
+        reason: None,
+        ledger_entry_id: None,
+        request_sha256: Some(sha.clone()),
+    };
+    let view = proposal_view(&row);
+    let mut tx = svc.db.begin_write().await?;
+    if let Some(case_id) = case_id {
+        // Under the case's lock, so that of two concurrent proposals on a case one is made.
+        review::lock_cases(&mut tx, &[case_id]).await?;
+        if let Some((held_by, status)) = store::open_proposal_of_case(tx.conn(), case_id).await? {
+            if Some(held_by) == input.proposal_id {
+                // A resend that raced its first attempt, which made the proposal.
+                if let Some(p) = replayed(tx.conn(), &scope, held_by, &sha).await? {
+                    return Ok(Proposed::Resent(p));
+                }
+            }
+            return Err(case_held(held_by, &status));
+        }
+    }
+    // Under the period's lock, so that a close in flight sees this proposal pending, or this
+    // proposal sees the period closed.
+    if store::lock_period(&mut tx, period_id).await?.as_deref() != Some("open") {
+        return Err(period_closed());
+    }
+    if let Err(err) = store::insert_proposal(tx.conn(), &row).await {
+        let taken = matches!(&err, sqlx::Error::Database(db) if db.is_unique_violation());
+        if taken && input.proposal_id.is_some() {
+            // A resend that raced its first attempt: answer as a resend does.
+            drop(tx);
+            let mut conn = svc.db.pool.acquire().await?;
+            if let Some(p) = replayed(&mut conn, &scope, row.id, &sha).await? {
+                return Ok(Proposed::Resent(p));
+            }
+        }
+        return Err(err.into());
+    }
+    audit::record(
+        tx.conn(),
+        Some(user.user_id),
+        "deduction.propose",
+        "deduction_proposal",
+        &row.id.to_string(),
+        None::<&()>,
+        Some(&view),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Proposed::Created(view))
+}
+
+/// A decision on a proposal of another period, asked for while closing one.
+pub(crate) fn not_of_period(id: Uuid) -> ApiError {
+    let reason = "a proposal of another period";
+    ApiError::invalid("decisions", reason)
+        .with_details(json!({ "path": "decisions", "reason": reason, "proposal_id": id }))
+}
+
+/// A rejection or reversal must say why: 1 to 2000 characters after trimming.
+pub(crate) fn required_reason(reason: &str) -> ApiResult<&str> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 2000 {
+        return Err(ApiError::invalid(
+            "reason",
+            "required, at most 2000 characters",
+        ));
+    }
+    Ok(reason)
+}
+
+/// Reject a proposal (supervisors); the reason is required.
+pub async fn reject(
+    svc: &LedgerService,
+    user: &AuthUser,
+    id: Uuid,
+    input: &DecisionInput,
+) -> ApiResult<Proposal> {
+    require_supervisor(user)?;
+    let reason = required_reason(&input.reason)?;
+    let scope = user.scope(&svc.db).await?;
+    let mut tx = svc.db.begin_write().await?;
+    let after = reject_in(&mut tx, user, &scope, id, reason, None).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Rejects proposal `id` inside `tx` (see [`reject`]), refusing one that is not of `period`
+/// when given.
+pub(crate) async fn reject_in(
+    tx: &mut WriteTx,
+    user: &AuthUser,
+    scope: &Scope,
+    id: Uuid,
+    reason: &str,
+    period: Option<Uuid>,
+) -> ApiResult<Proposal> {
+    let p = store::proposal(tx.conn(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deduction"))?;
+    scope.check_visible(p.zone_id, "deduction")?;
+    if period.is_some_and(|period| period != p.period_id) {
+        return Err(not_of_period(id));
+    }
+    if !store::decide_proposal(tx.conn(), id, "rejected", user.user_id, Some(reason), None).await? {
+        return Err(ApiError::conflict("the deduction has already been decided"));
+    }
+    let after = store::proposal(tx.conn(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deduction"))?;
+    audit::record(
+        tx.conn(),
+        Some(user.user_id),
+        "deduction.reject",
+        "deduction_proposal",
+        &id.to_string(),
+        Some(&proposal_view(&p)),
+        Some(&proposal_view(&after)),
+    )
+    .await?;
+    Ok(proposal_view(&after))
+}
