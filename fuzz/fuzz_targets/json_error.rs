@@ -1,9 +1,10 @@
-//! The server's JSON error path (`gridline_server::error::parse_json`): any bytes give either a
-//! value or a 422 with a stable code and a `$`-rooted field path, never a panic.
+//! The server's JSON error path (`gridline_server::routes::extract::parse_json`): any bytes give
+//! either a value or a 422 with a stable code and a `$`-rooted field path, never a panic.
 
 #![no_main]
 
-use gridline_server::error::{parse_json, ApiError};
+use gridline_server::error::ApiError;
+use gridline_server::routes::extract::parse_json;
 use gridline_sync::{ErrorCode, LoginRequest, PushRequest};
 use libfuzzer_sys::fuzz_target;
 

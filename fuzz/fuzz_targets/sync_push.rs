@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]).verifying_key();
-    if let Ok(req) = gridline_server::error::parse_json::<PushRequest>(data) {
+    if let Ok(req) = gridline_server::routes::extract::parse_json::<PushRequest>(data) {
         for signed in &req.operations {
             let _ = verify_operation(&key, signed);
             decode_operation(&signed.op);
