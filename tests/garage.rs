@@ -164,3 +164,19 @@ impl Drop for Garage {
         let _ = self.child.wait();
     }
 }
+
+/// The `GRIDLINE_*` settings that point a server process at `g`'s bucket.
+pub fn server_env(g: &Garage) -> Vec<(String, String)> {
+    [
+        ("GRIDLINE_BLOB__BACKEND", "s3"),
+        ("GRIDLINE_BLOB__S3__ENDPOINT", g.endpoint.as_str()),
+        ("GRIDLINE_BLOB__S3__REGION", REGION),
+        ("GRIDLINE_BLOB__S3__BUCKET", BUCKET),
+        ("GRIDLINE_BLOB__S3__ACCESS_KEY_ID", KEY_ID),
+        ("GRIDLINE_BLOB__S3__SECRET_ACCESS_KEY", SECRET_KEY),
+        ("GRIDLINE_BLOB__S3__PATH_STYLE", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}

@@ -21,6 +21,7 @@ pub use gridline_server;
 pub mod bench;
 pub mod faultproxy;
 pub mod garage;
+pub mod kit;
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

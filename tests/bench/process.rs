@@ -7,7 +7,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// The server binary: `GRIDLINE_BENCH_SERVER`, else `gridline-under-test` (or `gridline`)
@@ -90,26 +89,15 @@ impl ServerProcess {
             .with_context(|| format!("start {}", spawn.binary.display()))?;
         let pid = child.id().context("server pid")?;
         let stdout = child.stdout.take().context("server stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let listening = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("listening on") {
-                    return true;
-                }
-            }
-            false
-        })
-        .await;
-        if listening != Ok(true) {
+        let listening = crate::kit::until_listening(stdout, Duration::from_secs(60)).await;
+        if !listening {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(20).collect();
             bail!(
-                "the server did not start ({listening:?}); log tail:\n{}",
+                "the server did not start listening within 60 s; log tail:\n{}",
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             );
         }
-        // Keep reading so the pipe never fills.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(ServerProcess {
             child,
             pid,

@@ -140,16 +140,10 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
             let rule = &rulebook.rules[seq % rulebook.rules.len()];
             let category = &taxonomy[(seq * 7) % taxonomy.len()];
             let mut e = if seq % 33 == 0 && seq > 100 {
-                let original = &entries[seq - 101];
-                Entry {
-                    kind: "reversal".into(),
-                    raw_points_milli: -original.raw_points_milli,
-                    weighted_points_milli: -original.weighted_points_milli,
-                    proposal_id: None,
-                    reverses_id: Some(original.id.clone()),
-                    reason: Some("correction: the bin belongs to the market, not the zone".into()),
-                    ..original.clone()
-                }
+                crate::kit::reversal_of(
+                    &entries[seq - 101],
+                    "correction: the bin belongs to the market, not the zone",
+                )
             } else {
                 let raw = Milli::from_f64(rule.points, 1000.0).unwrap_or(1000);
                 Entry {

@@ -95,22 +95,6 @@ impl PhotoOptions {
     }
 }
 
-/// The `GRIDLINE_*` settings pointing a server process at Garage's bucket.
-fn garage_env(g: &Garage) -> Vec<(String, String)> {
-    [
-        ("GRIDLINE_BLOB__BACKEND", "s3"),
-        ("GRIDLINE_BLOB__S3__ENDPOINT", g.endpoint.as_str()),
-        ("GRIDLINE_BLOB__S3__REGION", garage::REGION),
-        ("GRIDLINE_BLOB__S3__BUCKET", garage::BUCKET),
-        ("GRIDLINE_BLOB__S3__ACCESS_KEY_ID", garage::KEY_ID),
-        ("GRIDLINE_BLOB__S3__SECRET_ACCESS_KEY", garage::SECRET_KEY),
-        ("GRIDLINE_BLOB__S3__PATH_STYLE", "true"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
 /// A photo ready to send: its chunks' `Upload-Checksum` values computed.
 struct Ready {
     photo: BenchPhoto,
@@ -413,7 +397,7 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
             data_dir: dir.path(),
             listen: listen.clone(),
             database_url: &db.url,
-            env: garage_env(&garage),
+            env: garage::server_env(&garage),
             netns: None,
         };
         let server = ServerProcess::start(spawn()).await?;

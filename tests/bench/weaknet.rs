@@ -24,76 +24,39 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use gridline_sync::client::{
-    photo_from_file, Client, HttpTransport, Store, TokioSleeper, Transport, TransportError,
-    UploadChunk, UploadCreated, DEFAULT_UPLOAD_CHUNK,
+    photo_from_file, Client, HttpTransport, Store, TokioSleeper, TransportError,
+    DEFAULT_UPLOAD_CHUNK,
 };
-use gridline_sync::ops::{CaseCreateV1, Location, Operation, PhotoRole, Severity};
-use gridline_sync::{
-    EnrolDeviceRequest, EnrolDeviceResponse, LoginRequest, PullQuery, PullResponse, PushRequest,
-    PushResponse, RefreshRequest, TokenResponse,
-};
-use uuid::Uuid;
+use gridline_sync::ops::{CaseCreateV1, Operation, PhotoRole};
 
 use super::jpeg;
 use super::process::{self, ServerProcess, Spawn};
 use super::{Options, Report, Row};
 use crate::faultproxy::{FaultProxy, Faults, Mode};
+use crate::kit::{capture, Call, Watch, Watched};
 
 const TARGET_RESENT_PCT: f64 = 5.0;
 
-/// A transport that counts what the phone sends in upload bodies.
-struct Counting {
-    inner: HttpTransport,
+/// Counts what the phone sends in upload bodies.
+#[derive(Default)]
+struct PatchCounts {
     /// Body bytes of every `PATCH` started.
     patch_bytes: AtomicU64,
     patches: AtomicU64,
     failed_patches: AtomicU64,
 }
 
-impl Transport for Counting {
-    async fn login(&self, req: &LoginRequest) -> Result<TokenResponse, TransportError> {
-        self.inner.login(req).await
+impl Watch for PatchCounts {
+    fn before(&self, call: Call) {
+        if let Call::UploadPatch { len } = call {
+            self.patch_bytes.fetch_add(len, Ordering::Relaxed);
+            self.patches.fetch_add(1, Ordering::Relaxed);
+        }
     }
-    async fn refresh(&self, req: &RefreshRequest) -> Result<TokenResponse, TransportError> {
-        self.inner.refresh(req).await
-    }
-    async fn enrol(
-        &self,
-        token: String,
-        req: &EnrolDeviceRequest,
-    ) -> Result<EnrolDeviceResponse, TransportError> {
-        self.inner.enrol(token, req).await
-    }
-    async fn push(&self, token: String, req: &PushRequest) -> Result<PushResponse, TransportError> {
-        self.inner.push(token, req).await
-    }
-    async fn pull(&self, token: String, q: &PullQuery) -> Result<PullResponse, TransportError> {
-        self.inner.pull(token, q).await
-    }
-    async fn upload_create(
-        &self,
-        token: String,
-        sha256: &str,
-        length: u64,
-    ) -> Result<UploadCreated, TransportError> {
-        self.inner.upload_create(token, sha256, length).await
-    }
-    async fn upload_offset(&self, token: String, location: &str) -> Result<u64, TransportError> {
-        self.inner.upload_offset(token, location).await
-    }
-    async fn upload_patch(
-        &self,
-        token: String,
-        location: &str,
-        chunk: &UploadChunk,
-    ) -> Result<u64, TransportError> {
-        self.patch_bytes.fetch_add(chunk.len, Ordering::Relaxed);
-        self.patches.fetch_add(1, Ordering::Relaxed);
-        let r = self.inner.upload_patch(token, location, chunk).await;
-        if r.is_err() {
+    fn after(&self, call: Call, error: Option<&TransportError>) {
+        if matches!(call, Call::UploadPatch { .. }) && error.is_some() {
             self.failed_patches.fetch_add(1, Ordering::Relaxed);
         }
-        r
     }
 }
 
@@ -391,11 +354,9 @@ async fn phone_run(
 
     let client = Client::new(
         Store::open(&dir.join("phone.db")).await?,
-        Counting {
+        Watched {
             inner: HttpTransport::new(base)?,
-            patch_bytes: AtomicU64::new(0),
-            patches: AtomicU64::new(0),
-            failed_patches: AtomicU64::new(0),
+            watch: PatchCounts::default(),
         },
         TokioSleeper,
     )
@@ -408,7 +369,6 @@ async fn phone_run(
             "weaknet phone",
         )
         .await?;
-    let (a, b, c, d) = gridline_server::demo::zone_rect(0);
     let now = time::OffsetDateTime::now_utc();
     let mut photo_bytes = 0;
     for (i, p) in photos.iter().enumerate() {
@@ -419,20 +379,9 @@ async fn phone_run(
         client
             .capture(
                 Operation::CaseCreateV1(CaseCreateV1 {
-                    case_id: Uuid::now_v7(),
-                    zone_id: zone,
-                    category_code: "event:0102".into(),
-                    location: Location {
-                        lat: (b + d) / 2.0,
-                        lon: (a + c) / 2.0,
-                        accuracy_m: 8.0,
-                    },
-                    asset_code: None,
-                    description: format!("weak network photo {i}"),
-                    severity: Severity::Medium,
                     captured_at: now,
                     photos: vec![local.manifest.clone()],
-                    round_id: None,
+                    ..capture(zone, 0, &format!("weak network photo {i}"))
                 }),
                 &[local],
             )
@@ -521,9 +470,9 @@ async fn phone_run(
         rounds,
         failed_rounds,
         cuts: cuts.load(Ordering::Relaxed),
-        patches: t.patches.load(Ordering::Relaxed),
-        failed_patches: t.failed_patches.load(Ordering::Relaxed),
-        patch_bytes: t.patch_bytes.load(Ordering::Relaxed),
+        patches: t.watch.patches.load(Ordering::Relaxed),
+        failed_patches: t.watch.failed_patches.load(Ordering::Relaxed),
+        patch_bytes: t.watch.patch_bytes.load(Ordering::Relaxed),
         link_bytes,
     })
 }

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use gridline_sync::client::{
     photo_from_file, Client, HttpTransport, PhotoState, RecordingSleeper, RetryPolicy, Store,
 };
-use gridline_sync::ops::{CaseCreateV1, Location, Operation, PhotoRole, Severity};
+use gridline_sync::ops::{CaseCreateV1, Operation, PhotoRole};
+use gridline_tests::kit::capture;
 use gridline_tests::{noisy_jpeg as jpeg, on_both_backends, TestApp};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use uuid::Uuid;
 
 on_both_backends!(a_queued_case_s_photos_upload_and_resume_after_cuts_and_a_restart);
 
@@ -198,28 +198,14 @@ async fn a_queued_case_s_photos_upload_and_resume_after_cuts_and_a_restart(app: 
         photo_from_file(&first_path, PhotoRole::Before, now).unwrap(),
         photo_from_file(&second_path, PhotoRole::Before, now).unwrap(),
     ];
-    let (a, b, c, d) = gridline_server::demo::zone_rect(0);
-    let case_id = Uuid::now_v7();
+    let case = CaseCreateV1 {
+        captured_at: now,
+        photos: photos.iter().map(|p| p.manifest.clone()).collect(),
+        ..capture(app.zone("Z01"), 0, "broken cover")
+    };
+    let case_id = case.case_id;
     client
-        .capture(
-            Operation::CaseCreateV1(CaseCreateV1 {
-                case_id,
-                zone_id: app.zone("Z01"),
-                category_code: "event:0102".into(),
-                location: Location {
-                    lat: (b + d) / 2.0,
-                    lon: (a + c) / 2.0,
-                    accuracy_m: 8.0,
-                },
-                asset_code: None,
-                description: "broken cover".into(),
-                severity: Severity::Medium,
-                captured_at: now,
-                photos: photos.iter().map(|p| p.manifest.clone()).collect(),
-                round_id: None,
-            }),
-            &photos,
-        )
+        .capture(Operation::CaseCreateV1(case), &photos)
         .await
         .unwrap();
     let (sha1, sha2) = (

@@ -962,16 +962,7 @@ async fn the_ranking_query_ranks_as_the_reference_scoring(app: TestApp) {
             .collect();
         let e = if i % 7 == 6 && !reversible.is_empty() {
             let original = reversible[next(reversible.len() as u64) as usize];
-            Entry {
-                id: Uuid::now_v7().to_string(),
-                kind: "reversal".into(),
-                raw_points_milli: -original.raw_points_milli,
-                weighted_points_milli: -original.weighted_points_milli,
-                proposal_id: None,
-                reverses_id: Some(original.id.clone()),
-                reason: Some("correction".into()),
-                ..original.clone()
-            }
+            gridline_tests::kit::reversal_of(original, "correction")
         } else {
             let raw = 500 * (1 + next(6) as i64);
             let coefficient = 700 + 50 * next(8) as i64;

@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use gridline_sync::client::{
     photo_from_file, Client, HttpTransport, OutboxState, RecordingSleeper, Store,
 };
-use gridline_sync::ops::{
-    CaseChanges, CaseCommentV1, CaseCreateV1, CaseEditV1, Location, Operation, PhotoRole, Severity,
-};
+use gridline_sync::ops::{CaseChanges, CaseCommentV1, CaseEditV1, Operation, PhotoRole};
 use gridline_sync::{EntityKind, OpStatus};
 use gridline_tests::{new_case, on_both_backends, Phone, TestApp};
 use reqwest::StatusCode;
@@ -49,25 +47,8 @@ async fn field_client(app: &TestApp, dir: &std::path::Path, username: &str) -> F
 }
 
 fn capture_case(zone_id: Uuid, zone_index: usize, description: &str) -> (Uuid, Operation) {
-    let (a, b, c, d) = gridline_tests::gridline_server::demo::zone_rect(zone_index);
-    let case_id = Uuid::now_v7();
-    let op = Operation::CaseCreateV1(CaseCreateV1 {
-        case_id,
-        zone_id,
-        category_code: "event:0102".into(),
-        location: Location {
-            lat: (b + d) / 2.0,
-            lon: (a + c) / 2.0,
-            accuracy_m: 8.0,
-        },
-        asset_code: None,
-        description: description.into(),
-        severity: Severity::Medium,
-        captured_at: OffsetDateTime::now_utc(),
-        photos: vec![],
-        round_id: None,
-    });
-    (case_id, op)
+    let case = gridline_tests::kit::capture(zone_id, zone_index, description);
+    (case.case_id, Operation::CaseCreateV1(case))
 }
 
 /// The phone's mirrored cases equal what the server shows its user, field for field.

@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use gridline_server::config::Config;
 use gridline_tests::garage::{self, Garage};
+use gridline_tests::kit::until_listening;
 use gridline_tests::{create_postgres_database, drop_postgres_database, postgres_admin_url};
 use rand::{Rng, SeedableRng};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
@@ -100,23 +100,12 @@ impl ServerProcess {
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.spawn().expect("spawn gridline-under-test");
         let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let listening = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("listening on") {
-                    return true;
-                }
-            }
-            false
-        })
-        .await;
-        if listening != Ok(true) {
+        let listening = until_listening(stdout, Duration::from_secs(30)).await;
+        if !listening {
             let log = std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default();
             let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().join("\n");
-            panic!("the server did not start: {listening:?}\n{tail}");
+            panic!("the server did not start listening within 30 s\n{tail}");
         }
-        // Keep reading so the pipe never fills; ends when the process dies.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.child = Some(child);
     }
 
@@ -150,25 +139,6 @@ async fn postgres_server_killed_at_random_loses_and_duplicates_nothing() {
     drop_postgres_database(&admin, &name).await;
 }
 
-/// The server's settings for the blob store: Garage's bucket, or the local disk by default.
-fn blob_env(garage: Option<&Garage>) -> Vec<(String, String)> {
-    let Some(g) = garage else {
-        return Vec::new();
-    };
-    [
-        ("GRIDLINE_BLOB__BACKEND", "s3"),
-        ("GRIDLINE_BLOB__S3__ENDPOINT", g.endpoint.as_str()),
-        ("GRIDLINE_BLOB__S3__REGION", garage::REGION),
-        ("GRIDLINE_BLOB__S3__BUCKET", garage::BUCKET),
-        ("GRIDLINE_BLOB__S3__ACCESS_KEY_ID", garage::KEY_ID),
-        ("GRIDLINE_BLOB__S3__SECRET_ACCESS_KEY", garage::SECRET_KEY),
-        ("GRIDLINE_BLOB__S3__PATH_STYLE", "true"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
 /// Runs the real `gridline ledger verify` against the data the server left; returns whether
 /// it succeeded and what it printed.
 async fn ledger_verify_cli(dir: &Path, db_url: &str) -> (bool, String) {
@@ -199,7 +169,11 @@ async fn crash_test(dir: &Path, database_url: Option<String>, garage: Option<&Ga
     let started = tokio::time::Instant::now();
     let deadline = started + BUDGET;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed(&format!("crash test ({backend})")));
-    let mut server = ServerProcess::new(dir, database_url.clone(), blob_env(garage));
+    let mut server = ServerProcess::new(
+        dir,
+        database_url.clone(),
+        garage.map(garage::server_env).unwrap_or_default(),
+    );
     server.start().await;
     let url = server.url();
 

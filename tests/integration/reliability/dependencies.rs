@@ -416,7 +416,7 @@ async fn uploads_through_an_outage(
     }
     let unavailable: Vec<Arc<AtomicU64>> = phones
         .iter()
-        .map(|p| p.client.transport().unavailable.clone())
+        .map(|p| p.client.transport().watch.unavailable.clone())
         .collect();
     let unavailable_now = || -> Vec<u64> {
         unavailable

@@ -21,15 +21,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use gridline_sync::client::{
     photo_from_file, Client, ClientError, HttpTransport, LocalPhoto, OutboxState, PhotoState,
-    RetryPolicy, Store, TokioSleeper, Transport, TransportError,
+    RetryPolicy, Store, TokioSleeper, TransportError,
 };
-use gridline_sync::ops::{
-    CaseCommentV1, CaseCreateV1, Location, Operation, PhotoManifest, PhotoRole, Severity,
-};
-use gridline_sync::{
-    EnrolDeviceRequest, EnrolDeviceResponse, LoginRequest, OpStatus, OperationBody, PullQuery,
-    PullResponse, PushRequest, PushResponse, RefreshRequest, SignedOperation, TokenResponse,
-};
+use gridline_sync::ops::{CaseCommentV1, CaseCreateV1, Operation, PhotoManifest, PhotoRole};
+use gridline_sync::{OpStatus, OperationBody, SignedOperation};
+use gridline_tests::kit::{capture, Call, Watch, Watched};
 use object_store::ObjectStore;
 use rand::Rng;
 use sqlx::{AnyPool, Row};
@@ -59,78 +55,39 @@ fn quick_retries() -> RetryPolicy {
     }
 }
 
-/// [`HttpTransport`] that counts the requests that got no answer (refused, reset, cut), the
-/// 503 + Retry-After answers, and keeps any other 5xx (which must never come).
-pub struct CountingTransport {
-    inner: HttpTransport,
+/// What the phones' requests met: requests that got no answer (refused, reset, cut), 503 +
+/// Retry-After answers, and any other 5xx (which must never come).
+#[derive(Default)]
+pub struct Counts {
     pub network_errors: Arc<AtomicU64>,
     pub unavailable: Arc<AtomicU64>,
     pub server_errors: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
-impl CountingTransport {
-    fn count<T>(&self, r: Result<T, TransportError>) -> Result<T, TransportError> {
-        match &r {
-            Err(TransportError::Network(_)) => {
+impl Watch for Counts {
+    fn after(&self, _call: Call, error: Option<&TransportError>) {
+        match error {
+            Some(TransportError::Network(_)) => {
                 self.network_errors.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TransportError::Busy {
+            Some(TransportError::Busy {
                 status: 503,
                 retry_after: Some(_),
             }) => {
                 self.unavailable.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e @ TransportError::Busy { status, .. }) if *status >= 500 => {
+            Some(e @ TransportError::Busy { status, .. }) if *status >= 500 => {
                 if let Ok(mut errors) = self.server_errors.lock() {
                     errors.push(format!("{e:?}"));
                 }
             }
             _ => {}
         }
-        r
     }
 }
 
-impl Transport for CountingTransport {
-    async fn login(&self, req: &LoginRequest) -> Result<TokenResponse, TransportError> {
-        self.count(self.inner.login(req).await)
-    }
-    async fn refresh(&self, req: &RefreshRequest) -> Result<TokenResponse, TransportError> {
-        self.count(self.inner.refresh(req).await)
-    }
-    async fn enrol(
-        &self,
-        token: String,
-        req: &EnrolDeviceRequest,
-    ) -> Result<EnrolDeviceResponse, TransportError> {
-        self.count(self.inner.enrol(token, req).await)
-    }
-    async fn push(&self, token: String, req: &PushRequest) -> Result<PushResponse, TransportError> {
-        self.count(self.inner.push(token, req).await)
-    }
-    async fn pull(&self, token: String, query: &PullQuery) -> Result<PullResponse, TransportError> {
-        self.count(self.inner.pull(token, query).await)
-    }
-    async fn upload_create(
-        &self,
-        token: String,
-        sha256: &str,
-        length: u64,
-    ) -> Result<gridline_sync::client::UploadCreated, TransportError> {
-        self.count(self.inner.upload_create(token, sha256, length).await)
-    }
-    async fn upload_offset(&self, token: String, location: &str) -> Result<u64, TransportError> {
-        self.count(self.inner.upload_offset(token, location).await)
-    }
-    async fn upload_patch(
-        &self,
-        token: String,
-        location: &str,
-        chunk: &gridline_sync::client::UploadChunk,
-    ) -> Result<u64, TransportError> {
-        self.count(self.inner.upload_patch(token, location, chunk).await)
-    }
-}
+/// [`HttpTransport`] counting what its requests met.
+pub type CountingTransport = Watched<Counts>;
 
 /// A phone running the reference client: a durable outbox in its own SQLite file, talking HTTP
 /// to `base_url` on a fresh connection per request (so network faults meet every request).
@@ -168,11 +125,9 @@ impl SimPhone {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("http client");
-        let transport = CountingTransport {
+        let transport = Watched {
             inner: HttpTransport::with_client(base_url, http),
-            network_errors: Arc::new(AtomicU64::new(0)),
-            unavailable: Arc::new(AtomicU64::new(0)),
-            server_errors: Arc::default(),
+            watch: Counts::default(),
         };
         let client = Client::new(store, transport, TokioSleeper)
             .with_policy(quick_retries())
@@ -253,7 +208,6 @@ impl SimPhone {
 
     fn new_case(&self, case_id: Uuid, photo: Option<&LocalPhoto>) -> Operation {
         use sha2::Digest;
-        let (a, b, c, d) = gridline_server::demo::zone_rect(self.zone_index);
         let now = OffsetDateTime::now_utc();
         let manifest = match photo {
             Some(p) => p.manifest.clone(),
@@ -268,19 +222,9 @@ impl SimPhone {
         };
         Operation::CaseCreateV1(CaseCreateV1 {
             case_id,
-            zone_id: self.zone_id,
-            category_code: "event:0102".into(),
-            location: Location {
-                lat: (b + d) / 2.0,
-                lon: (a + c) / 2.0,
-                accuracy_m: 8.0,
-            },
-            asset_code: None,
-            description: "overflowing bin".into(),
-            severity: Severity::Medium,
             captured_at: now,
             photos: vec![manifest],
-            round_id: None,
+            ..capture(self.zone_id, self.zone_index, "overflowing bin")
         })
     }
 
@@ -293,6 +237,7 @@ impl SimPhone {
     pub fn network_errors(&self) -> u64 {
         self.client
             .transport()
+            .watch
             .network_errors
             .load(Ordering::Relaxed)
     }
@@ -301,6 +246,7 @@ impl SimPhone {
     pub fn server_errors(&self) -> Vec<String> {
         self.client
             .transport()
+            .watch
             .server_errors
             .lock()
             .map(|e| e.clone())
