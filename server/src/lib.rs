@@ -209,9 +209,9 @@ pub async fn run(
 /// Per-connection cap on what hyper reads ahead of the handler. While a request's handler is
 /// not reading its body (an upload waiting for room in the receive budget), hyper still reads
 /// the socket to notice a closed connection, buffering up to this much of the body; at hyper's
-/// default (about 400 KiB) 200 waiting uploads held 147 MB of the server's 186 MB heap peak
-/// (heaptrack, bench/notes/photos-upload.md). Request heads must fit too: 64 KiB is well above
-/// any we accept.
+/// default (about 400 KiB) waiting uploads held most of the server's heap (measured in
+/// bench/notes/photos-upload.md). Request heads must fit too: 64 KiB is well above any we
+/// accept.
 const MAX_READ_BUFFER: usize = 64 * 1024;
 
 /// `axum::serve`, with the HTTP/1 connection settings above: accepts until `shutdown`

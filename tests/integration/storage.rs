@@ -11,6 +11,7 @@ use uuid::Uuid;
 on_both_backends!(
     unknown_text_in_a_case_row_is_a_clear_error_not_a_guess,
     a_damaged_id_or_history_value_elsewhere_is_a_clear_error_too,
+    unknown_names_in_reference_data_are_errors_not_defaults,
 );
 
 /// A case pushed from a phone: its id and the phone's device id.
@@ -168,9 +169,71 @@ async fn a_damaged_id_or_history_value_elsewhere_is_a_clear_error_too(app: TestA
     assert_eq!(body["code"], "internal", "{body}");
 }
 
-/// Both backends have the same numbered migrations, each number once: a change to the schema is
-/// made for both, and two changes made side by side cannot take the same version (sqlx would
-/// refuse to start on a database that has either).
+/// Reference data is read as strictly: a taxonomy entry of an unknown kind or work category, a
+/// roster role or user role no code knows, and a zone boundary that is not JSON are errors,
+/// not an event of municipal facilities, an inspector or a zone without a boundary.
+async fn unknown_names_in_reference_data_are_errors_not_defaults(app: TestApp) {
+    let admin = app.login("admin").await;
+    let pool = &app.state.db.pool;
+    let zone = app.zone("Z01").to_string();
+    let cases: [(&str, &str, &str, &str, &str); 5] = [
+        ("/v1/taxonomy", "taxonomy", "kind", "key", "event:0102"),
+        (
+            "/v1/taxonomy",
+            "taxonomy",
+            "work_category",
+            "key",
+            "event:0102",
+        ),
+        ("/v1/zones", "zones", "boundary", "id", zone.as_str()),
+        ("/v1/roster", "roster", "role", "role", "road_chief"),
+        ("/v1/users", "users", "roles", "username", "inspector1"),
+    ];
+    for (path, table, column, key, value) in cases {
+        let (status, body) = app.get(path, Some(&admin)).await;
+        assert_eq!(status, StatusCode::OK, "{path} before: {body}");
+        let before: String =
+            sqlx::query_scalar(&format!("SELECT {column} FROM {table} WHERE {key} = $1"))
+                .bind(value)
+                .fetch_one(pool)
+                .await
+                .expect("the row to damage");
+        let sql = format!("UPDATE {table} SET {column} = $1 WHERE {key} = $2");
+        let damaged = if column == "boundary" {
+            "{not json"
+        } else {
+            "astronaut"
+        };
+        sqlx::query(&sql)
+            .bind(damaged)
+            .bind(value)
+            .execute(pool)
+            .await
+            .expect("damage");
+        let (status, body) = app.get(path, Some(&admin)).await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{table}.{column} = {damaged:?} must not be read as a default: {body}"
+        );
+        assert_eq!(body["code"], "internal", "{body}");
+        // A row found by the damaged column is found again by its damaged value.
+        let now_found_by = if key == column { damaged } else { value };
+        sqlx::query(&sql)
+            .bind(&before)
+            .bind(now_found_by)
+            .execute(pool)
+            .await
+            .expect("restore");
+        let (status, body) = app.get(path, Some(&admin)).await;
+        assert_eq!(status, StatusCode::OK, "{path} restored: {body}");
+    }
+}
+
+/// Both backends have the same numbered migrations, each number once and each the same text
+/// unless the dialects part: a change to the schema is made for both, and two changes made side
+/// by side cannot take the same version (sqlx would refuse to start on a database that has
+/// either).
 #[test]
 fn migrations_are_numbered_once_and_the_same_for_both_backends() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/migrations");
@@ -185,6 +248,30 @@ fn migrations_are_numbered_once_and_the_same_for_both_backends() {
     };
     let (sqlite, postgres) = (names("sqlite"), names("postgres"));
     assert_eq!(sqlite, postgres, "the two backends' migrations differ");
+    // Each migration is one text for both backends, except where the dialects part; a copy
+    // edited on one side only fails here, and so does a listed exception that is identical.
+    const DIALECT_SPECIFIC: &[(&str, &str)] = &[
+        (
+            "0004_ledger.sql",
+            "the append-only and closed-period triggers",
+        ),
+        ("0009_ledger_log.sql", "the checkpoint log's triggers"),
+        (
+            "0012_sync_op_id_reuse.sql",
+            "rebuilding a unique index as a partial one",
+        ),
+    ];
+    for name in &sqlite {
+        let text = |backend: &str| std::fs::read(dir.join(backend).join(name)).expect("migration");
+        let same = text("sqlite") == text("postgres");
+        match DIALECT_SPECIFIC.iter().find(|(n, _)| n == name) {
+            None => assert!(same, "{name} differs between the backends; write it once"),
+            Some((_, why)) => assert!(
+                !same,
+                "{name} is listed as dialect-specific ({why}) but is the same for both"
+            ),
+        }
+    }
     let mut versions: Vec<&str> = sqlite
         .iter()
         .map(|n| n.split('_').next().unwrap_or(""))

@@ -294,7 +294,7 @@ async fn make_derivatives(svc: &PhotoService, sha: &str, attempt: i64) {
 /// coming in is lowered, so other load on the machine cannot starve derivatives for long.
 /// One long-lived thread, not a thread per job: a lowered priority cannot be raised again
 /// without privileges, and each new thread may take a malloc arena of its own and keep what it
-/// freed (a thread per job left the server at 467 MB after 96 photos, against 357 MB).
+/// freed (a thread per job grew the server's memory: bench/notes/photos-upload.md).
 pub async fn in_background<T: Send + 'static>(
     lowly: bool,
     work: impl FnOnce() -> T + Send + 'static,

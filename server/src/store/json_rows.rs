@@ -7,7 +7,7 @@
 //! time on SQLite. So on SQLite the rows are aggregated in the query into one JSON array of
 //! objects named by column (`json_group_array(json_object(…))`), and serde reads it straight
 //! into typed rows. PostgreSQL keeps plain rows: building the JSON there cost its server more
-//! (7–12 ms for a thousand cases, against 5 ms for the rows) than the conversion saved here.
+//! than the conversion saved here (bench/notes/sync.md).
 //! Those rows come through sqlx's native PostgreSQL driver, not `Any` (see `Db::reads`), and
 //! one decoder per row type ([`Cols`]) reads both drivers' rows.
 //!

@@ -86,8 +86,7 @@ pub struct Db {
     /// ([`json_rows::Reader`]: pull pages, case views). Its connections are set up for keyed
     /// reads and plan every statement for its own parameters (see [`Db::connect`]: a generic plan
     /// made first syncs quadratic). The native driver also skips the `Any` driver's per-row
-    /// conversion (a sixth of the bench process's samples in a first sync, though removing it
-    /// alone made no measurable difference: PostgreSQL was the bottleneck; bench/notes/sync.md).
+    /// conversion (bench/notes/sync.md).
     reads: Option<PgPool>,
     /// SQLite allows one writer at a time; taking this lock before `BEGIN` makes this
     /// process's write transactions queue here, in turn, rather than in SQLite's busy handler.
@@ -201,7 +200,7 @@ impl Db {
                         conn.execute(pragmas.as_str()).await?;
                     } else {
                         // PostgreSQL's JIT compiles a query once its estimated cost is high:
-                        // for the ranking's indicators that took 300 ms of a 600 ms query
+                        // for the ranking's indicators that took half the query's time
                         // (bench/notes), and our queries are short index reads or aggregates
                         // that never repay it.
                         conn.execute("SET jit = off").await?;
@@ -226,9 +225,9 @@ impl Db {
                             // runs of a prepared statement PostgreSQL may switch to a generic
                             // plan, and the generic plan of the pull's change-log page read the
                             // global range (`zone_id IS NULL`) through the primary key, filtering
-                            // every row after the cursor: 5-8 ms a page in a 100,000-row zone, a
-                            // first sync quadratic in its size (bench/notes/sync.md). Planning a
-                            // page's statements afresh costs well under a millisecond.
+                            // every row after the cursor, which makes a first sync quadratic in
+                            // the zone's size (bench/notes/sync.md). Planning a page's statements
+                            // afresh is cheap by comparison.
                             conn.execute(
                                 "SELECT set_config('jit', 'off', false), \
                                  set_config('enable_seqscan', 'off', false), \
@@ -285,7 +284,7 @@ impl Db {
     /// pull), with a connection for its reads of many rows ([`KeyedRead::reader`]). On
     /// PostgreSQL the planner is told so: on tables filled in bulk and not analysed yet (a new
     /// zone, a fresh server) its default estimates otherwise choose sequential scans and sorts of
-    /// every row after a cursor, at 30-200 ms a query, where the index paths take about 1 ms.
+    /// every row after a cursor, far slower than the index paths.
     /// (JIT is off on every connection, see `connect`.)
     ///
     /// What the pull needs of its reads is that a case view be at least as new as the
@@ -478,7 +477,7 @@ fn is_sqlite(conn: &AnyConnection) -> bool {
 /// `($1,$2),($3,$4)`: `rows` groups of `columns` placeholders, appended to `sql`, numbered on
 /// PostgreSQL and plain `?` (bound in order) on SQLite. sqlx binds SQLite parameters by asking
 /// for each one's name, which SQLite finds by a linear search of the statement's named
-/// parameters: with 999 `$N` that is half a million steps per statement and was 17 % of a
+/// parameters: with 999 `$N` that is half a million steps per statement, a large share of a
 /// SQLite profile (bench/notes/scale.md); anonymous `?` have no name to search.
 fn push_value_groups(sql: &mut String, rows: usize, columns: usize, numbered: bool) {
     use std::fmt::Write;
@@ -575,9 +574,8 @@ pub async fn update_rows(
 }
 
 /// The placeholders of an `IN (…)` list that is a statement's only parameters: `?, ?, …` on
-/// SQLite (see `push_value_groups` for why: binding a thousand `$N` made sqlx search
-/// SQLite's parameter names a million times, 13.6 % of the samples of a SQLite first sync),
-/// `$1, $2, …` on PostgreSQL.
+/// SQLite (see `push_value_groups` for why: binding a thousand `$N` makes sqlx search
+/// SQLite's parameter names a million times), `$1, $2, …` on PostgreSQL.
 pub fn id_list(conn: &AnyConnection, count: usize) -> String {
     if is_sqlite(conn) {
         anonymous_placeholders(count)

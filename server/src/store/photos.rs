@@ -581,9 +581,11 @@ pub async fn evidence(db: &Db, case_id: Uuid) -> R<EvidenceSummary> {
         let derivatives: Option<String> = r.try_get("derivatives")?;
         let stored: Option<String> = r.try_get("flags")?;
         let others: i64 = r.try_get("others")?;
-        let mut flags: Vec<String> = stored
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
+        let mut flags: Vec<String> = match stored {
+            Some(t) => serde_json::from_str(&t)
+                .map_err(|_| super::unknown_value("photo_flags.flags", &t))?,
+            None => Vec::new(),
+        };
         if others > 0 && !flags.iter().any(|f| f == flags::PHOTO_REUSED) {
             flags.insert(0, flags::PHOTO_REUSED.to_owned());
         }

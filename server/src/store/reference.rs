@@ -27,7 +27,8 @@ fn zone_from_row(r: &sqlx::any::AnyRow) -> R<Zone> {
         id: text_uuid(r, "id")?,
         code: r.try_get("code")?,
         name: r.try_get("name")?,
-        boundary: serde_json::from_str(&boundary).unwrap_or(serde_json::Value::Null),
+        boundary: serde_json::from_str(&boundary)
+            .map_err(|_| super::unknown_value("zones.boundary", "text that is not JSON"))?,
         version: r.try_get("version")?,
         updated_at: time_from_ms(r.try_get("updated_at")?),
     })
@@ -122,10 +123,10 @@ fn roster_from_row(r: &sqlx::any::AnyRow) -> R<RosterEntry> {
         user_id: text_uuid(r, "user_id")?,
         username: r.try_get("username")?,
         zone_id: r.opt_uuid("zone_id")?,
-        role: crate::store::users::roles_from_text(&role)
-            .first()
-            .copied()
-            .unwrap_or(Role::Inspector),
+        role: match crate::store::users::roles_from_text("roster.role", &role)?[..] {
+            [one] => one,
+            _ => return Err(super::unknown_value("roster.role", &role)),
+        },
         valid_from: time_from_ms(r.try_get("valid_from")?),
         valid_to: r.try_get::<Option<i64>, _>("valid_to")?.map(time_from_ms),
     })
@@ -259,12 +260,18 @@ pub async fn taxonomy<'c, E: Executor<'c, Database = Any>>(e: E) -> R<Vec<Taxono
             Ok(TaxonomyEntry {
                 key: r.try_get("key")?,
                 code: r.try_get("code")?,
-                kind: TaxonomyKind::parse(&r.try_get::<String, _>("kind")?)
-                    .unwrap_or(TaxonomyKind::Event),
+                kind: {
+                    let kind: String = r.try_get("kind")?;
+                    TaxonomyKind::parse(&kind)
+                        .ok_or_else(|| super::unknown_value("taxonomy.kind", &kind))?
+                },
                 name_zh: r.try_get("name_zh")?,
                 name_en: r.try_get("name_en")?,
-                work_category: WorkCategory::parse(&r.try_get::<String, _>("work_category")?)
-                    .unwrap_or(WorkCategory::MunicipalFacilities),
+                work_category: {
+                    let category: String = r.try_get("work_category")?;
+                    WorkCategory::parse(&category)
+                        .ok_or_else(|| super::unknown_value("taxonomy.work_category", &category))?
+                },
                 time_limit_hours: r.try_get("time_limit_hours")?,
             })
         })

@@ -26,9 +26,16 @@ pub fn roles_to_text(roles: &[Role]) -> String {
         .join(",")
 }
 
-pub fn roles_from_text(text: &str) -> Vec<Role> {
+/// Roles stored as comma-separated names in `column`; a name no role has is a decode error.
+pub fn roles_from_text(column: &str, text: &str) -> Result<Vec<Role>, sqlx::Error> {
     text.split(',')
-        .filter_map(|s| Role::ALL.iter().copied().find(|r| r.as_str() == s))
+        .map(|s| {
+            Role::ALL
+                .iter()
+                .copied()
+                .find(|r| r.as_str() == s)
+                .ok_or_else(|| super::unknown_value(column, s))
+        })
         .collect()
 }
 
@@ -38,7 +45,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
         username: row.try_get("username")?,
         display_name: row.try_get("display_name")?,
         password_hash: row.try_get("password_hash")?,
-        roles: roles_from_text(&row.try_get::<String, _>("roles")?),
+        roles: roles_from_text("users.roles", &row.try_get::<String, _>("roles")?)?,
         disabled_at: row.try_get("disabled_at")?,
         created_at: row.try_get("created_at")?,
     })
