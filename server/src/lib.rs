@@ -21,6 +21,7 @@ pub mod periods;
 pub mod photos;
 pub mod private_fs;
 pub mod ratelimit;
+pub mod review;
 pub mod routes;
 pub mod state;
 pub mod store;

@@ -36,6 +36,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("accounts", 2),
     ("access", 2),
     ("periods", 2),
+    ("review", 2),
     ("jobs", 2),
     ("telemetry", 2),
     ("ratelimit", 2),

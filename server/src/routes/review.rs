@@ -1,13 +1,10 @@
-//! Supervisor review: case transitions (the workflow of `gridline_sync::workflow`, decided
-//! here) and the review queue.
+//! Supervisor review over HTTP: case transitions and the workflow side of a case (the work is
+//! `crate::review`'s), and the review queue.
 
 use axum::extract::State;
 use gridline_sync::case::CaseState;
-use gridline_sync::ops::{CaseTransitionV1, PhotoManifest, PhotoRole, TransitionAction};
-use gridline_sync::workflow::{self, WorkflowAction, WorkflowActor, WorkflowInput};
-use gridline_sync::{ErrorCode, Operation, Role};
+use gridline_sync::Role;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,117 +13,18 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{CaseView, Page, WorkCategory};
+use crate::review::{transition_case, workflow_view, CaseWorkflow, TransitionRequest};
 use crate::routes::extract::{Json, PathParam, Query};
 use crate::state::AppState;
-use crate::store::cases::{self, EventRow, PhotoRow};
-use crate::store::changes::{self, PendingChange};
-use crate::store::review::{self, QueueFilter, Workflow};
-use crate::store::{audit, ms_from_time, new_id, now_ms, rfc3339};
+use crate::store::review::{self, QueueFilter};
+use crate::store::now_ms;
 use crate::sync::view::case_views;
-
-/// Rectification time when the taxonomy entry sets none.
-pub const DEFAULT_TIME_LIMIT_HOURS: i64 = 72;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(transition))
         .routes(routes!(workflow_of))
         .routes(routes!(queue))
-}
-
-/// Who a case is dispatched to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DispatchTarget {
-    /// The zone's road and section chiefs on the roster now.
-    Accountable,
-    /// The emergency squad.
-    Squad,
-}
-
-impl DispatchTarget {
-    fn as_str(self) -> &'static str {
-        match self {
-            DispatchTarget::Accountable => "accountable",
-            DispatchTarget::Squad => "squad",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TransitionRequest {
-    pub action: WorkflowAction,
-    /// The case version the caller decided on; a newer version answers `stale_version`.
-    pub base_version: i64,
-    /// Required for `reject`, `return` and `reopen`.
-    #[serde(default)]
-    pub comment: Option<String>,
-    /// `mark_duplicate`: the original case.
-    #[serde(default)]
-    pub duplicate_of: Option<Uuid>,
-    /// `dispatch`: to whom (default `accountable`).
-    #[serde(default)]
-    pub target: Option<DispatchTarget>,
-    /// `report_rectified`: the `after` photos.
-    #[serde(default)]
-    pub photos: Vec<PhotoManifest>,
-}
-
-/// The workflow side of a case: dispatch, deadline, rework.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct CaseWorkflow {
-    pub case_id: Uuid,
-    #[schema(value_type = String)]
-    pub state: CaseState,
-    pub version: i64,
-    pub duplicate_of: Option<Uuid>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub filed_at: Option<time::OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub dispatched_at: Option<time::OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub deadline: Option<time::OffsetDateTime>,
-    pub dispatch_target: Option<String>,
-    pub assignees: Vec<Uuid>,
-    /// Rectifications sent back so far.
-    pub rework_count: i64,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub closed_at: Option<time::OffsetDateTime>,
-    /// Dispatched or in progress with the deadline passed.
-    pub overdue: bool,
-}
-
-fn workflow_view(
-    case_id: Uuid,
-    state: CaseState,
-    version: i64,
-    w: &Workflow,
-    assignees: Vec<Uuid>,
-    now: i64,
-) -> CaseWorkflow {
-    let t = |ms: Option<i64>| ms.map(crate::store::time_from_ms);
-    CaseWorkflow {
-        case_id,
-        state,
-        version,
-        duplicate_of: w.duplicate_of,
-        filed_at: t(w.filed_at),
-        dispatched_at: t(w.dispatched_at),
-        deadline: t(w.deadline_at),
-        dispatch_target: w.dispatch_target.clone(),
-        assignees,
-        rework_count: w.rework_count,
-        closed_at: t(w.closed_at),
-        overdue: workflow::is_overdue(state, w.deadline_at, now),
-    }
-}
-
-fn refusal(r: workflow::Refusal) -> ApiError {
-    match r.field {
-        Some(field) => ApiError::invalid(field, r.message),
-        None => ApiError::new(r.code, r.message),
-    }
 }
 
 /// Move a case through the workflow. Supervisors file, reject, mark duplicates, dispatch,
@@ -144,230 +42,7 @@ async fn transition(
     PathParam(id): PathParam<Uuid>,
     Json(req): Json<TransitionRequest>,
 ) -> ApiResult<Json<CaseView>> {
-    transition_case(&state, &user, id, req).await.map(Json)
-}
-
-/// Applies one workflow transition; see the `transition` handler.
-pub async fn transition_case(
-    state: &AppState,
-    user: &AuthUser,
-    id: Uuid,
-    req: TransitionRequest,
-) -> ApiResult<CaseView> {
-    let comment = req
-        .comment
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .map(str::to_owned);
-    if comment.as_ref().is_some_and(|c| c.chars().count() > 2000) {
-        return Err(ApiError::invalid("comment", "at most 2000 characters"));
-    }
-    if req.action == WorkflowAction::ReportRectified {
-        let op = Operation::CaseTransitionV1(CaseTransitionV1 {
-            case_id: id,
-            base_version: req.base_version,
-            action: TransitionAction::ReportRectified,
-            comment: comment.clone(),
-            photos: req.photos.clone(),
-        });
-        if let Err(errors) = op.validate() {
-            if let Some(e) = errors.errors.first() {
-                return Err(ApiError::invalid(&e.path, e.message.clone()));
-            }
-        }
-    } else if !req.photos.is_empty() {
-        return Err(ApiError::invalid(
-            "photos",
-            "only report_rectified takes photos",
-        ));
-    }
-    let scope = user.scope(&state.db).await?;
-    let now = now_ms();
-    let mut tx = state.db.begin_write().await?;
-    review::lock_cases(&mut tx, &[id]).await?;
-    let mut case = cases::get(tx.conn(), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("case"))?;
-    scope
-        .check_case_visible(tx.conn(), user, id, case.zone_id)
-        .await?;
-    let assignees = review::assignees(tx.conn(), &[id])
-        .await?
-        .remove(&id)
-        .unwrap_or_default();
-    let actor = WorkflowActor {
-        is_supervisor: user.is_supervisor_level(),
-        is_reporter: case.reporter_id == user.user_id,
-        is_assignee: assignees.contains(&user.user_id),
-    };
-    let input = WorkflowInput {
-        has_comment: comment.is_some(),
-        has_after_photo: req.photos.iter().any(|p| p.role == PhotoRole::After),
-        has_original: req.duplicate_of.is_some(),
-    };
-    let step = workflow::apply(req.action, case.state, actor, input).map_err(refusal)?;
-    if req.base_version != case.version {
-        return Err(ApiError::new(
-            ErrorCode::StaleVersion,
-            format!(
-                "the case is at version {}, not {}: reload it and decide again",
-                case.version, req.base_version
-            ),
-        )
-        .with_details(json!({ "version": case.version })));
-    }
-    let mut wf = review::workflows(tx.conn(), &[id])
-        .await?
-        .remove(&id)
-        .unwrap_or_default();
-    let mut data = json!({ "action": req.action.as_str() });
-    match req.action {
-        WorkflowAction::File => {
-            wf.filed_at.get_or_insert(now);
-        }
-        WorkflowAction::MarkDuplicate => {
-            let original = req.duplicate_of.unwrap_or_default();
-            if original == id {
-                return Err(ApiError::invalid(
-                    "duplicate_of",
-                    "a case cannot duplicate itself",
-                ));
-            }
-            let found = cases::get(tx.conn(), original)
-                .await?
-                .filter(|o| scope.contains(o.zone_id));
-            if found.is_none() {
-                return Err(ApiError::invalid("duplicate_of", "no such case"));
-            }
-            wf.duplicate_of = Some(original);
-            data["duplicate_of"] = json!(original);
-        }
-        WorkflowAction::Dispatch => {
-            let target = req.target.unwrap_or(DispatchTarget::Accountable);
-            let people = match target {
-                DispatchTarget::Accountable => {
-                    review::roster_at(
-                        tx.conn(),
-                        case.zone_id,
-                        &[Role::RoadChief, Role::SectionChief],
-                        false,
-                        now,
-                    )
-                    .await?
-                }
-                DispatchTarget::Squad => {
-                    review::roster_at(tx.conn(), case.zone_id, &[Role::SquadMember], true, now)
-                        .await?
-                }
-            };
-            if people.is_empty() {
-                return Err(ApiError::conflict(format!(
-                    "nobody is on the roster as {} for this zone",
-                    target.as_str()
-                )));
-            }
-            let hours = review::taxonomy_terms(tx.conn(), &case.category_code)
-                .await?
-                .and_then(|(h, _)| h)
-                .unwrap_or(DEFAULT_TIME_LIMIT_HOURS);
-            let deadline = now + hours * 3_600_000;
-            let assigned: Vec<(Uuid, Role)> = people
-                .iter()
-                .filter_map(|p| {
-                    Role::ALL
-                        .iter()
-                        .find(|r| r.as_str() == p.role)
-                        .map(|r| (p.user_id, *r))
-                })
-                .collect();
-            review::assign(tx.conn(), id, &assigned, now).await?;
-            wf.dispatched_at = Some(now);
-            wf.deadline_at = Some(deadline);
-            wf.dispatch_target = Some(target.as_str().to_owned());
-            data["target"] = json!(target);
-            data["assignees"] = json!(people);
-            data["deadline"] = json!(rfc3339(deadline));
-        }
-        WorkflowAction::ReportRectified => {
-            let rows: Vec<PhotoRow> = req
-                .photos
-                .iter()
-                .map(|p| PhotoRow {
-                    case_id: id,
-                    sha256: p.sha256.clone(),
-                    size: p.size as i64,
-                    captured_at: ms_from_time(p.captured_at),
-                    gps_lat: p.gps.as_ref().map(|g| g.lat),
-                    gps_lon: p.gps.as_ref().map(|g| g.lon),
-                    role: "after".into(),
-                    declared_by: user.user_id,
-                    declared_at: now,
-                })
-                .collect();
-            let known = cases::photo_keys(tx.conn(), &[id]).await?;
-            let fresh: Vec<PhotoRow> = rows
-                .into_iter()
-                .filter(|p| !known.contains(&(id, p.sha256.clone())))
-                .collect();
-            cases::insert_photos(tx.conn(), &fresh).await?;
-        }
-        WorkflowAction::Close => wf.closed_at = Some(now),
-        WorkflowAction::Return => {
-            wf.rework_count += 1;
-            data["rework"] = json!(wf.rework_count);
-        }
-        WorkflowAction::Reopen => wf.closed_at = None,
-        WorkflowAction::Reject | WorkflowAction::Withdraw | WorkflowAction::Start => {}
-    }
-    let before = json!({ "state": case.state.as_str(), "version": case.version });
-    case.state = step.to;
-    case.version += 1;
-    case.updated_at = now;
-    cases::update_case(tx.conn(), &case).await?;
-    review::set_workflow(tx.conn(), id, &wf).await?;
-    cases::insert_events(
-        tx.conn(),
-        &[EventRow {
-            id: new_id(),
-            case_id: id,
-            version: case.version,
-            kind: "transition".into(),
-            actor_id: user.user_id,
-            from_state: Some(step.from.as_str().into()),
-            to_state: Some(step.to.as_str().into()),
-            comment,
-            data: Some(data.to_string()),
-            at: now,
-        }],
-    )
-    .await?;
-    if user.is_supervisor_level() {
-        audit::record(
-            tx.conn(),
-            Some(user.user_id),
-            &format!("case.{}", req.action.as_str()),
-            "case",
-            &id.to_string(),
-            Some(&before),
-            Some(&json!({ "state": case.state.as_str(), "version": case.version, "data": data })),
-        )
-        .await?;
-    }
-    changes::append(
-        tx.conn(),
-        &[PendingChange::upsert(
-            "case",
-            id,
-            Some(case.zone_id.to_string()),
-        )],
-    )
-    .await?;
-    tx.commit().await?;
-    case_views(&mut state.db.reader().await?.reader(), Vec::new(), &[id])
-        .await?
-        .remove(&id)
-        .ok_or_else(|| ApiError::not_found("case"))
+    transition_case(&state.db, &user, id, req).await.map(Json)
 }
 
 /// The workflow side of a case: dispatch, assignees, deadline, rework, overdue.
@@ -379,30 +54,9 @@ async fn workflow_of(
     user: AuthUser,
     PathParam(id): PathParam<Uuid>,
 ) -> ApiResult<Json<CaseWorkflow>> {
-    let case = cases::get(&state.db.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("case"))?;
-    let mut conn = state.db.pool.acquire().await?;
-    user.scope(&state.db)
-        .await?
-        .check_case_visible(&mut conn, &user, id, case.zone_id)
-        .await?;
-    let wf = review::workflows(&mut conn, &[id])
-        .await?
-        .remove(&id)
-        .unwrap_or_default();
-    let assignees = review::assignees(&mut conn, &[id])
-        .await?
-        .remove(&id)
-        .unwrap_or_default();
-    Ok(Json(workflow_view(
-        id,
-        case.state,
-        case.version,
-        &wf,
-        assignees,
-        now_ms(),
-    )))
+    Ok(Json(
+        crate::review::workflow_of(&state.db, &user, id).await?,
+    ))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
