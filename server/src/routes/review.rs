@@ -1,24 +1,18 @@
-//! Supervisor review over HTTP: case transitions and the workflow side of a case (the work is
-//! `crate::review`'s), and the review queue.
+//! Supervisor review over HTTP: case transitions, the workflow side of a case and the review
+//! queue. The work is `crate::review`'s; these handlers parse, call it and answer.
 
 use axum::extract::State;
-use gridline_sync::case::CaseState;
-use gridline_sync::Role;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult};
-use crate::model::{CaseView, Page, WorkCategory};
-use crate::review::{transition_case, workflow_view, CaseWorkflow, TransitionRequest};
+use crate::error::ApiResult;
+use crate::model::{CaseView, Page};
+use crate::review::queue::{QueueItem, QueueQuery};
+use crate::review::{transition_case, CaseWorkflow, TransitionRequest};
 use crate::routes::extract::{Json, PathParam, Query};
 use crate::state::AppState;
-use crate::store::review::{self, QueueFilter};
-use crate::store::now_ms;
-use crate::sync::view::case_views;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -59,81 +53,6 @@ async fn workflow_of(
     ))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EvidenceFilter {
-    Complete,
-    Incomplete,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct QueueQuery {
-    pub zone_id: Option<Uuid>,
-    /// Taxonomy key, e.g. `event:0102`.
-    pub category: Option<String>,
-    pub work_category: Option<WorkCategory>,
-    /// `inspection`, …
-    pub source: Option<String>,
-    /// Default: `reported` and `pending_verification` (what waits for a supervisor).
-    /// `any` for every state.
-    pub state: Option<String>,
-    #[param(value_type = Option<String>)]
-    pub evidence: Option<EvidenceFilter>,
-    /// Only cases with this integrity flag, e.g. `location_outside_zone`.
-    pub flag: Option<String>,
-    /// Only cases with (`true`) or without (`false`) integrity flags.
-    pub flagged: Option<bool>,
-    pub overdue: Option<bool>,
-    /// The `next` value of the previous page.
-    pub after: Option<String>,
-    /// 1 to 200, default 50.
-    pub limit: Option<i64>,
-}
-
-/// A photo of the evidence with its verification status.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EvidencePhoto {
-    pub sha256: String,
-    /// `before` or `after`.
-    pub role: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub captured_at: time::OffsetDateTime,
-    /// `[lat, lon]` from the phone, if any.
-    pub gps: Option<[f64; 2]>,
-    pub size: i64,
-    /// `verified`, `rejected`, or `missing` (the bytes have not arrived).
-    pub status: String,
-    /// Thumbnail and preview of a photo that arrived: `pending`, `ready` (links can be asked
-    /// for), `failed`, `undecodable` (its image data cannot be decoded: the original is kept as
-    /// it arrived, and the case view flags it `photo_undecodable`) or `none` (HEIC, not
-    /// decoded). Absent while the photo is missing.
-    pub derivatives: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EvidenceSummary {
-    /// At least one photo, and every declared photo received and verified.
-    pub complete: bool,
-    pub photos: Vec<EvidencePhoto>,
-    /// The case's integrity flags, and `photo_reused` when another case declares one of its
-    /// photos too.
-    pub flags: Vec<String>,
-}
-
-/// One case waiting for review, with everything needed to decide.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct QueueItem {
-    pub case: CaseView,
-    pub evidence: EvidenceSummary,
-    pub workflow: CaseWorkflow,
-}
-
-fn parse_cursor(text: &str) -> Option<(i64, Uuid)> {
-    let (at, id) = text.split_once('.')?;
-    Some((at.parse().ok()?, Uuid::parse_str(id).ok()?))
-}
-
 /// The review queue (supervisors): cases in scope, filtered, oldest received first, paged by
 /// an opaque cursor. Each item carries the case, its evidence with verification status and
 /// flags, and its workflow.
@@ -144,125 +63,7 @@ async fn queue(
     user: AuthUser,
     Query(q): Query<QueueQuery>,
 ) -> ApiResult<Json<Page<QueueItem>>> {
-    user.require_any(&[Role::Supervisor])?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 200"));
-    }
-    let states = match q.state.as_deref() {
-        None => Some(vec![
-            "reported".to_owned(),
-            "pending_verification".to_owned(),
-        ]),
-        Some("any") => None,
-        Some(s) => {
-            let list: Vec<String> = s.split(',').map(str::to_owned).collect();
-            if let Some(bad) = list
-                .iter()
-                .find(|s| !CaseState::ALL.iter().any(|c| c.as_str() == s.as_str()))
-            {
-                return Err(ApiError::invalid("state", format!("unknown state {bad}")));
-            }
-            Some(list)
-        }
-    };
-    let after = match &q.after {
-        None => None,
-        Some(t) => Some(parse_cursor(t).ok_or_else(|| ApiError::invalid("after", "bad cursor"))?),
-    };
-    let zones = crate::ledger::closing::scoped_zones(&state.db, &user, q.zone_id).await?;
-    let mut category_codes: Option<Vec<String>> = q.category.clone().map(|c| vec![c]);
-    if let Some(wc) = q.work_category {
-        let keys = review::category_keys(&state.db.pool, wc.as_str()).await?;
-        category_codes = Some(match category_codes {
-            Some(c) => c.into_iter().filter(|k| keys.contains(k)).collect(),
-            None => keys,
-        });
-    }
-    let now = now_ms();
-    let filter = QueueFilter {
-        zones,
-        states,
-        category_codes,
-        source: q.source.clone(),
-        evidence_complete: q.evidence.map(|e| e == EvidenceFilter::Complete),
-        flag: q.flag.clone(),
-        flagged: q.flagged,
-        overdue: q.overdue,
-        now,
-        after,
-        limit: limit + 1,
-    };
-    let rows = review::queue(&state.db.pool, &filter).await?;
-    let more = rows.len() as i64 > limit;
-    let rows = &rows[..rows.len().min(limit as usize)];
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
-    let mut views = case_views(
-        &mut state.db.reader().await?.reader(),
-        state.db.spare_readers(3),
-        &ids,
-    )
-    .await?;
-    let mut conn = state.db.pool.acquire().await?;
-    let mut workflows = review::workflows(&mut conn, &ids).await?;
-    let mut assignees = review::assignees(&mut conn, &ids).await?;
-    let photo_states = review::photo_status(&mut conn, &ids).await?;
-    let mut items = Vec::with_capacity(ids.len());
-    for id in &ids {
-        let Some(case) = views.remove(id) else {
-            continue;
-        };
-        let photos: Vec<EvidencePhoto> = case
-            .photos
-            .iter()
-            .map(|p| {
-                let state = photo_states.get(&p.sha256).cloned().unwrap_or_default();
-                EvidencePhoto {
-                    sha256: p.sha256.clone(),
-                    role: p.role.clone(),
-                    captured_at: p.captured_at,
-                    gps: p.gps,
-                    size: p.size,
-                    status: state.status.unwrap_or_else(|| "missing".to_owned()),
-                    derivatives: state.derivatives,
-                }
-            })
-            .collect();
-        let complete = !photos.is_empty() && photos.iter().all(|p| p.status == "verified");
-        // As on the case view: a photo another case declares too is flagged where the
-        // supervisor decides.
-        let mut flags = case.flags.clone();
-        let reused = case.photos.iter().any(|p| {
-            photo_states
-                .get(&p.sha256)
-                .is_some_and(|s| s.declaring_cases > 1)
-        });
-        if reused {
-            flags.push(crate::evidence::flags::PHOTO_REUSED.to_owned());
-        }
-        let wf = workflows.remove(id).unwrap_or_default();
-        let workflow = workflow_view(
-            *id,
-            case.state,
-            case.version,
-            &wf,
-            assignees.remove(id).unwrap_or_default(),
-            now,
-        );
-        items.push(QueueItem {
-            evidence: EvidenceSummary {
-                complete,
-                photos,
-                flags,
-            },
-            case,
-            workflow,
-        });
-    }
-    let next = if more {
-        rows.last().map(|(id, at)| format!("{at}.{id}"))
-    } else {
-        None
-    };
-    Ok(Json(Page { items, next }))
+    Ok(Json(
+        crate::review::queue::queue(&state.db, &user, &q).await?,
+    ))
 }

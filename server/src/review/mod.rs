@@ -1,6 +1,5 @@
 //! Case review: moving a case through the workflow (the one table of
-//! `gridline_sync::workflow`) and reading its workflow side. Called by the HTTP routes; the
-//! review queue's reads stay in `routes::review`.
+//! `gridline_sync::workflow`), reading its workflow side, and the review queue ([`queue`]).
 
 use gridline_sync::case::CaseState;
 use gridline_sync::ops::{CaseTransitionV1, PhotoManifest, PhotoRole, TransitionAction};
@@ -19,6 +18,8 @@ use crate::store::changes::{self, PendingChange};
 use crate::store::review::{self as store_review, Workflow};
 use crate::store::{audit, ms_from_time, new_id, now_ms, rfc3339, Db};
 use crate::sync::view::case_views;
+
+pub mod queue;
 
 /// Rectification time when the taxonomy entry sets none.
 pub const DEFAULT_TIME_LIMIT_HOURS: i64 = 72;
