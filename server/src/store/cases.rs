@@ -311,6 +311,52 @@ pub async fn is_hidden<'c, E: Executor<'c, Database = Any>>(
     Ok(hidden == 1)
 }
 
+/// The scope condition of a case query: ` AND zone_id IN (…)` for `zones`, and ` AND NOT …`
+/// for the cases hidden from `reader` (whose id is the column `case_id`), with placeholders
+/// numbered from `next`; bind them with [`bind_scope`]. `None` when `zones` is empty: nothing
+/// can match.
+fn scope_sql(
+    next: usize,
+    zones: Option<&[Uuid]>,
+    reader: Option<Uuid>,
+    case_id: &str,
+) -> Option<String> {
+    let mut sql = String::new();
+    let mut next = next;
+    if let Some(z) = zones {
+        if z.is_empty() {
+            return None;
+        }
+        sql.push_str(&format!(
+            " AND zone_id IN ({})",
+            placeholders(next, z.len())
+        ));
+        next += z.len();
+    }
+    if reader.is_some() {
+        sql.push_str(&format!(
+            " AND NOT {}",
+            hidden_case_sql(case_id, &format!("${next}"))
+        ));
+    }
+    Some(sql)
+}
+
+/// Binds the placeholders of [`scope_sql`], after the query's own.
+fn bind_scope<'q>(
+    mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    zones: Option<&[Uuid]>,
+    reader: Option<Uuid>,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    for z in zones.unwrap_or(&[]) {
+        q = q.bind(z.to_string());
+    }
+    if let Some(reader) = reader {
+        q = q.bind(reader.to_string());
+    }
+    q
+}
+
 /// A page of cases ordered by id (UUIDv7: roughly by creation), in some zones, after `after`,
 /// without those hidden from `reader`.
 pub async fn list<'c, E: Executor<'c, Database = Any>>(
@@ -325,35 +371,21 @@ pub async fn list<'c, E: Executor<'c, Database = Any>>(
         "SELECT {} FROM cases WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR id > $2)",
         CASE_COLUMNS.join(", ")
     );
-    let mut next = 4;
-    if let Some(z) = zones {
-        if z.is_empty() {
-            return Ok(vec![]);
-        }
-        sql.push_str(&format!(
-            " AND zone_id IN ({})",
-            placeholders(next, z.len())
-        ));
-        next += z.len();
-    }
-    if reader.is_some() {
-        sql.push_str(&format!(
-            " AND NOT {}",
-            hidden_case_sql("cases.id", &format!("${next}"))
-        ));
-    }
+    let Some(scope) = scope_sql(4, zones, reader, "cases.id") else {
+        return Ok(vec![]);
+    };
+    sql.push_str(&scope);
     sql.push_str(" ORDER BY id LIMIT $3");
-    let mut q = sqlx::query(&sql)
+    let q = sqlx::query(&sql)
         .bind(state)
         .bind(after.map(|a| a.to_string()))
         .bind(limit);
-    for z in zones.unwrap_or(&[]) {
-        q = q.bind(z.to_string());
-    }
-    if let Some(reader) = reader {
-        q = q.bind(reader.to_string());
-    }
-    q.fetch_all(e).await?.iter().map(case_from_row).collect()
+    bind_scope(q, zones, reader)
+        .fetch_all(e)
+        .await?
+        .iter()
+        .map(case_from_row)
+        .collect()
 }
 
 /// Ids of every case in a zone but those hidden from `reader` (for `remove` when a zone
@@ -806,34 +838,16 @@ pub async fn conflicts_in<'c, E: Executor<'c, Database = Any>>(
         "SELECT {} FROM conflicts WHERE ($2 IS NULL OR id < $2)",
         CONFLICT_COLUMNS.join(", ")
     );
-    let mut next = 3;
-    if let Some(z) = zones {
-        if z.is_empty() {
-            return Ok(vec![]);
-        }
-        sql.push_str(&format!(
-            " AND zone_id IN ({})",
-            placeholders(next, z.len())
-        ));
-        next += z.len();
-    }
-    if reader.is_some() {
-        sql.push_str(&format!(
-            " AND NOT {}",
-            hidden_case_sql("conflicts.case_id", &format!("${next}"))
-        ));
-    }
+    let Some(scope) = scope_sql(3, zones, reader, "conflicts.case_id") else {
+        return Ok(vec![]);
+    };
+    sql.push_str(&scope);
     sql.push_str(" ORDER BY id DESC LIMIT $1");
-    let mut q = sqlx::query(&sql)
+    let q = sqlx::query(&sql)
         .bind(limit)
         .bind(before.map(|b| b.to_string()));
-    for z in zones.unwrap_or(&[]) {
-        q = q.bind(z.to_string());
-    }
-    if let Some(reader) = reader {
-        q = q.bind(reader.to_string());
-    }
-    q.fetch_all(e)
+    bind_scope(q, zones, reader)
+        .fetch_all(e)
         .await?
         .iter()
         .map(conflict_from_row)

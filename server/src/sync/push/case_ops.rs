@@ -388,6 +388,18 @@ impl Batch<'_> {
         self.cases.insert(case.id, case);
     }
 
+    /// Keeps `case` as the operation left it and answers `applied` with its new version.
+    fn applied(&mut self, case: CaseRow) -> OpResult {
+        let result = OpResult {
+            status: OpStatus::Applied,
+            entity_id: Some(case.id),
+            version: Some(case.version),
+            ..blank()
+        };
+        self.touch(case);
+        result
+    }
+
     pub(super) fn comment(&mut self, p: &CaseCommentV1) -> OpResult {
         let mut case = match self.case_in_scope(p.case_id) {
             Ok(c) => c,
@@ -427,14 +439,7 @@ impl Batch<'_> {
             data: None,
             at: self.now,
         });
-        let result = OpResult {
-            status: OpStatus::Applied,
-            entity_id: Some(case.id),
-            version: Some(case.version),
-            ..blank()
-        };
-        self.touch(case);
-        result
+        self.applied(case)
     }
 
     pub(super) fn transition(&mut self, p: &CaseTransitionV1) -> OpResult {
@@ -481,14 +486,7 @@ impl Batch<'_> {
                     data: None,
                     at: self.now,
                 });
-                let result = OpResult {
-                    status: OpStatus::Applied,
-                    entity_id: Some(case.id),
-                    version: Some(case.version),
-                    ..blank()
-                };
-                self.touch(case);
-                result
+                self.applied(case)
             }
         }
     }
