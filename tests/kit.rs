@@ -26,6 +26,7 @@ pub fn capture(zone_id: Uuid, zone_index: usize, description: &str) -> CaseCreat
             lat: (b + d) / 2.0,
             lon: (a + c) / 2.0,
             accuracy_m: 8.0,
+            datum: Default::default(),
         },
         asset_code: None,
         description: description.into(),

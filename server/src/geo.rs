@@ -116,6 +116,33 @@ fn ring_contains(points: &[(f64, f64)], x: f64, y: f64) -> bool {
     inside
 }
 
+/// A WGS-84 GeoJSON geometry with every position in `datum` instead (for a map drawn on
+/// GCJ-02 or BD-09 tiles). Anything that is not a position is copied as it is.
+pub fn in_datum(geometry: &Value, datum: gridline_sync::Datum) -> Value {
+    fn convert(v: &Value, datum: gridline_sync::Datum) -> Value {
+        match v.as_array() {
+            Some(items) => match (
+                items.first().and_then(Value::as_f64),
+                items.get(1).and_then(Value::as_f64),
+            ) {
+                (Some(lon), Some(lat)) if items.len() >= 2 => {
+                    let (lat, lon) = datum.from_wgs84(lat, lon);
+                    let mut out = vec![Value::from(lon), Value::from(lat)];
+                    out.extend(items[2..].iter().cloned());
+                    Value::Array(out)
+                }
+                _ => Value::Array(items.iter().map(|i| convert(i, datum)).collect()),
+            },
+            None => v.clone(),
+        }
+    }
+    let mut out = geometry.clone();
+    if let Some(coords) = geometry.get("coordinates") {
+        out["coordinates"] = convert(coords, datum);
+    }
+    out
+}
+
 /// A rectangle as a closed GeoJSON polygon.
 pub fn rectangle(min_lon: f64, min_lat: f64, max_lon: f64, max_lat: f64) -> Value {
     serde_json::json!({
@@ -155,6 +182,19 @@ mod tests {
             validate_boundary(&serde_json::json!({"type": "Point", "coordinates": [0,0]})).is_err()
         );
         assert!(validate_boundary(&serde_json::json!("x")).is_err());
+    }
+
+    #[test]
+    fn a_boundary_moves_to_another_datum_position_by_position() {
+        let wgs = rectangle(102.70, 25.02, 102.712, 25.029);
+        let gcj = in_datum(&wgs, gridline_sync::Datum::Gcj02);
+        assert_eq!(gcj["type"], "Polygon");
+        let (a, b) = (&wgs["coordinates"][0][1], &gcj["coordinates"][0][1]);
+        let (lat, lon) =
+            gridline_sync::Datum::Gcj02.from_wgs84(a[1].as_f64().unwrap(), a[0].as_f64().unwrap());
+        assert_eq!((b[0].as_f64().unwrap(), b[1].as_f64().unwrap()), (lon, lat));
+        assert!(distance_m(a[1].as_f64().unwrap(), a[0].as_f64().unwrap(), lat, lon) > 100.0);
+        assert_eq!(in_datum(&wgs, gridline_sync::Datum::Wgs84), wgs);
     }
 
     #[test]

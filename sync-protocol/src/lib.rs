@@ -11,6 +11,7 @@
 
 pub mod case;
 pub mod conflict;
+pub mod datum;
 pub mod error;
 pub mod ops;
 pub mod signing;
@@ -22,6 +23,7 @@ pub mod workflow;
 pub mod client;
 
 pub use case::{CaseState, ConflictRecord};
+pub use datum::Datum;
 pub use error::{ErrorBody, ErrorCode};
 pub use ops::Operation;
 pub use wire::*;

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::datum::Datum;
 use crate::error::ErrorCode;
 use crate::validation::{
     check_lat_lon, check_text, check_v7, is_asset_code, is_category_code, is_sha256_hex,
@@ -72,6 +73,25 @@ pub enum PhotoRole {
 pub struct GeoPoint {
     pub lat: f64,
     pub lon: f64,
+    /// The datum of `lat` and `lon`; WGS-84 when absent (see [`Datum`]).
+    #[serde(default, skip_serializing_if = "Datum::is_wgs84")]
+    pub datum: Datum,
+}
+
+impl GeoPoint {
+    /// A WGS-84 point.
+    pub fn wgs84(lat: f64, lon: f64) -> Self {
+        Self {
+            lat,
+            lon,
+            datum: Datum::Wgs84,
+        }
+    }
+
+    /// The point in WGS-84, as the server stores it.
+    pub fn to_wgs84(self) -> (f64, f64) {
+        self.datum.to_wgs84(self.lat, self.lon)
+    }
 }
 
 /// Where the phone was when the problem was captured.
@@ -82,6 +102,17 @@ pub struct Location {
     pub lon: f64,
     /// Radius of the GPS fix's uncertainty, in metres.
     pub accuracy_m: f64,
+    /// The datum of `lat` and `lon`: `wgs84` (the default, what GPS gives), `gcj02` or
+    /// `bd09` (what a domestic map picker gives). The server stores WGS-84.
+    #[serde(default, skip_serializing_if = "Datum::is_wgs84")]
+    pub datum: Datum,
+}
+
+impl Location {
+    /// The WGS-84 `(lat, lon)` of the location, as the server stores it.
+    pub fn to_wgs84(&self) -> (f64, f64) {
+        self.datum.to_wgs84(self.lat, self.lon)
+    }
 }
 
 /// A photo the operation declares. The bytes travel separately (content-addressed by `sha256`);
@@ -534,10 +565,7 @@ mod tests {
             sha256: "ab".repeat(32),
             size: 2_000_000,
             captured_at: datetime!(2025-03-01 08:00 UTC),
-            gps: Some(GeoPoint {
-                lat: 31.2,
-                lon: 121.4,
-            }),
+            gps: Some(GeoPoint::wgs84(31.2, 121.4)),
             role,
         }
     }
@@ -551,6 +579,7 @@ mod tests {
                 lat: 31.2,
                 lon: 121.4,
                 accuracy_m: 8.0,
+                datum: Default::default(),
             },
             asset_code: None,
             description: "bin overflowing".into(),
@@ -653,10 +682,7 @@ mod tests {
         c.photos[0].size = 0;
         c.photos[2].role = PhotoRole::After;
         c.photos[3].size = MAX_PHOTO_BYTES + 1;
-        c.photos[4].gps = Some(GeoPoint {
-            lat: 0.0,
-            lon: 181.0,
-        });
+        c.photos[4].gps = Some(GeoPoint::wgs84(0.0, 181.0));
         let errs = Operation::CaseCreateV1(c).validate().unwrap_err();
         for path in [
             "case_id",

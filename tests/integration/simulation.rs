@@ -417,6 +417,7 @@ fn create_op(device: &mut Device, rng: &mut StdRng) -> (Uuid, Operation) {
             lat: (b + d) / 2.0,
             lon: (a + c) / 2.0,
             accuracy_m: 8.0,
+            datum: Default::default(),
         },
         asset_code: None,
         description: device.fresh_text("captured by"),

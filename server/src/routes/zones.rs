@@ -2,6 +2,9 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use gridline_sync::Datum;
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -9,7 +12,7 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Zone, ZoneInput};
-use crate::routes::extract::{Json, PathParam};
+use crate::routes::extract::{Json, PathParam, Query};
 use crate::state::AppState;
 use crate::store::{audit, reference};
 
@@ -30,26 +33,51 @@ fn validate(input: &ZoneInput) -> ApiResult<()> {
     crate::geo::validate_boundary(&input.boundary).map_err(|e| ApiError::invalid("boundary", e))
 }
 
+/// The datum to draw a map in.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MapQuery {
+    /// `wgs84` (default, as stored), `gcj02` or `bd09`: boundaries converted for a map drawn
+    /// on that datum's tiles (most domestic tile services in China use GCJ-02).
+    #[param(value_type = Option<String>)]
+    pub datum: Option<Datum>,
+}
+
+fn in_datum(mut zone: Zone, datum: Option<Datum>) -> Zone {
+    if let Some(d) = datum {
+        zone.boundary = crate::geo::in_datum(&zone.boundary, d);
+    }
+    zone
+}
+
 /// Zones in the caller's scope, with boundaries.
 #[utoipa::path(get, path = "/v1/zones", operation_id = "list_zones", tag = "reference", security(("bearer" = [])),
-    responses((status = 200, body = Vec<Zone>)))]
-async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Vec<Zone>>> {
+    params(MapQuery), responses((status = 200, body = Vec<Zone>)))]
+async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<MapQuery>,
+) -> ApiResult<Json<Vec<Zone>>> {
     let scope = user.scope(&state.db).await?;
-    Ok(Json(reference::zones(&state.db.pool, scope.zones()).await?))
+    let zones = reference::zones(&state.db.pool, scope.zones()).await?;
+    Ok(Json(
+        zones.into_iter().map(|z| in_datum(z, q.datum)).collect(),
+    ))
 }
 
 /// One zone (404 outside the caller's scope).
 #[utoipa::path(get, path = "/v1/zones/{id}", operation_id = "get_zone", tag = "reference", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), responses((status = 200, body = Zone), (status = 404, body = gridline_sync::ErrorBody)))]
+    params(("id" = Uuid, Path), MapQuery), responses((status = 200, body = Zone), (status = 404, body = gridline_sync::ErrorBody)))]
 async fn get(
     State(state): State<AppState>,
     user: AuthUser,
     PathParam(id): PathParam<Uuid>,
+    Query(q): Query<MapQuery>,
 ) -> ApiResult<Json<Zone>> {
     user.scope(&state.db).await?.check_visible(id, "zone")?;
     reference::zone(&state.db.pool, id)
         .await?
-        .map(Json)
+        .map(|z| Json(in_datum(z, q.datum)))
         .ok_or_else(|| ApiError::not_found("zone"))
 }
 

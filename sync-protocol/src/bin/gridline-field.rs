@@ -39,6 +39,27 @@ struct Cli {
     command: Command,
 }
 
+/// The datum `--lat` and `--lon` are in (see `gridline_sync::Datum`).
+#[derive(Clone, Copy, ValueEnum)]
+enum DatumArg {
+    /// GPS (the default).
+    Wgs84,
+    /// A domestic map picker's (Amap, Tencent).
+    Gcj02,
+    /// Baidu's.
+    Bd09,
+}
+
+impl From<DatumArg> for gridline_sync::Datum {
+    fn from(d: DatumArg) -> Self {
+        match d {
+            DatumArg::Wgs84 => gridline_sync::Datum::Wgs84,
+            DatumArg::Gcj02 => gridline_sync::Datum::Gcj02,
+            DatumArg::Bd09 => gridline_sync::Datum::Bd09,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum SeverityArg {
     Low,
@@ -92,6 +113,9 @@ enum Command {
         lon: f64,
         #[arg(long, default_value_t = 10.0)]
         accuracy: f64,
+        /// The datum of --lat and --lon; the server stores WGS-84.
+        #[arg(long, value_enum, default_value = "wgs84")]
+        datum: DatumArg,
         #[arg(long, default_value = "")]
         description: String,
         #[arg(long, value_enum, default_value = "medium")]
@@ -237,6 +261,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             lat,
             lon,
             accuracy,
+            datum,
             description,
             severity,
             asset,
@@ -254,6 +279,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                     lat,
                     lon,
                     accuracy_m: accuracy,
+                    datum: datum.into(),
                 },
                 asset_code: asset,
                 description,

@@ -430,6 +430,7 @@ fn case(category: &str) -> Operation {
             lat: 31.23,
             lon: 121.47,
             accuracy_m: 5.0,
+            datum: Default::default(),
         },
         asset_code: None,
         description: "overflowing bin".into(),

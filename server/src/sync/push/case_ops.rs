@@ -29,8 +29,11 @@ impl Batch<'_> {
                 "unknown category_code (use a taxonomy key such as event:0102)",
             );
         }
+        // Stored, checked against the zone and compared with EXIF in WGS-84, whatever datum
+        // the phone gave the position in.
+        let (lat, lon) = p.location.to_wgs84();
         let mut flags = Vec::new();
-        if !crate::geo::contains(&zone.boundary, p.location.lon, p.location.lat) {
+        if !crate::geo::contains(&zone.boundary, lon, lat) {
             flags.push("location_outside_zone".to_owned());
         }
         if self.skewed {
@@ -47,8 +50,8 @@ impl Batch<'_> {
             description: p.description.clone(),
             severity: p.severity,
             asset_code: p.asset_code.clone(),
-            lat: p.location.lat,
-            lon: p.location.lon,
+            lat,
+            lon,
             accuracy_m: p.location.accuracy_m,
             captured_at: ms_from_time(p.captured_at),
             queued_at: ms_from_time(body.queued_at),
@@ -134,10 +137,8 @@ impl Batch<'_> {
             .photos
             .iter()
             .map(|ph| {
-                let gps = (
-                    ph.gps.as_ref().map(|g| g.lat),
-                    ph.gps.as_ref().map(|g| g.lon),
-                );
+                let gps = ph.gps.map(|g| g.to_wgs84());
+                let gps = (gps.map(|g| g.0), gps.map(|g| g.1));
                 photo_key(
                     &ph.sha256,
                     ph.size as i64,
@@ -151,8 +152,7 @@ impl Batch<'_> {
         case.reporter_id == self.user.user_id
             && case.zone_id == p.zone_id
             && case.captured_at == ms_from_time(p.captured_at)
-            && case.lat == p.location.lat
-            && case.lon == p.location.lon
+            && (case.lat, case.lon) == p.location.to_wgs84()
             && case.accuracy_m == p.location.accuracy_m
             && case.round_id == p.round_id
             && original == incoming
@@ -197,8 +197,8 @@ impl Batch<'_> {
                 sha256: ph.sha256.clone(),
                 size: ph.size as i64,
                 captured_at: ms_from_time(ph.captured_at),
-                gps_lat: ph.gps.as_ref().map(|g| g.lat),
-                gps_lon: ph.gps.as_ref().map(|g| g.lon),
+                gps_lat: ph.gps.map(|g| g.to_wgs84().0),
+                gps_lon: ph.gps.map(|g| g.to_wgs84().1),
                 role: serde_json::to_value(ph.role)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
