@@ -121,6 +121,8 @@ impl TestApp {
             ..Config::default()
         };
         config.blob.backend = BlobBackend::Memory;
+        // The tests read English (the English demo); the language tests ask for Chinese.
+        config.site.language = gridline_server::i18n::Lang::En;
         // Tests drive many requests fast; the rate-limit test sets its own limit.
         config.limits.requests_per_minute = 0;
         let mut pg = None;
@@ -135,7 +137,7 @@ impl TestApp {
         tweak(&mut config);
         let mut state = AppState::build(config).await.expect("build state");
         wrap(&mut state);
-        gridline_server::demo::load(&state)
+        gridline_server::demo::load(&state, gridline_server::demo::DemoSite::English)
             .await
             .expect("demo data");
         let zones = gridline_server::store::reference::zones(&state.db.pool, None)

@@ -7,6 +7,7 @@ use gridline_sync::Role;
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::demo::DemoSite;
 use crate::ledger::log::Checkpoint;
 use crate::model::UserInput;
 use crate::state::AppState;
@@ -29,12 +30,18 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (migrations are applied at start).
     Serve {
-        /// Load the demo subdistrict first (if the database has no zones yet) and print its logins.
-        #[arg(long)]
-        demo: bool,
+        /// Load a demo subdistrict first (if the database has no zones yet) and print its
+        /// logins: `--demo` is Taihe in Chinese, `--demo en` one in English (which also makes
+        /// English the site's language).
+        #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "zh", value_name = "SITE")]
+        demo: Option<DemoSite>,
     },
-    /// Load the demo subdistrict into the database and print its logins.
-    Demo,
+    /// Load a demo subdistrict into the database (Taihe in Chinese, or `en`) and print its
+    /// logins.
+    Demo {
+        #[arg(value_enum, default_value = "zh", value_name = "SITE")]
+        site: DemoSite,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Print the effective configuration, secrets redacted.
@@ -137,9 +144,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied ({})", state.db.backend.name());
             Ok(())
         }
-        Command::Demo => {
+        Command::Demo { site } => {
             let state = AppState::build(config).await?;
-            print_logins(&crate::demo::load(&state).await?);
+            print_logins(&crate::demo::load(&state, site).await?);
             Ok(())
         }
         Command::Serve { demo } => serve(config, demo).await,
@@ -227,11 +234,14 @@ fn print_logins(logins: &[crate::demo::DemoLogin]) {
     }
 }
 
-async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+async fn serve(mut config: Config, demo: Option<DemoSite>) -> anyhow::Result<()> {
     let listen = config.listen;
+    if demo == Some(DemoSite::English) {
+        config.site.language = crate::i18n::Lang::En;
+    }
     let state = AppState::build(config).await?;
-    if demo {
-        print_logins(&crate::demo::load(&state).await?);
+    if let Some(site) = demo {
+        print_logins(&crate::demo::load(&state, site).await?);
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await

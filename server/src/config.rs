@@ -10,6 +10,8 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::i18n::Lang;
+
 /// A string that must never be printed: `Debug` and `Serialize` both show `[redacted]`.
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
@@ -61,6 +63,7 @@ pub struct Config {
     pub sync: SyncConfig,
     pub photos: PhotosConfig,
     pub deductions: DeductionsConfig,
+    pub site: SiteConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -166,6 +169,35 @@ impl Default for DeductionsConfig {
     }
 }
 
+/// The office the server works for: the language it speaks to a reader who names none it
+/// knows, and the time zone of everything a person reads or a period is cut by.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteConfig {
+    /// `zh-CN` or `en`: messages, names and export headers for a request whose
+    /// `Accept-Language` names neither.
+    pub language: Lang,
+    /// An IANA time zone (`Asia/Shanghai`): month periods run from local midnight to local
+    /// midnight, and exports and pages show times in it. The wire protocol keeps UTC instants.
+    pub time_zone: String,
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        Self {
+            language: Lang::ZhCn,
+            time_zone: "Asia/Shanghai".into(),
+        }
+    }
+}
+
+impl SiteConfig {
+    /// The site's time zone (checked when the configuration loads; UTC if it is unknown).
+    pub fn tz(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(&self.time_zone).unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PhotosConfig {
@@ -246,6 +278,7 @@ impl Default for Config {
             sync: SyncConfig::default(),
             photos: PhotosConfig::default(),
             deductions: DeductionsConfig::default(),
+            site: SiteConfig::default(),
         }
     }
 }
@@ -310,6 +343,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "sync",
     "photos",
     "deductions",
+    "site",
 ];
 
 /// A configuration error that names the setting at fault.
@@ -387,6 +421,12 @@ impl Config {
             return bad(
                 "auth.login_max_failures_per_user",
                 "must be at least auth.login_max_failures",
+            );
+        }
+        if jiff::tz::TimeZone::get(&self.site.time_zone).is_err() {
+            return bad(
+                "site.time_zone",
+                "must be an IANA time zone such as Asia/Shanghai or UTC",
             );
         }
         if self.database_max_connections == 0 {

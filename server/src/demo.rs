@@ -1,9 +1,15 @@
-//! The demo subdistrict: 8 zones, a roster, the default taxonomy, a few hundred coded assets,
+//! The demo subdistricts: 8 zones, a roster, the default taxonomy, a few hundred coded assets,
 //! a rulebook, the current period and zone coefficients. Everything lives in the repository
 //! (`server/data/`); nothing is read from outside it.
+//!
+//! Two of them: [`DemoSite::Taihe`], the seed's subdistrict in Kunming (Guandu district,
+//! 530111) in Chinese, which `gridline serve --demo` loads; and [`DemoSite::English`], a
+//! subdistrict in Beijing with English names (`--demo en`), on which the tests run. Both have
+//! the same logins. The seed article names none of Taihe's communities: the names here are
+//! invented, and so are the people's.
 
 use gridline_sync::Role;
-use time::{Month, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::auth::password;
 use crate::model::{
@@ -20,7 +26,18 @@ pub const TAXONOMY_CSV: &str = include_str!("../data/taxonomy.csv");
 /// The password of every demo account.
 pub const DEMO_PASSWORD: &str = "gridline-demo";
 
-const ZONE_NAMES: [&str; 8] = [
+/// Which demo subdistrict to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoSite {
+    /// 太和街道, Kunming, in Chinese.
+    #[value(name = "zh", alias = "taihe")]
+    Taihe,
+    /// A subdistrict in Beijing with English names (the tests' data).
+    #[value(name = "en")]
+    English,
+}
+
+const ENGLISH_ZONES: [&str; 8] = [
     "Xiangyang Community",
     "Heping Community",
     "Jianshe Community",
@@ -30,6 +47,91 @@ const ZONE_NAMES: [&str; 8] = [
     "Yongan Community",
     "Zhongxin Community",
 ];
+
+/// Taihe's eight communities (invented names: the seed article gives none).
+const TAIHE_ZONES: [&str; 8] = [
+    "太和社区",
+    "金星社区",
+    "东站社区",
+    "双凤社区",
+    "云波社区",
+    "春苑社区",
+    "和谐社区",
+    "鸣凤社区",
+];
+
+/// Family and given names the Taihe roster is made of (invented people).
+const SURNAMES: [&str; 16] = [
+    "李", "王", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭",
+];
+const GIVEN_NAMES: [&str; 16] = [
+    "建华", "丽娟", "志强", "海燕", "国庆", "春梅", "晓东", "秀英", "伟", "敏", "俊杰", "红梅",
+    "文斌", "玉兰", "永明", "雪莲",
+];
+
+impl DemoSite {
+    /// The site's zone names.
+    fn zone_names(self) -> [&'static str; 8] {
+        match self {
+            DemoSite::Taihe => TAIHE_ZONES,
+            DemoSite::English => ENGLISH_ZONES,
+        }
+    }
+
+    /// The district code asset codes start with (GB/T 2260): 530111 Guandu, Kunming;
+    /// 110108 Haidian, Beijing.
+    fn district_code(self) -> &'static str {
+        match self {
+            DemoSite::Taihe => "530111",
+            DemoSite::English => "110108",
+        }
+    }
+
+    /// Zone boundary of zone `i` (0..8): a 4 × 2 grid of 1 km-ish cells (WGS-84).
+    pub fn zone_rect(self, i: usize) -> (f64, f64, f64, f64) {
+        let (origin_lon, origin_lat) = match self {
+            DemoSite::Taihe => (102.700, 25.020),
+            DemoSite::English => (116.30, 39.90),
+        };
+        let (col, row) = ((i % 4) as f64, (i / 4) as f64);
+        let min_lon = origin_lon + col * 0.012;
+        let min_lat = origin_lat + row * 0.009;
+        (min_lon, min_lat, min_lon + 0.012, min_lat + 0.009)
+    }
+
+    /// The difficulty coefficient of zone `i`: a harder zone (an old town, a station, a
+    /// market street) loses fewer points for the same finding.
+    fn coefficient(self, i: usize) -> f64 {
+        match self {
+            DemoSite::Taihe => [1.0, 0.9, 0.8, 0.95, 0.85, 1.0, 0.9, 0.85][i % 8],
+            DemoSite::English => 1.0 - 0.05 * i as f64,
+        }
+    }
+
+    fn asset_name(self, category: &TaxonomyEntry, n: usize) -> String {
+        match self {
+            DemoSite::Taihe => format!("{}{}号", category.name_zh, n),
+            DemoSite::English => format!("{} #{}", category.name_en, n),
+        }
+    }
+
+    /// A person's display name: `what` in English, a Chinese name (with the post) at Taihe.
+    fn person(self, n: usize, english: String, post: &str) -> String {
+        match self {
+            DemoSite::Taihe => format!(
+                "{}{}（{post}）",
+                SURNAMES[(n * 7) % SURNAMES.len()],
+                GIVEN_NAMES[(n * 5 + n / SURNAMES.len()) % GIVEN_NAMES.len()]
+            ),
+            DemoSite::English => english,
+        }
+    }
+}
+
+/// Zone boundary of zone `i` of the English demo (the tests' subdistrict).
+pub fn zone_rect(i: usize) -> (f64, f64, f64, f64) {
+    DemoSite::English.zone_rect(i)
+}
 
 /// Parses the embedded taxonomy CSV (`kind,code,name_zh,name_en,work_category`).
 pub fn default_taxonomy() -> anyhow::Result<Vec<TaxonomyEntry>> {
@@ -62,19 +164,11 @@ pub struct DemoLogin {
     pub zone: Option<String>,
 }
 
-/// Zone boundary of demo zone `i` (0..8): a 4 × 2 grid of 1 km-ish cells.
-pub fn zone_rect(i: usize) -> (f64, f64, f64, f64) {
-    let (col, row) = ((i % 4) as f64, (i / 4) as f64);
-    let min_lon = 116.30 + col * 0.012;
-    let min_lat = 39.90 + row * 0.009;
-    (min_lon, min_lat, min_lon + 0.012, min_lat + 0.009)
-}
-
-/// Loads the demo data unless zones already exist. Returns the logins either way.
-pub async fn load(state: &AppState) -> anyhow::Result<Vec<DemoLogin>> {
+/// Loads the demo data of `site` unless zones already exist. Returns the logins either way.
+pub async fn load(state: &AppState, site: DemoSite) -> anyhow::Result<Vec<DemoLogin>> {
     let existing = reference::zones(&state.db.pool, None).await?;
     let mut logins = Vec::new();
-    let plan = roster_plan();
+    let plan = roster_plan(site);
     if !existing.is_empty() {
         for (username, _, role, zone) in &plan {
             logins.push(DemoLogin {
@@ -89,8 +183,8 @@ pub async fn load(state: &AppState) -> anyhow::Result<Vec<DemoLogin>> {
     let mut tx = state.db.begin_write().await?;
     reference::upsert_taxonomy(tx.conn(), &taxonomy).await?;
     let mut zone_ids = Vec::new();
-    for (i, name) in ZONE_NAMES.iter().enumerate() {
-        let (a, b, c, d) = zone_rect(i);
+    for (i, name) in site.zone_names().iter().enumerate() {
+        let (a, b, c, d) = site.zone_rect(i);
         let zone = reference::insert_zone(
             tx.conn(),
             &ZoneInput {
@@ -109,17 +203,17 @@ pub async fn load(state: &AppState) -> anyhow::Result<Vec<DemoLogin>> {
         .collect();
     let mut assets = Vec::new();
     for (zi, zone_id) in zone_ids.iter().enumerate() {
-        let (min_lon, min_lat, max_lon, max_lat) = zone_rect(zi);
+        let (min_lon, min_lat, max_lon, max_lat) = site.zone_rect(zi);
         for n in 0..40usize {
             let cat = components[(zi * 7 + n) % components.len()];
             let serial = zi * 1000 + n + 1;
             let fx = ((n * 37) % 97) as f64 / 97.0;
             let fy = ((n * 61) % 89) as f64 / 89.0;
             assets.push(Asset {
-                code: format!("110108{}{:06}", cat.code, serial),
+                code: format!("{}{}{:06}", site.district_code(), cat.code, serial),
                 zone_id: *zone_id,
                 category_code: cat.key.clone(),
-                name: format!("{} #{}", cat.name_en, n + 1),
+                name: site.asset_name(cat, n + 1),
                 lat: min_lat + 0.0005 + fy * (max_lat - min_lat - 0.001),
                 lon: min_lon + 0.0005 + fx * (max_lon - min_lon - 0.001),
             });
@@ -127,32 +221,28 @@ pub async fn load(state: &AppState) -> anyhow::Result<Vec<DemoLogin>> {
     }
     reference::insert_assets(tx.conn(), &assets).await?;
     let now = OffsetDateTime::now_utc();
-    reference::insert_rulebook(tx.conn(), &demo_rulebook(now), None).await?;
+    reference::insert_rulebook(tx.conn(), &demo_rulebook(site, now), None).await?;
     tx.commit().await?;
 
-    // The current month, with a coefficient per zone: Z01 is the easiest (1.0), Z08 the hardest
-    // (0.65); a harder zone loses fewer points for the same finding.
-    let start = now.replace_day(1)?.replace_time(time::Time::MIDNIGHT);
-    let (ny, nm) = if now.month() == Month::December {
-        (now.year() + 1, Month::January)
-    } else {
-        (now.year(), now.month().next())
-    };
-    let end = start.replace_year(ny)?.replace_month(nm)?;
+    // The current month of the site's time zone, with a coefficient per zone.
+    let tz = state.config.site.tz();
+    let month = crate::localtime::month_of(&tz, now);
     let period = periods::create_period(
         &state.db,
         None,
         &PeriodInput {
-            code: format!("{}-{:02}", now.year(), now.month() as u8),
-            starts_at: start,
-            ends_at: end,
+            code: month.clone(),
+            month: Some(month),
+            starts_at: None,
+            ends_at: None,
         },
+        &tz,
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut tx = state.db.begin_write().await?;
     for (i, zone_id) in zone_ids.iter().enumerate() {
-        let milli = Milli::from_f64(1.0 - 0.05 * i as f64, 10.0).unwrap_or(1000);
+        let milli = Milli::from_f64(site.coefficient(i), 10.0).unwrap_or(1000);
         reference::set_coefficient(tx.conn(), *zone_id, period.id, milli, None).await?;
     }
     tx.commit().await?;
@@ -189,18 +279,26 @@ pub async fn load(state: &AppState) -> anyhow::Result<Vec<DemoLogin>> {
     Ok(logins)
 }
 
-/// (username, display name, role, zone index or `None` for every zone).
-fn roster_plan() -> Vec<(String, String, Role, Option<usize>)> {
+/// (username, display name, role, zone index or `None` for every zone). The usernames are
+/// the same at every site.
+fn roster_plan(site: DemoSite) -> Vec<(String, String, Role, Option<usize>)> {
+    let zone = |z: usize| format!("Z0{}", z + 1);
+    let names = site.zone_names();
+    let mut n = 0;
+    let mut person = |english: String, post: String| {
+        n += 1;
+        site.person(n, english, &post)
+    };
     let mut plan = vec![(
         "admin".to_owned(),
-        "Administrator".to_owned(),
+        person("Administrator".into(), "系统管理员".into()),
         Role::Admin,
         None,
     )];
     for i in 1..=2 {
         plan.push((
             format!("supervisor{i}"),
-            format!("Assessment office {i}"),
+            person(format!("Assessment office {i}"), "考核办".into()),
             Role::Supervisor,
             None,
         ));
@@ -208,29 +306,38 @@ fn roster_plan() -> Vec<(String, String, Role, Option<usize>)> {
     for i in 1..=4 {
         plan.push((
             format!("zonechief{i}"),
-            format!("Zone chief {i}"),
+            person(format!("Zone chief {i}"), "片长".into()),
             Role::ZoneChief,
             None,
         ));
     }
-    for z in 0..8 {
+    for (z, zone_name) in names.iter().enumerate() {
         plan.push((
             format!("roadchief{}", z + 1),
-            format!("Road chief Z0{}", z + 1),
+            person(
+                format!("Road chief {}", zone(z)),
+                format!("{zone_name}路长"),
+            ),
             Role::RoadChief,
             Some(z),
         ));
         plan.push((
             format!("sectionchief{}", z + 1),
-            format!("Section chief Z0{}", z + 1),
+            person(
+                format!("Section chief {}", zone(z)),
+                format!("{zone_name}段长"),
+            ),
             Role::SectionChief,
             Some(z),
         ));
         for k in 1..=2 {
-            let n = z * 2 + k;
+            let i = z * 2 + k;
             plan.push((
-                format!("inspector{n}"),
-                format!("Inspector {n} (Z0{})", z + 1),
+                format!("inspector{i}"),
+                person(
+                    format!("Inspector {i} ({})", zone(z)),
+                    format!("{zone_name}巡查员"),
+                ),
                 Role::Inspector,
                 Some(z),
             ));
@@ -239,7 +346,7 @@ fn roster_plan() -> Vec<(String, String, Role, Option<usize>)> {
     for i in 1..=3 {
         plan.push((
             format!("squad{i}"),
-            format!("Emergency squad {i}"),
+            person(format!("Emergency squad {i}"), "应急队员".into()),
             Role::SquadMember,
             None,
         ));
@@ -257,64 +364,88 @@ fn rule(code: &str, description: &str, points: f64, sources: &[Source], taxonomy
     }
 }
 
-fn demo_rulebook(now: OffsetDateTime) -> RulebookInput {
+fn demo_rulebook(site: DemoSite, now: OffsetDateTime) -> RulebookInput {
     use Source::*;
+    let zh = site == DemoSite::Taihe;
+    let text = |en: &str, cn: &str| if zh { cn } else { en }.to_owned();
+    let covers = [
+        "component:0101",
+        "component:0102",
+        "component:0103",
+        "component:0105",
+        "component:0114",
+    ];
     RulebookInput {
-        name: "Subdistrict city management assessment rules".to_owned(),
+        name: text(
+            "Subdistrict city management assessment rules",
+            "太和街道城市管理考核细则",
+        ),
         effective_from: now.replace_year(now.year() - 1).unwrap_or(now),
         rules: vec![
             rule(
                 "INSP-GARBAGE",
-                "Exposed garbage found by inspection",
+                &text("Exposed garbage found by inspection", "检查发现垃圾暴露"),
                 0.2,
                 &[Inspection],
                 &["event:0102"],
             ),
             rule(
                 "INSP-VENDING",
-                "Unlicensed street vending found by inspection",
+                &text(
+                    "Unlicensed street vending found by inspection",
+                    "检查发现占道经营",
+                ),
                 0.3,
                 &[Inspection],
                 &["event:0501"],
             ),
             rule(
                 "INSP-COVER",
-                "Missing or damaged manhole cover found by inspection",
+                &text(
+                    "Missing or damaged manhole cover found by inspection",
+                    "检查发现窨井盖缺失或破损",
+                ),
                 0.5,
                 &[Inspection],
-                &[
-                    "component:0101",
-                    "component:0102",
-                    "component:0103",
-                    "component:0105",
-                    "component:0114",
-                ],
+                &covers,
             ),
             rule(
                 "INSP-GENERAL",
-                "Other problem found by inspection",
+                &text("Other problem found by inspection", "检查发现其他问题"),
                 0.1,
                 &[Inspection],
                 &[],
             ),
             rule(
                 "OVERDUE",
-                "Not rectified by the deadline (additional)",
+                &text(
+                    "Not rectified by the deadline (additional)",
+                    "逾期未整改（加扣）",
+                ),
                 0.5,
                 &[Inspection, PublicComplaint],
                 &[],
             ),
-            rule("MEDIA", "Problem exposed by the media", 2.0, &[Media], &[]),
+            rule(
+                "MEDIA",
+                &text("Problem exposed by the media", "被新闻媒体曝光"),
+                2.0,
+                &[Media],
+                &[],
+            ),
             rule(
                 "LEADER",
-                "Problem criticised by a leader",
+                &text("Problem criticised by a leader", "被领导批评"),
                 1.0,
                 &[LeaderCriticism],
                 &[],
             ),
             rule(
                 "COMPLAINT",
-                "Substantiated public complaint to the hotline",
+                &text(
+                    "Substantiated public complaint to the hotline",
+                    "群众投诉经查属实",
+                ),
                 0.5,
                 &[PublicComplaint],
                 &[],
@@ -338,21 +469,47 @@ mod tests {
 
     #[test]
     fn demo_rulebook_is_valid_milli() {
-        for r in demo_rulebook(OffsetDateTime::now_utc()).rules {
-            assert!(Milli::from_f64(r.points, 100.0).is_some());
+        for site in [DemoSite::Taihe, DemoSite::English] {
+            for r in demo_rulebook(site, OffsetDateTime::now_utc()).rules {
+                assert!(Milli::from_f64(r.points, 100.0).is_some());
+            }
         }
     }
 
     #[test]
     fn demo_zones_do_not_overlap() {
-        for i in 0..8 {
-            let (a, b, c, d) = zone_rect(i);
-            let centre = ((a + c) / 2.0, (b + d) / 2.0);
-            for j in 0..8 {
-                let (a2, b2, c2, d2) = zone_rect(j);
-                let inside = centre.0 > a2 && centre.0 < c2 && centre.1 > b2 && centre.1 < d2;
-                assert_eq!(inside, i == j);
+        for site in [DemoSite::Taihe, DemoSite::English] {
+            for i in 0..8 {
+                let (a, b, c, d) = site.zone_rect(i);
+                let centre = ((a + c) / 2.0, (b + d) / 2.0);
+                for j in 0..8 {
+                    let (a2, b2, c2, d2) = site.zone_rect(j);
+                    let inside = centre.0 > a2 && centre.0 < c2 && centre.1 > b2 && centre.1 < d2;
+                    assert_eq!(inside, i == j);
+                }
             }
         }
+    }
+
+    #[test]
+    fn taihe_speaks_chinese_and_lies_in_kunming() {
+        let plan = roster_plan(DemoSite::Taihe);
+        let han = |s: &str| s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+        assert!(
+            plan.iter().all(|(_, display, _, _)| han(display)),
+            "{plan:?}"
+        );
+        let english: Vec<String> = roster_plan(DemoSite::English)
+            .into_iter()
+            .map(|(u, ..)| u)
+            .collect();
+        let taihe: Vec<String> = plan.into_iter().map(|(u, ..)| u).collect();
+        assert_eq!(english, taihe, "the same logins at both sites");
+        let (a, b, ..) = DemoSite::Taihe.zone_rect(0);
+        assert!((102.6..102.8).contains(&a) && (24.9..25.1).contains(&b));
+        assert!(demo_rulebook(DemoSite::Taihe, OffsetDateTime::now_utc())
+            .rules
+            .iter()
+            .all(|r| han(&r.description)));
     }
 }

@@ -12,10 +12,13 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod evidence;
+pub mod exports;
 pub mod geo;
+pub mod i18n;
 pub mod jobs;
 pub mod keepalive;
 pub mod ledger;
+pub mod localtime;
 pub mod model;
 pub mod periods;
 pub mod photos;
@@ -61,6 +64,7 @@ pub fn app(state: AppState) -> Router {
     let (router, api) = routes::split();
     let api_json = api;
     let limits = state.config.limits.clone();
+    let site_language = state.config.site.language;
     router
         .route(
             "/openapi.json",
@@ -105,6 +109,12 @@ pub fn app(state: AppState) -> Router {
                     ApiError::new(ErrorCode::Internal, "internal server error").into_response()
                 })),
         )
+        // Outside everything that may answer with an error, so each error speaks the reader's
+        // language.
+        .layer(middleware::from_fn_with_state(
+            site_language,
+            speak_the_readers_language,
+        ))
         // Headers on every response, errors included. A response that sets its own
         // `Cache-Control` (the docs' script, photo bytes) or policy (the docs page) keeps it;
         // everything else (tokens, case data, exports) is not to be stored by a browser or a
@@ -143,6 +153,26 @@ async fn method_not_allowed() -> ApiError {
         ErrorCode::MethodNotAllowed,
         "method not allowed on this route",
     )
+}
+
+/// Chooses the request's language (`Accept-Language`, else the site's) and answers in it:
+/// handlers read it as an `Extension<Lang>`, errors through `i18n::current`.
+async fn speak_the_readers_language(
+    axum::extract::State(site): axum::extract::State<i18n::Lang>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let header = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let lang = i18n::Lang::negotiate(header, site);
+    req.extensions_mut().insert(lang);
+    let mut response = i18n::scope(lang, next.run(req)).await;
+    response
+        .headers_mut()
+        .append(header::VARY, HeaderValue::from_static("accept-language"));
+    response
 }
 
 /// Responses that are errors but not our JSON body (framework rejections, timeouts, the body

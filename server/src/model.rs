@@ -252,13 +252,35 @@ pub struct Period {
     pub closed_at: Option<OffsetDateTime>,
 }
 
+/// A new period: a calendar `month` of the site's time zone, or explicit `starts_at` and
+/// `ends_at` instants (one or the other).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodInput {
     pub code: String,
-    #[serde(with = "time::serde::rfc3339")]
+    /// `YYYY-MM`: the period runs from the first local midnight of that month to the first of
+    /// the next, in the site's time zone (`site.time_zone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub month: Option<String>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub starts_at: Option<OffsetDateTime>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ends_at: Option<OffsetDateTime>,
+}
+
+/// A period as it is stored: its code and the instants it runs between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodSpan {
+    pub code: String,
     pub starts_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
     pub ends_at: OffsetDateTime,
 }
 

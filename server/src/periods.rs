@@ -1,25 +1,56 @@
 //! Assessment periods: opening one (it may not overlap another) and carrying the zone
 //! coefficients of one period into the next.
 
+use jiff::tz::TimeZone;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Coefficient, Milli, Period, PeriodInput};
+use crate::localtime;
+use crate::model::{Coefficient, Milli, Period, PeriodInput, PeriodSpan};
 use crate::store::{audit, ms_from_time, reference, Db, WriteTx};
 
-/// Opens a period (audited as `actor`).
-pub async fn create_period(db: &Db, actor: Option<Uuid>, input: &PeriodInput) -> ApiResult<Period> {
+/// Opens a period (audited as `actor`); a `month` is cut in the site's time zone `tz`.
+pub async fn create_period(
+    db: &Db,
+    actor: Option<Uuid>,
+    input: &PeriodInput,
+    tz: &TimeZone,
+) -> ApiResult<Period> {
+    let span = span_of(input, tz)?;
     let mut tx = db.begin_write().await?;
-    let period = create_period_in(&mut tx, actor, input).await?;
+    let period = create_period_in(&mut tx, actor, &span).await?;
     tx.commit().await?;
     Ok(period)
+}
+
+/// The instants a new period runs between: those of its local `month`, or the explicit ones.
+pub fn span_of(input: &PeriodInput, tz: &TimeZone) -> ApiResult<PeriodSpan> {
+    let (starts_at, ends_at) = match (&input.month, input.starts_at, input.ends_at) {
+        (Some(month), None, None) => localtime::month_span(tz, month).ok_or_else(|| {
+            ApiError::invalid("month", "must be a month written YYYY-MM, e.g. 2026-12")
+        })?,
+        (None, Some(starts_at), Some(ends_at)) => (starts_at, ends_at),
+        (Some(_), _, _) => {
+            return Err(ApiError::invalid(
+                "month",
+                "give either month or starts_at and ends_at, not both",
+            ))
+        }
+        (None, None, _) => return Err(ApiError::invalid("starts_at", "is required without month")),
+        (None, _, None) => return Err(ApiError::invalid("ends_at", "is required without month")),
+    };
+    Ok(PeriodSpan {
+        code: input.code.clone(),
+        starts_at,
+        ends_at,
+    })
 }
 
 /// Opens a period inside `tx` (see [`create_period`]).
 pub async fn create_period_in(
     tx: &mut WriteTx,
     actor: Option<Uuid>,
-    input: &PeriodInput,
+    input: &PeriodSpan,
 ) -> ApiResult<Period> {
     check_code(&input.code)?;
     if input.ends_at <= input.starts_at {

@@ -1,4 +1,4 @@
-//! The server under test as a process of its own (`gridline-under-test serve --demo`, the real
+//! The server under test as a process of its own (`gridline-under-test serve --demo en`, the real
 //! CLI), for figures an in-process server cannot give: its memory (`/proc/<pid>/status`) and
 //! its place in another network namespace.
 
@@ -71,7 +71,7 @@ impl ServerProcess {
             }
             None => Command::new(spawn.binary),
         };
-        cmd.args(["serve", "--demo"])
+        cmd.args(["serve", "--demo", "en"])
             .env_remove("GRIDLINE_CONFIG")
             .env("GRIDLINE_DATA_DIR", spawn.data_dir)
             .env("GRIDLINE_LISTEN", &spawn.listen)

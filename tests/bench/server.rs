@@ -121,7 +121,7 @@ impl Server {
         config.limits.requests_per_minute = 0;
         config.auth.access_ttl_secs = 24 * 3600;
         let state = AppState::build(config).await?;
-        gridline_server::demo::load(&state).await?;
+        gridline_server::demo::load(&state, gridline_server::demo::DemoSite::English).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();

@@ -657,11 +657,11 @@ async fn rankings_are_identical_when_recomputed_and_exports_agree(app: TestApp) 
 
     // Ledger and ranking exports: the XLSX reads back with the same totals as the CSV.
     for what in ["ledger", "ranking"] {
-        let column = if what == "ledger" {
+        let column = header(if what == "ledger" {
             "weighted_points"
         } else {
             "score"
-        };
+        });
         let (status, csv_bytes) = get_bytes(
             &app,
             &format!("/v1/exports/{what}?period_id={pid}&format=csv"),
@@ -692,7 +692,7 @@ async fn rankings_are_identical_when_recomputed_and_exports_agree(app: TestApp) 
         let sheet = book.worksheet_range(what).unwrap();
         let mut rows = sheet.rows();
         let header: Vec<String> = rows.next().unwrap().iter().map(|c| c.to_string()).collect();
-        let xcol = header.iter().position(|h| h == column).unwrap();
+        let xcol = header.iter().position(|h| *h == column).unwrap();
         let mut n = 0;
         let xlsx_total: f64 = rows
             .map(|r| {
@@ -1120,9 +1120,9 @@ async fn four_eyes_another_supervisor_approves_and_the_entry_names_both(app: Tes
     let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     let column = header
         .iter()
-        .position(|h| *h == "proposed_by")
+        .position(|h| *h == crate::support::header("proposed_by"))
         .expect("a proposed_by column");
-    assert_eq!(json!(row[column]), proposer["user"]["id"]);
+    assert_eq!(json!(row[column]), proposer["user"]["display_name"]);
     // The hash format is unchanged: the chain verifies.
     let (_, verify) = app.get("/v1/ledger/verify", Some(sup1)).await;
     assert_eq!(verify["ok"], true, "{verify}");

@@ -10,6 +10,7 @@ mod edge;
 mod field_upload;
 mod ledger;
 mod ledger_log;
+mod localisation;
 mod photos;
 mod pull_order;
 mod reference;

@@ -18,7 +18,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -60,6 +60,7 @@ on_both_databases!(
     every_photo_size_a_phone_may_declare_can_be_uploaded_and_no_larger,
     pieces_the_store_refuses_to_list_are_counted_and_deleted_by_a_later_clean_up,
     a_photo_cannot_be_borrowed_by_declaring_its_hash_in_another_case,
+    a_position_in_gcj02_is_stored_in_wgs84_and_checked_against_exif_there,
 );
 
 // ---- fixtures ---------------------------------------------------------------------------------
@@ -1855,4 +1856,83 @@ async fn a_photo_cannot_be_borrowed_by_declaring_its_hash_in_another_case(db: Db
             "{view}"
         );
     }
+}
+
+/// Domestic map pickers give GCJ-02, hundreds of metres from the WGS-84 of GPS and EXIF. A
+/// position declared in GCJ-02 is stored in WGS-84: an honest inspector's photo then matches
+/// it, and one taken 300 m from the declared place still does not. Declared as WGS-84, the
+/// same GCJ-02 numbers would be flagged (the datum is what makes the difference).
+async fn a_position_in_gcj02_is_stored_in_wgs84_and_checked_against_exif_there(db: Db) {
+    let Some(app) = app_with(db, |_| {}).await else {
+        return;
+    };
+    let (lat, lon) = zone_centre(&app, "Z01").await;
+    let datum = gridline_sync::Datum::Gcj02;
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let sup = app.login("supervisor1").await;
+    // (declared WGS-84 place, datum written in the operation, where the photo was taken)
+    let cases = [
+        ((lat, lon), Some("gcj02"), (lat, lon), 31),
+        ((lat + 0.0027, lon), Some("gcj02"), (lat, lon), 32),
+        ((lat, lon), None, (lat, lon), 33),
+    ];
+    let mut flags = Vec::new();
+    for ((wlat, wlon), written, (exif_lat, exif_lon), seed) in cases {
+        let (glat, glon) = datum.from_wgs84(wlat, wlon);
+        assert!(
+            gridline_server::geo::distance_m(wlat, wlon, glat, glon) > 250.0,
+            "GCJ-02 is far from WGS-84 in Beijing"
+        );
+        let photo = with_exif(
+            &jpeg(80, 60, seed),
+            &ExifSpec {
+                taken: Some("2024:05:01 10:31:00"),
+                gps: Some((exif_lat, exif_lon)),
+                ..ExifSpec::default()
+            },
+        );
+        let (case_id, mut payload) = new_case(app.zone("Z01"), 0, "event:0102");
+        payload["location"] = json!({"lat": glat, "lon": glon, "accuracy_m": 5.0});
+        if let Some(d) = written {
+            payload["location"]["datum"] = json!(d);
+        }
+        payload["captured_at"] = json!("2024-05-01T02:30:00Z");
+        payload["photos"][0] = json!({"sha256": sha_hex(&photo), "size": photo.len(),
+            "captured_at": "2024-05-01T02:30:00Z", "role": "before"});
+        let op = phone.op("case.create@1", payload);
+        let (status, body) = phone.push(&app, &[op]).await;
+        assert_eq!(body["results"][0]["status"], "applied", "{status} {body}");
+        assert_eq!(
+            put_photo(&app, &phone.token, &photo, &sha_hex(&photo))
+                .await
+                .0,
+            StatusCode::CREATED
+        );
+        let (_, view) = app.get(&format!("/v1/cases/{case_id}"), Some(&sup)).await;
+        let stored = (
+            view["location"]["lat"].as_f64().unwrap(),
+            view["location"]["lon"].as_f64().unwrap(),
+        );
+        if written.is_some() {
+            // Stored in WGS-84, to well under a metre.
+            assert!(
+                gridline_server::geo::distance_m(stored.0, stored.1, wlat, wlon) < 0.5,
+                "{stored:?} vs {:?}",
+                (wlat, wlon)
+            );
+        } else {
+            assert_eq!(stored, (glat, glon), "taken as given");
+        }
+        let summary = photo_store::evidence(&app.state.db, case_id).await.unwrap();
+        flags.push(summary.photos[0].flags.clone());
+    }
+    assert!(flags[0].is_empty(), "honest, in GCJ-02: {flags:?}");
+    assert!(
+        flags[1].contains(&"exif_gps_mismatch".to_owned()),
+        "300 m off: {flags:?}"
+    );
+    assert!(
+        flags[2].contains(&"exif_gps_mismatch".to_owned()),
+        "GCJ-02 numbers taken for WGS-84: {flags:?}"
+    );
 }

@@ -347,7 +347,7 @@ async fn the_case_list_exports_as_csv_and_geojson(app: TestApp) {
     let headers = reader.headers().unwrap().clone();
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 1);
-    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let col = |key: &str| headers.iter().position(|h| h == header(key)).unwrap();
     assert_eq!(&rows[0][col("id")], id.to_string());
     assert_eq!(&rows[0][col("zone")], "Z01");
     assert_eq!(&rows[0][col("state")], "dispatched");

@@ -404,7 +404,7 @@ fn no_secret_or_token_appears_in_logs() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut server = Command::new(env!("CARGO_BIN_EXE_gridline-under-test"))
-        .args(["serve", "--demo"])
+        .args(["serve", "--demo", "en"])
         .env("GRIDLINE_DATA_DIR", dir.path())
         .env("GRIDLINE_LISTEN", format!("127.0.0.1:{port}"))
         .env("GRIDLINE_LOG", "trace")
@@ -493,7 +493,12 @@ async fn csv_exports_keep_formulas_inert() {
     assert_eq!(status, StatusCode::OK);
     let mut reader = csv::Reader::from_reader(csv_bytes.as_slice());
     let headers = reader.headers().unwrap().clone();
-    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let col = |key: &str| {
+        headers
+            .iter()
+            .position(|h| h == crate::support::header(key))
+            .unwrap()
+    };
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     let row = rows
         .iter()
@@ -537,7 +542,7 @@ async fn period_codes_cannot_break_download_headers() {
     let mut tx = app.state.db.begin_write().await.unwrap();
     let old = gridline_tests::gridline_server::store::reference::insert_period(
         tx.conn(),
-        &gridline_tests::gridline_server::model::PeriodInput {
+        &gridline_tests::gridline_server::model::PeriodSpan {
             code: "Q\r\nX-Evil: 1\"; a=b".into(),
             starts_at: time::macros::datetime!(2102-01-01 0:00 UTC),
             ends_at: time::macros::datetime!(2102-02-01 0:00 UTC),

@@ -164,6 +164,11 @@ pub async fn gridline_cli(app: &TestApp, args: &[&str]) -> (bool, String) {
 }
 
 /// GET returning the raw bytes.
+/// The header an export gives column `key` in English (the tests' language).
+pub fn header(key: &str) -> String {
+    gridline_server::i18n::text(gridline_server::i18n::Lang::En, &format!("col-{key}"))
+}
+
 pub async fn get_bytes(app: &TestApp, path: &str, token: &str) -> (StatusCode, Vec<u8>) {
     let resp = app
         .http

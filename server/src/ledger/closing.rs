@@ -13,7 +13,7 @@ use crate::ledger::proposals::{
     period_closed, proposal_view, reject_in, require_supervisor, required_reason,
 };
 use crate::ledger::scoring::{self, Ranking};
-use crate::ledger::views::{CloseInput, ClosedPeriod, Decision, Proposal};
+use crate::ledger::views::{CloseInput, ClosedPeriod, Decision, NextPeriod, Proposal};
 use crate::ledger::LedgerService;
 use crate::model::{Period, PeriodStatus};
 use crate::store::changes::{self, PendingChange};
@@ -145,13 +145,14 @@ pub async fn close_period(
     .await?;
     let next = match &input.next {
         Some(next) => {
+            let ends_at = next_period_end(next, &svc.config.site.tz())?;
             let opened = crate::periods::create_period_in(
                 &mut tx,
                 Some(user.user_id),
-                &crate::model::PeriodInput {
+                &crate::model::PeriodSpan {
                     code: next.code.clone(),
                     starts_at: period.ends_at,
-                    ends_at: next.ends_at,
+                    ends_at,
                 },
             )
             .await?;
@@ -216,4 +217,27 @@ pub async fn visible_ranking(db: &Db, user: &AuthUser, period: &Period) -> ApiRe
         .zones
         .retain(|z| Uuid::parse_str(&z.zone_id).is_ok_and(|z| scope.contains(z)));
     Ok(ranking)
+}
+
+/// Where the period opened by a close ends: at the end of its local `month`, or at `ends_at`.
+fn next_period_end(next: &NextPeriod, tz: &jiff::tz::TimeZone) -> ApiResult<time::OffsetDateTime> {
+    match (&next.month, next.ends_at) {
+        (Some(month), None) => crate::localtime::month_span(tz, month)
+            .map(|(_, end)| end)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "next.month",
+                    "must be a month written YYYY-MM, e.g. 2026-12",
+                )
+            }),
+        (None, Some(ends_at)) => Ok(ends_at),
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "next.month",
+            "give either month or ends_at, not both",
+        )),
+        (None, None) => Err(ApiError::invalid(
+            "next.ends_at",
+            "is required without month",
+        )),
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! Pure rules: entry weighting and the hash chain ([`chain`]), zone scores and ranking
 //! ([`scoring`]), the Merkle tree and signed checkpoints that make the ledger a transparency log
-//! ([`log`]), the requests and answers of the API ([`views`]) and export tables ([`export`]).
+//! ([`log`]) and the requests and answers of the API ([`views`]). Exports are in
+//! `crate::exports`.
 //! The operations: proposing and rejecting deductions ([`proposals`]), posting and reversing
 //! entries ([`posting`]), closing a period and ranking the zones ([`closing`]); they take a
 //! [`LedgerService`]. The storage is `store::ledger`, the endpoints `routes::ledger`. These
@@ -11,7 +12,6 @@
 
 pub mod chain;
 pub mod closing;
-pub mod export;
 pub mod log;
 pub mod posting;
 pub mod proposals;

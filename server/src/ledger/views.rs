@@ -192,6 +192,10 @@ pub struct PendingDecision {
 #[serde(deny_unknown_fields)]
 pub struct NextPeriod {
     pub code: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub ends_at: time::OffsetDateTime,
+    /// `YYYY-MM`: the next period ends where that month ends in the site's time zone. Give
+    /// either `month` or `ends_at`.
+    #[serde(default)]
+    pub month: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub ends_at: Option<time::OffsetDateTime>,
 }

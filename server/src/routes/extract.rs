@@ -10,16 +10,24 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::i18n::{self, Lang};
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        // The request's language (`i18n::scope`), English outside a request.
+        let lang = i18n::current().unwrap_or(Lang::En);
+        let message = i18n::error_message(lang, self.code, &self.message, &self.details);
         let body = ErrorBody {
             code: self.code,
-            message: self.message,
+            message,
             details: self.details,
         };
         let mut response = (status, axum::Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_LANGUAGE,
+            HeaderValue::from_static(lang.tag()),
+        );
         if let Some(secs) = self.retry_after {
             if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

@@ -27,7 +27,8 @@ async fn list(State(state): State<AppState>, _user: AuthUser) -> ApiResult<Json<
     Ok(Json(reference::periods(&state.db.pool).await?))
 }
 
-/// Open a new period (admin). Periods may not overlap.
+/// Open a new period (admin): a calendar `month` in the site's time zone, or explicit
+/// `starts_at` and `ends_at`. Periods may not overlap.
 #[utoipa::path(post, path = "/v1/periods", operation_id = "create_period", tag = "reference", security(("bearer" = [])), request_body = PeriodInput,
     responses((status = 201, body = Period), (status = 409, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody)))]
 async fn create(
@@ -36,7 +37,8 @@ async fn create(
     Json(input): Json<PeriodInput>,
 ) -> ApiResult<(StatusCode, Json<Period>)> {
     user.require_admin()?;
-    let period = crate::periods::create_period(&state.db, Some(user.user_id), &input).await?;
+    let tz = state.config.site.tz();
+    let period = crate::periods::create_period(&state.db, Some(user.user_id), &input, &tz).await?;
     Ok((StatusCode::CREATED, Json(period)))
 }
 

@@ -338,6 +338,40 @@ pub async fn reversal_of<'c, E: Executor<'c, Database = Any>>(e: E, id: Uuid) ->
         .await
 }
 
+/// An entry with what a person reads beside it in an export: the note of the proposal it was
+/// approved from and the description of its case.
+pub struct ExportedEntry {
+    pub entry: Entry,
+    pub note: Option<String>,
+    pub case_description: Option<String>,
+}
+
+/// Like [`entries`], with each entry's proposal note and case description.
+pub async fn export_entries<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    period: Option<Uuid>,
+    zones: Option<&[Uuid]>,
+    after: i64,
+    limit: i64,
+) -> R<Vec<ExportedEntry>> {
+    // Correlated subqueries rather than joins: the entry's own columns stay unqualified, as
+    // `ENTRY_COLUMNS` names them.
+    const EXTRA: &str = "(SELECT note FROM deduction_proposals \
+        WHERE deduction_proposals.id = ledger_entries.proposal_id) AS proposal_note, \
+        (SELECT description FROM cases WHERE cases.id = ledger_entries.case_id) AS case_description";
+    entry_rows(e, EXTRA, period, zones, after, limit)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ExportedEntry {
+                entry: entry_from_row(r)?,
+                note: r.try_get("proposal_note")?,
+                case_description: r.try_get("case_description")?,
+            })
+        })
+        .collect()
+}
+
 /// Entries in `seq` order after `after`, filtered by period and zones.
 pub async fn entries<'c, E: Executor<'c, Database = Any>>(
     e: E,
@@ -346,8 +380,29 @@ pub async fn entries<'c, E: Executor<'c, Database = Any>>(
     after: i64,
     limit: i64,
 ) -> R<Vec<Entry>> {
+    entry_rows(e, "", period, zones, after, limit)
+        .await?
+        .iter()
+        .map(entry_from_row)
+        .collect()
+}
+
+/// The rows of a page of entries (see [`entries`]), with `extra` columns after the entry's.
+async fn entry_rows<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    extra: &str,
+    period: Option<Uuid>,
+    zones: Option<&[Uuid]>,
+    after: i64,
+    limit: i64,
+) -> R<Vec<sqlx::any::AnyRow>> {
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(", {extra}")
+    };
     let mut sql = format!(
-        "SELECT {ENTRY_COLUMNS}, proposed_by FROM ledger_entries WHERE seq > $1 \
+        "SELECT {ENTRY_COLUMNS}, proposed_by{extra} FROM ledger_entries WHERE seq > $1 \
          AND ($2 IS NULL OR period_id = $2)"
     );
     if let Some(z) = zones {
@@ -364,7 +419,7 @@ pub async fn entries<'c, E: Executor<'c, Database = Any>>(
     for z in zones.unwrap_or(&[]) {
         q = q.bind(z.to_string());
     }
-    q.fetch_all(e).await?.iter().map(entry_from_row).collect()
+    q.fetch_all(e).await
 }
 
 /// The hashed fields of an entry read with [`ENTRY_COLUMNS`], borrowed from the row, and its

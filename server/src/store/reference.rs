@@ -9,7 +9,7 @@ use super::changes::{self, PendingChange};
 use super::json_rows::Cols;
 use super::{insert_rows, new_id, now_ms, parse_uuid, time_from_ms, Val};
 use crate::model::{
-    Asset, Coefficient, Milli, Period, PeriodInput, PeriodStatus, RosterEntry, Rule, Rulebook,
+    Asset, Coefficient, Milli, Period, PeriodSpan, PeriodStatus, RosterEntry, Rule, Rulebook,
     RulebookInput, Source, TaxonomyEntry, TaxonomyKind, WorkCategory, Zone, ZoneInput,
 };
 
@@ -575,7 +575,7 @@ pub async fn overlapping_periods(
     rows.iter().map(period_from_row).collect()
 }
 
-pub async fn insert_period(conn: &mut AnyConnection, input: &PeriodInput) -> R<Period> {
+pub async fn insert_period(conn: &mut AnyConnection, input: &PeriodSpan) -> R<Period> {
     let id = new_id();
     sqlx::query(
         "INSERT INTO periods (id, code, starts_at, ends_at, status, created_at) VALUES ($1, $2, $3, $4, 'open', $5)",

@@ -81,7 +81,7 @@ impl ServerProcess {
             .open(self.data_dir.join("server.log"))
             .expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridline-under-test"));
-        cmd.args(["serve", "--demo"])
+        cmd.args(["serve", "--demo", "en"])
             .env_remove("GRIDLINE_CONFIG")
             .env_remove("GRIDLINE_DATABASE_URL")
             .env("GRIDLINE_DATA_DIR", &self.data_dir)

@@ -1,0 +1,183 @@
+# Gridline's English messages. Keys match zh-CN/gridline.ftl one for one: `error-*` are named
+# by the stable error codes, the rest are names people read (case states, sources, roles,
+# export headers).
+
+## Error messages (the API's `message`; the `code` never changes)
+
+error-invalid_request = Invalid request: a parameter is missing or has a value that is not allowed.
+error-invalid_request-field = Invalid request: the value of “{ $path }” is not allowed.
+error-malformed_body = The body could not be read: send JSON with Content-Type: application/json.
+error-payload_too_large = The request body is larger than this endpoint accepts.
+error-not_found = Not found: no such route or resource, or one you may not see.
+error-method_not_allowed = This route does not take that method.
+error-unauthenticated = Not signed in, or the sign-in has expired: sign in again.
+error-invalid_credentials = Wrong user name or password.
+error-invalid_refresh_token = The refresh token is invalid, expired, revoked or already used: sign in again.
+error-device_revoked = This device is revoked or not enrolled for this user.
+error-forbidden = Not allowed: your role or the zones you answer for do not permit this.
+error-conflict = This conflicts with the current data (it already exists, or its state changed).
+error-stale_version = Someone changed this since you read it: reload and try again.
+error-invalid_transition = The case's current state does not allow this step.
+error-rate_limited = Too many requests or failed sign-ins: try again later.
+error-unsupported_protocol = The client's sync protocol version is not supported: update the app.
+error-sequence_gap = A gap in the sync sequence: resend from the number the server gives.
+error-sequence_behind = The server's sync sequence is behind the phone's (restored from a backup?): resend from the number given.
+error-bad_signature = An operation's signature does not verify.
+error-broken_chain = An operation's chain does not verify: it does not carry the hash of the one before.
+error-unsupported_operation = The server does not know this operation type or version.
+error-id_reused = This id is already taken by a record with other content.
+error-out_of_scope = The operation refers to data outside the zones you answer for.
+error-reset_required = The sync cursor is unknown or expired: sync again from the start.
+error-import_failed = The import file has errors and nothing was imported: see the errors by row.
+error-unavailable = The service is unavailable for a moment (database or storage): retry later.
+error-internal = Internal server error: retry later or tell an administrator.
+error-evidence_locked = An approved deduction locks this case: its classification and evidence cannot change (a correction is a ledger reversal).
+error-case_not_found = The case does not exist, or you may not see it.
+error-case_closed = The case is finished (closed, withdrawn, not filed or a duplicate) and takes no edits.
+error-hash_mismatch = The upload does not hash to the SHA-256 it was declared with; nothing was kept.
+error-unsupported_media = Not a photo type the server accepts (JPEG, PNG, WebP, HEIC).
+error-photo_too_large = The photo file is larger than the server accepts.
+error-image_too_large = The image has more pixels than the server decodes.
+error-truncated_image = The image is incomplete (an interrupted copy or upload).
+error-corrupt_image = The image data is damaged and cannot be decoded.
+error-photo_not_declared = No case in your zones declares this photo.
+error-upload_offset_mismatch = The upload offset is not where the server stands: ask for it and resume.
+error-checksum_mismatch = The chunk's checksum does not match its bytes; the chunk was not kept.
+error-upload_expired = The unfinished upload expired: start a new one.
+error-unsupported_tus_version = This tus version is not supported (1.0.0 is).
+error-unsupported_content_type = This endpoint does not take that Content-Type.
+error-unsupported_checksum_algorithm = That checksum algorithm is not supported.
+error-link_expired = The photo link is invalid or expired: ask for a new one.
+error-evidence_incomplete = The evidence is incomplete: at least one photo, and every declared photo received and verified.
+error-period_closed = The assessment period is closed and takes no new ledger entries (a correction posts in the open period).
+error-proposal_id_reused = This proposal id is already taken by a proposal with other content.
+error-proposal_pending = The case already has a deduction proposal waiting for a decision: decide that one first.
+error-case_already_deducted = The case already has a deduction that is not reversed: reverse that entry first.
+error-case_not_filed = The case is not filed (or was not filed, a duplicate or withdrawn): no deduction on it.
+error-self_approval = Four eyes: whoever proposed a deduction cannot approve it.
+error-period_not_ended = The period has not ended: only an administrator closes it early.
+error-period_proposals_pending = The period still has deduction proposals waiting: decide them first, or in the close.
+
+## Case states
+
+state-reported = Reported
+state-filed = Filed
+state-not_filed = Not filed
+state-duplicate = Duplicate
+state-dispatched = Dispatched
+state-in_progress = In progress
+state-pending_verification = Awaiting verification
+state-closed = Closed
+state-withdrawn = Withdrawn
+
+## Severities
+
+severity-low = Low
+severity-medium = Medium
+severity-high = High
+
+## Sources of a deduction
+
+source-inspection = Inspection
+source-media = Media exposure
+source-leader_criticism = Leader's criticism
+source-public_complaint = Public complaint
+
+## Roles
+
+role-admin = Administrator
+role-supervisor = Supervisor
+role-inspector = Inspector
+role-zone_chief = Zone chief
+role-road_chief = Road chief
+role-section_chief = Section chief
+role-squad_member = Squad member
+
+## Ledger entry kinds
+
+entry-deduction = Deduction
+entry-reversal = Reversal
+
+## Work categories
+
+work-environmental_sanitation = Environmental sanitation
+work-greening = Greening
+work-municipal_facilities = Municipal facilities
+work-city_order = City order
+work-environmental_protection = Environmental protection
+
+## Yes and no
+
+yes = Yes
+no = No
+
+## Export headers
+
+col-seq = No.
+col-id = Id
+col-kind = Kind
+col-zone = Zone code
+col-zone_name = Zone
+col-period = Period
+col-rule = Rule code
+col-rule_text = Rule
+col-source = Source code
+col-source_name = Source
+col-work_category = Work category
+col-raw_points = Raw points
+col-coefficient = Coefficient
+col-weighted_points = Weighted points
+col-approved_by = Approved by
+col-proposed_by = Proposed by
+col-approved_at = Approved at
+col-found_at = Found at
+col-case_id = Case id
+col-case_description = Case description
+col-note = Note
+col-evidence = Evidence photo hashes
+col-reverses_id = Reverses entry
+col-reason = Reason
+col-hash = Entry hash
+col-zone_chief = Zone chief
+col-road_chief = Road chief
+col-section_chief = Section chief
+col-rank = Rank
+col-score = Score
+col-deductions = Deductions
+col-entries = Entries
+col-reversals = Reversals
+col-cases_found = Cases found
+col-filed = Filed
+col-closed = Closed
+col-closed_on_time = Closed on time
+col-rework = Rework
+col-overdue = Overdue
+col-formula_version = Formula version
+col-state = State code
+col-state_name = State
+col-category = Category code
+col-category_name = Category
+col-severity = Severity code
+col-severity_name = Severity
+col-description = Description
+col-lat = Latitude
+col-lon = Longitude
+col-captured_at = Captured at
+col-received_at = Received at
+col-deadline = Deadline
+col-version = Version
+col-locked = Locked
+col-flags = Integrity flags
+
+## The period report
+
+report-title = City management assessment report, period { $period }
+report-subtitle = Made { $at } ({ $tz }). Score = 100 − the sum of weighted points; weighted points = raw points × the zone's difficulty coefficient.
+report-ranking = 1. Ranking of the zones
+report-deductions = 2. Deductions by zone
+report-zone = { $zone } ({ $code }): { $count } entries, { $points } points in all
+report-none = No deductions this period.
+report-signoff = 3. Ledger sign-off
+report-signoff-text = Made from the first { $size } entries of the ledger, whose checkpoint root hash is { $root }, signed by server key { $key } at { $at }. Check it with gridline ledger verify.
+report-no-checkpoint = The ledger has no checkpoint yet.
+col-thumbnail = Evidence photo

@@ -1,0 +1,182 @@
+# Gridline 的中文（简体）消息。键与 en/gridline.ftl 一一对应：`error-*` 以稳定的错误代码命名，
+# 其余是人读的名称（案件状态、来源、角色、导出表头）。
+
+## 错误消息（API 的 `message`，`code` 不变）
+
+error-invalid_request = 请求无效：参数缺失或取值不符合要求。
+error-invalid_request-field = 请求无效：字段“{ $path }”的取值不符合要求。
+error-malformed_body = 请求体无法解析：需要 Content-Type 为 application/json 的 JSON 内容。
+error-payload_too_large = 请求体过大，超出了此接口允许的大小。
+error-not_found = 未找到：该地址或资源不存在，或您无权查看。
+error-method_not_allowed = 此地址不支持该请求方法。
+error-unauthenticated = 未登录或登录已失效，请重新登录。
+error-invalid_credentials = 用户名或密码错误。
+error-invalid_refresh_token = 刷新令牌无效、已过期、已撤销或已被使用，请重新登录。
+error-device_revoked = 此设备已被撤销或未为该用户登记。
+error-forbidden = 无权执行此操作：您的角色或所负责的片区不允许。
+error-conflict = 操作与当前数据冲突（资源已存在或状态已改变）。
+error-stale_version = 数据已被他人修改，您看到的版本已不是最新，请刷新后重试。
+error-invalid_transition = 案件当前状态下不允许此流转操作。
+error-rate_limited = 请求或登录失败次数过多，请稍后再试。
+error-unsupported_protocol = 客户端的同步协议版本不受支持，请升级应用。
+error-sequence_gap = 同步序号不连续：请从服务器指定的序号起重新发送。
+error-sequence_behind = 服务器记录的同步序号落后于手机（例如从备份恢复），请从指定序号起重新发送。
+error-bad_signature = 操作签名校验失败。
+error-broken_chain = 操作链校验失败：与上一条操作的哈希不符。
+error-unsupported_operation = 服务器不认识此操作类型或版本。
+error-id_reused = 该编号已被内容不同的记录使用。
+error-out_of_scope = 操作涉及您负责范围之外的数据。
+error-reset_required = 同步游标未知或已过期，请重新完整同步。
+error-import_failed = 导入文件有错误，未导入任何内容；请按行查看错误明细。
+error-unavailable = 服务暂时不可用（数据库或存储），请稍后重试。
+error-internal = 服务器内部错误，请稍后重试或联系管理员。
+error-evidence_locked = 已批准的扣分锁定了此案件：分类和证据不能再修改，更正须通过台账冲销。
+error-case_not_found = 案件不存在，或您无权查看。
+error-case_closed = 案件已办结（结案、撤回、不予立案或重复），不能再修改。
+error-hash_mismatch = 上传内容的 SHA-256 与声明不符，未保存任何内容。
+error-unsupported_media = 不是服务器接受的照片格式（JPEG、PNG、WebP、HEIC）。
+error-photo_too_large = 照片文件超过了服务器允许的大小。
+error-image_too_large = 图片像素过多，服务器不予解码。
+error-truncated_image = 图片不完整（复制或上传被中断）。
+error-corrupt_image = 图片数据已损坏，无法解码。
+error-photo_not_declared = 您负责范围内没有案件声明过此照片。
+error-upload_offset_mismatch = 上传偏移量与服务器不一致，请查询进度后续传。
+error-checksum_mismatch = 分片校验和与内容不符，该分片未保存。
+error-upload_expired = 未完成的上传已过期，请重新上传。
+error-unsupported_tus_version = 不支持此 tus 协议版本（需要 1.0.0）。
+error-unsupported_content_type = 此接口不接受该 Content-Type。
+error-unsupported_checksum_algorithm = 不支持该校验算法。
+error-link_expired = 照片链接无效或已过期，请重新获取。
+error-evidence_incomplete = 证据不完整：至少需要一张照片，且所有声明的照片均已收到并校验。
+error-period_closed = 考核周期已关闭，不再接受新的台账记录（更正记入当前周期）。
+error-proposal_id_reused = 该扣分建议编号已被内容不同的建议使用。
+error-proposal_pending = 此案件已有待审批的扣分建议，请先处理。
+error-case_already_deducted = 此案件已有未冲销的扣分，更正须先冲销该记录。
+error-case_not_filed = 案件尚未立案（或不予立案、重复、已撤回），不能扣分。
+error-self_approval = 双人复核：提出扣分建议的人不能自己批准。
+error-period_not_ended = 考核周期尚未结束，只有管理员可以提前关闭。
+error-period_proposals_pending = 本周期仍有待审批的扣分建议，请先处理或在关闭时一并决定。
+
+## 案件状态
+
+state-reported = 已上报
+state-filed = 已立案
+state-not_filed = 不予立案
+state-duplicate = 重复
+state-dispatched = 已派遣
+state-in_progress = 处置中
+state-pending_verification = 待核查
+state-closed = 已结案
+state-withdrawn = 已撤回
+
+## 严重程度
+
+severity-low = 轻微
+severity-medium = 一般
+severity-high = 严重
+
+## 扣分来源
+
+source-inspection = 检查发现
+source-media = 媒体曝光
+source-leader_criticism = 领导批评
+source-public_complaint = 群众投诉
+
+## 角色
+
+role-admin = 管理员
+role-supervisor = 考核督查员
+role-inspector = 巡查员
+role-zone_chief = 片长
+role-road_chief = 路长
+role-section_chief = 段长
+role-squad_member = 队员
+
+## 台账记录类型
+
+entry-deduction = 扣分
+entry-reversal = 冲销
+
+## 工作类别
+
+work-environmental_sanitation = 环境卫生
+work-greening = 园林绿化
+work-municipal_facilities = 市政设施
+work-city_order = 市容秩序
+work-environmental_protection = 环境保护
+
+## 是与否
+
+yes = 是
+no = 否
+
+## 导出表头
+
+col-seq = 序号
+col-id = 编号
+col-kind = 类型
+col-zone = 片区代码
+col-zone_name = 片区
+col-period = 考核周期
+col-rule = 扣分规则代码
+col-rule_text = 扣分规则
+col-source = 来源代码
+col-source_name = 来源
+col-work_category = 工作类别
+col-raw_points = 原始扣分
+col-coefficient = 难度系数
+col-weighted_points = 加权扣分
+col-approved_by = 批准人
+col-proposed_by = 提出人
+col-approved_at = 批准时间
+col-found_at = 发现时间
+col-case_id = 案件编号
+col-case_description = 案件描述
+col-note = 扣分说明
+col-evidence = 证据照片哈希
+col-reverses_id = 冲销的记录
+col-reason = 原因
+col-hash = 记录哈希
+col-zone_chief = 片长
+col-road_chief = 路长
+col-section_chief = 段长
+col-rank = 名次
+col-score = 得分
+col-deductions = 扣分合计
+col-entries = 扣分条数
+col-reversals = 冲销条数
+col-cases_found = 发现问题数
+col-filed = 立案数
+col-closed = 结案数
+col-closed_on_time = 按时结案数
+col-rework = 返工次数
+col-overdue = 超期数
+col-formula_version = 计分公式版本
+col-state = 状态代码
+col-state_name = 状态
+col-category = 问题类别代码
+col-category_name = 问题类别
+col-severity = 严重程度代码
+col-severity_name = 严重程度
+col-description = 描述
+col-lat = 纬度
+col-lon = 经度
+col-captured_at = 拍摄时间
+col-received_at = 接收时间
+col-deadline = 处置时限
+col-version = 版本
+col-locked = 已锁定
+col-flags = 完整性标记
+
+## 考核通报（每期报告）
+
+report-title = { $period } 期城市管理考核通报
+report-subtitle = 生成于 { $at }（{ $tz }）。分数 = 100 − 加权扣分合计；加权扣分 = 原始扣分 × 片区难度系数。
+report-ranking = 一、片区排名
+report-deductions = 二、各片区扣分明细
+report-zone = { $zone }（{ $code }）：{ $count } 条，合计 { $points } 分
+report-none = 本期无扣分。
+report-signoff = 三、账本签核
+report-signoff-text = 本通报依据账本前 { $size } 条记录生成，账本检查点根哈希为 { $root }，由服务器密钥 { $key } 于 { $at } 签名。可用 gridline ledger verify 核验。
+report-no-checkpoint = 账本尚无检查点。
+col-thumbnail = 证据照片
