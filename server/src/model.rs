@@ -12,12 +12,53 @@ use uuid::Uuid;
 /// A GeoJSON geometry (`Polygon` or `MultiPolygon` for zone boundaries).
 pub type GeoJson = serde_json::Value;
 
+/// A text in languages other than the one it was published in: language tag (`zh-CN`, `en`)
+/// to text. A reader gets the text in their language when there is one, else as published
+/// ([`Translations::pick`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct Translations(pub std::collections::BTreeMap<String, String>);
+
+impl Translations {
+    /// `published` in `lang`: its translation if there is one.
+    pub fn pick<'a>(&'a self, lang: crate::i18n::Lang, published: &'a str) -> &'a str {
+        self.0
+            .get(lang.tag())
+            .map(String::as_str)
+            .unwrap_or(published)
+    }
+
+    /// Checks the keys (a language the server speaks, as its tag) and the lengths.
+    pub fn check(&self, max_chars: usize) -> Result<(), String> {
+        for (tag, text) in &self.0 {
+            if !crate::i18n::Lang::ALL.iter().any(|l| l.tag() == tag) {
+                return Err(format!("unknown language {tag:?} (use zh-CN or en)"));
+            }
+            let n = text.trim().chars().count();
+            if n == 0 || text.chars().count() > max_chars {
+                return Err(format!(
+                    "the {tag} text must be 1 to {max_chars} characters"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// As stored: a JSON object.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "{}".into())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Zone {
     pub id: Uuid,
     /// Short stable code, e.g. `Z01`.
     pub code: String,
+    /// The name as published.
     pub name: String,
+    /// The name in other languages (`{"en": "Taihe Community"}`).
+    pub translations: Translations,
     /// GeoJSON `Polygon` or `MultiPolygon`, WGS84 longitude/latitude.
     #[schema(value_type = Object)]
     pub boundary: GeoJson,
@@ -31,6 +72,9 @@ pub struct Zone {
 pub struct ZoneInput {
     pub code: String,
     pub name: String,
+    /// The name in other languages: keys `zh-CN` or `en`, 1 to 200 characters each.
+    #[serde(default)]
+    pub translations: Translations,
     #[schema(value_type = Object)]
     pub boundary: GeoJson,
 }
@@ -173,6 +217,8 @@ pub struct Rulebook {
     pub id: Uuid,
     pub version: i64,
     pub name: String,
+    /// The name in other languages.
+    pub translations: Translations,
     #[serde(with = "time::serde::rfc3339")]
     pub effective_from: OffsetDateTime,
     pub rules: Vec<Rule>,
@@ -213,7 +259,11 @@ impl Source {
 pub struct Rule {
     /// Stable code within the rulebook, e.g. `R-0102-INSP`.
     pub code: String,
+    /// The rule's text as published.
     pub description: String,
+    /// The text in other languages: keys `zh-CN` or `en`, 1 to 500 characters each.
+    #[serde(default)]
+    pub translations: Translations,
     /// Points deducted before the zone coefficient, at most three decimals.
     pub points: f64,
     pub sources: Vec<Source>,
@@ -226,6 +276,9 @@ pub struct Rule {
 #[serde(deny_unknown_fields)]
 pub struct RulebookInput {
     pub name: String,
+    /// The name in other languages: keys `zh-CN` or `en`, 1 to 200 characters each.
+    #[serde(default)]
+    pub translations: Translations,
     #[serde(with = "time::serde::rfc3339")]
     pub effective_from: OffsetDateTime,
     pub rules: Vec<Rule>,

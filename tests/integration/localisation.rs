@@ -15,6 +15,7 @@ on_both_backends!(
     exports_open_in_a_spreadsheet_in_chinese_with_local_times,
     map_data_comes_in_the_datum_of_the_tiles,
     the_period_report_is_a_printable_sheet_signed_off_with_the_checkpoint,
+    names_are_kept_as_published_with_their_translations,
 );
 
 fn has_han(s: &str) -> bool {
@@ -230,9 +231,9 @@ async fn exports_open_in_a_spreadsheet_in_chinese_with_local_times(app: TestApp)
     };
     let row = &rows[0];
     assert_eq!(&row[col("片区代码")], "Z02");
-    assert_eq!(&row[col("片区")], "Heping Community");
+    assert_eq!(&row[col("片区")], "和平社区", "the zone's Chinese name");
     assert_eq!(&row[col("来源")], "媒体曝光");
-    assert_eq!(&row[col("扣分规则")], "Problem exposed by the media");
+    assert_eq!(&row[col("扣分规则")], "被新闻媒体曝光");
     assert_eq!(&row[col("扣分说明")], "evening news");
     assert_eq!(&row[col("批准人")], approver);
     assert_eq!(
@@ -374,13 +375,10 @@ async fn the_period_report_is_a_printable_sheet_signed_off_with_the_checkpoint(a
     let has = |needle: &str| text.iter().any(|t| t.contains(needle));
     assert!(has("考核通报"), "{text:?}");
     assert!(
-        has("片区排名") && has("Heping Community"),
-        "every zone ranked"
+        has("片区排名") && has("和平社区"),
+        "every zone ranked, by its Chinese name"
     );
-    assert!(
-        has("Exposed garbage found by inspection"),
-        "the rule's text"
-    );
+    assert!(has("检查发现垃圾暴露"), "the rule's text");
     assert!(has("bin overflowing"), "the proposal's note");
     let (_, checkpoint) = app.get("/v1/ledger/checkpoint", Some(&sup)).await;
     let root = checkpoint["root_hash"].as_str().unwrap();
@@ -395,4 +393,162 @@ async fn the_period_report_is_a_printable_sheet_signed_off_with_the_checkpoint(a
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Zones and rules keep the text they were published in, with translations beside it; an
+/// export shows each reader their language's.
+async fn names_are_kept_as_published_with_their_translations(app: TestApp) {
+    let admin = app.login("admin").await;
+    let boundary = gridline_server::geo::rectangle(102.80, 25.10, 102.81, 25.11);
+    let (status, zone) = app
+        .post(
+            "/v1/zones",
+            Some(&admin),
+            &json!({"code": "T01", "name": "太和社区", "translations": {"en": "Taihe Community"},
+                "boundary": boundary}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{zone}");
+    let (_, read) = app
+        .get(
+            &format!("/v1/zones/{}", zone["id"].as_str().unwrap()),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(read["name"], "太和社区");
+    assert_eq!(read["translations"], json!({"en": "Taihe Community"}));
+    for bad in [json!({"fr": "Taihe"}), json!({"en": " "})] {
+        let (status, err) = app
+            .post(
+                "/v1/zones",
+                Some(&admin),
+                &json!({"code": "T02", "name": "x", "translations": bad, "boundary": boundary}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+        assert_eq!(err["details"]["path"], "translations");
+    }
+    // The demo rulebook is published in English with Chinese beside it.
+    let (_, book) = app.get("/v1/rulebooks/active", Some(&admin)).await;
+    let media = book["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["code"] == "MEDIA")
+        .unwrap();
+    assert_eq!(media["description"], "Problem exposed by the media");
+    assert_eq!(media["translations"]["zh-CN"], "被新闻媒体曝光");
+    let sup = app.login("supervisor1").await;
+    media_entry(&app, &sup, app.zone("Z02")).await;
+    for (lang, rule, zone) in [
+        ("zh-CN", "被新闻媒体曝光", "和平社区"),
+        ("en", "Problem exposed by the media", "Heping Community"),
+    ] {
+        let (_, csv) = get_in(&app, "/v1/exports/ledger?format=csv", &sup, lang).await;
+        let text = String::from_utf8(csv).unwrap();
+        assert!(text.contains(rule) && text.contains(zone), "{lang}: {text}");
+    }
+}
+
+/// `gridline serve --demo`: Taihe in Chinese, with five weeks of history made through the API
+/// (cases in every state, deductions naming the accountable chain, last month closed with its
+/// ranking), loaded on either database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_taihe_demo_has_chinese_names_and_a_history_sqlite() {
+    the_taihe_demo_has_chinese_names_and_a_history(gridline_tests::Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_taihe_demo_has_chinese_names_and_a_history_postgres() {
+    the_taihe_demo_has_chinese_names_and_a_history(gridline_tests::Db::Postgres).await;
+}
+
+async fn the_taihe_demo_has_chinese_names_and_a_history(db: gridline_tests::Db) {
+    use gridline_server::config::{BlobBackend, Config, Secret};
+    use gridline_server::demo::{self, DemoSite};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    config.blob.backend = BlobBackend::Memory;
+    let mut pg = None;
+    if db == gridline_tests::Db::Postgres {
+        let Some(admin) = gridline_tests::postgres_admin_url() else {
+            return;
+        };
+        let (url, name) = gridline_tests::create_postgres_database(&admin)
+            .await
+            .unwrap();
+        config.database_url = Some(Secret::new(url));
+        pg = Some((admin, name));
+    }
+    let state = gridline_server::AppState::build(config).await.unwrap();
+    let logins = demo::load(&state, DemoSite::Taihe).await.unwrap();
+    assert!(logins.iter().any(|l| l.username == "supervisor1"));
+    let pool = &state.db.pool;
+    let zones = gridline_server::store::reference::zones(pool, None)
+        .await
+        .unwrap();
+    assert_eq!(zones.len(), 8);
+    assert!(zones.iter().all(|z| has_han(&z.name)), "Chinese names");
+    assert_eq!(zones[0].translations.0["en"], "Taihe Community");
+    let asset: String = sqlx::query_scalar("SELECT code FROM assets LIMIT 1")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(
+        asset.starts_with("530111"),
+        "Guandu's district code: {asset}"
+    );
+    let states: Vec<String> = sqlx::query_scalar("SELECT DISTINCT state FROM cases")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    for s in ["reported", "not_filed", "dispatched", "closed"] {
+        assert!(states.iter().any(|x| x == s), "a case {s}: {states:?}");
+    }
+    let periods = gridline_server::store::reference::periods(pool)
+        .await
+        .unwrap();
+    assert_eq!(periods.len(), 2);
+    assert_eq!(
+        periods[0].status,
+        gridline_server::model::PeriodStatus::Closed,
+        "last month closed"
+    );
+    let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM period_results")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(results, 1, "last month's ranking is kept");
+    let rosters: Vec<String> = sqlx::query_scalar(
+        "SELECT roster FROM ledger_entries WHERE kind = 'deduction' AND case_id IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(rosters.len() >= 10, "{} entries", rosters.len());
+    for roster in rosters {
+        for role in ["zone_chief", "road_chief", "section_chief"] {
+            assert!(roster.contains(role), "every chain is on record: {roster}");
+        }
+    }
+    let pending: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM deduction_proposals WHERE status = 'proposed'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert!(pending >= 1, "a decision is waiting");
+    // Loading again changes nothing.
+    demo::load(&state, DemoSite::Taihe).await.unwrap();
+    let cases: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(cases, 48);
+    drop(state);
+    if let Some((admin, name)) = pg {
+        gridline_tests::drop_postgres_database(&admin, &name).await;
+    }
 }

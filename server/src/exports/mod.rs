@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::i18n::{self, Lang};
 use crate::ledger::closing::{scoped_zones, visible_ranking};
 use crate::localtime;
-use crate::model::{Milli, RosterPerson};
+use crate::model::{Milli, RosterPerson, Translations};
 use crate::store::{cases, ledger as store, reference, review, users, Db};
 pub use table::{Cell, Table};
 
@@ -38,20 +38,21 @@ impl Reader {
 
 /// Names of the things an export refers to by id or code.
 struct Names {
-    zones: HashMap<String, (String, String)>,
+    /// Zone id → (code, name as published, translations).
+    zones: HashMap<String, (String, String, Translations)>,
     users: HashMap<String, String>,
     /// Taxonomy key → (Chinese name, English name).
     categories: HashMap<String, (String, String)>,
-    /// (rulebook version, rule code) → the rule's text.
-    rules: HashMap<(i64, String), String>,
+    /// (rulebook version, rule code) → the rule's text as published and its translations.
+    rules: HashMap<(i64, String), (String, Translations)>,
 }
 
 impl Names {
     async fn load(db: &Db) -> ApiResult<Names> {
-        let zones = store::zone_refs(&db.pool)
+        let zones = reference::zones(&db.pool, None)
             .await?
             .into_iter()
-            .map(|z| (z.id, (z.code, z.name)))
+            .map(|z| (z.id.to_string(), (z.code, z.name, z.translations)))
             .collect();
         let users = users::list(&db.pool)
             .await?
@@ -66,7 +67,10 @@ impl Names {
         let mut rules = HashMap::new();
         for book in reference::rulebooks(&db.pool).await? {
             for rule in book.rules {
-                rules.insert((book.version, rule.code), rule.description);
+                rules.insert(
+                    (book.version, rule.code),
+                    (rule.description, rule.translations),
+                );
             }
         }
         Ok(Names {
@@ -78,11 +82,22 @@ impl Names {
     }
 
     fn zone_code(&self, id: &str) -> Cell {
-        self.zones.get(id).map(|(code, _)| code.as_str()).into()
+        self.zones.get(id).map(|(code, ..)| code.as_str()).into()
     }
 
-    fn zone_name(&self, id: &str) -> Cell {
-        self.zones.get(id).map(|(_, name)| name.as_str()).into()
+    /// The zone's name in `lang`.
+    fn zone_name(&self, id: &str, lang: Lang) -> Cell {
+        self.zones
+            .get(id)
+            .map(|(_, name, t)| t.pick(lang, name))
+            .into()
+    }
+
+    /// The text of a rule of a rulebook version in `lang`, if the rule is known.
+    fn rule_text(&self, version: i64, code: &str, lang: Lang) -> Option<String> {
+        self.rules
+            .get(&(version, code.to_owned()))
+            .map(|(text, t)| t.pick(lang, text).to_owned())
     }
 
     fn user(&self, id: &str) -> Cell {
@@ -152,13 +167,11 @@ pub async fn ledger(
                 e.id.clone().into(),
                 reader.name("entry", &e.kind),
                 names.zone_code(&e.zone_id),
-                names.zone_name(&e.zone_id),
+                names.zone_name(&e.zone_id, reader.lang),
                 periods.get(&e.period_id).cloned().into(),
                 e.rule_code.clone().into(),
                 names
-                    .rules
-                    .get(&(e.rulebook_version, e.rule_code.clone()))
-                    .cloned()
+                    .rule_text(e.rulebook_version, &e.rule_code, reader.lang)
                     .into(),
                 e.source.clone().into(),
                 reader.name("source", &e.source),
@@ -241,6 +254,7 @@ pub async fn ranking(
         .await?
         .ok_or_else(|| ApiError::not_found("period"))?;
     let r = visible_ranking(db, user, &period).await?;
+    let names = Names::load(db).await?;
     let rows = r
         .zones
         .iter()
@@ -248,7 +262,7 @@ pub async fn ranking(
             vec![
                 Cell::Int(z.rank),
                 z.zone_code.clone().into(),
-                z.zone_name.clone().into(),
+                names.zone_name(&z.zone_id, reader.lang),
                 z.score.into(),
                 z.deductions.into(),
                 Cell::Int(z.entries),
@@ -334,7 +348,7 @@ pub async fn cases(
         rows.push(vec![
             c.id.to_string().into(),
             names.zone_code(&zone),
-            names.zone_name(&zone),
+            names.zone_name(&zone, reader.lang),
             c.state.as_str().into(),
             reader.name("state", c.state.as_str()),
             c.category_code.clone().into(),

@@ -100,6 +100,14 @@ impl Report<'_> {
         i18n::lookup(self.reader.lang, key, args).unwrap_or_else(|| key.to_owned())
     }
 
+    /// A ranked zone's name in the reader's language.
+    fn zone_name(&self, z: &crate::ledger::scoring::ZoneScore) -> String {
+        match self.names.zone_name(&z.zone_id, self.reader.lang) {
+            super::Cell::Text(name) => name,
+            _ => z.zone_name.clone(),
+        }
+    }
+
     fn col(&self, key: &str) -> String {
         i18n::text(self.reader.lang, &format!("col-{key}"))
     }
@@ -168,7 +176,7 @@ impl Report<'_> {
         for z in &self.ranking.zones {
             row += 1;
             sheet.write_number_with_format(row, 0, z.rank as f64, &cell)?;
-            sheet.write_string_with_format(row, 1, &z.zone_name, &cell)?;
+            sheet.write_string_with_format(row, 1, self.zone_name(z), &cell)?;
             sheet.write_string_with_format(row, 2, &z.zone_code, &cell)?;
             sheet.write_number_with_format(row, 3, z.score, &cell)?;
             sheet.write_number_with_format(row, 4, z.deductions, &cell)?;
@@ -208,7 +216,7 @@ impl Report<'_> {
             let title = self.t(
                 "report-zone",
                 &[
-                    ("zone", &z.zone_name),
+                    ("zone", &self.zone_name(z)),
                     ("code", &z.zone_code),
                     ("count", &count),
                     ("points", &points),
@@ -236,9 +244,7 @@ impl Report<'_> {
                 let e = &x.entry;
                 let rule = self
                     .names
-                    .rules
-                    .get(&(e.rulebook_version, e.rule_code.clone()))
-                    .cloned()
+                    .rule_text(e.rulebook_version, &e.rule_code, lang)
                     .unwrap_or_else(|| e.rule_code.clone());
                 let rule = match &e.reason {
                     Some(reason) if e.kind == "reversal" => {

@@ -40,6 +40,10 @@ pub async fn validate(state: &AppState, input: &RulebookInput) -> ApiResult<()> 
     if input.name.trim().is_empty() || input.name.chars().count() > 200 {
         return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
     }
+    input
+        .translations
+        .check(200)
+        .map_err(|e| ApiError::invalid("translations", e))?;
     if input.rules.is_empty() || input.rules.len() > 1000 {
         return Err(ApiError::invalid("rules", "must have 1 to 1000 rules"));
     }
@@ -59,6 +63,9 @@ pub async fn validate(state: &AppState, input: &RulebookInput) -> ApiResult<()> 
                 "must be 1 to 1000 characters",
             ));
         }
+        rule.translations
+            .check(1000)
+            .map_err(|e| ApiError::invalid(&at("translations"), e))?;
         if Milli::from_f64(rule.points, 100.0).is_none() {
             return Err(ApiError::invalid(
                 &at("points"),

@@ -30,6 +30,10 @@ fn validate(input: &ZoneInput) -> ApiResult<()> {
     if input.name.trim().is_empty() || input.name.chars().count() > 200 {
         return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
     }
+    input
+        .translations
+        .check(200)
+        .map_err(|e| ApiError::invalid("translations", e))?;
     crate::geo::validate_boundary(&input.boundary).map_err(|e| ApiError::invalid("boundary", e))
 }
 

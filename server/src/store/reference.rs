@@ -10,7 +10,8 @@ use super::json_rows::Cols;
 use super::{insert_rows, new_id, now_ms, parse_uuid, time_from_ms, Val};
 use crate::model::{
     Asset, Coefficient, Milli, Period, PeriodSpan, PeriodStatus, RosterEntry, Rule, Rulebook,
-    RulebookInput, Source, TaxonomyEntry, TaxonomyKind, WorkCategory, Zone, ZoneInput,
+    RulebookInput, Source, TaxonomyEntry, TaxonomyKind, Translations, WorkCategory, Zone,
+    ZoneInput,
 };
 
 type R<T> = Result<T, sqlx::Error>;
@@ -21,12 +22,20 @@ fn text_uuid(r: &sqlx::any::AnyRow, col: &str) -> R<Uuid> {
 
 // ---- zones ------------------------------------------------------------------------------------
 
+/// A `translations` column: a JSON object of texts by language.
+fn translations(r: &sqlx::any::AnyRow, table: &str) -> R<Translations> {
+    let text: String = r.try_get("translations")?;
+    serde_json::from_str(&text)
+        .map_err(|_| super::unknown_value(&format!("{table}.translations"), &text))
+}
+
 fn zone_from_row(r: &sqlx::any::AnyRow) -> R<Zone> {
     let boundary: String = r.try_get("boundary")?;
     Ok(Zone {
         id: text_uuid(r, "id")?,
         code: r.try_get("code")?,
         name: r.try_get("name")?,
+        translations: translations(r, "zones")?,
         boundary: serde_json::from_str(&boundary)
             .map_err(|_| super::unknown_value("zones.boundary", "text that is not JSON"))?,
         version: r.try_get("version")?,
@@ -40,7 +49,7 @@ pub async fn zones<'c, E: Executor<'c, Database = Any>>(
     only: Option<&[Uuid]>,
 ) -> R<Vec<Zone>> {
     let rows = sqlx::query(
-        "SELECT id, code, name, boundary, version, updated_at FROM zones ORDER BY code",
+        "SELECT id, code, name, translations, boundary, version, updated_at FROM zones ORDER BY code",
     )
     .fetch_all(e)
     .await?;
@@ -53,7 +62,7 @@ pub async fn zones<'c, E: Executor<'c, Database = Any>>(
 
 pub async fn zone<'c, E: Executor<'c, Database = Any>>(e: E, id: Uuid) -> R<Option<Zone>> {
     let row = sqlx::query(
-        "SELECT id, code, name, boundary, version, updated_at FROM zones WHERE id = $1",
+        "SELECT id, code, name, translations, boundary, version, updated_at FROM zones WHERE id = $1",
     )
     .bind(id.to_string())
     .fetch_optional(e)
@@ -65,14 +74,15 @@ pub async fn insert_zone(conn: &mut AnyConnection, input: &ZoneInput) -> R<Zone>
     let id = new_id();
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO zones (id, code, name, boundary, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 1, $5, $5)",
+        "INSERT INTO zones (id, code, name, translations, boundary, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $6, $4, 1, $5, $5)",
     )
     .bind(id.to_string())
     .bind(&input.code)
     .bind(&input.name)
     .bind(input.boundary.to_string())
     .bind(now)
+    .bind(input.translations.to_json())
     .execute(&mut *conn)
     .await?;
     changes::append(
@@ -84,6 +94,7 @@ pub async fn insert_zone(conn: &mut AnyConnection, input: &ZoneInput) -> R<Zone>
         id,
         code: input.code.clone(),
         name: input.name.clone(),
+        translations: input.translations.clone(),
         boundary: input.boundary.clone(),
         version: 1,
         updated_at: time_from_ms(now),
@@ -93,14 +104,15 @@ pub async fn insert_zone(conn: &mut AnyConnection, input: &ZoneInput) -> R<Zone>
 pub async fn update_zone(conn: &mut AnyConnection, id: Uuid, input: &ZoneInput) -> R<Option<Zone>> {
     let now = now_ms();
     let done = sqlx::query(
-        "UPDATE zones SET code = $1, name = $2, boundary = $3, version = version + 1, updated_at = $4 \
-         WHERE id = $5",
+        "UPDATE zones SET code = $1, name = $2, boundary = $3, version = version + 1, updated_at = $4, \
+         translations = $6 WHERE id = $5",
     )
     .bind(&input.code)
     .bind(&input.name)
     .bind(input.boundary.to_string())
     .bind(now)
     .bind(id.to_string())
+    .bind(input.translations.to_json())
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 0 {
@@ -420,7 +432,7 @@ pub async fn insert_assets(conn: &mut AnyConnection, assets: &[Asset]) -> R<()> 
 
 async fn rules_of<'c, E: Executor<'c, Database = Any>>(e: E, rulebook_id: &str) -> R<Vec<Rule>> {
     let rows = sqlx::query(
-        "SELECT code, description, points_milli, sources, taxonomy_codes FROM rules \
+        "SELECT code, description, translations, points_milli, sources, taxonomy_codes FROM rules \
          WHERE rulebook_id = $1 ORDER BY code",
     )
     .bind(rulebook_id)
@@ -433,6 +445,7 @@ async fn rules_of<'c, E: Executor<'c, Database = Any>>(e: E, rulebook_id: &str) 
             Ok(Rule {
                 code: r.try_get("code")?,
                 description: r.try_get("description")?,
+                translations: translations(r, "rules")?,
                 points: Milli::to_f64(r.try_get("points_milli")?),
                 sources: sources.split(',').filter_map(Source::parse).collect(),
                 taxonomy_codes: codes
@@ -446,10 +459,11 @@ async fn rules_of<'c, E: Executor<'c, Database = Any>>(e: E, rulebook_id: &str) 
 }
 
 pub async fn rulebooks(db: &sqlx::AnyPool) -> R<Vec<Rulebook>> {
-    let rows =
-        sqlx::query("SELECT id, version, name, effective_from FROM rulebooks ORDER BY version")
-            .fetch_all(db)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT id, version, name, translations, effective_from FROM rulebooks ORDER BY version",
+    )
+    .fetch_all(db)
+    .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let id: String = r.try_get("id")?;
@@ -457,6 +471,7 @@ pub async fn rulebooks(db: &sqlx::AnyPool) -> R<Vec<Rulebook>> {
             id: parse_uuid("rulebooks.id", &id)?,
             version: r.try_get("version")?,
             name: r.try_get("name")?,
+            translations: translations(&r, "rulebooks")?,
             effective_from: time_from_ms(r.try_get("effective_from")?),
             rules: rules_of(db, &id).await?,
         });
@@ -483,8 +498,8 @@ pub async fn insert_rulebook(
         .fetch_one(&mut *conn)
         .await?;
     sqlx::query(
-        "INSERT INTO rulebooks (id, version, name, effective_from, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO rulebooks (id, version, name, effective_from, created_by, created_at, translations) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id.to_string())
     .bind(version)
@@ -492,13 +507,14 @@ pub async fn insert_rulebook(
     .bind(super::ms_from_time(input.effective_from))
     .bind(by.map(|b| b.to_string()))
     .bind(now_ms())
+    .bind(input.translations.to_json())
     .execute(&mut *conn)
     .await?;
     for rule in &input.rules {
         let sources: Vec<&str> = rule.sources.iter().map(|s| s.as_str()).collect();
         sqlx::query(
-            "INSERT INTO rules (id, rulebook_id, code, description, points_milli, sources, taxonomy_codes) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO rules (id, rulebook_id, code, description, points_milli, sources, taxonomy_codes, translations) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(new_id().to_string())
         .bind(id.to_string())
@@ -507,6 +523,7 @@ pub async fn insert_rulebook(
         .bind(Milli::from_f64(rule.points, 1000.0).unwrap_or(0))
         .bind(sources.join(","))
         .bind(rule.taxonomy_codes.join(","))
+        .bind(rule.translations.to_json())
         .execute(&mut *conn)
         .await?;
     }
@@ -515,6 +532,7 @@ pub async fn insert_rulebook(
         id,
         version,
         name: input.name.clone(),
+        translations: input.translations.clone(),
         effective_from: input.effective_from,
         rules: input.rules.clone(),
     })

@@ -11,17 +11,20 @@
 use gridline_sync::Role;
 use time::OffsetDateTime;
 
+mod history;
+
 use crate::auth::password;
+use crate::i18n::Lang;
 use crate::model::{
     Asset, Milli, PeriodInput, Rule, RulebookInput, Source, TaxonomyEntry, TaxonomyKind,
-    WorkCategory, ZoneInput,
+    Translations, WorkCategory, ZoneInput,
 };
 use crate::state::AppState;
 use crate::store::{now_ms, reference};
 use crate::{accounts, periods};
 
 /// The default taxonomy (GB/T 30428.2-style codes), embedded at build time.
-pub const TAXONOMY_CSV: &str = include_str!("../data/taxonomy.csv");
+pub const TAXONOMY_CSV: &str = include_str!("../../data/taxonomy.csv");
 
 /// The password of every demo account.
 pub const DEMO_PASSWORD: &str = "gridline-demo";
@@ -46,6 +49,30 @@ const ENGLISH_ZONES: [&str; 8] = [
     "Wenhua Community",
     "Yongan Community",
     "Zhongxin Community",
+];
+
+/// The English demo's communities in Chinese.
+const ENGLISH_ZONES_ZH: [&str; 8] = [
+    "向阳社区",
+    "和平社区",
+    "建设社区",
+    "民主社区",
+    "青年社区",
+    "文化社区",
+    "永安社区",
+    "中心社区",
+];
+
+/// Taihe's communities in English.
+const TAIHE_ZONES_EN: [&str; 8] = [
+    "Taihe Community",
+    "Jinxing Community",
+    "Dongzhan Community",
+    "Shuangfeng Community",
+    "Yunbo Community",
+    "Chunyuan Community",
+    "Hexie Community",
+    "Mingfeng Community",
 ];
 
 /// Taihe's eight communities (invented names: the seed article gives none).
@@ -75,6 +102,55 @@ impl DemoSite {
         match self {
             DemoSite::Taihe => TAIHE_ZONES,
             DemoSite::English => ENGLISH_ZONES,
+        }
+    }
+
+    /// The zone names in the site's other language, and that language.
+    fn zone_translations(self) -> ([&'static str; 8], Lang) {
+        match self {
+            DemoSite::Taihe => (TAIHE_ZONES_EN, Lang::En),
+            DemoSite::English => (ENGLISH_ZONES_ZH, Lang::ZhCn),
+        }
+    }
+
+    /// Published text and its translation: Chinese at Taihe, English elsewhere.
+    fn texts(self, en: &str, zh: &str) -> (String, Translations) {
+        let (published, other, lang) = match self {
+            DemoSite::Taihe => (zh, en, Lang::En),
+            DemoSite::English => (en, zh, Lang::ZhCn),
+        };
+        let mut t = Translations::default();
+        t.0.insert(lang.tag().to_owned(), other.to_owned());
+        (published.to_owned(), t)
+    }
+
+    /// The zones a person of the plan is rostered on. At Taihe each of the four zone chiefs
+    /// (片长) answers for two communities, so every finding's chain names one; in the English
+    /// demo they answer for every zone.
+    fn assignments(self, username: &str, role: Role, zone: Option<usize>) -> Vec<Option<usize>> {
+        let chief = username
+            .strip_prefix("zonechief")
+            .and_then(|n| n.parse::<usize>().ok());
+        match (self, role, chief) {
+            (DemoSite::Taihe, Role::ZoneChief, Some(n)) if n >= 1 => {
+                vec![Some((2 * (n - 1)) % 8), Some((2 * (n - 1) + 1) % 8)]
+            }
+            _ => vec![zone],
+        }
+    }
+
+    /// A login as printed: the zones its person is rostered on (`None`: every zone).
+    fn login(self, username: &str, role: Role, zone: Option<usize>) -> DemoLogin {
+        let zones: Vec<String> = self
+            .assignments(username, role, zone)
+            .into_iter()
+            .flatten()
+            .map(|z| format!("Z0{}", z + 1))
+            .collect();
+        DemoLogin {
+            username: username.to_owned(),
+            role,
+            zone: (!zones.is_empty()).then(|| zones.join(", ")),
         }
     }
 
@@ -171,11 +247,7 @@ pub async fn load(state: &AppState, site: DemoSite) -> anyhow::Result<Vec<DemoLo
     let plan = roster_plan(site);
     if !existing.is_empty() {
         for (username, _, role, zone) in &plan {
-            logins.push(DemoLogin {
-                username: username.clone(),
-                role: *role,
-                zone: zone.map(|z| format!("Z0{}", z + 1)),
-            });
+            logins.push(site.login(username, *role, *zone));
         }
         return Ok(logins);
     }
@@ -183,13 +255,19 @@ pub async fn load(state: &AppState, site: DemoSite) -> anyhow::Result<Vec<DemoLo
     let mut tx = state.db.begin_write().await?;
     reference::upsert_taxonomy(tx.conn(), &taxonomy).await?;
     let mut zone_ids = Vec::new();
+    let (other_names, other_lang) = site.zone_translations();
     for (i, name) in site.zone_names().iter().enumerate() {
         let (a, b, c, d) = site.zone_rect(i);
+        let mut translations = Translations::default();
+        translations
+            .0
+            .insert(other_lang.tag().to_owned(), other_names[i].to_owned());
         let zone = reference::insert_zone(
             tx.conn(),
             &ZoneInput {
                 code: format!("Z0{}", i + 1),
                 name: (*name).to_owned(),
+                translations,
                 boundary: crate::geo::rectangle(a, b, c, d),
             },
         )
@@ -247,6 +325,12 @@ pub async fn load(state: &AppState, site: DemoSite) -> anyhow::Result<Vec<DemoLo
     }
     tx.commit().await?;
 
+    // Taihe's roster has been in place since before its history begins, so each finding's
+    // accountable people are on record; the English one starts now.
+    let rostered_from = match site {
+        DemoSite::Taihe => now_ms() - 90 * 86_400_000,
+        DemoSite::English => now_ms(),
+    };
     // One hash for every demo account: hashing dozens of times would only slow the start.
     let hash = password::hash(DEMO_PASSWORD.to_owned()).await?;
     for (username, display, role, zone) in plan {
@@ -259,22 +343,23 @@ pub async fn load(state: &AppState, site: DemoSite) -> anyhow::Result<Vec<DemoLo
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         if role != Role::Admin {
             let mut tx = state.db.begin_write().await?;
-            reference::open_assignment(
-                tx.conn(),
-                user.id,
-                zone.map(|z| zone_ids[z]),
-                role,
-                None,
-                now_ms(),
-            )
-            .await?;
+            for zone in site.assignments(&username, role, zone) {
+                reference::open_assignment(
+                    tx.conn(),
+                    user.id,
+                    zone.map(|z| zone_ids[z]),
+                    role,
+                    None,
+                    rostered_from,
+                )
+                .await?;
+            }
             tx.commit().await?;
         }
-        logins.push(DemoLogin {
-            username,
-            role,
-            zone: zone.map(|z| format!("Z0{}", z + 1)),
-        });
+        logins.push(site.login(&username, role, zone));
+    }
+    if site == DemoSite::Taihe {
+        history::load(state, site, &zone_ids).await?;
     }
     Ok(logins)
 }
@@ -354,10 +439,17 @@ fn roster_plan(site: DemoSite) -> Vec<(String, String, Role, Option<usize>)> {
     plan
 }
 
-fn rule(code: &str, description: &str, points: f64, sources: &[Source], taxonomy: &[&str]) -> Rule {
+fn rule(
+    code: &str,
+    (description, translations): (String, Translations),
+    points: f64,
+    sources: &[Source],
+    taxonomy: &[&str],
+) -> Rule {
     Rule {
         code: code.to_owned(),
-        description: description.to_owned(),
+        description,
+        translations,
         points,
         sources: sources.to_vec(),
         taxonomy_codes: taxonomy.iter().map(|s| (*s).to_owned()).collect(),
@@ -366,8 +458,7 @@ fn rule(code: &str, description: &str, points: f64, sources: &[Source], taxonomy
 
 fn demo_rulebook(site: DemoSite, now: OffsetDateTime) -> RulebookInput {
     use Source::*;
-    let zh = site == DemoSite::Taihe;
-    let text = |en: &str, cn: &str| if zh { cn } else { en }.to_owned();
+    let text = |en: &str, zh: &str| site.texts(en, zh);
     let covers = [
         "component:0101",
         "component:0102",
@@ -375,23 +466,25 @@ fn demo_rulebook(site: DemoSite, now: OffsetDateTime) -> RulebookInput {
         "component:0105",
         "component:0114",
     ];
+    let (name, translations) = text(
+        "Subdistrict city management assessment rules",
+        "街道城市管理考核细则",
+    );
     RulebookInput {
-        name: text(
-            "Subdistrict city management assessment rules",
-            "太和街道城市管理考核细则",
-        ),
+        name,
+        translations,
         effective_from: now.replace_year(now.year() - 1).unwrap_or(now),
         rules: vec![
             rule(
                 "INSP-GARBAGE",
-                &text("Exposed garbage found by inspection", "检查发现垃圾暴露"),
+                text("Exposed garbage found by inspection", "检查发现垃圾暴露"),
                 0.2,
                 &[Inspection],
                 &["event:0102"],
             ),
             rule(
                 "INSP-VENDING",
-                &text(
+                text(
                     "Unlicensed street vending found by inspection",
                     "检查发现占道经营",
                 ),
@@ -401,7 +494,7 @@ fn demo_rulebook(site: DemoSite, now: OffsetDateTime) -> RulebookInput {
             ),
             rule(
                 "INSP-COVER",
-                &text(
+                text(
                     "Missing or damaged manhole cover found by inspection",
                     "检查发现窨井盖缺失或破损",
                 ),
@@ -411,14 +504,14 @@ fn demo_rulebook(site: DemoSite, now: OffsetDateTime) -> RulebookInput {
             ),
             rule(
                 "INSP-GENERAL",
-                &text("Other problem found by inspection", "检查发现其他问题"),
+                text("Other problem found by inspection", "检查发现其他问题"),
                 0.1,
                 &[Inspection],
                 &[],
             ),
             rule(
                 "OVERDUE",
-                &text(
+                text(
                     "Not rectified by the deadline (additional)",
                     "逾期未整改（加扣）",
                 ),
@@ -428,21 +521,21 @@ fn demo_rulebook(site: DemoSite, now: OffsetDateTime) -> RulebookInput {
             ),
             rule(
                 "MEDIA",
-                &text("Problem exposed by the media", "被新闻媒体曝光"),
+                text("Problem exposed by the media", "被新闻媒体曝光"),
                 2.0,
                 &[Media],
                 &[],
             ),
             rule(
                 "LEADER",
-                &text("Problem criticised by a leader", "被领导批评"),
+                text("Problem criticised by a leader", "被领导批评"),
                 1.0,
                 &[LeaderCriticism],
                 &[],
             ),
             rule(
                 "COMPLAINT",
-                &text(
+                text(
                     "Substantiated public complaint to the hotline",
                     "群众投诉经查属实",
                 ),
