@@ -1,13 +1,78 @@
-//! Users and devices: creating accounts, setting passwords, revoking phones. Called by the HTTP
-//! routes, the `gridline admin` commands and the demo loader alike.
+//! Users and devices: signing in, creating accounts, setting passwords, revoking phones.
+//! Called by the HTTP routes, the console, the `gridline admin` commands and the demo loader
+//! alike.
 
 use gridline_sync::{DeviceInfo, Role};
 use uuid::Uuid;
 
 use crate::auth::password;
+use crate::config::AuthConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{User, UserInput};
 use crate::store::{self, audit, devices, now_ms, time_from_ms, tokens, users, Db};
+
+/// Checks a user name and password, with the lockout of failed attempts: `throttle` are the
+/// attempt's keys with their limits (per name at an address, per address, per name). The API
+/// login and the console sign-in both come here, so they share lockouts and limits.
+pub async fn authenticate(
+    db: &Db,
+    config: &AuthConfig,
+    username: &str,
+    password_text: &str,
+    throttle: &[(String, u32)],
+) -> ApiResult<users::UserRow> {
+    if username.is_empty() || username.len() > 200 {
+        return Err(ApiError::invalid("username", "must be 1 to 200 bytes"));
+    }
+    if password_text.len() > 1024 {
+        return Err(ApiError::invalid("password", "must be at most 1024 bytes"));
+    }
+    let keys: Vec<String> = throttle.iter().map(|(key, _)| key.clone()).collect();
+    if let Some(secs) = users::lockout_remaining(&db.pool, &keys).await? {
+        return Err(ApiError::new(
+            gridline_sync::ErrorCode::RateLimited,
+            "too many failed logins; try again later",
+        )
+        .retry_after(secs));
+    }
+    let user = users::by_username(&db.pool, username).await?;
+    let ok = password::verify(
+        password_text.to_owned(),
+        user.as_ref().map(|u| u.password_hash.clone()),
+    )
+    .await;
+    match user {
+        Some(u) if ok && u.disabled_at.is_none() => {
+            // The name from this address starts afresh; the address's and the name's overall
+            // counts stand, so one account's login cannot wipe out a spray or a distributed
+            // guess.
+            if let Some((key, _)) = throttle.first() {
+                let mut tx = db.begin_write().await?;
+                users::clear_login_failures(tx.conn(), key).await?;
+                tx.commit().await?;
+            }
+            Ok(u)
+        }
+        _ => {
+            let mut tx = db.begin_write().await?;
+            for (key, max_failures) in throttle {
+                users::record_login_failure(
+                    tx.conn(),
+                    key,
+                    *max_failures,
+                    config.login_lockout_secs as i64 * 1000,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            tracing::info!(%username, "failed login");
+            Err(ApiError::new(
+                gridline_sync::ErrorCode::InvalidCredentials,
+                "wrong user name or password",
+            ))
+        }
+    }
+}
 
 pub fn user_model(u: &users::UserRow) -> User {
     User {
@@ -182,4 +247,124 @@ pub async fn revoke_device(db: &Db, by: Revoker, id: Uuid) -> ApiResult<DeviceIn
         .ok_or_else(|| ApiError::not_found("device"))?;
     tx.commit().await?;
     Ok(device_info(&after))
+}
+
+/// A signed-in console session.
+#[derive(Debug, Clone)]
+pub struct ConsoleSession {
+    pub user: crate::access::AuthUser,
+    pub username: String,
+    pub display_name: String,
+    /// The token each state-changing request of the session must carry.
+    pub csrf: String,
+}
+
+fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn random_token() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Opens a console session for `user` (audited); returns the cookie's token.
+pub async fn open_session(
+    db: &Db,
+    config: &crate::config::ConsoleConfig,
+    user: &users::UserRow,
+) -> ApiResult<String> {
+    let token = random_token();
+    let now = now_ms();
+    let mut tx = db.begin_write().await?;
+    store::sessions::insert(
+        tx.conn(),
+        &token_hash(&token),
+        user.id,
+        &random_token(),
+        now,
+        now + config.session_idle_secs as i64 * 1000,
+    )
+    .await?;
+    audit::record(
+        tx.conn(),
+        Some(user.id),
+        "session.open",
+        "user",
+        &user.id.to_string(),
+        None::<&()>,
+        None::<&()>,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(token)
+}
+
+/// The session of a cookie's token, if it is open: not ended, used within the idle time, not
+/// older than the longest a session lasts, its user not disabled. Each use moves the idle
+/// expiry (written at most once a minute).
+pub async fn session(
+    db: &Db,
+    config: &crate::config::ConsoleConfig,
+    token: &str,
+) -> ApiResult<Option<ConsoleSession>> {
+    if token.len() > 100 {
+        return Ok(None);
+    }
+    let hash = token_hash(token);
+    let Some(row) = store::sessions::get(&db.pool, &hash).await? else {
+        return Ok(None);
+    };
+    let now = now_ms();
+    let created_limit = row.created_at + config.session_max_secs as i64 * 1000;
+    if row.ended_at.is_some() || row.expires_at <= now || created_limit <= now {
+        return Ok(None);
+    }
+    let Some(user) = users::by_id(&db.pool, row.user_id).await? else {
+        return Ok(None);
+    };
+    if user.disabled_at.is_some() {
+        return Ok(None);
+    }
+    if now - row.seen_at > 60_000 {
+        let expires = (now + config.session_idle_secs as i64 * 1000).min(created_limit);
+        store::sessions::touch(&db.pool, &hash, now, expires).await?;
+    }
+    Ok(Some(ConsoleSession {
+        user: crate::access::AuthUser {
+            user_id: user.id,
+            roles: user.roles.clone(),
+            device_id: None,
+        },
+        username: user.username,
+        display_name: user.display_name,
+        csrf: row.csrf,
+    }))
+}
+
+/// Ends the session of a cookie's token (audited when it was open).
+pub async fn end_session(db: &Db, token: &str) -> ApiResult<()> {
+    let hash = token_hash(token);
+    let Some(row) = store::sessions::get(&db.pool, &hash).await? else {
+        return Ok(());
+    };
+    let mut tx = db.begin_write().await?;
+    if store::sessions::end(tx.conn(), &hash, now_ms()).await? {
+        audit::record(
+            tx.conn(),
+            Some(row.user_id),
+            "session.end",
+            "user",
+            &row.user_id.to_string(),
+            None::<&()>,
+            None::<&()>,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -64,6 +64,7 @@ pub struct Config {
     pub photos: PhotosConfig,
     pub deductions: DeductionsConfig,
     pub site: SiteConfig,
+    pub console: ConsoleConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -166,6 +167,29 @@ pub struct DeductionsConfig {
 impl Default for DeductionsConfig {
     fn default() -> Self {
         Self { four_eyes: true }
+    }
+}
+
+/// The supervisors' console (`/console`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// A session unused this long ends (seconds).
+    pub session_idle_secs: u64,
+    /// A session ends this long after sign-in however much it is used (seconds).
+    pub session_max_secs: u64,
+    /// Mark the session cookie `Secure` (browsers then send it over HTTPS only). Turn it on
+    /// when the server is reached through TLS, as it should be outside a test bench.
+    pub cookie_secure: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            session_idle_secs: 4 * 3600,
+            session_max_secs: 12 * 3600,
+            cookie_secure: false,
+        }
     }
 }
 
@@ -279,6 +303,7 @@ impl Default for Config {
             photos: PhotosConfig::default(),
             deductions: DeductionsConfig::default(),
             site: SiteConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -344,6 +369,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "photos",
     "deductions",
     "site",
+    "console",
 ];
 
 /// A configuration error that names the setting at fault.
@@ -421,6 +447,15 @@ impl Config {
             return bad(
                 "auth.login_max_failures_per_user",
                 "must be at least auth.login_max_failures",
+            );
+        }
+        if !(60..=7 * 86_400).contains(&self.console.session_idle_secs) {
+            return bad("console.session_idle_secs", "must be between 60 and 604800");
+        }
+        if self.console.session_max_secs < self.console.session_idle_secs {
+            return bad(
+                "console.session_max_secs",
+                "must not be shorter than console.session_idle_secs",
             );
         }
         if jiff::tz::TimeZone::get(&self.site.time_zone).is_err() {

@@ -197,18 +197,50 @@ mod tests {
             only_zh.is_empty() && only_en.is_empty(),
             "missing in en: {only_zh:?}; missing in zh-CN: {only_en:?}"
         );
+        let zh_vars = variables(SOURCES[Lang::ZhCn.index()]);
+        let en_vars = variables(SOURCES[Lang::En.index()]);
+        for key in &zh {
+            assert_eq!(
+                zh_vars.get(key),
+                en_vars.get(key),
+                "{key}: both languages take the same arguments"
+            );
+        }
         for lang in Lang::ALL {
             let bundle = &bundles()[lang.index()];
             for key in &zh {
                 let pattern = bundle.get_message(key).and_then(|m| m.value());
                 let pattern = pattern.unwrap_or_else(|| panic!("{lang}: {key} has no value"));
                 let mut args = FluentArgs::new();
-                args.set("path", "x");
+                for var in zh_vars.get(key).into_iter().flatten() {
+                    args.set(var.clone(), "x");
+                }
                 let mut errors = Vec::new();
                 bundle.format_pattern(pattern, Some(&args), &mut errors);
                 assert!(errors.is_empty(), "{lang}: {key}: {errors:?}");
             }
         }
+    }
+
+    /// The variables (`{ $name }`) each message of a catalogue uses (every message is one
+    /// line).
+    fn variables(source: &str) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+        let mut out = std::collections::BTreeMap::new();
+        for line in source.lines() {
+            let Some((key, value)) = line.split_once(" = ") else {
+                continue;
+            };
+            if key.starts_with('#') {
+                continue;
+            }
+            let vars: BTreeSet<String> = value
+                .split("{ $")
+                .skip(1)
+                .filter_map(|rest| rest.split_once(" }").map(|(v, _)| v.to_owned()))
+                .collect();
+            out.insert(key.to_owned(), vars);
+        }
+        out
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod blob;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod error;
 pub mod evidence;
@@ -71,6 +72,7 @@ pub fn app(state: AppState) -> Router {
             axum::routing::get(move || async move { axum::Json(api_json.clone()) }),
         )
         .merge(routes::docs::router())
+        .merge(console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -155,18 +157,22 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Chooses the request's language (`Accept-Language`, else the site's) and answers in it:
+/// Chooses the request's language (the console's language cookie, else `Accept-Language`,
+/// else the site's) and answers in it:
 /// handlers read it as an `Extension<Lang>`, errors through `i18n::current`.
 async fn speak_the_readers_language(
     axum::extract::State(site): axum::extract::State<i18n::Lang>,
     mut req: Request,
     next: Next,
 ) -> Response {
+    // The console's language switch (a cookie) first, then what the browser asks for.
+    let chosen = console::cookie(req.headers(), console::LANG_COOKIE)
+        .and_then(|tag| i18n::Lang::parse(&tag));
     let header = req
         .headers()
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok());
-    let lang = i18n::Lang::negotiate(header, site);
+    let lang = chosen.unwrap_or_else(|| i18n::Lang::negotiate(header, site));
     req.extensions_mut().insert(lang);
     let mut response = i18n::scope(lang, next.run(req)).await;
     response
@@ -183,12 +189,14 @@ async fn normalize_errors(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_json = response
+    // Our JSON error bodies, and the console's pages (which explain errors to a person), are
+    // answered as they are.
+    let ours = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
-    if is_json {
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"));
+    if ours {
         return response;
     }
     let retry_after = response.headers().get(header::RETRY_AFTER).cloned();

@@ -50,6 +50,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     // HTTP: handlers, extractors, the error type.
     ("routes", 4),
     ("keepalive", 4),
+    ("console", 4),
     ("auth", 4),
     // Entry points.
     ("", 5),

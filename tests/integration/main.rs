@@ -5,6 +5,7 @@
 mod architecture;
 mod auth;
 mod bench_smoke;
+mod console;
 mod contract;
 mod edge;
 mod field_upload;

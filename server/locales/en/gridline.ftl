@@ -181,3 +181,99 @@ report-signoff = 3. Ledger sign-off
 report-signoff-text = Made from the first { $size } entries of the ledger, whose checkpoint root hash is { $root }, signed by server key { $key } at { $at }. Check it with gridline ledger verify.
 report-no-checkpoint = The ledger has no checkpoint yet.
 col-thumbnail = Evidence photo
+
+## The console
+
+console-brand = Gridline city inspection
+console-nav = Main navigation
+console-nav-overview = Overview
+console-nav-queue = Review queue
+console-skip = Skip to the content
+console-language-name = English
+console-sign-in = Sign in
+console-sign-out = Sign out
+console-username = User name
+console-password = Password
+console-not-for-you = The console is for the assessment office and the accountable chiefs; inspectors and squad members use the phone app.
+console-csrf = Where this request came from could not be confirmed (the page may be stale); nothing was done. Reload the page and try again.
+console-session-over = Your sign-in has expired. Sign in again in a new tab: what you typed on this page stays.
+console-error = Something went wrong
+console-back = Back to the console
+console-overview-title = Overview
+console-awaiting = Cases awaiting review
+console-incomplete = Incomplete evidence
+console-flagged = With integrity flags
+console-overdue = Overdue
+console-overdue-filter = Overdue
+console-ranking-title = Ranking this period
+console-no-ranking = No period is running now, or you may not see its ranking.
+console-queue-title = Review queue
+console-waiting = Waiting (reported, awaiting verification)
+console-any = Any
+console-evidence = Evidence
+console-evidence-complete = Evidence complete
+console-evidence-incomplete = Evidence incomplete
+console-flagged-only = Flagged only
+console-unflagged-only = Unflagged only
+console-apply = Filter
+console-keyboard-hint = Keyboard: j/k to move, Enter to open, f to file, r to give a reason to reject, x to select for a bulk action.
+console-empty-queue = No case matches.
+console-bulk-action = Bulk action
+console-bulk-apply = Apply to the selected cases
+console-bulk-done = { $done } done, { $refused } refused.
+console-reason = Reason
+console-reason-for-reject = Reason to reject
+console-select = Select
+console-select-case = Select case: { $case }
+console-photos = Photos
+console-photo-alt = { $role } photo
+console-role-before = Before
+console-role-after = After
+console-actions = Actions
+console-next-page = Next page
+console-back-to-queue = Back to the queue
+console-facts = The case
+console-reporter = Reported by
+console-position = Position (WGS-84)
+console-asset = Asset code
+console-assignees = Dispatched to
+console-no-actions = You have nothing to do on a case in this state.
+console-duplicate-of = Id of the original case
+console-not-verified = not verified
+console-timeline = Timeline
+console-conflicts = Conflicts
+console-field = Field
+console-server-value = Value on the server
+console-incoming-value = Value from the phone
+console-resolution = Resolution
+
+## Transitions
+
+action-file = File
+action-reject = Reject
+action-mark_duplicate = Mark as duplicate
+action-withdraw = Withdraw
+action-dispatch = Dispatch
+action-start = Start work
+action-report_rectified = Report rectified
+action-close = Verify and close
+action-return = Return for rework
+action-reopen = Reopen
+
+## Case events
+
+event-created = Reported
+event-edited = Edited
+event-comment = Comment
+event-transition = Transition
+
+## Integrity flags
+
+flag-location_outside_zone = The reported position is outside the case's zone
+flag-clock_skew = The phone's clock was far from the server's: its times may be wrong
+flag-photo_reused = The same photo is used by another case too
+flag-exif_time_mismatch = The photo was taken at another time than the case says
+flag-exif_gps_mismatch = The photo was taken far from where the case says
+flag-exif_gps_outside_zone = The photo was taken outside the case's zone
+flag-photo_undecodable = The photo's data is damaged and cannot be shown (the original is kept)
+flag-evidence_incomplete = Not every declared photo has arrived and been verified

@@ -180,3 +180,99 @@ report-signoff = 三、账本签核
 report-signoff-text = 本通报依据账本前 { $size } 条记录生成，账本检查点根哈希为 { $root }，由服务器密钥 { $key } 于 { $at } 签名。可用 gridline ledger verify 核验。
 report-no-checkpoint = 账本尚无检查点。
 col-thumbnail = 证据照片
+
+## 控制台
+
+console-brand = 网格化城市管理考核
+console-nav = 主导航
+console-nav-overview = 概览
+console-nav-queue = 待审核
+console-skip = 跳到正文
+console-language-name = 中文
+console-sign-in = 登录
+console-sign-out = 退出
+console-username = 用户名
+console-password = 密码
+console-not-for-you = 控制台供考核办和各级负责人使用；巡查员和队员请使用手机应用。
+console-csrf = 请求来源无法确认（页面可能已过期），未执行任何操作。请刷新页面后重试。
+console-session-over = 登录已过期。请在新标签页中重新登录，本页填写的内容会保留。
+console-error = 出错了
+console-back = 返回控制台
+console-overview-title = 概览
+console-awaiting = 待审核案件
+console-incomplete = 证据不完整
+console-flagged = 有完整性标记
+console-overdue = 超期未整改
+console-overdue-filter = 是否超期
+console-ranking-title = 本期排名
+console-no-ranking = 当前没有进行中的考核周期，或您无权查看排名。
+console-queue-title = 审核队列
+console-waiting = 待处理（已上报、待核查）
+console-any = 全部
+console-evidence = 证据
+console-evidence-complete = 证据完整
+console-evidence-incomplete = 证据不完整
+console-flagged-only = 仅有标记的
+console-unflagged-only = 仅无标记的
+console-apply = 筛选
+console-keyboard-hint = 键盘操作：j/k 上下移动，回车打开，f 立案，r 填写不予立案原因，x 选中以批量处理。
+console-empty-queue = 没有符合条件的案件。
+console-bulk-action = 批量操作
+console-bulk-apply = 对选中案件执行
+console-bulk-done = 已处理 { $done } 件，{ $refused } 件未能处理。
+console-reason = 原因
+console-reason-for-reject = 不予立案的原因
+console-select = 选择
+console-select-case = 选择案件：{ $case }
+console-photos = 照片
+console-photo-alt = { $role }照片
+console-role-before = 整改前
+console-role-after = 整改后
+console-actions = 操作
+console-next-page = 下一页
+console-back-to-queue = 返回审核队列
+console-facts = 案件信息
+console-reporter = 上报人
+console-position = 位置（WGS-84）
+console-asset = 部件编码
+console-assignees = 处置责任人
+console-no-actions = 您在此状态下没有可执行的操作。
+console-duplicate-of = 原案件编号
+console-not-verified = 未校验
+console-timeline = 处理经过
+console-conflicts = 数据冲突
+console-field = 字段
+console-server-value = 服务器上的值
+console-incoming-value = 手机提交的值
+console-resolution = 处理结果
+
+## 流转操作
+
+action-file = 立案
+action-reject = 不予立案
+action-mark_duplicate = 标记为重复
+action-withdraw = 撤回
+action-dispatch = 派遣
+action-start = 开始处置
+action-report_rectified = 报告已整改
+action-close = 核查结案
+action-return = 退回重新整改
+action-reopen = 重新打开
+
+## 案件记录
+
+event-created = 上报
+event-edited = 修改
+event-comment = 备注
+event-transition = 流转
+
+## 完整性标记
+
+flag-location_outside_zone = 上报位置不在所属片区内
+flag-clock_skew = 手机时钟与服务器相差过大，时间可能不准
+flag-photo_reused = 同一张照片也被其他案件使用
+flag-exif_time_mismatch = 照片拍摄时间与上报时间不符
+flag-exif_gps_mismatch = 照片拍摄位置与上报位置相距过远
+flag-exif_gps_outside_zone = 照片拍摄位置不在所属片区内
+flag-photo_undecodable = 照片数据损坏，无法显示（原件已保存）
+flag-evidence_incomplete = 声明的照片尚未全部收到并校验

@@ -36,8 +36,8 @@ impl Reader {
     }
 }
 
-/// Names of the things an export refers to by id or code.
-struct Names {
+/// Names of the things an export (or a console page) refers to by id or code.
+pub struct Names {
     /// Zone id → (code, name as published, translations).
     zones: HashMap<String, (String, String, Translations)>,
     users: HashMap<String, String>,
@@ -48,7 +48,7 @@ struct Names {
 }
 
 impl Names {
-    async fn load(db: &Db) -> ApiResult<Names> {
+    pub async fn load(db: &Db) -> ApiResult<Names> {
         let zones = reference::zones(&db.pool, None)
             .await?
             .into_iter()
@@ -98,6 +98,27 @@ impl Names {
         self.rules
             .get(&(version, code.to_owned()))
             .map(|(text, t)| t.pick(lang, text).to_owned())
+    }
+
+    /// A user's display name (the id itself when unknown).
+    pub fn user_label(&self, id: &str) -> String {
+        self.users.get(id).cloned().unwrap_or_else(|| id.to_owned())
+    }
+
+    /// A zone's name in `lang` (the id itself when unknown).
+    pub fn zone_label(&self, id: &str, lang: Lang) -> String {
+        self.zones
+            .get(id)
+            .map(|(_, name, t)| t.pick(lang, name).to_owned())
+            .unwrap_or_else(|| id.to_owned())
+    }
+
+    /// A taxonomy entry's name in `lang` (the key itself when unknown).
+    pub fn category_label(&self, key: &str, lang: Lang) -> String {
+        self.categories
+            .get(key)
+            .map(|(zh, en)| if lang == Lang::ZhCn { zh } else { en }.clone())
+            .unwrap_or_else(|| key.to_owned())
     }
 
     fn user(&self, id: &str) -> Cell {

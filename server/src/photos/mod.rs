@@ -353,6 +353,30 @@ fn lower_priority() {
     }
 }
 
+/// A photo `user` may see: one they uploaded, or one a case in their scope declares (and that
+/// is not hidden from them). Anything else is 404, as if it did not exist.
+pub async fn visible_photo(
+    db: &crate::store::Db,
+    user: &crate::access::AuthUser,
+    sha256: &str,
+) -> crate::error::ApiResult<crate::evidence::Photo> {
+    use crate::error::ApiError;
+    let photo = crate::store::photos::photo(&db.pool, sha256)
+        .await?
+        .ok_or_else(|| ApiError::not_found("photo"))?;
+    if photo.uploaded_by == user.user_id {
+        return Ok(photo);
+    }
+    let scope = user.scope(db).await?;
+    let holders =
+        crate::store::photos::rightful_declarations(&db.pool, sha256, user.confidential_reader())
+            .await?;
+    if !holders.iter().any(|d| scope.contains(d.zone_id)) {
+        return Err(ApiError::not_found("photo"));
+    }
+    Ok(photo)
+}
+
 #[cfg(test)]
 mod tests {
     #[cfg(target_os = "linux")]

@@ -11,8 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::auth::issue_access_token;
 use crate::auth::throttle::{self, ClientAddr};
-use crate::auth::{issue_access_token, password};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::extract::Json;
 use crate::state::AppState;
@@ -83,48 +83,20 @@ async fn login(
     client: ClientAddr,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    if req.username.is_empty() || req.username.len() > 200 {
-        return Err(ApiError::invalid("username", "must be 1 to 200 bytes"));
-    }
-    if req.password.len() > 1024 {
-        return Err(ApiError::invalid("password", "must be at most 1024 bytes"));
-    }
     let throttle = throttle::keys(&state.config.auth, &req.username, client);
-    let keys: Vec<String> = throttle.iter().map(|(key, _)| key.clone()).collect();
-    if let Some(secs) = users::lockout_remaining(&state.db.pool, &keys).await? {
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            "too many failed logins; try again later",
-        )
-        .retry_after(secs));
-    }
-    let user = users::by_username(&state.db.pool, &req.username).await?;
-    let ok = password::verify(
-        req.password.clone(),
-        user.as_ref().map(|u| u.password_hash.clone()),
+    let user = crate::accounts::authenticate(
+        &state.db,
+        &state.config.auth,
+        &req.username,
+        &req.password,
+        &throttle,
     )
-    .await;
-    let user = match user {
-        Some(u) if ok && u.disabled_at.is_none() => u,
-        _ => {
-            let mut tx = state.db.begin_write().await?;
-            for (key, max_failures) in &throttle {
-                users::record_login_failure(
-                    tx.conn(),
-                    key,
-                    *max_failures,
-                    state.config.auth.login_lockout_secs as i64 * 1000,
-                )
-                .await?;
-            }
-            tx.commit().await?;
-            tracing::info!(username = %req.username, client = ?client.0, "failed login");
-            return Err(ApiError::new(
-                ErrorCode::InvalidCredentials,
-                "wrong user name or password",
-            ));
+    .await
+    .inspect_err(|e| {
+        if e.code == ErrorCode::InvalidCredentials {
+            tracing::info!(client = ?client.0, "failed login from this address");
         }
-    };
+    })?;
     if let Some(device) = req.device_id {
         if !devices::is_active(&state.db.pool, device, user.id).await? {
             return Err(ApiError::new(
@@ -134,9 +106,6 @@ async fn login(
         }
     }
     let mut tx = state.db.begin_write().await?;
-    // The user name from this address starts afresh; the address's and the name's overall
-    // counts stand, so one account's login cannot wipe out a spray or a distributed guess.
-    users::clear_login_failures(tx.conn(), &throttle[0].0).await?;
     let tokens = issue_tokens(&state, &mut tx, &user, req.device_id, store::new_id()).await?;
     tx.commit().await?;
     Ok(Json(tokens))

@@ -33,20 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The photo, if the caller uploaded it or may see a case that rightly holds it (404
 /// otherwise): declaring someone else's photo in one's own case does not open it.
 async fn visible_photo(state: &AppState, user: &AuthUser, sha256: &str) -> ApiResult<Photo> {
-    let photo = store::photos::photo(&state.db.pool, sha256)
-        .await?
-        .ok_or_else(|| ApiError::not_found("photo"))?;
-    if photo.uploaded_by == user.user_id {
-        return Ok(photo);
-    }
-    let scope = user.scope(&state.db).await?;
-    let holders =
-        store::photos::rightful_declarations(&state.db.pool, sha256, user.confidential_reader())
-            .await?;
-    if !holders.iter().any(|d| scope.contains(d.zone_id)) {
-        return Err(ApiError::not_found("photo"));
-    }
-    Ok(photo)
+    crate::photos::visible_photo(&state.db, user, sha256).await
 }
 
 /// A photo's metadata: verification, type, size, EXIF facts, derivative state.

@@ -17,6 +17,7 @@ pub mod ledger_log;
 pub mod photos;
 pub mod reference;
 pub mod review;
+pub mod sessions;
 pub mod signing_keys;
 pub mod sync;
 pub mod tokens;

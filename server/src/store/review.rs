@@ -442,3 +442,50 @@ pub async fn taxonomy_terms<'c, E: Executor<'c, Database = Any>>(
     row.map(|r| Ok((r.try_get("time_limit_hours")?, r.try_get("work_category")?)))
         .transpose()
 }
+
+/// What the console's overview counts, over the zones given (`None`: all).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OverviewCounts {
+    /// Reported or awaiting verification: waiting for a supervisor.
+    pub awaiting: i64,
+    /// Of those, with evidence not yet complete and verified.
+    pub incomplete: i64,
+    /// Open cases with integrity flags.
+    pub flagged: i64,
+    /// Dispatched or in progress past the deadline.
+    pub overdue: i64,
+}
+
+pub async fn overview_counts<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    zones: Option<&[Uuid]>,
+    now: i64,
+) -> R<OverviewCounts> {
+    let zone_cond = match zones {
+        Some([]) => return Ok(OverviewCounts::default()),
+        Some(z) => format!("zone_id IN ({})", placeholders(2, z.len())),
+        None => "1 = 1".to_owned(),
+    };
+    let sql = format!(
+        "SELECT \
+         COUNT(*) FILTER (WHERE state IN ('reported', 'pending_verification')) AS awaiting, \
+         COUNT(*) FILTER (WHERE state IN ('reported', 'pending_verification') \
+           AND NOT {EVIDENCE_COMPLETE}) AS incomplete, \
+         COUNT(*) FILTER (WHERE state NOT IN ('closed', 'withdrawn', 'not_filed', 'duplicate') \
+           AND flags <> '[]') AS flagged, \
+         COUNT(*) FILTER (WHERE state IN ('dispatched', 'in_progress') AND deadline_at < $1) \
+           AS overdue \
+         FROM cases WHERE {zone_cond}"
+    );
+    let mut q = sqlx::query(&sql).bind(now);
+    for z in zones.unwrap_or(&[]) {
+        q = q.bind(z.to_string());
+    }
+    let r = q.fetch_one(e).await?;
+    Ok(OverviewCounts {
+        awaiting: r.try_get("awaiting")?,
+        incomplete: r.try_get("incomplete")?,
+        flagged: r.try_get("flagged")?,
+        overdue: r.try_get("overdue")?,
+    })
+}

@@ -1,0 +1,447 @@
+//! The supervisors' console in a real browser: Debian's headless Chromium driven through its
+//! WebDriver (chromedriver) with fantoccini. Each step saves a screenshot under
+//! `target/tmp/console-screenshots/` (CI keeps them as artifacts). Without Chromium the tests
+//! skip with the reason (and fail with `GRIDLINE_REQUIRE_SERVICES=1`).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use gridline_server::i18n::Lang;
+use gridline_tests::{skip_or_fail, Db, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::support::*;
+
+/// A chromedriver of our own on a free port, stopped with the test.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn binary(env: &str, default: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var(env).unwrap_or_else(|_| default.to_owned()));
+    path.exists().then_some(path)
+}
+
+async fn driver() -> Option<Driver> {
+    let Some(chromedriver) = binary("GRIDLINE_CHROMEDRIVER", "/usr/bin/chromedriver") else {
+        skip_or_fail("chromedriver is not installed (apt-get install chromium chromium-driver)");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let mut child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromedriver");
+    let stdout = child.stdout.take().expect("stdout");
+    let started = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("started successfully") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(started, "chromedriver did not start");
+    Some(Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let chromium = binary("GRIDLINE_CHROMIUM", "/usr/bin/chromium").expect("chromium");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1366,768", "--lang=zh-CN"],
+            // What a browser on a Chinese office PC asks for.
+            "prefs": {"intl.accept_languages": "zh-CN,zh"},
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session")
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(b: &Client, name: &str) {
+    let png = b.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// Waits (up to 10 s, polling) until the page's text contains `needle`.
+async fn until_text(b: &Client, needle: &str) {
+    let found = b
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(&format!(
+            "//*[contains(normalize-space(.), '{needle}')]"
+        )))
+        .await;
+    if found.is_err() {
+        let source = b.source().await.unwrap_or_default();
+        panic!("no {needle:?} on the page: {source}");
+    }
+}
+
+/// Types a name and password into the sign-in form on the page and sends it.
+async fn fill_sign_in(b: &Client, username: &str, password: &str) {
+    for (field, text) in [("#username", username), ("#password", password)] {
+        let input = b
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(field))
+            .await
+            .unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+    b.find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn sign_in(b: &Client, app: &TestApp, username: &str) {
+    b.goto(&app.url("/console")).await.unwrap();
+    fill_sign_in(b, username, gridline_server::demo::DEMO_PASSWORD).await;
+}
+
+/// A supervisor signs in (in Chinese, the site's language), triages the queue by keyboard,
+/// opens a case with its photos, switches to English, and signs out; a request from another
+/// origin, or without the session's token, changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_triages_the_queue_in_a_browser() {
+    let Some(driver) = driver().await else {
+        return;
+    };
+    let app = TestApp::spawn_with(Db::Sqlite, |c| c.site.language = Lang::ZhCn)
+        .await
+        .unwrap();
+    // Two reports waiting, with their photos' bytes.
+    let (_, first) = synced_case(&app).await;
+    let (_, second) = synced_case(&app).await;
+    for id in [first, second] {
+        verify_evidence(&app, id).await;
+    }
+    let b = browser(&driver).await;
+
+    // Not signed in: the sign-in page, in Chinese.
+    b.goto(&app.url("/console/queue")).await.unwrap();
+    until_text(&b, "用户名").await;
+    shot(&b, "01-sign-in").await;
+    // A wrong password says so and keeps the name.
+    fill_sign_in(&b, "supervisor1", "wrong").await;
+    until_text(&b, "用户名或密码错误").await;
+    let kept = b.find(Locator::Css("#username")).await.unwrap();
+    assert_eq!(
+        kept.prop("value").await.unwrap().as_deref(),
+        Some("supervisor1")
+    );
+
+    sign_in(&b, &app, "supervisor1").await;
+    until_text(&b, "待审核案件").await;
+    shot(&b, "02-overview").await;
+    let cookie = b.get_named_cookie("gridline_session").await.unwrap();
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
+
+    // The queue: both reports; j moves down, f files the selected one in place.
+    b.goto(&app.url("/console/queue")).await.unwrap();
+    until_text(&b, "审核队列").await;
+    let rows = b.find_all(Locator::Css("tr.queue-row")).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    shot(&b, "03-queue").await;
+    let body = b.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("j").await.unwrap();
+    let selected = b.find(Locator::Css("tr.queue-row.selected")).await.unwrap();
+    let selected_id = selected.attr("id").await.unwrap().unwrap();
+    assert_eq!(
+        selected_id,
+        format!("case-{second}"),
+        "j moved to the second case"
+    );
+    body.send_keys("f").await.unwrap();
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(&format!(
+            "//tr[@id='case-{second}'][contains(., '已立案')]"
+        )))
+        .await
+        .expect("the row shows the case filed");
+    shot(&b, "04-filed-in-place").await;
+    let (_, view) = app
+        .get(
+            &format!("/v1/cases/{second}"),
+            Some(&app.login("admin").await),
+        )
+        .await;
+    assert_eq!(view["state"], "filed");
+
+    // Enter opens the selected case: its facts, photos and timeline.
+    let body = b.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("\u{E007}").await.unwrap();
+    until_text(&b, "处理经过").await;
+    assert!(b
+        .find(Locator::Css("img[src^='/console/photos/']"))
+        .await
+        .is_ok());
+    shot(&b, "05-case").await;
+
+    // Another origin cannot act with the session: neither without the token nor with it.
+    let session = format!("gridline_session={}", cookie.value());
+    let csrf = b
+        .find(Locator::Css("meta[name=csrf-token]"))
+        .await
+        .unwrap()
+        .attr("content")
+        .await
+        .unwrap()
+        .unwrap();
+    let http = reqwest::Client::new();
+    for (token, origin) in [
+        ("", None),
+        ("", Some("http://evil.example")),
+        (csrf.as_str(), Some("http://evil.example")),
+    ] {
+        let mut req = http
+            .post(app.url(&format!("/console/cases/{first}/transition")))
+            .header("cookie", &session)
+            .form(&[("action", "file"), ("base_version", "1"), ("csrf", token)]);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::FORBIDDEN,
+            "{token:?} from {origin:?}"
+        );
+    }
+    let (_, view) = app
+        .get(
+            &format!("/v1/cases/{first}"),
+            Some(&app.login("admin").await),
+        )
+        .await;
+    assert_eq!(view["state"], "reported", "nothing was done");
+
+    // The language switch: English from now on.
+    b.find(Locator::Css("a.lang"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&b, "Timeline").await;
+    shot(&b, "06-english").await;
+
+    // Sign out: the session ends, its cookie no longer opens a page.
+    b.find(Locator::Css("header form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&b, "Sign in").await;
+    shot(&b, "07-signed-out").await;
+    let resp = http
+        .get(app.url("/console"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.url().path().starts_with("/console/login"),
+        "{}",
+        resp.url()
+    );
+    b.close().await.unwrap();
+    app.stop().await;
+}
+
+/// The console's sessions without a browser: the cookie's attributes, roles, shared lockout
+/// with the API, expiry that leaves an htmx page as it is, and sign-out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sessions_follow_the_apis_rules() {
+    let app = TestApp::spawn(Db::Sqlite).await.unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |username: &'static str, password: &'static str| {
+        http.post(app.url("/console/login"))
+            .form(&[
+                ("username", username),
+                ("password", password),
+                ("next", "/console/queue"),
+            ])
+            .send()
+    };
+    // Not signed in: to the sign-in page, and back afterwards.
+    let resp = http.get(app.url("/console/queue")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        resp.headers()["location"],
+        "/console/login?next=%2Fconsole%2Fqueue"
+    );
+
+    let resp = login("supervisor1", gridline_server::demo::DEMO_PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/console/queue");
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    let session = set.split(';').next().unwrap().to_owned();
+    let resp = http
+        .get(app.url("/console/queue"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let policy = resp.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+
+    // Inspectors use their phones: no console session.
+    let resp = login("inspector1", gridline_server::demo::DEMO_PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.headers().get("set-cookie").is_none());
+
+    // Failed sign-ins count with the API's: after five, the API refuses the name as well.
+    for _ in 0..5 {
+        let resp = login("supervisor2", "wrong").await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = app
+        .post(
+            "/v1/auth/login",
+            None,
+            &json!({"username": "supervisor2", "password": gridline_server::demo::DEMO_PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+
+    // An expired session: a page goes to the sign-in page; an htmx request gets a note in the
+    // page's message area and changes nothing else on it.
+    sqlx::query("UPDATE console_sessions SET expires_at = 0")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let resp = http
+        .get(app.url("/console"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = http
+        .post(app.url(&format!(
+            "/console/cases/{}/transition",
+            uuid::Uuid::now_v7()
+        )))
+        .header("cookie", &session)
+        .header("hx-request", "true")
+        .form(&[("action", "file"), ("base_version", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(resp.headers()["hx-retarget"], "#messages");
+
+    // Sign-out ends the session on the server, whatever the browser keeps.
+    let resp = login("supervisor1", gridline_server::demo::DEMO_PASSWORD)
+        .await
+        .unwrap();
+    let session = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = http
+        .get(app.url("/console"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let resp = http
+        .post(app.url("/console/logout"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = http
+        .get(app.url("/console"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "the old cookie opens nothing"
+    );
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE action LIKE 'session.%' ORDER BY at",
+    )
+    .fetch_all(&app.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(actions, ["session.open", "session.open", "session.end"]);
+    app.stop().await;
+}
