@@ -123,6 +123,10 @@ impl TestApp {
         config.blob.backend = BlobBackend::Memory;
         // The tests read English (the English demo); the language tests ask for Chinese.
         config.site.language = gridline_server::i18n::Lang::En;
+        // The tests approve deductions through the API without opening the photos; the rule
+        // that an approver must have opened them is tested on its own
+        // (`ledger::*::an_approver_must_have_opened_every_evidence_photo`).
+        config.deductions.require_photo_views = false;
         // Tests drive many requests fast; the rate-limit test sets its own limit.
         config.limits.requests_per_minute = 0;
         let mut pg = None;

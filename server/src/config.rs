@@ -162,11 +162,17 @@ pub struct DeductionsConfig {
     /// Four eyes: whoever proposed a deduction may not approve it; another supervisor must.
     /// Turn off only where one person does both (a one-person office).
     pub four_eyes: bool,
+    /// The approver must have opened every evidence photo (its original or preview, through a
+    /// link or the console) before approving a deduction on it.
+    pub require_photo_views: bool,
 }
 
 impl Default for DeductionsConfig {
     fn default() -> Self {
-        Self { four_eyes: true }
+        Self {
+            four_eyes: true,
+            require_photo_views: true,
+        }
     }
 }
 

@@ -167,6 +167,10 @@ error_codes! {
     /// The period still has pending deduction proposals (`details.proposals`): decide them
     /// before closing it, or in the close itself.
     PeriodProposalsPending = ("period_proposals_pending", 409),
+    /// The approver has not opened every evidence photo of the deduction (its original or
+    /// preview; `details.unviewed` lists their hashes): a decision on points is taken on
+    /// evidence seen, not on a thumbnail. A site setting (`deductions.require_photo_views`).
+    EvidenceNotViewed = ("evidence_not_viewed", 409),
 }
 
 impl ErrorCode {

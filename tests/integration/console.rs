@@ -15,8 +15,6 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::support::*;
-
 /// A chromedriver of our own on a free port, stopped with the test.
 struct Driver {
     child: Child,
@@ -149,15 +147,42 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
     let Some(driver) = driver().await else {
         return;
     };
-    let app = TestApp::spawn_with(Db::Sqlite, |c| c.site.language = Lang::ZhCn)
-        .await
-        .unwrap();
-    // Two reports waiting, with their photos' bytes.
-    let (_, first) = synced_case(&app).await;
-    let (_, second) = synced_case(&app).await;
-    for id in [first, second] {
-        verify_evidence(&app, id).await;
+    // The site's settings as an office runs it, but with one supervisor at the desk (four
+    // eyes off) so that one browser session proposes and approves.
+    let app = TestApp::spawn_with(Db::Sqlite, |c| {
+        c.site.language = Lang::ZhCn;
+        c.deductions.four_eyes = false;
+        c.deductions.require_photo_views = true;
+        c.photos.worker_poll_secs = 1;
+    })
+    .await
+    .unwrap();
+    // Two reports waiting, each with a real photo uploaded.
+    let mut phone = gridline_tests::Phone::enrol(&app, "inspector1").await;
+    let mut shas = Vec::new();
+    let mut ids = Vec::new();
+    for seed in [1, 2] {
+        let photo = gridline_tests::noisy_jpeg(320, 240, seed);
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&photo));
+        let (id, mut payload) = gridline_tests::new_case(app.zone("Z01"), 0, "event:0102");
+        payload["photos"][0]["sha256"] = json!(sha);
+        payload["photos"][0]["size"] = json!(photo.len());
+        let op = phone.op("case.create@1", payload);
+        let (status, body) = phone.push(&app, &[op]).await;
+        assert_eq!(body["results"][0]["status"], "applied", "{status} {body}");
+        let resp = app
+            .http
+            .put(app.url(&format!("/v1/photos/{sha}")))
+            .bearer_auth(&phone.token)
+            .body(photo)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        shas.push(sha);
+        ids.push(id);
     }
+    let (first, second) = (ids[0], ids[1]);
     let b = browser(&driver).await;
 
     // Not signed in: the sign-in page, in Chinese.
@@ -222,7 +247,29 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         .is_ok());
     shot(&b, "05-case").await;
 
-    // Another origin cannot act with the session: neither without the token nor with it.
+    // Propose the deduction the rule for exposed garbage gives; approval waits until the
+    // approver has opened the photo, and the server refuses it too.
+    b.find(Locator::Css("#note"))
+        .await
+        .unwrap()
+        .send_keys("垃圾满溢")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#propose"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&b, "待审批的扣分建议").await;
+    until_text(&b, "批准前须逐一打开查看每张证据照片").await;
+    let approve = b.find(Locator::Css("#approve")).await.unwrap();
+    assert_eq!(
+        approve.attr("disabled").await.unwrap().as_deref(),
+        Some("true")
+    );
+    shot(&b, "06-deduction-before-opening").await;
+    let cookie = b.get_named_cookie("gridline_session").await.unwrap();
     let session = format!("gridline_session={}", cookie.value());
     let csrf = b
         .find(Locator::Css("meta[name=csrf-token]"))
@@ -232,7 +279,51 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         .await
         .unwrap()
         .unwrap();
+    let action = b
+        .find(Locator::XPath("//button[@id='approve']/.."))
+        .await
+        .unwrap()
+        .attr("action")
+        .await
+        .unwrap()
+        .unwrap();
     let http = reqwest::Client::new();
+    let refused = http
+        .post(app.url(&action))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        StatusCode::CONFLICT,
+        "approval before the photo was opened"
+    );
+    // Open the photo (it opens in a tab of its own; here, in this one) and come back.
+    let case_url = b.current_url().await.unwrap();
+    b.goto(&app.url(&format!("/console/photos/{}/original", shas[1])))
+        .await
+        .unwrap();
+    b.goto(case_url.as_str()).await.unwrap();
+    let approve = b.find(Locator::Css("#approve")).await.unwrap();
+    assert_eq!(
+        approve.attr("disabled").await.unwrap(),
+        None,
+        "enabled once opened"
+    );
+    until_text(&b, "片区得分").await;
+    approve.click().await.unwrap();
+    until_text(&b, "已批准记入台账").await;
+    shot(&b, "07-deduction-approved").await;
+    let (_, ledger) = app.get("/v1/ledger", Some(&app.login("admin").await)).await;
+    assert_eq!(ledger["items"][0]["evidence"], json!([shas[1]]));
+    // The ranking on the overview has moved.
+    b.goto(&app.url("/console")).await.unwrap();
+    until_text(&b, "99.8").await;
+    b.goto(case_url.as_str()).await.unwrap();
+
+    // Another origin cannot act with the session: neither without the token nor with it.
     for (token, origin) in [
         ("", None),
         ("", Some("http://evil.example")),
@@ -268,7 +359,7 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         .await
         .unwrap();
     until_text(&b, "Timeline").await;
-    shot(&b, "06-english").await;
+    shot(&b, "08-english").await;
 
     // Sign out: the session ends, its cookie no longer opens a page.
     b.find(Locator::Css("header form button"))
@@ -278,7 +369,7 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         .await
         .unwrap();
     until_text(&b, "Sign in").await;
-    shot(&b, "07-signed-out").await;
+    shot(&b, "09-signed-out").await;
     let resp = http
         .get(app.url("/console"))
         .header("cookie", &session)

@@ -29,6 +29,76 @@ on_both_backends!(
     an_early_close_by_an_admin_leaves_the_rest_of_the_month_to_the_next_period,
 );
 
+/// With `deductions.require_photo_views` (on by default, off in the other tests) an approver
+/// must have opened every evidence photo, as original or preview; thumbnails do not count.
+mod evidence_seen_before_approval {
+    use super::*;
+
+    async fn spawn(db: Db) -> Option<TestApp> {
+        TestApp::spawn_with(db, |c| c.deductions.require_photo_views = true).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_an_approver_must_have_opened_every_evidence_photo() {
+        an_approver_must_have_opened_every_evidence_photo(
+            spawn(Db::Sqlite).await.expect("sqlite app"),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_an_approver_must_have_opened_every_evidence_photo() {
+        if let Some(app) = spawn(Db::Postgres).await {
+            an_approver_must_have_opened_every_evidence_photo(app).await;
+        }
+    }
+
+    async fn an_approver_must_have_opened_every_evidence_photo(app: TestApp) {
+        let (_, case_id) = filed_case(&app).await;
+        let sup1 = app.login("supervisor1").await;
+        let sup2 = app.login("supervisor2").await;
+        let proposal = propose_on_case(&app, &sup1, case_id).await;
+        let approve_path = format!(
+            "/v1/deductions/{}/approve",
+            proposal["id"].as_str().unwrap()
+        );
+        let (status, err) = app.post(&approve_path, Some(&sup2), &json!({})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{err}");
+        assert_eq!(err["code"], "evidence_not_viewed");
+        let unviewed = err["details"]["unviewed"].as_array().unwrap().clone();
+        assert_eq!(unviewed.len(), 1, "{err}");
+        let sha = unviewed[0].as_str().unwrap();
+        // The proposer's look does not count for the approver; a thumbnail is not a look.
+        let (status, _) = app
+            .get(
+                &format!("/v1/photos/{sha}/link?variant=original"),
+                Some(&sup1),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = app
+            .get(&format!("/v1/photos/{sha}/link?variant=thumb"), Some(&sup2))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, err) = app.post(&approve_path, Some(&sup2), &json!({})).await;
+        assert_eq!(
+            (status, err["code"].as_str()),
+            (StatusCode::CONFLICT, Some("evidence_not_viewed"))
+        );
+        // Opened: approved.
+        let (status, _) = app
+            .get(
+                &format!("/v1/photos/{sha}/link?variant=original"),
+                Some(&sup2),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, entry) = app.post(&approve_path, Some(&sup2), &json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{entry}");
+        assert_eq!(entry["evidence"], json!([sha]));
+    }
+}
+
 /// A one-person office turns four eyes off: the proposer approves.
 mod one_person_office {
     use super::*;

@@ -25,8 +25,10 @@ pub async fn verify_evidence(app: &TestApp, case_id: Uuid) {
         )
         .bind(sha)
         .bind(123_456_i64)
-        .bind("test")
-        .bind(1_i64)
+        // Uploaded by nobody in particular (a well-formed id that names no user).
+        .bind(uuid::Uuid::nil().to_string())
+        // Verified now, after the case declared it (as an upload would be).
+        .bind(gridline_server::store::now_ms())
         .bind(0_i64)
         .execute(&app.state.db.pool)
         .await

@@ -56,6 +56,7 @@ error-case_already_deducted = The case already has a deduction that is not rever
 error-case_not_filed = The case is not filed (or was not filed, a duplicate or withdrawn): no deduction on it.
 error-self_approval = Four eyes: whoever proposed a deduction cannot approve it.
 error-period_not_ended = The period has not ended: only an administrator closes it early.
+error-evidence_not_viewed = Open every evidence photo (the original or its preview) before approving.
 error-period_proposals_pending = The period still has deduction proposals waiting: decide them first, or in the close.
 
 ## Case states
@@ -240,6 +241,16 @@ console-assignees = Dispatched to
 console-no-actions = You have nothing to do on a case in this state.
 console-duplicate-of = Id of the original case
 console-not-verified = not verified
+console-deduction = Deduction
+console-no-rule = No rule of the rulebook applies to this case.
+console-propose = Propose a deduction
+console-deduction-pending = Deduction waiting for a decision
+console-consequence = Consequence (raw points × coefficient = weighted points)
+console-chain = Accountable chain (on duty when found)
+console-score-rank = Zone score (rank): before → after
+console-approve = Approve the deduction
+console-reject-deduction = Reject the proposal
+console-deducted = Approved into the ledger
 console-timeline = Timeline
 console-conflicts = Conflicts
 console-field = Field

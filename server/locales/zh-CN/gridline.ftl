@@ -55,6 +55,7 @@ error-case_already_deducted = 此案件已有未冲销的扣分，更正须先�
 error-case_not_filed = 案件尚未立案（或不予立案、重复、已撤回），不能扣分。
 error-self_approval = 双人复核：提出扣分建议的人不能自己批准。
 error-period_not_ended = 考核周期尚未结束，只有管理员可以提前关闭。
+error-evidence_not_viewed = 批准前须逐一打开查看每张证据照片（原图或预览图）。
 error-period_proposals_pending = 本周期仍有待审批的扣分建议，请先处理或在关闭时一并决定。
 
 ## 案件状态
@@ -239,6 +240,16 @@ console-assignees = 处置责任人
 console-no-actions = 您在此状态下没有可执行的操作。
 console-duplicate-of = 原案件编号
 console-not-verified = 未校验
+console-deduction = 扣分
+console-no-rule = 考核细则中没有适用于此案件的条款。
+console-propose = 提出扣分建议
+console-deduction-pending = 待审批的扣分建议
+console-consequence = 扣分结果（原始扣分 × 难度系数 = 加权扣分）
+console-chain = 责任链（发现时在岗）
+console-score-rank = 片区得分（名次）：批准前 → 批准后
+console-approve = 批准扣分
+console-reject-deduction = 驳回建议
+console-deducted = 已批准记入台账
 console-timeline = 处理经过
 console-conflicts = 数据冲突
 console-field = 字段

@@ -42,6 +42,12 @@ pub fn router() -> Router<AppState> {
         .route("/console/queue/bulk", post(pages::bulk))
         .route("/console/cases/{id}", get(pages::case_page))
         .route("/console/cases/{id}/transition", post(pages::transition))
+        .route("/console/cases/{id}/propose", post(pages::propose))
+        .route("/console/deductions/{id}/approve", post(pages::approve))
+        .route(
+            "/console/deductions/{id}/reject",
+            post(pages::reject_deduction),
+        )
         .route("/console/photos/{sha}/{variant}", get(pages::photo))
         .route("/console/assets/{name}", get(assets::serve))
 }

@@ -725,7 +725,8 @@ pub async fn case_page(
         let view = load_case(&state, &c, id).await?;
         let wf = crate::review::workflow_of(&state.db, &c.session.user, id).await?;
         let names = Names::load(&state.db).await?;
-        Ok::<_, ApiError>(case_markup(&c, &names, &view, &wf))
+        let deduction = deduction_of(&state, &c, &view).await?;
+        Ok::<_, ApiError>(case_markup(&c, &names, &view, &wf, &deduction))
     }
     .await;
     match result {
@@ -760,11 +761,160 @@ fn possible_actions(
         .collect()
 }
 
+/// Where a case stands with the ledger, for a supervisor.
+enum Deduction {
+    /// Not for this reader (not a supervisor), or the case cannot be deducted (not filed).
+    None,
+    /// No proposal yet: the rules that apply to it.
+    Proposable(Vec<crate::model::Rule>),
+    /// A proposal waiting for a decision, and what approving it would do.
+    Pending(
+        Box<(
+            store::ledger::ProposalRow,
+            crate::ledger::preview::Consequence,
+        )>,
+    ),
+    /// Approved into the ledger.
+    Approved(Box<store::ledger::ProposalRow>),
+}
+
+async fn deduction_of(state: &AppState, c: &Console, v: &CaseView) -> Result<Deduction, ApiError> {
+    if !c.session.user.is_supervisor_level() {
+        return Ok(Deduction::None);
+    }
+    let mut conn = state.db.pool.acquire().await?;
+    match store::ledger::open_proposal_of_case(&mut conn, v.id).await? {
+        Some((pid, status)) => {
+            let Some(p) = store::ledger::proposal(&mut *conn, pid).await? else {
+                return Ok(Deduction::None);
+            };
+            if status == "proposed" {
+                let svc = state.ledger_service();
+                let consequence =
+                    crate::ledger::preview::consequence(&svc, &c.session.user, pid).await?;
+                Ok(Deduction::Pending(Box::new((p, consequence))))
+            } else {
+                Ok(Deduction::Approved(Box::new(p)))
+            }
+        }
+        None => {
+            let deductible = !matches!(
+                v.state,
+                CaseState::Reported
+                    | CaseState::NotFiled
+                    | CaseState::Duplicate
+                    | CaseState::Withdrawn
+            );
+            if !deductible {
+                return Ok(Deduction::None);
+            }
+            let source = crate::model::Source::parse(&v.source);
+            let rules = store::reference::active_rulebook(&state.db.pool, now_ms())
+                .await?
+                .map(|book| book.rules)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| source.is_some_and(|s| r.sources.contains(&s)))
+                .filter(|r| {
+                    r.taxonomy_codes.is_empty() || r.taxonomy_codes.contains(&v.category_code)
+                })
+                .collect();
+            Ok(Deduction::Proposable(rules))
+        }
+    }
+}
+
+fn deduction_markup(c: &Console, names: &Names, v: &CaseView, d: &Deduction) -> Markup {
+    let rule_text = |r: &crate::model::Rule| r.translations.pick(c.lang, &r.description).to_owned();
+    html! {
+        @match d {
+            Deduction::None => {}
+            Deduction::Proposable(rules) => {
+                section aria-labelledby="deduct-h" {
+                    h2 #deduct-h { (c.t("console-deduction")) }
+                    @if rules.is_empty() {
+                        p.muted { (c.t("console-no-rule")) }
+                    } @else {
+                        form method="post" action={"/console/cases/" (v.id) "/propose"} {
+                            input type="hidden" name="csrf" value=(c.session.csrf);
+                            div.bar {
+                                label for="rule" { (c.t("col-rule_text")) }
+                                select #rule name="rule_code" {
+                                    @for r in rules {
+                                        option value=(r.code) { (rule_text(r)) " (" (r.points) ")" }
+                                    }
+                                }
+                            }
+                            div.bar {
+                                label for="note" { (c.t("col-note")) }
+                                input #note name="note" size="50";
+                                button #propose type="submit" { (c.t("console-propose")) }
+                            }
+                        }
+                    }
+                }
+            }
+            Deduction::Pending(pending) => {
+                @let (p, k) = pending.as_ref();
+                section aria-labelledby="deduct-h" {
+                    h2 #deduct-h { (c.t("console-deduction-pending")) }
+                    dl.facts {
+                        dt { (c.t("col-rule")) } dd { (p.rule_code) }
+                        dt { (c.t("col-note")) } dd { (p.note) }
+                        dt { (c.t("col-proposed_by")) } dd { (names.user_label(&p.proposed_by.to_string())) }
+                        dt { (c.t("console-consequence")) }
+                        dd {
+                            (k.raw_points) " × "
+                            (k.coefficient.map(|x| x.to_string()).unwrap_or_else(|| "?".into()))
+                            " = " strong { (k.weighted_points.map(|x| x.to_string()).unwrap_or_else(|| "?".into())) }
+                        }
+                        dt { (c.t("console-chain")) }
+                        dd {
+                            @for (i, r) in k.roster.iter().enumerate() {
+                                @if i > 0 { "、" }
+                                (names.user_label(&r.user_id.to_string())) " (" (i18n::name(c.lang, "role", &r.role)) ")"
+                            }
+                        }
+                        dt { (c.t("col-evidence")) }
+                        dd { @for h in &k.evidence { code { (h.get(..12).unwrap_or(h)) "…" } " " } }
+                        @if let (Some((s0, r0)), Some((s1, r1))) = (k.before, k.after) {
+                            dt { (c.t("console-score-rank")) }
+                            dd { (s0) " (" (r0) ") → " strong { (s1) " (" (r1) ")" } }
+                        }
+                    }
+                    @for b in &k.blockers {
+                        p.notice.error { (i18n::error_message(c.lang, *b, "", &serde_json::Value::Null)) }
+                    }
+                    div.actions {
+                        form method="post" action={"/console/deductions/" (p.id) "/approve"} {
+                            input type="hidden" name="csrf" value=(c.session.csrf);
+                            button #approve type="submit" disabled[!k.blockers.is_empty()] { (c.t("console-approve")) }
+                        }
+                        form method="post" action={"/console/deductions/" (p.id) "/reject"} {
+                            input type="hidden" name="csrf" value=(c.session.csrf);
+                            label.sr-only for="reject-reason" { (c.t("console-reason")) }
+                            input #reject-reason name="reason" required placeholder=(c.t("console-reason"));
+                            button.danger type="submit" { (c.t("console-reject-deduction")) }
+                        }
+                    }
+                }
+            }
+            Deduction::Approved(p) => {
+                section aria-labelledby="deduct-h" {
+                    h2 #deduct-h { (c.t("console-deduction")) }
+                    p.notice.ok { (c.t("console-deducted")) " · " (p.rule_code) }
+                }
+            }
+        }
+    }
+}
+
 fn case_markup(
     c: &Console,
     names: &Names,
     v: &CaseView,
     wf: &crate::review::CaseWorkflow,
+    deduction: &Deduction,
 ) -> Markup {
     let title = names.category_label(&v.category_code, c.lang);
     let actions = possible_actions(c, v, wf);
@@ -839,6 +989,7 @@ fn case_markup(
                 }
             }
         }
+        (deduction_markup(c, names, v, deduction))
         h2 { (c.t("console-photos")) }
         div.grid2 {
             @for role in ["before", "after"] {
@@ -1039,3 +1190,95 @@ pub async fn photo(
 }
 
 const PLACEHOLDER: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" width="72" height="54" viewBox="0 0 72 54"><rect width="72" height="54" fill="#e9edf2"/><path d="M24 36l8-10 6 7 4-5 6 8z" fill="#aab3c0"/></svg>"##;
+
+// ---- deductions -------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+pub struct ProposeForm {
+    csrf: Option<String>,
+    rule_code: String,
+    note: Option<String>,
+}
+
+pub async fn propose(
+    State(state): State<AppState>,
+    c: Console,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Form(form): Form<ProposeForm>,
+) -> Response {
+    if let Some(r) = c.csrf_refusal(&headers, form.csrf.as_deref()) {
+        return r;
+    }
+    let input = crate::ledger::views::ProposalInput {
+        proposal_id: None,
+        case_id: Some(id),
+        zone_id: None,
+        source: None,
+        rule_code: form.rule_code,
+        category_code: None,
+        found_at: None,
+        note: form.note.unwrap_or_default(),
+    };
+    let svc = state.ledger_service();
+    match crate::ledger::proposals::propose(&svc, &c.session.user, input).await {
+        Ok(_) => Redirect::to(&format!("/console/cases/{id}")).into_response(),
+        Err(e) => failure(&c, &headers, e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DecideForm {
+    csrf: Option<String>,
+    reason: Option<String>,
+}
+
+pub async fn approve(
+    State(state): State<AppState>,
+    c: Console,
+    headers: HeaderMap,
+    Path(pid): Path<Uuid>,
+    Form(form): Form<DecideForm>,
+) -> Response {
+    if let Some(r) = c.csrf_refusal(&headers, form.csrf.as_deref()) {
+        return r;
+    }
+    let svc = state.ledger_service();
+    match crate::ledger::posting::approve(&svc, &c.session.user, pid).await {
+        Ok(_) => back_to_case(&state, pid).await,
+        Err(e) => failure(&c, &headers, e),
+    }
+}
+
+pub async fn reject_deduction(
+    State(state): State<AppState>,
+    c: Console,
+    headers: HeaderMap,
+    Path(pid): Path<Uuid>,
+    Form(form): Form<DecideForm>,
+) -> Response {
+    if let Some(r) = c.csrf_refusal(&headers, form.csrf.as_deref()) {
+        return r;
+    }
+    let input = crate::ledger::views::DecisionInput {
+        reason: form.reason.unwrap_or_default(),
+    };
+    let svc = state.ledger_service();
+    match crate::ledger::proposals::reject(&svc, &c.session.user, pid, &input).await {
+        Ok(_) => back_to_case(&state, pid).await,
+        Err(e) => failure(&c, &headers, e),
+    }
+}
+
+/// After a decision: the case's page, or the overview for a finding with no case.
+async fn back_to_case(state: &AppState, pid: Uuid) -> Response {
+    let case = store::ledger::proposal(&state.db.pool, pid)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|p| p.case_id);
+    match case {
+        Some(id) => Redirect::to(&format!("/console/cases/{id}")).into_response(),
+        None => Redirect::to("/console").into_response(),
+    }
+}

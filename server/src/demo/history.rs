@@ -130,12 +130,34 @@ impl Api {
         .await
     }
 
-    /// Proposes a deduction as supervisor1 and, unless `pending`, approves it as supervisor2.
+    /// Proposes a deduction as supervisor1 and, unless `pending`, approves it as supervisor2,
+    /// who first opens every photo of the case (an approver must have seen the evidence).
     async fn deduct(&self, sups: &[String; 2], body: Value, pending: bool) -> anyhow::Result<()> {
+        let case = body["case_id"].as_str().map(str::to_owned);
         let p = self
             .call(Method::POST, "/v1/deductions", Some(&sups[0]), Some(body))
             .await?;
         if !pending {
+            if let Some(case) = case {
+                let view = self
+                    .call(
+                        Method::GET,
+                        &format!("/v1/cases/{case}"),
+                        Some(&sups[1]),
+                        None,
+                    )
+                    .await?;
+                for photo in view["photos"].as_array().into_iter().flatten() {
+                    let sha = photo["sha256"].as_str().unwrap_or_default();
+                    self.call(
+                        Method::GET,
+                        &format!("/v1/photos/{sha}/link?variant=original"),
+                        Some(&sups[1]),
+                        None,
+                    )
+                    .await?;
+                }
+            }
             let id = p["id"].as_str().unwrap_or_default();
             self.call(
                 Method::POST,

@@ -14,6 +14,7 @@ pub mod chain;
 pub mod closing;
 pub mod log;
 pub mod posting;
+pub mod preview;
 pub mod proposals;
 pub mod scoring;
 pub mod views;

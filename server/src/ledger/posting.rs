@@ -131,6 +131,17 @@ pub(crate) async fn approve_in(
         evidence = deductible(tx.conn(), &case, true).await?;
         case_row = Some(case);
     }
+    if svc.config.deductions.require_photo_views && !evidence.is_empty() {
+        let unviewed =
+            crate::store::photos::not_opened_by(tx.conn(), user.user_id, &evidence).await?;
+        if !unviewed.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::EvidenceNotViewed,
+                "open every evidence photo (original or preview) before approving",
+            )
+            .with_details(json!({ "unviewed": unviewed })));
+        }
+    }
     if store::lock_period(tx, p.period_id).await?.as_deref() != Some("open") {
         return Err(period_closed());
     }

@@ -640,3 +640,30 @@ pub async fn views<'c, E: Executor<'c, Database = Any>>(
         .map(|r| Ok((r.uuid("user_id")?, r.try_get("variant")?, r.try_get("at")?)))
         .collect()
 }
+
+/// Those of `hashes` that `user_id` has never opened (as original or preview; a thumbnail in a
+/// list is not a look at the evidence).
+pub async fn not_opened_by(
+    conn: &mut AnyConnection,
+    user_id: Uuid,
+    hashes: &[String],
+) -> R<Vec<String>> {
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT DISTINCT sha256 FROM photo_views WHERE user_id = $1 \
+         AND variant IN ('original', 'preview') AND sha256 IN ({})",
+        super::placeholders(2, hashes.len())
+    );
+    let mut q = sqlx::query_scalar::<_, String>(&sql).bind(user_id.to_string());
+    for h in hashes {
+        q = q.bind(h);
+    }
+    let opened: std::collections::HashSet<String> = q.fetch_all(conn).await?.into_iter().collect();
+    Ok(hashes
+        .iter()
+        .filter(|h| !opened.contains(*h))
+        .cloned()
+        .collect())
+}

@@ -1,0 +1,127 @@
+//! What approving a proposal would do, before anyone approves it: the points weighted by the
+//! zone's coefficient, the accountable chain the entry would freeze, the photo hashes it would
+//! bind, the zone's score and rank before and after, and what still stands in the way (the
+//! same rules `posting::approve` enforces, read without writing).
+
+use gridline_sync::Role;
+use uuid::Uuid;
+
+use crate::access::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::ledger::chain::weighted_milli;
+use crate::ledger::closing::visible_ranking;
+use crate::ledger::LedgerService;
+use crate::model::{Milli, RosterPerson};
+use crate::store::{ledger as store, photos, reference, review};
+
+/// The consequence of approving a proposal, as `user` would approve it.
+#[derive(Debug, Clone)]
+pub struct Consequence {
+    pub raw_points: f64,
+    pub coefficient: Option<f64>,
+    pub weighted_points: Option<f64>,
+    /// The zone, road and section chiefs on the roster when the problem was found.
+    pub roster: Vec<RosterPerson>,
+    /// The photos the entry would bind (verified evidence of the case).
+    pub evidence: Vec<String>,
+    /// Of those, the ones `user` has not opened yet.
+    pub unviewed: Vec<String>,
+    /// The zone's score and rank in the period's ranking now, and after the approval.
+    pub before: Option<(f64, i64)>,
+    pub after: Option<(f64, i64)>,
+    /// Why `user` could not approve it now: error codes (`self_approval`,
+    /// `evidence_incomplete`, `evidence_not_viewed`, `period_closed`), empty when they can.
+    pub blockers: Vec<gridline_sync::ErrorCode>,
+}
+
+pub async fn consequence(
+    svc: &LedgerService,
+    user: &AuthUser,
+    proposal_id: Uuid,
+) -> ApiResult<Consequence> {
+    use gridline_sync::ErrorCode;
+    let db = &svc.db;
+    let p = store::proposal(&db.pool, proposal_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deduction"))?;
+    user.scope(db)
+        .await?
+        .check_visible(p.zone_id, "deduction")?;
+    let mut blockers = Vec::new();
+    if svc.config.deductions.four_eyes && p.proposed_by == user.user_id {
+        blockers.push(ErrorCode::SelfApproval);
+    }
+    let coefficient = reference::coefficients(&db.pool, p.period_id)
+        .await?
+        .into_iter()
+        .find(|c| c.zone_id == p.zone_id)
+        .and_then(|c| Milli::from_f64(c.coefficient, 10.0));
+    let weighted = coefficient.map(|c| weighted_milli(p.raw_points_milli, c));
+    let mut conn = db.pool.acquire().await?;
+    let roster = review::roster_at(
+        &mut *conn,
+        p.zone_id,
+        &[Role::ZoneChief, Role::RoadChief, Role::SectionChief],
+        false,
+        p.found_at,
+    )
+    .await?;
+    let mut evidence = Vec::new();
+    if let Some(case_id) = p.case_id {
+        let summary = photos::evidence(db, case_id).await?;
+        if !summary.complete {
+            blockers.push(ErrorCode::EvidenceIncomplete);
+        }
+        evidence = summary.photos.into_iter().map(|p| p.sha256).collect();
+        evidence.sort();
+    }
+    let unviewed = photos::not_opened_by(&mut conn, user.user_id, &evidence).await?;
+    if svc.config.deductions.require_photo_views && !unviewed.is_empty() {
+        blockers.push(ErrorCode::EvidenceNotViewed);
+    }
+    let period = reference::period(&db.pool, p.period_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("period"))?;
+    if period.status == crate::model::PeriodStatus::Closed {
+        blockers.push(ErrorCode::PeriodClosed);
+    }
+    let (before, after) = match (visible_ranking(db, user, &period).await, weighted) {
+        (Ok(ranking), Some(w)) => {
+            let zone = p.zone_id.to_string();
+            let scores: Vec<(String, f64)> = ranking
+                .zones
+                .iter()
+                .map(|z| (z.zone_id.clone(), z.score))
+                .collect();
+            let rank_of = |id: &str, scores: &[(String, f64)]| {
+                let own = scores.iter().find(|(z, _)| z == id).map(|(_, s)| *s);
+                own.map(|s| (s, 1 + scores.iter().filter(|(_, o)| *o > s).count() as i64))
+            };
+            let before = rank_of(&zone, &scores);
+            let moved: Vec<(String, f64)> = scores
+                .iter()
+                .map(|(z, s)| {
+                    let s = if *z == zone {
+                        ((s - Milli::to_f64(w)) * 1000.0).round() / 1000.0
+                    } else {
+                        *s
+                    };
+                    (z.clone(), s)
+                })
+                .collect();
+            (before, rank_of(&zone, &moved))
+        }
+        _ => (None, None),
+    };
+    Ok(Consequence {
+        raw_points: Milli::to_f64(p.raw_points_milli),
+        coefficient: coefficient.map(Milli::to_f64),
+        weighted_points: weighted.map(Milli::to_f64),
+        roster,
+        evidence,
+        unviewed,
+        before,
+        after,
+        blockers,
+    })
+}
