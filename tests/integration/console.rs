@@ -94,9 +94,40 @@ fn screenshots() -> PathBuf {
     dir
 }
 
+/// Saves a screenshot of the page and checks it with axe-core: no serious or critical
+/// accessibility violation.
 async fn shot(b: &Client, name: &str) {
     let png = b.screenshot().await.unwrap();
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+    accessible(b, name).await;
+}
+
+/// axe-core's script (`GRIDLINE_AXE_JS`: `npm install axe-core`, as `.ci/run` does).
+fn axe_script() -> Option<String> {
+    let path = std::env::var("GRIDLINE_AXE_JS").ok()?;
+    std::fs::read_to_string(path).ok()
+}
+
+async fn accessible(b: &Client, name: &str) {
+    let Some(axe) = axe_script() else {
+        skip_or_fail("GRIDLINE_AXE_JS names no axe-core script (npm install axe-core)");
+        return;
+    };
+    b.execute(&axe, vec![]).await.expect("inject axe-core");
+    let found = b
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] }).then(r => done(
+               r.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ' (' + v.impact + '): ' +
+                   v.nodes.map(n => n.target.join(' ')).join(', '))));",
+            vec![],
+        )
+        .await
+        .expect("run axe-core");
+    let violations: Vec<String> = serde_json::from_value(found).unwrap();
+    assert!(violations.is_empty(), "{name}: {violations:#?}");
 }
 
 /// Waits (up to 10 s, polling) until the page's text contains `needle`.

@@ -494,7 +494,7 @@ async fn queue_page(
                     th { (c.t("col-category_name")) }
                     th { (c.t("col-zone_name")) }
                     th { (c.t("col-state_name")) }
-                    th { (c.t("col-received_at")) }
+                    th { (c.t("col-captured_at")) }
                     th { (c.t("console-evidence")) }
                     th { (c.t("console-actions")) }
                 } }
@@ -547,7 +547,7 @@ fn queue_row(c: &Console, names: &Names, item: &QueueItem) -> Markup {
                 (i18n::name(c.lang, "state", v.state.as_str()))
                 @if item.workflow.overdue { " " span.badge.warn { (c.t("col-overdue")) } }
             }
-            td { (c.time(v.received_at.unix_timestamp() * 1000)) }
+            td { (c.time(v.captured_at.unix_timestamp() * 1000)) }
             td {
                 @if item.evidence.complete {
                     span.badge.ok { (c.t("console-evidence-complete")) }

@@ -244,16 +244,24 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// A photo of the problem: a small JPEG, different for every `seed`.
+/// A photo of the problem: a small JPEG, different for every `seed` (its colours and
+/// stripes come from a SplitMix64 of the seed, so no two seeds give the same bytes).
 fn photo(seed: usize) -> anyhow::Result<Vec<u8>> {
+    let mut z = (seed as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let b = z.to_le_bytes();
     let (w, h) = (320u32, 240u32);
+    let stripe = 8 + u32::from(b[6] % 24);
     let img = image::RgbImage::from_fn(w, h, |x, y| {
-        let s = seed as u32;
-        image::Rgb([
-            ((x * 3 + s * 37) % 256) as u8,
-            ((y * 2 + s * 91) % 256) as u8,
-            (((x ^ y) + s * 13) % 256) as u8,
-        ])
+        let band = ((x + y * u32::from(b[7] % 3)) / stripe) % 2 == 0;
+        let shade = (y * 96 / h) as u8;
+        if band {
+            image::Rgb([b[0].wrapping_add(shade), b[1], b[2]])
+        } else {
+            image::Rgb([b[3], b[4].wrapping_add(shade), b[5]])
+        }
     });
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80).encode(
