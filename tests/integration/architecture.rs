@@ -51,6 +51,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("routes", 4),
     ("keepalive", 4),
     ("console", 4),
+    ("download", 4),
     ("auth", 4),
     // Entry points.
     ("", 5),

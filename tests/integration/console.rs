@@ -352,6 +352,75 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
     // The ranking on the overview has moved.
     b.goto(&app.url("/console")).await.unwrap();
     until_text(&b, "99.8").await;
+
+    // The ledger: the chain verifies; the entry is reversed with a reason.
+    b.goto(&app.url("/console/ledger")).await.unwrap();
+    until_text(&b, "台账哈希链已校验").await;
+    shot(&b, "08-ledger").await;
+    b.find(Locator::Css("#why-1"))
+        .await
+        .unwrap()
+        .send_keys("误报：垃圾桶属于相邻片区")
+        .await
+        .unwrap();
+    b.find(Locator::XPath("//tr[@id='entry-1']//button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&b, "已冲销").await;
+    let (_, ledger) = app.get("/v1/ledger", Some(&app.login("admin").await)).await;
+    assert_eq!(ledger["items"].as_array().unwrap().len(), 2, "{ledger}");
+
+    // A period that has ended closes after its pre-checks; its ranking exports as XLSX.
+    let (status, past) = app
+        .post(
+            "/v1/periods",
+            Some(&app.login("admin").await),
+            &json!({"code": "2020-01", "month": "2020-01"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{past}");
+    b.goto(&app.url("/console/periods")).await.unwrap();
+    until_text(&b, "周期已结束").await;
+    until_text(&b, "没有待审批的扣分建议").await;
+    shot(&b, "09-periods").await;
+    b.find(Locator::Css("#close-2020-01"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(
+            "//tr[td/a[text()='2020-01']][contains(., '已关闭')]",
+        ))
+        .await
+        .expect("the period shows closed");
+    let xlsx = http
+        .get(app.url(&format!(
+            "/console/exports/ranking.xlsx?period_id={}",
+            past["id"].as_str().unwrap()
+        )))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(xlsx.status(), StatusCode::OK);
+    let bytes = xlsx.bytes().await.unwrap().to_vec();
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+    let sheet = book.sheet_names()[0].clone();
+    let rows: Vec<Vec<String>> = book
+        .worksheet_range(&sheet)
+        .unwrap()
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(rows[0][0], "名次", "{rows:?}");
+    assert_eq!(rows.len(), 9, "a header and eight zones");
     b.goto(case_url.as_str()).await.unwrap();
 
     // Another origin cannot act with the session: neither without the token nor with it.
@@ -390,7 +459,7 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         .await
         .unwrap();
     until_text(&b, "Timeline").await;
-    shot(&b, "08-english").await;
+    shot(&b, "10-english").await;
 
     // Sign out: the session ends, its cookie no longer opens a page.
     b.find(Locator::Css("header form button"))
@@ -400,7 +469,7 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         .await
         .unwrap();
     until_text(&b, "Sign in").await;
-    shot(&b, "09-signed-out").await;
+    shot(&b, "11-signed-out").await;
     let resp = http
         .get(app.url("/console"))
         .header("cookie", &session)

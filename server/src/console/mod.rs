@@ -11,6 +11,7 @@
 //! language cookie set by the switch, else `Accept-Language`, else the site's.
 
 mod assets;
+mod ledger;
 mod pages;
 
 use axum::extract::FromRequestParts;
@@ -49,6 +50,12 @@ pub fn router() -> Router<AppState> {
             post(pages::reject_deduction),
         )
         .route("/console/photos/{sha}/{variant}", get(pages::photo))
+        .route("/console/ledger", get(ledger::ledger))
+        .route("/console/ledger/{id}/reverse", post(ledger::reverse))
+        .route("/console/periods", get(ledger::periods))
+        .route("/console/periods/{id}", get(ledger::period))
+        .route("/console/periods/{id}/close", post(ledger::close))
+        .route("/console/exports/{name}", get(ledger::export))
         .route("/console/assets/{name}", get(assets::serve))
 }
 
@@ -199,6 +206,8 @@ pub enum Section {
     Overview,
     Queue,
     Case,
+    Ledger,
+    Periods,
 }
 
 /// A whole page: the navigation, the messages area, and `body`.
@@ -206,6 +215,8 @@ pub fn layout(c: &Console, section: Section, title: &str, body: Markup) -> Marku
     let nav = [
         (Section::Overview, "/console", "console-nav-overview"),
         (Section::Queue, "/console/queue", "console-nav-queue"),
+        (Section::Ledger, "/console/ledger", "console-nav-ledger"),
+        (Section::Periods, "/console/periods", "console-nav-periods"),
     ];
     let other = match c.lang {
         Lang::ZhCn => Lang::En,
@@ -240,6 +251,42 @@ pub fn layout(c: &Console, section: Section, title: &str, body: Markup) -> Marku
                 main #main {
                     div #messages aria-live="polite" {}
                     (body)
+                }
+            }
+        }
+    }
+}
+
+/// A period's ranking; each zone opens its entries of the period in the ledger.
+pub fn ranking_table(
+    c: &Console,
+    names: &crate::exports::Names,
+    ranking: &crate::ledger::scoring::Ranking,
+    period: uuid::Uuid,
+) -> Markup {
+    html! {
+        table {
+            thead { tr {
+                th.num { (c.t("col-rank")) }
+                th { (c.t("col-zone_name")) }
+                th.num { (c.t("col-score")) }
+                th.num { (c.t("col-deductions")) }
+                th.num { (c.t("col-entries")) }
+            } }
+            tbody {
+                @for z in &ranking.zones {
+                    tr {
+                        td.num { (z.rank) }
+                        td {
+                            a href={"/console/ledger?period_id=" (period) "&zone_id=" (z.zone_id)} {
+                                (names.zone_label(&z.zone_id, c.lang))
+                            }
+                            " " span.muted { (z.zone_code) }
+                        }
+                        td.num { (z.score) }
+                        td.num { (z.deductions) }
+                        td.num { (z.entries) }
+                    }
                 }
             }
         }

@@ -27,7 +27,7 @@ use crate::state::AppState;
 use crate::store::{self, now_ms};
 
 /// An API error as a console answer: a page for a navigation, a message for htmx.
-fn failure(c: &Console, headers: &HeaderMap, e: ApiError) -> Response {
+pub(super) fn failure(c: &Console, headers: &HeaderMap, e: ApiError) -> Response {
     let message = i18n::error_message(c.lang, e.code, &e.message, &e.details);
     if headers.contains_key("hx-request") {
         let mut r = fragment(
@@ -304,30 +304,9 @@ async fn overview_page(state: &AppState, c: &Console) -> Result<Markup, ApiError
             (c.t("console-ranking-title"))
             @if let Some(p) = &period { " · " (p.code) }
         }
-        @match &ranking {
-            Some(r) => {
-                table {
-                    thead { tr {
-                        th.num { (c.t("col-rank")) }
-                        th { (c.t("col-zone_name")) }
-                        th.num { (c.t("col-score")) }
-                        th.num { (c.t("col-deductions")) }
-                        th.num { (c.t("col-entries")) }
-                    } }
-                    tbody {
-                        @for z in &r.zones {
-                            tr {
-                                td.num { (z.rank) }
-                                td { (names.zone_label(&z.zone_id, c.lang)) " " span.muted { (z.zone_code) } }
-                                td.num { (z.score) }
-                                td.num { (z.deductions) }
-                                td.num { (z.entries) }
-                            }
-                        }
-                    }
-                }
-            }
-            None => { p.muted { (c.t("console-no-ranking")) } }
+        @match (&ranking, &period) {
+            (Some(r), Some(p)) => { (super::ranking_table(c, &names, r, p.id)) }
+            _ => { p.muted { (c.t("console-no-ranking")) } }
         }
     };
     Ok(layout(
