@@ -353,10 +353,17 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
     b.goto(&app.url("/console")).await.unwrap();
     until_text(&b, "99.8").await;
 
+    // The map: the zones, and the open cases as markers that open them.
+    b.goto(&app.url("/console/map")).await.unwrap();
+    until_text(&b, "片区与未办结案件").await;
+    let markers = b.find_all(Locator::Css("svg.map a circle")).await.unwrap();
+    assert_eq!(markers.len(), 2, "both open cases");
+    shot(&b, "08-map").await;
+
     // The ledger: the chain verifies; the entry is reversed with a reason.
     b.goto(&app.url("/console/ledger")).await.unwrap();
     until_text(&b, "台账哈希链已校验").await;
-    shot(&b, "08-ledger").await;
+    shot(&b, "09-ledger").await;
     b.find(Locator::Css("#why-1"))
         .await
         .unwrap()
@@ -385,7 +392,7 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
     b.goto(&app.url("/console/periods")).await.unwrap();
     until_text(&b, "周期已结束").await;
     until_text(&b, "没有待审批的扣分建议").await;
-    shot(&b, "09-periods").await;
+    shot(&b, "10-periods").await;
     b.find(Locator::Css("#close-2020-01"))
         .await
         .unwrap()
@@ -459,7 +466,7 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         .await
         .unwrap();
     until_text(&b, "Timeline").await;
-    shot(&b, "10-english").await;
+    shot(&b, "11-english").await;
 
     // Sign out: the session ends, its cookie no longer opens a page.
     b.find(Locator::Css("header form button"))
@@ -469,7 +476,7 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         .await
         .unwrap();
     until_text(&b, "Sign in").await;
-    shot(&b, "11-signed-out").await;
+    shot(&b, "12-signed-out").await;
     let resp = http
         .get(app.url("/console"))
         .header("cookie", &session)

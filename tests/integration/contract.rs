@@ -85,6 +85,17 @@ async fn responses_of_a_populated_server_match_the_committed_schemas(app: TestAp
     assert_matches(&doc, "CaseView", &case);
     let (_, cases) = app.get("/v1/cases", Some(&supervisor)).await;
     assert_matches(&doc, "Page_CaseView", &cases);
+    // The review queue, with that case and its evidence in it.
+    let (status, queue) = app.get("/v1/review/queue", Some(&supervisor)).await;
+    assert_eq!(status, StatusCode::OK, "{queue}");
+    assert!(
+        !queue["items"][0]["evidence"]["photos"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{queue}"
+    );
+    assert_matches(&doc, "Page_QueueItem", &queue);
 
     // A ledger entry (a media finding: no case) and its reversal.
     let admin = app.login("admin").await;

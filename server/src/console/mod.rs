@@ -12,6 +12,7 @@
 
 mod assets;
 mod ledger;
+mod map;
 mod pages;
 
 use axum::extract::FromRequestParts;
@@ -50,6 +51,7 @@ pub fn router() -> Router<AppState> {
             post(pages::reject_deduction),
         )
         .route("/console/photos/{sha}/{variant}", get(pages::photo))
+        .route("/console/map", get(map::map))
         .route("/console/ledger", get(ledger::ledger))
         .route("/console/ledger/{id}/reverse", post(ledger::reverse))
         .route("/console/periods", get(ledger::periods))
@@ -208,6 +210,7 @@ pub enum Section {
     Case,
     Ledger,
     Periods,
+    Map,
 }
 
 /// A whole page: the navigation, the messages area, and `body`.
@@ -215,6 +218,7 @@ pub fn layout(c: &Console, section: Section, title: &str, body: Markup) -> Marku
     let nav = [
         (Section::Overview, "/console", "console-nav-overview"),
         (Section::Queue, "/console/queue", "console-nav-queue"),
+        (Section::Map, "/console/map", "console-nav-map"),
         (Section::Ledger, "/console/ledger", "console-nav-ledger"),
         (Section::Periods, "/console/periods", "console-nav-periods"),
     ];

@@ -705,7 +705,8 @@ pub async fn case_page(
         let wf = crate::review::workflow_of(&state.db, &c.session.user, id).await?;
         let names = Names::load(&state.db).await?;
         let deduction = deduction_of(&state, &c, &view).await?;
-        Ok::<_, ApiError>(case_markup(&c, &names, &view, &wf, &deduction))
+        let map = case_map(&state, &c, &view).await?;
+        Ok::<_, ApiError>(case_markup(&c, &names, &view, &wf, &deduction, map))
     }
     .await;
     match result {
@@ -738,6 +739,47 @@ fn possible_actions(
         .filter(|a| *a != WorkflowAction::ReportRectified)
         .filter(|a| gridline_sync::workflow::apply(*a, view.state, actor, input).is_ok())
         .collect()
+}
+
+/// The case's zone with the position the phone claimed and where each photo says (EXIF) it
+/// was taken, with the distance between them.
+async fn case_map(state: &AppState, c: &Console, v: &CaseView) -> Result<Markup, ApiError> {
+    let zone = store::reference::zone(&state.db.pool, v.zone_id).await?;
+    let mut markers = vec![super::map::Marker {
+        lat: v.location.lat,
+        lon: v.location.lon,
+        class: "claimed",
+        label: c.t("console-claimed"),
+        href: None,
+    }];
+    let mut distances = Vec::new();
+    for p in &v.photos {
+        let Some(meta) = store::photos::photo(&state.db.pool, &p.sha256).await? else {
+            continue;
+        };
+        if let (Some(lat), Some(lon)) = (meta.exif_lat, meta.exif_lon) {
+            let d = crate::geo::distance_m(v.location.lat, v.location.lon, lat, lon);
+            distances.push((p.sha256.clone(), d));
+            markers.push(super::map::Marker {
+                lat,
+                lon,
+                class: "exif",
+                label: c.t("console-exif-position"),
+                href: None,
+            });
+        }
+    }
+    let title = c.t("console-map-case");
+    Ok(html! {
+        p.bar {
+            span.legend.claimed { (c.t("console-claimed")) }
+            span.legend.exif { (c.t("console-exif-position")) }
+        }
+        @for (sha, d) in &distances {
+            p.hint { code { (sha.get(..12).unwrap_or(sha)) "…" } " " (c.ta("console-exif-distance", &[("metres", &format!("{d:.0}"))])) }
+        }
+        div.mapbox.small { (super::map::svg(c, zone.as_slice(), &markers, 480.0, &title)) }
+    })
 }
 
 /// Where a case stands with the ledger, for a supervisor.
@@ -894,6 +936,7 @@ fn case_markup(
     v: &CaseView,
     wf: &crate::review::CaseWorkflow,
     deduction: &Deduction,
+    map: Markup,
 ) -> Markup {
     let title = names.category_label(&v.category_code, c.lang);
     let actions = possible_actions(c, v, wf);
@@ -969,6 +1012,8 @@ fn case_markup(
             }
         }
         (deduction_markup(c, names, v, deduction))
+        h2 { (c.t("console-map-case")) }
+        (map)
         h2 { (c.t("console-photos")) }
         div.grid2 {
             @for role in ["before", "after"] {
@@ -1087,7 +1132,7 @@ pub async fn transition(
             let names = Names::load(&state.db).await?;
             let evidence = view.evidence.clone();
             let item = QueueItem {
-                evidence: crate::review::queue::EvidenceSummary {
+                evidence: crate::review::queue::QueueEvidence {
                     complete: evidence.as_ref().is_some_and(|e| e.complete),
                     photos: Vec::new(),
                     flags: evidence.map(|e| e.flags).unwrap_or_default(),

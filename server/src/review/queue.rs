@@ -48,9 +48,10 @@ pub struct QueueQuery {
     pub limit: Option<i64>,
 }
 
-/// A photo of the evidence with its verification status.
+/// A photo of the evidence with its verification status, as the queue lists it. (Named apart
+/// from `evidence::EvidencePhoto`, the case view's, so the OpenAPI document has both.)
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EvidencePhoto {
+pub struct QueuePhoto {
     pub sha256: String,
     /// `before` or `after`.
     pub role: String,
@@ -69,10 +70,10 @@ pub struct EvidencePhoto {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EvidenceSummary {
+pub struct QueueEvidence {
     /// At least one photo, and every declared photo received and verified.
     pub complete: bool,
-    pub photos: Vec<EvidencePhoto>,
+    pub photos: Vec<QueuePhoto>,
     /// The case's integrity flags, and `photo_reused` when another case declares one of its
     /// photos too.
     pub flags: Vec<String>,
@@ -82,7 +83,7 @@ pub struct EvidenceSummary {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct QueueItem {
     pub case: CaseView,
-    pub evidence: EvidenceSummary,
+    pub evidence: QueueEvidence,
     pub workflow: CaseWorkflow,
 }
 
@@ -157,12 +158,12 @@ pub async fn queue(db: &Db, user: &AuthUser, q: &QueueQuery) -> ApiResult<Page<Q
         let Some(case) = views.remove(id) else {
             continue;
         };
-        let photos: Vec<EvidencePhoto> = case
+        let photos: Vec<QueuePhoto> = case
             .photos
             .iter()
             .map(|p| {
                 let state = photo_states.get(&p.sha256).cloned().unwrap_or_default();
-                EvidencePhoto {
+                QueuePhoto {
                     sha256: p.sha256.clone(),
                     role: p.role.clone(),
                     captured_at: p.captured_at,
@@ -195,7 +196,7 @@ pub async fn queue(db: &Db, user: &AuthUser, q: &QueueQuery) -> ApiResult<Page<Q
             now,
         );
         items.push(QueueItem {
-            evidence: EvidenceSummary {
+            evidence: QueueEvidence {
                 complete,
                 photos,
                 flags,
