@@ -468,6 +468,36 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
     until_text(&b, "Timeline").await;
     shot(&b, "11-english").await;
 
+    // The session runs out while a row is being decided: the page says so and stays as it is.
+    b.goto(&app.url("/console/queue")).await.unwrap();
+    until_text(&b, "Review queue").await;
+    sqlx::query("UPDATE console_sessions SET expires_at = 0")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let reason = b
+        .find(Locator::Css(&format!("#reason-{first}")))
+        .await
+        .unwrap();
+    reason.send_keys("half-written reason").await.unwrap();
+    b.find(Locator::XPath(&format!(
+        "//tr[@id='case-{first}']//button[@data-action='file']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    until_text(&b, "Your sign-in has expired").await;
+    assert_eq!(
+        reason.prop("value").await.unwrap().as_deref(),
+        Some("half-written reason"),
+        "what was typed stays"
+    );
+    shot(&b, "12-session-expired").await;
+    sign_in(&b, &app, "supervisor1").await;
+    until_text(&b, "Overview").await;
+
     // Sign out: the session ends, its cookie no longer opens a page.
     b.find(Locator::Css("header form button"))
         .await
@@ -476,7 +506,7 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         .await
         .unwrap();
     until_text(&b, "Sign in").await;
-    shot(&b, "12-signed-out").await;
+    shot(&b, "13-signed-out").await;
     let resp = http
         .get(app.url("/console"))
         .header("cookie", &session)

@@ -116,7 +116,7 @@ async fn ledger_page(state: &AppState, c: &Console, q: &LedgerParams) -> Result<
                             td { (x.note.clone().or_else(|| e.reason.clone()).unwrap_or_default()) }
                             td.actions {
                                 @if supervisor && e.kind == "deduction" && !reversed.contains(&e.id) {
-                                    form method="post" action={"/console/ledger/" (e.id) "/reverse"} {
+                                    form method="post" hx-boost="true" action={"/console/ledger/" (e.id) "/reverse"} {
                                         input type="hidden" name="csrf" value=(c.session.csrf);
                                         label.sr-only for={"cause-" (e.seq)} { (c.t("console-reversal-cause")) }
                                         select #{"cause-" (e.seq)} name="cause" {
@@ -233,7 +233,7 @@ async fn periods_page(state: &AppState, c: &Console) -> Result<Markup, ApiError>
                         }
                         td.actions {
                             @if p.status == PeriodStatus::Open && supervisor && *pending == 0 && (ended || admin) {
-                                form method="post" action={"/console/periods/" (p.id) "/close"} {
+                                form method="post" hx-boost="true" action={"/console/periods/" (p.id) "/close"} {
                                     input type="hidden" name="csrf" value=(c.session.csrf);
                                     @if !ended { input type="hidden" name="early" value="true"; }
                                     button #{"close-" (p.code)} type="submit" {

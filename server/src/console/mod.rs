@@ -140,7 +140,8 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 
 /// Where a request without a session goes: the sign-in page (back here afterwards), or for an
 /// htmx request, a note that the session is over which leaves the page (and anything typed in
-/// it) as it is.
+/// it) as it is. The console's forms that decide something are sent by htmx (`hx-boost`), so a
+/// half-written reason survives an expired session: sign in again in another tab and send it.
 pub struct SignInFirst {
     next: String,
     htmx: bool,
@@ -307,7 +308,9 @@ pub fn head(lang: Lang, title: &str, csrf: Option<&str>) -> Markup {
             @if let Some(token) = csrf {
                 meta name="csrf-token" content=(token);
             }
-            meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowScriptTags":false}"#;
+            // Error answers are swapped too (into `#messages`, where they say what went wrong);
+            // htmx would otherwise drop them silently.
+            meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowScriptTags":false,"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},{"code":"[45]..","swap":true,"error":true}]}"#;
             link rel="stylesheet" href=(assets::url("console.css"));
             script src=(assets::url("htmx.min.js")) defer {}
             script src=(assets::url("console.js")) defer {}

@@ -856,7 +856,7 @@ fn deduction_markup(c: &Console, names: &Names, v: &CaseView, d: &Deduction) -> 
                     @if rules.is_empty() {
                         p.muted { (c.t("console-no-rule")) }
                     } @else {
-                        form method="post" action={"/console/cases/" (v.id) "/propose"} {
+                        form method="post" hx-boost="true" action={"/console/cases/" (v.id) "/propose"} {
                             input type="hidden" name="csrf" value=(c.session.csrf);
                             div.bar {
                                 label for="rule" { (c.t("col-rule_text")) }
@@ -907,11 +907,11 @@ fn deduction_markup(c: &Console, names: &Names, v: &CaseView, d: &Deduction) -> 
                         p.notice.error { (i18n::error_message(c.lang, *b, "", &serde_json::Value::Null)) }
                     }
                     div.actions {
-                        form method="post" action={"/console/deductions/" (p.id) "/approve"} {
+                        form method="post" hx-boost="true" action={"/console/deductions/" (p.id) "/approve"} {
                             input type="hidden" name="csrf" value=(c.session.csrf);
                             button #approve type="submit" disabled[!k.blockers.is_empty()] { (c.t("console-approve")) }
                         }
-                        form method="post" action={"/console/deductions/" (p.id) "/reject"} {
+                        form method="post" hx-boost="true" action={"/console/deductions/" (p.id) "/reject"} {
                             input type="hidden" name="csrf" value=(c.session.csrf);
                             label.sr-only for="reject-reason" { (c.t("console-reason")) }
                             input #reject-reason name="reason" required placeholder=(c.t("console-reason"));
@@ -980,7 +980,7 @@ fn case_markup(
                 div.actions {
                     @if actions.is_empty() { p.muted { (c.t("console-no-actions")) } }
                     @for a in &actions {
-                        form method="post" action={"/console/cases/" (v.id) "/transition"} {
+                        form method="post" hx-boost="true" action={"/console/cases/" (v.id) "/transition"} {
                             input type="hidden" name="csrf" value=(c.session.csrf);
                             input type="hidden" name="action" value=(a.as_str());
                             input type="hidden" name="base_version" value=(v.version);
