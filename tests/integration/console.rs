@@ -353,6 +353,11 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
     b.goto(&app.url("/console")).await.unwrap();
     until_text(&b, "99.8").await;
 
+    // The decisions page: nothing waits; a finding with no case can be proposed there.
+    b.goto(&app.url("/console/decisions")).await.unwrap();
+    until_text(&b, "无案件的扣分").await;
+    shot(&b, "08-decisions").await;
+
     // The map: the zones, and the open cases as markers that open them.
     b.goto(&app.url("/console/map")).await.unwrap();
     until_text(&b, "片区与未办结案件").await;
@@ -577,14 +582,14 @@ async fn console_sessions_follow_the_apis_rules() {
 
     // Failed sign-ins count with the API's: after five, the API refuses the name as well.
     for _ in 0..5 {
-        let resp = login("supervisor2", "wrong").await.unwrap();
+        let resp = login("zonechief1", "wrong").await.unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
     let (status, body) = app
         .post(
             "/v1/auth/login",
             None,
-            &json!({"username": "supervisor2", "password": gridline_server::demo::DEMO_PASSWORD}),
+            &json!({"username": "zonechief1", "password": gridline_server::demo::DEMO_PASSWORD}),
         )
         .await;
     assert_eq!(
@@ -618,6 +623,85 @@ async fn console_sessions_follow_the_apis_rules() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(resp.headers()["hx-retarget"], "#messages");
+
+    // A finding with no case: proposed on the decisions page by one supervisor, approved
+    // there by another.
+    let signed_in = |username: &'static str| {
+        let http = http.clone();
+        let url = app.url("/console/login");
+        async move {
+            let resp = http
+                .post(url)
+                .form(&[
+                    ("username", username),
+                    ("password", gridline_server::demo::DEMO_PASSWORD),
+                ])
+                .send()
+                .await
+                .unwrap();
+            resp.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let csrf_of = |page: &str| {
+        page.split("name=\"csrf-token\" content=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned()
+    };
+    let decisions_page = |cookie: &str| {
+        let req = http
+            .get(app.url("/console/decisions"))
+            .header("cookie", cookie.to_owned());
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let sup1 = signed_in("supervisor1").await;
+    let page = decisions_page(&sup1).await;
+    let z2 = app.zone("Z02").to_string();
+    let resp = http
+        .post(app.url("/console/deductions/direct"))
+        .header("cookie", &sup1)
+        .form(&[
+            ("csrf", csrf_of(&page).as_str()),
+            ("zone_id", z2.as_str()),
+            ("source", "leader_criticism"),
+            ("rule_code", "LEADER"),
+            (
+                "found_on",
+                &time::OffsetDateTime::now_utc().date().to_string(),
+            ),
+            ("note", "district head: back streets dirty"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let sup2 = signed_in("supervisor2").await;
+    let page = decisions_page(&sup2).await;
+    assert!(page.contains("district head: back streets dirty"), "{page}");
+    let action = page
+        .split("action=\"/console/deductions/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    assert!(action.ends_with("/approve"), "{action}");
+    let resp = http
+        .post(app.url(&format!("/console/deductions/{action}")))
+        .header("cookie", &sup2)
+        .form(&[("csrf", csrf_of(&page).as_str()), ("back", "decisions")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, ledger) = app.get("/v1/ledger", Some(&app.login("admin").await)).await;
+    assert_eq!(ledger["items"][0]["source"], "leader_criticism", "{ledger}");
 
     // Sign-out ends the session on the server, whatever the browser keeps.
     let resp = login("supervisor1", gridline_server::demo::DEMO_PASSWORD)
@@ -670,6 +754,15 @@ async fn console_sessions_follow_the_apis_rules() {
     .fetch_all(&app.state.db.pool)
     .await
     .unwrap();
-    assert_eq!(actions, ["session.open", "session.open", "session.end"]);
+    assert_eq!(
+        actions,
+        [
+            "session.open",
+            "session.open",
+            "session.open",
+            "session.open",
+            "session.end"
+        ]
+    );
     app.stop().await;
 }

@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::exports::{self, Names, Reader};
 use crate::i18n;
 use crate::ledger::views::{CloseInput, ReversalCause, ReversalInput};
-use crate::model::{Milli, PeriodStatus};
+use crate::model::{Milli, PeriodStatus, Source};
 use crate::state::AppState;
 use crate::store::{self, now_ms};
 
@@ -404,5 +404,205 @@ fn table_bytes(
             XLSX,
             format!("{stem}.xlsx"),
         ))
+    }
+}
+
+// ---- decisions: proposals waiting, and findings with no case ------------------------------
+
+/// Sources a finding with no case comes from.
+const DIRECT_SOURCES: [Source; 3] = [
+    Source::Media,
+    Source::LeaderCriticism,
+    Source::PublicComplaint,
+];
+
+pub async fn decisions(State(state): State<AppState>, c: Console, headers: HeaderMap) -> Response {
+    match decisions_page(&state, &c).await {
+        Ok(m) => page(StatusCode::OK, m),
+        Err(e) => failure(&c, &headers, e),
+    }
+}
+
+async fn decisions_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
+    let user = &c.session.user;
+    user.require_any(&[gridline_sync::Role::Supervisor])?;
+    let zones = crate::ledger::closing::scoped_zones(&state.db, user, None).await?;
+    let pending =
+        store::ledger::proposals(&state.db.pool, zones.as_deref(), Some("proposed"), 200).await?;
+    let names = Names::load(&state.db).await?;
+    let svc = state.ledger_service();
+    let mut rows = Vec::new();
+    for p in pending {
+        let k = crate::ledger::preview::consequence(&svc, user, p.id).await?;
+        rows.push((p, k));
+    }
+    let rules: Vec<crate::model::Rule> =
+        store::reference::active_rulebook(&state.db.pool, now_ms())
+            .await?
+            .map(|b| b.rules)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.sources.iter().any(|s| DIRECT_SOURCES.contains(s)))
+            .collect();
+    let all_zones = store::reference::zones(&state.db.pool, zones.as_deref()).await?;
+    let today = crate::localtime::civil(&c.tz, now_ms()).date().to_string();
+    let body = html! {
+        h1 { (c.t("console-decisions-title")) }
+        @if rows.is_empty() {
+            p.muted { (c.t("console-no-pending")) }
+        } @else {
+            table {
+                thead { tr {
+                    th { (c.t("col-zone_name")) }
+                    th { (c.t("col-source_name")) }
+                    th { (c.t("col-rule")) }
+                    th { (c.t("col-note")) }
+                    th { (c.t("console-consequence")) }
+                    th { (c.t("console-actions")) }
+                } }
+                tbody {
+                    @for (p, k) in &rows {
+                        tr #{"proposal-" (p.id)} {
+                            td { (names.zone_label(&p.zone_id.to_string(), c.lang)) }
+                            td { (i18n::name(c.lang, "source", &p.source)) }
+                            td {
+                                (p.rule_code)
+                                @if let Some(case) = p.case_id {
+                                    br; a href={"/console/cases/" (case)} { (c.t("console-open-case")) }
+                                }
+                            }
+                            td { (p.note) }
+                            td {
+                                (k.raw_points) " × " (k.coefficient.map(|x| x.to_string()).unwrap_or_else(|| "?".into()))
+                                " = " strong { (k.weighted_points.map(|x| x.to_string()).unwrap_or_else(|| "?".into())) }
+                                @if let (Some((s0, r0)), Some((s1, r1))) = (k.before, k.after) {
+                                    br; span.muted { (s0) " (" (r0) ") → " (s1) " (" (r1) ")" }
+                                }
+                                @for b in &k.blockers {
+                                    br; span.badge.warn { (i18n::error_message(c.lang, *b, "", &serde_json::Value::Null)) }
+                                }
+                            }
+                            td.actions {
+                                form method="post" hx-boost="true" action={"/console/deductions/" (p.id) "/approve"} {
+                                    input type="hidden" name="csrf" value=(c.session.csrf);
+                                    input type="hidden" name="back" value="decisions";
+                                    button type="submit" disabled[!k.blockers.is_empty()] { (c.t("console-approve")) }
+                                }
+                                form method="post" hx-boost="true" action={"/console/deductions/" (p.id) "/reject"} {
+                                    input type="hidden" name="csrf" value=(c.session.csrf);
+                                    input type="hidden" name="back" value="decisions";
+                                    label.sr-only for={"why-" (p.id)} { (c.t("console-reason")) }
+                                    input #{"why-" (p.id)} name="reason" required size="10" placeholder=(c.t("console-reason"));
+                                    button.danger type="submit" { (c.t("console-reject-deduction")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { (c.t("console-direct-title")) }
+        p.hint { (c.t("console-direct-hint")) }
+        form method="post" hx-boost="true" action="/console/deductions/direct" {
+            input type="hidden" name="csrf" value=(c.session.csrf);
+            div.filters {
+                div {
+                    label for="d-zone" { (c.t("col-zone_name")) }
+                    select #d-zone name="zone_id" required {
+                        @for z in &all_zones {
+                            option value=(z.id) { (z.code) " " (z.translations.pick(c.lang, &z.name)) }
+                        }
+                    }
+                }
+                div {
+                    label for="d-source" { (c.t("col-source_name")) }
+                    select #d-source name="source" {
+                        @for s in DIRECT_SOURCES {
+                            option value=(s.as_str()) { (i18n::name(c.lang, "source", s.as_str())) }
+                        }
+                    }
+                }
+                div {
+                    label for="d-rule" { (c.t("col-rule_text")) }
+                    select #d-rule name="rule_code" {
+                        @for r in &rules {
+                            option value=(r.code) { (r.translations.pick(c.lang, &r.description)) " (" (r.points) ")" }
+                        }
+                    }
+                }
+                div {
+                    label for="d-found" { (c.t("col-found_at")) }
+                    input #d-found type="date" name="found_on" value=(today) required;
+                }
+                div {
+                    label for="d-note" { (c.t("col-note")) }
+                    input #d-note name="note" required size="30";
+                }
+                button #propose-direct type="submit" { (c.t("console-propose")) }
+            }
+        }
+    };
+    Ok(layout(
+        c,
+        Section::Decisions,
+        &c.t("console-decisions-title"),
+        body,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DirectForm {
+    csrf: Option<String>,
+    zone_id: Uuid,
+    source: String,
+    rule_code: String,
+    /// A local date (`YYYY-MM-DD`): the finding is taken to be at noon that day.
+    found_on: String,
+    note: String,
+}
+
+/// A finding with no case (a media report, a leader's criticism, a complaint) proposed as a
+/// deduction, to be approved on the decisions page like any other.
+pub async fn propose_direct(
+    State(state): State<AppState>,
+    c: Console,
+    headers: HeaderMap,
+    Form(form): Form<DirectForm>,
+) -> Response {
+    if let Some(r) = c.csrf_refusal(&headers, form.csrf.as_deref()) {
+        return r;
+    }
+    let result = async {
+        let source = Source::parse(&form.source)
+            .filter(|s| DIRECT_SOURCES.contains(s))
+            .ok_or_else(|| {
+                ApiError::invalid("source", "media, leader_criticism or public_complaint")
+            })?;
+        let date: jiff::civil::Date = form
+            .found_on
+            .parse()
+            .map_err(|_| ApiError::invalid("found_on", "a date written YYYY-MM-DD"))?;
+        let noon = date
+            .at(12, 0, 0, 0)
+            .to_zoned_datetime(c.tz.clone())
+            .map_err(|_| ApiError::invalid("found_on", "not a day of the site's calendar"))?;
+        let found_at = time::OffsetDateTime::from_unix_timestamp(noon.timestamp().as_second())
+            .map_err(|_| ApiError::invalid("found_on", "out of range"))?;
+        let input = crate::ledger::views::ProposalInput {
+            proposal_id: None,
+            case_id: None,
+            zone_id: Some(form.zone_id),
+            source: Some(source),
+            rule_code: form.rule_code.clone(),
+            category_code: None,
+            found_at: Some(found_at),
+            note: form.note.clone(),
+        };
+        crate::ledger::proposals::propose(&state.ledger_service(), &c.session.user, input).await
+    }
+    .await;
+    match result {
+        Ok(_) => Redirect::to("/console/decisions").into_response(),
+        Err(e) => failure(&c, &headers, e),
     }
 }

@@ -52,6 +52,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/photos/{sha}/{variant}", get(pages::photo))
         .route("/console/map", get(map::map))
+        .route("/console/decisions", get(ledger::decisions))
+        .route("/console/deductions/direct", post(ledger::propose_direct))
         .route("/console/ledger", get(ledger::ledger))
         .route("/console/ledger/{id}/reverse", post(ledger::reverse))
         .route("/console/periods", get(ledger::periods))
@@ -212,6 +214,7 @@ pub enum Section {
     Ledger,
     Periods,
     Map,
+    Decisions,
 }
 
 /// A whole page: the navigation, the messages area, and `body`.
@@ -219,6 +222,11 @@ pub fn layout(c: &Console, section: Section, title: &str, body: Markup) -> Marku
     let nav = [
         (Section::Overview, "/console", "console-nav-overview"),
         (Section::Queue, "/console/queue", "console-nav-queue"),
+        (
+            Section::Decisions,
+            "/console/decisions",
+            "console-nav-decisions",
+        ),
         (Section::Map, "/console/map", "console-nav-map"),
         (Section::Ledger, "/console/ledger", "console-nav-ledger"),
         (Section::Periods, "/console/periods", "console-nav-periods"),

@@ -1255,6 +1255,8 @@ pub async fn propose(
 pub struct DecideForm {
     csrf: Option<String>,
     reason: Option<String>,
+    /// `decisions`: go back to the decisions page rather than the case.
+    back: Option<String>,
 }
 
 pub async fn approve(
@@ -1269,6 +1271,9 @@ pub async fn approve(
     }
     let svc = state.ledger_service();
     match crate::ledger::posting::approve(&svc, &c.session.user, pid).await {
+        Ok(_) if form.back.as_deref() == Some("decisions") => {
+            Redirect::to("/console/decisions").into_response()
+        }
         Ok(_) => back_to_case(&state, pid).await,
         Err(e) => failure(&c, &headers, e),
     }
@@ -1289,12 +1294,15 @@ pub async fn reject_deduction(
     };
     let svc = state.ledger_service();
     match crate::ledger::proposals::reject(&svc, &c.session.user, pid, &input).await {
+        Ok(_) if form.back.as_deref() == Some("decisions") => {
+            Redirect::to("/console/decisions").into_response()
+        }
         Ok(_) => back_to_case(&state, pid).await,
         Err(e) => failure(&c, &headers, e),
     }
 }
 
-/// After a decision: the case's page, or the overview for a finding with no case.
+/// After a decision: the case's page, or the decisions page for a finding with no case.
 async fn back_to_case(state: &AppState, pid: Uuid) -> Response {
     let case = store::ledger::proposal(&state.db.pool, pid)
         .await
@@ -1303,6 +1311,6 @@ async fn back_to_case(state: &AppState, pid: Uuid) -> Response {
         .and_then(|p| p.case_id);
     match case {
         Some(id) => Redirect::to(&format!("/console/cases/{id}")).into_response(),
-        None => Redirect::to("/console").into_response(),
+        None => Redirect::to("/console/decisions").into_response(),
     }
 }
