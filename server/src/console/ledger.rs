@@ -10,8 +10,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::pages::failure;
-use super::{layout, page, Console, Section};
+use super::{failure, layout, page, Console, Section};
 use crate::error::ApiError;
 use crate::exports::{self, Names, Reader};
 use crate::i18n;

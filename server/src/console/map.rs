@@ -10,8 +10,7 @@ use gridline_sync::case::CaseState;
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::pages::failure;
-use super::{layout, page, Console, Section};
+use super::{failure, layout, page, Console, Section};
 use crate::error::ApiError;
 use crate::exports::Names;
 use crate::i18n;

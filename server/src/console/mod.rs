@@ -24,6 +24,7 @@ use axum::Router;
 use maud::{html, Markup, DOCTYPE};
 
 use crate::accounts::{self, ConsoleSession};
+use crate::error::ApiError;
 use crate::i18n::{self, Lang};
 use crate::state::AppState;
 
@@ -349,6 +350,23 @@ pub fn page(status: StatusCode, markup: Markup) -> Response {
 /// A piece of a page (an htmx answer), or a whole one before its headers are set.
 pub fn fragment(status: StatusCode, markup: Markup) -> Response {
     (status, axum::response::Html(markup.into_string())).into_response()
+}
+
+/// An API error as a console answer: a page for a navigation, a message for htmx.
+pub fn failure(c: &Console, headers: &HeaderMap, e: ApiError) -> Response {
+    let message = i18n::error_message(c.lang, e.code, &e.message, &e.details);
+    if headers.contains_key("hx-request") {
+        let mut r = fragment(
+            e.status(),
+            html! { div.notice.error role="alert" { (message) } },
+        );
+        r.headers_mut()
+            .insert("hx-retarget", HeaderValue::from_static("#messages"));
+        r.headers_mut()
+            .insert("hx-reswap", HeaderValue::from_static("innerHTML"));
+        return r;
+    }
+    error_page(c.lang, e.status(), &message)
 }
 
 /// A page that only says what went wrong, with a way back.

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    error_page, fragment, head, layout, page, Console, Section, LANG_COOKIE, SESSION_COOKIE,
+    error_page, failure, fragment, head, layout, page, Console, Section, LANG_COOKIE,
+    SESSION_COOKIE,
 };
 use crate::auth::throttle::{self, ClientAddr};
 use crate::error::ApiError;
@@ -25,23 +26,6 @@ use crate::review::queue::{EvidenceFilter, QueueItem, QueueQuery};
 use crate::review::TransitionRequest;
 use crate::state::AppState;
 use crate::store::{self, now_ms};
-
-/// An API error as a console answer: a page for a navigation, a message for htmx.
-pub(super) fn failure(c: &Console, headers: &HeaderMap, e: ApiError) -> Response {
-    let message = i18n::error_message(c.lang, e.code, &e.message, &e.details);
-    if headers.contains_key("hx-request") {
-        let mut r = fragment(
-            e.status(),
-            html! { div.notice.error role="alert" { (message) } },
-        );
-        r.headers_mut()
-            .insert("hx-retarget", HeaderValue::from_static("#messages"));
-        r.headers_mut()
-            .insert("hx-reswap", HeaderValue::from_static("innerHTML"));
-        return r;
-    }
-    error_page(c.lang, e.status(), &message)
-}
 
 // ---- sign-in ----------------------------------------------------------------------------------
 
