@@ -572,6 +572,23 @@ async fn console_sessions_follow_the_apis_rules() {
     assert_eq!(resp.status(), StatusCode::OK);
     let policy = resp.headers()["content-security-policy"].to_str().unwrap();
     assert!(policy.contains("script-src 'self'"), "{policy}");
+    // The queue's filters as a form sends them: empty means any; a wrong value says which.
+    for (query, status) in [
+        (
+            "work_category=environmental_sanitation&source=inspection&state=&zone_id=",
+            StatusCode::OK,
+        ),
+        ("work_category=gardening", StatusCode::UNPROCESSABLE_ENTITY),
+        ("overdue=maybe", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let resp = http
+            .get(app.url(&format!("/console/queue?{query}")))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{query}");
+    }
 
     // Inspectors use their phones: no console session.
     let resp = login("inspector1", gridline_server::demo::DEMO_PASSWORD)

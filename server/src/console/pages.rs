@@ -307,6 +307,8 @@ async fn overview_page(state: &AppState, c: &Console) -> Result<Markup, ApiError
 #[derive(Debug, Default, Deserialize)]
 pub struct QueueParams {
     zone_id: Option<String>,
+    work_category: Option<String>,
+    source: Option<String>,
     state: Option<String>,
     evidence: Option<String>,
     flagged: Option<String>,
@@ -334,8 +336,14 @@ impl QueueParams {
                 None => None,
             },
             category: None,
-            work_category: None,
-            source: None,
+            work_category: match non_empty(&self.work_category) {
+                Some(w) => Some(
+                    crate::model::WorkCategory::parse(w)
+                        .ok_or_else(|| ApiError::invalid("work_category", "not a work category"))?,
+                ),
+                None => None,
+            },
+            source: non_empty(&self.source).map(str::to_owned),
             state: non_empty(&self.state).map(str::to_owned),
             evidence: match non_empty(&self.evidence) {
                 Some("complete") => Some(EvidenceFilter::Complete),
@@ -393,6 +401,28 @@ async fn queue_page(
                     @for z in &zones {
                         option value=(z.id) selected[selected(&params.zone_id, &z.id.to_string())] {
                             (z.code) " " (z.translations.pick(c.lang, &z.name))
+                        }
+                    }
+                }
+            }
+            div {
+                label for="f-work" { (c.t("col-work_category")) }
+                select #f-work name="work_category" {
+                    option value="" { (c.t("console-any")) }
+                    @for w in crate::model::WorkCategory::ALL {
+                        option value=(w.as_str()) selected[selected(&params.work_category, w.as_str())] {
+                            (i18n::name(c.lang, "work", w.as_str()))
+                        }
+                    }
+                }
+            }
+            div {
+                label for="f-source" { (c.t("col-source_name")) }
+                select #f-source name="source" {
+                    option value="" { (c.t("console-any")) }
+                    @for src in crate::model::Source::ALL {
+                        option value=(src.as_str()) selected[selected(&params.source, src.as_str())] {
+                            (i18n::name(c.lang, "source", src.as_str()))
                         }
                     }
                 }
