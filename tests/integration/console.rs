@@ -472,6 +472,22 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         .unwrap();
     until_text(&b, "Timeline").await;
     shot(&b, "11-english").await;
+    for (path, text, name) in [
+        ("/console", "Cases awaiting review", "11-en-overview"),
+        ("/console/queue?state=any", "Review queue", "11-en-queue"),
+        (
+            "/console/decisions",
+            "A deduction with no case",
+            "11-en-decisions",
+        ),
+        ("/console/map", "Zones and open cases", "11-en-map"),
+        ("/console/ledger", "hash chain verifies", "11-en-ledger"),
+        ("/console/periods", "Assessment periods", "11-en-periods"),
+    ] {
+        b.goto(&app.url(path)).await.unwrap();
+        until_text(&b, text).await;
+        shot(&b, name).await;
+    }
 
     // The session runs out while a row is being decided: the page says so and stays as it is.
     b.goto(&app.url("/console/queue")).await.unwrap();

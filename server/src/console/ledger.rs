@@ -325,8 +325,6 @@ pub struct ExportParams {
     zone_id: Option<Uuid>,
 }
 
-const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-
 /// The API's exports, for the signed-in reader: `ledger.csv`, `ledger.xlsx`, `ranking.csv`,
 /// `ranking.xlsx`, `report.xlsx`.
 pub async fn export(
@@ -349,11 +347,11 @@ pub async fn export(
         let (bytes, mime, file) = match name.as_str() {
             "ledger.csv" | "ledger.xlsx" => {
                 let t = exports::ledger(&state.db, user, &reader, q.period_id, q.zone_id).await?;
-                table_bytes(&t, &name, "ledger")?
+                t.encode(name.ends_with(".xlsx"), "ledger")?
             }
             "ranking.csv" | "ranking.xlsx" => {
                 let (t, code) = exports::ranking(&state.db, user, &reader, need_period()?).await?;
-                table_bytes(&t, &name, &format!("ranking-{code}"))?
+                t.encode(name.ends_with(".xlsx"), &format!("ranking-{code}"))?
             }
             "report.xlsx" => {
                 let (bytes, code) = exports::report::period_report(
@@ -364,7 +362,7 @@ pub async fn export(
                     need_period()?,
                 )
                 .await?;
-                (bytes, XLSX, format!("report-{code}.xlsx"))
+                (bytes, exports::table::XLSX, format!("report-{code}.xlsx"))
             }
             _ => return Err(ApiError::not_found("export")),
         };
@@ -383,26 +381,6 @@ pub async fn export(
             r
         }
         Err(e) => failure(&c, &headers, e),
-    }
-}
-
-fn table_bytes(
-    t: &exports::Table,
-    name: &str,
-    stem: &str,
-) -> Result<(Vec<u8>, &'static str, String), ApiError> {
-    if name.ends_with(".csv") {
-        Ok((
-            t.to_csv().map_err(ApiError::internal)?,
-            "text/csv; charset=utf-8",
-            format!("{stem}.csv"),
-        ))
-    } else {
-        Ok((
-            t.to_xlsx().map_err(ApiError::internal)?,
-            XLSX,
-            format!("{stem}.xlsx"),
-        ))
     }
 }
 

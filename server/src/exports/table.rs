@@ -130,7 +130,27 @@ pub struct Table {
     pub rows: Vec<Vec<Cell>>,
 }
 
+/// The content type of an XLSX workbook.
+pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
 impl Table {
+    /// The table as a file: CSV (`xlsx` false) or XLSX, with its content type and the file
+    /// name `{stem}.csv` or `{stem}.xlsx`.
+    pub fn encode(
+        &self,
+        xlsx: bool,
+        stem: &str,
+    ) -> Result<(Vec<u8>, &'static str, String), crate::error::ApiError> {
+        use crate::error::ApiError;
+        if xlsx {
+            let bytes = self.to_xlsx().map_err(ApiError::internal)?;
+            Ok((bytes, XLSX, format!("{stem}.xlsx")))
+        } else {
+            let bytes = self.to_csv().map_err(ApiError::internal)?;
+            Ok((bytes, "text/csv; charset=utf-8", format!("{stem}.csv")))
+        }
+    }
+
     /// The headers in the table's language.
     pub fn headers(&self) -> Vec<String> {
         self.columns

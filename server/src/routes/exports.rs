@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::exports::{self, Reader, Table};
 use crate::i18n::Lang;
 use crate::routes::extract::Query;
@@ -32,18 +32,11 @@ pub enum TableFormat {
     Xlsx,
 }
 
-const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+use crate::exports::table::XLSX;
 
 fn send(table: &Table, format: TableFormat, stem: &str) -> ApiResult<Response> {
-    let (bytes, mime, ext) = match format {
-        TableFormat::Csv => (
-            table.to_csv().map_err(ApiError::internal)?,
-            "text/csv; charset=utf-8",
-            "csv",
-        ),
-        TableFormat::Xlsx => (table.to_xlsx().map_err(ApiError::internal)?, XLSX, "xlsx"),
-    };
-    Ok(download(bytes, mime, &format!("{stem}.{ext}")))
+    let (bytes, mime, file) = table.encode(format == TableFormat::Xlsx, stem)?;
+    Ok(download(bytes, mime, &file))
 }
 
 /// A file to save: its type and the name a browser saves it under.
