@@ -3,6 +3,8 @@
 //! alike.
 
 use gridline_sync::{DeviceInfo, Role};
+use serde::Deserialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::password;
@@ -193,6 +195,87 @@ pub async fn set_password(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A change to a user's account; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    pub display_name: Option<String>,
+    /// The whole new set of roles (at least one).
+    pub roles: Option<Vec<Role>>,
+    /// `true` stops the account signing in; `false` lets it sign in again.
+    pub disabled: Option<bool>,
+}
+
+/// Changes a user's name, roles or disabled state (admins only, audited). A change of roles or a
+/// disabling revokes the user's refresh tokens, so phones sign in again under the new roles;
+/// console sessions read the user on each request and follow at once. An admin cannot disable
+/// their own account or take away their own admin role, so a site always keeps one.
+pub async fn update_user(
+    db: &Db,
+    admin: &crate::access::AuthUser,
+    id: Uuid,
+    change: UserUpdate,
+) -> ApiResult<User> {
+    admin.require_admin()?;
+    let mut tx = db.begin_write().await?;
+    let before = users::by_id(tx.conn(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let mut after = before.clone();
+    if let Some(name) = change.display_name {
+        if name.trim().is_empty() || name.chars().count() > 200 {
+            return Err(ApiError::invalid(
+                "display_name",
+                "must be 1 to 200 characters",
+            ));
+        }
+        after.display_name = name.trim().to_owned();
+    }
+    if let Some(mut roles) = change.roles {
+        roles.sort();
+        roles.dedup();
+        if roles.is_empty() {
+            return Err(ApiError::invalid("roles", "needs at least one role"));
+        }
+        if id == admin.user_id && !roles.contains(&Role::Admin) {
+            return Err(ApiError::invalid(
+                "roles",
+                "you cannot take away your own admin role",
+            ));
+        }
+        after.roles = roles;
+    }
+    match change.disabled {
+        Some(true) if id == admin.user_id => {
+            return Err(ApiError::invalid(
+                "disabled",
+                "you cannot disable your own account",
+            ));
+        }
+        Some(true) if before.disabled_at.is_none() => after.disabled_at = Some(now_ms()),
+        Some(false) => after.disabled_at = None,
+        _ => {}
+    }
+    users::update(tx.conn(), &after).await?;
+    if after.roles != before.roles || (after.disabled_at.is_some() && before.disabled_at.is_none())
+    {
+        tokens::revoke_user(tx.conn(), id, now_ms()).await?;
+    }
+    let (old, new) = (user_model(&before), user_model(&after));
+    audit::record(
+        tx.conn(),
+        Some(admin.user_id),
+        "user.update",
+        "user",
+        &id.to_string(),
+        Some(&old),
+        Some(&new),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(new)
 }
 
 pub fn device_info(d: &devices::DeviceRow) -> DeviceInfo {

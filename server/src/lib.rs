@@ -27,6 +27,7 @@ pub mod photos;
 pub mod private_fs;
 pub mod ratelimit;
 pub mod review;
+pub mod roster;
 pub mod routes;
 pub mod state;
 pub mod store;

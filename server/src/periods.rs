@@ -4,9 +4,10 @@
 use jiff::tz::TimeZone;
 use uuid::Uuid;
 
+use crate::access::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::localtime;
-use crate::model::{Coefficient, Milli, Period, PeriodInput, PeriodSpan};
+use crate::model::{Coefficient, Milli, Period, PeriodInput, PeriodSpan, PeriodStatus};
 use crate::store::{audit, ms_from_time, reference, Db, WriteTx};
 
 /// Opens a period (audited as `actor`); a `month` is cut in the site's time zone `tz`.
@@ -124,4 +125,60 @@ fn check_code(code: &str) -> ApiResult<()> {
         ));
     }
     Ok(())
+}
+
+/// Sets a zone's difficulty coefficient for a period that is still open (admins only; above 0,
+/// at most 10, three decimals). Ledger entries keep the coefficient they were weighted with, so a
+/// later change never rewrites history.
+pub async fn set_coefficient(
+    db: &Db,
+    admin: &AuthUser,
+    period_id: Uuid,
+    zone_id: Uuid,
+    coefficient: f64,
+) -> ApiResult<Coefficient> {
+    admin.require_admin()?;
+    let milli = Milli::from_f64(coefficient, 10.0)
+        .filter(|m| *m > 0)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "coefficient",
+                "must be above 0 and at most 10, with at most 3 decimals",
+            )
+        })?;
+    let period = reference::period(&db.pool, period_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("period"))?;
+    if period.status == PeriodStatus::Closed {
+        return Err(ApiError::conflict("the period is closed"));
+    }
+    reference::zone(&db.pool, zone_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("zone"))?;
+    let mut tx = db.begin_write().await?;
+    let before =
+        reference::set_coefficient(tx.conn(), zone_id, period_id, milli, Some(admin.user_id))
+            .await?;
+    let after = Coefficient {
+        zone_id,
+        period_id,
+        coefficient: Milli::to_f64(milli),
+    };
+    let before = before.map(|b| Coefficient {
+        zone_id,
+        period_id,
+        coefficient: Milli::to_f64(b),
+    });
+    audit::record(
+        tx.conn(),
+        Some(admin.user_id),
+        "coefficient.set",
+        "zone_coefficient",
+        &format!("{period_id}/{zone_id}"),
+        before.as_ref(),
+        Some(&after),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
 }

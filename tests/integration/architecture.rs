@@ -39,6 +39,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("access", 2),
     ("periods", 2),
     ("review", 2),
+    ("roster", 2),
     ("exports", 2),
     ("jobs", 2),
     ("telemetry", 2),

@@ -17,7 +17,79 @@ on_both_backends!(
     one_address_cannot_spray_a_password_over_every_account,
     a_lock_caused_from_one_address_does_not_keep_the_user_out_elsewhere,
     an_instance_with_another_key_file_refuses_to_start,
+    a_change_of_roles_sends_the_user_to_sign_in_again,
 );
+
+async fn a_change_of_roles_sends_the_user_to_sign_in_again(app: TestApp) {
+    let admin = app.login("admin").await;
+    let (_, users) = app.get("/v1/users", Some(&admin)).await;
+    let id_of = |name: &str| {
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == name)
+            .map(|u| u["id"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let (chief, me) = (id_of("roadchief1"), id_of("admin"));
+    let tokens = app.login_full("roadchief1").await;
+    let patch = |id: String, body: serde_json::Value| {
+        let admin = admin.clone();
+        let app = &app;
+        async move {
+            app.send(
+                reqwest::Method::PATCH,
+                &format!("/v1/users/{id}"),
+                Some(&admin),
+                &body,
+            )
+            .await
+        }
+    };
+    let (status, user) = patch(
+        chief.clone(),
+        json!({"roles": ["road_chief", "section_chief"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    assert_eq!(user["roles"], json!(["road_chief", "section_chief"]));
+    // The phone's refresh token no longer works: it signs in again and gets the new roles.
+    let (status, _) = refresh(&app, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let again = app.login_full("roadchief1").await;
+    assert!(again["access_token"].is_string());
+
+    // Nothing unknown, nothing empty, and an admin keeps their own admin role and account.
+    for (id, body, field) in [
+        (chief.clone(), json!({"roles": []}), "roles"),
+        (chief.clone(), json!({"nickname": "x"}), "nickname"),
+        (me.clone(), json!({"roles": ["supervisor"]}), "roles"),
+        (me.clone(), json!({"disabled": true}), "disabled"),
+        (chief.clone(), json!({"display_name": " "}), "display_name"),
+    ] {
+        let (status, body) = patch(id, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.to_string().contains(field), "{field}: {body}");
+    }
+    let (status, _) = patch(Uuid::now_v7().to_string(), json!({"disabled": true})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Disabled, the account cannot sign in; enabled again, it can.
+    let (status, _) = patch(chief.clone(), json!({"disabled": true})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .post(
+            "/v1/auth/login",
+            None,
+            &json!({"username": "roadchief1", "password": gridline_tests::gridline_server::demo::DEMO_PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = patch(chief, json!({"disabled": false})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(app.login_full("roadchief1").await["access_token"].is_string());
+}
 
 async fn refresh(app: &TestApp, token: &str) -> (StatusCode, serde_json::Value) {
     app.post("/v1/auth/refresh", None, &json!({ "refresh_token": token }))

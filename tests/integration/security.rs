@@ -58,6 +58,14 @@ async fn access_control_matrix() {
     let app = TestApp::spawn(Db::Sqlite).await.unwrap();
     let z1 = app.zone("Z01");
     let z2 = app.zone("Z02");
+    let (_, users) = app.get("/v1/users", Some(&app.login("admin").await)).await;
+    let inspector3 = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "inspector3")
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .unwrap();
     // Data in each zone.
     let mut p1 = Phone::enrol(&app, "inspector1").await;
     let (case1, payload) = new_case(z1, 0, "event:0102");
@@ -163,6 +171,12 @@ async fn access_control_matrix() {
             Method::POST,
             "/v1/users",
             move || json!({"username": format!("u{}", uuid::Uuid::new_v4().simple()), "display_name": "X", "password": "long-enough-1", "roles": ["inspector"]}),
+            admin_only,
+        ),
+        row(
+            Method::PATCH,
+            format!("/v1/users/{inspector3}"),
+            || json!({"display_name": "Inspector three"}),
             admin_only,
         ),
         row(Method::GET, "/v1/devices", none, all),

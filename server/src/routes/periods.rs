@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Coefficient, CoefficientInput, Milli, Period, PeriodInput, PeriodStatus};
+use crate::model::{Coefficient, CoefficientInput, Period, PeriodInput};
 use crate::routes::extract::{Json, PathParam};
 use crate::state::AppState;
-use crate::store::{audit, reference};
+use crate::store::reference;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -73,48 +73,8 @@ async fn set_coefficient(
     PathParam((period_id, zone_id)): PathParam<(Uuid, Uuid)>,
     Json(input): Json<CoefficientInput>,
 ) -> ApiResult<Json<Coefficient>> {
-    user.require_admin()?;
-    let milli = Milli::from_f64(input.coefficient, 10.0)
-        .filter(|m| *m > 0)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "coefficient",
-                "must be above 0 and at most 10, with at most 3 decimals",
-            )
-        })?;
-    let period = reference::period(&state.db.pool, period_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("period"))?;
-    if period.status == PeriodStatus::Closed {
-        return Err(ApiError::conflict("the period is closed"));
-    }
-    reference::zone(&state.db.pool, zone_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("zone"))?;
-    let mut tx = state.db.begin_write().await?;
-    let before =
-        reference::set_coefficient(tx.conn(), zone_id, period_id, milli, Some(user.user_id))
+    let set =
+        crate::periods::set_coefficient(&state.db, &user, period_id, zone_id, input.coefficient)
             .await?;
-    let after = Coefficient {
-        zone_id,
-        period_id,
-        coefficient: Milli::to_f64(milli),
-    };
-    let before = before.map(|b| Coefficient {
-        zone_id,
-        period_id,
-        coefficient: Milli::to_f64(b),
-    });
-    audit::record(
-        tx.conn(),
-        Some(user.user_id),
-        "coefficient.set",
-        "zone_coefficient",
-        &format!("{period_id}/{zone_id}"),
-        before.as_ref(),
-        Some(&after),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Json(after))
+    Ok(Json(set))
 }

@@ -3,19 +3,19 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use gridline_sync::Role;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, Scope};
-use crate::error::{ApiError, ApiResult};
+use crate::auth::AuthUser;
+use crate::error::ApiResult;
 use crate::model::{RosterEntry, RosterInput};
+use crate::roster::{self, Reassign};
 use crate::routes::extract::{Json, PathParam, Query};
 use crate::state::AppState;
-use crate::store::{audit, ms_from_time, now_ms, reference, users};
+use crate::store::{ms_from_time, now_ms};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -45,52 +45,14 @@ async fn list(
     user: AuthUser,
     Query(q): Query<RosterQuery>,
 ) -> ApiResult<Json<Vec<RosterEntry>>> {
-    let scope = user.scope(&state.db).await?;
     let at = if q.all {
         None
     } else {
         Some(q.at.map(ms_from_time).unwrap_or_else(now_ms))
     };
-    let rows = reference::roster(&state.db.pool, q.zone_id, q.user_id, at).await?;
     Ok(Json(
-        rows.into_iter().filter(|r| visible(&scope, r)).collect(),
+        roster::list(&state.db, &user, q.zone_id, q.user_id, at).await?,
     ))
-}
-
-fn visible(scope: &Scope, row: &RosterEntry) -> bool {
-    match (scope, row.zone_id) {
-        (Scope::All, _) => true,
-        (Scope::Zones(_), None) => true,
-        (Scope::Zones(z), Some(zone)) => z.contains(&zone),
-    }
-}
-
-async fn check_input(state: &AppState, input: &RosterInput) -> ApiResult<()> {
-    let user = users::by_id(&state.db.pool, input.user_id)
-        .await?
-        .ok_or_else(|| ApiError::invalid("user_id", "no such user"))?;
-    if !user.roles.contains(&input.role) {
-        return Err(ApiError::invalid(
-            "role",
-            format!(
-                "user {} does not have the role {}",
-                user.username,
-                input.role.as_str()
-            ),
-        ));
-    }
-    if let Some(zone) = input.zone_id {
-        reference::zone(&state.db.pool, zone)
-            .await?
-            .ok_or_else(|| ApiError::invalid("zone_id", "no such zone"))?;
-    }
-    if input.role == Role::Admin {
-        return Err(ApiError::invalid(
-            "role",
-            "admins are not rostered; they see everything",
-        ));
-    }
-    Ok(())
 }
 
 /// Open an assignment (admin).
@@ -101,32 +63,7 @@ async fn create(
     user: AuthUser,
     Json(input): Json<RosterInput>,
 ) -> ApiResult<(StatusCode, Json<RosterEntry>)> {
-    user.require_admin()?;
-    check_input(&state, &input).await?;
-    let mut tx = state.db.begin_write().await?;
-    let id = reference::open_assignment(
-        tx.conn(),
-        input.user_id,
-        input.zone_id,
-        input.role,
-        Some(user.user_id),
-        now_ms(),
-    )
-    .await?;
-    let row = reference::roster_entry(tx.conn(), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("roster entry"))?;
-    audit::record(
-        tx.conn(),
-        Some(user.user_id),
-        "roster.open",
-        "roster",
-        &id.to_string(),
-        None::<&()>,
-        Some(&row),
-    )
-    .await?;
-    tx.commit().await?;
+    let row = roster::open(&state.db, &user, &input).await?;
     Ok((StatusCode::CREATED, Json(row)))
 }
 
@@ -138,37 +75,7 @@ async fn end(
     user: AuthUser,
     PathParam(id): PathParam<Uuid>,
 ) -> ApiResult<Json<RosterEntry>> {
-    user.require_admin()?;
-    let mut tx = state.db.begin_write().await?;
-    let before = reference::roster_entry(tx.conn(), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("roster entry"))?;
-    if !reference::close_assignment(tx.conn(), id, now_ms()).await? {
-        return Err(ApiError::conflict("this assignment has already ended"));
-    }
-    let after = reference::roster_entry(tx.conn(), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("roster entry"))?;
-    audit::record(
-        tx.conn(),
-        Some(user.user_id),
-        "roster.close",
-        "roster",
-        &id.to_string(),
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Json(after))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Reassign {
-    /// The new zone (`null`: every zone).
-    pub zone_id: Option<Uuid>,
-    pub role: Role,
+    Ok(Json(roster::end(&state.db, &user, id).await?))
 }
 
 /// Change an assignment (admin): closes the old row and opens a new one, atomically.
@@ -181,46 +88,6 @@ async fn reassign(
     PathParam(id): PathParam<Uuid>,
     Json(input): Json<Reassign>,
 ) -> ApiResult<(StatusCode, Json<RosterEntry>)> {
-    user.require_admin()?;
-    let before = reference::roster_entry(&state.db.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("roster entry"))?;
-    check_input(
-        &state,
-        &RosterInput {
-            user_id: before.user_id,
-            zone_id: input.zone_id,
-            role: input.role,
-        },
-    )
-    .await?;
-    let now = now_ms();
-    let mut tx = state.db.begin_write().await?;
-    if !reference::close_assignment(tx.conn(), id, now).await? {
-        return Err(ApiError::conflict("this assignment has already ended"));
-    }
-    let new_id = reference::open_assignment(
-        tx.conn(),
-        before.user_id,
-        input.zone_id,
-        input.role,
-        Some(user.user_id),
-        now,
-    )
-    .await?;
-    let after = reference::roster_entry(tx.conn(), new_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("roster entry"))?;
-    audit::record(
-        tx.conn(),
-        Some(user.user_id),
-        "roster.reassign",
-        "roster",
-        &id.to_string(),
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(after)))
+    let row = roster::reassign(&state.db, &user, id, &input).await?;
+    Ok((StatusCode::CREATED, Json(row)))
 }

@@ -21,6 +21,24 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(me))
         .routes(routes!(list, create))
         .routes(routes!(reset_password))
+        .routes(routes!(update))
+}
+
+/// Change a user's display name, roles or disabled state (admin). Changing roles or disabling
+/// revokes the user's refresh tokens; an admin cannot disable themselves or drop their own admin
+/// role.
+#[utoipa::path(patch, path = "/v1/users/{id}", operation_id = "update_user", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = accounts::UserUpdate,
+    responses((status = 200, body = User), (status = 404, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody)))]
+async fn update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+    Json(change): Json<accounts::UserUpdate>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(
+        accounts::update_user(&state.db, &user, id, change).await?,
+    ))
 }
 
 /// The caller's account.

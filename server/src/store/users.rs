@@ -112,6 +112,20 @@ pub async fn set_password(
     Ok(done.rows_affected() == 1)
 }
 
+/// Writes a user's display name, roles and disabled time; `false` if there is no such user.
+pub async fn update(conn: &mut AnyConnection, user: &UserRow) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE users SET display_name = $1, roles = $2, disabled_at = $3 WHERE id = $4",
+    )
+    .bind(&user.display_name)
+    .bind(roles_to_text(&user.roles))
+    .bind(user.disabled_at)
+    .bind(user.id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// The seconds left of the longest lock among `keys` (see `auth::throttle`), if any is locked.
 pub async fn lockout_remaining<'c, E: Executor<'c, Database = Any>>(
     e: E,
