@@ -187,6 +187,9 @@ pub struct ConsoleConfig {
     /// Mark the session cookie `Secure` (browsers then send it over HTTPS only). Turn it on
     /// when the server is reached through TLS, as it should be outside a test bench.
     pub cookie_secure: bool,
+    /// Base-map tiles under the console's maps. None (the default): the maps draw zone
+    /// boundaries on a plain background and need no other server.
+    pub map_tiles: Option<MapTiles>,
 }
 
 impl Default for ConsoleConfig {
@@ -195,7 +198,94 @@ impl Default for ConsoleConfig {
             session_idle_secs: 4 * 3600,
             session_max_secs: 12 * 3600,
             cookie_secure: false,
+            map_tiles: None,
         }
+    }
+}
+
+/// A raster tile service in the usual XYZ scheme (256-pixel Web Mercator tiles), such as a
+/// domestic service for a site in China or one the city runs itself. The browser loads the tiles
+/// straight from it; the console's security policy allows its hosts for images and nothing
+/// else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapTiles {
+    /// The address of one tile, with `{z}`, `{x}`, `{y}` and optionally `{s}` (a subdomain),
+    /// e.g. `https://webrd0{s}.is.autonavi.com/appmaptile?style=8&x={x}&y={y}&z={z}`.
+    pub url: String,
+    /// The values `{s}` takes, spread over the tiles.
+    #[serde(default)]
+    pub subdomains: Vec<String>,
+    /// The datum the tiles are drawn in: `gcj02` for most services in China, else `wgs84`.
+    #[serde(default)]
+    pub datum: gridline_sync::Datum,
+    /// The credit the tile service asks for, shown under each map.
+    #[serde(default)]
+    pub attribution: String,
+    /// The deepest zoom level the service has.
+    #[serde(default = "default_max_zoom")]
+    pub max_zoom: u8,
+}
+
+fn default_max_zoom() -> u8 {
+    18
+}
+
+impl MapTiles {
+    /// The address of tile `x`, `y` at zoom `z`.
+    pub fn tile_url(&self, z: u8, x: u32, y: u32) -> String {
+        let s = if self.subdomains.is_empty() {
+            String::new()
+        } else {
+            self.subdomains[(x as usize + y as usize) % self.subdomains.len()].clone()
+        };
+        self.url
+            .replace("{z}", &z.to_string())
+            .replace("{x}", &x.to_string())
+            .replace("{y}", &y.to_string())
+            .replace("{s}", &s)
+    }
+
+    /// The origins the tiles come from (`https://host[:port]`), for the security policy.
+    pub fn origins(&self) -> Vec<String> {
+        let subs: Vec<&str> = if self.subdomains.is_empty() {
+            vec![""]
+        } else {
+            self.subdomains.iter().map(String::as_str).collect()
+        };
+        let mut out: Vec<String> = subs
+            .into_iter()
+            .filter_map(|s| {
+                let url = self.url.replace("{s}", s);
+                let (scheme, rest) = url.split_once("://")?;
+                let host = rest.split(['/', '?']).next()?;
+                Some(format!("{scheme}://{host}"))
+            })
+            .collect();
+        out.dedup();
+        out
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for part in ["{z}", "{x}", "{y}"] {
+            if !self.url.contains(part) {
+                return Err(format!("the url must contain {part}"));
+            }
+        }
+        if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
+            return Err("the url must start with https:// or http://".into());
+        }
+        if self.url.contains("{s}") && self.subdomains.is_empty() {
+            return Err("the url has {s}: list the subdomains".into());
+        }
+        let bad_char = |c: char| c.is_whitespace() || matches!(c, ';' | ',' | '\'' | '"');
+        if self.origins().iter().any(|o| o.chars().any(bad_char)) {
+            return Err("the url's host must be a plain host name".into());
+        }
+        if !(1..=22).contains(&self.max_zoom) {
+            return Err("max_zoom must be between 1 and 22".into());
+        }
+        Ok(())
     }
 }
 
@@ -463,6 +553,11 @@ impl Config {
                 "console.session_max_secs",
                 "must not be shorter than console.session_idle_secs",
             );
+        }
+        if let Some(tiles) = &self.console.map_tiles {
+            if let Err(why) = tiles.check() {
+                return bad("console.map_tiles", &why);
+            }
         }
         if jiff::tz::TimeZone::get(&self.site.time_zone).is_err() {
             return bad(

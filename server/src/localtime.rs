@@ -49,6 +49,32 @@ pub fn format(tz: &TimeZone, ms: i64) -> String {
     civil(tz, ms).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
+/// The instant (Unix ms) of a local date and time as a browser's `datetime-local` field sends
+/// it (`2026-12-05T08:30`, seconds optional) or of a date's midnight (`2026-12-05`); `None` when it
+/// is neither.
+pub fn parse_local(tz: &TimeZone, text: &str) -> Option<i64> {
+    let text = text.trim();
+    let dt: DateTime = match text.parse::<DateTime>() {
+        Ok(dt) => dt,
+        Err(_) => text
+            .parse::<Date>()
+            .ok()?
+            .to_datetime(jiff::civil::Time::midnight()),
+    };
+    Some(
+        tz.to_ambiguous_zoned_datetime(dt)
+            .compatible()
+            .ok()?
+            .timestamp()
+            .as_millisecond(),
+    )
+}
+
+/// The local date and time of `ms` as a `datetime-local` field shows it: `2026-12-05T08:30`.
+pub fn input_value(tz: &TimeZone, ms: i64) -> String {
+    civil(tz, ms).strftime("%Y-%m-%dT%H:%M").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +121,17 @@ mod tests {
         let (start, end) = month_span(&berlin, "2027-03").unwrap();
         assert_eq!(start, time::macros::datetime!(2027-02-28 23:00 UTC));
         assert_eq!(end, time::macros::datetime!(2027-03-31 22:00 UTC));
+    }
+
+    #[test]
+    fn a_local_input_is_read_in_the_site_zone_and_written_back_alike() {
+        let tz = shanghai();
+        let ms = parse_local(&tz, "2026-12-05T08:30").unwrap();
+        assert_eq!(format(&tz, ms), "2026-12-05 08:30:00");
+        assert_eq!(input_value(&tz, ms), "2026-12-05T08:30");
+        let midnight = parse_local(&tz, "2026-12-05").unwrap();
+        assert_eq!(ms - midnight, (8 * 60 + 30) * 60 * 1000);
+        assert_eq!(parse_local(&tz, "5 December"), None);
+        assert_eq!(parse_local(&tz, "2026-13-01"), None);
     }
 }

@@ -539,6 +539,57 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         "{}",
         resp.url()
     );
+
+    // An admin's pages, in English.
+    sign_in(&b, &app, "admin").await;
+    until_text(&b, "Overview").await;
+    for (path, text, name) in [
+        ("/console/admin/users", "New user", "14-admin-users"),
+        ("/console/admin/devices", "Devices", "14-admin-devices"),
+        ("/console/admin/roster", "New assignment", "14-admin-roster"),
+        (
+            "/console/admin/zones",
+            "Zones and coefficients",
+            "14-admin-zones",
+        ),
+        (
+            "/console/admin/reference",
+            "Rulebooks",
+            "14-admin-reference",
+        ),
+    ] {
+        b.goto(&app.url(path)).await.unwrap();
+        until_text(&b, text).await;
+        shot(&b, name).await;
+    }
+
+    // On a tablet (portrait, 820 px wide) the pages fit the width: nothing to scroll sideways
+    // but the tables' own area.
+    b.set_window_size(820, 1180).await.unwrap();
+    for (path, text, name) in [
+        ("/console", "Overview", "15-tablet-overview"),
+        (
+            "/console/queue?state=any",
+            "Review queue",
+            "15-tablet-queue",
+        ),
+        ("/console/map", "Zones and open cases", "15-tablet-map"),
+    ] {
+        b.goto(&app.url(path)).await.unwrap();
+        until_text(&b, text).await;
+        let overflow = b
+            .execute(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().unwrap_or(1) <= 0,
+            "{path} is wider than a tablet by {overflow} px"
+        );
+        shot(&b, name).await;
+    }
     b.close().await.unwrap();
     app.stop().await;
 }

@@ -6,6 +6,7 @@ mod architecture;
 mod auth;
 mod bench_smoke;
 mod console;
+mod console_admin;
 mod contract;
 mod edge;
 mod field_upload;

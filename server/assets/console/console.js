@@ -1,6 +1,6 @@
 // The console's own script: the CSRF token on every htmx request, and keyboard triage in the
 // review queue (j/k or arrows to move, Enter or o to open, f to file, r to reject with a
-// reason, x to select for a bulk action). Nothing here is needed to read a page.
+// reason, d to mark a duplicate of another case on the page, x to select for a bulk action). Nothing here is needed to read a page.
 (function () {
   "use strict";
   var csrf = document.querySelector('meta[name="csrf-token"]');
@@ -47,6 +47,8 @@
         if (row) { var b = row.querySelector("button[data-action=file]"); if (b) { b.click(); } } break;
       case "r":
         if (row) { var input = row.querySelector("input[name=comment]"); if (input) { input.focus(); } } break;
+      case "d":
+        if (row) { var original = row.querySelector("select[name=duplicate_of]"); if (original) { original.focus(); } } break;
       case "x":
         if (row) { var box = row.querySelector("input[type=checkbox]"); if (box) { box.checked = !box.checked; } } break;
       default: return;

@@ -10,6 +10,7 @@
 //! Every label comes from the Fluent catalogue (`console-*` keys) in the reader's language: the
 //! language cookie set by the switch, else `Accept-Language`, else the site's.
 
+mod admin;
 mod assets;
 mod ledger;
 mod map;
@@ -62,6 +63,39 @@ pub fn router() -> Router<AppState> {
         .route("/console/periods/{id}/close", post(ledger::close))
         .route("/console/exports/{name}", get(ledger::export))
         .route("/console/assets/{name}", get(assets::serve))
+        .route("/console/admin", get(admin::index))
+        .route(
+            "/console/admin/users",
+            get(admin::users).post(admin::create_user),
+        )
+        .route("/console/admin/users/{id}", post(admin::update_user))
+        .route(
+            "/console/admin/users/{id}/password",
+            post(admin::set_password),
+        )
+        .route("/console/admin/devices", get(admin::devices))
+        .route(
+            "/console/admin/devices/{id}/revoke",
+            post(admin::revoke_device),
+        )
+        .route(
+            "/console/admin/roster",
+            get(admin::roster).post(admin::open_assignment),
+        )
+        .route(
+            "/console/admin/roster/{id}/end",
+            post(admin::end_assignment),
+        )
+        .route("/console/admin/roster/{id}/reassign", post(admin::reassign))
+        .route("/console/admin/zones", get(admin::zones))
+        .route(
+            "/console/admin/periods/{period}/coefficients/{zone}",
+            post(admin::set_coefficient),
+        )
+        .route("/console/admin/reference", get(admin::reference))
+        // Pages, scripts and styles travel compressed to a browser that accepts it; photos
+        // (already compressed) are sent as they are.
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// The value of cookie `name` in a request's `Cookie` headers.
@@ -216,6 +250,7 @@ pub enum Section {
     Periods,
     Map,
     Decisions,
+    Admin,
 }
 
 /// A whole page: the navigation, the messages area, and `body`.
@@ -232,6 +267,7 @@ pub fn layout(c: &Console, section: Section, title: &str, body: Markup) -> Marku
         (Section::Ledger, "/console/ledger", "console-nav-ledger"),
         (Section::Periods, "/console/periods", "console-nav-periods"),
     ];
+    let admin = c.session.user.is_admin();
     let other = match c.lang {
         Lang::ZhCn => Lang::En,
         Lang::En => Lang::ZhCn,
@@ -250,6 +286,13 @@ pub fn layout(c: &Console, section: Section, title: &str, body: Markup) -> Marku
                                 a href=(href) aria-current="page" { (c.t(key)) }
                             } @else {
                                 a href=(href) { (c.t(key)) }
+                            }
+                        }
+                        @if admin {
+                            @if section == Section::Admin {
+                                a href="/console/admin" aria-current="page" { (c.t("console-nav-admin")) }
+                            } @else {
+                                a href="/console/admin" { (c.t("console-nav-admin")) }
                             }
                         }
                     }
@@ -328,7 +371,7 @@ pub fn head(lang: Lang, title: &str, csrf: Option<&str>) -> Markup {
 }
 
 /// The security policy of console pages: only this server's scripts, styles and images.
-const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+pub(crate) const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// A rendered page as a response, with the console's security policy.

@@ -236,8 +236,8 @@ pub async fn overview(State(state): State<AppState>, c: Console, headers: Header
 
 async fn overview_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
     let user = &c.session.user;
-    let zones = crate::ledger::closing::scoped_zones(&state.db, user, None).await?;
-    let counts = store::review::overview_counts(&state.db.pool, zones.as_deref(), now_ms()).await?;
+    let overview = crate::review::overview::overview(&state.db, user, now_ms()).await?;
+    let counts = overview.counts;
     let names = Names::load(&state.db).await?;
     let now = time::OffsetDateTime::now_utc();
     let period = store::reference::periods(&state.db.pool)
@@ -284,6 +284,56 @@ async fn overview_page(state: &AppState, c: &Console) -> Result<Markup, ApiError
                 }
             }
         }
+        @if !overview.overdue_by_zone.is_empty() {
+            div.split {
+                section {
+                    h2 { (c.t("console-overdue-by-zone")) }
+                    table {
+                        thead { tr { th { (c.t("col-zone_name")) } th.num { (c.t("console-overdue")) } } }
+                        tbody {
+                            @for (zone, n) in &overview.overdue_by_zone {
+                                tr {
+                                    td { (names.zone_label(&zone.to_string(), c.lang)) }
+                                    td.num { a href={"/console/queue?zone_id=" (zone) "&state=dispatched,in_progress&overdue=true"} { (n) } }
+                                }
+                            }
+                        }
+                    }
+                }
+                section {
+                    h2 { (c.t("console-overdue-by-person")) }
+                    @if overview.overdue_by_person.is_empty() {
+                        p.muted { (c.t("console-nobody-rostered")) }
+                    } @else {
+                        table {
+                            thead { tr {
+                                th { (c.t("console-person")) }
+                                th { (c.t("console-role")) }
+                                th { (c.t("console-zones")) }
+                                th.num { (c.t("console-overdue")) }
+                            } }
+                            tbody {
+                                @for p in &overview.overdue_by_person {
+                                    tr {
+                                        td { (names.user_label(&p.user_id.to_string())) }
+                                        td { (i18n::name(c.lang, "role", p.role.as_str())) }
+                                        td {
+                                            @for (i, (zone, n)) in p.zones.iter().enumerate() {
+                                                @if i > 0 { "、" }
+                                                a href={"/console/queue?zone_id=" (zone) "&state=dispatched,in_progress&overdue=true"} {
+                                                    (names.zone_label(&zone.to_string(), c.lang)) " (" (n) ")"
+                                                }
+                                            }
+                                        }
+                                        td.num { (p.overdue) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         h2 {
             (c.t("console-ranking-title"))
             @if let Some(p) = &period { " · " (p.code) }
@@ -307,6 +357,7 @@ async fn overview_page(state: &AppState, c: &Console) -> Result<Markup, ApiError
 #[derive(Debug, Default, Deserialize)]
 pub struct QueueParams {
     zone_id: Option<String>,
+    category: Option<String>,
     work_category: Option<String>,
     source: Option<String>,
     state: Option<String>,
@@ -321,6 +372,28 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
 }
 
 impl QueueParams {
+    /// These filters, as a query string, with the cursor of the page after.
+    fn with_cursor(&self, after: &str) -> String {
+        let fields = [
+            ("zone_id", &self.zone_id),
+            ("category", &self.category),
+            ("work_category", &self.work_category),
+            ("source", &self.source),
+            ("state", &self.state),
+            ("evidence", &self.evidence),
+            ("flagged", &self.flagged),
+            ("overdue", &self.overdue),
+        ];
+        let enc = |v: &str| {
+            percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        fields
+            .into_iter()
+            .filter_map(|(k, v)| non_empty(v).map(|v| format!("{k}={}&", enc(v))))
+            .chain([format!("after={}", enc(after))])
+            .collect()
+    }
+
     fn query(&self) -> Result<QueueQuery, ApiError> {
         let flag = |name: &str, v: &Option<String>| match non_empty(v) {
             None => Ok(None),
@@ -335,7 +408,7 @@ impl QueueParams {
                 ),
                 None => None,
             },
-            category: None,
+            category: non_empty(&self.category).map(str::to_owned),
             work_category: match non_empty(&self.work_category) {
                 Some(w) => Some(
                     crate::model::WorkCategory::parse(w)
@@ -381,6 +454,7 @@ async fn queue_page(
     let items = crate::review::queue::queue(&state.db, &c.session.user, &q).await?;
     let names = Names::load(&state.db).await?;
     let zones = store::reference::zones(&state.db.pool, None).await?;
+    let taxonomy = store::reference::taxonomy(&state.db.pool).await?;
     let states = [
         ("", "console-waiting"),
         ("any", "console-any"),
@@ -401,6 +475,21 @@ async fn queue_page(
                     @for z in &zones {
                         option value=(z.id) selected[selected(&params.zone_id, &z.id.to_string())] {
                             (z.code) " " (z.translations.pick(c.lang, &z.name))
+                        }
+                    }
+                }
+            }
+            div {
+                label for="f-category" { (c.t("col-category_name")) }
+                select #f-category name="category" {
+                    option value="" { (c.t("console-any")) }
+                    @for w in crate::model::WorkCategory::ALL {
+                        optgroup label=(i18n::name(c.lang, "work", w.as_str())) {
+                            @for t in taxonomy.iter().filter(|t| t.work_category == *w) {
+                                option value=(t.key) selected[selected(&params.category, &t.key)] {
+                                    (t.code) " " (if c.lang == Lang::ZhCn { &t.name_zh } else { &t.name_en })
+                                }
+                            }
                         }
                     }
                 }
@@ -493,12 +582,12 @@ async fn queue_page(
                 } }
                 tbody {
                     @for item in &items.items {
-                        (queue_row(c, &names, item))
+                        (queue_row(c, &names, item, &originals_on_page(&items.items, item)))
                     }
                 }
             }
             @if let Some(next) = &items.next {
-                p { a href={"/console/queue?after=" (next)} { (c.t("console-next-page")) } }
+                p { a href={"/console/queue?" (params.with_cursor(next))} { (c.t("console-next-page")) } }
             }
         }
     };
@@ -517,7 +606,38 @@ fn thumbs(c: &Console, view: &CaseView, role: &str, max: usize) -> Markup {
     }
 }
 
-fn queue_row(c: &Console, names: &Names, item: &QueueItem) -> Markup {
+/// The other cases of a queue page that `item` may duplicate: the same zone and category.
+fn originals_on_page(
+    items: &[QueueItem],
+    item: &QueueItem,
+) -> Vec<crate::store::review::DuplicateCandidate> {
+    if item.case.state != CaseState::Reported {
+        return Vec::new();
+    }
+    items
+        .iter()
+        .map(|i| &i.case)
+        .filter(|o| {
+            o.id != item.case.id
+                && o.zone_id == item.case.zone_id
+                && o.category_code == item.case.category_code
+        })
+        .map(|o| crate::store::review::DuplicateCandidate {
+            id: o.id,
+            description: o.description.clone(),
+            state: o.state,
+            captured_at: store::ms_from_time(o.captured_at),
+            received_at: store::ms_from_time(o.received_at),
+        })
+        .collect()
+}
+
+fn queue_row(
+    c: &Console,
+    names: &Names,
+    item: &QueueItem,
+    originals: &[crate::store::review::DuplicateCandidate],
+) -> Markup {
     let v = &item.case;
     let id = v.id;
     let vals = |action: &str| {
@@ -565,6 +685,16 @@ fn queue_row(c: &Console, names: &Names, item: &QueueItem) -> Markup {
                         input #{"reason-" (id)} name="comment" required size="10" placeholder=(c.t("console-reason"));
                         button.danger type="submit" { (c.t("action-reject")) }
                     }
+                    @if !originals.is_empty() {
+                        form hx-post={"/console/cases/" (id) "/transition"} hx-target="closest tr" hx-swap="outerHTML" {
+                            input type="hidden" name="action" value="mark_duplicate";
+                            input type="hidden" name="base_version" value=(v.version);
+                            input type="hidden" name="row" value="1";
+                            label.sr-only for={"dup-" (id)} { (c.t("console-duplicate-of")) }
+                            (original_select(c, &format!("dup-{id}"), originals))
+                            button type="submit" { (c.t("action-mark_duplicate")) }
+                        }
+                    }
                 } @else if v.state == CaseState::PendingVerification {
                     button type="button" hx-post={"/console/cases/" (id) "/transition"}
                         hx-vals=(vals("close")) hx-target="closest tr" hx-swap="outerHTML" {
@@ -600,7 +730,7 @@ pub async fn bulk(
         comment: None,
         ids: Vec::new(),
     };
-    for (k, v) in form_urlencoded(&body) {
+    for (k, v) in form_fields(&body) {
         match k.as_str() {
             "csrf" => form.csrf = Some(v),
             "action" => form.action = v,
@@ -675,7 +805,8 @@ pub async fn bulk(
     page(StatusCode::OK, markup)
 }
 
-fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
+/// A urlencoded form body as its pairs, in order, repeated names kept.
+pub(super) fn form_fields(body: &[u8]) -> Vec<(String, String)> {
     let text = String::from_utf8_lossy(body);
     text.split('&')
         .filter(|p| !p.is_empty())
@@ -720,11 +851,26 @@ pub async fn case_page(
         let names = Names::load(&state.db).await?;
         let deduction = deduction_of(&state, &c, &view).await?;
         let map = case_map(&state, &c, &view).await?;
-        Ok::<_, ApiError>(case_markup(&c, &names, &view, &wf, &deduction, map))
+        let originals = if view.state == CaseState::Reported {
+            crate::review::duplicate_candidates(&state.db, &view).await?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, ApiError>(case_markup(
+            &c,
+            &names,
+            CaseParts {
+                v: &view,
+                wf: &wf,
+                deduction: &deduction,
+                originals: &originals,
+            },
+            map,
+        ))
     }
     .await;
     match result {
-        Ok(m) => page(StatusCode::OK, m),
+        Ok(m) => super::map::with_tiles(&state, page(StatusCode::OK, m)),
         Err(e) => failure(&c, &headers, e),
     }
 }
@@ -792,7 +938,8 @@ async fn case_map(state: &AppState, c: &Console, v: &CaseView) -> Result<Markup,
         @for (sha, d) in &distances {
             p.hint { code { (sha.get(..12).unwrap_or(sha)) "…" } " " (c.ta("console-exif-distance", &[("metres", &format!("{d:.0}"))])) }
         }
-        div.mapbox.small { (super::map::svg(c, zone.as_slice(), &markers, 480.0, &title)) }
+        div.mapbox.small { (super::map::svg(c, zone.as_slice(), &markers, 480.0, &title, state.config.console.map_tiles.as_ref())) }
+        (super::map::attribution(state))
     })
 }
 
@@ -944,14 +1091,43 @@ fn deduction_markup(c: &Console, names: &Names, v: &CaseView, d: &Deduction) -> 
     }
 }
 
-fn case_markup(
+/// A choice of the case a report duplicates, by what a person recognises: when it came in, its
+/// state and its description.
+fn original_select(
     c: &Console,
-    names: &Names,
-    v: &CaseView,
-    wf: &crate::review::CaseWorkflow,
-    deduction: &Deduction,
-    map: Markup,
+    id: &str,
+    originals: &[crate::store::review::DuplicateCandidate],
 ) -> Markup {
+    html! {
+        @if originals.is_empty() { span.muted { (c.t("console-no-originals")) } " " }
+        select #(id) name="duplicate_of" required {
+            option value="" { (c.t("console-choose-original")) }
+            @for o in originals {
+                option value=(o.id) {
+                    (c.time(o.received_at)) " · " (i18n::name(c.lang, "state", o.state.as_str())) " · "
+                    (o.description.chars().take(40).collect::<String>())
+                }
+            }
+        }
+    }
+}
+
+/// What the case page shows of a case, beside its map.
+struct CaseParts<'a> {
+    v: &'a CaseView,
+    wf: &'a crate::review::CaseWorkflow,
+    deduction: &'a Deduction,
+    /// Cases it may be marked a duplicate of.
+    originals: &'a [crate::store::review::DuplicateCandidate],
+}
+
+fn case_markup(c: &Console, names: &Names, parts: CaseParts<'_>, map: Markup) -> Markup {
+    let CaseParts {
+        v,
+        wf,
+        deduction,
+        originals,
+    } = parts;
     let title = names.category_label(&v.category_code, c.lang);
     let actions = possible_actions(c, v, wf);
     let evidence = v.evidence.as_ref();
@@ -1003,8 +1179,8 @@ fn case_markup(
                                 input #{"c-" (a.as_str())} name="comment" required placeholder=(c.t("console-reason"));
                             }
                             @if *a == WorkflowAction::MarkDuplicate {
-                                label.sr-only for="dup-of" { (c.t("console-duplicate-of")) }
-                                input #dup-of name="duplicate_of" required placeholder=(c.t("console-duplicate-of"));
+                                label for="dup-of" { (c.t("console-duplicate-of")) }
+                                (original_select(c, "dup-of", originals))
                             }
                             button type="submit" class=(if matches!(a, WorkflowAction::Reject | WorkflowAction::Return) { "danger" } else { "" }) {
                                 (c.t(&format!("action-{}", a.as_str())))
@@ -1154,7 +1330,7 @@ pub async fn transition(
                 workflow: wf,
                 case: view,
             };
-            Ok::<_, ApiError>(queue_row(&c, &names, &item))
+            Ok::<_, ApiError>(queue_row(&c, &names, &item, &[]))
         }
         .await;
         return match result {

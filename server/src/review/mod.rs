@@ -19,6 +19,7 @@ use crate::store::review::{self as store_review, Workflow};
 use crate::store::{audit, ms_from_time, new_id, now_ms, rfc3339, Db};
 use crate::sync::view::case_views;
 
+pub mod overview;
 pub mod queue;
 
 /// Rectification time when the taxonomy entry sets none.
@@ -378,4 +379,26 @@ pub async fn workflow_of(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<CaseWo
         assignees,
         now_ms(),
     ))
+}
+
+/// How far apart in receipt time a report and the case it may duplicate can be.
+pub const DUPLICATE_WINDOW_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// The cases a reviewer may mark `case` a duplicate of: the same zone and category, received
+/// within [`DUPLICATE_WINDOW_MS`], nearest first (at most ten). The caller has read `case`, so
+/// its zone is in their scope, and so are these.
+pub async fn duplicate_candidates(
+    db: &Db,
+    case: &CaseView,
+) -> ApiResult<Vec<store_review::DuplicateCandidate>> {
+    Ok(store_review::duplicate_candidates(
+        &db.pool,
+        case.id,
+        case.zone_id,
+        &case.category_code,
+        ms_from_time(case.received_at),
+        DUPLICATE_WINDOW_MS,
+        10,
+    )
+    .await?)
 }

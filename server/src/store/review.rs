@@ -489,3 +489,82 @@ pub async fn overview_counts<'c, E: Executor<'c, Database = Any>>(
         overdue: r.try_get("overdue")?,
     })
 }
+
+/// Dispatched or in-progress cases past their deadline at `now`, counted per zone (zones with
+/// none are left out), most first; `zones` limits the count to a scope.
+pub async fn overdue_by_zone<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    zones: Option<&[Uuid]>,
+    now: i64,
+) -> R<Vec<(Uuid, i64)>> {
+    let zone_cond = match zones {
+        Some([]) => return Ok(Vec::new()),
+        Some(z) => format!("zone_id IN ({})", placeholders(2, z.len())),
+        None => "1 = 1".to_owned(),
+    };
+    let sql = format!(
+        "SELECT zone_id, COUNT(*) AS n FROM cases \
+         WHERE state IN ('dispatched', 'in_progress') AND deadline_at < $1 AND {zone_cond} \
+         GROUP BY zone_id ORDER BY n DESC, zone_id"
+    );
+    let mut q = sqlx::query(&sql).bind(now);
+    for z in zones.unwrap_or(&[]) {
+        q = q.bind(z.to_string());
+    }
+    let rows = q.fetch_all(e).await?;
+    rows.iter()
+        .map(|r| Ok((r.uuid("zone_id")?, r.try_get("n")?)))
+        .collect()
+}
+
+/// A case that another may duplicate, as a person picks it from a list.
+#[derive(Debug, Clone)]
+pub struct DuplicateCandidate {
+    pub id: Uuid,
+    pub description: String,
+    pub state: CaseState,
+    pub captured_at: i64,
+    pub received_at: i64,
+}
+
+/// Cases that case `id` (of `zone` and `category`, received at `received_at`) may duplicate:
+/// the same zone and category, not themselves set aside, received within `window_ms` either
+/// side, nearest in time first. The category index serves it.
+pub async fn duplicate_candidates<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    id: Uuid,
+    zone: Uuid,
+    category: &str,
+    received_at: i64,
+    window_ms: i64,
+    limit: i64,
+) -> R<Vec<DuplicateCandidate>> {
+    let rows = sqlx::query(
+        "SELECT id, description, state, captured_at, received_at FROM cases \
+         WHERE category_code = $1 \
+           AND state IN ('reported', 'pending_verification', 'filed', 'dispatched', 'in_progress', 'closed') \
+           AND received_at BETWEEN $2 AND $3 AND zone_id = $4 AND id <> $5 \
+         ORDER BY ABS(received_at - $6), id LIMIT $7",
+    )
+    .bind(category)
+    .bind(received_at - window_ms)
+    .bind(received_at + window_ms)
+    .bind(zone.to_string())
+    .bind(id.to_string())
+    .bind(received_at)
+    .bind(limit)
+    .fetch_all(e)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let state: String = r.try_get("state")?;
+            Ok(DuplicateCandidate {
+                id: r.uuid("id")?,
+                description: r.try_get("description")?,
+                state: super::cases::decode_state(&state)?,
+                captured_at: r.try_get("captured_at")?,
+                received_at: r.try_get("received_at")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,543 @@
+//! The console's administration pages and overview over HTTP, as a browser's forms send them:
+//! each change goes through the API's services (same checks, same audit), only admins reach
+//! the pages, and the overview names who is behind on overdue cases.
+
+use gridline_tests::{Db, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::{filed_case, must_transition};
+
+/// A console client signed in as one user: its cookie and the CSRF token of its session.
+struct Browser {
+    http: reqwest::Client,
+    cookie: String,
+    csrf: String,
+}
+
+impl Browser {
+    async fn sign_in(app: &TestApp, username: &str) -> Browser {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let resp = http
+            .post(app.url("/console/login"))
+            .form(&[
+                ("username", username),
+                ("password", gridline_server::demo::DEMO_PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{username} signs in");
+        let cookie = resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let mut b = Browser {
+            http,
+            cookie,
+            csrf: String::new(),
+        };
+        let (_, page) = b.get(app, "/console").await;
+        b.csrf = page
+            .split("name=\"csrf-token\" content=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned();
+        b
+    }
+
+    async fn get(&self, app: &TestApp, path: &str) -> (StatusCode, String) {
+        let resp = self
+            .http
+            .get(app.url(path))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    }
+
+    /// Posts a form with the session's CSRF token; the status and, for a redirect, where to.
+    async fn post(
+        &self,
+        app: &TestApp,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, String) {
+        let mut form: Vec<(&str, &str)> = vec![("csrf", self.csrf.as_str())];
+        form.extend_from_slice(fields);
+        let resp = self
+            .http
+            .post(app.url(path))
+            .header("cookie", &self.cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let text = resp.text().await.unwrap();
+        (status, location.unwrap_or(text))
+    }
+}
+
+async fn user_named(app: &TestApp, admin: &str, username: &str) -> Value {
+    let (_, users) = app.get("/v1/users", Some(admin)).await;
+    users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == username)
+        .cloned()
+        .unwrap_or_else(|| panic!("no user {username}: {users}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_manage_users_roster_devices_and_coefficients_from_the_console() {
+    let Some(app) = TestApp::spawn(Db::Sqlite).await else {
+        return;
+    };
+    let api_admin = app.login("admin").await;
+    let admin = Browser::sign_in(&app, "admin").await;
+    let supervisor = Browser::sign_in(&app, "supervisor1").await;
+
+    // Only admins see the pages, and the navigation offers them to admins only.
+    for page in [
+        "/console/admin/users",
+        "/console/admin/devices",
+        "/console/admin/roster",
+        "/console/admin/zones",
+        "/console/admin/reference",
+    ] {
+        let (status, body) = admin.get(&app, page).await;
+        assert_eq!(status, StatusCode::OK, "{page}: {body}");
+        let (status, _) = supervisor.get(&app, page).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{page} as a supervisor");
+    }
+    let (_, overview) = supervisor.get(&app, "/console").await;
+    assert!(
+        !overview.contains("/console/admin"),
+        "supervisors get no admin link"
+    );
+    let (_, overview) = admin.get(&app, "/console").await;
+    assert!(overview.contains("href=\"/console/admin\""));
+
+    // A user, created by the form; a weak password is refused with the API's reason.
+    let (status, body) = admin
+        .post(
+            &app,
+            "/console/admin/users",
+            &[
+                ("username", "chief.new"),
+                ("display_name", "New road chief"),
+                ("password", "short"),
+                ("roles", "road_chief"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, to) = admin
+        .post(
+            &app,
+            "/console/admin/users",
+            &[
+                ("username", "chief.new"),
+                ("display_name", "New road chief"),
+                ("password", "a long enough password"),
+                ("roles", "road_chief"),
+                ("roles", "section_chief"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/console/admin/users")
+    );
+    let created = user_named(&app, &api_admin, "chief.new").await;
+    assert_eq!(created["roles"], json!(["road_chief", "section_chief"]));
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Roles changed, then the account disabled: its sign-in stops.
+    let (status, _) = admin
+        .post(
+            &app,
+            &format!("/console/admin/users/{id}"),
+            &[("display_name", "Road chief, Z02"), ("roles", "road_chief")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let changed = user_named(&app, &api_admin, "chief.new").await;
+    assert_eq!(
+        (&changed["display_name"], &changed["roles"]),
+        (&json!("Road chief, Z02"), &json!(["road_chief"]))
+    );
+
+    // The roster: opened on Z02, moved to Z03 (the old row ends as the new one starts), and
+    // the roster as it stood before the move still shows Z02.
+    let z2 = app.zone("Z02").to_string();
+    let z3 = app.zone("Z03").to_string();
+    let (status, body) = admin
+        .post(
+            &app,
+            "/console/admin/roster",
+            &[("user_id", &id), ("role", "supervisor"), ("zone_id", &z2)],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a role they lack: {body}"
+    );
+    let (status, _) = admin
+        .post(
+            &app,
+            "/console/admin/roster",
+            &[("user_id", &id), ("role", "road_chief"), ("zone_id", &z2)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, rows) = app
+        .get(
+            &format!("/v1/roster?user_id={id}&all=true"),
+            Some(&api_admin),
+        )
+        .await;
+    let first = rows[0].clone();
+    assert_eq!(first["zone_id"], json!(z2));
+    let (status, _) = admin
+        .post(
+            &app,
+            &format!(
+                "/console/admin/roster/{}/reassign",
+                first["id"].as_str().unwrap()
+            ),
+            &[("role", "road_chief"), ("zone_id", &z3)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, rows) = app
+        .get(
+            &format!("/v1/roster?user_id={id}&all=true"),
+            Some(&api_admin),
+        )
+        .await;
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["valid_to"], rows[1]["valid_from"]);
+    assert_eq!(rows[1]["zone_id"], json!(z3));
+    assert!(rows[1]["valid_to"].is_null());
+    // Who was rostered at a moment: now, the new row; a day ago, neither; the history, both.
+    let row = "Road chief, Z02 <span class=\"muted\">chief.new</span>";
+    let (_, now) = admin.get(&app, "/console/admin/roster").await;
+    assert_eq!(now.matches(row).count(), 1, "{now}");
+    let yesterday = (time::OffsetDateTime::now_utc() - time::Duration::days(1)).date();
+    let (_, then) = admin
+        .get(&app, &format!("/console/admin/roster?at={yesterday}T12:00"))
+        .await;
+    assert_eq!(then.matches(row).count(), 0);
+    let (_, history) = admin.get(&app, "/console/admin/roster?history=true").await;
+    assert_eq!(history.matches(row).count(), 2, "both rows in the history");
+    let (status, _) = admin.get(&app, "/console/admin/roster?at=yesterday").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = admin
+        .post(
+            &app,
+            &format!(
+                "/console/admin/roster/{}/end",
+                rows[1]["id"].as_str().unwrap()
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = admin
+        .post(
+            &app,
+            &format!(
+                "/console/admin/roster/{}/end",
+                rows[1]["id"].as_str().unwrap()
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "an ended assignment ends once"
+    );
+
+    // Disabling: never one's own account; another's stops its sign-in at once.
+    let own = user_named(&app, &api_admin, "admin").await;
+    let (status, _) = admin
+        .post(
+            &app,
+            &format!("/console/admin/users/{}", own["id"].as_str().unwrap()),
+            &[("disabled", "true")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = admin
+        .post(
+            &app,
+            &format!("/console/admin/users/{id}"),
+            &[("disabled", "true")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = app
+        .post(
+            "/v1/auth/login",
+            None,
+            &json!({"username": "chief.new", "password": "a long enough password"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A coefficient for an open period, checked as the API checks it.
+    let (_, periods) = app.get("/v1/periods", Some(&api_admin)).await;
+    let open = periods
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["status"] == "open")
+        .cloned()
+        .expect("the test site has an open period");
+    let pid = open["id"].as_str().unwrap();
+    let path = format!("/console/admin/periods/{pid}/coefficients/{z3}");
+    let (status, _) = admin.post(&app, &path, &[("coefficient", "12")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = admin.post(&app, &path, &[("coefficient", "1.25")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, set) = app
+        .get(&format!("/v1/periods/{pid}/coefficients"), Some(&api_admin))
+        .await;
+    assert!(
+        set.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["zone_id"] == json!(z3) && k["coefficient"] == json!(1.25)),
+        "{set}"
+    );
+
+    // A phone revoked from the devices page.
+    let phone = gridline_tests::Phone::enrol(&app, "inspector1").await;
+    let (_, page) = admin.get(&app, "/console/admin/devices").await;
+    assert!(page.contains(&phone.device_id.to_string()));
+    let (status, _) = admin
+        .post(
+            &app,
+            &format!("/console/admin/devices/{}/revoke", phone.device_id),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, devices) = app.get("/v1/devices", Some(&api_admin)).await;
+    assert!(devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["device_id"] == json!(phone.device_id) && d["revoked_at"].is_string()));
+
+    // Without the session's token nothing changes.
+    let resp = admin
+        .http
+        .post(app.url(&format!("/console/admin/users/{id}")))
+        .header("cookie", &admin.cookie)
+        .form(&[("disabled", "false")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    // Every change is in the audit log under the admin's name, as the API's would be.
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE action NOT LIKE 'session.%' \
+         AND action NOT LIKE 'device.enrol%' ORDER BY at, action",
+    )
+    .fetch_all(&app.state.db.pool)
+    .await
+    .unwrap();
+    for want in [
+        "user.create",
+        "user.update",
+        "roster.open",
+        "roster.reassign",
+        "roster.close",
+        "coefficient.set",
+        "device.revoke",
+    ] {
+        assert!(actions.iter().any(|a| a == want), "{want} in {actions:?}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_names_the_chiefs_behind_on_overdue_cases() {
+    let Some(app) = TestApp::spawn(Db::Sqlite).await else {
+        return;
+    };
+    let (_phone, id) = filed_case(&app).await;
+    let sup = app.login("supervisor1").await;
+    must_transition(&app, &sup, id, json!({"action": "dispatch"})).await;
+    let (_, case) = app.get(&format!("/v1/cases/{id}"), Some(&sup)).await;
+    let zone = case["zone_id"].as_str().unwrap().to_owned();
+    let code = ["Z01", "Z02", "Z03", "Z04", "Z05", "Z06", "Z07", "Z08"]
+        .into_iter()
+        .find(|c| app.zone(c).to_string() == zone)
+        .unwrap();
+    let browser = Browser::sign_in(&app, "supervisor1").await;
+    let (_, page) = browser.get(&app, "/console").await;
+    assert!(
+        !page.contains("Overdue by accountable person"),
+        "nothing is late yet"
+    );
+
+    // Its deadline passes.
+    sqlx::query("UPDATE cases SET deadline_at = 1 WHERE id = $1")
+        .bind(id.to_string())
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let (_, page) = browser.get(&app, "/console").await;
+    assert!(page.contains("Overdue by accountable person"), "{page}");
+    for person in [
+        format!("Road chief {code}"),
+        format!("Section chief {code}"),
+    ] {
+        assert!(page.contains(&person), "{person} is named: {page}");
+    }
+    assert!(page.contains(&format!(
+        "/console/queue?zone_id={zone}&amp;state=dispatched,in_progress&amp;overdue=true"
+    )));
+    // The link leads to exactly that case.
+    let (_, queue) = browser
+        .get(
+            &app,
+            &format!("/console/queue?zone_id={zone}&state=dispatched,in_progress&overdue=true"),
+        )
+        .await;
+    assert_eq!(queue.matches("class=\"queue-row").count(), 1, "{queue}");
+    assert!(queue.contains(&id.to_string()));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_is_marked_a_duplicate_of_a_case_chosen_by_what_it_says() {
+    let Some(app) = TestApp::spawn(Db::Sqlite).await else {
+        return;
+    };
+    // Two reports of the same kind in the same zone.
+    let (_, original) = crate::support::synced_case(&app).await;
+    let (_, report) = crate::support::synced_case(&app).await;
+    let browser = Browser::sign_in(&app, "supervisor1").await;
+
+    // The case page offers the original by its time, state and description, not by an id to
+    // type; so does the queue row, from the cases on the same page.
+    let (_, page) = browser.get(&app, &format!("/console/cases/{report}")).await;
+    assert!(
+        page.contains(&format!("<option value=\"{original}\"")),
+        "{page}"
+    );
+    let (_, queue) = browser.get(&app, "/console/queue").await;
+    assert!(queue.contains(&format!("id=\"dup-{report}\"")), "{queue}");
+
+    let sup = app.login("supervisor1").await;
+    let version = crate::support::case(&app, &sup, report).await["version"].to_string();
+    let resp = browser
+        .http
+        .post(app.url(&format!("/console/cases/{report}/transition")))
+        .header("cookie", &browser.cookie)
+        .header("x-csrf-token", &browser.csrf)
+        .header("hx-request", "true")
+        .form(&[
+            ("action", "mark_duplicate"),
+            ("base_version", version.as_str()),
+            ("row", "1"),
+            ("duplicate_of", &original.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let row = resp.text().await.unwrap();
+    assert!(
+        row.contains("Duplicate"),
+        "the row shows the case as it is now: {row}"
+    );
+    let after = crate::support::case(&app, &sup, report).await;
+    assert_eq!(after["state"], "duplicate", "{after}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maps_lay_configured_tiles_under_the_zones_and_allow_only_their_host() {
+    let Some(app) = TestApp::spawn_with(Db::Sqlite, |config| {
+        config.console.map_tiles = Some(gridline_server::config::MapTiles {
+            url: "http://127.0.0.1:9/tiles/{z}/{x}/{y}.png".into(),
+            subdomains: Vec::new(),
+            datum: gridline_sync::Datum::Gcj02,
+            attribution: "© Test tiles".into(),
+            max_zoom: 18,
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    let browser = Browser::sign_in(&app, "supervisor1").await;
+    let resp = browser
+        .http
+        .get(app.url("/console/map"))
+        .header("cookie", &browser.cookie)
+        .send()
+        .await
+        .unwrap();
+    let policy = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        policy.contains("img-src 'self' data: http://127.0.0.1:9;"),
+        "{policy}"
+    );
+    assert!(
+        policy.contains("connect-src 'self'"),
+        "tiles are images only: {policy}"
+    );
+    let page = resp.text().await.unwrap();
+    let tiles = page
+        .matches("<image href=\"http://127.0.0.1:9/tiles/")
+        .count();
+    assert!(tiles >= 1, "{page}");
+    assert!(page.contains("© Test tiles"));
+    app.stop().await;
+
+    // With no tile service, a plain background and the usual policy.
+    let Some(app) = TestApp::spawn(Db::Sqlite).await else {
+        return;
+    };
+    let browser = Browser::sign_in(&app, "supervisor1").await;
+    let resp = browser
+        .http
+        .get(app.url("/console/map"))
+        .header("cookie", &browser.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("img-src 'self' data:;"));
+    assert!(!resp.text().await.unwrap().contains("<image "));
+    app.stop().await;
+}
