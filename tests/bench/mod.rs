@@ -7,6 +7,7 @@
 //! Server) runs as a child process when it is installed. Every load loop is bounded in count and
 //! time. `BENCHMARKS.md` at the repository root holds a run's table and how to reproduce it.
 
+pub mod console;
 pub mod derivatives;
 pub mod jpeg;
 pub mod limit;
@@ -36,6 +37,7 @@ pub const SCENARIOS: &[&str] = &[
     "derivatives",
     "queue",
     "ranking",
+    "console",
     "weaknet",
 ];
 
@@ -81,6 +83,10 @@ pub struct Options {
     /// ranking: ledger entries in the period, and timed runs.
     pub ledger_entries: usize,
     pub ranking_runs: usize,
+    /// console: ledger entries in the open period (over `queue_cases` cases), and timed
+    /// requests per page.
+    pub console_entries: usize,
+    pub console_requests: usize,
     /// Upper bound on any one scenario's load loop.
     pub deadline: Duration,
     /// upload and weaknet.
@@ -106,6 +112,8 @@ impl Options {
             queue_deep_pages: 100,
             ledger_entries: 100_000,
             ranking_runs: 5,
+            console_entries: 10_000,
+            console_requests: 100,
             deadline: Duration::from_secs(600),
             photos: upload::PhotoOptions::full(),
         }
@@ -126,6 +134,8 @@ impl Options {
             queue_deep_pages: 2,
             ledger_entries: 300,
             ranking_runs: 1,
+            console_entries: 300,
+            console_requests: 3,
             deadline: Duration::from_secs(60),
             photos: upload::PhotoOptions::quick(),
             ..Options::full()
@@ -152,6 +162,7 @@ pub async fn run(scenarios: &[&str], opts: &Options) -> anyhow::Result<Report> {
             "derivatives" => derivatives::run(opts, &mut report).await?,
             "queue" => queue::run(opts, &mut report).await?,
             "ranking" => ranking::run(opts, &mut report).await?,
+            "console" => console::run(opts, &mut report).await?,
             other => anyhow::bail!(
                 "unknown scenario `{other}`; use one of: all, {}",
                 SCENARIOS.join(", ")

@@ -102,117 +102,14 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         let seeded = seed::cases(&state.db, backend, n, (now - starts).max(1000), now).await?;
 
         let seed_start = Instant::now();
-        let supervisor = store::users::by_username(pool, "supervisor1")
-            .await?
-            .context("supervisor1")?;
-        let rulebook = reference::rulebooks(pool)
-            .await?
-            .into_iter()
-            .next_back()
-            .context("the demo rulebook")?;
-        anyhow::ensure!(!rulebook.rules.is_empty(), "the demo rulebook has no rules");
-        let coefficients = reference::coefficients(pool, period.id).await?;
-        let taxonomy = reference::taxonomy(pool).await?;
-        let mut zones = Vec::new();
-        for z in 0..8 {
-            let id = seeded.zones[&format!("Z0{}", z + 1)];
-            let coefficient = coefficients
-                .iter()
-                .find(|c| c.zone_id == id)
-                .and_then(|c| Milli::from_f64(c.coefficient, 10.0))
-                .context("a zone coefficient")?;
-            let roster = review::roster_at(
-                pool,
-                id,
-                &[Role::ZoneChief, Role::RoadChief, Role::SectionChief],
-                false,
-                now,
-            )
-            .await?;
-            zones.push((id.to_string(), coefficient, serde_json::to_string(&roster)?));
-        }
-        let step = ((now - starts) / n.max(1) as i64).max(1);
-        let mut entries: Vec<Entry> = Vec::with_capacity(n);
-        let mut prev = GENESIS.to_owned();
-        for seq in 1..=n {
-            // Case `seq` is in zone `seq % 8` (see seed.rs).
-            let (zone_id, coefficient, roster) = &zones[seq % 8];
-            let rule = &rulebook.rules[seq % rulebook.rules.len()];
-            let category = &taxonomy[(seq * 7) % taxonomy.len()];
-            let mut e = if seq % 33 == 0 && seq > 100 {
-                crate::kit::reversal_of(
-                    &entries[seq - 101],
-                    "correction: the bin belongs to the market, not the zone",
-                )
-            } else {
-                let raw = Milli::from_f64(rule.points, 1000.0).unwrap_or(1000);
-                Entry {
-                    seq: 0,
-                    id: String::new(),
-                    kind: "deduction".into(),
-                    zone_id: zone_id.clone(),
-                    period_id: period.id.to_string(),
-                    rulebook_version: rulebook.version,
-                    rule_code: rule.code.clone(),
-                    source: rule
-                        .sources
-                        .first()
-                        .map_or("inspection", |s| s.as_str())
-                        .to_owned(),
-                    category_code: Some(category.key.clone()),
-                    work_category: Some(category.work_category.as_str().to_owned()),
-                    raw_points_milli: raw,
-                    coefficient_milli: *coefficient,
-                    weighted_points_milli: chain::weighted_milli(raw, *coefficient),
-                    roster: roster.clone(),
-                    approved_by: String::new(),
-                    approved_at: 0,
-                    found_at: now - (n - seq) as i64 * step - 600_000,
-                    case_id: Some(seed::case_id(seq).to_string()),
-                    case_version: Some(3),
-                    evidence: serde_json::to_string(&[seed::photo_sha(seq, 0)])?,
-                    proposal_id: Some(
-                        uuid::Uuid::from_u128(
-                            0x0190_d000_0000_7000_8000_0000_0000_0000 | seq as u128,
-                        )
-                        .to_string(),
-                    ),
-                    reverses_id: None,
-                    reason: None,
-                    prev_hash: String::new(),
-                    hash: String::new(),
-                    proposed_by: None,
-                }
-            };
-            e.seq = seq as i64;
-            e.id = uuid::Uuid::from_u128(0x0190_c000_0000_7000_8000_0000_0000_0000 | seq as u128)
-                .to_string();
-            e.approved_by = supervisor.id.to_string();
-            e.approved_at = now - (n - seq) as i64 * step;
-            e.prev_hash = prev;
-            e.hash = chain::entry_hash(&e);
-            prev = e.hash.clone();
-            entries.push(e);
-        }
-        for chunk in entries.chunks(10_000) {
-            let rows: Vec<Vec<Val>> = chunk.iter().map(row).collect();
-            let mut tx = state.db.begin_write().await?;
-            insert_rows(tx.conn(), "ledger_entries", ENTRY_COLUMNS, &rows).await?;
-            tx.commit().await?;
-        }
-        sqlx::query("UPDATE counters SET value = $1 WHERE name = 'ledger'")
-            .bind(n as i64)
-            .execute(pool)
-            .await?;
-        sqlx::query("ANALYZE").execute(pool).await?;
+        let reversals = seed_entries(&server, &period, n, now).await?;
         report.note(format!(
             "ranking {b}: {} cases seeded in {:.1} s; {n} chained ledger entries ({} reversals) written in {:.1} s",
             seeded.cases,
             seeded.elapsed.as_secs_f64(),
-            entries.iter().filter(|e| e.kind == "reversal").count(),
+            reversals,
             seed_start.elapsed().as_secs_f64()
         ));
-        drop(entries);
 
         let (mut rank_t, mut verify_t, mut both_t) = (Vec::new(), Vec::new(), Vec::new());
         let deadline = Instant::now() + opts.deadline;
@@ -254,4 +151,126 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         db.drop_now().await;
     }
     Ok(())
+}
+
+/// Writes `n` chained ledger entries into `period`: deductions on seeded cases 1..=n (which
+/// must exist) with their zone's coefficient, a roster snapshot and the evidence hash, every
+/// 33rd a reversal of an earlier one, approved at even steps from the period's start to `now`.
+/// Returns how many are reversals.
+pub async fn seed_entries(
+    server: &Server,
+    period: &gridline_server::model::Period,
+    n: usize,
+    now: i64,
+) -> anyhow::Result<usize> {
+    let state = &server.state;
+    let pool = &state.db.pool;
+    let starts = store::ms_from_time(period.starts_at);
+    let zone_ids: std::collections::HashMap<String, uuid::Uuid> = reference::zones(pool, None)
+        .await?
+        .into_iter()
+        .map(|z| (z.code, z.id))
+        .collect();
+    let supervisor = store::users::by_username(pool, "supervisor1")
+        .await?
+        .context("supervisor1")?;
+    let rulebook = reference::rulebooks(pool)
+        .await?
+        .into_iter()
+        .next_back()
+        .context("the demo rulebook")?;
+    anyhow::ensure!(!rulebook.rules.is_empty(), "the demo rulebook has no rules");
+    let coefficients = reference::coefficients(pool, period.id).await?;
+    let taxonomy = reference::taxonomy(pool).await?;
+    let mut zones = Vec::new();
+    for z in 0..8 {
+        let id = zone_ids[&format!("Z0{}", z + 1)];
+        let coefficient = coefficients
+            .iter()
+            .find(|c| c.zone_id == id)
+            .and_then(|c| Milli::from_f64(c.coefficient, 10.0))
+            .context("a zone coefficient")?;
+        let roster = review::roster_at(
+            pool,
+            id,
+            &[Role::ZoneChief, Role::RoadChief, Role::SectionChief],
+            false,
+            now,
+        )
+        .await?;
+        zones.push((id.to_string(), coefficient, serde_json::to_string(&roster)?));
+    }
+    let step = ((now - starts) / n.max(1) as i64).max(1);
+    let mut entries: Vec<Entry> = Vec::with_capacity(n);
+    let mut prev = GENESIS.to_owned();
+    for seq in 1..=n {
+        // Case `seq` is in zone `seq % 8` (see seed.rs).
+        let (zone_id, coefficient, roster) = &zones[seq % 8];
+        let rule = &rulebook.rules[seq % rulebook.rules.len()];
+        let category = &taxonomy[(seq * 7) % taxonomy.len()];
+        let mut e = if seq % 33 == 0 && seq > 100 {
+            crate::kit::reversal_of(
+                &entries[seq - 101],
+                "correction: the bin belongs to the market, not the zone",
+            )
+        } else {
+            let raw = Milli::from_f64(rule.points, 1000.0).unwrap_or(1000);
+            Entry {
+                seq: 0,
+                id: String::new(),
+                kind: "deduction".into(),
+                zone_id: zone_id.clone(),
+                period_id: period.id.to_string(),
+                rulebook_version: rulebook.version,
+                rule_code: rule.code.clone(),
+                source: rule
+                    .sources
+                    .first()
+                    .map_or("inspection", |s| s.as_str())
+                    .to_owned(),
+                category_code: Some(category.key.clone()),
+                work_category: Some(category.work_category.as_str().to_owned()),
+                raw_points_milli: raw,
+                coefficient_milli: *coefficient,
+                weighted_points_milli: chain::weighted_milli(raw, *coefficient),
+                roster: roster.clone(),
+                approved_by: String::new(),
+                approved_at: 0,
+                found_at: now - (n - seq) as i64 * step - 600_000,
+                case_id: Some(seed::case_id(seq).to_string()),
+                case_version: Some(3),
+                evidence: serde_json::to_string(&[seed::photo_sha(seq, 0)])?,
+                proposal_id: Some(
+                    uuid::Uuid::from_u128(0x0190_d000_0000_7000_8000_0000_0000_0000 | seq as u128)
+                        .to_string(),
+                ),
+                reverses_id: None,
+                reason: None,
+                prev_hash: String::new(),
+                hash: String::new(),
+                proposed_by: None,
+            }
+        };
+        e.seq = seq as i64;
+        e.id = uuid::Uuid::from_u128(0x0190_c000_0000_7000_8000_0000_0000_0000 | seq as u128)
+            .to_string();
+        e.approved_by = supervisor.id.to_string();
+        e.approved_at = now - (n - seq) as i64 * step;
+        e.prev_hash = prev;
+        e.hash = chain::entry_hash(&e);
+        prev = e.hash.clone();
+        entries.push(e);
+    }
+    for chunk in entries.chunks(10_000) {
+        let rows: Vec<Vec<Val>> = chunk.iter().map(row).collect();
+        let mut tx = state.db.begin_write().await?;
+        insert_rows(tx.conn(), "ledger_entries", ENTRY_COLUMNS, &rows).await?;
+        tx.commit().await?;
+    }
+    sqlx::query("UPDATE counters SET value = $1 WHERE name = 'ledger'")
+        .bind(n as i64)
+        .execute(pool)
+        .await?;
+    sqlx::query("ANALYZE").execute(pool).await?;
+    Ok(entries.iter().filter(|e| e.kind == "reversal").count())
 }
