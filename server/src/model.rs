@@ -272,6 +272,25 @@ pub struct Rule {
     pub taxonomy_codes: Vec<String>,
 }
 
+impl Rule {
+    /// Whether a finding from `source` may be deducted under this rule.
+    pub fn allows_source(&self, source: Source) -> bool {
+        self.sources.contains(&source)
+    }
+
+    /// Whether a finding of taxonomy `category` (none for a finding without one) may be
+    /// deducted under this rule: a rule naming no category applies to any.
+    pub fn allows_category(&self, category: Option<&str>) -> bool {
+        self.taxonomy_codes.is_empty()
+            || category.is_some_and(|c| self.taxonomy_codes.iter().any(|k| k == c))
+    }
+
+    /// Both: the rule may be cited for this finding.
+    pub fn applies_to(&self, source: Source, category: Option<&str>) -> bool {
+        self.allows_source(source) && self.allows_category(category)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RulebookInput {

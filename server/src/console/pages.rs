@@ -758,32 +758,20 @@ pub async fn bulk(
             )
         }
     };
-    let mut done = 0;
-    let mut refused = Vec::new();
-    for id in &form.ids {
-        let result = async {
-            let wf = crate::review::workflow_of(&state.db, &c.session.user, *id).await?;
-            crate::review::transition_case(
-                &state.db,
-                &c.session.user,
-                *id,
-                TransitionRequest {
-                    action,
-                    base_version: wf.version,
-                    comment: form.comment.clone(),
-                    duplicate_of: None,
-                    target: None,
-                    photos: Vec::new(),
-                },
-            )
-            .await
-        }
-        .await;
-        match result {
-            Ok(_) => done += 1,
-            Err(e) => refused.push(i18n::error_message(c.lang, e.code, &e.message, &e.details)),
-        }
-    }
+    let outcomes = crate::review::transition_each(
+        &state.db,
+        &c.session.user,
+        &form.ids,
+        action,
+        form.comment.clone(),
+    )
+    .await;
+    let done = outcomes.iter().filter(|(_, r)| r.is_ok()).count();
+    let refused: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err())
+        .map(|e| i18n::error_message(c.lang, e.code, &e.message, &e.details))
+        .collect();
     let summary = c.ta(
         "console-bulk-done",
         &[
@@ -990,17 +978,17 @@ async fn deduction_of(state: &AppState, c: &Console, v: &CaseView) -> Result<Ded
             if !deductible {
                 return Ok(Deduction::None);
             }
-            let source = crate::model::Source::parse(&v.source);
-            let rules = store::reference::active_rulebook(&state.db.pool, now_ms())
-                .await?
-                .map(|book| book.rules)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|r| source.is_some_and(|s| r.sources.contains(&s)))
-                .filter(|r| {
-                    r.taxonomy_codes.is_empty() || r.taxonomy_codes.contains(&v.category_code)
-                })
-                .collect();
+            let rules = match crate::model::Source::parse(&v.source) {
+                Some(source) => {
+                    crate::ledger::proposals::applicable_rules(
+                        &state.db,
+                        source,
+                        Some(&v.category_code),
+                    )
+                    .await?
+                }
+                None => Vec::new(),
+            };
             Ok(Deduction::Proposable(rules))
         }
     }

@@ -15,7 +15,7 @@ use crate::ledger::LedgerService;
 use crate::model::{Milli, Source};
 use crate::store::ledger::{self as store, ProposalRow};
 use crate::store::{
-    audit, cases, ms_from_time, new_id, now_ms, reference, review, time_from_ms, WriteTx,
+    audit, cases, ms_from_time, new_id, now_ms, reference, review, time_from_ms, Db, WriteTx,
 };
 
 /// Deciding and posting deductions is for supervisors (and admins).
@@ -236,17 +236,13 @@ pub async fn propose(
         .iter()
         .find(|r| r.code == input.rule_code)
         .ok_or_else(|| ApiError::invalid("rule_code", "not a rule of the rulebook in force"))?;
-    if !rule.sources.contains(&source) {
+    if !rule.allows_source(source) {
         return Err(ApiError::invalid(
             "rule_code",
             format!("the rule does not apply to source {}", source.as_str()),
         ));
     }
-    if !rule.taxonomy_codes.is_empty()
-        && !category
-            .as_ref()
-            .is_some_and(|c| rule.taxonomy_codes.contains(c))
-    {
+    if !rule.allows_category(category.as_deref()) {
         return Err(ApiError::invalid(
             "rule_code",
             "the rule does not apply to this problem category",
@@ -394,4 +390,20 @@ pub(crate) async fn reject_in(
     )
     .await?;
     Ok(proposal_view(&after))
+}
+
+/// The rules of the rulebook in force that a finding from `source` of `category` may be
+/// deducted under: what a proposal on it may cite.
+pub async fn applicable_rules(
+    db: &Db,
+    source: Source,
+    category: Option<&str>,
+) -> ApiResult<Vec<crate::model::Rule>> {
+    Ok(reference::active_rulebook(&db.pool, now_ms())
+        .await?
+        .map(|book| book.rules)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.applies_to(source, category))
+        .collect())
 }

@@ -402,3 +402,33 @@ pub async fn duplicate_candidates(
     )
     .await?)
 }
+
+/// Takes each of `ids` through `action` on its own (file, dispatch or reject a selection in the
+/// queue), each at the version it has now, with the same `comment`; returns each case's
+/// outcome, so a refusal of one says why and leaves the others done.
+pub async fn transition_each(
+    db: &Db,
+    user: &AuthUser,
+    ids: &[Uuid],
+    action: WorkflowAction,
+    comment: Option<String>,
+) -> Vec<(Uuid, ApiResult<()>)> {
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let result = async {
+            let wf = workflow_of(db, user, id).await?;
+            let req = TransitionRequest {
+                action,
+                base_version: wf.version,
+                comment: comment.clone(),
+                duplicate_of: None,
+                target: None,
+                photos: Vec::new(),
+            };
+            transition_case(db, user, id, req).await.map(|_| ())
+        }
+        .await;
+        out.push((id, result));
+    }
+    out
+}
