@@ -65,6 +65,21 @@ pub struct Config {
     pub deductions: DeductionsConfig,
     pub site: SiteConfig,
     pub console: ConsoleConfig,
+    pub notifications: NotificationsConfig,
+}
+
+/// Notices and their delivery (webhooks).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// How often each instance looks for deliveries that are due (milliseconds).
+    pub poll_ms: u64,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self { poll_ms: 1000 }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -400,6 +415,7 @@ impl Default for Config {
             deductions: DeductionsConfig::default(),
             site: SiteConfig::default(),
             console: ConsoleConfig::default(),
+            notifications: NotificationsConfig::default(),
         }
     }
 }
@@ -553,6 +569,9 @@ impl Config {
                 "console.session_max_secs",
                 "must not be shorter than console.session_idle_secs",
             );
+        }
+        if !(50..=60_000).contains(&self.notifications.poll_ms) {
+            return bad("notifications.poll_ms", "must be between 50 and 60000");
         }
         if let Some(tiles) = &self.console.map_tiles {
             if let Err(why) = tiles.check() {

@@ -22,6 +22,7 @@ pub mod keepalive;
 pub mod ledger;
 pub mod localtime;
 pub mod model;
+pub mod notify;
 pub mod periods;
 pub mod photos;
 pub mod private_fs;
@@ -238,12 +239,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Every background job starts here, for the binary and the tests alike: the derivative
-    // worker and upload cleanup (stopped when dropped), and the change-log compaction.
+    // worker and upload cleanup (stopped when dropped), the change-log compaction, and the
+    // delivery of notices to webhooks.
     let _photo_work = photos::spawn_background(state.photo_service());
     let pruner =
         jobs::spawn_change_pruner(state.db.clone(), state.config.sync.tombstone_retention_days);
+    let delivery = notify::spawn_delivery(
+        state.db.clone(),
+        std::time::Duration::from_millis(state.config.notifications.poll_ms),
+    );
     let served = serve(listener, app(state), shutdown).await;
     pruner.abort();
+    delivery.abort();
     served
 }
 

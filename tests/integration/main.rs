@@ -13,6 +13,7 @@ mod field_upload;
 mod ledger;
 mod ledger_log;
 mod localisation;
+mod notices;
 mod photos;
 mod pull_order;
 mod reference;

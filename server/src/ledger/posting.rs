@@ -216,6 +216,29 @@ pub(crate) async fn approve_in(
         },
     )
     .await?;
+    let mut recipients: Vec<Uuid> = roster.iter().map(|r| r.user_id).collect();
+    recipients.push(p.proposed_by);
+    crate::notify::record(
+        tx.conn(),
+        crate::notify::Notice {
+            kind: crate::notify::NoticeKind::DeductionApproved,
+            case_id: p.case_id,
+            zone_id: Some(p.zone_id),
+            data: json!({
+                "ledger_entry_id": entry_id,
+                "rule_code": p.rule_code,
+                "source": p.source,
+                "raw_points": Milli::to_f64(p.raw_points_milli),
+                "coefficient": Milli::to_f64(coefficient),
+                "weighted_points": Milli::to_f64(chain::weighted_milli(p.raw_points_milli, coefficient)),
+                "period_id": p.period_id,
+                "approved_by": user.user_id,
+            }),
+            recipients,
+        },
+        now,
+    )
+    .await?;
     let mut pending = Vec::new();
     if let Some(mut case) = case_row {
         // The approval freezes the case: phones see `locked` on their next pull.

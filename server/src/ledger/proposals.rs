@@ -379,6 +379,23 @@ pub(crate) async fn reject_in(
     let after = store::proposal(tx.conn(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("deduction"))?;
+    crate::notify::record(
+        tx.conn(),
+        crate::notify::Notice {
+            kind: crate::notify::NoticeKind::DeductionRejected,
+            case_id: p.case_id,
+            zone_id: Some(p.zone_id),
+            data: json!({
+                "proposal_id": id,
+                "rule_code": p.rule_code,
+                "reason": reason,
+                "rejected_by": user.user_id,
+            }),
+            recipients: vec![p.proposed_by],
+        },
+        now_ms(),
+    )
+    .await?;
     audit::record(
         tx.conn(),
         Some(user.user_id),

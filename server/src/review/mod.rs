@@ -198,6 +198,8 @@ pub async fn transition_case(
         .remove(&id)
         .unwrap_or_default();
     let mut data = json!({ "action": req.action.as_str() });
+    // Who is told of this transition (a notice in the same transaction).
+    let mut notify_to: Vec<(crate::notify::NoticeKind, Vec<Uuid>)> = Vec::new();
     match req.action {
         WorkflowAction::File => {
             wf.filed_at.get_or_insert(now);
@@ -264,6 +266,10 @@ pub async fn transition_case(
                 })
                 .collect();
             store_review::assign(tx.conn(), id, &assigned, now).await?;
+            notify_to.push((
+                crate::notify::NoticeKind::CaseDispatched,
+                assigned.iter().map(|(u, _)| *u).collect(),
+            ));
             wf.dispatched_at = Some(now);
             wf.deadline_at = Some(deadline);
             wf.dispatch_target = Some(target.as_str().to_owned());
@@ -298,11 +304,13 @@ pub async fn transition_case(
         WorkflowAction::Return => {
             wf.rework_count += 1;
             data["rework"] = json!(wf.rework_count);
+            notify_to.push((crate::notify::NoticeKind::CaseReturned, assignees.clone()));
         }
         WorkflowAction::Reopen => wf.closed_at = None,
         WorkflowAction::Reject | WorkflowAction::Withdraw | WorkflowAction::Start => {}
     }
     let before = json!({ "state": case.state.as_str(), "version": case.version });
+    let comment_for_notice = comment.clone();
     case.state = step.to;
     case.version += 1;
     case.updated_at = now;
@@ -324,6 +332,23 @@ pub async fn transition_case(
         }],
     )
     .await?;
+    for (kind, recipients) in notify_to {
+        let notice = crate::notify::Notice {
+            kind,
+            case_id: Some(id),
+            zone_id: Some(case.zone_id),
+            data: json!({
+                "category_code": case.category_code,
+                "description": case.description,
+                "state": case.state.as_str(),
+                "deadline": wf.deadline_at.map(rfc3339),
+                "comment": comment_for_notice,
+                "by": user.user_id,
+            }),
+            recipients,
+        };
+        crate::notify::record(tx.conn(), notice, now).await?;
+    }
     if user.is_supervisor_level() {
         audit::record(
             tx.conn(),

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod health;
 pub mod ledger;
 pub mod ledger_log;
+pub mod notices;
 pub mod periods;
 pub mod photos;
 pub mod review;
@@ -51,6 +52,7 @@ use crate::state::AppState;
         (name = "photos", description = "Photo evidence: resumable (tus) uploads, metadata, links"),
         (name = "review", description = "Supervisor review: the case workflow and the review queue"),
         (name = "ledger", description = "Deductions, the hash-chained ledger, periods, scores and ranking"),
+        (name = "notices", description = "Notices to the people concerned: the inbox, read receipts, webhooks"),
     )
 )]
 pub struct ApiDoc;
@@ -144,6 +146,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(ledger::router())
         .merge(ledger_log::router())
         .merge(exports::router())
+        .merge(notices::router())
 }
 
 /// The API's routes and their OpenAPI document, completed with what the routes cannot say

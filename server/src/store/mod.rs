@@ -14,6 +14,7 @@ pub mod devices;
 pub mod json_rows;
 pub mod ledger;
 pub mod ledger_log;
+pub mod notices;
 pub mod photos;
 pub mod reference;
 pub mod review;

@@ -1,0 +1,410 @@
+//! Telling people what happened: notices written in the transaction of the event that causes
+//! them (so a notice exists exactly when its event committed, and never for one that rolled
+//! back), each person's in-app inbox with read receipts, and outgoing webhooks signed per the
+//! Standard Webhooks specification, sent from an outbox by workers on every instance.
+//!
+//! Delivery is at least once per subscription with a stable `webhook-id` (the notice's id), so
+//! a receiver drops a repeat by that id; a claim (`store::notices::claim_due`) gives each due
+//! delivery to one worker at a time, and a claim that outlives its worker (a killed instance)
+//! expires and is taken again. A failed attempt is retried with growing delays
+//! ([`RETRY_DELAYS_MS`]), then given up and counted as failed.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::access::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::store::notices::{self as store, NoticeRow, WebhookRow};
+use crate::store::{audit, new_id, now_ms, rfc3339, Db};
+
+/// What a notice is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum NoticeKind {
+    /// A case was dispatched to its recipients, with a deadline.
+    #[serde(rename = "case.dispatched")]
+    CaseDispatched,
+    /// A rectification was returned for rework.
+    #[serde(rename = "case.returned")]
+    CaseReturned,
+    /// A proposed deduction was approved into the ledger.
+    #[serde(rename = "deduction.approved")]
+    DeductionApproved,
+    /// A proposed deduction was rejected.
+    #[serde(rename = "deduction.rejected")]
+    DeductionRejected,
+}
+
+impl NoticeKind {
+    pub const ALL: &'static [NoticeKind] = &[
+        NoticeKind::CaseDispatched,
+        NoticeKind::CaseReturned,
+        NoticeKind::DeductionApproved,
+        NoticeKind::DeductionRejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::CaseDispatched => "case.dispatched",
+            NoticeKind::CaseReturned => "case.returned",
+            NoticeKind::DeductionApproved => "deduction.approved",
+            NoticeKind::DeductionRejected => "deduction.rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NoticeKind> {
+        NoticeKind::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+/// A notice to record with its event.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub case_id: Option<Uuid>,
+    pub zone_id: Option<Uuid>,
+    /// The facts a reader or receiver needs (ids, deadline, points...).
+    pub data: Value,
+    /// Whose inbox it goes to.
+    pub recipients: Vec<Uuid>,
+}
+
+/// Records `notice` in the event's transaction: the notice, one inbox row per recipient, and a
+/// delivery for each webhook subscription that wants its kind. Returns the notice's id.
+pub async fn record(
+    conn: &mut sqlx::AnyConnection,
+    notice: Notice,
+    now: i64,
+) -> Result<Uuid, sqlx::Error> {
+    let mut recipients = notice.recipients;
+    recipients.sort();
+    recipients.dedup();
+    let row = NoticeRow {
+        id: new_id(),
+        kind: notice.kind.as_str().to_owned(),
+        case_id: notice.case_id,
+        zone_id: notice.zone_id,
+        data: notice.data.to_string(),
+        created_at: now,
+    };
+    store::insert(&mut *conn, &row, &recipients).await?;
+    store::queue_deliveries(conn, row.id, &row.kind, now).await?;
+    Ok(row.id)
+}
+
+/// A notice as its recipient reads it, and as a webhook receives it (without `read_at`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NoticeView {
+    pub id: Uuid,
+    /// `case.dispatched`, `case.returned`, `deduction.approved`, `deduction.rejected`.
+    pub kind: String,
+    pub case_id: Option<Uuid>,
+    pub zone_id: Option<Uuid>,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    /// When the recipient read it (`null`: unread).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub read_at: Option<time::OffsetDateTime>,
+}
+
+fn view(n: &NoticeRow, read_at: Option<i64>) -> NoticeView {
+    NoticeView {
+        id: n.id,
+        kind: n.kind.clone(),
+        case_id: n.case_id,
+        zone_id: n.zone_id,
+        data: serde_json::from_str(&n.data).unwrap_or(Value::Null),
+        created_at: crate::store::time_from_ms(n.created_at),
+        read_at: read_at.map(crate::store::time_from_ms),
+    }
+}
+
+/// One page of a user's inbox.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InboxPage {
+    pub items: Vec<NoticeView>,
+    pub unread: i64,
+    /// Pass as `before` for the next (older) page; `null` at the end.
+    pub next: Option<String>,
+}
+
+/// The user's own notices, newest first.
+pub async fn inbox(
+    db: &Db,
+    user: &AuthUser,
+    unread_only: bool,
+    before: Option<&str>,
+    limit: Option<i64>,
+) -> ApiResult<InboxPage> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("limit", "between 1 and 200"));
+    }
+    let before = before
+        .map(|b| {
+            b.parse::<i64>()
+                .map_err(|_| ApiError::invalid("before", "a cursor from `next`"))
+        })
+        .transpose()?;
+    let rows = store::inbox(&db.pool, user.user_id, unread_only, before, limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    let items: Vec<NoticeView> = rows
+        .iter()
+        .take(limit as usize)
+        .map(|r| view(&r.notice, r.read_at))
+        .collect();
+    let next = if more {
+        rows.get(limit as usize - 1)
+            .map(|r| r.notice.created_at.to_string())
+    } else {
+        None
+    };
+    Ok(InboxPage {
+        unread: store::unread_count(&db.pool, user.user_id).await?,
+        items,
+        next,
+    })
+}
+
+/// The read receipt: `user` has read notice `id` (their own; anyone else's is not found).
+pub async fn mark_read(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<()> {
+    let mut tx = db.begin_write().await?;
+    if !store::mark_read(tx.conn(), user.user_id, id, now_ms()).await? {
+        return Err(ApiError::not_found("notice"));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---- webhook subscriptions ----------------------------------------------------------------------
+
+/// A new subscription.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookInput {
+    /// Where notices are POSTed (`http://` or `https://`).
+    pub url: String,
+    /// Notice kinds to send; omitted or empty: every kind.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+}
+
+/// A subscription as listed (the secret is shown once, at creation).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub url: String,
+    pub kinds: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub disabled_at: Option<time::OffsetDateTime>,
+    /// The signing secret (`whsec_…`, Standard Webhooks); only in the answer that creates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+fn webhook_view(w: &WebhookRow, secret: bool) -> Webhook {
+    Webhook {
+        id: w.id,
+        url: w.url.clone(),
+        kinds: w.kinds.clone(),
+        created_at: crate::store::time_from_ms(w.created_at),
+        disabled_at: w.disabled_at.map(crate::store::time_from_ms),
+        secret: secret.then(|| w.secret.clone()),
+    }
+}
+
+/// Subscribes `input.url` to notices (admins only, audited); the answer holds the secret.
+pub async fn create_webhook(db: &Db, admin: &AuthUser, input: WebhookInput) -> ApiResult<Webhook> {
+    admin.require_admin()?;
+    let url = input.url.trim();
+    let parsed = reqwest::Url::parse(url).map_err(|_| ApiError::invalid("url", "not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() || url.len() > 2000 {
+        return Err(ApiError::invalid(
+            "url",
+            "an http:// or https:// URL of at most 2000 characters",
+        ));
+    }
+    for k in &input.kinds {
+        if NoticeKind::parse(k).is_none() {
+            return Err(ApiError::invalid("kinds", format!("unknown kind {k:?}")));
+        }
+    }
+    let secret = {
+        use base64::Engine;
+        use rand::RngCore;
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        )
+    };
+    let row = WebhookRow {
+        id: new_id(),
+        url: url.to_owned(),
+        secret,
+        kinds: input.kinds,
+        created_at: now_ms(),
+        disabled_at: None,
+    };
+    let mut tx = db.begin_write().await?;
+    store::insert_webhook(tx.conn(), &row, admin.user_id).await?;
+    let shown = webhook_view(&row, false);
+    audit::record(
+        tx.conn(),
+        Some(admin.user_id),
+        "webhook.create",
+        "webhook",
+        &row.id.to_string(),
+        None::<&()>,
+        Some(&shown),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(webhook_view(&row, true))
+}
+
+pub async fn webhooks(db: &Db, admin: &AuthUser) -> ApiResult<Vec<Webhook>> {
+    admin.require_admin()?;
+    Ok(store::webhooks(&db.pool)
+        .await?
+        .iter()
+        .map(|w| webhook_view(w, false))
+        .collect())
+}
+
+/// Stops a subscription (admins only, audited); what it had not yet received is not sent.
+pub async fn disable_webhook(db: &Db, admin: &AuthUser, id: Uuid) -> ApiResult<()> {
+    admin.require_admin()?;
+    let mut tx = db.begin_write().await?;
+    if !store::disable_webhook(tx.conn(), id, now_ms()).await? {
+        return Err(ApiError::not_found("webhook"));
+    }
+    audit::record(
+        tx.conn(),
+        Some(admin.user_id),
+        "webhook.disable",
+        "webhook",
+        &id.to_string(),
+        None::<&()>,
+        None::<&()>,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---- delivery -----------------------------------------------------------------------------------
+
+/// Waits after failed attempts 1, 2, …; after the last the delivery is given up.
+pub const RETRY_DELAYS_MS: &[i64] = &[5_000, 30_000, 120_000, 600_000, 3_600_000, 6 * 3_600_000];
+
+/// How long a claim lasts: a worker that has not finished by then (killed, stuck) loses it.
+const CLAIM_MS: i64 = 60_000;
+
+/// How many deliveries one pass claims.
+const BATCH: i64 = 32;
+
+/// The body a webhook receives: the notice, as the inbox shows it, without a read time.
+pub fn webhook_body(n: &NoticeRow) -> String {
+    let mut v = serde_json::to_value(view(n, None)).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("read_at");
+        o.insert("type".into(), json!(n.kind));
+        o.insert("timestamp".into(), json!(rfc3339(n.created_at)));
+    }
+    v.to_string()
+}
+
+/// Sends one claimed delivery; `Err` says why it failed.
+async fn send(http: &reqwest::Client, c: &store::Claimed) -> Result<(), String> {
+    let body = webhook_body(&c.notice);
+    let msg_id = c.notice.id.to_string();
+    let ts = now_ms() / 1000;
+    let signature = standardwebhooks::Webhook::new(&c.secret)
+        .and_then(|w| w.sign(&msg_id, ts, body.as_bytes()))
+        .map_err(|e| format!("signing: {e}"))?;
+    let resp = http
+        .post(&c.url)
+        .header("content-type", "application/json")
+        .header(standardwebhooks::HEADER_WEBHOOK_ID, &msg_id)
+        .header(standardwebhooks::HEADER_WEBHOOK_TIMESTAMP, ts.to_string())
+        .header(standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("answered {}", resp.status()))
+    }
+}
+
+/// One pass of the outbox: claims what is due and sends it. Returns how many were sent.
+pub async fn deliver_due(db: &Db, http: &reqwest::Client) -> Result<usize, sqlx::Error> {
+    let now = now_ms();
+    if !store::any_due(&db.pool, now).await? {
+        return Ok(0);
+    }
+    let claimed = {
+        let mut tx = db.begin_write().await?;
+        let c = store::claim_due(tx.conn(), now, now + CLAIM_MS, new_id(), BATCH).await?;
+        tx.commit().await?;
+        c
+    };
+    let mut sent = 0;
+    let outcomes = futures::future::join_all(claimed.iter().map(|c| send(http, c))).await;
+    for (c, outcome) in claimed.iter().zip(outcomes) {
+        let mut tx = db.begin_write().await?;
+        match outcome {
+            Ok(()) => {
+                store::mark_sent(tx.conn(), c.id, now_ms()).await?;
+                sent += 1;
+            }
+            Err(why) => {
+                let next = RETRY_DELAYS_MS
+                    .get(c.attempts.saturating_sub(1) as usize)
+                    .map(|d| now_ms() + d);
+                if next.is_none() {
+                    tracing::warn!(delivery = %c.id, error = %why, "webhook delivery given up");
+                }
+                store::mark_failed(tx.conn(), c.id, &why, next).await?;
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(sent)
+}
+
+/// Runs [`deliver_due`] every `every` (sooner again while there is a backlog), until aborted.
+pub fn spawn_delivery(db: Db, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let http = match reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+        {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "webhook delivery cannot start");
+                return;
+            }
+        };
+        loop {
+            match deliver_due(&db, &http).await {
+                Ok(n) if n as i64 >= BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "webhook delivery pass failed"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}

@@ -1,0 +1,346 @@
+//! Notices, the inbox, webhook subscriptions and the delivery outbox (`notices`, `inbox`,
+//! `webhooks`, `deliveries`).
+
+use sqlx::{Any, AnyConnection, Executor, Row};
+use uuid::Uuid;
+
+use super::json_rows::Cols;
+
+type R<T> = Result<T, sqlx::Error>;
+
+/// A notice as stored.
+#[derive(Debug, Clone)]
+pub struct NoticeRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub case_id: Option<Uuid>,
+    pub zone_id: Option<Uuid>,
+    /// JSON.
+    pub data: String,
+    pub created_at: i64,
+}
+
+pub async fn insert(conn: &mut AnyConnection, n: &NoticeRow, recipients: &[Uuid]) -> R<()> {
+    sqlx::query(
+        "INSERT INTO notices (id, kind, case_id, zone_id, data, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(n.id.to_string())
+    .bind(&n.kind)
+    .bind(n.case_id.map(|c| c.to_string()))
+    .bind(n.zone_id.map(|z| z.to_string()))
+    .bind(&n.data)
+    .bind(n.created_at)
+    .execute(&mut *conn)
+    .await?;
+    for user in recipients {
+        sqlx::query("INSERT INTO inbox (notice_id, user_id) VALUES ($1, $2)")
+            .bind(n.id.to_string())
+            .bind(user.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A notice in someone's inbox.
+#[derive(Debug, Clone)]
+pub struct InboxRow {
+    pub notice: NoticeRow,
+    pub read_at: Option<i64>,
+}
+
+fn notice_from(r: &sqlx::any::AnyRow) -> R<NoticeRow> {
+    let uuid_opt = |col: &str| -> R<Option<Uuid>> {
+        let text: Option<String> = r.try_get(col)?;
+        text.map(|t| Uuid::parse_str(&t).map_err(|_| super::unknown_value(col, &t)))
+            .transpose()
+    };
+    Ok(NoticeRow {
+        id: r.uuid("id")?,
+        kind: r.try_get("kind")?,
+        case_id: uuid_opt("case_id")?,
+        zone_id: uuid_opt("zone_id")?,
+        data: r.try_get("data")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// `user`'s notices, newest first, created before `before` (a cursor: the `created_at` of the
+/// last one seen), at most `limit`; only unread ones with `unread`.
+pub async fn inbox<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    user: Uuid,
+    unread: bool,
+    before: Option<i64>,
+    limit: i64,
+) -> R<Vec<InboxRow>> {
+    let rows = sqlx::query(
+        "SELECT n.id, n.kind, n.case_id, n.zone_id, n.data, n.created_at, i.read_at \
+         FROM inbox i JOIN notices n ON n.id = i.notice_id \
+         WHERE i.user_id = $1 AND ($2 = 0 OR i.read_at IS NULL) \
+           AND ($3 IS NULL OR n.created_at < $3) \
+         ORDER BY n.created_at DESC, n.id DESC LIMIT $4",
+    )
+    .bind(user.to_string())
+    .bind(i64::from(unread))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(e)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(InboxRow {
+                notice: notice_from(r)?,
+                read_at: r.try_get("read_at")?,
+            })
+        })
+        .collect()
+}
+
+/// How many notices `user` has not read.
+pub async fn unread_count<'c, E: Executor<'c, Database = Any>>(e: E, user: Uuid) -> R<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE user_id = $1 AND read_at IS NULL")
+        .bind(user.to_string())
+        .fetch_one(e)
+        .await
+}
+
+/// Records that `user` read notice `id` (the first reading counts); `false` if the notice is
+/// not in their inbox.
+pub async fn mark_read(conn: &mut AnyConnection, user: Uuid, id: Uuid, now: i64) -> R<bool> {
+    sqlx::query(
+        "UPDATE inbox SET read_at = COALESCE(read_at, $1) WHERE user_id = $2 AND notice_id = $3",
+    )
+    .bind(now)
+    .bind(user.to_string())
+    .bind(id.to_string())
+    .execute(conn)
+    .await
+    .map(|d| d.rows_affected() == 1)
+}
+
+/// A webhook subscription.
+#[derive(Debug, Clone)]
+pub struct WebhookRow {
+    pub id: Uuid,
+    pub url: String,
+    pub secret: String,
+    /// Notice kinds it receives; empty: every kind.
+    pub kinds: Vec<String>,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+fn webhook_from(r: &sqlx::any::AnyRow) -> R<WebhookRow> {
+    let kinds: String = r.try_get("kinds")?;
+    Ok(WebhookRow {
+        id: r.uuid("id")?,
+        url: r.try_get("url")?,
+        secret: r.try_get("secret")?,
+        kinds: serde_json::from_str(&kinds).map_err(|_| super::unknown_value("kinds", &kinds))?,
+        created_at: r.try_get("created_at")?,
+        disabled_at: r.try_get("disabled_at")?,
+    })
+}
+
+pub async fn insert_webhook(conn: &mut AnyConnection, w: &WebhookRow, by: Uuid) -> R<()> {
+    sqlx::query(
+        "INSERT INTO webhooks (id, url, secret, kinds, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(w.id.to_string())
+    .bind(&w.url)
+    .bind(&w.secret)
+    .bind(serde_json::to_string(&w.kinds).unwrap_or_else(|_| "[]".into()))
+    .bind(by.to_string())
+    .bind(w.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn webhooks<'c, E: Executor<'c, Database = Any>>(e: E) -> R<Vec<WebhookRow>> {
+    let rows = sqlx::query(
+        "SELECT id, url, secret, kinds, created_at, disabled_at FROM webhooks ORDER BY created_at",
+    )
+    .fetch_all(e)
+    .await?;
+    rows.iter().map(webhook_from).collect()
+}
+
+/// Stops a subscription (its pending deliveries are not sent); `false` if there is none open.
+pub async fn disable_webhook(conn: &mut AnyConnection, id: Uuid, now: i64) -> R<bool> {
+    let done =
+        sqlx::query("UPDATE webhooks SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL")
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *conn)
+            .await?;
+    sqlx::query(
+        "UPDATE deliveries SET status = 'failed', last_error = 'subscription disabled' \
+         WHERE webhook_id = $1 AND status = 'pending'",
+    )
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Queues notice `notice` for every open subscription that wants its `kind`.
+pub async fn queue_deliveries(
+    conn: &mut AnyConnection,
+    notice: Uuid,
+    kind: &str,
+    now: i64,
+) -> R<usize> {
+    let subs: Vec<WebhookRow> = webhooks(&mut *conn)
+        .await?
+        .into_iter()
+        .filter(|w| {
+            w.disabled_at.is_none() && (w.kinds.is_empty() || w.kinds.iter().any(|k| k == kind))
+        })
+        .collect();
+    for w in &subs {
+        sqlx::query(
+            "INSERT INTO deliveries (id, notice_id, webhook_id, status, attempts, next_at, created_at) \
+             VALUES ($1, $2, $3, 'pending', 0, $4, $4)",
+        )
+        .bind(super::new_id().to_string())
+        .bind(notice.to_string())
+        .bind(w.id.to_string())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(subs.len())
+}
+
+/// Whether any delivery is due at `now` (a read, so an idle instance takes no write lock).
+pub async fn any_due<'c, E: Executor<'c, Database = Any>>(e: E, now: i64) -> R<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM deliveries WHERE status = 'pending' AND next_at <= $1 \
+         AND (locked_until IS NULL OR locked_until < $1) LIMIT 1",
+    )
+    .bind(now)
+    .fetch_optional(e)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// A delivery claimed for sending, with what it sends and where.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub attempts: i64,
+    pub notice: NoticeRow,
+    pub url: String,
+    pub secret: String,
+}
+
+/// Claims up to `limit` due deliveries until `until` (another instance skips them meanwhile);
+/// `claim` is a fresh id that marks this claim's rows. The condition is repeated outside the
+/// subquery so that PostgreSQL re-checks it on a row another instance claimed first: a row is
+/// claimed by one instance only.
+pub async fn claim_due(
+    conn: &mut AnyConnection,
+    now: i64,
+    until: i64,
+    claim: Uuid,
+    limit: i64,
+) -> R<Vec<Claimed>> {
+    let due =
+        "status = 'pending' AND next_at <= $1 AND (locked_until IS NULL OR locked_until < $1)";
+    sqlx::query(&format!(
+        "UPDATE deliveries SET locked_until = $2, claimed_by = $3, attempts = attempts + 1 \
+         WHERE {due} AND id IN (SELECT id FROM deliveries WHERE {due} ORDER BY next_at LIMIT $4)"
+    ))
+    .bind(now)
+    .bind(until)
+    .bind(claim.to_string())
+    .bind(limit)
+    .execute(&mut *conn)
+    .await?;
+    let rows = sqlx::query(
+        "SELECT d.id AS delivery_id, d.attempts, n.id, n.kind, n.case_id, n.zone_id, n.data, \
+                n.created_at, w.url, w.secret \
+         FROM deliveries d JOIN notices n ON n.id = d.notice_id JOIN webhooks w ON w.id = d.webhook_id \
+         WHERE d.claimed_by = $1 AND d.locked_until = $2",
+    )
+    .bind(claim.to_string())
+    .bind(until)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Claimed {
+                id: r.uuid("delivery_id")?,
+                attempts: r.try_get("attempts")?,
+                notice: notice_from(r)?,
+                url: r.try_get("url")?,
+                secret: r.try_get("secret")?,
+            })
+        })
+        .collect()
+}
+
+/// Marks a delivery sent.
+pub async fn mark_sent(conn: &mut AnyConnection, id: Uuid, now: i64) -> R<()> {
+    sqlx::query(
+        "UPDATE deliveries SET status = 'sent', sent_at = $1, locked_until = NULL, last_error = NULL \
+         WHERE id = $2",
+    )
+    .bind(now)
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Puts a failed attempt back for `next_at`, or gives up (`failed`) when `next_at` is `None`.
+pub async fn mark_failed(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    error: &str,
+    next_at: Option<i64>,
+) -> R<()> {
+    sqlx::query(
+        "UPDATE deliveries SET status = $1, next_at = COALESCE($2, next_at), locked_until = NULL, \
+         last_error = $3 WHERE id = $4",
+    )
+    .bind(if next_at.is_some() {
+        "pending"
+    } else {
+        "failed"
+    })
+    .bind(next_at)
+    .bind(error)
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Deliveries by status, and the age of the oldest pending one (ms), for `/metrics`.
+pub async fn delivery_counts<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    now: i64,
+) -> R<(i64, i64, i64, i64)> {
+    let r = sqlx::query(
+        "SELECT \
+         COUNT(*) FILTER (WHERE status = 'pending') AS pending, \
+         COUNT(*) FILTER (WHERE status = 'sent') AS sent, \
+         COUNT(*) FILTER (WHERE status = 'failed') AS failed, \
+         MIN(created_at) FILTER (WHERE status = 'pending') AS oldest \
+         FROM deliveries",
+    )
+    .fetch_one(e)
+    .await?;
+    let oldest: Option<i64> = r.try_get("oldest")?;
+    Ok((
+        r.try_get("pending")?,
+        r.try_get("sent")?,
+        r.try_get("failed")?,
+        oldest.map_or(0, |o| (now - o).max(0)),
+    ))
+}

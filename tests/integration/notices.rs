@@ -1,0 +1,384 @@
+//! Notices: written with the event that causes them, read from the inbox with a receipt, and
+//! delivered to webhooks signed as the Standard Webhooks specification says (checked with the
+//! specification's own Python library), retried after a failure with the same id, and sent
+//! once however many instances deliver.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use gridline_tests::{on_both_backends, skip_or_fail, Db, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::support::{filed_case, must_transition, transition};
+
+on_both_backends!(a_dispatch_tells_each_assignee_once_and_records_their_reading);
+
+async fn inbox(app: &TestApp, user: &str) -> Value {
+    let (status, page) = app.get("/v1/inbox", Some(&app.login(user).await)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page
+}
+
+async fn a_dispatch_tells_each_assignee_once_and_records_their_reading(app: TestApp) {
+    let (_phone, id) = filed_case(&app).await;
+    let sup = app.login("supervisor1").await;
+    // A refused transition (stale version) tells nobody anything.
+    let (status, _) = app
+        .post(
+            &format!("/v1/cases/{id}/transitions"),
+            Some(&sup),
+            &json!({"action": "dispatch", "base_version": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(inbox(&app, "roadchief1").await["unread"], 0);
+
+    must_transition(&app, &sup, id, json!({"action": "dispatch"})).await;
+    for chief in ["roadchief1", "sectionchief1"] {
+        let page = inbox(&app, chief).await;
+        assert_eq!(page["unread"], 1, "{chief}: {page}");
+        let notice = &page["items"][0];
+        assert_eq!(notice["kind"], "case.dispatched");
+        assert_eq!(notice["case_id"], json!(id));
+        assert!(notice["data"]["deadline"].is_string(), "{notice}");
+        assert!(notice["read_at"].is_null());
+    }
+    // Not the chiefs of another zone, nor the supervisor who dispatched.
+    assert_eq!(inbox(&app, "roadchief2").await["items"], json!([]));
+    assert_eq!(inbox(&app, "supervisor1").await["items"], json!([]));
+
+    // The read receipt: recorded once, for the reader only.
+    let chief = app.login("roadchief1").await;
+    let notice = inbox(&app, "roadchief1").await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = app
+        .post(
+            &format!("/v1/inbox/{notice}/read"),
+            Some(&chief),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let page = inbox(&app, "roadchief1").await;
+    assert_eq!(page["unread"], 0);
+    let first_read = page["items"][0]["read_at"].clone();
+    assert!(first_read.is_string());
+    let (status, _) = app
+        .post(
+            &format!("/v1/inbox/{notice}/read"),
+            Some(&chief),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        inbox(&app, "roadchief1").await["items"][0]["read_at"],
+        first_read
+    );
+    assert_eq!(inbox(&app, "sectionchief1").await["unread"], 1);
+    let other = app.login("roadchief2").await;
+    let (status, body) = app
+        .post(
+            &format!("/v1/inbox/{notice}/read"),
+            Some(&other),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // Starting work is not news to anyone: no new notice.
+    let (status, body) = transition(
+        &app,
+        &app.login("sectionchief1").await,
+        id,
+        json!({"action": "start"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, unread) = app
+        .get(
+            "/v1/inbox?unread=true",
+            Some(&app.login("sectionchief1").await),
+        )
+        .await;
+    assert_eq!(unread["items"].as_array().unwrap().len(), 1);
+}
+
+/// A webhook receiver on loopback: records every request and answers with the next scripted
+/// status (then 200).
+struct Receiver {
+    url: String,
+    got: mpsc::UnboundedReceiver<(HeaderMap, String)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start(script: Vec<u16>) -> Receiver {
+        let (tx, got) = mpsc::unbounded_channel();
+        let script = Arc::new(Mutex::new(script.into_iter()));
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let tx = tx.clone();
+                let script = script.clone();
+                async move {
+                    let _ = tx.send((headers, body));
+                    let code = script.lock().unwrap().next().unwrap_or(200);
+                    AxumStatus::from_u16(code).unwrap()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver { url, got, task }
+    }
+
+    /// The next request, waiting up to 20 s for it.
+    async fn next(&mut self) -> (HeaderMap, String) {
+        tokio::time::timeout(Duration::from_secs(20), self.got.recv())
+            .await
+            .expect("a delivery within 20 s")
+            .expect("the receiver is running")
+    }
+}
+
+/// What the Standard Webhooks Python library says of `deliveries` under `secret`: each
+/// payload's id and type, or why one does not verify; `None` when the library is missing (and
+/// services are not required).
+fn reference_verdict(
+    secret: &str,
+    deliveries: &[(HeaderMap, String)],
+) -> Option<Result<Vec<String>, String>> {
+    use std::io::Write;
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import standardwebhooks"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        skip_or_fail(
+            "python3 with standardwebhooks (pip install standardwebhooks) is not installed",
+        );
+        return None;
+    }
+    let mut lines = String::new();
+    for (headers, body) in deliveries {
+        let h: HashMap<&str, &str> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+            .into_iter()
+            .map(|k| (k, headers[k].to_str().unwrap()))
+            .collect();
+        lines.push_str(&json!({"secret": secret, "headers": h, "body": body}).to_string());
+        lines.push('\n');
+    }
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/verify_webhooks.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Some(if out.status.success() {
+        Ok(String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_arrive_signed_retried_with_the_same_id_and_once() {
+    let Some(app) = TestApp::spawn_with(Db::Sqlite, |c| c.notifications.poll_ms = 100).await else {
+        return;
+    };
+    // The receiver fails the first attempt, as a receiver that is restarting would.
+    let mut receiver = Receiver::start(vec![503]).await;
+    let admin = app.login("admin").await;
+    let (status, hook) = app
+        .post(
+            "/v1/webhooks",
+            Some(&admin),
+            &json!({"url": receiver.url, "kinds": ["case.dispatched"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let (_, listed) = app.get("/v1/webhooks", Some(&admin)).await;
+    assert!(
+        listed[0].get("secret").is_none(),
+        "the secret is shown once: {listed}"
+    );
+    for bad in [
+        json!({"url": "ftp://example.org/x"}),
+        json!({"url": "not a url"}),
+        json!({"url": receiver.url, "kinds": ["case.exploded"]}),
+    ] {
+        let (status, body) = app.post("/v1/webhooks", Some(&admin), &bad).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
+    let (status, _) = app
+        .post(
+            "/v1/webhooks",
+            Some(&app.login("supervisor1").await),
+            &json!({"url": receiver.url}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (_phone, id) = filed_case(&app).await;
+    let sup = app.login("supervisor1").await;
+    must_transition(&app, &sup, id, json!({"action": "dispatch"})).await;
+    let first = receiver.next().await;
+    // The failed attempt waits its backoff; bring it forward instead of waiting.
+    sqlx::query("UPDATE deliveries SET next_at = 0 WHERE status = 'pending'")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let second = receiver.next().await;
+    assert_eq!(
+        first.0["webhook-id"], second.0["webhook-id"],
+        "a retry carries the same id, so a receiver can drop a repeat"
+    );
+    let body: Value = serde_json::from_str(&second.1).unwrap();
+    assert_eq!(body["type"], "case.dispatched");
+    assert_eq!(body["case_id"], json!(id));
+    if let Some(verdict) = reference_verdict(&secret, &[first.clone(), second.clone()]) {
+        let lines = verdict.expect("the reference library verifies both attempts");
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines.iter().all(|l| l.ends_with(" case.dispatched")),
+            "{lines:?}"
+        );
+        // An altered body does not verify.
+        let mut forged = second.clone();
+        forged.1 = forged.1.replace("case.dispatched", "case.returned");
+        assert!(reference_verdict(&secret, &[forged]).unwrap().is_err());
+    }
+
+    // Sent, after two attempts; nothing more arrives for it.
+    let (status, attempts): (String, i64) =
+        sqlx::query_as("SELECT status, attempts FROM deliveries")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts), ("sent", 2));
+    // A kind the subscription did not ask for is not queued for it.
+    let mut tx = app.state.db.begin_write().await.unwrap();
+    gridline_server::notify::record(
+        tx.conn(),
+        gridline_server::notify::Notice {
+            kind: gridline_server::notify::NoticeKind::DeductionRejected,
+            case_id: None,
+            zone_id: None,
+            data: json!({}),
+            recipients: Vec::new(),
+        },
+        gridline_server::store::now_ms(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    receiver.task.abort();
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_deliver_each_notice_once() {
+    let Some(app) = TestApp::spawn_with(Db::Postgres, |c| c.notifications.poll_ms = 50).await
+    else {
+        return;
+    };
+    let sibling = app.spawn_sibling().await;
+    let mut receiver = Receiver::start(Vec::new()).await;
+    let (status, _) = app
+        .post(
+            "/v1/webhooks",
+            Some(&app.login("admin").await),
+            &json!({"url": receiver.url}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Forty notices, committed in one go, for both instances' workers to find at once.
+    const N: usize = 40;
+    let admin = gridline_server::store::users::by_username(&app.state.db.pool, "admin")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = app.state.db.begin_write().await.unwrap();
+    for i in 0..N {
+        gridline_server::notify::record(
+            tx.conn(),
+            gridline_server::notify::Notice {
+                kind: gridline_server::notify::NoticeKind::DeductionRejected,
+                case_id: None,
+                zone_id: None,
+                data: json!({"n": i}),
+                recipients: vec![admin.id],
+            },
+            gridline_server::store::now_ms(),
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    while ids.len() < N {
+        let (headers, _) = receiver.next().await;
+        *ids.entry(headers["webhook-id"].to_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    // Each delivery was claimed exactly once (a claim counts an attempt), and once every one
+    // is recorded as sent nothing else can be on its way.
+    let sent = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap()
+    };
+    let all_sent = tokio::time::timeout(Duration::from_secs(20), async {
+        while sent().await < N as i64 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(all_sent.is_ok(), "every delivery is marked sent");
+    let claimed_twice: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE attempts <> 1")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(claimed_twice, 0, "no delivery was claimed twice");
+    while let Ok((headers, _)) = receiver.got.try_recv() {
+        *ids.entry(headers["webhook-id"].to_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert!(ids.values().all(|n| *n == 1), "each notice once: {ids:?}");
+    assert_eq!(ids.len(), N);
+    receiver.task.abort();
+    sibling.stop().await;
+    app.stop().await;
+}
