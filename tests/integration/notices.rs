@@ -281,6 +281,20 @@ async fn webhooks_arrive_signed_retried_with_the_same_id_and_once() {
             .await
             .unwrap();
     assert_eq!((status.as_str(), attempts), ("sent", 2));
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gridline_webhook_deliveries{status=\"sent\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gridline_webhook_oldest_pending_seconds 0"));
     // A kind the subscription did not ask for is not queued for it.
     let mut tx = app.state.db.begin_write().await.unwrap();
     gridline_server::notify::record(

@@ -83,6 +83,16 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "health", responses(
     (status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // The outbox is shared by every instance: read at scrape time, so each instance reports
+    // the same, current figures.
+    if let Ok((pending, sent, failed, oldest_ms)) =
+        crate::store::notices::delivery_counts(&state.db.pool, crate::store::now_ms()).await
+    {
+        for (status, n) in [("pending", pending), ("sent", sent), ("failed", failed)] {
+            ::metrics::gauge!("gridline_webhook_deliveries", "status" => status).set(n as f64);
+        }
+        ::metrics::gauge!("gridline_webhook_oldest_pending_seconds").set(oldest_ms as f64 / 1000.0);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
