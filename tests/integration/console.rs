@@ -483,6 +483,7 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         ("/console/map", "Zones and open cases", "11-en-map"),
         ("/console/ledger", "hash chain verifies", "11-en-ledger"),
         ("/console/periods", "Assessment periods", "11-en-periods"),
+        ("/console/inbox", "Notices", "11-en-inbox"),
     ] {
         b.goto(&app.url(path)).await.unwrap();
         until_text(&b, text).await;

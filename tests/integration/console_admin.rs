@@ -541,3 +541,48 @@ async fn maps_lay_configured_tiles_under_the_zones_and_allow_only_their_host() {
     assert!(!resp.text().await.unwrap().contains("<image "));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chief_reads_a_dispatch_in_the_console_inbox() {
+    let Some(app) = TestApp::spawn(Db::Sqlite).await else {
+        return;
+    };
+    let (_phone, id) = filed_case(&app).await;
+    let sup = app.login("supervisor1").await;
+    must_transition(&app, &sup, id, json!({"action": "dispatch"})).await;
+    let chief = Browser::sign_in(&app, "roadchief1").await;
+    let (status, page) = chief.get(&app, "/console/inbox").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("1 unread."), "{page}");
+    assert!(
+        page.contains("Dispatched to you: Exposed garbage"),
+        "{page}"
+    );
+    let notice = page
+        .split("action=\"/console/inbox/")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .to_owned();
+    // Opening it records the receipt and leads to the case.
+    let (status, to) = chief
+        .post(
+            &app,
+            &format!("/console/inbox/{notice}/read"),
+            &[("open", &id.to_string())],
+        )
+        .await;
+    assert_eq!(
+        (status, to),
+        (StatusCode::SEE_OTHER, format!("/console/cases/{id}"))
+    );
+    let (_, page) = chief.get(&app, "/console/inbox").await;
+    assert!(page.contains("0 unread."), "{page}");
+    // Another person's notice is not theirs to mark.
+    let other = Browser::sign_in(&app, "roadchief2").await;
+    let (status, _) = other
+        .post(&app, &format!("/console/inbox/{notice}/read"), &[])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}

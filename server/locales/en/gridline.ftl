@@ -387,3 +387,18 @@ console-effective-from = in force from { $at }
 console-sources = Sources
 console-taxonomy = Taxonomy
 console-time-limit = Time limit (hours)
+
+## Console: the inbox of notices
+console-nav-inbox = Inbox
+console-inbox-title = Notices
+console-inbox-unread = { $count } unread.
+console-inbox-empty = No notices yet.
+console-inbox-when = When
+console-inbox-what = What
+console-inbox-new = New
+console-inbox-open = Open the case
+console-inbox-mark-read = Mark as read
+notice-case-dispatched = Dispatched to you: { $category } in { $zone }, to be rectified by { $deadline }.
+notice-case-returned = Returned for rework: { $category } in { $zone }, due { $deadline }.
+notice-deduction-approved = Deduction approved in { $zone }: rule { $rule }, { $points } points.
+notice-deduction-rejected = Your proposed deduction (rule { $rule }) was rejected: { $reason }

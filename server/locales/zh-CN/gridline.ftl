@@ -386,3 +386,18 @@ console-effective-from = 自 { $at } 起施行
 console-sources = 来源
 console-taxonomy = 部件事件分类
 console-time-limit = 处置时限（小时）
+
+## 控制台：通知
+console-nav-inbox = 通知
+console-inbox-title = 通知
+console-inbox-unread = { $count } 条未读。
+console-inbox-empty = 暂无通知。
+console-inbox-when = 时间
+console-inbox-what = 内容
+console-inbox-new = 新
+console-inbox-open = 查看案件
+console-inbox-mark-read = 标为已读
+notice-case-dispatched = 派遣给您：{ $zone } 的{ $category }，须在 { $deadline } 前整改完毕。
+notice-case-returned = 整改被退回返工：{ $zone } 的{ $category }，期限 { $deadline }。
+notice-deduction-approved = { $zone } 扣分已批准：细则 { $rule }，{ $points } 分。
+notice-deduction-rejected = 您提出的扣分（细则 { $rule }）未获批准：{ $reason }

@@ -12,6 +12,7 @@
 
 mod admin;
 mod assets;
+mod inbox;
 mod ledger;
 mod map;
 mod pages;
@@ -63,6 +64,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/periods/{id}/close", post(ledger::close))
         .route("/console/exports/{name}", get(ledger::export))
         .route("/console/assets/{name}", get(assets::serve))
+        .route("/console/inbox", get(inbox::inbox))
+        .route("/console/inbox/{id}/read", post(inbox::read))
         .route("/console/admin", get(admin::index))
         .route(
             "/console/admin/users",
@@ -250,6 +253,7 @@ pub enum Section {
     Periods,
     Map,
     Decisions,
+    Inbox,
     Admin,
 }
 
@@ -266,6 +270,7 @@ pub fn layout(c: &Console, section: Section, title: &str, body: Markup) -> Marku
         (Section::Map, "/console/map", "console-nav-map"),
         (Section::Ledger, "/console/ledger", "console-nav-ledger"),
         (Section::Periods, "/console/periods", "console-nav-periods"),
+        (Section::Inbox, "/console/inbox", "console-nav-inbox"),
     ];
     let admin = c.session.user.is_admin();
     let other = match c.lang {

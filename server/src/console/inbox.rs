@@ -1,0 +1,132 @@
+//! The reader's inbox in the console: their notices, newest first, each leading to its case,
+//! read receipts given by opening or marking them.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use maud::{html, Markup};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{failure, layout, page, Console, Section};
+use crate::error::ApiError;
+use crate::exports::Names;
+use crate::notify::{self, NoticeView};
+use crate::state::AppState;
+
+pub async fn inbox(State(state): State<AppState>, c: Console, headers: HeaderMap) -> Response {
+    match inbox_page(&state, &c).await {
+        Ok(m) => page(StatusCode::OK, m),
+        Err(e) => failure(&c, &headers, e),
+    }
+}
+
+/// One line saying what a notice is about, in the reader's language.
+fn summary(c: &Console, names: &Names, n: &NoticeView) -> String {
+    let text = |k: &str| {
+        n.data
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let category = names.category_label(&text("category_code"), c.lang);
+    let zone = n
+        .zone_id
+        .map(|z| names.zone_label(&z.to_string(), c.lang))
+        .unwrap_or_default();
+    let deadline = time::OffsetDateTime::parse(
+        &text("deadline"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map(|t| c.time(crate::store::ms_from_time(t)))
+    .unwrap_or_default();
+    let points = n
+        .data
+        .get("weighted_points")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let key = format!("notice-{}", n.kind.replace('.', "-"));
+    c.ta(
+        &key,
+        &[
+            ("category", &category),
+            ("zone", &zone),
+            ("deadline", &deadline),
+            ("points", &points),
+            ("rule", &text("rule_code")),
+            ("reason", &text("reason")),
+        ],
+    )
+}
+
+async fn inbox_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
+    let page = notify::inbox(&state.db, &c.session.user, false, None, Some(100)).await?;
+    let names = Names::load(&state.db).await?;
+    let body = html! {
+        h1 { (c.t("console-inbox-title")) }
+        p.muted { (c.ta("console-inbox-unread", &[("count", &page.unread.to_string())])) }
+        @if page.items.is_empty() {
+            p.notice { (c.t("console-inbox-empty")) }
+        } @else {
+            table {
+                thead { tr {
+                    th { (c.t("console-inbox-when")) }
+                    th { (c.t("console-inbox-what")) }
+                    th { (c.t("console-actions")) }
+                } }
+                tbody {
+                    @for n in &page.items {
+                        tr.unread[n.read_at.is_none()] {
+                            td { (c.time(crate::store::ms_from_time(n.created_at))) }
+                            td {
+                                @if n.read_at.is_none() { span.badge.warn { (c.t("console-inbox-new")) } " " }
+                                (summary(c, &names, n))
+                            }
+                            td.actions {
+                                form method="post" action={"/console/inbox/" (n.id) "/read"} {
+                                    input type="hidden" name="csrf" value=(c.session.csrf);
+                                    @if let Some(case) = n.case_id {
+                                        input type="hidden" name="open" value=(case);
+                                        button type="submit" { (c.t("console-inbox-open")) }
+                                    } @else if n.read_at.is_none() {
+                                        button type="submit" { (c.t("console-inbox-mark-read")) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout(c, Section::Inbox, &c.t("console-inbox-title"), body))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReadForm {
+    csrf: Option<String>,
+    /// The case to open once the receipt is recorded.
+    open: Option<Uuid>,
+}
+
+/// The read receipt, then the notice's case (or back to the inbox).
+pub async fn read(
+    State(state): State<AppState>,
+    c: Console,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Form(form): Form<ReadForm>,
+) -> Response {
+    if let Some(r) = c.csrf_refusal(&headers, form.csrf.as_deref()) {
+        return r;
+    }
+    if let Err(e) = notify::mark_read(&state.db, &c.session.user, id).await {
+        return failure(&c, &headers, e);
+    }
+    match form.open {
+        Some(case) => Redirect::to(&format!("/console/cases/{case}")).into_response(),
+        None => Redirect::to("/console/inbox").into_response(),
+    }
+}
