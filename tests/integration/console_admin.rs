@@ -410,6 +410,13 @@ async fn the_overview_names_the_chiefs_behind_on_overdue_cases() {
         .unwrap();
     let (_, page) = browser.get(&app, "/console").await;
     assert!(page.contains("Overdue by accountable person"), "{page}");
+    // The cards count the open cases by what waits for whom.
+    for card in [
+        "<span class=\"n\">1</span><span>Overdue</span>",
+        "<span class=\"n\">0</span><span>Cases awaiting review</span>",
+    ] {
+        assert!(page.contains(card), "{card}: {page}");
+    }
     for person in [
         format!("Road chief {code}"),
         format!("Section chief {code}"),
