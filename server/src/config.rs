@@ -293,7 +293,8 @@ impl MapTiles {
         if self.url.contains("{s}") && self.subdomains.is_empty() {
             return Err("the url has {s}: list the subdomains".into());
         }
-        let bad_char = |c: char| c.is_whitespace() || matches!(c, ';' | ',' | '\'' | '"');
+        let bad_char =
+            |c: char| c.is_whitespace() || matches!(c, ';' | ',' | '\'' | '"' | '{' | '}');
         if self.origins().iter().any(|o| o.chars().any(bad_char)) {
             return Err("the url's host must be a plain host name".into());
         }

@@ -147,8 +147,9 @@ pub async fn inbox(
     }
     let before = before
         .map(|b| {
-            b.parse::<i64>()
-                .map_err(|_| ApiError::invalid("before", "a cursor from `next`"))
+            b.split_once(':')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, Uuid::parse_str(id).ok()?)))
+                .ok_or_else(|| ApiError::invalid("before", "a cursor from `next`"))
         })
         .transpose()?;
     let rows = store::inbox(&db.pool, user.user_id, unread_only, before, limit + 1).await?;
@@ -160,7 +161,7 @@ pub async fn inbox(
         .collect();
     let next = if more {
         rows.get(limit as usize - 1)
-            .map(|r| r.notice.created_at.to_string())
+            .map(|r| format!("{}:{}", r.notice.created_at, r.notice.id))
     } else {
         None
     };
@@ -354,9 +355,10 @@ pub async fn deliver_due(db: &Db, http: &reqwest::Client) -> Result<usize, sqlx:
     if !store::any_due(&db.pool, now).await? {
         return Ok(0);
     }
+    let claim = new_id();
     let claimed = {
         let mut tx = db.begin_write().await?;
-        let c = store::claim_due(tx.conn(), now, now + CLAIM_MS, new_id(), BATCH).await?;
+        let c = store::claim_due(tx.conn(), now, now + CLAIM_MS, claim, BATCH).await?;
         tx.commit().await?;
         c
     };
@@ -366,7 +368,7 @@ pub async fn deliver_due(db: &Db, http: &reqwest::Client) -> Result<usize, sqlx:
         let mut tx = db.begin_write().await?;
         match outcome {
             Ok(()) => {
-                store::mark_sent(tx.conn(), c.id, now_ms()).await?;
+                store::mark_sent(tx.conn(), c.id, claim, now_ms()).await?;
                 sent += 1;
             }
             Err(why) => {
@@ -376,7 +378,7 @@ pub async fn deliver_due(db: &Db, http: &reqwest::Client) -> Result<usize, sqlx:
                 if next.is_none() {
                     tracing::warn!(delivery = %c.id, error = %why, "webhook delivery given up");
                 }
-                store::mark_failed(tx.conn(), c.id, &why, next).await?;
+                store::mark_failed(tx.conn(), c.id, claim, &why, next).await?;
             }
         }
         tx.commit().await?;

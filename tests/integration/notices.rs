@@ -15,7 +15,53 @@ use tokio::sync::mpsc;
 
 use crate::support::{filed_case, must_transition, transition};
 
-on_both_backends!(a_dispatch_tells_each_assignee_once_and_records_their_reading);
+on_both_backends!(
+    a_dispatch_tells_each_assignee_once_and_records_their_reading,
+    the_inbox_pages_through_notices_of_the_same_millisecond,
+);
+
+async fn the_inbox_pages_through_notices_of_the_same_millisecond(app: TestApp) {
+    let admin = gridline_server::store::users::by_username(&app.state.db.pool, "admin")
+        .await
+        .unwrap()
+        .unwrap();
+    let at = gridline_server::store::now_ms();
+    let mut tx = app.state.db.begin_write().await.unwrap();
+    for i in 0..5 {
+        gridline_server::notify::record(
+            tx.conn(),
+            gridline_server::notify::Notice {
+                kind: gridline_server::notify::NoticeKind::DeductionRejected,
+                case_id: None,
+                zone_id: None,
+                data: json!({"n": i}),
+                recipients: vec![admin.id],
+            },
+            at,
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let token = app.login("admin").await;
+    let mut seen = Vec::new();
+    let mut path = "/v1/inbox?limit=2".to_owned();
+    loop {
+        let (status, page) = app.get(&path, Some(&token)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for n in page["items"].as_array().unwrap() {
+            seen.push(n["data"]["n"].as_i64().unwrap());
+        }
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/inbox?limit=2&before={next}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, [0, 1, 2, 3, 4], "every notice once");
+    let (status, _) = app.get("/v1/inbox?before=yesterday", Some(&token)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
 
 async fn inbox(app: &TestApp, user: &str) -> Value {
     let (status, page) = app.get("/v1/inbox", Some(&app.login(user).await)).await;

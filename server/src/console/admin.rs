@@ -70,6 +70,13 @@ impl Fields {
     fn read(body: &[u8]) -> Fields {
         Fields(super::pages::form_fields(body))
     }
+    /// A field's value exactly as sent (a password keeps its spaces).
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
     fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
@@ -243,7 +250,7 @@ pub async fn create_user(
         let input = UserInput {
             username: f.get("username").unwrap_or("").to_owned(),
             display_name: f.get("display_name").unwrap_or("").to_owned(),
-            password: f.get("password").unwrap_or("").to_owned(),
+            password: f.raw("password").unwrap_or("").to_owned(),
             roles: f.roles()?,
         };
         accounts::create_user(&state.db, Some(c.session.user.user_id), input).await?;
@@ -288,7 +295,7 @@ pub async fn set_password(
 ) -> Response {
     let f = Fields::read(&body);
     let run = async {
-        let password = f.get("password").unwrap_or("").to_owned();
+        let password = f.raw("password").unwrap_or("").to_owned();
         accounts::set_password(&state.db, Some(c.session.user.user_id), id, password).await
     };
     change(&c, &headers, &f, "/console/admin/users", run).await

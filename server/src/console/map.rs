@@ -97,9 +97,12 @@ fn mercator(lat: f64, lon: f64, zoom: u8) -> (f64, f64) {
 impl Frame {
     fn fit(points: &[(f64, f64)], width: f64, tiles: Option<&MapTiles>) -> Option<Frame> {
         let (min_lat, max_lat, min_lon, max_lon) = padded_bounds(points)?;
+        // A picture at most twice as tall as it is wide: points spread far north and south
+        // (a photo's position gone wrong) shrink the map instead of stretching it.
+        let max_height = 2.0 * width;
         let Some(tiles) = tiles else {
             let cos = ((min_lat + max_lat) / 2.0).to_radians().cos();
-            let scale = width / ((max_lon - min_lon) * cos);
+            let scale = (width / ((max_lon - min_lon) * cos)).min(max_height / (max_lat - min_lat));
             return Some(Frame {
                 projection: Projection::Plain {
                     min_lon,
@@ -107,26 +110,28 @@ impl Frame {
                     scale,
                     cos,
                 },
-                width,
+                width: (max_lon - min_lon) * cos * scale,
                 height: (max_lat - min_lat) * scale,
             });
         };
         let datum = tiles.datum;
         let (top_lat, left_lon) = datum.from_wgs84(max_lat, min_lon);
         let (bottom_lat, right_lon) = datum.from_wgs84(min_lat, max_lon);
-        // The deepest zoom at which the area is no wider than the picture; then scaled up to it.
+        // The deepest zoom at which the area fits the picture; then scaled up to fill it. The
+        // tiles drawn are then at most about (width/256 + 2) × (2·width/256 + 2).
         let mut zoom = tiles.max_zoom;
         while zoom > 1 {
-            let (l, _) = mercator(top_lat, left_lon, zoom);
-            let (r, _) = mercator(bottom_lat, right_lon, zoom);
-            if r - l <= width {
+            let (l, t) = mercator(top_lat, left_lon, zoom);
+            let (r, b) = mercator(bottom_lat, right_lon, zoom);
+            if r - l <= width && b - t <= max_height {
                 break;
             }
             zoom -= 1;
         }
         let (left, top) = mercator(top_lat, left_lon, zoom);
         let (right, bottom) = mercator(bottom_lat, right_lon, zoom);
-        let scale = width / (right - left).max(1.0);
+        let scale = (width / (right - left).max(1.0)).min(max_height / (bottom - top).max(1.0));
+        let width = (right - left) * scale;
         Some(Frame {
             projection: Projection::Mercator {
                 zoom,
@@ -442,6 +447,27 @@ mod tests {
             t.origins(),
             vec!["https://t1.example.cn", "https://t2.example.cn"]
         );
+    }
+
+    #[test]
+    fn points_far_apart_shrink_the_map_instead_of_stretching_it() {
+        // A photo whose latitude lost its sign, beside the claimed position.
+        let points = [(31.20, 121.40), (-31.20, 121.40)];
+        let t = tiles();
+        let frame = Frame::fit(&points, 800.0, Some(&t)).unwrap();
+        assert!(
+            frame.height <= 1600.5 && frame.width <= 800.5,
+            "{} × {}",
+            frame.width,
+            frame.height
+        );
+        assert!(
+            frame.tiles(&t).len() <= 100,
+            "{} tiles",
+            frame.tiles(&t).len()
+        );
+        let plain = Frame::fit(&points, 800.0, None).unwrap();
+        assert!(plain.height <= 1600.5 && plain.width <= 800.5);
     }
 
     #[test]

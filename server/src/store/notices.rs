@@ -66,26 +66,28 @@ fn notice_from(r: &sqlx::any::AnyRow) -> R<NoticeRow> {
     })
 }
 
-/// `user`'s notices, newest first, created before `before` (a cursor: the `created_at` of the
-/// last one seen), at most `limit`; only unread ones with `unread`.
+/// `user`'s notices, newest first, after `before` in that order (a cursor: the `created_at`
+/// and id of the last one seen, so notices of the same millisecond are neither skipped nor
+/// repeated), at most `limit`; only unread ones with `unread`.
 pub async fn inbox<'c, E: Executor<'c, Database = Any>>(
     e: E,
     user: Uuid,
     unread: bool,
-    before: Option<i64>,
+    before: Option<(i64, Uuid)>,
     limit: i64,
 ) -> R<Vec<InboxRow>> {
     let rows = sqlx::query(
         "SELECT n.id, n.kind, n.case_id, n.zone_id, n.data, n.created_at, i.read_at \
          FROM inbox i JOIN notices n ON n.id = i.notice_id \
          WHERE i.user_id = $1 AND ($2 = 0 OR i.read_at IS NULL) \
-           AND ($3 IS NULL OR n.created_at < $3) \
+           AND ($3 IS NULL OR n.created_at < $3 OR (n.created_at = $3 AND n.id < $5)) \
          ORDER BY n.created_at DESC, n.id DESC LIMIT $4",
     )
     .bind(user.to_string())
     .bind(i64::from(unread))
-    .bind(before)
+    .bind(before.map(|b| b.0))
     .bind(limit)
+    .bind(before.map(|b| b.1.to_string()))
     .fetch_all(e)
     .await?;
     rows.iter()
@@ -249,8 +251,9 @@ pub async fn claim_due(
     claim: Uuid,
     limit: i64,
 ) -> R<Vec<Claimed>> {
-    let due =
-        "status = 'pending' AND next_at <= $1 AND (locked_until IS NULL OR locked_until < $1)";
+    let due = "status = 'pending' AND next_at <= $1 \
+               AND (locked_until IS NULL OR locked_until < $1) \
+               AND webhook_id IN (SELECT id FROM webhooks WHERE disabled_at IS NULL)";
     sqlx::query(&format!(
         "UPDATE deliveries SET locked_until = $2, claimed_by = $3, attempts = attempts + 1 \
          WHERE {due} AND id IN (SELECT id FROM deliveries WHERE {due} ORDER BY next_at LIMIT $4)"
@@ -284,29 +287,35 @@ pub async fn claim_due(
         .collect()
 }
 
-/// Marks a delivery sent.
-pub async fn mark_sent(conn: &mut AnyConnection, id: Uuid, now: i64) -> R<()> {
+/// Marks a delivery sent, if `claim` still holds it (a claim that expired and was taken by
+/// another worker leaves the row to that worker); sending it again then is what
+/// at-least-once delivery allows, and the receiver drops it by its `webhook-id`.
+pub async fn mark_sent(conn: &mut AnyConnection, id: Uuid, claim: Uuid, now: i64) -> R<()> {
     sqlx::query(
         "UPDATE deliveries SET status = 'sent', sent_at = $1, locked_until = NULL, last_error = NULL \
-         WHERE id = $2",
+         WHERE id = $2 AND claimed_by = $3 AND status = 'pending'",
     )
     .bind(now)
     .bind(id.to_string())
+    .bind(claim.to_string())
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Puts a failed attempt back for `next_at`, or gives up (`failed`) when `next_at` is `None`.
+/// Puts a failed attempt back for `next_at`, or gives up (`failed`) when `next_at` is `None`;
+/// only while `claim` holds it and it is still pending (a disabled subscription's rows stay
+/// failed).
 pub async fn mark_failed(
     conn: &mut AnyConnection,
     id: Uuid,
+    claim: Uuid,
     error: &str,
     next_at: Option<i64>,
 ) -> R<()> {
     sqlx::query(
         "UPDATE deliveries SET status = $1, next_at = COALESCE($2, next_at), locked_until = NULL, \
-         last_error = $3 WHERE id = $4",
+         last_error = $3 WHERE id = $4 AND claimed_by = $5 AND status = 'pending'",
     )
     .bind(if next_at.is_some() {
         "pending"
@@ -316,6 +325,7 @@ pub async fn mark_failed(
     .bind(next_at)
     .bind(error)
     .bind(id.to_string())
+    .bind(claim.to_string())
     .execute(conn)
     .await?;
     Ok(())
