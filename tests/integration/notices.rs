@@ -20,21 +20,21 @@ on_both_backends!(
     the_inbox_pages_through_notices_of_the_same_millisecond,
 );
 
-async fn the_inbox_pages_through_notices_of_the_same_millisecond(app: TestApp) {
+/// Records `n` notices for the admin in one transaction, all at instant `at` (data `{"n": i}`).
+async fn record_for_admin(app: &TestApp, n: usize, at: i64) {
     let admin = gridline_server::store::users::by_username(&app.state.db.pool, "admin")
         .await
         .unwrap()
         .unwrap();
-    let at = gridline_server::store::now_ms();
     let mut tx = app.state.db.begin_write().await.unwrap();
-    for i in 0..5 {
+    for i in 0..n {
         gridline_server::notify::record(
             tx.conn(),
             gridline_server::notify::Notice {
                 kind: gridline_server::notify::NoticeKind::DeductionRejected,
                 case_id: None,
                 zone_id: None,
-                data: json!({"n": i}),
+                data: json!({ "n": i }),
                 recipients: vec![admin.id],
             },
             at,
@@ -43,6 +43,10 @@ async fn the_inbox_pages_through_notices_of_the_same_millisecond(app: TestApp) {
         .unwrap();
     }
     tx.commit().await.unwrap();
+}
+
+async fn the_inbox_pages_through_notices_of_the_same_millisecond(app: TestApp) {
+    record_for_admin(&app, 5, gridline_server::store::now_ms()).await;
     let token = app.login("admin").await;
     let mut seen = Vec::new();
     let mut path = "/v1/inbox?limit=2".to_owned();
@@ -384,27 +388,7 @@ async fn two_instances_deliver_each_notice_once() {
     assert_eq!(status, StatusCode::CREATED);
     // Forty notices, committed in one go, for both instances' workers to find at once.
     const N: usize = 40;
-    let admin = gridline_server::store::users::by_username(&app.state.db.pool, "admin")
-        .await
-        .unwrap()
-        .unwrap();
-    let mut tx = app.state.db.begin_write().await.unwrap();
-    for i in 0..N {
-        gridline_server::notify::record(
-            tx.conn(),
-            gridline_server::notify::Notice {
-                kind: gridline_server::notify::NoticeKind::DeductionRejected,
-                case_id: None,
-                zone_id: None,
-                data: json!({"n": i}),
-                recipients: vec![admin.id],
-            },
-            gridline_server::store::now_ms(),
-        )
-        .await
-        .unwrap();
-    }
-    tx.commit().await.unwrap();
+    record_for_admin(&app, N, gridline_server::store::now_ms()).await;
     let mut ids: HashMap<String, usize> = HashMap::new();
     while ids.len() < N {
         let (headers, _) = receiver.next().await;
