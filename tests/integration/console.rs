@@ -564,6 +564,29 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         shot(&b, name).await;
     }
 
+    // The same pages in Chinese, the site's language.
+    b.goto(&app.url("/console/lang?set=zh-CN")).await.unwrap();
+    for (path, text, name) in [
+        ("/console/admin/users", "新建用户", "14-zh-admin-users"),
+        ("/console/admin/roster", "新增任职", "14-zh-admin-roster"),
+        (
+            "/console/admin/zones",
+            "片区与难度系数",
+            "14-zh-admin-zones",
+        ),
+        (
+            "/console/admin/reference",
+            "考核细则",
+            "14-zh-admin-reference",
+        ),
+        ("/console/inbox", "暂无通知", "14-zh-inbox"),
+    ] {
+        b.goto(&app.url(path)).await.unwrap();
+        until_text(&b, text).await;
+        shot(&b, name).await;
+    }
+    b.goto(&app.url("/console/lang?set=en")).await.unwrap();
+
     // On a tablet (portrait, 820 px wide) the pages fit the width: nothing to scroll sideways
     // but the tables' own area.
     b.set_window_size(820, 1180).await.unwrap();
