@@ -22,6 +22,8 @@ pub struct AppState {
     /// connections. More would only queue on the pool (and on the change-log lock) while
     /// holding memory and CPU; see `sync::push`.
     pub push_slots: Arc<tokio::sync::Semaphore>,
+    /// The open periods' rankings, kept between requests (`ledger::rankings`).
+    pub rankings: Arc<crate::ledger::rankings::Rankings>,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
         ));
         Ok(AppState {
             push_slots,
+            rankings: Default::default(),
             rate_limiter,
             config: Arc::new(config),
             db,
@@ -63,6 +66,7 @@ impl AppState {
             db: self.db.clone(),
             keys: self.keys.clone(),
             config: self.config.clone(),
+            rankings: self.rankings.clone(),
         }
     }
 

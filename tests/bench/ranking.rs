@@ -3,7 +3,7 @@
 //! a roster snapshot and the evidence hash, and every 33rd a reversal of an earlier one — are
 //! chained with the server's own `ledger::chain::entry_hash` and written with
 //! `store::insert_rows`, so they verify exactly as approved entries do. Then, timed: the
-//! ranking as the ranking and close routes compute it (`ledger::closing::compute_ranking`), and
+//! ranking as the ranking and close routes compute it (`ledger::rankings::compute_ranking`), and
 //! the chain verification `gridline ledger verify` runs (`store::ledger::verify_chain`).
 
 use std::time::{Duration, Instant};
@@ -118,7 +118,7 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
                 bail!("the ranking runs passed the deadline");
             }
             let t0 = Instant::now();
-            let ranking = gridline_server::ledger::closing::compute_ranking(&state.db, &period)
+            let ranking = gridline_server::ledger::rankings::compute_ranking(&state.db, &period)
                 .await
                 .map_err(|e| anyhow::anyhow!("compute_ranking: {e:?}"))?;
             let t1 = Instant::now();

@@ -2,11 +2,13 @@
 //! each change goes through the API's services (same checks, same audit), only admins reach
 //! the pages, and the overview names who is behind on overdue cases.
 
-use gridline_tests::{Db, TestApp};
+use gridline_tests::{on_both_backends, Db, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::{filed_case, must_transition};
+
+on_both_backends!(the_map_draws_the_open_cases_however_many_closed_ones_come_first);
 
 /// A console client signed in as one user: its cookie and the CSRF token of its session.
 struct Browser {
@@ -591,5 +593,35 @@ async fn a_chief_reads_a_dispatch_in_the_console_inbox() {
         .post(&app, &format!("/console/inbox/{notice}/read"), &[])
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+/// The map draws the open cases in scope even behind thousands of closed ones: more closed
+/// cases than the map's marker limit, with ids sorting before the open one, do not push it off.
+async fn the_map_draws_the_open_cases_however_many_closed_ones_come_first(app: TestApp) {
+    let (_phone, id) = filed_case(&app).await;
+    let ids: Vec<String> = (0..2100)
+        .map(|i| format!("('00000000-0000-7000-8000-{i:012}')"))
+        .collect();
+    let columns = "zone_id, reporter_id, device_id, source, category_code, description, \
+                   severity, asset_code, lat, lon, accuracy_m, captured_at, queued_at, \
+                   received_at, round_id, version, locked_at, flags, created_at, updated_at";
+    sqlx::query(&format!(
+        "WITH n(nid) AS (VALUES {}) INSERT INTO cases (id, state, {columns}) \
+         SELECT n.nid, 'closed', {columns} FROM n, cases WHERE cases.id = '{id}'",
+        ids.join(",")
+    ))
+    .execute(&app.state.db.pool)
+    .await
+    .unwrap();
+    let browser = Browser::sign_in(&app, "supervisor1").await;
+    let (status, page) = browser.get(&app, "/console/map").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(&format!("href=\"/console/cases/{id}\"")),
+        "the open case has its marker: {page}"
+    );
+    assert_eq!(page.matches("href=\"/console/cases/").count(), 1, "{page}");
+    assert!(page.contains("1 open cases"), "{page}");
     app.stop().await;
 }

@@ -19,6 +19,7 @@ on_both_backends!(
     reversals_are_single_and_final,
     closed_period_takes_no_entries_and_corrections_go_to_the_open_period,
     rankings_are_identical_when_recomputed_and_exports_agree,
+    an_open_period_s_ranking_is_kept_until_something_is_written,
     resent_proposals_are_recognised_by_their_proposal_id,
     a_case_takes_one_deduction_until_it_is_reversed,
     concurrent_proposals_and_approvals_on_a_case_post_one_entry,
@@ -792,6 +793,49 @@ async fn rankings_are_identical_when_recomputed_and_exports_agree(app: TestApp) 
     assert_eq!(text.lines().count(), 5);
 }
 
+/// An open period's ranking is kept between requests (`ledger::rankings`) and recomputed as
+/// soon as the ledger or the change log moves: a row slipped into the database behind the
+/// server's back does not show, the next entry posted brings it in with the entry.
+async fn an_open_period_s_ranking_is_kept_until_something_is_written(app: TestApp) {
+    let sup = app.login("supervisor1").await;
+    let period = current_period(&app, &sup).await;
+    let path = format!("/v1/periods/{}/ranking", period["id"].as_str().unwrap());
+    let z05 = |ranking: &Value| -> Value {
+        ranking["zones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|z| z["zone_code"] == "Z05")
+            .unwrap()
+            .clone()
+    };
+    let (_, before) = app.get(&path, Some(&sup)).await;
+    assert_eq!(z05(&before)["indicators"]["cases_found"], 0, "{before}");
+
+    // A case found now in Z05, written straight into the table: no entry, no change.
+    let now = gridline_tests::gridline_server::store::now_ms();
+    sqlx::query(
+        "INSERT INTO cases (id, zone_id, reporter_id, source, state, category_code, description, \
+         severity, lat, lon, accuracy_m, captured_at, queued_at, received_at, version, flags, \
+         created_at, updated_at) \
+         SELECT $1, $2, id, 'inspector', 'reported', 'C01', '', 'medium', 0, 0, 1, $3, $3, $3, \
+         1, '[]', $3, $3 FROM users WHERE username = 'supervisor1'",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(app.zone("Z05").to_string())
+    .bind(now)
+    .execute(&app.state.db.pool)
+    .await
+    .unwrap();
+    let (_, kept) = app.get(&path, Some(&sup)).await;
+    assert_eq!(kept, before, "nothing was written through the server");
+
+    media_entry(&app, &sup, app.zone("Z05")).await;
+    let (_, after) = app.get(&path, Some(&sup)).await;
+    assert_eq!(z05(&after)["indicators"]["cases_found"], 1, "{after}");
+    assert_eq!(z05(&after)["entries"], 1, "{after}");
+}
+
 async fn proposal_count(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM deduction_proposals")
         .fetch_one(&app.state.db.pool)
@@ -991,7 +1035,7 @@ async fn concurrent_proposals_and_approvals_on_a_case_post_one_entry(app: TestAp
 /// several zones, sources and rules, unclassified entries and another period's entries.
 async fn the_ranking_query_ranks_as_the_reference_scoring(app: TestApp) {
     use gridline_tests::gridline_server::ledger::chain::{self, Entry};
-    use gridline_tests::gridline_server::ledger::closing::compute_ranking;
+    use gridline_tests::gridline_server::ledger::rankings::compute_ranking;
     use gridline_tests::gridline_server::ledger::scoring;
     use gridline_tests::gridline_server::store::{ledger as store, reference};
     let sup = app.login("supervisor1").await;

@@ -372,3 +372,95 @@ async fn the_case_list_exports_as_csv_and_geojson(app: TestApp) {
         .await;
     assert_eq!(geo["features"], json!([]));
 }
+
+/// Once `ANALYZE` has sampled a realistic spread of cases (most of them old and closed, a few
+/// sources and zones), SQLite's planner must still read each state's branch of the unfiltered
+/// queue as an ordered range of `cases_queue`. SQLite 3.51, left to itself, skip-scans the zone
+/// or source index for a large state and sorts every later case of it (a deep page then costs
+/// a hundred times a first one at a million cases); the bundled 3.46 does not, and the queue
+/// names the index so that an upgrade cannot bring that plan in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unfiltered_queue_reads_its_index_in_order_after_analyze() {
+    use gridline_tests::gridline_server::store::review::{queue_statement, QueueFilter};
+    use gridline_tests::gridline_server::store::{Backend, Val};
+    use sqlx::Row;
+
+    let app = TestApp::spawn(gridline_tests::Db::Sqlite)
+        .await
+        .expect("sqlite app");
+    let pool = &app.state.db.pool;
+    let zones: Vec<String> = (1..=8)
+        .map(|z| format!("'{}'", app.zone(&format!("Z0{z}"))))
+        .collect();
+    // Twenty thousand cases, one a minute: the newest tenth holds the open work, the rest is
+    // 85 % closed; four sources, eight zones, as the benchmark's seed spreads them.
+    let r = "((i * 2654435761) % 4294967291) % 1000";
+    let s = "((i * 2246822519) % 4294967291) % 1000";
+    sqlx::query(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+         INSERT INTO cases (id, zone_id, reporter_id, source, state, category_code, description, \
+           severity, lat, lon, accuracy_m, captured_at, queued_at, received_at, version, flags, \
+           created_at, updated_at) \
+         SELECT printf('0190a000-0000-7000-8000-%012d', i), \
+           CASE i % 8 {zones_case} END, (SELECT id FROM users LIMIT 1), \
+           CASE WHEN {s} < 800 THEN 'inspection' WHEN {s} < 880 THEN 'public_complaint' \
+             WHEN {s} < 950 THEN 'media' ELSE 'leader_criticism' END, \
+           CASE WHEN i > 18000 THEN (CASE WHEN {r} < 250 THEN 'reported' \
+               WHEN {r} < 330 THEN 'pending_verification' WHEN {r} < 380 THEN 'filed' \
+               WHEN {r} < 480 THEN 'dispatched' WHEN {r} < 560 THEN 'in_progress' \
+               WHEN {r} < 900 THEN 'closed' WHEN {r} < 950 THEN 'not_filed' \
+               WHEN {r} < 980 THEN 'duplicate' ELSE 'withdrawn' END) \
+             ELSE (CASE WHEN {r} < 850 THEN 'closed' WHEN {r} < 920 THEN 'not_filed' \
+               WHEN {r} < 970 THEN 'duplicate' WHEN {r} < 990 THEN 'withdrawn' \
+               WHEN {r} < 995 THEN 'reported' ELSE 'dispatched' END) END, \
+           'c' || (i % 24), '', 'low', 0, 0, 1, i * 60000, i * 60000, i * 60000, 1, '[]', \
+           i * 60000, i * 60000 FROM n",
+        zones_case = zones
+            .iter()
+            .enumerate()
+            .map(|(k, z)| format!("WHEN {k} THEN {z}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE").execute(pool).await.unwrap();
+
+    // Twenty pages of fifty deep, as a supervisor paging through every state.
+    let cursor = (
+        1000 * 60000,
+        "0190a000-0000-7000-8000-000000001000".parse().unwrap(),
+    );
+    let filter = QueueFilter {
+        after: Some(cursor),
+        limit: 51,
+        ..QueueFilter::default()
+    };
+    let (sql, binds) = queue_statement(Backend::Sqlite, &filter).expect("a statement");
+    let explain = format!("EXPLAIN QUERY PLAN {sql}");
+    let mut q = sqlx::query(&explain);
+    for v in binds {
+        q = match v {
+            Val::Text(t) => q.bind(t),
+            Val::Int(i) => q.bind(i),
+            Val::Real(r) => q.bind(r),
+        };
+    }
+    let plan: Vec<String> = q
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>("detail"))
+        .collect();
+    let searches: Vec<&String> = plan.iter().filter(|d| d.starts_with("SEARCH")).collect();
+    assert_eq!(searches.len(), 9, "one branch per state: {plan:#?}");
+    for s in searches {
+        assert!(
+            s.contains("INDEX cases_queue (state=? AND (received_at,id)>(?,?))"),
+            "{plan:#?}"
+        );
+    }
+    app.stop().await;
+}

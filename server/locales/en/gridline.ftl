@@ -285,6 +285,7 @@ console-map-empty = No zone to show.
 console-map-open = Being handled
 console-map-overdue = Overdue
 console-map-count = { $count } open cases; a marker opens its case.
+console-map-truncated = Only the { $count } most recently received are drawn; filter the queue to see the rest.
 console-map-case = Where
 console-claimed = Reported position
 console-exif-position = Where the photo was taken (EXIF)

@@ -284,6 +284,7 @@ console-map-empty = 没有可显示的片区。
 console-map-open = 处置中
 console-map-overdue = 超期
 console-map-count = 共 { $count } 件未办结案件，点击标记打开案件。
+console-map-truncated = 仅显示最近接收的 { $count } 件；其余案件请在审核队列中筛选查看。
 console-map-case = 位置
 console-claimed = 上报位置
 console-exif-position = 照片拍摄位置（EXIF）

@@ -265,7 +265,7 @@ pub async fn period(
         let p = store::reference::period(&state.db.pool, id)
             .await?
             .ok_or_else(|| ApiError::not_found("period"))?;
-        let ranking = crate::ledger::closing::visible_ranking(&state.db, &c.session.user, &p).await?;
+        let ranking = crate::ledger::closing::visible_ranking(&state.db, &state.rankings, &c.session.user, &p).await?;
         let names = Names::load(&state.db).await?;
         Ok::<_, ApiError>(layout(
             &c,
@@ -350,12 +350,15 @@ pub async fn export(
                 t.encode(name.ends_with(".xlsx"), "ledger")?
             }
             "ranking.csv" | "ranking.xlsx" => {
-                let (t, code) = exports::ranking(&state.db, user, &reader, need_period()?).await?;
+                let (t, code) =
+                    exports::ranking(&state.db, &state.rankings, user, &reader, need_period()?)
+                        .await?;
                 t.encode(name.ends_with(".xlsx"), &format!("ranking-{code}"))?
             }
             "report.xlsx" => {
                 let (bytes, code) = exports::report::period_report(
                     &state.db,
+                    &state.rankings,
                     &state.blobs,
                     user,
                     &reader,

@@ -316,19 +316,14 @@ async fn map_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
     let user = &c.session.user;
     let scope = user.scope(&state.db).await?;
     let zones = store::reference::zones(&state.db.pool, scope.zones()).await?;
-    let cases = store::cases::list(
-        &state.db.pool,
+    let open = store::cases::open_newest(
+        &state.db,
         scope.zones(),
-        None,
-        None,
-        MAX_MARKERS,
         user.confidential_reader(),
+        MAX_MARKERS,
     )
     .await?;
-    let open: Vec<&store::cases::CaseRow> = cases
-        .iter()
-        .filter(|c| !gridline_sync::case::FINAL_STATES.contains(&c.state))
-        .collect();
+    let truncated = open.len() as i64 >= MAX_MARKERS;
     let ids: Vec<uuid::Uuid> = open.iter().map(|c| c.id).collect();
     let mut conn = state.db.pool.acquire().await?;
     let workflows = store::review::workflows(&mut conn, &ids).await?;
@@ -369,6 +364,9 @@ async fn map_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
             span.legend.open { (c.t("console-map-open")) }
             span.legend.overdue { (c.t("console-map-overdue")) " (" (overdue) ")" }
             span.hint { (c.ta("console-map-count", &[("count", &markers.len().to_string())])) }
+            @if truncated {
+                span.hint { (c.ta("console-map-truncated", &[("count", &MAX_MARKERS.to_string())])) }
+            }
         }
         div.mapbox { (svg(c, &zones, &markers, 1100.0, &title, state.config.console.map_tiles.as_ref())) }
         (attribution(state))

@@ -245,7 +245,7 @@ async fn overview_page(state: &AppState, c: &Console) -> Result<Markup, ApiError
         .into_iter()
         .find(|p| p.starts_at <= now && now < p.ends_at);
     let ranking = match &period {
-        Some(p) => crate::ledger::closing::visible_ranking(&state.db, user, p)
+        Some(p) => crate::ledger::closing::visible_ranking(&state.db, &state.rankings, user, p)
             .await
             .ok(),
         None => None,

@@ -14,6 +14,7 @@ use crate::access::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::i18n::{self, Lang};
 use crate::ledger::closing::{scoped_zones, visible_ranking};
+use crate::ledger::rankings::Rankings;
 use crate::localtime;
 use crate::model::{Milli, RosterPerson, Translations};
 use crate::store::{cases, ledger as store, reference, review, users, Db};
@@ -267,6 +268,7 @@ pub async fn ledger(
 /// caller may see as in `GET /v1/periods/{id}/ranking`. Also answers the period's code.
 pub async fn ranking(
     db: &Db,
+    rankings: &Rankings,
     user: &AuthUser,
     reader: &Reader,
     period_id: Uuid,
@@ -274,7 +276,7 @@ pub async fn ranking(
     let period = reference::period(&db.pool, period_id)
         .await?
         .ok_or_else(|| ApiError::not_found("period"))?;
-    let r = visible_ranking(db, user, &period).await?;
+    let r = visible_ranking(db, rankings, user, &period).await?;
     let names = Names::load(db).await?;
     let rows = r
         .zones

@@ -15,6 +15,7 @@ use crate::access::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::i18n::{self, Lang};
 use crate::ledger::closing::{scoped_zones, visible_ranking};
+use crate::ledger::rankings::Rankings;
 use crate::model::Milli;
 use crate::store::{ledger as store, ledger_log, reference, Db};
 
@@ -25,6 +26,7 @@ const MAX_THUMB_BYTES: usize = 512 * 1024;
 /// The report of `period_id` as XLSX bytes, and the period's code (for the file name).
 pub async fn period_report(
     db: &Db,
+    rankings: &Rankings,
     blobs: &Arc<dyn ObjectStore>,
     user: &AuthUser,
     reader: &Reader,
@@ -33,7 +35,7 @@ pub async fn period_report(
     let period = reference::period(&db.pool, period_id)
         .await?
         .ok_or_else(|| ApiError::not_found("period"))?;
-    let ranking = visible_ranking(db, user, &period).await?;
+    let ranking = visible_ranking(db, rankings, user, &period).await?;
     let zones = scoped_zones(db, user, None).await?;
     let names = Names::load(db).await?;
     let mut entries = Vec::new();

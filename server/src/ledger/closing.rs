@@ -12,6 +12,7 @@ use crate::ledger::posting::approve_in;
 use crate::ledger::proposals::{
     period_closed, proposal_view, reject_in, require_supervisor, required_reason,
 };
+use crate::ledger::rankings::{compute_ranking, Rankings};
 use crate::ledger::scoring::{self, Ranking};
 use crate::ledger::views::{CloseInput, ClosedPeriod, Decision, NextPeriod, Proposal};
 use crate::ledger::LedgerService;
@@ -19,25 +20,6 @@ use crate::model::{Period, PeriodStatus};
 use crate::store::changes::{self, PendingChange};
 use crate::store::ledger as store;
 use crate::store::{audit, ms_from_time, now_ms, reference, rfc3339, time_from_ms, Db};
-
-/// The ranking of a period, computed from the ledger.
-pub async fn compute_ranking(db: &Db, period: &Period) -> ApiResult<Ranking> {
-    let mut conn = db.pool.acquire().await?;
-    let starts = ms_from_time(period.starts_at);
-    let ends = ms_from_time(period.ends_at);
-    let cutoff = period.closed_at.map(ms_from_time).unwrap_or_else(now_ms);
-    let as_of = cutoff.min(ends);
-    let zones = store::zone_refs(&mut *conn).await?;
-    let groups = store::scored_groups(&mut *conn, period.id).await?;
-    let indicators = store::indicators(&mut conn, starts, as_of).await?;
-    Ok(scoring::compute_grouped(
-        &period.id.to_string(),
-        &period.code,
-        &zones,
-        &groups,
-        &indicators,
-    ))
-}
 
 /// Close a period (admins and supervisors): it takes no new ledger entries from now on. The
 /// ranking is computed and stored with its formula version and hash.
@@ -202,7 +184,12 @@ pub async fn scoped_zones(
 /// road and section chiefs see the rows of the zones their roster gives them (each with its
 /// rank among all zones); inspectors and squad members, who are not assessed and must not be
 /// swayed by the standings, see none (403).
-pub async fn visible_ranking(db: &Db, user: &AuthUser, period: &Period) -> ApiResult<Ranking> {
+pub async fn visible_ranking(
+    db: &Db,
+    rankings: &Rankings,
+    user: &AuthUser,
+    period: &Period,
+) -> ApiResult<Ranking> {
     let chief = [Role::ZoneChief, Role::RoadChief, Role::SectionChief]
         .iter()
         .any(|r| user.has(*r));
@@ -212,7 +199,7 @@ pub async fn visible_ranking(db: &Db, user: &AuthUser, period: &Period) -> ApiRe
         ));
     }
     let scope = user.scope(db).await?;
-    let mut ranking = compute_ranking(db, period).await?;
+    let mut ranking = Ranking::clone(&*rankings.get(db, period).await?);
     ranking
         .zones
         .retain(|z| Uuid::parse_str(&z.zone_id).is_ok_and(|z| scope.contains(z)));

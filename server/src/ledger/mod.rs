@@ -16,6 +16,7 @@ pub mod log;
 pub mod posting;
 pub mod preview;
 pub mod proposals;
+pub mod rankings;
 pub mod scoring;
 pub mod views;
 
@@ -32,4 +33,5 @@ pub struct LedgerService {
     pub db: Db,
     pub keys: Arc<Keyring>,
     pub config: Arc<Config>,
+    pub rankings: Arc<rankings::Rankings>,
 }

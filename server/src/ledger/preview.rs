@@ -85,7 +85,10 @@ pub async fn consequence(
     if period.status == crate::model::PeriodStatus::Closed {
         blockers.push(ErrorCode::PeriodClosed);
     }
-    let (before, after) = match (visible_ranking(db, user, &period).await, weighted) {
+    let (before, after) = match (
+        visible_ranking(db, &svc.rankings, user, &period).await,
+        weighted,
+    ) {
         (Ok(ranking), Some(w)) => {
             let zone = p.zone_id.to_string();
             let scores: Vec<(String, f64)> = ranking

@@ -144,7 +144,7 @@ pub async fn queue(db: &Db, user: &AuthUser, q: &QueueQuery) -> ApiResult<Page<Q
         after,
         limit: limit + 1,
     };
-    let rows = store_review::queue(&db.pool, &filter).await?;
+    let rows = store_review::queue(db, &filter).await?;
     let more = rows.len() as i64 > limit;
     let rows = &rows[..rows.len().min(limit as usize)];
     let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();

@@ -101,7 +101,8 @@ async fn ranking(
     Query(q): Query<RankingExportQuery>,
 ) -> ApiResult<Response> {
     let reader = reader(&state, lang);
-    let (table, code) = exports::ranking(&state.db, &user, &reader, q.period_id).await?;
+    let (table, code) =
+        exports::ranking(&state.db, &state.rankings, &user, &reader, q.period_id).await?;
     send(&table, q.format, &format!("ranking-{code}"))
 }
 
@@ -173,9 +174,15 @@ async fn report(
     Query(q): Query<ReportQuery>,
 ) -> ApiResult<Response> {
     let reader = reader(&state, lang);
-    let (bytes, code) =
-        exports::report::period_report(&state.db, &state.blobs, &user, &reader, q.period_id)
-            .await?;
+    let (bytes, code) = exports::report::period_report(
+        &state.db,
+        &state.rankings,
+        &state.blobs,
+        &user,
+        &reader,
+        q.period_id,
+    )
+    .await?;
     Ok(download(bytes, XLSX, &format!("report-{code}.xlsx")))
 }
 

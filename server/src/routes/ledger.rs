@@ -271,5 +271,7 @@ async fn ranking(
     let period = reference::period(&state.db.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("period"))?;
-    Ok(Json(visible_ranking(&state.db, &user, &period).await?))
+    Ok(Json(
+        visible_ranking(&state.db, &state.rankings, &user, &period).await?,
+    ))
 }

@@ -388,6 +388,54 @@ pub async fn list<'c, E: Executor<'c, Database = Any>>(
         .collect()
 }
 
+/// The open cases (not in a final state) of some zones, newest received first, at most
+/// `limit`, without those hidden from `reader`: what a map of the work in hand shows.
+///
+/// One branch per open state, each an ordered range of `cases_queue` or `cases_zone_queue`
+/// read backwards, merged: the open cases are a few percent of the table, so neither a scan
+/// in id order nor a sort of every match. SQLite is told the index when no zone leads, as in
+/// `review::queue` (its planner may otherwise skip-scan another index and sort).
+pub async fn open_newest(
+    db: &super::Db,
+    zones: Option<&[Uuid]>,
+    reader: Option<Uuid>,
+    limit: i64,
+) -> R<Vec<CaseRow>> {
+    let Some(scope) = scope_sql(2, zones, reader, "cases.id") else {
+        return Ok(vec![]);
+    };
+    let table = match (db.backend, zones) {
+        (Backend::Sqlite, None) => "cases INDEXED BY cases_queue",
+        _ => "cases",
+    };
+    let branches: Vec<String> = CaseState::ALL
+        .iter()
+        .filter(|s| !s.is_final())
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "SELECT * FROM (SELECT id, received_at FROM {table} WHERE state = '{}'{scope} \
+                 ORDER BY received_at DESC, id DESC LIMIT $1) AS s{i}",
+                s.as_str()
+            )
+        })
+        .collect();
+    let columns: Vec<String> = CASE_COLUMNS.iter().map(|c| format!("cases.{c}")).collect();
+    let sql = format!(
+        "SELECT {} FROM cases JOIN (SELECT id, received_at FROM ({}) AS m \
+         ORDER BY received_at DESC, id DESC LIMIT $1) AS q ON q.id = cases.id \
+         ORDER BY q.received_at DESC, q.id DESC",
+        columns.join(", "),
+        branches.join(" UNION ALL ")
+    );
+    bind_scope(sqlx::query(&sql).bind(limit), zones, reader)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(case_from_row)
+        .collect()
+}
+
 /// Ids of every case in a zone but those hidden from `reader` (for `remove` when a zone
 /// leaves a puller's scope).
 pub async fn ids_in_zone<'c, E: Executor<'c, Database = Any>>(

@@ -1033,3 +1033,16 @@ pub async fn indicators(
     }
     Ok(out)
 }
+
+/// The heads of the ledger and of the change log: every write that can move a ranking (an
+/// entry posted or reversed, a case of the period changing state, a zone or period edited)
+/// advances one of them, so an equal pair means the same inputs.
+pub async fn heads<'c, E: Executor<'c, Database = Any>>(e: E) -> R<(i64, i64)> {
+    let row = sqlx::query(
+        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM ledger_entries) AS ledger, \
+                (SELECT COALESCE(MAX(seq), 0) FROM changes) AS changes",
+    )
+    .fetch_one(e)
+    .await?;
+    Ok((row.try_get("ledger")?, row.try_get("changes")?))
+}
