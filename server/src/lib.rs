@@ -246,6 +246,7 @@ pub async fn run(
         jobs::spawn_change_pruner(state.db.clone(), state.config.sync.tombstone_retention_days);
     let delivery = notify::spawn_delivery(
         state.db.clone(),
+        state.config.site.clone(),
         std::time::Duration::from_millis(state.config.notifications.poll_ms),
     );
     let served = serve(listener, app(state), shutdown).await;

@@ -17,8 +17,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::access::AuthUser;
+use crate::config::SiteConfig;
 use crate::error::{ApiError, ApiResult};
-use crate::store::notices::{self as store, NoticeRow, WebhookRow};
+use crate::i18n::{self, Lang};
+use crate::store::notices::{self as store, NoticeRow, WebhookFormat, WebhookRow};
 use crate::store::{audit, new_id, now_ms, rfc3339, Db};
 
 /// What a notice is about.
@@ -124,6 +126,93 @@ fn view(n: &NoticeRow, read_at: Option<i64>) -> NoticeView {
     }
 }
 
+/// The names a notice's words use instead of ids.
+pub trait Labels {
+    /// A zone's name in `lang`.
+    fn zone_label(&self, id: &str, lang: Lang) -> String;
+    /// A taxonomy entry's name in `lang`.
+    fn category_label(&self, key: &str, lang: Lang) -> String;
+}
+
+/// Zone and category names as published, for the delivery worker's robot messages.
+struct SiteLabels {
+    zones: std::collections::HashMap<String, (String, crate::model::Translations)>,
+    categories: std::collections::HashMap<String, (String, String)>,
+}
+
+impl SiteLabels {
+    async fn load(db: &Db) -> Result<SiteLabels, sqlx::Error> {
+        let zones = crate::store::reference::zones(&db.pool, None)
+            .await?
+            .into_iter()
+            .map(|z| (z.id.to_string(), (z.name, z.translations)))
+            .collect();
+        let categories = crate::store::reference::taxonomy(&db.pool)
+            .await?
+            .into_iter()
+            .map(|t| (t.key, (t.name_zh, t.name_en)))
+            .collect();
+        Ok(SiteLabels { zones, categories })
+    }
+}
+
+impl Labels for SiteLabels {
+    fn zone_label(&self, id: &str, lang: Lang) -> String {
+        self.zones
+            .get(id)
+            .map(|(name, t)| t.pick(lang, name).to_owned())
+            .unwrap_or_else(|| id.to_owned())
+    }
+    fn category_label(&self, key: &str, lang: Lang) -> String {
+        self.categories
+            .get(key)
+            .map(|(zh, en)| if lang == Lang::ZhCn { zh } else { en }.clone())
+            .unwrap_or_else(|| key.to_owned())
+    }
+}
+
+/// One line saying what a notice is about, in `lang`, times in `tz`: the inbox's line and a
+/// group robot's message.
+pub fn summary(lang: Lang, tz: &jiff::tz::TimeZone, names: &dyn Labels, n: &NoticeView) -> String {
+    let text = |k: &str| {
+        n.data
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let category = names.category_label(&text("category_code"), lang);
+    let zone = n
+        .zone_id
+        .map(|z| names.zone_label(&z.to_string(), lang))
+        .unwrap_or_default();
+    let deadline = time::OffsetDateTime::parse(
+        &text("deadline"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map(|t| crate::localtime::format(tz, crate::store::ms_from_time(t)))
+    .unwrap_or_default();
+    let points = n
+        .data
+        .get("weighted_points")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let key = format!("notice-{}", n.kind.replace('.', "-"));
+    i18n::lookup(
+        lang,
+        &key,
+        &[
+            ("category", &category),
+            ("zone", &zone),
+            ("deadline", &deadline),
+            ("points", &points),
+            ("rule", &text("rule_code")),
+            ("reason", &text("reason")),
+        ],
+    )
+    .unwrap_or(key)
+}
+
 /// One page of a user's inbox.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct InboxPage {
@@ -193,6 +282,14 @@ pub struct WebhookInput {
     /// Notice kinds to send; omitted or empty: every kind.
     #[serde(default)]
     pub kinds: Vec<String>,
+    /// What the receiver understands: `standard` (Standard Webhooks, the default), `wecom` or
+    /// `dingtalk` (a group robot's webhook URL, sent a text message in the site's language).
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// `dingtalk` only, required: the robot's signing secret (`SEC…`, its 加签 setting).
+    /// A `standard` subscription's secret is made by the server and shown once.
+    #[serde(default)]
+    pub secret: Option<String>,
 }
 
 /// A subscription as listed (the secret is shown once, at creation).
@@ -200,12 +297,14 @@ pub struct WebhookInput {
 pub struct Webhook {
     pub id: Uuid,
     pub url: String,
+    pub format: WebhookFormat,
     pub kinds: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: time::OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub disabled_at: Option<time::OffsetDateTime>,
-    /// The signing secret (`whsec_…`, Standard Webhooks); only in the answer that creates it.
+    /// The signing secret (`whsec_…`, Standard Webhooks); only in the answer that creates a
+    /// `standard` subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
@@ -214,10 +313,11 @@ fn webhook_view(w: &WebhookRow, secret: bool) -> Webhook {
     Webhook {
         id: w.id,
         url: w.url.clone(),
+        format: w.format,
         kinds: w.kinds.clone(),
         created_at: crate::store::time_from_ms(w.created_at),
         disabled_at: w.disabled_at.map(crate::store::time_from_ms),
-        secret: secret.then(|| w.secret.clone()),
+        secret: (secret && w.format == WebhookFormat::Standard).then(|| w.secret.clone()),
     }
 }
 
@@ -237,19 +337,40 @@ pub async fn create_webhook(db: &Db, admin: &AuthUser, input: WebhookInput) -> A
             return Err(ApiError::invalid("kinds", format!("unknown kind {k:?}")));
         }
     }
-    let secret = {
-        use base64::Engine;
-        use rand::RngCore;
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
-        format!(
-            "whsec_{}",
-            base64::engine::general_purpose::STANDARD.encode(key)
-        )
+    let given = input.secret.as_deref().map(str::trim).unwrap_or("");
+    let secret = match input.format {
+        WebhookFormat::Standard | WebhookFormat::Wecom if !given.is_empty() => {
+            return Err(ApiError::invalid(
+                "secret",
+                "only a dingtalk robot takes a secret: a standard subscription's is made here, \
+                 a WeCom robot's key is in its URL",
+            ));
+        }
+        WebhookFormat::Standard => {
+            use base64::Engine;
+            use rand::RngCore;
+            let mut key = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut key);
+            format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(key)
+            )
+        }
+        WebhookFormat::Wecom => String::new(),
+        WebhookFormat::Dingtalk => {
+            if given.is_empty() || given.len() > 200 || !given.is_ascii() {
+                return Err(ApiError::invalid(
+                    "secret",
+                    "a DingTalk robot needs its signing secret (SEC…), at most 200 characters",
+                ));
+            }
+            given.to_owned()
+        }
     };
     let row = WebhookRow {
         id: new_id(),
         url: url.to_owned(),
+        format: input.format,
         secret,
         kinds: input.kinds,
         created_at: now_ms(),
@@ -324,8 +445,19 @@ pub fn webhook_body(n: &NoticeRow) -> String {
     v.to_string()
 }
 
-/// Sends one claimed delivery; `Err` says why it failed.
-async fn send(http: &reqwest::Client, c: &store::Claimed) -> Result<(), String> {
+/// Sends one claimed delivery; `Err` says why it failed. `text` is the notice in words, for a
+/// group robot.
+async fn send(http: &reqwest::Client, c: &store::Claimed, text: &str) -> Result<(), String> {
+    match c.format {
+        WebhookFormat::Standard => send_standard(http, c).await,
+        WebhookFormat::Wecom => send_robot(http, &c.url, text).await,
+        WebhookFormat::Dingtalk => {
+            send_robot(http, &dingtalk_url(&c.url, &c.secret, now_ms())?, text).await
+        }
+    }
+}
+
+async fn send_standard(http: &reqwest::Client, c: &store::Claimed) -> Result<(), String> {
     let body = webhook_body(&c.notice);
     let msg_id = c.notice.id.to_string();
     let ts = now_ms() / 1000;
@@ -349,8 +481,72 @@ async fn send(http: &reqwest::Client, c: &store::Claimed) -> Result<(), String> 
     }
 }
 
+/// The most a robot message carries, in bytes: WeCom refuses a text over 2,048.
+const ROBOT_TEXT_BYTES: usize = 2000;
+
+/// The body of a WeCom or DingTalk group robot's text message (the two take the same shape).
+pub fn robot_body(text: &str) -> String {
+    let mut end = text.len().min(ROBOT_TEXT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    json!({"msgtype": "text", "text": {"content": &text[..end]}}).to_string()
+}
+
+/// Posts a text message to a group robot. Both services answer 200 with `errcode` 0 when
+/// they took it, and 200 with another `errcode` (a bad key, a bad signature, too many
+/// messages a minute) when they did not.
+async fn send_robot(http: &reqwest::Client, url: &str, text: &str) -> Result<(), String> {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(robot_body(text))
+        .send()
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("answered {status}"));
+    }
+    let answer: Value = resp
+        .json()
+        .await
+        .map_err(|e| format!("an answer that is not JSON: {e}"))?;
+    match answer.get("errcode").and_then(Value::as_i64) {
+        Some(0) => Ok(()),
+        Some(code) => Err(format!(
+            "robot refused it: errcode {code}, {}",
+            answer.get("errmsg").and_then(Value::as_str).unwrap_or("")
+        )),
+        None => Err(format!("an answer without errcode: {answer}")),
+    }
+}
+
+/// A DingTalk robot's URL signed for `ts_ms` (its 加签 scheme): `timestamp` and `sign`, the
+/// Base64 HMAC-SHA256 under the robot's secret of the timestamp, a newline and the secret,
+/// added to the query. DingTalk refuses a signature more than an hour old.
+pub fn dingtalk_url(url: &str, secret: &str, ts_ms: i64) -> Result<String, String> {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .map_err(|e| format!("signing: {e}"))?;
+    mac.update(format!("{ts_ms}\n{secret}").as_bytes());
+    let sign = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let mut signed = reqwest::Url::parse(url).map_err(|e| format!("url: {e}"))?;
+    signed
+        .query_pairs_mut()
+        .append_pair("timestamp", &ts_ms.to_string())
+        .append_pair("sign", &sign);
+    Ok(signed.into())
+}
+
 /// One pass of the outbox: claims what is due and sends it. Returns how many were sent.
-pub async fn deliver_due(db: &Db, http: &reqwest::Client) -> Result<usize, sqlx::Error> {
+/// Robots' messages are worded in the site's language and time zone.
+pub async fn deliver_due(
+    db: &Db,
+    http: &reqwest::Client,
+    site: &SiteConfig,
+) -> Result<usize, sqlx::Error> {
     let now = now_ms();
     if !store::any_due(&db.pool, now).await? {
         return Ok(0);
@@ -362,8 +558,24 @@ pub async fn deliver_due(db: &Db, http: &reqwest::Client) -> Result<usize, sqlx:
         tx.commit().await?;
         c
     };
+    let texts: Vec<String> = if claimed.iter().any(|c| c.format != WebhookFormat::Standard) {
+        let names = SiteLabels::load(db).await?;
+        let tz = site.tz();
+        claimed
+            .iter()
+            .map(|c| {
+                format!(
+                    "[Gridline] {}",
+                    summary(site.language, &tz, &names, &view(&c.notice, None))
+                )
+            })
+            .collect()
+    } else {
+        vec![String::new(); claimed.len()]
+    };
     let mut sent = 0;
-    let outcomes = futures::future::join_all(claimed.iter().map(|c| send(http, c))).await;
+    let outcomes =
+        futures::future::join_all(claimed.iter().zip(&texts).map(|(c, t)| send(http, c, t))).await;
     for (c, outcome) in claimed.iter().zip(outcomes) {
         let mut tx = db.begin_write().await?;
         match outcome {
@@ -387,7 +599,7 @@ pub async fn deliver_due(db: &Db, http: &reqwest::Client) -> Result<usize, sqlx:
 }
 
 /// Runs [`deliver_due`] every `every` (sooner again while there is a backlog), until aborted.
-pub fn spawn_delivery(db: Db, every: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn_delivery(db: Db, site: SiteConfig, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let http = match reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -401,7 +613,7 @@ pub fn spawn_delivery(db: Db, every: Duration) -> tokio::task::JoinHandle<()> {
             }
         };
         loop {
-            match deliver_due(&db, &http).await {
+            match deliver_due(&db, &http, &site).await {
                 Ok(n) if n as i64 >= BATCH => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "webhook delivery pass failed"),

@@ -24,41 +24,7 @@ pub async fn inbox(State(state): State<AppState>, c: Console, headers: HeaderMap
 
 /// One line saying what a notice is about, in the reader's language.
 fn summary(c: &Console, names: &Names, n: &NoticeView) -> String {
-    let text = |k: &str| {
-        n.data
-            .get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_owned()
-    };
-    let category = names.category_label(&text("category_code"), c.lang);
-    let zone = n
-        .zone_id
-        .map(|z| names.zone_label(&z.to_string(), c.lang))
-        .unwrap_or_default();
-    let deadline = time::OffsetDateTime::parse(
-        &text("deadline"),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map(|t| c.time(crate::store::ms_from_time(t)))
-    .unwrap_or_default();
-    let points = n
-        .data
-        .get("weighted_points")
-        .map(|v| v.to_string())
-        .unwrap_or_default();
-    let key = format!("notice-{}", n.kind.replace('.', "-"));
-    c.ta(
-        &key,
-        &[
-            ("category", &category),
-            ("zone", &zone),
-            ("deadline", &deadline),
-            ("points", &points),
-            ("rule", &text("rule_code")),
-            ("reason", &text("reason")),
-        ],
-    )
+    notify::summary(c.lang, &c.tz, names, n)
 }
 
 async fn inbox_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {

@@ -152,6 +152,15 @@ impl Names {
     }
 }
 
+impl crate::notify::Labels for Names {
+    fn zone_label(&self, id: &str, lang: Lang) -> String {
+        Names::zone_label(self, id, lang)
+    }
+    fn category_label(&self, key: &str, lang: Lang) -> String {
+        Names::category_label(self, key, lang)
+    }
+}
+
 impl From<Option<&str>> for Cell {
     fn from(v: Option<&str>) -> Self {
         v.map(|s| Cell::Text(s.to_owned())).unwrap_or(Cell::Empty)

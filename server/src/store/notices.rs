@@ -1,7 +1,9 @@
 //! Notices, the inbox, webhook subscriptions and the delivery outbox (`notices`, `inbox`,
 //! `webhooks`, `deliveries`).
 
+use serde::{Deserialize, Serialize};
 use sqlx::{Any, AnyConnection, Executor, Row};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::json_rows::Cols;
@@ -122,11 +124,47 @@ pub async fn mark_read(conn: &mut AnyConnection, user: Uuid, id: Uuid, now: i64)
     .map(|d| d.rows_affected() == 1)
 }
 
+/// What a subscription's receiver understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// Standard Webhooks: the notice as JSON, signed in the `webhook-*` headers.
+    #[default]
+    Standard,
+    /// A WeCom (企业微信) group robot: a text message; the robot's key is in its URL.
+    Wecom,
+    /// A DingTalk (钉钉) group robot: a text message; the URL is signed with the robot's secret.
+    Dingtalk,
+}
+
+impl WebhookFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Standard => "standard",
+            WebhookFormat::Wecom => "wecom",
+            WebhookFormat::Dingtalk => "dingtalk",
+        }
+    }
+
+    fn parse(s: &str) -> R<WebhookFormat> {
+        [
+            WebhookFormat::Standard,
+            WebhookFormat::Wecom,
+            WebhookFormat::Dingtalk,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == s)
+        .ok_or_else(|| super::unknown_value("format", s))
+    }
+}
+
 /// A webhook subscription.
 #[derive(Debug, Clone)]
 pub struct WebhookRow {
     pub id: Uuid,
     pub url: String,
+    pub format: WebhookFormat,
+    /// The Standard Webhooks secret (`whsec_…`), the DingTalk robot's secret, or empty.
     pub secret: String,
     /// Notice kinds it receives; empty: every kind.
     pub kinds: Vec<String>,
@@ -139,6 +177,7 @@ fn webhook_from(r: &sqlx::any::AnyRow) -> R<WebhookRow> {
     Ok(WebhookRow {
         id: r.uuid("id")?,
         url: r.try_get("url")?,
+        format: WebhookFormat::parse(&r.try_get::<String, _>("format")?)?,
         secret: r.try_get("secret")?,
         kinds: serde_json::from_str(&kinds).map_err(|_| super::unknown_value("kinds", &kinds))?,
         created_at: r.try_get("created_at")?,
@@ -148,8 +187,8 @@ fn webhook_from(r: &sqlx::any::AnyRow) -> R<WebhookRow> {
 
 pub async fn insert_webhook(conn: &mut AnyConnection, w: &WebhookRow, by: Uuid) -> R<()> {
     sqlx::query(
-        "INSERT INTO webhooks (id, url, secret, kinds, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO webhooks (id, url, secret, kinds, created_by, created_at, format) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(w.id.to_string())
     .bind(&w.url)
@@ -157,6 +196,7 @@ pub async fn insert_webhook(conn: &mut AnyConnection, w: &WebhookRow, by: Uuid) 
     .bind(serde_json::to_string(&w.kinds).unwrap_or_else(|_| "[]".into()))
     .bind(by.to_string())
     .bind(w.created_at)
+    .bind(w.format.as_str())
     .execute(conn)
     .await?;
     Ok(())
@@ -164,7 +204,8 @@ pub async fn insert_webhook(conn: &mut AnyConnection, w: &WebhookRow, by: Uuid) 
 
 pub async fn webhooks<'c, E: Executor<'c, Database = Any>>(e: E) -> R<Vec<WebhookRow>> {
     let rows = sqlx::query(
-        "SELECT id, url, secret, kinds, created_at, disabled_at FROM webhooks ORDER BY created_at",
+        "SELECT id, url, format, secret, kinds, created_at, disabled_at FROM webhooks \
+         ORDER BY created_at",
     )
     .fetch_all(e)
     .await?;
@@ -237,6 +278,7 @@ pub struct Claimed {
     pub attempts: i64,
     pub notice: NoticeRow,
     pub url: String,
+    pub format: WebhookFormat,
     pub secret: String,
 }
 
@@ -266,7 +308,7 @@ pub async fn claim_due(
     .await?;
     let rows = sqlx::query(
         "SELECT d.id AS delivery_id, d.attempts, n.id, n.kind, n.case_id, n.zone_id, n.data, \
-                n.created_at, w.url, w.secret \
+                n.created_at, w.url, w.format, w.secret \
          FROM deliveries d JOIN notices n ON n.id = d.notice_id JOIN webhooks w ON w.id = d.webhook_id \
          WHERE d.claimed_by = $1 AND d.locked_until = $2",
     )
@@ -281,6 +323,7 @@ pub async fn claim_due(
                 attempts: r.try_get("attempts")?,
                 notice: notice_from(r)?,
                 url: r.try_get("url")?,
+                format: WebhookFormat::parse(&r.try_get::<String, _>("format")?)?,
                 secret: r.try_get("secret")?,
             })
         })
