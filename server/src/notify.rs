@@ -38,6 +38,15 @@ pub enum NoticeKind {
     /// A proposed deduction was rejected.
     #[serde(rename = "deduction.rejected")]
     DeductionRejected,
+    /// A deduction was proposed and waits for a supervisor's decision.
+    #[serde(rename = "deduction.proposed")]
+    DeductionProposed,
+    /// A ledger entry was reversed (a correction, an appeal upheld).
+    #[serde(rename = "deduction.reversed")]
+    DeductionReversed,
+    /// A period closed and its ranking was published.
+    #[serde(rename = "period.closed")]
+    PeriodClosed,
 }
 
 impl NoticeKind {
@@ -46,6 +55,9 @@ impl NoticeKind {
         NoticeKind::CaseReturned,
         NoticeKind::DeductionApproved,
         NoticeKind::DeductionRejected,
+        NoticeKind::DeductionProposed,
+        NoticeKind::DeductionReversed,
+        NoticeKind::PeriodClosed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +66,9 @@ impl NoticeKind {
             NoticeKind::CaseReturned => "case.returned",
             NoticeKind::DeductionApproved => "deduction.approved",
             NoticeKind::DeductionRejected => "deduction.rejected",
+            NoticeKind::DeductionProposed => "deduction.proposed",
+            NoticeKind::DeductionReversed => "deduction.reversed",
+            NoticeKind::PeriodClosed => "period.closed",
         }
     }
 
@@ -101,7 +116,8 @@ pub async fn record(
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NoticeView {
     pub id: Uuid,
-    /// `case.dispatched`, `case.returned`, `deduction.approved`, `deduction.rejected`.
+    /// `case.dispatched`, `case.returned`, `deduction.proposed`, `deduction.approved`,
+    /// `deduction.rejected`, `deduction.reversed`, `period.closed`.
     pub kind: String,
     pub case_id: Option<Uuid>,
     pub zone_id: Option<Uuid>,
@@ -208,6 +224,7 @@ pub fn summary(lang: Lang, tz: &jiff::tz::TimeZone, names: &dyn Labels, n: &Noti
             ("points", &points),
             ("rule", &text("rule_code")),
             ("reason", &text("reason")),
+            ("period", &text("period_code")),
         ],
     )
     .unwrap_or(key)

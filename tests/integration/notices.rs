@@ -13,11 +13,12 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::support::{filed_case, must_transition, transition};
+use crate::support::{current_period, filed_case, media_entry, must_transition, transition};
 
 on_both_backends!(
     a_dispatch_tells_each_assignee_once_and_records_their_reading,
     the_inbox_pages_through_notices_of_the_same_millisecond,
+    the_ledger_s_events_tell_the_people_they_concern_once,
 );
 
 /// Records `n` notices for the admin in one transaction, all at instant `at` (data `{"n": i}`).
@@ -71,6 +72,109 @@ async fn inbox(app: &TestApp, user: &str) -> Value {
     let (status, page) = app.get("/v1/inbox", Some(&app.login(user).await)).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     page
+}
+
+/// The kinds in `user`'s inbox, oldest first.
+async fn kinds(app: &TestApp, user: &str) -> Vec<String> {
+    let mut kinds: Vec<String> = inbox(app, user).await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap().to_owned())
+        .collect();
+    kinds.reverse();
+    kinds
+}
+
+/// A deduction proposed tells the other supervisors; approved, the zone's chiefs and the
+/// proposer; reversed, the people the entry named; rejected, the proposer; a period closed,
+/// every supervisor and chief. Each notice is recorded once, in the transaction of its event.
+async fn the_ledger_s_events_tell_the_people_they_concern_once(app: TestApp) {
+    let sup = app.login("supervisor1").await;
+    let zone = app.zone("Z03");
+    let entry = media_entry(&app, &sup, zone).await;
+    let (status, body) = reverse_entry(&app, &app.login("supervisor2").await, &entry).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, rejected) = app
+        .post(
+            "/v1/deductions",
+            Some(&sup),
+            &json!({"zone_id": zone, "source": "media", "rule_code": "MEDIA", "note": "rerun"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rejected}");
+    let (status, body) = app
+        .post(
+            &format!("/v1/deductions/{}/reject", rejected["id"].as_str().unwrap()),
+            Some(&app.login("supervisor2").await),
+            &json!({"reason": "already counted"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let period = current_period(&app, &sup).await;
+    let (status, body) = app
+        .post(
+            &format!("/v1/periods/{}/close", period["id"].as_str().unwrap()),
+            Some(&app.login("admin").await),
+            &json!({"early": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    assert_eq!(
+        kinds(&app, "supervisor2").await,
+        ["deduction.proposed", "deduction.proposed", "period.closed"],
+        "the other supervisor decides what is proposed"
+    );
+    assert_eq!(
+        kinds(&app, "supervisor1").await,
+        [
+            "deduction.approved",
+            "deduction.reversed",
+            "deduction.rejected",
+            "period.closed"
+        ],
+        "the proposer hears of each decision on their proposals"
+    );
+    let chief = kinds(&app, "sectionchief3").await;
+    assert_eq!(
+        chief,
+        ["deduction.approved", "deduction.reversed", "period.closed"],
+        "the zone's chief"
+    );
+    assert_eq!(
+        kinds(&app, "sectionchief1").await,
+        ["period.closed"],
+        "another zone's chief"
+    );
+    // One notice per event, whoever it went to.
+    let counted: Vec<(String, i64)> =
+        sqlx::query_as("SELECT kind, COUNT(*) FROM notices GROUP BY kind ORDER BY kind")
+            .fetch_all(&app.state.db.pool)
+            .await
+            .unwrap();
+    let counted: Vec<(&str, i64)> = counted.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+    assert_eq!(
+        counted,
+        [
+            ("deduction.approved", 1),
+            ("deduction.proposed", 2),
+            ("deduction.rejected", 1),
+            ("deduction.reversed", 1),
+            ("period.closed", 1),
+        ]
+    );
+}
+
+async fn reverse_entry(app: &TestApp, token: &str, entry: &Value) -> (StatusCode, Value) {
+    crate::support::reverse(
+        app,
+        token,
+        entry["id"].as_str().unwrap(),
+        "correction",
+        "entered twice",
+    )
+    .await
 }
 
 async fn a_dispatch_tells_each_assignee_once_and_records_their_reading(app: TestApp) {

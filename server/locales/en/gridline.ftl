@@ -403,3 +403,6 @@ notice-case-dispatched = Dispatched to you: { $category } in { $zone }, to be re
 notice-case-returned = Returned for rework: { $category } in { $zone }, due { $deadline }.
 notice-deduction-approved = Deduction approved in { $zone }: rule { $rule }, { $points } points.
 notice-deduction-rejected = Your proposed deduction (rule { $rule }) was rejected: { $reason }
+notice-deduction-proposed = A deduction waits for your decision in { $zone }: rule { $rule }.
+notice-deduction-reversed = A deduction in { $zone } was reversed (rule { $rule }): { $reason }
+notice-period-closed = Period { $period } is closed and its ranking published.

@@ -402,3 +402,6 @@ notice-case-dispatched = 派遣给您：{ $zone } 的{ $category }，须在 { $d
 notice-case-returned = 整改被退回返工：{ $zone } 的{ $category }，期限 { $deadline }。
 notice-deduction-approved = { $zone } 扣分已批准：细则 { $rule }，{ $points } 分。
 notice-deduction-rejected = 您提出的扣分（细则 { $rule }）未获批准：{ $reason }
+notice-deduction-proposed = { $zone } 有一项扣分待您审批：细则 { $rule }。
+notice-deduction-reversed = { $zone } 的一项扣分已撤销（细则 { $rule }）：{ $reason }
+notice-period-closed = 考核期 { $period } 已结束，排名已公布。

@@ -144,6 +144,37 @@ pub async fn close_period(
         None => None,
     };
     pending.push(PendingChange::upsert("period", id, None));
+    // The supervisors and every chief on the roster now: the standings are out.
+    let mut told = crate::store::users::with_role(tx.conn(), Role::Supervisor).await?;
+    told.extend(
+        reference::roster(tx.conn(), None, None, Some(now))
+            .await?
+            .into_iter()
+            .filter(|r| {
+                matches!(
+                    r.role,
+                    Role::ZoneChief | Role::RoadChief | Role::SectionChief
+                )
+            })
+            .map(|r| r.user_id),
+    );
+    crate::notify::record(
+        tx.conn(),
+        crate::notify::Notice {
+            kind: crate::notify::NoticeKind::PeriodClosed,
+            case_id: None,
+            zone_id: None,
+            data: json!({
+                "period_id": id,
+                "period_code": period.code,
+                "closed_by": user.user_id,
+                "next_period_id": next.as_ref().map(|n| n.id),
+            }),
+            recipients: told,
+        },
+        now,
+    )
+    .await?;
     crate::store::ledger_log::issue_checkpoint(tx.conn(), svc.keys.as_ref()).await?;
     changes::append(tx.conn(), &pending).await?;
     tx.commit().await?;

@@ -369,6 +369,42 @@ pub async fn reverse(
         store::release_case(tx.conn(), proposal).await?;
     }
     let view = entry_view(&entry)?;
+    // Those the original entry named: the chiefs it froze, its proposer and its approver.
+    let frozen: Vec<crate::model::RosterPerson> =
+        serde_json::from_str(&original.roster).unwrap_or_default();
+    let mut recipients: Vec<Uuid> = frozen.iter().map(|r| r.user_id).collect();
+    recipients.extend(
+        [
+            original.proposed_by.as_deref(),
+            Some(original.approved_by.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|u| Uuid::parse_str(u).ok()),
+    );
+    recipients.retain(|u| *u != user.user_id);
+    crate::notify::record(
+        tx.conn(),
+        crate::notify::Notice {
+            kind: crate::notify::NoticeKind::DeductionReversed,
+            case_id: original
+                .case_id
+                .as_deref()
+                .and_then(|c| Uuid::parse_str(c).ok()),
+            zone_id: Uuid::parse_str(&original.zone_id).ok(),
+            data: json!({
+                "ledger_entry_id": entry.id,
+                "reverses_id": original.id,
+                "rule_code": original.rule_code,
+                "weighted_points": Milli::to_f64(-original.weighted_points_milli),
+                "reason": format!("{cause}: {reason}"),
+                "reversed_by": user.user_id,
+            }),
+            recipients,
+        },
+        now,
+    )
+    .await?;
     audit::record(
         tx.conn(),
         Some(user.user_id),

@@ -307,6 +307,33 @@ pub async fn propose(
         }
         return Err(err.into());
     }
+    // The supervisors who may decide it (not its proposer, who knows and, under four eyes,
+    // may not).
+    let deciders: Vec<Uuid> = crate::store::users::with_role(tx.conn(), Role::Supervisor)
+        .await?
+        .into_iter()
+        .filter(|u| *u != user.user_id)
+        .collect();
+    crate::notify::record(
+        tx.conn(),
+        crate::notify::Notice {
+            kind: crate::notify::NoticeKind::DeductionProposed,
+            case_id: row.case_id,
+            zone_id: Some(row.zone_id),
+            data: json!({
+                "proposal_id": row.id,
+                "rule_code": row.rule_code,
+                "source": row.source,
+                "raw_points": Milli::to_f64(row.raw_points_milli),
+                "category_code": row.category_code,
+                "period_id": row.period_id,
+                "proposed_by": user.user_id,
+            }),
+            recipients: deciders,
+        },
+        now,
+    )
+    .await?;
     audit::record(
         tx.conn(),
         Some(user.user_id),

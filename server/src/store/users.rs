@@ -53,6 +53,23 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
 
 const COLUMNS: &str = "id, username, display_name, password_hash, roles, disabled_at, created_at";
 
+/// The enabled users holding `role`: whom a notice for a role goes to.
+pub async fn with_role(conn: &mut AnyConnection, role: Role) -> Result<Vec<Uuid>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM users WHERE disabled_at IS NULL ORDER BY id"
+    ))
+    .fetch_all(conn)
+    .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let user = from_row(r)?;
+        if user.roles.contains(&role) {
+            out.push(user.id);
+        }
+    }
+    Ok(out)
+}
+
 pub async fn insert(conn: &mut AnyConnection, user: &UserRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO users (id, username, display_name, password_hash, roles, disabled_at, created_at) \
