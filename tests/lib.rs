@@ -278,6 +278,15 @@ impl TestApp {
         self.send(reqwest::Method::PUT, path, token, body).await
     }
 
+    pub async fn patch(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> (StatusCode, Value) {
+        self.send(reqwest::Method::PATCH, path, token, body).await
+    }
+
     pub async fn send(
         &self,
         method: reqwest::Method,

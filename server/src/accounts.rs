@@ -83,6 +83,7 @@ pub fn user_model(u: &users::UserRow) -> User {
         display_name: u.display_name.clone(),
         roles: u.roles.clone(),
         disabled: u.disabled_at.is_some(),
+        email: u.email.clone(),
     }
 }
 
@@ -132,6 +133,7 @@ pub async fn insert_user(
         roles,
         disabled_at: None,
         created_at: now_ms(),
+        email: None,
     };
     let mut tx = db.begin_write().await?;
     if users::by_username(tx.conn(), username).await?.is_some() {
@@ -206,6 +208,8 @@ pub struct UserUpdate {
     pub roles: Option<Vec<Role>>,
     /// `true` stops the account signing in; `false` lets it sign in again.
     pub disabled: Option<bool>,
+    /// Where their notices are mailed (when the site has an SMTP server); `""` removes it.
+    pub email: Option<String>,
 }
 
 /// Changes a user's name, roles or disabled state (admins only, audited). A change of roles or a
@@ -246,6 +250,19 @@ pub async fn update_user(
             ));
         }
         after.roles = roles;
+    }
+    if let Some(email) = change.email {
+        let email = email.trim();
+        after.email = if email.is_empty() {
+            None
+        } else if email.len() > 254 || email.parse::<lettre::Address>().is_err() {
+            return Err(ApiError::invalid(
+                "email",
+                "must be an email address such as name@example.org",
+            ));
+        } else {
+            Some(email.to_owned())
+        };
     }
     match change.disabled {
         Some(true) if id == admin.user_id => {

@@ -68,18 +68,36 @@ pub struct Config {
     pub notifications: NotificationsConfig,
 }
 
-/// Notices and their delivery (webhooks).
+/// Notices and their delivery (webhooks, robots, email).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotificationsConfig {
     /// How often each instance looks for deliveries that are due (milliseconds).
     pub poll_ms: u64,
+    /// The SMTP server notices are mailed through, to users with an email address; none: no
+    /// email (mails owed are then recorded as failed, so `/metrics` shows them).
+    pub smtp: Option<SmtpConfig>,
 }
 
 impl Default for NotificationsConfig {
     fn default() -> Self {
-        Self { poll_ms: 1000 }
+        Self {
+            poll_ms: 1000,
+            smtp: None,
+        }
     }
+}
+
+/// An SMTP server for email notices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// `smtps://user:password@host:465` (TLS), `smtp://user:password@host:587?tls=required`
+    /// (STARTTLS) or `smtp://host:25` (plain, for a relay on the same machine); the URL form
+    /// of lettre's `AsyncSmtpTransport::from_url`.
+    pub url: Secret,
+    /// The sender, e.g. `Gridline <gridline@example.org>`.
+    pub from: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -573,6 +591,22 @@ impl Config {
         }
         if !(50..=60_000).contains(&self.notifications.poll_ms) {
             return bad("notifications.poll_ms", "must be between 50 and 60000");
+        }
+        if let Some(smtp) = &self.notifications.smtp {
+            if smtp.from.parse::<lettre::message::Mailbox>().is_err() {
+                return bad(
+                    "notifications.smtp.from",
+                    "must be a mailbox such as Gridline <gridline@example.org>",
+                );
+            }
+            let transport =
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(smtp.url.expose());
+            if transport.is_err() {
+                return bad(
+                    "notifications.smtp.url",
+                    "must be an smtp:// or smtps:// URL, e.g. smtps://user:password@mail.example.org",
+                );
+            }
         }
         if let Some(tiles) = &self.console.map_tiles {
             if let Err(why) = tiles.check() {

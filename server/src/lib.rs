@@ -247,6 +247,7 @@ pub async fn run(
     let delivery = notify::spawn_delivery(
         state.db.clone(),
         state.config.site.clone(),
+        state.config.notifications.smtp.clone(),
         std::time::Duration::from_millis(state.config.notifications.poll_ms),
     );
     let served = serve(listener, app(state), shutdown).await;

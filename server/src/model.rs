@@ -378,6 +378,9 @@ pub struct User {
     pub display_name: String,
     pub roles: Vec<Role>,
     pub disabled: bool,
+    /// Where their notices are mailed, if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

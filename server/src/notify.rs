@@ -18,9 +18,10 @@ use uuid::Uuid;
 
 use crate::access::AuthUser;
 use crate::config::SiteConfig;
+use crate::config::SmtpConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::i18n::{self, Lang};
-use crate::store::notices::{self as store, NoticeRow, WebhookFormat, WebhookRow};
+use crate::store::notices::{self as store, NoticeRow, Outbox, WebhookFormat, WebhookRow};
 use crate::store::{audit, new_id, now_ms, rfc3339, Db};
 
 /// What a notice is about.
@@ -108,7 +109,8 @@ pub async fn record(
         created_at: now,
     };
     store::insert(&mut *conn, &row, &recipients).await?;
-    store::queue_deliveries(conn, row.id, &row.kind, now).await?;
+    store::queue_deliveries(&mut *conn, row.id, &row.kind, now).await?;
+    store::queue_emails(conn, row.id, &recipients, now).await?;
     Ok(row.id)
 }
 
@@ -565,7 +567,7 @@ pub async fn deliver_due(
     site: &SiteConfig,
 ) -> Result<usize, sqlx::Error> {
     let now = now_ms();
-    if !store::any_due(&db.pool, now).await? {
+    if !store::any_due(&db.pool, Outbox::Webhooks, now).await? {
         return Ok(0);
     }
     let claim = new_id();
@@ -594,29 +596,146 @@ pub async fn deliver_due(
     let outcomes =
         futures::future::join_all(claimed.iter().zip(&texts).map(|(c, t)| send(http, c, t))).await;
     for (c, outcome) in claimed.iter().zip(outcomes) {
-        let mut tx = db.begin_write().await?;
-        match outcome {
-            Ok(()) => {
-                store::mark_sent(tx.conn(), c.id, claim, now_ms()).await?;
-                sent += 1;
-            }
-            Err(why) => {
-                let next = RETRY_DELAYS_MS
-                    .get(c.attempts.saturating_sub(1) as usize)
-                    .map(|d| now_ms() + d);
-                if next.is_none() {
-                    tracing::warn!(delivery = %c.id, error = %why, "webhook delivery given up");
-                }
-                store::mark_failed(tx.conn(), c.id, claim, &why, next).await?;
-            }
-        }
-        tx.commit().await?;
+        let outcome = outcome.map_err(|why| (why, false));
+        sent += usize::from(settle(db, Outbox::Webhooks, c.id, claim, c.attempts, outcome).await?);
     }
     Ok(sent)
 }
 
-/// Runs [`deliver_due`] every `every` (sooner again while there is a backlog), until aborted.
-pub fn spawn_delivery(db: Db, site: SiteConfig, every: Duration) -> tokio::task::JoinHandle<()> {
+/// Records how an attempt at delivery `id` went: sent; or, failed, due again after the next
+/// of [`RETRY_DELAYS_MS`], or given up when those are spent or the failure is `permanent`.
+/// Returns whether it was sent.
+async fn settle(
+    db: &Db,
+    outbox: Outbox,
+    id: Uuid,
+    claim: Uuid,
+    attempts: i64,
+    outcome: Result<(), (String, bool)>,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let sent = match outcome {
+        Ok(()) => {
+            store::mark_sent(tx.conn(), outbox, id, claim, now_ms()).await?;
+            true
+        }
+        Err((why, permanent)) => {
+            let next = RETRY_DELAYS_MS
+                .get(attempts.saturating_sub(1) as usize)
+                .filter(|_| !permanent)
+                .map(|d| now_ms() + d);
+            if next.is_none() {
+                tracing::warn!(delivery = %id, ?outbox, error = %why, "delivery given up");
+            }
+            store::mark_failed(tx.conn(), outbox, id, claim, &why, next).await?;
+            false
+        }
+    };
+    tx.commit().await?;
+    Ok(sent)
+}
+
+/// The SMTP server and sender of email notices.
+pub struct Mailer {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+impl Mailer {
+    /// From the `notifications.smtp` settings (checked when the configuration loads).
+    pub fn new(smtp: &SmtpConfig) -> Result<Mailer, String> {
+        let transport =
+            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(smtp.url.expose())
+                .map_err(|e| format!("notifications.smtp.url: {e}"))?
+                .timeout(Some(Duration::from_secs(20)))
+                .build();
+        let from = smtp
+            .from
+            .parse()
+            .map_err(|e| format!("notifications.smtp.from: {e}"))?;
+        Ok(Mailer { transport, from })
+    }
+}
+
+/// The mail of a notice to `to`: the notice in words as subject and body, in the site's
+/// language, with a `Message-ID` made of the notice and the recipient, so that a mail sent
+/// again after a lost answer is recognisably the same one.
+pub fn email_message(
+    from: &lettre::message::Mailbox,
+    to: &str,
+    user: Uuid,
+    text: &str,
+    notice: &NoticeRow,
+    site: &SiteConfig,
+) -> Result<lettre::Message, String> {
+    let to: lettre::message::Mailbox = to.parse().map_err(|e| format!("address: {e}"))?;
+    let when = crate::localtime::format(&site.tz(), notice.created_at);
+    lettre::Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(format!("[Gridline] {text}"))
+        .message_id(Some(format!("<{}.{}@gridline>", notice.id, user)))
+        .header(lettre::message::header::ContentType::TEXT_PLAIN)
+        .body(format!("{text}\n\n{when} · {}\n", notice.kind))
+        .map_err(|e| format!("message: {e}"))
+}
+
+/// One pass of the email outbox: claims the due mails and sends them through `mailer`. With
+/// no SMTP server configured, each due mail is recorded as failed at once, saying so (so
+/// `/metrics` shows what was owed and not sent, and configuring a server later sends no
+/// backlog of old notices).
+pub async fn deliver_emails(
+    db: &Db,
+    mailer: Option<&Mailer>,
+    site: &SiteConfig,
+) -> Result<usize, sqlx::Error> {
+    use lettre::AsyncTransport;
+    let now = now_ms();
+    if !store::any_due(&db.pool, Outbox::Emails, now).await? {
+        return Ok(0);
+    }
+    let claim = new_id();
+    let claimed = {
+        let mut tx = db.begin_write().await?;
+        let c = store::claim_emails(tx.conn(), now, now + CLAIM_MS, claim, BATCH).await?;
+        tx.commit().await?;
+        c
+    };
+    let labels = SiteLabels::load(db).await?;
+    let tz = site.tz();
+    let mut sent = 0;
+    for c in &claimed {
+        let outcome = match mailer {
+            None => Err((
+                "no SMTP server is configured (notifications.smtp)".to_owned(),
+                true,
+            )),
+            Some(m) => {
+                let text = summary(site.language, &tz, &labels, &view(&c.notice, None));
+                match email_message(&m.from, &c.address, c.user_id, &text, &c.notice, site) {
+                    Err(why) => Err((why, true)),
+                    Ok(message) => m
+                        .transport
+                        .send(message)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| (format!("smtp: {e}"), e.is_permanent())),
+                }
+            }
+        };
+        sent += usize::from(settle(db, Outbox::Emails, c.id, claim, c.attempts, outcome).await?);
+    }
+    Ok(sent)
+}
+
+/// Runs [`deliver_due`] and [`deliver_emails`] every `every` (sooner again while there is a
+/// backlog), until aborted.
+pub fn spawn_delivery(
+    db: Db,
+    site: SiteConfig,
+    smtp: Option<SmtpConfig>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let http = match reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -629,11 +748,30 @@ pub fn spawn_delivery(db: Db, site: SiteConfig, every: Duration) -> tokio::task:
                 return;
             }
         };
+        let mailer = match smtp.as_ref().map(Mailer::new).transpose() {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "email delivery cannot start");
+                None
+            }
+        };
         loop {
-            match deliver_due(&db, &http, &site).await {
-                Ok(n) if n as i64 >= BATCH => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "webhook delivery pass failed"),
+            let webhooks = match deliver_due(&db, &http, &site).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook delivery pass failed");
+                    0
+                }
+            };
+            let emails = match deliver_emails(&db, mailer.as_ref(), &site).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "email delivery pass failed");
+                    0
+                }
+            };
+            if webhooks as i64 >= BATCH || emails as i64 >= BATCH {
+                continue;
             }
             tokio::time::sleep(every).await;
         }

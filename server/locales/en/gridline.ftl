@@ -353,6 +353,7 @@ console-admin-zones = Zones and coefficients
 console-admin-reference = Taxonomy and rulebooks
 console-account = Account
 console-display-name = Name
+console-email = Email (for notices)
 console-new-password = New password
 console-set-password = Set password
 console-save = Save

@@ -352,6 +352,7 @@ console-admin-zones = 片区与难度系数
 console-admin-reference = 分类与考核细则
 console-account = 账号状态
 console-display-name = 姓名
+console-email = 电子邮箱（接收通知）
 console-new-password = 新密码
 console-set-password = 设置密码
 console-save = 保存

@@ -179,6 +179,8 @@ async fn users_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
                                 (csrf(c))
                                 label.sr-only for={"name-" (u.id)} { (c.t("console-display-name")) }
                                 input #{"name-" (u.id)} name="display_name" value=(u.display_name) required size="10";
+                                label.sr-only for={"email-" (u.id)} { (c.t("console-email")) }
+                                input #{"email-" (u.id)} type="email" name="email" value=(u.email.as_deref().unwrap_or("")) placeholder=(c.t("console-email")) size="14";
                                 fieldset.roles {
                                     legend.sr-only { (c.t("console-roles")) }
                                     @for r in Role::ALL {
@@ -278,6 +280,8 @@ pub async fn update_user(
                 display_name: f.get("display_name").map(str::to_owned),
                 roles: Some(f.roles()?),
                 disabled: None,
+                // Present and empty: the address is removed.
+                email: f.raw("email").map(str::to_owned),
             },
         };
         accounts::update_user(&state.db, &c.session.user, id, update).await?;

@@ -85,13 +85,23 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     // The outbox is shared by every instance: read at scrape time, so each instance reports
     // the same, current figures.
+    use crate::store::notices::{delivery_counts, Outbox};
+    let now = crate::store::now_ms();
     if let Ok((pending, sent, failed, oldest_ms)) =
-        crate::store::notices::delivery_counts(&state.db.pool, crate::store::now_ms()).await
+        delivery_counts(&state.db.pool, Outbox::Webhooks, now).await
     {
         for (status, n) in [("pending", pending), ("sent", sent), ("failed", failed)] {
             ::metrics::gauge!("gridline_webhook_deliveries", "status" => status).set(n as f64);
         }
         ::metrics::gauge!("gridline_webhook_oldest_pending_seconds").set(oldest_ms as f64 / 1000.0);
+    }
+    if let Ok((pending, sent, failed, oldest_ms)) =
+        delivery_counts(&state.db.pool, Outbox::Emails, now).await
+    {
+        for (status, n) in [("pending", pending), ("sent", sent), ("failed", failed)] {
+            ::metrics::gauge!("gridline_email_deliveries", "status" => status).set(n as f64);
+        }
+        ::metrics::gauge!("gridline_email_oldest_pending_seconds").set(oldest_ms as f64 / 1000.0);
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

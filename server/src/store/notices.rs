@@ -259,16 +259,70 @@ pub async fn queue_deliveries(
     Ok(subs.len())
 }
 
-/// Whether any delivery is due at `now` (a read, so an idle instance takes no write lock).
-pub async fn any_due<'c, E: Executor<'c, Database = Any>>(e: E, now: i64) -> R<bool> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM deliveries WHERE status = 'pending' AND next_at <= $1 \
+/// The two outboxes: webhook and robot deliveries (`deliveries`), and mails
+/// (`email_deliveries`). Both are claimed, retried and counted the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outbox {
+    Webhooks,
+    Emails,
+}
+
+impl Outbox {
+    fn table(self) -> &'static str {
+        match self {
+            Outbox::Webhooks => "deliveries",
+            Outbox::Emails => "email_deliveries",
+        }
+    }
+}
+
+/// Whether any delivery of `outbox` is due at `now` (a read, so an idle instance takes no
+/// write lock).
+pub async fn any_due<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    outbox: Outbox,
+    now: i64,
+) -> R<bool> {
+    let found: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT 1 FROM {} WHERE status = 'pending' AND next_at <= $1 \
          AND (locked_until IS NULL OR locked_until < $1) LIMIT 1",
-    )
+        outbox.table()
+    ))
     .bind(now)
     .fetch_optional(e)
     .await?;
     Ok(found.is_some())
+}
+
+/// Claims up to `limit` rows of `outbox` that are due at `now` and meet `also` (SQL), until
+/// `until`, marking them with `claim`. The condition is repeated outside the subquery so that
+/// PostgreSQL re-checks it on a row another instance claimed first: a row is claimed by one
+/// instance only.
+async fn mark_claimed(
+    conn: &mut AnyConnection,
+    outbox: Outbox,
+    also: &str,
+    now: i64,
+    until: i64,
+    claim: Uuid,
+    limit: i64,
+) -> R<()> {
+    let table = outbox.table();
+    let due = format!(
+        "status = 'pending' AND next_at <= $1 \
+         AND (locked_until IS NULL OR locked_until < $1) AND {also}"
+    );
+    sqlx::query(&format!(
+        "UPDATE {table} SET locked_until = $2, claimed_by = $3, attempts = attempts + 1 \
+         WHERE {due} AND id IN (SELECT id FROM {table} WHERE {due} ORDER BY next_at LIMIT $4)"
+    ))
+    .bind(now)
+    .bind(until)
+    .bind(claim.to_string())
+    .bind(limit)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// A delivery claimed for sending, with what it sends and where.
@@ -283,9 +337,7 @@ pub struct Claimed {
 }
 
 /// Claims up to `limit` due deliveries until `until` (another instance skips them meanwhile);
-/// `claim` is a fresh id that marks this claim's rows. The condition is repeated outside the
-/// subquery so that PostgreSQL re-checks it on a row another instance claimed first: a row is
-/// claimed by one instance only.
+/// `claim` is a fresh id that marks this claim's rows (see `mark_claimed`).
 pub async fn claim_due(
     conn: &mut AnyConnection,
     now: i64,
@@ -293,19 +345,8 @@ pub async fn claim_due(
     claim: Uuid,
     limit: i64,
 ) -> R<Vec<Claimed>> {
-    let due = "status = 'pending' AND next_at <= $1 \
-               AND (locked_until IS NULL OR locked_until < $1) \
-               AND webhook_id IN (SELECT id FROM webhooks WHERE disabled_at IS NULL)";
-    sqlx::query(&format!(
-        "UPDATE deliveries SET locked_until = $2, claimed_by = $3, attempts = attempts + 1 \
-         WHERE {due} AND id IN (SELECT id FROM deliveries WHERE {due} ORDER BY next_at LIMIT $4)"
-    ))
-    .bind(now)
-    .bind(until)
-    .bind(claim.to_string())
-    .bind(limit)
-    .execute(&mut *conn)
-    .await?;
+    let open = "webhook_id IN (SELECT id FROM webhooks WHERE disabled_at IS NULL)";
+    mark_claimed(&mut *conn, Outbox::Webhooks, open, now, until, claim, limit).await?;
     let rows = sqlx::query(
         "SELECT d.id AS delivery_id, d.attempts, n.id, n.kind, n.case_id, n.zone_id, n.data, \
                 n.created_at, w.url, w.format, w.secret \
@@ -333,11 +374,18 @@ pub async fn claim_due(
 /// Marks a delivery sent, if `claim` still holds it (a claim that expired and was taken by
 /// another worker leaves the row to that worker); sending it again then is what
 /// at-least-once delivery allows, and the receiver drops it by its `webhook-id`.
-pub async fn mark_sent(conn: &mut AnyConnection, id: Uuid, claim: Uuid, now: i64) -> R<()> {
-    sqlx::query(
-        "UPDATE deliveries SET status = 'sent', sent_at = $1, locked_until = NULL, last_error = NULL \
+pub async fn mark_sent(
+    conn: &mut AnyConnection,
+    outbox: Outbox,
+    id: Uuid,
+    claim: Uuid,
+    now: i64,
+) -> R<()> {
+    sqlx::query(&format!(
+        "UPDATE {} SET status = 'sent', sent_at = $1, locked_until = NULL, last_error = NULL \
          WHERE id = $2 AND claimed_by = $3 AND status = 'pending'",
-    )
+        outbox.table()
+    ))
     .bind(now)
     .bind(id.to_string())
     .bind(claim.to_string())
@@ -351,15 +399,17 @@ pub async fn mark_sent(conn: &mut AnyConnection, id: Uuid, claim: Uuid, now: i64
 /// failed).
 pub async fn mark_failed(
     conn: &mut AnyConnection,
+    outbox: Outbox,
     id: Uuid,
     claim: Uuid,
     error: &str,
     next_at: Option<i64>,
 ) -> R<()> {
-    sqlx::query(
-        "UPDATE deliveries SET status = $1, next_at = COALESCE($2, next_at), locked_until = NULL, \
+    sqlx::query(&format!(
+        "UPDATE {} SET status = $1, next_at = COALESCE($2, next_at), locked_until = NULL, \
          last_error = $3 WHERE id = $4 AND claimed_by = $5 AND status = 'pending'",
-    )
+        outbox.table()
+    ))
     .bind(if next_at.is_some() {
         "pending"
     } else {
@@ -374,19 +424,22 @@ pub async fn mark_failed(
     Ok(())
 }
 
-/// Deliveries by status, and the age of the oldest pending one (ms), for `/metrics`.
+/// Deliveries of an outbox by status, and the age of the oldest pending one (ms), for
+/// `/metrics`.
 pub async fn delivery_counts<'c, E: Executor<'c, Database = Any>>(
     e: E,
+    outbox: Outbox,
     now: i64,
 ) -> R<(i64, i64, i64, i64)> {
-    let r = sqlx::query(
+    let r = sqlx::query(&format!(
         "SELECT \
          COUNT(*) FILTER (WHERE status = 'pending') AS pending, \
          COUNT(*) FILTER (WHERE status = 'sent') AS sent, \
          COUNT(*) FILTER (WHERE status = 'failed') AS failed, \
          MIN(created_at) FILTER (WHERE status = 'pending') AS oldest \
-         FROM deliveries",
-    )
+         FROM {}",
+        outbox.table()
+    ))
     .fetch_one(e)
     .await?;
     let oldest: Option<i64> = r.try_get("oldest")?;
@@ -396,4 +449,71 @@ pub async fn delivery_counts<'c, E: Executor<'c, Database = Any>>(
         r.try_get("failed")?,
         oldest.map_or(0, |o| (now - o).max(0)),
     ))
+}
+
+/// Queues a mail of notice `notice` for each of `recipients` who has an email address and an
+/// enabled account, in the notice's transaction.
+pub async fn queue_emails(
+    conn: &mut AnyConnection,
+    notice: Uuid,
+    recipients: &[Uuid],
+    now: i64,
+) -> R<()> {
+    for user in recipients {
+        sqlx::query(
+            "INSERT INTO email_deliveries (id, notice_id, user_id, address, status, attempts, \
+               next_at, created_at) \
+             SELECT $1, $2, id, email, 'pending', 0, $3, $3 FROM users \
+             WHERE id = $4 AND email IS NOT NULL AND disabled_at IS NULL",
+        )
+        .bind(super::new_id().to_string())
+        .bind(notice.to_string())
+        .bind(now)
+        .bind(user.to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A mail claimed for sending.
+#[derive(Debug, Clone)]
+pub struct ClaimedEmail {
+    pub id: Uuid,
+    pub attempts: i64,
+    pub notice: NoticeRow,
+    pub user_id: Uuid,
+    pub address: String,
+}
+
+/// Claims up to `limit` due mails until `until`, as [`claim_due`] claims webhook deliveries.
+pub async fn claim_emails(
+    conn: &mut AnyConnection,
+    now: i64,
+    until: i64,
+    claim: Uuid,
+    limit: i64,
+) -> R<Vec<ClaimedEmail>> {
+    mark_claimed(&mut *conn, Outbox::Emails, "TRUE", now, until, claim, limit).await?;
+    let rows = sqlx::query(
+        "SELECT d.id AS delivery_id, d.attempts, d.user_id, d.address, n.id, n.kind, n.case_id, \
+                n.zone_id, n.data, n.created_at \
+         FROM email_deliveries d JOIN notices n ON n.id = d.notice_id \
+         WHERE d.claimed_by = $1 AND d.locked_until = $2",
+    )
+    .bind(claim.to_string())
+    .bind(until)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ClaimedEmail {
+                id: r.uuid("delivery_id")?,
+                attempts: r.try_get("attempts")?,
+                notice: notice_from(r)?,
+                user_id: r.uuid("user_id")?,
+                address: r.try_get("address")?,
+            })
+        })
+        .collect()
 }

@@ -16,6 +16,8 @@ pub struct UserRow {
     pub roles: Vec<Role>,
     pub disabled_at: Option<i64>,
     pub created_at: i64,
+    /// Where their notices are mailed, if anywhere.
+    pub email: Option<String>,
 }
 
 pub fn roles_to_text(roles: &[Role]) -> String {
@@ -48,10 +50,12 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
         roles: roles_from_text("users.roles", &row.try_get::<String, _>("roles")?)?,
         disabled_at: row.try_get("disabled_at")?,
         created_at: row.try_get("created_at")?,
+        email: row.try_get("email")?,
     })
 }
 
-const COLUMNS: &str = "id, username, display_name, password_hash, roles, disabled_at, created_at";
+const COLUMNS: &str =
+    "id, username, display_name, password_hash, roles, disabled_at, created_at, email";
 
 /// The enabled users holding `role`: whom a notice for a role goes to.
 pub async fn with_role(conn: &mut AnyConnection, role: Role) -> Result<Vec<Uuid>, sqlx::Error> {
@@ -72,8 +76,8 @@ pub async fn with_role(conn: &mut AnyConnection, role: Role) -> Result<Vec<Uuid>
 
 pub async fn insert(conn: &mut AnyConnection, user: &UserRow) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO users (id, username, display_name, password_hash, roles, disabled_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO users (id, username, display_name, password_hash, roles, disabled_at, \
+         created_at, email) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(user.id.to_string())
     .bind(&user.username)
@@ -82,6 +86,7 @@ pub async fn insert(conn: &mut AnyConnection, user: &UserRow) -> Result<(), sqlx
     .bind(roles_to_text(&user.roles))
     .bind(user.disabled_at)
     .bind(user.created_at)
+    .bind(user.email.as_deref())
     .execute(conn)
     .await?;
     Ok(())
@@ -129,14 +134,16 @@ pub async fn set_password(
     Ok(done.rows_affected() == 1)
 }
 
-/// Writes a user's display name, roles and disabled time; `false` if there is no such user.
+/// Writes a user's display name, roles, disabled time and email address; `false` if there is
+/// no such user.
 pub async fn update(conn: &mut AnyConnection, user: &UserRow) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE users SET display_name = $1, roles = $2, disabled_at = $3 WHERE id = $4",
+        "UPDATE users SET display_name = $1, roles = $2, disabled_at = $3, email = $4 WHERE id = $5",
     )
     .bind(&user.display_name)
     .bind(roles_to_text(&user.roles))
     .bind(user.disabled_at)
+    .bind(user.email.as_deref())
     .bind(user.id.to_string())
     .execute(conn)
     .await?;
