@@ -41,7 +41,7 @@ const BUDGET: Duration = Duration::from_secs(150);
 
 /// `gridline-under-test serve` in its own process, on a fixed port and data folder so a
 /// restart finds everything where the killed one left it.
-struct ServerProcess {
+pub(super) struct ServerProcess {
     child: Option<Child>,
     listen: String,
     data_dir: PathBuf,
@@ -51,7 +51,7 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn new(
+    pub(super) fn new(
         data_dir: &Path,
         database_url: Option<String>,
         env: Vec<(String, String)>,
@@ -69,12 +69,12 @@ impl ServerProcess {
         }
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("http://{}", self.listen)
     }
 
     /// Starts the server and waits for its "listening on" line.
-    async fn start(&mut self) {
+    pub(super) async fn start(&mut self) {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -113,7 +113,7 @@ impl ServerProcess {
     }
 
     /// SIGKILL: no shutdown hook, no flush, no drain.
-    async fn kill(&mut self) {
+    pub(super) async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.start_kill().expect("kill -9");
             child.wait().await.expect("reap");

@@ -11,6 +11,7 @@ mod crash;
 mod dependencies;
 mod malformed;
 mod network;
+mod notices;
 mod supervisor;
 
 use std::collections::{HashMap, HashSet};
