@@ -11,6 +11,7 @@ pub mod console;
 pub mod derivatives;
 pub mod jpeg;
 pub mod limit;
+pub mod notices;
 pub mod peer;
 pub mod phones;
 pub mod process;
@@ -38,6 +39,7 @@ pub const SCENARIOS: &[&str] = &[
     "queue",
     "ranking",
     "console",
+    "notices",
     "weaknet",
 ];
 
@@ -87,6 +89,8 @@ pub struct Options {
     /// requests per page.
     pub console_entries: usize,
     pub console_requests: usize,
+    /// notices: notices recorded in a burst and delivered to a webhook.
+    pub notices: usize,
     /// Upper bound on any one scenario's load loop.
     pub deadline: Duration,
     /// upload and weaknet.
@@ -114,6 +118,7 @@ impl Options {
             ranking_runs: 5,
             console_entries: 10_000,
             console_requests: 100,
+            notices: 10_000,
             deadline: Duration::from_secs(600),
             photos: upload::PhotoOptions::full(),
         }
@@ -136,6 +141,7 @@ impl Options {
             ranking_runs: 1,
             console_entries: 300,
             console_requests: 3,
+            notices: 200,
             deadline: Duration::from_secs(60),
             photos: upload::PhotoOptions::quick(),
             ..Options::full()
@@ -163,6 +169,7 @@ pub async fn run(scenarios: &[&str], opts: &Options) -> anyhow::Result<Report> {
             "queue" => queue::run(opts, &mut report).await?,
             "ranking" => ranking::run(opts, &mut report).await?,
             "console" => console::run(opts, &mut report).await?,
+            "notices" => notices::run(opts, &mut report).await?,
             other => anyhow::bail!(
                 "unknown scenario `{other}`; use one of: all, {}",
                 SCENARIOS.join(", ")

@@ -12,7 +12,8 @@ use gridline_tests::bench::{self, Backend, Options};
     about = "Benchmarks Gridline against the limit and a peer, on loopback"
 )]
 struct Args {
-    /// `all`, or one scenario: push, pull, upload, derivatives, queue, ranking, weaknet.
+    /// `all`, or one scenario: push, pull, upload, derivatives, queue, ranking, console,
+    /// notices, weaknet.
     #[arg(default_value = "all")]
     scenario: String,
     /// Small sizes: a smoke run of every code path in seconds.
@@ -52,6 +53,9 @@ struct Args {
     /// ranking: ledger entries in the period.
     #[arg(long)]
     entries: Option<usize>,
+    /// notices: notices in the burst.
+    #[arg(long)]
+    notices: Option<usize>,
     /// Give up on any scenario's load after this many seconds.
     #[arg(long)]
     deadline_secs: Option<u64>,
@@ -141,6 +145,7 @@ fn main() -> anyhow::Result<()> {
     opts.queue_cases = args.cases.unwrap_or(opts.queue_cases);
     opts.queue_requests = args.requests.unwrap_or(opts.queue_requests);
     opts.ledger_entries = args.entries.unwrap_or(opts.ledger_entries);
+    opts.notices = args.notices.unwrap_or(opts.notices);
     if let Some(s) = args.deadline_secs {
         opts.deadline = Duration::from_secs(s);
     }
