@@ -30,6 +30,7 @@ pub mod ratelimit;
 pub mod review;
 pub mod roster;
 pub mod routes;
+pub mod rulebooks;
 pub mod state;
 pub mod store;
 pub mod sync;

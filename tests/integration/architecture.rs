@@ -40,6 +40,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("periods", 2),
     ("review", 2),
     ("roster", 2),
+    ("rulebooks", 2),
     ("notify", 2),
     ("exports", 2),
     ("jobs", 2),

@@ -625,3 +625,125 @@ async fn the_map_draws_the_open_cases_however_many_closed_ones_come_first(app: T
     assert!(page.contains("1 open cases"), "{page}");
     app.stop().await;
 }
+
+/// An admin publishes a new rulebook version from the console's editor, filled with the version
+/// in force: a rule changed, one dropped, one added. It goes through the same checks as the
+/// API (bad points are refused and nothing is published) and a supervisor may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_publishes_a_new_rulebook_version_from_the_console() {
+    let Some(app) = TestApp::spawn(Db::Sqlite).await else {
+        return;
+    };
+    let admin = app.login("admin").await;
+    let (_, before) = app.get("/v1/rulebooks/active", Some(&admin)).await;
+    let rules = before["rules"].as_array().unwrap().clone();
+    let browser = Browser::sign_in(&app, "admin").await;
+    let (status, page) = browser.get(&app, "/console/admin/reference").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("action=\"/console/admin/rulebooks\""),
+        "{page}"
+    );
+    for (i, r) in rules.iter().enumerate() {
+        let code = r["code"].as_str().unwrap();
+        assert!(
+            page.contains(&format!(
+                "name=\"rule-{i}-code\" maxlength=\"64\" size=\"12\" value=\"{code}\""
+            )),
+            "row {i} holds {code}"
+        );
+    }
+
+    // The form as the browser sends it: MEDIA at 3 points, LEADER's code cleared, a new rule.
+    let mut owned: Vec<(String, String)> = vec![
+        ("name".into(), before["name"].as_str().unwrap().into()),
+        ("effective_from".into(), "2026-01-01T00:00".into()),
+    ];
+    for (i, r) in rules.iter().enumerate() {
+        let code = r["code"].as_str().unwrap();
+        let field = |f: &str| format!("rule-{i}-{f}");
+        owned.push((
+            field("code"),
+            if code == "LEADER" {
+                String::new()
+            } else {
+                code.into()
+            },
+        ));
+        owned.push((field("text"), r["description"].as_str().unwrap().into()));
+        let points = if code == "MEDIA" {
+            "3".to_owned()
+        } else {
+            r["points"].to_string()
+        };
+        owned.push((field("points"), points));
+        for s in r["sources"].as_array().unwrap() {
+            owned.push((field("sources"), s.as_str().unwrap().into()));
+        }
+        for t in r["taxonomy_codes"].as_array().unwrap() {
+            owned.push((field("categories"), t.as_str().unwrap().into()));
+        }
+    }
+    let n = rules.len();
+    for (f, v) in [
+        ("code", "NIGHT-MARKET"),
+        ("text", "Unlicensed night market stall found by inspection"),
+        ("points", "0.25"),
+        ("sources", "inspection"),
+        ("categories", "event:0501"),
+    ] {
+        owned.push((format!("rule-{n}-{f}"), v.into()));
+    }
+    owned.push((format!("rule-{}-code", n + 1), String::new()));
+    let fields: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+
+    // Bad points: refused, nothing published.
+    let mut bad = fields.clone();
+    let at = bad.iter().position(|(k, _)| *k == "rule-0-points").unwrap();
+    bad[at].1 = "lots";
+    let (status, _) = browser.post(&app, "/console/admin/rulebooks", &bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let supervisor = Browser::sign_in(&app, "supervisor1").await;
+    let (status, _) = supervisor
+        .post(&app, "/console/admin/rulebooks", &fields)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, still) = app.get("/v1/rulebooks/active", Some(&admin)).await;
+    assert_eq!(still["version"], before["version"]);
+
+    let (status, location) = browser
+        .post(&app, "/console/admin/rulebooks", &fields)
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    assert_eq!(location, "/console/admin/reference");
+    let (_, after) = app.get("/v1/rulebooks/active", Some(&admin)).await;
+    assert_eq!(
+        after["version"],
+        before["version"].as_i64().unwrap() + 1,
+        "{after}"
+    );
+    let rule = |code: &str| {
+        after["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["code"] == code)
+            .cloned()
+    };
+    assert_eq!(rule("MEDIA").unwrap()["points"], 3.0);
+    assert!(rule("LEADER").is_none(), "dropped");
+    let night = rule("NIGHT-MARKET").unwrap();
+    assert_eq!(night["sources"], json!(["inspection"]));
+    assert_eq!(night["taxonomy_codes"], json!(["event:0501"]));
+    // Unchanged texts keep their translations.
+    let old_media = rules.iter().find(|r| r["code"] == "MEDIA").unwrap();
+    assert_eq!(
+        rule("MEDIA").unwrap()["translations"],
+        old_media["translations"]
+    );
+    assert_eq!(after["rules"].as_array().unwrap().len(), rules.len());
+    app.stop().await;
+}

@@ -1,9 +1,10 @@
 //! Administration in the console, for admins: users and their roles, devices (revoke), the roster
 //! over time (open, end, reassign; who was accountable at a given moment), zones with their
 //! coefficient per open period, the taxonomy and the rulebooks. Every change goes through the
-//! same services as the API (`accounts`, `roster`, `periods`), so it is checked and audited alike;
-//! zones, the taxonomy and rulebooks are published through the API (`PUT /v1/taxonomy`,
-//! `POST /v1/zones`, `POST /v1/rulebooks`) and shown here as they stand.
+//! same services as the API (`accounts`, `roster`, `periods`, `rulebooks`), so it is checked and
+//! audited alike. A new rulebook version is written here from the one in force; zones and the
+//! taxonomy are published through the API (`PUT /v1/taxonomy`, `POST /v1/zones`) and shown here
+//! as they stand.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -18,7 +19,7 @@ use crate::accounts::{self, Revoker, UserUpdate};
 use crate::error::ApiError;
 use crate::exports::Names;
 use crate::i18n::{self, Lang};
-use crate::model::{PeriodStatus, RosterInput, UserInput};
+use crate::model::{PeriodStatus, RosterInput, Rule, RulebookInput, Source, UserInput};
 use crate::roster::Reassign;
 use crate::state::AppState;
 use crate::store::{self, now_ms};
@@ -695,6 +696,7 @@ async fn reference_page(state: &AppState, c: &Console) -> Result<Markup, ApiErro
                 }
             }
         }
+        (rulebook_editor(c, active.as_ref(), &taxonomy))
         h2 { (c.t("console-taxonomy")) }
         table {
             thead { tr {
@@ -723,4 +725,179 @@ async fn reference_page(state: &AppState, c: &Console) -> Result<Markup, ApiErro
         &c.t("console-admin-reference"),
         body,
     ))
+}
+
+// ---- a new rulebook version ------------------------------------------------------------------
+
+/// Empty rows under the rules of the version in force, for new rules.
+const NEW_RULE_ROWS: usize = 3;
+
+/// The form that publishes a new rulebook version, filled with the one in force: a rule is
+/// changed in its row, dropped by clearing its code, added in an empty row.
+fn rulebook_editor(
+    c: &Console,
+    active: Option<&crate::model::Rulebook>,
+    taxonomy: &[crate::model::TaxonomyEntry],
+) -> Markup {
+    let rules: Vec<Option<&Rule>> = active
+        .map(|b| b.rules.iter().map(Some).collect())
+        .unwrap_or_default();
+    let rows = rules
+        .into_iter()
+        .chain(std::iter::repeat_n(None, NEW_RULE_ROWS));
+    html! {
+        h2 #new-rulebook { (c.t("console-rulebook-new")) }
+        p.hint { (c.t("console-rulebook-new-hint")) }
+        form.rule-editor method="post" action="/console/admin/rulebooks" {
+            (csrf(c))
+            div.filters {
+                div {
+                    label for="rb-name" { (c.t("console-rulebook-name")) }
+                    input #rb-name name="name" required maxlength="200"
+                        value=(active.map(|b| b.name.as_str()).unwrap_or(""));
+                }
+                div {
+                    label for="rb-from" { (c.t("console-rulebook-from")) }
+                    input #rb-from type="datetime-local" name="effective_from" required
+                        value=(crate::localtime::input_value(&c.tz, now_ms()));
+                }
+            }
+            div.scroll {
+                table {
+                    thead { tr {
+                        th { (c.t("console-code")) }
+                        th { (c.t("col-rule_text")) }
+                        th.num { (c.t("col-raw_points")) }
+                        th { (c.t("console-sources")) }
+                        th { (c.t("col-category_name")) }
+                    } }
+                    tbody {
+                        @for (i, r) in rows.enumerate() {
+                            tr {
+                                td {
+                                    label.sr-only for={"rule-" (i) "-code"} { (c.t("console-code")) }
+                                    input #{"rule-" (i) "-code"} name={"rule-" (i) "-code"} maxlength="64" size="12"
+                                        value=(r.map(|r| r.code.as_str()).unwrap_or(""));
+                                }
+                                td {
+                                    label.sr-only for={"rule-" (i) "-text"} { (c.t("col-rule_text")) }
+                                    input #{"rule-" (i) "-text"} name={"rule-" (i) "-text"} maxlength="1000" size="36"
+                                        value=(r.map(|r| r.description.as_str()).unwrap_or(""));
+                                }
+                                td.num {
+                                    label.sr-only for={"rule-" (i) "-points"} { (c.t("col-raw_points")) }
+                                    input #{"rule-" (i) "-points"} name={"rule-" (i) "-points"} type="number"
+                                        min="0" max="100" step="0.001" size="5"
+                                        value=(r.map(|r| r.points.to_string()).unwrap_or_default());
+                                }
+                                td {
+                                    fieldset.roles {
+                                        legend.sr-only { (c.t("console-sources")) }
+                                        @for s in Source::ALL {
+                                            label {
+                                                input type="checkbox" name={"rule-" (i) "-sources"} value=(s.as_str())
+                                                    checked[r.is_some_and(|r| r.sources.contains(s))];
+                                                (i18n::name(c.lang, "source", s.as_str()))
+                                            }
+                                        }
+                                    }
+                                }
+                                td {
+                                    label.sr-only for={"rule-" (i) "-categories"} { (c.t("col-category_name")) }
+                                    select #{"rule-" (i) "-categories"} name={"rule-" (i) "-categories"} multiple size="3"
+                                        title=(c.t("console-rulebook-any-category")) {
+                                        @for t in taxonomy {
+                                            option value=(t.key) selected[r.is_some_and(|r| r.taxonomy_codes.contains(&t.key))] {
+                                                (t.code) " " (if c.lang == Lang::ZhCn { &t.name_zh } else { &t.name_en })
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            button type="submit" { (c.t("console-rulebook-publish")) }
+        }
+    }
+}
+
+/// `POST /console/admin/rulebooks`: publishes the edited rulebook as a new version through
+/// the same service as `POST /v1/rulebooks`. A rule keeps its translations while its code and
+/// published text stay the same; the book keeps its name's while the name does.
+pub async fn publish_rulebook(
+    State(state): State<AppState>,
+    c: Console,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let f = Fields::read(&body);
+    let run = async {
+        let active = store::reference::active_rulebook(&state.db.pool, now_ms()).await?;
+        let input = rulebook_input(&f, &c.tz, active.as_ref())?;
+        crate::rulebooks::publish(&state.db, &c.session.user, &input).await?;
+        Ok(())
+    };
+    change(&c, &headers, &f, "/console/admin/reference", run).await
+}
+
+/// The rulebook a filled editor describes.
+fn rulebook_input(
+    f: &Fields,
+    tz: &jiff::tz::TimeZone,
+    active: Option<&crate::model::Rulebook>,
+) -> Result<RulebookInput, ApiError> {
+    let name = f.get("name").unwrap_or("").to_owned();
+    let effective_from = f
+        .get("effective_from")
+        .and_then(|v| crate::localtime::parse_local(tz, v))
+        .map(store::time_from_ms)
+        .ok_or_else(|| ApiError::invalid("effective_from", "a date and time"))?;
+    let mut rules = Vec::new();
+    for i in 0.. {
+        let key = |field: &str| format!("rule-{i}-{field}");
+        let Some(code) = f.raw(&key("code")) else {
+            break;
+        };
+        let code = code.trim();
+        if code.is_empty() {
+            continue;
+        }
+        let description = f.get(&key("text")).unwrap_or("").to_owned();
+        let points: f64 = f.get(&key("points")).unwrap_or("").parse().map_err(|_| {
+            ApiError::invalid(&format!("rules[{}].points", rules.len()), "a number")
+        })?;
+        let sources = f
+            .all(&key("sources"))
+            .map(|s| {
+                Source::parse(s).ok_or_else(|| {
+                    ApiError::invalid(&format!("rules[{}].sources", rules.len()), "not a source")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let translations = active
+            .and_then(|b| b.rules.iter().find(|r| r.code == code))
+            .filter(|r| r.description == description)
+            .map(|r| r.translations.clone())
+            .unwrap_or_default();
+        rules.push(Rule {
+            code: code.to_owned(),
+            description,
+            translations,
+            points,
+            sources,
+            taxonomy_codes: f.all(&key("categories")).map(str::to_owned).collect(),
+        });
+    }
+    let translations = active
+        .filter(|b| b.name == name)
+        .map(|b| b.translations.clone())
+        .unwrap_or_default();
+    Ok(RulebookInput {
+        name,
+        translations,
+        effective_from,
+        rules,
+    })
 }

@@ -96,6 +96,7 @@ pub fn router() -> Router<AppState> {
             post(admin::set_coefficient),
         )
         .route("/console/admin/reference", get(admin::reference))
+        .route("/console/admin/rulebooks", post(admin::publish_rulebook))
         // Pages, scripts and styles travel compressed to a browser that accepts it; photos
         // (already compressed) are sent as they are.
         .layer(tower_http::compression::CompressionLayer::new())
