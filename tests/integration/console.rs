@@ -579,6 +579,11 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
             "考核细则",
             "14-zh-admin-reference",
         ),
+        (
+            "/console/admin/reference#new-rulebook",
+            "发布新版本",
+            "14-zh-admin-rulebook-editor",
+        ),
         ("/console/inbox", "暂无通知", "14-zh-inbox"),
     ] {
         b.goto(&app.url(path)).await.unwrap();
