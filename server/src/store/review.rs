@@ -296,9 +296,9 @@ pub struct QueueFilter {
 /// deep page costs what the first one does.
 ///
 /// With no zone, category or source to lead, a branch reads `cases_queue`, which SQLite is
-/// told by name: once `ANALYZE` has sampled the cases, the planner of SQLite 3.51 (not yet
-/// the bundled 3.46) skip-scans `cases_zone_queue` or `cases_source_queue` instead for the
-/// largest state and sorts every later case of it, a hundred times the cost of a deep page.
+/// told by name: once `ANALYZE` has sampled the cases, SQLite's planner may skip-scan
+/// `cases_zone_queue` or `cases_source_queue` instead for the largest state and sort every
+/// later case of it, which made a deep page twenty times a first one at a million cases.
 pub async fn queue(db: &Db, f: &QueueFilter) -> R<Vec<(Uuid, i64)>> {
     let Some((sql, binds)) = queue_statement(db.backend, f) else {
         return Ok(vec![]);
