@@ -34,6 +34,7 @@ pub mod rulebooks;
 pub mod state;
 pub mod store;
 pub mod sync;
+pub mod taxonomy;
 pub mod telemetry;
 
 use std::future::Future;

@@ -41,6 +41,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("review", 2),
     ("roster", 2),
     ("rulebooks", 2),
+    ("taxonomy", 2),
     ("notify", 2),
     ("exports", 2),
     ("jobs", 2),

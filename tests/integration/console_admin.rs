@@ -747,3 +747,96 @@ async fn an_admin_publishes_a_new_rulebook_version_from_the_console() {
     assert_eq!(after["rules"].as_array().unwrap().len(), rules.len());
     app.stop().await;
 }
+
+/// An admin refines the taxonomy from the console: a name and a time limit changed, an entry
+/// added; only what changed is stored and audited, and a bad time limit stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_edits_the_taxonomy_from_the_console() {
+    let Some(app) = TestApp::spawn(Db::Sqlite).await else {
+        return;
+    };
+    let admin = app.login("admin").await;
+    let (_, before) = app.get("/v1/taxonomy", Some(&admin)).await;
+    let before = before.as_array().unwrap().clone();
+    let mut owned: Vec<(String, String)> = Vec::new();
+    for (i, t) in before.iter().enumerate() {
+        let field = |f: &str| format!("t-{i}-{f}");
+        let garbage = t["key"] == "event:0102";
+        owned.push((field("kind"), t["kind"].as_str().unwrap().into()));
+        owned.push((field("code"), t["code"].as_str().unwrap().into()));
+        owned.push((field("zh"), t["name_zh"].as_str().unwrap().into()));
+        let en = if garbage {
+            "Exposed rubbish"
+        } else {
+            t["name_en"].as_str().unwrap()
+        };
+        owned.push((field("en"), en.into()));
+        owned.push((field("work"), t["work_category"].as_str().unwrap().into()));
+        let hours = if garbage {
+            "12".to_owned()
+        } else {
+            t["time_limit_hours"]
+                .as_i64()
+                .map(|h| h.to_string())
+                .unwrap_or_default()
+        };
+        owned.push((field("hours"), hours));
+    }
+    let n = before.len();
+    for (f, v) in [
+        ("kind", "event"),
+        ("code", "2188"),
+        ("zh", "夜市占道"),
+        ("en", "Night market on the roadway"),
+        ("work", before[0]["work_category"].as_str().unwrap()),
+        ("hours", ""),
+    ] {
+        owned.push((format!("t-{n}-{f}"), v.into()));
+    }
+    let fields: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let browser = Browser::sign_in(&app, "admin").await;
+    let audits = |app: &TestApp| {
+        let pool = app.state.db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'taxonomy.upsert'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let audited = audits(&app).await;
+
+    let mut bad = fields.clone();
+    let at = bad.iter().position(|(k, _)| *k == "t-0-hours").unwrap();
+    bad[at].1 = "soon";
+    let (status, _) = browser.post(&app, "/console/admin/taxonomy", &bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (status, location) = browser.post(&app, "/console/admin/taxonomy", &fields).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    let (_, after) = app.get("/v1/taxonomy", Some(&admin)).await;
+    let entry = |key: &str| {
+        after
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["key"] == key)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(entry("event:0102")["name_en"], "Exposed rubbish");
+    assert_eq!(entry("event:0102")["time_limit_hours"], 12);
+    assert_eq!(entry("event:2188")["name_zh"], "夜市占道");
+    assert_eq!(after.as_array().unwrap().len(), n + 1);
+    assert_eq!(
+        audits(&app).await,
+        audited + 2,
+        "the changed entry and the new one"
+    );
+    app.stop().await;
+}

@@ -383,7 +383,7 @@ console-code = Code
 console-coefficient-in = Coefficient, { $period }
 console-zones-hint = Boundaries and names are published through the API (POST /v1/zones, PUT /v1/zones/{"{"}id{"}"}). A coefficient applies to deductions approved from now on; entries keep the one they were weighted with.
 console-no-open-period = No period is open: coefficients are set per open period.
-console-reference-hint = A new rulebook version is written below, from the one in force (or through the API, POST /v1/rulebooks); it takes effect from its date and never changes entries already made. The taxonomy is published through the API (PUT /v1/taxonomy).
+console-reference-hint = A new rulebook version is written below, from the one in force (or through the API, POST /v1/rulebooks); it takes effect from its date and never changes entries already made. The taxonomy is edited below too.
 console-rulebooks = Rulebooks
 console-rulebook-new = Publish a new version
 console-rulebook-new-hint = Filled with the version in force. Change a rule in its row, clear its code to drop it, fill an empty row to add one. The new version applies to findings from the time below; entries already in the ledger keep citing the version they were made under.
@@ -394,6 +394,12 @@ console-rulebook-publish = Publish the new version
 console-effective-from = in force from { $at }
 console-sources = Sources
 console-taxonomy = Taxonomy
+console-taxonomy-hint = Each entry's names, work category and time limit to rectify (hours; empty: the default) can be changed in its row; a new entry goes in an empty row (a 2-digit major code, or 4 digits; local additions use major 21). Entries are never removed: cases and rules refer to them.
+console-name-zh = Chinese name
+console-name-en = English name
+console-taxonomy-kind = Kind
+console-kind-event = Event
+console-kind-component = Component
 console-time-limit = Time limit (hours)
 
 ## Console: the inbox of notices

@@ -382,7 +382,7 @@ console-code = 编码
 console-coefficient-in = { $period } 难度系数
 console-zones-hint = 片区边界和名称通过接口发布（POST /v1/zones、PUT /v1/zones/{"{"}id{"}"}）。系数自此后批准的扣分起生效，已入账的扣分保留当时的系数。
 console-no-open-period = 没有未结束的考核周期：难度系数按未结束的周期设置。
-console-reference-hint = 新版考核细则可在下方以现行版本为基础编写发布（或通过接口 POST /v1/rulebooks）；新版自生效时间起适用，不改变已有的台账记录。分类通过接口发布（PUT /v1/taxonomy）。
+console-reference-hint = 新版考核细则可在下方以现行版本为基础编写发布（或通过接口 POST /v1/rulebooks）；新版自生效时间起适用，不改变已有的台账记录。分类也可在下方修改。
 console-rulebooks = 考核细则
 console-rulebook-new = 发布新版本
 console-rulebook-new-hint = 已按现行版本填好。在对应行修改细则；清空编号即删除该条；在空行填写即新增。新版本自下方时间起适用于新发现的问题；台账中已有的扣分仍引用当时的版本。
@@ -393,6 +393,12 @@ console-rulebook-publish = 发布新版本
 console-effective-from = 自 { $at } 起施行
 console-sources = 来源
 console-taxonomy = 部件事件分类
+console-taxonomy-hint = 可在各行修改名称、作业类别和整改时限（小时；留空为默认）；新增条目填写在空行（2 位大类代码或 4 位小类代码；本地新增使用大类 21）。条目不可删除：案件和细则会引用它们。
+console-name-zh = 中文名称
+console-name-en = 英文名称
+console-taxonomy-kind = 类型
+console-kind-event = 事件
+console-kind-component = 部件
 console-time-limit = 处置时限（小时）
 
 ## 控制台：通知

@@ -2,9 +2,9 @@
 //! over time (open, end, reassign; who was accountable at a given moment), zones with their
 //! coefficient per open period, the taxonomy and the rulebooks. Every change goes through the
 //! same services as the API (`accounts`, `roster`, `periods`, `rulebooks`), so it is checked and
-//! audited alike. A new rulebook version is written here from the one in force; zones and the
-//! taxonomy are published through the API (`PUT /v1/taxonomy`, `POST /v1/zones`) and shown here
-//! as they stand.
+//! audited alike. A new rulebook version is written here from the one in force, and the taxonomy
+//! refined and extended (`rulebooks`, `taxonomy`); zone boundaries are published through the API
+//! (`POST /v1/zones`, `PUT /v1/zones/{id}`) and shown here with their coefficients.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -697,27 +697,7 @@ async fn reference_page(state: &AppState, c: &Console) -> Result<Markup, ApiErro
             }
         }
         (rulebook_editor(c, active.as_ref(), &taxonomy))
-        h2 { (c.t("console-taxonomy")) }
-        table {
-            thead { tr {
-                th { (c.t("console-code")) }
-                th { (c.t("col-category_name")) }
-                th { (c.t("col-work_category")) }
-                th.num { (c.t("console-time-limit")) }
-            } }
-            tbody {
-                @for t in &taxonomy {
-                    tr {
-                        td { (t.key) }
-                        td { (if c.lang == Lang::ZhCn { &t.name_zh } else { &t.name_en }) }
-                        td { (i18n::name(c.lang, "work", t.work_category.as_str())) }
-                        td.num {
-                            (t.time_limit_hours.unwrap_or(crate::review::DEFAULT_TIME_LIMIT_HOURS))
-                        }
-                    }
-                }
-            }
-        }
+        (taxonomy_editor(c, &taxonomy))
     };
     Ok(admin_layout(
         c,
@@ -900,4 +880,143 @@ fn rulebook_input(
         effective_from,
         rules,
     })
+}
+
+// ---- the taxonomy -----------------------------------------------------------------------------
+
+/// Empty rows under the taxonomy, for new entries.
+const NEW_TERM_ROWS: usize = 2;
+
+/// The taxonomy as a form: each entry's names, work category and time limit editable in its
+/// row, new entries in the empty rows; saving sends them all and only the changed are stored.
+fn taxonomy_editor(c: &Console, taxonomy: &[crate::model::TaxonomyEntry]) -> Markup {
+    use crate::model::{TaxonomyKind, WorkCategory};
+    let rows = taxonomy
+        .iter()
+        .map(Some)
+        .chain(std::iter::repeat_n(None, NEW_TERM_ROWS));
+    html! {
+        h2 #taxonomy { (c.t("console-taxonomy")) }
+        p.hint { (c.t("console-taxonomy-hint")) }
+        form.rule-editor method="post" action="/console/admin/taxonomy" {
+            (csrf(c))
+            div.scroll {
+                table {
+                    thead { tr {
+                        th { (c.t("console-code")) }
+                        th { (c.t("console-name-zh")) }
+                        th { (c.t("console-name-en")) }
+                        th { (c.t("col-work_category")) }
+                        th.num { (c.t("console-time-limit")) }
+                    } }
+                    tbody {
+                        @for (i, t) in rows.enumerate() {
+                            tr {
+                                td {
+                                    @if let Some(t) = t {
+                                        input type="hidden" name={"t-" (i) "-kind"} value=(t.kind.as_str());
+                                        input type="hidden" name={"t-" (i) "-code"} value=(t.code);
+                                        (t.key)
+                                    } @else {
+                                        label.sr-only for={"t-" (i) "-kind"} { (c.t("console-taxonomy-kind")) }
+                                        select #{"t-" (i) "-kind"} name={"t-" (i) "-kind"} {
+                                            @for k in [TaxonomyKind::Event, TaxonomyKind::Component] {
+                                                option value=(k.as_str()) { (c.t(&format!("console-kind-{}", k.as_str()))) }
+                                            }
+                                        }
+                                        label.sr-only for={"t-" (i) "-code"} { (c.t("console-code")) }
+                                        input #{"t-" (i) "-code"} name={"t-" (i) "-code"} size="5" maxlength="4"
+                                            pattern="[0-9]{2}([0-9]{2})?" placeholder="2101";
+                                    }
+                                }
+                                td {
+                                    label.sr-only for={"t-" (i) "-zh"} { (c.t("console-name-zh")) }
+                                    input #{"t-" (i) "-zh"} name={"t-" (i) "-zh"} size="14" maxlength="200"
+                                        value=(t.map(|t| t.name_zh.as_str()).unwrap_or(""));
+                                }
+                                td {
+                                    label.sr-only for={"t-" (i) "-en"} { (c.t("console-name-en")) }
+                                    input #{"t-" (i) "-en"} name={"t-" (i) "-en"} size="20" maxlength="200"
+                                        value=(t.map(|t| t.name_en.as_str()).unwrap_or(""));
+                                }
+                                td {
+                                    label.sr-only for={"t-" (i) "-work"} { (c.t("col-work_category")) }
+                                    select #{"t-" (i) "-work"} name={"t-" (i) "-work"} {
+                                        @for w in WorkCategory::ALL {
+                                            option value=(w.as_str()) selected[t.is_some_and(|t| t.work_category == *w)] {
+                                                (i18n::name(c.lang, "work", w.as_str()))
+                                            }
+                                        }
+                                    }
+                                }
+                                td.num {
+                                    label.sr-only for={"t-" (i) "-hours"} { (c.t("console-time-limit")) }
+                                    input #{"t-" (i) "-hours"} name={"t-" (i) "-hours"} type="number" min="1" max="8760" size="5"
+                                        placeholder=(crate::review::DEFAULT_TIME_LIMIT_HOURS)
+                                        value=(t.and_then(|t| t.time_limit_hours).map(|h| h.to_string()).unwrap_or_default());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            button type="submit" { (c.t("console-save")) }
+        }
+    }
+}
+
+/// `POST /console/admin/taxonomy`: the edited taxonomy, through the same service as
+/// `PUT /v1/taxonomy`.
+pub async fn save_taxonomy(
+    State(state): State<AppState>,
+    c: Console,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let f = Fields::read(&body);
+    let run = async {
+        let entries = taxonomy_entries(&f)?;
+        crate::taxonomy::upsert(&state.db, &c.session.user, entries).await?;
+        Ok(())
+    };
+    change(&c, &headers, &f, "/console/admin/reference#taxonomy", run).await
+}
+
+/// The entries a filled taxonomy form describes (rows without a code are left out).
+fn taxonomy_entries(f: &Fields) -> Result<Vec<crate::model::TaxonomyEntry>, ApiError> {
+    use crate::model::{TaxonomyEntry, TaxonomyKind, WorkCategory};
+    let mut entries = Vec::new();
+    for i in 0.. {
+        let key = |field: &str| format!("t-{i}-{field}");
+        let Some(code) = f.raw(&key("code")) else {
+            break;
+        };
+        let code = code.trim();
+        if code.is_empty() {
+            continue;
+        }
+        let at = |field: &str| format!("[{}].{field}", entries.len());
+        let kind = TaxonomyKind::parse(f.get(&key("kind")).unwrap_or(""))
+            .ok_or_else(|| ApiError::invalid(&at("kind"), "component or event"))?;
+        let work_category = WorkCategory::parse(f.get(&key("work")).unwrap_or(""))
+            .ok_or_else(|| ApiError::invalid(&at("work_category"), "not a work category"))?;
+        let time_limit_hours = f
+            .get(&key("hours"))
+            .map(|h| {
+                h.parse::<i64>().map_err(|_| {
+                    ApiError::invalid(&at("time_limit_hours"), "a whole number of hours")
+                })
+            })
+            .transpose()?;
+        entries.push(TaxonomyEntry {
+            key: String::new(),
+            code: code.to_owned(),
+            kind,
+            name_zh: f.get(&key("zh")).unwrap_or("").to_owned(),
+            name_en: f.get(&key("en")).unwrap_or("").to_owned(),
+            work_category,
+            time_limit_hours,
+        });
+    }
+    Ok(entries)
 }
