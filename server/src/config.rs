@@ -77,6 +77,12 @@ pub struct NotificationsConfig {
     /// The SMTP server notices are mailed through, to users with an email address; none: no
     /// email (mails owed are then recorded as failed, so `/metrics` shows them).
     pub smtp: Option<SmtpConfig>,
+    /// The marks of a dispatched case's time limit, in percent, at which the accountable
+    /// chiefs are told: the first to the section chiefs, the second to the road chiefs, the
+    /// third and later to the zone chiefs; under 100 "due soon", from 100 "overdue".
+    pub escalation_marks_pct: Vec<u32>,
+    /// How often each instance looks for marks passed (milliseconds).
+    pub escalation_poll_ms: u64,
 }
 
 impl Default for NotificationsConfig {
@@ -84,6 +90,8 @@ impl Default for NotificationsConfig {
         Self {
             poll_ms: 1000,
             smtp: None,
+            escalation_marks_pct: vec![50, 100, 150],
+            escalation_poll_ms: 30_000,
         }
     }
 }
@@ -591,6 +599,19 @@ impl Config {
         }
         if !(50..=60_000).contains(&self.notifications.poll_ms) {
             return bad("notifications.poll_ms", "must be between 50 and 60000");
+        }
+        let marks = &self.notifications.escalation_marks_pct;
+        if marks.len() > 10 || marks.iter().any(|m| !(1..=1000).contains(m)) {
+            return bad(
+                "notifications.escalation_marks_pct",
+                "at most 10 marks, each between 1 and 1000 (percent of the time limit)",
+            );
+        }
+        if !(50..=3_600_000).contains(&self.notifications.escalation_poll_ms) {
+            return bad(
+                "notifications.escalation_poll_ms",
+                "must be between 50 and 3600000",
+            );
         }
         if let Some(smtp) = &self.notifications.smtp {
             if smtp.from.parse::<lettre::message::Mailbox>().is_err() {

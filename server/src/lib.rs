@@ -249,8 +249,7 @@ pub async fn run(
     let delivery = notify::spawn_delivery(
         state.db.clone(),
         state.config.site.clone(),
-        state.config.notifications.smtp.clone(),
-        std::time::Duration::from_millis(state.config.notifications.poll_ms),
+        state.config.notifications.clone(),
     );
     let served = serve(listener, app(state), shutdown).await;
     pruner.abort();

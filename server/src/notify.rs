@@ -18,11 +18,12 @@ use uuid::Uuid;
 
 use crate::access::AuthUser;
 use crate::config::SiteConfig;
-use crate::config::SmtpConfig;
+use crate::config::{NotificationsConfig, SmtpConfig};
 use crate::error::{ApiError, ApiResult};
 use crate::i18n::{self, Lang};
 use crate::store::notices::{self as store, NoticeRow, Outbox, WebhookFormat, WebhookRow};
 use crate::store::{audit, new_id, now_ms, rfc3339, Db};
+use gridline_sync::Role;
 
 /// What a notice is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -48,6 +49,12 @@ pub enum NoticeKind {
     /// A period closed and its ranking was published.
     #[serde(rename = "period.closed")]
     PeriodClosed,
+    /// A dispatched case passed a mark of its time limit before the deadline.
+    #[serde(rename = "case.due_soon")]
+    CaseDueSoon,
+    /// A dispatched case passed its deadline, or a mark after it, without being rectified.
+    #[serde(rename = "case.overdue")]
+    CaseOverdue,
 }
 
 impl NoticeKind {
@@ -59,6 +66,8 @@ impl NoticeKind {
         NoticeKind::DeductionProposed,
         NoticeKind::DeductionReversed,
         NoticeKind::PeriodClosed,
+        NoticeKind::CaseDueSoon,
+        NoticeKind::CaseOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +79,8 @@ impl NoticeKind {
             NoticeKind::DeductionProposed => "deduction.proposed",
             NoticeKind::DeductionReversed => "deduction.reversed",
             NoticeKind::PeriodClosed => "period.closed",
+            NoticeKind::CaseDueSoon => "case.due_soon",
+            NoticeKind::CaseOverdue => "case.overdue",
         }
     }
 
@@ -118,8 +129,9 @@ pub async fn record(
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NoticeView {
     pub id: Uuid,
-    /// `case.dispatched`, `case.returned`, `deduction.proposed`, `deduction.approved`,
-    /// `deduction.rejected`, `deduction.reversed`, `period.closed`.
+    /// `case.dispatched`, `case.returned`, `case.due_soon`, `case.overdue`,
+    /// `deduction.proposed`, `deduction.approved`, `deduction.rejected`, `deduction.reversed`,
+    /// `period.closed`.
     pub kind: String,
     pub case_id: Option<Uuid>,
     pub zone_id: Option<Uuid>,
@@ -728,14 +740,85 @@ pub async fn deliver_emails(
     Ok(sent)
 }
 
-/// Runs [`deliver_due`] and [`deliver_emails`] every `every` (sooner again while there is a
-/// backlog), until aborted.
+// ---- escalation -------------------------------------------------------------------------------
+
+/// Who is told at the first, second and third mark of a time limit (and any later one): the
+/// section chiefs, then the road chiefs, then the zone chiefs of the case's zone, as the roster
+/// stood when the case was dispatched.
+const ESCALATION: [Role; 3] = [Role::SectionChief, Role::RoadChief, Role::ZoneChief];
+
+/// One pass of escalation: for each mark of `marks_pct` (percentages of a dispatched case's
+/// time limit; under 100 "due soon", from 100 "overdue") the cases still being rectified that
+/// have passed it untold get a notice, to the people of the mark's step in [`ESCALATION`] (or,
+/// when nobody holds that role, the next step up). Taking a mark and recording its notice are
+/// one transaction, so each case is told of each mark once, whichever instance does it.
+/// Returns how many notices were recorded.
+pub async fn escalate_due(db: &Db, marks_pct: &[u32], now: i64) -> Result<usize, sqlx::Error> {
+    let mut marks: Vec<i64> = marks_pct.iter().map(|m| i64::from(*m)).collect();
+    marks.sort_unstable();
+    marks.dedup();
+    let mut told = 0;
+    for (step, mark) in marks.iter().enumerate() {
+        for due in store::due_marks(&db.pool, *mark, now, BATCH).await? {
+            let mut tx = db.begin_write().await?;
+            if !store::take_mark(tx.conn(), due.case_id, *mark, now).await? {
+                continue;
+            }
+            let mut recipients = Vec::new();
+            for role in &ESCALATION[step.min(ESCALATION.len() - 1)..] {
+                let people = crate::store::review::roster_at(
+                    tx.conn(),
+                    due.zone_id,
+                    &[*role],
+                    false,
+                    due.dispatched_at,
+                )
+                .await?;
+                if !people.is_empty() {
+                    recipients = people.iter().map(|p| p.user_id).collect();
+                    break;
+                }
+            }
+            let kind = if *mark < 100 {
+                NoticeKind::CaseDueSoon
+            } else {
+                NoticeKind::CaseOverdue
+            };
+            record(
+                tx.conn(),
+                Notice {
+                    kind,
+                    case_id: Some(due.case_id),
+                    zone_id: Some(due.zone_id),
+                    data: json!({
+                        "category_code": due.category_code,
+                        "deadline": rfc3339(due.deadline_at),
+                        "dispatched_at": rfc3339(due.dispatched_at),
+                        "mark_pct": mark,
+                    }),
+                    recipients,
+                },
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            told += 1;
+        }
+    }
+    Ok(told)
+}
+
+/// Runs [`deliver_due`] and [`deliver_emails`] every `notifications.poll_ms` (sooner again
+/// while there is a backlog) and [`escalate_due`] every `notifications.escalation_poll_ms`,
+/// until aborted.
 pub fn spawn_delivery(
     db: Db,
     site: SiteConfig,
-    smtp: Option<SmtpConfig>,
-    every: Duration,
+    notifications: NotificationsConfig,
 ) -> tokio::task::JoinHandle<()> {
+    let every = Duration::from_millis(notifications.poll_ms);
+    let escalate_every = Duration::from_millis(notifications.escalation_poll_ms);
+    let smtp = notifications.smtp.clone();
     tokio::spawn(async move {
         let http = match reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -755,7 +838,15 @@ pub fn spawn_delivery(
                 None
             }
         };
+        let mut escalated_at: Option<tokio::time::Instant> = None;
         loop {
+            if escalated_at.is_none_or(|at| at.elapsed() >= escalate_every) {
+                escalated_at = Some(tokio::time::Instant::now());
+                let marks = &notifications.escalation_marks_pct;
+                if let Err(e) = escalate_due(&db, marks, now_ms()).await {
+                    tracing::warn!(error = %e, "escalation pass failed");
+                }
+            }
             let webhooks = match deliver_due(&db, &http, &site).await {
                 Ok(n) => n,
                 Err(e) => {

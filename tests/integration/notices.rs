@@ -920,3 +920,108 @@ async fn notices_are_mailed_once_to_people_with_an_address() {
     }
     app.stop().await;
 }
+
+/// A dispatched case is told to its chiefs at the marks of its time limit: at 50 % the
+/// section chief ("due soon"), at 100 % the road chief ("overdue"), each once however many
+/// passes look; a mark not yet reached, or passed by a case no longer being rectified, tells
+/// nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chiefs_are_told_at_the_marks_of_a_time_limit_once_each() {
+    let Some(app) = TestApp::spawn_with(Db::Sqlite, |c| {
+        c.notifications.escalation_poll_ms = 100;
+    })
+    .await
+    else {
+        return;
+    };
+    let (_phone, id) = filed_case(&app).await;
+    let sup = app.login("supervisor1").await;
+    must_transition(&app, &sup, id, json!({"action": "dispatch"})).await;
+    // Dispatched 3 h ago with a 2.5 h limit: 50 % and 100 % passed, 150 % in 45 minutes. The
+    // demo's roster started when it loaded: it is moved a day back so that it covers the
+    // dispatch.
+    let now = gridline_server::store::now_ms();
+    sqlx::query("UPDATE roster SET valid_from = valid_from - 86400000")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE cases SET dispatched_at = $1, deadline_at = $2 WHERE id = $3")
+        .bind(now - 3 * 3_600_000)
+        .bind(now - 1_800_000)
+        .bind(id.to_string())
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let told = |app: &TestApp| {
+        let pool = app.state.db.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT kind, COUNT(*) FROM notices WHERE kind IN ('case.due_soon', 'case.overdue') \
+                 AND case_id = $1 GROUP BY kind ORDER BY kind",
+            )
+            .bind(id.to_string())
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    // The server's own passes tell both marks.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while told(&app).await.len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both marks told within 20 s"
+        );
+        tokio::task::yield_now().await;
+    }
+    // More passes tell nothing again.
+    for _ in 0..3 {
+        let n = gridline_server::notify::escalate_due(&app.state.db, &[50, 100, 150], now)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+    assert_eq!(
+        told(&app).await,
+        [
+            ("case.due_soon".to_owned(), 1),
+            ("case.overdue".to_owned(), 1)
+        ]
+    );
+    let (_, case) = app.get(&format!("/v1/cases/{id}"), Some(&sup)).await;
+    let zone = case["zone_id"].as_str().unwrap().to_owned();
+    let n = ["Z01", "Z02", "Z03", "Z04", "Z05", "Z06", "Z07", "Z08"]
+        .into_iter()
+        .position(|c| app.zone(c).to_string() == zone)
+        .unwrap()
+        + 1;
+    let escalations = |kinds: Vec<String>| -> Vec<String> {
+        kinds
+            .into_iter()
+            .filter(|k| k == "case.due_soon" || k == "case.overdue")
+            .collect()
+    };
+    assert_eq!(
+        escalations(kinds(&app, &format!("sectionchief{n}")).await),
+        ["case.due_soon"]
+    );
+    assert_eq!(
+        escalations(kinds(&app, &format!("roadchief{n}")).await),
+        ["case.overdue"]
+    );
+
+    // 150 % passes once the case is waiting for verification: nobody is told.
+    sqlx::query(
+        "UPDATE cases SET state = 'pending_verification', dispatched_at = $1 WHERE id = $2",
+    )
+    .bind(now - 10 * 3_600_000)
+    .bind(id.to_string())
+    .execute(&app.state.db.pool)
+    .await
+    .unwrap();
+    let n = gridline_server::notify::escalate_due(&app.state.db, &[50, 100, 150], now)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    app.stop().await;
+}

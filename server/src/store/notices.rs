@@ -517,3 +517,66 @@ pub async fn claim_emails(
         })
         .collect()
 }
+
+// ---- escalation -----------------------------------------------------------------------------
+
+/// A dispatched case whose time limit has passed a mark not yet told.
+#[derive(Debug, Clone)]
+pub struct DueMark {
+    pub case_id: Uuid,
+    pub zone_id: Uuid,
+    pub category_code: String,
+    pub dispatched_at: i64,
+    pub deadline_at: i64,
+}
+
+/// Up to `limit` cases still being rectified (dispatched or in progress) that have passed
+/// `mark_pct` percent of their time limit at `now` and have not been told of that mark,
+/// earliest deadline first.
+pub async fn due_marks<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    mark_pct: i64,
+    now: i64,
+    limit: i64,
+) -> R<Vec<DueMark>> {
+    let rows = sqlx::query(
+        "SELECT id, zone_id, category_code, dispatched_at, deadline_at FROM cases \
+         WHERE state IN ('dispatched', 'in_progress') \
+           AND dispatched_at IS NOT NULL AND deadline_at IS NOT NULL \
+           AND dispatched_at + ((deadline_at - dispatched_at) * $1) / 100 <= $2 \
+           AND NOT EXISTS (SELECT 1 FROM case_escalations x \
+                           WHERE x.case_id = cases.id AND x.mark_pct = $1) \
+         ORDER BY deadline_at LIMIT $3",
+    )
+    .bind(mark_pct)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(e)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DueMark {
+                case_id: r.uuid("id")?,
+                zone_id: r.uuid("zone_id")?,
+                category_code: r.try_get("category_code")?,
+                dispatched_at: r.try_get("dispatched_at")?,
+                deadline_at: r.try_get("deadline_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Takes the telling of `mark_pct` for `case`: `false` if it was taken already (by another
+/// instance, whose transaction this one waited for).
+pub async fn take_mark(conn: &mut AnyConnection, case: Uuid, mark_pct: i64, now: i64) -> R<bool> {
+    let done = sqlx::query(
+        "INSERT INTO case_escalations (case_id, mark_pct, at) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(case.to_string())
+    .bind(mark_pct)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
