@@ -749,7 +749,7 @@ const ESCALATION: [Role; 3] = [Role::SectionChief, Role::RoadChief, Role::ZoneCh
 
 /// One pass of escalation: for each mark of `marks_pct` (percentages of a dispatched case's
 /// time limit; under 100 "due soon", from 100 "overdue") the cases still being rectified that
-/// have passed it untold get a notice, to the people of the mark's step in [`ESCALATION`] (or,
+/// have passed it untold get a notice, to the people of the mark's step in `ESCALATION` (or,
 /// when nobody holds that role, the next step up). Taking a mark and recording its notice are
 /// one transaction, so each case is told of each mark once, whichever instance does it.
 /// Returns how many notices were recorded.
