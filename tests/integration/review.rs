@@ -375,10 +375,9 @@ async fn the_case_list_exports_as_csv_and_geojson(app: TestApp) {
 
 /// Once `ANALYZE` has sampled a realistic spread of cases (most of them old and closed, a few
 /// sources and zones), SQLite's planner must still read each state's branch of the unfiltered
-/// queue as an ordered range of `cases_queue`. Left to itself, SQLite skip-scans the zone or
-/// source index for a large state and sorts every later case of it: SQLite 3.51 already at
-/// these 20,000 cases, the bundled 3.46 at the benchmark's million (a deep page twenty times
-/// a first one). The queue names the index; this pins the plan.
+/// queue as an ordered range of `cases_queue`. Left to itself, SQLite may skip-scan the zone
+/// or source index for a large state and sort every later case of it; how many cases it takes
+/// depends on the SQLite version. The queue names the index; this pins the plan.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unfiltered_queue_reads_its_index_in_order_after_analyze() {
     use gridline_tests::gridline_server::store::review::{queue_statement, QueueFilter};

@@ -298,7 +298,7 @@ pub struct QueueFilter {
 /// With no zone, category or source to lead, a branch reads `cases_queue`, which SQLite is
 /// told by name: once `ANALYZE` has sampled the cases, SQLite's planner may skip-scan
 /// `cases_zone_queue` or `cases_source_queue` instead for the largest state and sort every
-/// later case of it, which made a deep page twenty times a first one at a million cases.
+/// later case of it, so that a deep page costs far more than a first one.
 pub async fn queue(db: &Db, f: &QueueFilter) -> R<Vec<(Uuid, i64)>> {
     let Some((sql, binds)) = queue_statement(db.backend, f) else {
         return Ok(vec![]);
