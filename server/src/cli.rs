@@ -79,7 +79,8 @@ pub enum AdminCommand {
         /// The password (at least 8 characters). Prefer GRIDLINE_NEW_PASSWORD to keep it out of shell history.
         #[arg(long, env = "GRIDLINE_NEW_PASSWORD")]
         password: String,
-        /// Roles: admin, supervisor, inspector, zone_chief, road_chief, section_chief, squad_member.
+        /// Roles: admin, supervisor, inspector, zone_chief, road_chief, section_chief, squad_member,
+        /// hotline_operator.
         #[arg(long = "role", required = true, value_parser = parse_role)]
         roles: Vec<Role>,
     },
@@ -94,6 +95,13 @@ pub enum AdminCommand {
     RevokeDevice {
         #[arg(long)]
         device_id: Uuid,
+    },
+    /// Register a client application of the Open311 façade (a city portal, a civic app) and
+    /// print its API key, which is shown this once and kept only as a hash.
+    AddOpen311Client {
+        /// The application's name, e.g. "City portal".
+        #[arg(long)]
+        name: String,
     },
     /// Add a new token, receipt and ledger checkpoint signing key; older keys keep verifying.
     RotateKeys,
@@ -328,6 +336,15 @@ async fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
             .await
             .map_err(err)?;
             println!("device {} of user {} revoked", info.device_id, info.user_id);
+        }
+        AdminCommand::AddOpen311Client { name } => {
+            let (client, key) = crate::open311::add_client(&state.db, None, &name)
+                .await
+                .map_err(err)?;
+            println!(
+                "Open311 client {} registered ({}); its api_key, shown only now:\n{key}",
+                client.name, client.id
+            );
         }
         AdminCommand::RotateKeys | AdminCommand::AdoptKeyFile => {}
     }

@@ -66,6 +66,32 @@ pub struct Config {
     pub site: SiteConfig,
     pub console: ConsoleConfig,
     pub notifications: NotificationsConfig,
+    pub intake: IntakeConfig,
+}
+
+/// Cases from outside the patrol: hotline calls, public reports, transfers, the press,
+/// leaders' instructions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntakeConfig {
+    /// How long a caller's name and phone number are kept after the call, days; then they are
+    /// erased (the case and its callback outcomes stay).
+    pub caller_retention_days: u32,
+    /// An open case of the same category within this distance of a new report is suggested
+    /// as the case it duplicates, metres.
+    pub duplicate_radius_m: f64,
+    /// ... if it was received within this many days before the report.
+    pub duplicate_days: u32,
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        Self {
+            caller_retention_days: 180,
+            duplicate_radius_m: 50.0,
+            duplicate_days: 7,
+        }
+    }
 }
 
 /// Notices and their delivery (webhooks, robots, email).
@@ -443,6 +469,7 @@ impl Default for Config {
             site: SiteConfig::default(),
             console: ConsoleConfig::default(),
             notifications: NotificationsConfig::default(),
+            intake: IntakeConfig::default(),
         }
     }
 }
@@ -612,6 +639,16 @@ impl Config {
                 "notifications.escalation_poll_ms",
                 "must be between 50 and 3600000",
             );
+        }
+        if !(1..=3650).contains(&self.intake.caller_retention_days) {
+            return bad("intake.caller_retention_days", "must be between 1 and 3650");
+        }
+        let radius = self.intake.duplicate_radius_m;
+        if !(radius.is_finite() && (1.0..=5000.0).contains(&radius)) {
+            return bad("intake.duplicate_radius_m", "must be between 1 and 5000");
+        }
+        if !(1..=365).contains(&self.intake.duplicate_days) {
+            return bad("intake.duplicate_days", "must be between 1 and 365");
         }
         if let Some(smtp) = &self.notifications.smtp {
             if smtp.from.parse::<lettre::message::Mailbox>().is_err() {

@@ -260,6 +260,11 @@ mod tests {
                 .map(|r| format!("role-{}", r.as_str())),
         );
         wanted.extend(["low", "medium", "high"].map(|s| format!("severity-{s}")));
+        wanted.extend(
+            gridline_sync::case::CaseSource::ALL
+                .iter()
+                .map(|s| format!("source-{}", s.as_str())),
+        );
         for lang in Lang::ALL {
             let missing: Vec<&String> = wanted
                 .iter()

@@ -37,3 +37,28 @@ pub fn spawn_change_pruner(db: Db, retention_days: u32) -> tokio::task::JoinHand
         }
     })
 }
+
+/// Erases the name and phone number of every caller kept past their retention
+/// (`intake.caller_retention_days` from the call). Returns how many were erased.
+pub async fn erase_expired_callers(db: &Db) -> Result<u64, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let erased = crate::store::intake::erase_expired(tx.conn(), now_ms()).await?;
+    tx.commit().await?;
+    Ok(erased)
+}
+
+/// Runs [`erase_expired_callers`] now and then every [`PRUNE_EVERY`], until aborted.
+pub fn spawn_caller_eraser(db: Db) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PRUNE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match erase_expired_callers(&db).await {
+                Ok(0) => {}
+                Ok(erased) => tracing::info!(erased, "callers past their retention erased"),
+                Err(e) => tracing::warn!(error = %e, "erasing expired callers failed"),
+            }
+        }
+    })
+}

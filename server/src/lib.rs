@@ -17,12 +17,14 @@ pub mod evidence;
 pub mod exports;
 pub mod geo;
 pub mod i18n;
+pub mod intake;
 pub mod jobs;
 pub mod keepalive;
 pub mod ledger;
 pub mod localtime;
 pub mod model;
 pub mod notify;
+pub mod open311;
 pub mod periods;
 pub mod photos;
 pub mod private_fs;
@@ -78,6 +80,7 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(routes::docs::router())
         .merge(console::router())
+        .merge(routes::open311::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -194,13 +197,17 @@ async fn normalize_errors(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    // Our JSON error bodies, and the console's pages (which explain errors to a person), are
-    // answered as they are.
+    // Our JSON error bodies, the console's pages (which explain errors to a person) and the
+    // Open311 façade's XML errors are answered as they are.
     let ours = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"));
+        .is_some_and(|ct| {
+            ct.starts_with("application/json")
+                || ct.starts_with("text/html")
+                || ct.starts_with("text/xml")
+        });
     if ours {
         return response;
     }
@@ -242,10 +249,11 @@ pub async fn run(
 ) -> std::io::Result<()> {
     // Every background job starts here, for the binary and the tests alike: the derivative
     // worker and upload cleanup (stopped when dropped), the change-log compaction, and the
-    // delivery of notices to webhooks.
+    // delivery of notices to webhooks, and the erasure of callers past their retention.
     let _photo_work = photos::spawn_background(state.photo_service());
     let pruner =
         jobs::spawn_change_pruner(state.db.clone(), state.config.sync.tombstone_retention_days);
+    let eraser = jobs::spawn_caller_eraser(state.db.clone());
     let delivery = notify::spawn_delivery(
         state.db.clone(),
         state.config.site.clone(),
@@ -253,6 +261,7 @@ pub async fn run(
     );
     let served = serve(listener, app(state), shutdown).await;
     pruner.abort();
+    eraser.abort();
     delivery.abort();
     served
 }

@@ -252,6 +252,19 @@ impl Source {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|c| c.as_str() == s)
     }
+
+    /// The rulebook's source for a finding on a case from `case_source` (`cases.source`): the
+    /// hotline, public reports and transfers are public complaints, the press is media, a
+    /// leader's instruction is a leader's criticism.
+    pub fn of_case(case_source: &str) -> Self {
+        use gridline_sync::case::CaseSource as C;
+        match C::parse(case_source) {
+            Some(C::Hotline | C::PublicReport | C::DepartmentTransfer) => Source::PublicComplaint,
+            Some(C::Media) => Source::Media,
+            Some(C::LeaderInstruction) => Source::LeaderCriticism,
+            Some(C::Inspection) | None => Source::Inspection,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -56,6 +56,62 @@ impl CaseState {
     }
 }
 
+/// Where a case came from: an inspector's patrol, or one of the channels outside it that the
+/// office takes in (a hotline call, a public report, a transfer from another department, the
+/// press, a leader's written instruction). Every source runs the same workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseSource {
+    /// Captured by an inspector's phone.
+    Inspection,
+    /// A call to the complaint hotline (12345, 12319, the zone's own number).
+    Hotline,
+    /// A report filed by the public through an app or portal (Open311).
+    PublicReport,
+    /// Passed on by another department (e.g. from 110).
+    DepartmentTransfer,
+    /// Exposed by the press.
+    Media,
+    /// A leader's written instruction.
+    LeaderInstruction,
+}
+
+impl CaseSource {
+    pub const ALL: &'static [CaseSource] = &[
+        CaseSource::Inspection,
+        CaseSource::Hotline,
+        CaseSource::PublicReport,
+        CaseSource::DepartmentTransfer,
+        CaseSource::Media,
+        CaseSource::LeaderInstruction,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseSource::Inspection => "inspection",
+            CaseSource::Hotline => "hotline",
+            CaseSource::PublicReport => "public_report",
+            CaseSource::DepartmentTransfer => "department_transfer",
+            CaseSource::Media => "media",
+            CaseSource::LeaderInstruction => "leader_instruction",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+
+    /// A report from the public (a call, an app, another department's transfer) is checked on
+    /// site by an inspector, with a photo, before it can cost a zone points (核实). The press
+    /// and a leader's instruction carry their own document as evidence.
+    pub fn needs_site_verification(self) -> bool {
+        matches!(
+            self,
+            CaseSource::Hotline | CaseSource::PublicReport | CaseSource::DepartmentTransfer
+        )
+    }
+}
+
 /// The mutable case fields `case.edit@1` may change.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,

@@ -159,6 +159,9 @@ error_codes! {
     /// a duplicate or withdrawn (`details.state`; `details.evidence_complete` and
     /// `details.photos` say where its evidence stands, so that nothing else is learnt later).
     CaseNotFiled = ("case_not_filed", 409),
+    /// A case from a hotline call, a public report or a transfer costs points only after an
+    /// inspector's on-site visit found the problem, with a photo (`case.verify@1`).
+    CaseNotVerified = ("case_not_verified", 409),
     /// Four eyes: the caller proposed this deduction, so someone else must approve it
     /// (`details.proposed_by`).
     SelfApproval = ("self_approval", 403),

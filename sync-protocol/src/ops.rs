@@ -24,6 +24,7 @@ pub mod op_types {
     pub const CASE_EDIT_V1: &str = "case.edit@1";
     pub const CASE_COMMENT_V1: &str = "case.comment@1";
     pub const CASE_TRANSITION_V1: &str = "case.transition@1";
+    pub const CASE_VERIFY_V1: &str = "case.verify@1";
     pub const ROUND_START_V1: &str = "round.start@1";
     pub const ROUND_FINISH_V1: &str = "round.finish@1";
 
@@ -33,6 +34,7 @@ pub mod op_types {
         CASE_EDIT_V1,
         CASE_COMMENT_V1,
         CASE_TRANSITION_V1,
+        CASE_VERIFY_V1,
         ROUND_START_V1,
         ROUND_FINISH_V1,
     ];
@@ -60,12 +62,27 @@ impl Severity {
     }
 }
 
-/// Whether a photo shows the problem (`before`) or its rectification (`after`).
+/// What a photo shows: the problem as found (`before`), its rectification (`after`), the
+/// material a report from outside the patrol came with (`intake`: the caller's photo, a press
+/// photo), or an inspector's on-site check of such a report (`verification`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PhotoRole {
     Before,
     After,
+    Intake,
+    Verification,
+}
+
+impl PhotoRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhotoRole::Before => "before",
+            PhotoRole::After => "after",
+            PhotoRole::Intake => "intake",
+            PhotoRole::Verification => "verification",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -240,6 +257,29 @@ pub struct CaseTransitionV1 {
     pub photos: Vec<PhotoManifest>,
 }
 
+/// `case.verify@1`: an inspector's on-site check (核实) of a case reported outside the patrol
+/// (a hotline call, a public report, a department's transfer): whether the problem is there
+/// as reported, with `verification` photos. Such a case can be deducted only after a visit
+/// that found it. Recorded once per `verification_id`; a case may be visited more than once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseVerifyV1 {
+    pub case_id: Uuid,
+    /// Client-generated UUIDv7 of the visit.
+    pub verification_id: Uuid,
+    /// The problem is there as reported.
+    pub found: bool,
+    /// Where the phone was at the check.
+    pub location: Location,
+    #[serde(with = "time::serde::rfc3339")]
+    pub verified_at: OffsetDateTime,
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// `verification` photos, at most 20; at least one when `found`.
+    #[serde(default)]
+    pub photos: Vec<PhotoManifest>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoundKind {
@@ -280,6 +320,7 @@ pub enum Operation {
     CaseEditV1(CaseEditV1),
     CaseCommentV1(CaseCommentV1),
     CaseTransitionV1(CaseTransitionV1),
+    CaseVerifyV1(CaseVerifyV1),
     RoundStartV1(RoundStartV1),
     RoundFinishV1(RoundFinishV1),
 }
@@ -330,6 +371,7 @@ impl Operation {
             op_types::CASE_TRANSITION_V1 => {
                 Operation::CaseTransitionV1(from_payload(op_type, payload)?)
             }
+            op_types::CASE_VERIFY_V1 => Operation::CaseVerifyV1(from_payload(op_type, payload)?),
             op_types::ROUND_START_V1 => Operation::RoundStartV1(from_payload(op_type, payload)?),
             op_types::ROUND_FINISH_V1 => Operation::RoundFinishV1(from_payload(op_type, payload)?),
             other => return Err(OperationError::Unsupported(other.to_owned())),
@@ -353,6 +395,7 @@ impl Operation {
             Operation::CaseEditV1(_) => op_types::CASE_EDIT_V1,
             Operation::CaseCommentV1(_) => op_types::CASE_COMMENT_V1,
             Operation::CaseTransitionV1(_) => op_types::CASE_TRANSITION_V1,
+            Operation::CaseVerifyV1(_) => op_types::CASE_VERIFY_V1,
             Operation::RoundStartV1(_) => op_types::ROUND_START_V1,
             Operation::RoundFinishV1(_) => op_types::ROUND_FINISH_V1,
         }
@@ -365,6 +408,7 @@ impl Operation {
             Operation::CaseEditV1(p) => serde_json::to_value(p),
             Operation::CaseCommentV1(p) => serde_json::to_value(p),
             Operation::CaseTransitionV1(p) => serde_json::to_value(p),
+            Operation::CaseVerifyV1(p) => serde_json::to_value(p),
             Operation::RoundStartV1(p) => serde_json::to_value(p),
             Operation::RoundFinishV1(p) => serde_json::to_value(p),
         };
@@ -379,6 +423,7 @@ impl Operation {
             Operation::CaseEditV1(p) => p.case_id,
             Operation::CaseCommentV1(p) => p.case_id,
             Operation::CaseTransitionV1(p) => p.case_id,
+            Operation::CaseVerifyV1(p) => p.case_id,
             Operation::RoundStartV1(p) => p.round_id,
             Operation::RoundFinishV1(p) => p.round_id,
         }
@@ -389,6 +434,7 @@ impl Operation {
         match self {
             Operation::CaseCreateV1(p) => &p.photos,
             Operation::CaseTransitionV1(p) => &p.photos,
+            Operation::CaseVerifyV1(p) => &p.photos,
             _ => &[],
         }
     }
@@ -473,6 +519,21 @@ impl Operation {
                     }
                 }
             }
+            Operation::CaseVerifyV1(v) => {
+                check_v7(e, &p("verification_id"), v.verification_id);
+                check_lat_lon(e, &p("location"), v.location.lat, v.location.lon);
+                let acc = v.location.accuracy_m;
+                if !(acc.is_finite() && (0.0..=MAX_ACCURACY_M).contains(&acc)) {
+                    e.push(
+                        p("location.accuracy_m"),
+                        format!("must be between 0 and {MAX_ACCURACY_M}"),
+                    );
+                }
+                if let Some(comment) = &v.comment {
+                    check_text(e, &p("comment"), comment, MAX_COMMENT_CHARS, false);
+                }
+                check_photos(e, &p("photos"), &v.photos, PhotoRole::Verification, v.found);
+            }
             Operation::RoundStartV1(r) => check_v7(e, &p("round_id"), r.round_id),
             Operation::RoundFinishV1(_) => {}
         }
@@ -515,6 +576,14 @@ fn check_base_version(e: &mut ValidationErrors, path: &str, v: i64) {
     }
 }
 
+/// Checks photos declared outside an operation (a report taken in through the API) as an
+/// operation's are: hashes, sizes, positions, and that each has `role`. Paths start `photos`.
+pub fn validate_photos(photos: &[PhotoManifest], role: PhotoRole) -> Result<(), ValidationErrors> {
+    let mut e = ValidationErrors::new();
+    check_photos(&mut e, "photos", photos, role, false);
+    e.into_result()
+}
+
 fn check_photos(
     e: &mut ValidationErrors,
     path: &str,
@@ -545,11 +614,7 @@ fn check_photos(
             check_lat_lon(e, &format!("{at}.gps"), gps.lat, gps.lon);
         }
         if photo.role != role {
-            let want = match role {
-                PhotoRole::Before => "before",
-                PhotoRole::After => "after",
-            };
-            e.push(format!("{at}.role"), format!("must be {want}"));
+            e.push(format!("{at}.role"), format!("must be {}", role.as_str()));
         }
     }
 }
@@ -591,6 +656,37 @@ mod tests {
     }
 
     #[test]
+    fn a_verification_that_found_the_problem_needs_a_verification_photo() {
+        let visit = |found: bool, photos: Vec<PhotoManifest>| {
+            Operation::CaseVerifyV1(CaseVerifyV1 {
+                case_id: Uuid::now_v7(),
+                verification_id: Uuid::now_v7(),
+                found,
+                location: create().location,
+                verified_at: datetime!(2025-03-02 09:40 UTC),
+                comment: None,
+                photos,
+            })
+        };
+        let paths = |op: Operation| -> Vec<String> {
+            op.validate()
+                .err()
+                .map(|e| e.errors.into_iter().map(|e| e.path).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(paths(visit(true, vec![])), vec!["photos"]);
+        assert!(
+            paths(visit(false, vec![])).is_empty(),
+            "nothing to photograph"
+        );
+        assert_eq!(
+            paths(visit(true, vec![photo(PhotoRole::Before)])),
+            vec!["photos[0].role"]
+        );
+        assert!(paths(visit(true, vec![photo(PhotoRole::Verification)])).is_empty());
+    }
+
+    #[test]
     fn parse_round_trips_every_type() {
         let id = Uuid::now_v7();
         let ops = [
@@ -615,6 +711,15 @@ mod tests {
                 action: TransitionAction::ReportRectified,
                 comment: None,
                 photos: vec![photo(PhotoRole::After)],
+            }),
+            Operation::CaseVerifyV1(CaseVerifyV1 {
+                case_id: id,
+                verification_id: Uuid::now_v7(),
+                found: true,
+                location: create().location,
+                verified_at: datetime!(2025-03-02 09:40 UTC),
+                comment: Some("there as reported".into()),
+                photos: vec![photo(PhotoRole::Verification)],
             }),
             Operation::RoundStartV1(RoundStartV1 {
                 round_id: Uuid::now_v7(),

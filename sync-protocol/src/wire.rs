@@ -535,6 +535,9 @@ pub enum Role {
     RoadChief,
     SectionChief,
     SquadMember,
+    /// Takes hotline calls and other reports from outside the patrol, files them as cases and
+    /// calls the callers back.
+    HotlineOperator,
 }
 
 impl Role {
@@ -546,6 +549,7 @@ impl Role {
         Role::RoadChief,
         Role::SectionChief,
         Role::SquadMember,
+        Role::HotlineOperator,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -557,6 +561,7 @@ impl Role {
             Role::RoadChief => "road_chief",
             Role::SectionChief => "section_chief",
             Role::SquadMember => "squad_member",
+            Role::HotlineOperator => "hotline_operator",
         }
     }
 

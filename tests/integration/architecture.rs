@@ -39,6 +39,8 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("access", 2),
     ("periods", 2),
     ("review", 2),
+    ("intake", 2),
+    ("open311", 2),
     ("roster", 2),
     ("rulebooks", 2),
     ("taxonomy", 2),

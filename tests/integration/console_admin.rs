@@ -11,14 +11,14 @@ use crate::support::{filed_case, must_transition};
 on_both_backends!(the_map_draws_the_open_cases_however_many_closed_ones_come_first);
 
 /// A console client signed in as one user: its cookie and the CSRF token of its session.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     cookie: String,
     csrf: String,
 }
 
 impl Browser {
-    async fn sign_in(app: &TestApp, username: &str) -> Browser {
+    pub(crate) async fn sign_in(app: &TestApp, username: &str) -> Browser {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -55,7 +55,7 @@ impl Browser {
         b
     }
 
-    async fn get(&self, app: &TestApp, path: &str) -> (StatusCode, String) {
+    pub(crate) async fn get(&self, app: &TestApp, path: &str) -> (StatusCode, String) {
         let resp = self
             .http
             .get(app.url(path))
@@ -67,7 +67,7 @@ impl Browser {
     }
 
     /// Posts a form with the session's CSRF token; the status and, for a redirect, where to.
-    async fn post(
+    pub(crate) async fn post(
         &self,
         app: &TestApp,
         path: &str,

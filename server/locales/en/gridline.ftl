@@ -54,6 +54,7 @@ error-proposal_id_reused = This proposal id is already taken by a proposal with 
 error-proposal_pending = The case already has a deduction proposal waiting for a decision: decide that one first.
 error-case_already_deducted = The case already has a deduction that is not reversed: reverse that entry first.
 error-case_not_filed = The case is not filed (or was not filed, a duplicate or withdrawn): no deduction on it.
+error-case_not_verified = A report from the public costs points only after an inspector's on-site visit found it, with a photo.
 error-self_approval = Four eyes: whoever proposed a deduction cannot approve it.
 error-period_not_ended = The period has not ended: only an administrator closes it early.
 error-evidence_not_viewed = Open every evidence photo (the original or its preview) before approving.
@@ -83,6 +84,10 @@ source-inspection = Inspection
 source-media = Media exposure
 source-leader_criticism = Leader's criticism
 source-public_complaint = Public complaint
+source-hotline = Hotline call
+source-public_report = Public report
+source-department_transfer = Department transfer
+source-leader_instruction = Leader's instruction
 
 ## Roles
 
@@ -93,6 +98,7 @@ role-zone_chief = Zone chief
 role-road_chief = Road chief
 role-section_chief = Section chief
 role-squad_member = Squad member
+role-hotline_operator = Hotline operator
 
 ## Ledger entry kinds
 
@@ -230,6 +236,8 @@ console-photos = Photos
 console-photo-alt = { $role } photo
 console-role-before = Before
 console-role-after = After
+console-role-intake = Came with the report
+console-role-verification = On-site verification
 console-actions = Actions
 console-next-page = Next page
 console-back-to-queue = Back to the queue
@@ -322,6 +330,7 @@ event-created = Reported
 event-edited = Edited
 event-comment = Comment
 event-transition = Transition
+event-verification = Verified on site
 
 ## Integrity flags
 
@@ -421,3 +430,45 @@ notice-deduction-rejected = Your proposed deduction (rule { $rule }) was rejecte
 notice-deduction-proposed = A deduction waits for your decision in { $zone }: rule { $rule }.
 notice-deduction-reversed = A deduction in { $zone } was reversed (rule { $rule }): { $reason }
 notice-period-closed = Period { $period } is closed and its ranking published.
+
+## Taking reports in from outside the patrol
+console-nav-intake = Take a report
+console-intake-title = Take a report in
+console-intake-lead = A hotline call, a public report, a transfer from another department, a press report or a leader's instruction becomes a case in the zone its place falls in, and runs the same workflow as an inspector's finding.
+console-intake-report = The report
+console-intake-ticket = Ticket number
+console-intake-place = The place
+console-intake-address = Address as told
+console-intake-lat = Latitude
+console-intake-lon = Longitude
+console-intake-datum = Coordinates from
+console-datum-gcj02 = A domestic map (GCJ-02)
+console-datum-wgs84 = GPS (WGS-84)
+console-datum-bd09 = Baidu Maps (BD-09)
+console-intake-zone = Zone
+console-intake-zone-auto = The zone the place is in
+console-intake-place-help = Give the coordinates of the place, or the code of the asset the report is about; choose the zone only when the place is in none.
+console-intake-caller = The caller
+console-intake-caller-name = Name
+console-intake-caller-phone = Phone number
+console-intake-caller-help = Kept apart from the case: only hotline operators see it in full, supervisors see it masked, and it is erased { $days } days after the call.
+console-intake-submit = Take it in
+console-intake-record = How it came in
+console-intake-received = Received
+console-intake-callers = Callers
+console-intake-no-callers = Nobody left a name or number.
+console-intake-erased = Erased after the retention period
+console-intake-merged = From a merged duplicate
+console-intake-callbacks = Callbacks
+console-intake-outcome = What the caller said
+console-intake-note = Note
+console-intake-call-back = Record the callback
+console-intake-duplicates = Possible duplicates
+console-intake-distance = { $metres } m away
+console-intake-same-asset = Same asset
+console-verification-pending = Waits for an inspector's on-site verification before it can cost points
+console-verification-done = Verified on site
+callback-satisfied = Satisfied
+callback-basically_satisfied = Basically satisfied
+callback-dissatisfied = Dissatisfied
+callback-unreachable = Not reached

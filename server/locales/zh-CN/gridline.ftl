@@ -53,6 +53,7 @@ error-proposal_id_reused = 该扣分建议编号已被内容不同的建议使�
 error-proposal_pending = 此案件已有待审批的扣分建议，请先处理。
 error-case_already_deducted = 此案件已有未冲销的扣分，更正须先冲销该记录。
 error-case_not_filed = 案件尚未立案（或不予立案、重复、已撤回），不能扣分。
+error-case_not_verified = 群众来源的案件须经巡查员现场核实并拍照后方可扣分。
 error-self_approval = 双人复核：提出扣分建议的人不能自己批准。
 error-period_not_ended = 考核周期尚未结束，只有管理员可以提前关闭。
 error-evidence_not_viewed = 批准前须逐一打开查看每张证据照片（原图或预览图）。
@@ -82,6 +83,10 @@ source-inspection = 检查发现
 source-media = 媒体曝光
 source-leader_criticism = 领导批评
 source-public_complaint = 群众投诉
+source-hotline = 热线来电
+source-public_report = 群众上报
+source-department_transfer = 部门转办
+source-leader_instruction = 领导批示
 
 ## 角色
 
@@ -92,6 +97,7 @@ role-zone_chief = 片长
 role-road_chief = 路长
 role-section_chief = 段长
 role-squad_member = 队员
+role-hotline_operator = 热线受理员
 
 ## 台账记录类型
 
@@ -229,6 +235,8 @@ console-photos = 照片
 console-photo-alt = { $role }照片
 console-role-before = 整改前
 console-role-after = 整改后
+console-role-intake = 来件材料
+console-role-verification = 现场核实
 console-actions = 操作
 console-next-page = 下一页
 console-back-to-queue = 返回审核队列
@@ -321,6 +329,7 @@ event-created = 上报
 event-edited = 修改
 event-comment = 备注
 event-transition = 流转
+event-verification = 现场核实
 
 ## 完整性标记
 
@@ -420,3 +429,45 @@ notice-deduction-rejected = 您提出的扣分（细则 { $rule }）未获批准
 notice-deduction-proposed = { $zone } 有一项扣分待您审批：细则 { $rule }。
 notice-deduction-reversed = { $zone } 的一项扣分已撤销（细则 { $rule }）：{ $reason }
 notice-period-closed = 考核期 { $period } 已结束，排名已公布。
+
+## 受理热线、群众上报等渠道的案件
+console-nav-intake = 受理
+console-intake-title = 受理来件
+console-intake-lead = 热线来电、群众上报、部门转办、媒体曝光和领导批示受理后成为所在责任区的案件，与巡查发现的案件走同样的流程。
+console-intake-report = 来件内容
+console-intake-ticket = 工单号
+console-intake-place = 地点
+console-intake-address = 反映地址
+console-intake-lat = 纬度
+console-intake-lon = 经度
+console-intake-datum = 坐标来源
+console-datum-gcj02 = 国内地图（GCJ-02）
+console-datum-wgs84 = GPS（WGS-84）
+console-datum-bd09 = 百度地图（BD-09）
+console-intake-zone = 责任区
+console-intake-zone-auto = 按地点自动确定
+console-intake-place-help = 填写地点坐标，或所涉部件的编码；仅当地点不在任何责任区内时才选择责任区。
+console-intake-caller = 来电人
+console-intake-caller-name = 姓名
+console-intake-caller-phone = 电话
+console-intake-caller-help = 与案件分开保存：只有热线受理员能看到完整信息，考核人员看到的是脱敏信息，来电 { $days } 天后删除。
+console-intake-submit = 受理
+console-intake-record = 受理信息
+console-intake-received = 受理时间
+console-intake-callers = 来电人
+console-intake-no-callers = 来电人未留姓名和电话。
+console-intake-erased = 已过保存期限并删除
+console-intake-merged = 来自合并的重复件
+console-intake-callbacks = 回访
+console-intake-outcome = 回访结果
+console-intake-note = 备注
+console-intake-call-back = 记录回访
+console-intake-duplicates = 可能重复的案件
+console-intake-distance = 相距 { $metres } 米
+console-intake-same-asset = 同一部件
+console-verification-pending = 须经巡查员现场核实后方可扣分
+console-verification-done = 已现场核实
+callback-satisfied = 满意
+callback-basically_satisfied = 基本满意
+callback-dissatisfied = 不满意
+callback-unreachable = 未联系上

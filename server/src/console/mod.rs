@@ -13,6 +13,7 @@
 mod admin;
 mod assets;
 mod inbox;
+mod intake;
 mod ledger;
 mod map;
 mod pages;
@@ -65,6 +66,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/exports/{name}", get(ledger::export))
         .route("/console/assets/{name}", get(assets::serve))
         .route("/console/inbox", get(inbox::inbox))
+        .route("/console/intake", get(intake::form).post(intake::take_in))
+        .route("/console/cases/{id}/callback", post(intake::call_back))
         .route("/console/inbox/{id}/read", post(inbox::read))
         .route("/console/admin", get(admin::index))
         .route(
@@ -256,6 +259,7 @@ pub enum Section {
     Map,
     Decisions,
     Inbox,
+    Intake,
     Admin,
 }
 
@@ -293,6 +297,13 @@ pub fn layout(c: &Console, section: Section, title: &str, body: Markup) -> Marku
                                 a href=(href) aria-current="page" { (c.t(key)) }
                             } @else {
                                 a href=(href) { (c.t(key)) }
+                            }
+                        }
+                        @if intake::takes_reports(c) {
+                            @if section == Section::Intake {
+                                a href="/console/intake" aria-current="page" { (c.t("console-nav-intake")) }
+                            } @else {
+                                a href="/console/intake" { (c.t("console-nav-intake")) }
                             }
                         }
                         @if admin {

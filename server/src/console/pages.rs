@@ -154,6 +154,7 @@ pub async fn login(
         Role::ZoneChief,
         Role::RoadChief,
         Role::SectionChief,
+        Role::HotlineOperator,
     ];
     if !user.roles.iter().any(|r| office.contains(r)) {
         return page(
@@ -839,10 +840,47 @@ pub async fn case_page(
         let names = Names::load(&state.db).await?;
         let deduction = deduction_of(&state, &c, &view).await?;
         let map = case_map(&state, &c, &view).await?;
-        let originals = if view.state == CaseState::Reported {
-            crate::review::duplicate_candidates(&state.db, &view).await?
+        let (originals, nearby) = if view.state == CaseState::Reported {
+            let nearby = crate::intake::suggestions_for(
+                &state.db,
+                &state.config.intake,
+                &c.session.user,
+                id,
+            )
+            .await?;
+            let mut originals = crate::review::duplicate_candidates(&state.db, &view).await?;
+            for n in &nearby {
+                if !originals.iter().any(|o| o.id == n.case_id) {
+                    if let Ok(state) = store::cases::decode_state(&n.state) {
+                        originals.insert(
+                            0,
+                            crate::store::review::DuplicateCandidate {
+                                id: n.case_id,
+                                description: n.description.clone(),
+                                state,
+                                captured_at: store::ms_from_time(n.received_at),
+                                received_at: store::ms_from_time(n.received_at),
+                            },
+                        );
+                    }
+                }
+            }
+            (originals, nearby)
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
+        };
+        let intake = if super::intake::takes_reports(&c) {
+            let record = crate::intake::record_of(&state.db, &c.session.user, id).await?;
+            (record.received_at.is_some() || !record.callers.is_empty()).then_some(record)
+        } else {
+            None
+        };
+        let verified = match gridline_sync::case::CaseSource::parse(&view.source) {
+            Some(s) if s.needs_site_verification() => Some(
+                view.events.iter().any(|e| e.kind == "verification")
+                    && view.photos.iter().any(|p| p.role == "verification"),
+            ),
+            _ => None,
         };
         Ok::<_, ApiError>(case_markup(
             &c,
@@ -852,6 +890,9 @@ pub async fn case_page(
                 wf: &wf,
                 deduction: &deduction,
                 originals: &originals,
+                nearby: &nearby,
+                intake: intake.as_ref(),
+                verified,
             },
             map,
         ))
@@ -1107,6 +1148,12 @@ struct CaseParts<'a> {
     deduction: &'a Deduction,
     /// Cases it may be marked a duplicate of.
     originals: &'a [crate::store::review::DuplicateCandidate],
+    /// Open cases near it or on its asset (a report is often about a known problem).
+    nearby: &'a [crate::intake::DuplicateSuggestion],
+    /// How it came in, for readers who take reports in.
+    intake: Option<&'a crate::intake::IntakeRecord>,
+    /// For a report from the public: whether an inspector verified it on site.
+    verified: Option<bool>,
 }
 
 fn case_markup(c: &Console, names: &Names, parts: CaseParts<'_>, map: Markup) -> Markup {
@@ -1115,6 +1162,9 @@ fn case_markup(c: &Console, names: &Names, parts: CaseParts<'_>, map: Markup) ->
         wf,
         deduction,
         originals,
+        nearby,
+        intake,
+        verified,
     } = parts;
     let title = names.category_label(&v.category_code, c.lang);
     let actions = possible_actions(c, v, wf);
@@ -1125,6 +1175,11 @@ fn case_markup(c: &Console, names: &Names, parts: CaseParts<'_>, map: Markup) ->
             (title) " "
             span.badge { (i18n::name(c.lang, "state", v.state.as_str())) }
             @if wf.overdue { " " span.badge.warn { (c.t("col-overdue")) } }
+            @match verified {
+                Some(true) => { " " span.badge.ok { (c.t("console-verification-done")) } }
+                Some(false) => { " " span.badge.warn { (c.t("console-verification-pending")) } }
+                None => {}
+            }
         }
         div.grid2 {
             section aria-labelledby="facts-h" {
@@ -1189,12 +1244,34 @@ fn case_markup(c: &Console, names: &Names, parts: CaseParts<'_>, map: Markup) ->
                 }
             }
         }
+        @if !nearby.is_empty() {
+            section aria-labelledby="nearby-h" {
+                h2 #nearby-h { (c.t("console-intake-duplicates")) }
+                ul {
+                    @for n in nearby {
+                        li {
+                            a href={"/console/cases/" (n.case_id)} { (names.category_label(&n.category_code, c.lang)) }
+                            " · " (i18n::name(c.lang, "source", &n.source))
+                            " · " (i18n::name(c.lang, "state", &n.state))
+                            " · " @if n.same_asset { (c.t("console-intake-same-asset")) } @else {
+                                (c.ta("console-intake-distance", &[("metres", &format!("{:.0}", n.distance_m))]))
+                            }
+                            " · " (n.description.chars().take(60).collect::<String>())
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(record) = intake {
+            (super::intake::record_section(c, record, v.state))
+        }
         (deduction_markup(c, names, v, deduction))
         h2 { (c.t("console-map-case")) }
         (map)
         h2 { (c.t("console-photos")) }
         div.grid2 {
-            @for role in ["before", "after"] {
+            @for role in ["before", "after", "intake", "verification"].into_iter()
+                .filter(|r| matches!(*r, "before" | "after") || v.photos.iter().any(|p| p.role == *r)) {
                 section {
                     h3 { (c.t(&format!("console-role-{role}"))) }
                     div.photos {

@@ -436,6 +436,12 @@ fn roster_plan(site: DemoSite) -> Vec<(String, String, Role, Option<usize>)> {
             None,
         ));
     }
+    plan.push((
+        "hotline1".to_owned(),
+        person("Hotline operator".into(), "热线受理员".into()),
+        Role::HotlineOperator,
+        None,
+    ));
     plan
 }
 

@@ -140,6 +140,16 @@ pub(crate) async fn deductible(
             })),
         );
     }
+    if gridline_sync::case::CaseSource::parse(&case.source)
+        .is_some_and(|s| s.needs_site_verification())
+        && !crate::store::intake::verified_on_site(&mut *conn, case.id).await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::CaseNotVerified,
+            "a report from the public costs points only after an inspector's visit found it, with a photo",
+        )
+        .with_details(json!({ "source": case.source })));
+    }
     if need_evidence && !complete {
         return Err(ApiError::new(
             ErrorCode::EvidenceIncomplete,
@@ -184,7 +194,7 @@ pub async fn propose(
             deductible(&mut *svc.db.pool.acquire().await?, &case, false).await?;
             let source = match input.source {
                 Some(s) => s,
-                None => Source::parse(&case.source).unwrap_or(Source::Inspection),
+                None => Source::of_case(&case.source),
             };
             (
                 Some(case_id),

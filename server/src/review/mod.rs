@@ -220,6 +220,11 @@ pub async fn transition_case(
             }
             wf.duplicate_of = Some(original);
             data["duplicate_of"] = json!(original);
+            // Every reporter of the duplicate is called back on the case that goes on.
+            let moved = crate::store::intake::copy_callers(tx.conn(), id, original, now).await?;
+            if moved > 0 {
+                data["callers_merged"] = json!(moved);
+            }
         }
         WorkflowAction::Dispatch => {
             let target = req.target.unwrap_or(DispatchTarget::Accountable);

@@ -10,9 +10,11 @@ pub mod docs;
 pub mod exports;
 pub mod extract;
 pub mod health;
+pub mod intake;
 pub mod ledger;
 pub mod ledger_log;
 pub mod notices;
+pub mod open311;
 pub mod periods;
 pub mod photos;
 pub mod review;
@@ -51,6 +53,7 @@ use crate::state::AppState;
         (name = "cases", description = "Cases, evidence and conflicts"),
         (name = "photos", description = "Photo evidence: resumable (tus) uploads, metadata, links"),
         (name = "review", description = "Supervisor review: the case workflow and the review queue"),
+        (name = "intake", description = "Cases from outside the patrol: hotline calls, public reports, transfers, the press, leaders' instructions; callers and callbacks"),
         (name = "ledger", description = "Deductions, the hash-chained ledger, periods, scores and ranking"),
         (name = "notices", description = "Notices to the people concerned: the inbox, read receipts, webhooks"),
     )
@@ -143,6 +146,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(uploads::router())
         .merge(photos::router())
         .merge(review::router())
+        .merge(intake::router())
         .merge(ledger::router())
         .merge(ledger_log::router())
         .merge(exports::router())

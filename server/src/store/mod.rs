@@ -11,6 +11,7 @@ pub mod audit;
 pub mod cases;
 pub mod changes;
 pub mod devices;
+pub mod intake;
 pub mod json_rows;
 pub mod ledger;
 pub mod ledger_log;

@@ -13,8 +13,8 @@ use gridline_sync::client::{
     UploadReport,
 };
 use gridline_sync::ops::{
-    CaseChanges, CaseCommentV1, CaseCreateV1, CaseEditV1, CaseTransitionV1, Location, Operation,
-    PhotoRole, Severity, TransitionAction,
+    CaseChanges, CaseCommentV1, CaseCreateV1, CaseEditV1, CaseTransitionV1, CaseVerifyV1, Location,
+    Operation, PhotoRole, Severity, TransitionAction,
 };
 use gridline_sync::wire::EntityKind;
 use time::OffsetDateTime;
@@ -164,6 +164,25 @@ enum Command {
         #[arg(long)]
         comment: Option<String>,
         /// An "after" photo; repeat for several.
+        #[arg(long = "photo")]
+        photos: Vec<PathBuf>,
+    },
+    /// Queue an on-site verification of a case reported by the public (offline).
+    Verify {
+        #[arg(long = "case")]
+        case_id: Uuid,
+        /// The problem is not there as reported (default: it is).
+        #[arg(long)]
+        not_found: bool,
+        #[arg(long, allow_negative_numbers = true)]
+        lat: f64,
+        #[arg(long, allow_negative_numbers = true)]
+        lon: f64,
+        #[arg(long, default_value_t = 10.0)]
+        accuracy: f64,
+        #[arg(long)]
+        comment: Option<String>,
+        /// A "verification" photo; repeat for several (at least one when found).
         #[arg(long = "photo")]
         photos: Vec<PathBuf>,
     },
@@ -344,6 +363,34 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             });
             let entry = client.capture(op, &local).await?;
             println!("saved transition as operation {}", entry.seq);
+        }
+        Command::Verify {
+            case_id,
+            not_found,
+            lat,
+            lon,
+            accuracy,
+            comment,
+            photos: paths,
+        } => {
+            let client = open(&cli.db, None).await?;
+            let local = photos(&paths, PhotoRole::Verification)?;
+            let op = Operation::CaseVerifyV1(CaseVerifyV1 {
+                case_id,
+                verification_id: Uuid::now_v7(),
+                found: !not_found,
+                location: Location {
+                    lat,
+                    lon,
+                    accuracy_m: accuracy,
+                    datum: Default::default(),
+                },
+                verified_at: OffsetDateTime::now_utc(),
+                comment,
+                photos: local.iter().map(|p| p.manifest.clone()).collect(),
+            });
+            let entry = client.capture(op, &local).await?;
+            println!("saved verification as operation {}", entry.seq);
         }
         Command::Sync => {
             let client = open(&cli.db, None).await?;

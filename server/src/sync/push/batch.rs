@@ -81,6 +81,8 @@ impl<'a> Batch<'a> {
                     };
                     ids.extend(uuid_at("case_id"));
                     comment_ids.extend(uuid_at("comment_id"));
+                    // A verification is an event of its case, under the client's id.
+                    comment_ids.extend(uuid_at("verification_id"));
                     photo_shas.extend(crate::photos::declared_hashes(&body.payload));
                     round_ids.extend(uuid_at("round_id"));
                 }
@@ -289,6 +291,7 @@ impl<'a> Batch<'a> {
             Operation::CaseEditV1(p) => self.edit(body, p),
             Operation::CaseCommentV1(p) => self.comment(p),
             Operation::CaseTransitionV1(p) => self.transition(p),
+            Operation::CaseVerifyV1(p) => self.verify(p),
             Operation::RoundStartV1(p) => self.round_start(p),
             Operation::RoundFinishV1(p) => self.round_finish(p),
         }

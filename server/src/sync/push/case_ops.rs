@@ -492,6 +492,99 @@ impl Batch<'_> {
     }
 }
 
+impl Batch<'_> {
+    /// `case.verify@1`: an inspector's on-site check of a case from a public channel, kept as
+    /// an event of the case (`verification`, its id the client's `verification_id`) with its
+    /// `verification` photos. The ledger deducts such a case only after a visit that found it.
+    pub(super) fn verify(&mut self, p: &CaseVerifyV1) -> OpResult {
+        let mut case = match self.case_in_scope(p.case_id) {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        let taken = self
+            .existing_events
+            .get(&p.verification_id)
+            .or_else(|| self.events.iter().find(|e| e.id == p.verification_id));
+        if let Some(event) = taken {
+            // The same visit queued again: its effect is there.
+            let recorded = event
+                .data
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+                .unwrap_or_default();
+            let same = event.kind == "verification"
+                && event.case_id == p.case_id
+                && event.actor_id == self.user.user_id
+                && recorded["found"] == json!(p.found)
+                && recorded["verified_at"]
+                    == json!(crate::store::rfc3339(ms_from_time(p.verified_at)));
+            return if same {
+                duplicate_of_applied(case.id, case.version)
+            } else {
+                rejected(
+                    ErrorCode::IdReused,
+                    "this verification_id already names another record",
+                )
+            };
+        }
+        if !(self.user.has(Role::Inspector) || self.user.is_supervisor_level()) {
+            return rejected(
+                ErrorCode::Forbidden,
+                "only an inspector or a supervisor verifies a report on site",
+            );
+        }
+        let source = CaseSource::parse(&case.source);
+        if !source.is_some_and(CaseSource::needs_site_verification) {
+            return rejected(
+                ErrorCode::InvalidRequest,
+                "only a case from a hotline call, a public report or a transfer is verified on site",
+            );
+        }
+        if case.state.is_final() || case.locked_at.is_some() {
+            return OpResult {
+                status: OpStatus::Rejected,
+                code: Some(ErrorCode::InvalidTransition),
+                message: Some(format!(
+                    "a case that is {} takes no verification",
+                    if case.locked_at.is_some() {
+                        "deducted"
+                    } else {
+                        case.state.as_str()
+                    }
+                )),
+                entity_id: Some(case.id),
+                version: Some(case.version),
+                ..blank()
+            };
+        }
+        let (lat, lon) = p.location.to_wgs84();
+        case.version += 1;
+        case.updated_at = self.now;
+        self.add_photos(case.id, &p.photos);
+        self.events.push(EventRow {
+            id: p.verification_id,
+            case_id: case.id,
+            version: case.version,
+            kind: "verification".into(),
+            actor_id: self.user.user_id,
+            from_state: None,
+            to_state: None,
+            comment: p.comment.clone(),
+            data: Some(
+                json!({
+                    "found": p.found,
+                    "verified_at": crate::store::rfc3339(ms_from_time(p.verified_at)),
+                    "location": { "lat": lat, "lon": lon, "accuracy_m": p.location.accuracy_m },
+                    "photos": p.photos.iter().map(|ph| &ph.sha256).collect::<Vec<_>>(),
+                })
+                .to_string(),
+            ),
+            at: self.now,
+        });
+        self.applied(case)
+    }
+}
+
 fn fields_of(c: &CaseRow) -> CaseFields {
     CaseFields {
         category_code: c.category_code.clone(),

@@ -10,17 +10,17 @@
 use std::collections::{HashMap, HashSet};
 
 use ed25519_dalek::VerifyingKey;
-use gridline_sync::case::{CaseField, CaseState};
+use gridline_sync::case::{CaseField, CaseSource, CaseState};
 use gridline_sync::conflict::{resolve_edit, CaseFields, ChangedBy, EditContext, Editor};
 use gridline_sync::ops::{
-    CaseCommentV1, CaseCreateV1, CaseEditV1, CaseTransitionV1, PhotoManifest, PhotoRole,
-    RoundFinishV1, RoundStartV1,
+    CaseCommentV1, CaseCreateV1, CaseEditV1, CaseTransitionV1, CaseVerifyV1, PhotoManifest,
+    PhotoRole, RoundFinishV1, RoundStartV1,
 };
 use gridline_sync::signing::{check_chain, decode_public_key, op_hash, verify_operation};
 use gridline_sync::workflow::{check_transition, TransitionActor};
 use gridline_sync::{
     ConflictRecord, ErrorCode, OpResult, OpStatus, Operation, OperationBody, PushRequest,
-    PushResponse, Receipt, ResendFrom, SignedOperation,
+    PushResponse, Receipt, ResendFrom, Role, SignedOperation,
 };
 use serde_json::json;
 use uuid::Uuid;
