@@ -561,6 +561,25 @@ pub async fn take_in_as(
         )
         .await?;
     }
+    // The supervisors who file it are told; the notice names the place, never the caller.
+    let supervisors =
+        crate::store::users::with_role(tx.conn(), gridline_sync::Role::Supervisor).await?;
+    crate::notify::record(
+        tx.conn(),
+        crate::notify::Notice {
+            kind: crate::notify::NoticeKind::CaseReceived,
+            case_id: Some(case.id),
+            zone_id: Some(case.zone_id),
+            data: json!({
+                "source": intake.channel,
+                "category_code": case.category_code,
+                "state": case.state.as_str(),
+            }),
+            recipients: supervisors,
+        },
+        now,
+    )
+    .await?;
     // The audit record names the channel and ticket, never the caller.
     audit::record(
         tx.conn(),

@@ -55,6 +55,9 @@ pub enum NoticeKind {
     /// A dispatched case passed its deadline, or a mark after it, without being rectified.
     #[serde(rename = "case.overdue")]
     CaseOverdue,
+    /// A report from outside the patrol (a hotline call, a public report...) became a case.
+    #[serde(rename = "case.received")]
+    CaseReceived,
 }
 
 impl NoticeKind {
@@ -68,6 +71,7 @@ impl NoticeKind {
         NoticeKind::PeriodClosed,
         NoticeKind::CaseDueSoon,
         NoticeKind::CaseOverdue,
+        NoticeKind::CaseReceived,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +85,7 @@ impl NoticeKind {
             NoticeKind::PeriodClosed => "period.closed",
             NoticeKind::CaseDueSoon => "case.due_soon",
             NoticeKind::CaseOverdue => "case.overdue",
+            NoticeKind::CaseReceived => "case.received",
         }
     }
 
@@ -239,6 +244,7 @@ pub fn summary(lang: Lang, tz: &jiff::tz::TimeZone, names: &dyn Labels, n: &Noti
             ("rule", &text("rule_code")),
             ("reason", &text("reason")),
             ("period", &text("period_code")),
+            ("source", &i18n::name(lang, "source", &text("source"))),
         ],
     )
     .unwrap_or(key)

@@ -590,6 +590,41 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         until_text(&b, text).await;
         shot(&b, name).await;
     }
+
+    // A hotline call taken in through the form, and the case it became with its caller.
+    b.goto(&app.url("/console/intake")).await.unwrap();
+    until_text(&b, "受理来件").await;
+    shot(&b, "16-zh-intake").await;
+    let (west, south, east, north) = gridline_server::demo::zone_rect(0);
+    let (lat, lon) = (
+        ((south + north) / 2.0).to_string(),
+        ((west + east) / 2.0).to_string(),
+    );
+    for (field, text) in [
+        ("#in-ref", "12345-0900"),
+        ("#in-address", "和平路 12 号门口"),
+        ("#in-lat", lat.as_str()),
+        ("#in-lon", lon.as_str()),
+        ("#in-name", "张三"),
+        ("#in-phone", "13812345678"),
+        ("#in-description", "垃圾堆放三天"),
+    ] {
+        let input = b.find(Locator::Css(field)).await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+    for (select, value) in [("#in-category", "event:0102"), ("#in-datum", "wgs84")] {
+        let element = b.find(Locator::Css(select)).await.unwrap();
+        element.select_by_value(value).await.unwrap();
+    }
+    b.find(Locator::Css("form.intake button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&b, "受理信息").await;
+    until_text(&b, "13812345678").await;
+    shot(&b, "16-zh-intake-case").await;
     b.goto(&app.url("/console/lang?set=en")).await.unwrap();
 
     // On a tablet (portrait, 820 px wide) the pages fit the width: nothing to scroll sideways

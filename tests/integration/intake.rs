@@ -60,9 +60,11 @@ async fn everywhere(app: &TestApp, case_id: Uuid) -> String {
     let admin = app.login("admin").await;
     let sup = app.login("supervisor1").await;
     let mut out = String::new();
-    let (_, case) = app.get(&format!("/v1/cases/{case_id}"), Some(&sup)).await;
+    let (status, case) = app.get(&format!("/v1/cases/{case_id}"), Some(&sup)).await;
+    assert_eq!(status, StatusCode::OK);
     out.push_str(&case.to_string());
-    let (_, list) = app.get("/v1/cases?limit=500", Some(&sup)).await;
+    let (status, list) = app.get("/v1/cases?limit=500", Some(&sup)).await;
+    assert_eq!(status, StatusCode::OK);
     out.push_str(&list.to_string());
     for format in ["csv", "geojson"] {
         let (status, bytes) =
@@ -70,9 +72,15 @@ async fn everywhere(app: &TestApp, case_id: Uuid) -> String {
         assert_eq!(status, StatusCode::OK);
         out.push_str(&String::from_utf8_lossy(&bytes));
     }
-    let (_, audit) = app.get("/v1/audit?limit=500", Some(&admin)).await;
+    let (status, audit) = app.get("/v1/audit?limit=500", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{audit}");
+    assert!(
+        audit.to_string().contains("case.intake"),
+        "the audit log was read"
+    );
     out.push_str(&audit.to_string());
-    let (_, inbox) = app.get("/v1/notices", Some(&sup)).await;
+    let (status, inbox) = app.get("/v1/inbox", Some(&sup)).await;
+    assert_eq!(status, StatusCode::OK);
     out.push_str(&inbox.to_string());
     out
 }
@@ -297,6 +305,23 @@ async fn a_hotline_call_is_merged_or_verified_rectified_closed_called_back_and_d
         .collect();
     assert!(evidence.contains(&caller_sha.as_str()), "{entry}");
     assert!(evidence.contains(&verification_sha.as_str()), "{entry}");
+    // The callback counts in the zone's indicators (the satisfaction rate).
+    let period = current_period(&app, &sup1).await;
+    let (_, ranking) = app
+        .get(
+            &format!("/v1/periods/{}/ranking", period["id"].as_str().unwrap()),
+            Some(&sup1),
+        )
+        .await;
+    let z02 = ranking["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["zone_id"] == json!(app.zone("Z02")))
+        .unwrap()
+        .clone();
+    assert_eq!(z02["indicators"]["callbacks"], 1, "{z02}");
+    assert_eq!(z02["indicators"]["satisfied"], 1, "{z02}");
     // Which is which stays on record with the case's photos.
     let (_, case) = app.get(&format!("/v1/cases/{id}"), Some(&sup1)).await;
     let role_of = |sha: &str| {
@@ -399,6 +424,16 @@ async fn callers_are_masked_for_supervisors_and_erased_after_their_retention(app
     .await;
     assert_eq!(status, StatusCode::CREATED, "{taken}");
     let id = taken["case"]["id"].as_str().unwrap();
+    // The supervisors are told of the new report (without the caller).
+    let (_, inbox) = app.get("/v1/inbox", Some(&sup)).await;
+    let told: Vec<&Value> = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "case.received" && n["case_id"] == id)
+        .collect();
+    assert_eq!(told.len(), 1, "{inbox}");
+    assert!(!inbox.to_string().contains(CALLER_PHONE));
     let (_, full) = app
         .get(&format!("/v1/cases/{id}/intake"), Some(&hotline))
         .await;

@@ -159,6 +159,8 @@ col-closed = Closed
 col-closed_on_time = Closed on time
 col-rework = Rework
 col-overdue = Overdue
+col-callbacks = Callers reached by callback
+col-satisfied = Satisfied callers
 col-formula_version = Formula version
 col-state = State code
 col-state_name = State
@@ -430,6 +432,7 @@ notice-deduction-rejected = Your proposed deduction (rule { $rule }) was rejecte
 notice-deduction-proposed = A deduction waits for your decision in { $zone }: rule { $rule }.
 notice-deduction-reversed = A deduction in { $zone } was reversed (rule { $rule }): { $reason }
 notice-period-closed = Period { $period } is closed and its ranking published.
+notice-case-received = New report ({ $source }): { $category } in { $zone }, waiting to be filed.
 
 ## Taking reports in from outside the patrol
 console-nav-intake = Take a report

@@ -158,6 +158,8 @@ col-closed = 结案数
 col-closed_on_time = 按时结案数
 col-rework = 返工次数
 col-overdue = 超期数
+col-callbacks = 回访数
+col-satisfied = 满意数
 col-formula_version = 计分公式版本
 col-state = 状态代码
 col-state_name = 状态
@@ -429,6 +431,7 @@ notice-deduction-rejected = 您提出的扣分（细则 { $rule }）未获批准
 notice-deduction-proposed = { $zone } 有一项扣分待您审批：细则 { $rule }。
 notice-deduction-reversed = { $zone } 的一项扣分已撤销（细则 { $rule }）：{ $reason }
 notice-period-closed = 考核期 { $period } 已结束，排名已公布。
+notice-case-received = 新来件（{ $source }）：{ $zone } 的{ $category }，待立案。
 
 ## 受理热线、群众上报等渠道的案件
 console-nav-intake = 受理

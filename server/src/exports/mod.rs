@@ -305,6 +305,8 @@ pub async fn ranking(
                 Cell::Int(z.indicators.closed_on_time),
                 Cell::Int(z.indicators.rework),
                 Cell::Int(z.indicators.overdue),
+                Cell::Int(z.indicators.callbacks),
+                Cell::Int(z.indicators.satisfied),
                 r.formula_version.clone().into(),
             ]
         })
@@ -326,6 +328,8 @@ pub async fn ranking(
             "closed_on_time",
             "rework",
             "overdue",
+            "callbacks",
+            "satisfied",
             "formula_version",
         ],
         rows,

@@ -70,6 +70,12 @@ pub struct Indicators {
     pub rework: i64,
     /// Cases whose deadline fell in the period and that were not rectified by it.
     pub overdue: i64,
+    /// Callers of the zone's cases reached by a callback in the period (回访).
+    #[serde(default)]
+    pub callbacks: i64,
+    /// Of those, satisfied or basically satisfied: with `callbacks`, the satisfaction rate.
+    #[serde(default)]
+    pub satisfied: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

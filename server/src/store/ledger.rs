@@ -1031,6 +1031,23 @@ pub async fn indicators(
         slot.closed_on_time = r.try_get::<Option<i64>, _>("on_time")?.unwrap_or(0);
         slot.rework = r.try_get::<Option<i64>, _>("rework")?.unwrap_or(0);
     }
+    let rows = sqlx::query(
+        "SELECT c.zone_id, \
+           CAST(SUM(CASE WHEN cb.outcome <> 'unreachable' THEN 1 ELSE 0 END) AS BIGINT) AS reached, \
+           CAST(SUM(CASE WHEN cb.outcome IN ('satisfied', 'basically_satisfied') \
+                THEN 1 ELSE 0 END) AS BIGINT) AS satisfied \
+         FROM case_callbacks cb JOIN cases c ON c.id = cb.case_id \
+         WHERE cb.called_at >= $1 AND cb.called_at < $2 GROUP BY c.zone_id",
+    )
+    .bind(starts)
+    .bind(as_of)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        let slot = out.entry(r.try_get("zone_id")?).or_default();
+        slot.callbacks = r.try_get::<Option<i64>, _>("reached")?.unwrap_or(0);
+        slot.satisfied = r.try_get::<Option<i64>, _>("satisfied")?.unwrap_or(0);
+    }
     Ok(out)
 }
 

@@ -9,6 +9,7 @@
 
 mod crash;
 mod dependencies;
+mod logs;
 mod malformed;
 mod network;
 mod notices;
