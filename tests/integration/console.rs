@@ -595,16 +595,9 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
     b.goto(&app.url("/console/intake")).await.unwrap();
     until_text(&b, "受理来件").await;
     shot(&b, "16-zh-intake").await;
-    let (west, south, east, north) = gridline_server::demo::zone_rect(0);
-    let (lat, lon) = (
-        ((south + north) / 2.0).to_string(),
-        ((west + east) / 2.0).to_string(),
-    );
     for (field, text) in [
         ("#in-ref", "12345-0900"),
         ("#in-address", "和平路 12 号门口"),
-        ("#in-lat", lat.as_str()),
-        ("#in-lon", lon.as_str()),
         ("#in-name", "张三"),
         ("#in-phone", "13812345678"),
         ("#in-description", "垃圾堆放三天"),
@@ -612,10 +605,33 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         let input = b.find(Locator::Css(field)).await.unwrap();
         input.send_keys(text).await.unwrap();
     }
-    for (select, value) in [("#in-category", "event:0102"), ("#in-datum", "wgs84")] {
-        let element = b.find(Locator::Css(select)).await.unwrap();
-        element.select_by_value(value).await.unwrap();
+    b.find(Locator::Css("#in-category"))
+        .await
+        .unwrap()
+        .select_by_value("event:0102")
+        .await
+        .unwrap();
+    // The place is picked on the map: a click on the first zone's name fills in a position
+    // inside that zone, in the datum the map is drawn in.
+    b.find(Locator::Css(".pick-map text.zone-label"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let mut values = Vec::new();
+    for id in ["#in-lat", "#in-lon", "#in-datum"] {
+        let field = b.find(Locator::Css(id)).await.unwrap();
+        values.push(field.prop("value").await.unwrap().unwrap_or_default());
     }
+    let (lat, lon): (f64, f64) = (values[0].parse().unwrap(), values[1].parse().unwrap());
+    let (west, south, east, north) = gridline_server::demo::zone_rect(0);
+    assert!(
+        (south..north).contains(&lat) && (west..east).contains(&lon),
+        "the click gave {lat}, {lon}"
+    );
+    assert_eq!(values[2], "wgs84");
+    shot(&b, "16-zh-intake-picked").await;
     b.find(Locator::Css("form.intake button[type=submit]"))
         .await
         .unwrap()

@@ -22,13 +22,14 @@ enum Want {
 }
 use Want::*;
 
-const USERS: [&str; 6] = [
+const USERS: [&str; 7] = [
     "anonymous",
     "admin",
     "supervisor1",
     "inspector1",
     "inspector3",
     "roadchief1",
+    "hotline1",
 ];
 
 /// One row of the matrix: a request and what each of [`USERS`] gets.
@@ -36,14 +37,14 @@ struct Row {
     method: Method,
     path: String,
     body: Box<dyn Fn() -> Value>,
-    want: [Want; 6],
+    want: [Want; 7],
 }
 
 fn row(
     method: Method,
     path: impl Into<String>,
     body: impl Fn() -> Value + 'static,
-    want: [Want; 6],
+    want: [Want; 7],
 ) -> Row {
     Row {
         method,
@@ -94,11 +95,17 @@ async fn access_control_matrix() {
         .await;
     let boundary = zone1["boundary"].clone();
 
-    let all = [Unauth, Allow, Allow, Allow, Allow, Allow];
-    let admin_only = [Unauth, Allow, Forbid, Forbid, Forbid, Forbid];
-    let z1_data = [Unauth, Allow, Allow, Allow, Hidden, Allow];
-    let z2_data = [Unauth, Allow, Allow, Hidden, Allow, Hidden];
+    // The hotline operator (last) takes reports for every zone.
+    let all = [Unauth, Allow, Allow, Allow, Allow, Allow, Allow];
+    let admin_only = [Unauth, Allow, Forbid, Forbid, Forbid, Forbid, Forbid];
+    let z1_data = [Unauth, Allow, Allow, Allow, Hidden, Allow, Allow];
+    let z2_data = [Unauth, Allow, Allow, Hidden, Allow, Hidden, Allow];
+    let takes_reports = [Unauth, Allow, Allow, Forbid, Forbid, Forbid, Allow];
     let none = || Value::Null;
+    let z1_point = {
+        let (a, b, c, d) = gridline_server::demo::zone_rect(0);
+        ((b + d) / 2.0, (a + c) / 2.0)
+    };
     let unique = || uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let b = boundary.clone();
     let rows = vec![
@@ -197,26 +204,55 @@ async fn access_control_matrix() {
             Method::GET,
             format!("/v1/periods/{period}/ranking"),
             none,
-            [Unauth, Allow, Allow, Forbid, Forbid, Allow],
+            [Unauth, Allow, Allow, Forbid, Forbid, Allow, Forbid],
         ),
         row(
             Method::GET,
             format!("/v1/exports/ranking?period_id={period}&format=csv"),
             none,
-            [Unauth, Allow, Allow, Forbid, Forbid, Allow],
+            [Unauth, Allow, Allow, Forbid, Forbid, Allow, Forbid],
         ),
         row(
             Method::GET,
             "/v1/sync/rejections",
             none,
-            [Unauth, Allow, Allow, Forbid, Forbid, Forbid],
+            [Unauth, Allow, Allow, Forbid, Forbid, Forbid, Forbid],
         ),
         // Sync needs a device-bound token; these are plain logins.
         row(
             Method::GET,
             "/v1/sync/pull?protocol=1",
             none,
-            [Unauth, Forbid, Forbid, Forbid, Forbid, Forbid],
+            [Unauth, Forbid, Forbid, Forbid, Forbid, Forbid, Forbid],
+        ),
+        // Reports from outside the patrol: taken in by hotline operators and supervisors.
+        row(
+            Method::POST,
+            "/v1/intake",
+            move || {
+                json!({"channel": "hotline", "external_ref": unique(), "category_code": "event:0102",
+                       "address": "Gate", "location": {"lat": z1_point.0, "lon": z1_point.1},
+                       "caller": {"phone": "13800000000"}})
+            },
+            takes_reports,
+        ),
+        row(
+            Method::GET,
+            format!("/v1/cases/{case1}/intake"),
+            none,
+            takes_reports,
+        ),
+        row(
+            Method::GET,
+            format!("/v1/cases/{case1}/duplicates"),
+            none,
+            z1_data,
+        ),
+        row(
+            Method::GET,
+            format!("/v1/cases/{case2}/duplicates"),
+            none,
+            z2_data,
         ),
     ];
 

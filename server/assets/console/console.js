@@ -55,4 +55,38 @@
     }
     e.preventDefault();
   });
+
+  // A map in a form that asks for a place (`.pick-map`): a click puts the clicked position
+  // into the form's latitude and longitude fields, and its datum into the datum choice,
+  // inverting the projection the server drew the map with (`data-projection`, `data-inverse`).
+  document.addEventListener("click", function (e) {
+    var svg = e.target.closest && e.target.closest(".pick-map svg.map");
+    if (!svg) { return; }
+    var box = svg.closest(".pick-map");
+    var p = svg.createSVGPoint(); p.x = e.clientX; p.y = e.clientY;
+    var at = p.matrixTransform(svg.getScreenCTM().inverse());
+    var n = (svg.getAttribute("data-inverse") || "").split(" ").map(Number);
+    var lat, lon;
+    if (svg.getAttribute("data-projection") === "plain") {
+      lon = n[0] + at.x / (n[2] * n[3]);
+      lat = n[1] - at.y / n[2];
+    } else {
+      var world = 256 * Math.pow(2, n[3]);
+      var wx = n[0] + at.x / n[2], wy = n[1] + at.y / n[2];
+      lon = wx / world * 360 - 180;
+      lat = Math.atan(Math.sinh(Math.PI * (1 - 2 * wy / world))) * 180 / Math.PI;
+    }
+    if (!isFinite(lat) || !isFinite(lon)) { return; }
+    document.querySelector(box.getAttribute("data-lat")).value = lat.toFixed(6);
+    document.querySelector(box.getAttribute("data-lon")).value = lon.toFixed(6);
+    var datum = document.querySelector(box.getAttribute("data-datum"));
+    if (datum) { datum.value = svg.getAttribute("data-datum"); }
+    var dot = svg.querySelector("circle.picked");
+    if (!dot) {
+      dot = document.createElementNS("http://www.w3.org/2000/svg", "circle");
+      dot.setAttribute("class", "picked"); dot.setAttribute("r", "7");
+      svg.appendChild(dot);
+    }
+    dot.setAttribute("cx", at.x); dot.setAttribute("cy", at.y);
+  });
 })();

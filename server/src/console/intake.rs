@@ -29,7 +29,7 @@ pub fn takes_reports(c: &Console) -> bool {
 
 pub async fn form(State(state): State<AppState>, c: Console, headers: HeaderMap) -> Response {
     match form_page(&state, &c).await {
-        Ok(m) => page(StatusCode::OK, m),
+        Ok(m) => super::map::with_tiles(&state, page(StatusCode::OK, m)),
         Err(e) => failure(&c, &headers, e),
     }
 }
@@ -120,6 +120,10 @@ async fn form_page(state: &AppState, c: &Console) -> ApiResult<Markup> {
                     }
                 }
                 p.muted.wide { (c.t("console-intake-place-help")) }
+                div.wide.pick-map data-lat="#in-lat" data-lon="#in-lon" data-datum="#in-datum" {
+                    p.muted { (c.t("console-intake-map-help")) }
+                    (super::map::svg(c, &zones, &[], 900.0, &c.t("console-intake-map"), state.config.console.map_tiles.as_ref()))
+                }
             }
             fieldset {
                 legend { (c.t("console-intake-caller")) }

@@ -167,6 +167,32 @@ impl Frame {
         }
     }
 
+    /// How a point of the picture turns back into a position, for the script that lets a
+    /// click on a map fill in a place (`console.js`): the projection's name, four numbers and
+    /// the datum the position comes out in. Plain: `min_lon`, `max_lat`, `scale`, `cos`;
+    /// Mercator: `left`, `top`, `scale`, `zoom` (of 256-pixel tiles).
+    fn inverse(&self) -> (&'static str, [f64; 4], &'static str) {
+        match &self.projection {
+            Projection::Plain {
+                min_lon,
+                max_lat,
+                scale,
+                cos,
+            } => ("plain", [*min_lon, *max_lat, *scale, *cos], "wgs84"),
+            Projection::Mercator {
+                zoom,
+                left,
+                top,
+                scale,
+                datum,
+            } => (
+                "mercator",
+                [*left, *top, *scale, f64::from(*zoom)],
+                datum.as_str(),
+            ),
+        }
+    }
+
     /// The tiles covering the picture: each tile's address and its place (x, y, size).
     fn tiles(&self, tiles: &MapTiles) -> Vec<(String, f64, f64, f64)> {
         let Projection::Mercator {
@@ -259,8 +285,15 @@ pub fn svg(
     } else {
         "img"
     };
+    let (kind, numbers, datum) = proj.inverse();
+    let numbers = numbers
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
     html! {
         svg.map xmlns="http://www.w3.org/2000/svg" role=(role) aria-label=(title)
+            data-projection=(kind) data-inverse=(numbers) data-datum=(datum)
             viewBox={"0 0 " (format!("{:.0}", proj.width)) " " (format!("{:.0}", proj.height))}
             width=(format!("{:.0}", proj.width)) height=(format!("{:.0}", proj.height)) {
             title { (title) }
