@@ -356,6 +356,7 @@ pub async fn take_in(
         user_id: user.user_id,
         supervisor_level: user.is_supervisor_level(),
         scope: user.scope(db).await?,
+        reader: user.confidential_reader(),
     };
     take_in_as(db, config, &reporter, input).await
 }
@@ -367,8 +368,11 @@ pub struct Reporter {
     pub user_id: Uuid,
     /// Recorded as the level of the case's first field values.
     pub supervisor_level: bool,
-    /// The zones they may file in.
+    /// The zones they may file in, and read duplicates in.
     pub scope: Scope,
+    /// Whom unannounced inspections are hidden from (`AuthUser::confidential_reader`): their
+    /// cases are never suggested as duplicates to them.
+    pub reader: Option<Uuid>,
 }
 
 /// [`take_in`] for a reporter whose right to file was checked by the caller.
@@ -607,7 +611,7 @@ pub async fn take_in_as(
     )
     .await?;
     tx.commit().await?;
-    let duplicates = suggestions(db, config, &case).await?;
+    let duplicates = suggestions(db, config, &case, &reporter.scope, reporter.reader).await?;
     let view = case_views(&mut db.reader().await?.reader(), Vec::new(), &[case.id])
         .await?
         .remove(&case.id)
@@ -624,11 +628,14 @@ fn ticket_taken(existing: Uuid) -> ApiError {
 }
 
 /// The open cases `case` may duplicate: on its asset, or of its category within
-/// `duplicate_radius_m` received in the last `duplicate_days`; nearest first, at most ten.
+/// `duplicate_radius_m` received in the last `duplicate_days`; nearest first, at most ten; only
+/// cases in `scope` and not hidden from `reader` (an unannounced inspection's).
 pub async fn suggestions(
     db: &Db,
     config: &IntakeConfig,
     case: &CaseRow,
+    scope: &Scope,
+    reader: Option<Uuid>,
 ) -> ApiResult<Vec<DuplicateSuggestion>> {
     let radius = config.duplicate_radius_m;
     // A box a little larger than the circle: a degree of latitude is about 111 km.
@@ -645,7 +652,15 @@ pub async fn suggestions(
         (dlat, dlon),
     )
     .await?;
-    let mut out: Vec<DuplicateSuggestion> = rows
+    let mut visible = Vec::with_capacity(rows.len());
+    for r in rows {
+        if scope.contains(r.zone_id)
+            && !crate::store::cases::is_hidden(&db.pool, r.id, reader).await?
+        {
+            visible.push(r);
+        }
+    }
+    let mut out: Vec<DuplicateSuggestion> = visible
         .into_iter()
         .filter_map(|r| {
             let distance_m = crate::geo::distance_m(case.lat, case.lon, r.lat, r.lon);
@@ -679,7 +694,8 @@ pub async fn suggestions_for(
     id: Uuid,
 ) -> ApiResult<Vec<DuplicateSuggestion>> {
     let case = visible_case(db, user, id).await?;
-    suggestions(db, config, &case).await
+    let scope = user.scope(db).await?;
+    suggestions(db, config, &case, &scope, user.confidential_reader()).await
 }
 
 async fn visible_case(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<CaseRow> {

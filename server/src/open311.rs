@@ -325,6 +325,8 @@ pub async fn file(
         user_id: client.user_id,
         supervisor_level: false,
         scope: Scope::All,
+        // Its answer names no other case: nothing is read on its behalf.
+        reader: Some(client.user_id),
     };
     let outcome = intake::take_in_as(db, config, &reporter, input).await?;
     Ok(Filed {

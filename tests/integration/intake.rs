@@ -17,6 +17,7 @@ on_both_backends!(
     intake_refuses_bad_reports_and_wrong_roles,
     callers_are_masked_for_supervisors_and_erased_after_their_retention,
     the_console_takes_a_call_in_and_records_the_callback,
+    an_unannounced_inspection_s_case_is_never_suggested_to_whom_it_is_hidden_from,
 );
 
 const CALLER_NAME: &str = "张三丰";
@@ -558,4 +559,45 @@ async fn the_console_takes_a_call_in_and_records_the_callback(app: TestApp) {
         )
         .await;
     assert_eq!(record["callbacks"][0]["outcome"], "basically_satisfied");
+}
+
+async fn an_unannounced_inspection_s_case_is_never_suggested_to_whom_it_is_hidden_from(
+    app: TestApp,
+) {
+    // An inspector's unannounced round finds garbage at the centre of Z01.
+    let mut phone = gridline_tests::Phone::enrol(&app, "inspector1").await;
+    let round = Uuid::now_v7();
+    let start = phone.op(
+        "round.start@1",
+        json!({"round_id": round, "zone_id": app.zone("Z01"), "kind": "unannounced",
+               "started_at": rfc3339_now()}),
+    );
+    let (case_id, mut payload) = gridline_tests::new_case(app.zone("Z01"), 0, "event:0102");
+    payload["round_id"] = json!(round);
+    let capture = phone.op("case.create@1", payload);
+    let (status, pushed) = phone.push(&app, &[start, capture]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(pushed["results"][1]["status"], "applied", "{pushed}");
+
+    // A call about the same spot: the operator is not shown the hidden case...
+    let hotline = app.login("hotline1").await;
+    let (status, taken) = take_in(
+        &app,
+        &hotline,
+        &hotline_call("12345-0400", "event:0102", point_in(0, 0.0)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{taken}");
+    assert_eq!(taken["duplicates"], json!([]), "{taken}");
+    let id = taken["case"]["id"].as_str().unwrap();
+    let (_, later) = app
+        .get(&format!("/v1/cases/{id}/duplicates"), Some(&hotline))
+        .await;
+    assert_eq!(later, json!([]));
+    // ...a supervisor, who sees unannounced inspections, is.
+    let sup = app.login("supervisor1").await;
+    let (_, seen) = app
+        .get(&format!("/v1/cases/{id}/duplicates"), Some(&sup))
+        .await;
+    assert_eq!(seen[0]["case_id"], json!(case_id), "{seen}");
 }

@@ -221,6 +221,7 @@ pub async fn callbacks<'c, E: Executor<'c, Database = Any>>(e: E, id: Uuid) -> R
 #[derive(Debug, Clone, PartialEq)]
 pub struct NearbyCase {
     pub id: Uuid,
+    pub zone_id: Uuid,
     pub state: String,
     pub source: String,
     pub category_code: String,
@@ -245,7 +246,7 @@ pub async fn nearby_open<'c, E: Executor<'c, Database = Any>>(
     (dlat, dlon): (f64, f64),
 ) -> R<Vec<NearbyCase>> {
     let rows = sqlx::query(
-        "SELECT id, state, source, category_code, description, asset_code, lat, lon, received_at \
+        "SELECT id, zone_id, state, source, category_code, description, asset_code, lat, lon, received_at \
          FROM cases WHERE id <> $1 \
            AND state IN ('reported', 'filed', 'dispatched', 'in_progress', 'pending_verification') \
            AND ((asset_code IS NOT NULL AND asset_code = $2) \
@@ -267,6 +268,7 @@ pub async fn nearby_open<'c, E: Executor<'c, Database = Any>>(
         .map(|r| {
             Ok(NearbyCase {
                 id: r.uuid("id")?,
+                zone_id: r.uuid("zone_id")?,
                 state: r.try_get("state")?,
                 source: r.try_get("source")?,
                 category_code: r.try_get("category_code")?,
