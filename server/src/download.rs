@@ -42,6 +42,21 @@ pub fn attachment(filename: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
+/// A PDF file as a download named `filename`.
+pub fn pdf(filename: &str, bytes: bytes::Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut r = (axum::http::StatusCode::OK, bytes).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_DISPOSITION,
+        attachment(filename),
+    );
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::attachment;

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod demo;
+pub mod documents;
 pub mod download;
 pub mod error;
 pub mod evidence;

@@ -40,6 +40,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("periods", 2),
     ("review", 2),
     ("intake", 2),
+    ("documents", 2),
     ("open311", 2),
     ("roster", 2),
     ("rulebooks", 2),

@@ -91,6 +91,45 @@ impl Browser {
         let text = resp.text().await.unwrap();
         (status, location.unwrap_or(text))
     }
+
+    /// Sends a file as a form's file field (`multipart/form-data`) with the CSRF token first;
+    /// the status and, for a redirect, where to.
+    pub(crate) async fn post_file(
+        &self,
+        app: &TestApp,
+        path: &str,
+        (field, file_name, bytes): (&str, &str, &[u8]),
+    ) -> (StatusCode, String) {
+        let boundary = "gridline-test-boundary-7d1f";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{file_name}\"\r\n\
+             Content-Type: application/pdf\r\n\r\n",
+            self.csrf
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let resp = self
+            .http
+            .post(app.url(path))
+            .header("cookie", &self.cookie)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let text = resp.text().await.unwrap();
+        (status, location.unwrap_or(text))
+    }
 }
 
 async fn user_named(app: &TestApp, admin: &str, username: &str) -> Value {

@@ -18,6 +18,7 @@ on_both_backends!(
     callers_are_masked_for_supervisors_and_erased_after_their_retention,
     the_console_takes_a_call_in_and_records_the_callback,
     an_unannounced_inspection_s_case_is_never_suggested_to_whom_it_is_hidden_from,
+    a_leader_s_instruction_keeps_its_document_as_evidence,
 );
 
 const CALLER_NAME: &str = "张三丰";
@@ -323,6 +324,9 @@ async fn a_hotline_call_is_merged_or_verified_rectified_closed_called_back_and_d
         .clone();
     assert_eq!(z02["indicators"]["callbacks"], 1, "{z02}");
     assert_eq!(z02["indicators"]["satisfied"], 1, "{z02}");
+    // ...and the call filed at once counts as answered in time (the response rate).
+    assert_eq!(z02["indicators"]["public_reports"], 1, "{z02}");
+    assert_eq!(z02["indicators"]["responded_in_time"], 1, "{z02}");
     // Which is which stays on record with the case's photos.
     let (_, case) = app.get(&format!("/v1/cases/{id}"), Some(&sup1)).await;
     let role_of = |sha: &str| {
@@ -516,6 +520,35 @@ async fn the_console_takes_a_call_in_and_records_the_callback(app: TestApp) {
         "{page}"
     );
 
+    // A document added from the case page, and read back through it.
+    let clipping = pdf("press clipping");
+    let (status, back) = operator
+        .post_file(
+            &app,
+            &format!("/console/cases/{id}/documents"),
+            ("file", "clipping.pdf", &clipping),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{back}");
+    let (_, page) = operator.get(&app, &to).await;
+    assert!(page.contains("clipping.pdf"), "{page}");
+    let (status, read) = operator
+        .get(
+            &app,
+            &format!("/console/cases/{id}/documents/{}", sha_hex(&clipping)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(read.starts_with("%PDF-"));
+    let (status, _) = operator
+        .post_file(
+            &app,
+            &format!("/console/cases/{id}/documents"),
+            ("file", "photo.pdf", b"GIF89a"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
     // A blank address is refused and nothing is written.
     let mut bad = fields;
     bad[1] = ("external_ref", "12345-0301");
@@ -600,4 +633,92 @@ async fn an_unannounced_inspection_s_case_is_never_suggested_to_whom_it_is_hidde
         .get(&format!("/v1/cases/{id}/duplicates"), Some(&sup))
         .await;
     assert_eq!(seen[0]["case_id"], json!(case_id), "{seen}");
+}
+
+/// A small but whole PDF (header, one empty page, trailer).
+fn pdf(text: &str) -> Vec<u8> {
+    format!(
+        "%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n\
+         2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n% {text}\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+    )
+    .into_bytes()
+}
+
+async fn post_bytes(app: &TestApp, path: &str, token: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let resp = app
+        .http
+        .post(app.url(path))
+        .bearer_auth(token)
+        .header("content-type", "application/pdf")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    gridline_tests::into_json(resp).await
+}
+
+async fn a_leader_s_instruction_keeps_its_document_as_evidence(app: TestApp) {
+    let sup1 = app.login("supervisor1").await;
+    let sup2 = app.login("supervisor2").await;
+    let (lat, lon) = point_in(5, 0.0);
+    let (status, taken) = take_in(
+        &app,
+        &sup1,
+        &json!({"channel": "leader_instruction", "external_ref": "批示〔2026〕12号",
+                "category_code": "event:0102", "address": "建设路",
+                "location": {"lat": lat, "lon": lon},
+                "description": "建设路垃圾成堆，请立即整改"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{taken}");
+    let id: Uuid = taken["case"]["id"].as_str().unwrap().parse().unwrap();
+    let path = format!("/v1/cases/{id}/documents?filename=scans%2F%E6%89%B9%E7%A4%BA.pdf");
+
+    // Only whole PDFs, and only from the people who take reports in.
+    let (status, refused) = post_bytes(&app, &path, &sup1, b"GIF89a not a pdf".to_vec()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let cut = pdf("cut")[..60].to_vec();
+    let (status, _) = post_bytes(&app, &path, &sup1, cut).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let inspector = app.login("inspector11").await;
+    let (status, _) = post_bytes(&app, &path, &inspector, pdf("x")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let document = pdf("instruction");
+    let sha = sha_hex(&document);
+    let (status, added) = post_bytes(&app, &path, &sup1, document.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(added["sha256"], sha);
+    assert_eq!(added["filename"], "批示.pdf");
+    let (status, again) = post_bytes(&app, &path, &sup1, document.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        again["added_at"], added["added_at"],
+        "the same file is not added twice"
+    );
+    let (status, bytes) = get_bytes(&app, &format!("/v1/cases/{id}/documents/{sha}"), &sup2).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bytes, document);
+    let (status, _) = app
+        .get(&format!("/v1/cases/{id}/documents"), Some(&inspector))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Filed and deducted under the leader rule on the document alone; the entry binds it.
+    must_transition(&app, &sup1, id, json!({"action": "file"})).await;
+    let (status, proposal) = app
+        .post(
+            "/v1/deductions",
+            Some(&sup1),
+            &json!({"case_id": id, "rule_code": "LEADER", "note": "leader's instruction"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{proposal}");
+    assert_eq!(proposal["source"], "leader_criticism");
+    let entry = approve(&app, &sup2, &proposal).await;
+    assert_eq!(entry["evidence"], json!([sha]), "{entry}");
+    // The evidence is locked now.
+    let (status, locked) = post_bytes(&app, &path, &sup1, pdf("later")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{locked}");
+    assert_eq!(locked["code"], "evidence_locked");
 }

@@ -297,7 +297,13 @@ pub async fn call_back(
 
 /// The intake record on a case's page: how it came in, who called (masked unless the reader
 /// calls back), the callbacks, and the callback form once the case is closed.
-pub fn record_section(c: &Console, record: &IntakeRecord, state: CaseState) -> Markup {
+pub fn record_section(
+    c: &Console,
+    record: &IntakeRecord,
+    documents: &[crate::documents::DocumentView],
+    state: CaseState,
+    locked: bool,
+) -> Markup {
     html! {
         section aria-labelledby="intake-h" {
             h2 #intake-h { (c.t("console-intake-record")) }
@@ -342,6 +348,30 @@ pub fn record_section(c: &Console, record: &IntakeRecord, state: CaseState) -> M
                     }
                 }
             }
+            h3 { (c.t("console-documents")) }
+            @if documents.is_empty() {
+                p.muted { (c.t("console-documents-none")) }
+            } @else {
+                ul {
+                    @for d in documents {
+                        li {
+                            a href={"/console/cases/" (record.case_id) "/documents/" (d.sha256)} { (d.filename) }
+                            " · " (format!("{:.0} KB", d.size as f64 / 1024.0))
+                            " · " (c.time(crate::store::ms_from_time(d.added_at)))
+                        }
+                    }
+                }
+            }
+            @if !locked {
+                form.filters method="post" enctype="multipart/form-data" action={"/console/cases/" (record.case_id) "/documents"} {
+                    input type="hidden" name="csrf" value=(c.session.csrf);
+                    div {
+                        label for="doc-file" { (c.t("console-documents-add")) }
+                        input #doc-file type="file" name="file" accept="application/pdf,.pdf" required;
+                    }
+                    button type="submit" { (c.t("console-documents-upload")) }
+                }
+            }
             @if state == CaseState::Closed && !record.callers.is_empty() {
                 form.filters method="post" hx-boost="true" action={"/console/cases/" (record.case_id) "/callback"} {
                     input type="hidden" name="csrf" value=(c.session.csrf);
@@ -371,5 +401,73 @@ pub fn record_section(c: &Console, record: &IntakeRecord, state: CaseState) -> M
                 }
             }
         }
+    }
+}
+
+/// `POST /console/cases/{id}/documents`: a PDF sent by the form (multipart), with the
+/// session's CSRF token as its first field.
+pub async fn add_document(
+    State(state): State<AppState>,
+    c: Console,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    let mut csrf = None;
+    let mut file = None;
+    let read = async {
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| ApiError::invalid("file", e.body_text()))?
+        {
+            match field.name() {
+                Some("csrf") => {
+                    csrf = Some(
+                        field
+                            .text()
+                            .await
+                            .map_err(|e| ApiError::invalid("csrf", e.body_text()))?,
+                    )
+                }
+                Some("file") => {
+                    let name = field.file_name().unwrap_or("document.pdf").to_owned();
+                    let bytes = field
+                        .bytes()
+                        .await
+                        .map_err(|e| ApiError::invalid("file", e.body_text()))?;
+                    file = Some((name, bytes));
+                }
+                _ => {}
+            }
+        }
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    if let Some(r) = c.csrf_refusal(&headers, csrf.as_deref()) {
+        return r;
+    }
+    let added = async {
+        read?;
+        let (name, bytes) = file.ok_or_else(|| ApiError::invalid("file", "choose a PDF file"))?;
+        crate::documents::add(&state.db, &state.blobs, &c.session.user, id, &name, bytes).await
+    }
+    .await;
+    match added {
+        Ok(_) => Redirect::to(&format!("/console/cases/{id}")).into_response(),
+        Err(e) => failure(&c, &headers, e),
+    }
+}
+
+/// `GET /console/cases/{id}/documents/{sha256}`: the PDF, for the reader's browser.
+pub async fn document(
+    State(state): State<AppState>,
+    c: Console,
+    headers: HeaderMap,
+    Path((id, sha256)): Path<(Uuid, String)>,
+) -> Response {
+    match crate::documents::fetch(&state.db, &state.blobs, &c.session.user, id, &sha256).await {
+        Ok((doc, bytes)) => crate::download::pdf(&doc.filename, bytes),
+        Err(e) => failure(&c, &headers, e),
     }
 }

@@ -68,6 +68,16 @@ pub fn router() -> Router<AppState> {
         .route("/console/inbox", get(inbox::inbox))
         .route("/console/intake", get(intake::form).post(intake::take_in))
         .route("/console/cases/{id}/callback", post(intake::call_back))
+        .route(
+            "/console/cases/{id}/documents",
+            post(intake::add_document).layer(axum::extract::DefaultBodyLimit::max(
+                crate::documents::MAX_DOCUMENT_BYTES + 64 * 1024,
+            )),
+        )
+        .route(
+            "/console/cases/{id}/documents/{sha256}",
+            get(intake::document),
+        )
         .route("/console/inbox/{id}/read", post(inbox::read))
         .route("/console/admin", get(admin::index))
         .route(

@@ -871,7 +871,9 @@ pub async fn case_page(
         };
         let intake = if super::intake::takes_reports(&c) {
             let record = crate::intake::record_of(&state.db, &c.session.user, id).await?;
-            (record.received_at.is_some() || !record.callers.is_empty()).then_some(record)
+            let documents = crate::documents::list(&state.db, &c.session.user, id).await?;
+            (record.received_at.is_some() || !record.callers.is_empty() || !documents.is_empty())
+                .then_some((record, documents))
         } else {
             None
         };
@@ -1150,8 +1152,11 @@ struct CaseParts<'a> {
     originals: &'a [crate::store::review::DuplicateCandidate],
     /// Open cases near it or on its asset (a report is often about a known problem).
     nearby: &'a [crate::intake::DuplicateSuggestion],
-    /// How it came in, for readers who take reports in.
-    intake: Option<&'a crate::intake::IntakeRecord>,
+    /// How it came in and its documents, for readers who take reports in.
+    intake: Option<&'a (
+        crate::intake::IntakeRecord,
+        Vec<crate::documents::DocumentView>,
+    )>,
     /// For a report from the public: whether an inspector verified it on site.
     verified: Option<bool>,
 }
@@ -1233,7 +1238,9 @@ fn case_markup(c: &Console, names: &Names, parts: CaseParts<'_>, map: Markup) ->
                 }
                 h2 { (c.t("console-evidence")) }
                 @if let Some(e) = evidence {
-                    @if e.complete {
+                    @if e.photos.is_empty() {
+                        p { span.badge { (c.t("console-evidence-no-photo")) } }
+                    } @else if e.complete {
                         p { span.badge.ok { (c.t("console-evidence-complete")) } }
                     } @else {
                         p { span.badge.warn { (c.t("console-evidence-incomplete")) } }
@@ -1262,8 +1269,8 @@ fn case_markup(c: &Console, names: &Names, parts: CaseParts<'_>, map: Markup) ->
                 }
             }
         }
-        @if let Some(record) = intake {
-            (super::intake::record_section(c, record, v.state))
+        @if let Some((record, documents)) = intake {
+            (super::intake::record_section(c, record, documents, v.state, v.locked))
         }
         (deduction_markup(c, names, v, deduction))
         h2 { (c.t("console-map-case")) }

@@ -307,6 +307,8 @@ pub async fn ranking(
                 Cell::Int(z.indicators.overdue),
                 Cell::Int(z.indicators.callbacks),
                 Cell::Int(z.indicators.satisfied),
+                Cell::Int(z.indicators.public_reports),
+                Cell::Int(z.indicators.responded_in_time),
                 r.formula_version.clone().into(),
             ]
         })
@@ -330,6 +332,8 @@ pub async fn ranking(
             "overdue",
             "callbacks",
             "satisfied",
+            "public_reports",
+            "responded_in_time",
             "formula_version",
         ],
         rows,

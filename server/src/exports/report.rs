@@ -47,14 +47,18 @@ pub async fn period_report(
         after = last.entry.seq;
         entries.extend(page);
     }
-    // Each zone's entries, in chain order; the first evidence photo's thumbnail beside each.
+    // Each zone's entries, in chain order; the first evidence photo's thumbnail beside each
+    // (an entry's evidence may also name documents, which have none).
     let mut by_zone = ZoneEntries::new();
     for x in entries {
         let evidence: Vec<String> = serde_json::from_str(&x.entry.evidence).unwrap_or_default();
-        let thumb = match evidence.first() {
-            Some(sha) => thumbnail(blobs, sha).await,
-            None => None,
-        };
+        let mut thumb = None;
+        for sha in &evidence {
+            thumb = thumbnail(blobs, sha).await;
+            if thumb.is_some() {
+                break;
+            }
+        }
         by_zone
             .entry(x.entry.zone_id.clone())
             .or_default()

@@ -40,7 +40,7 @@ pub struct Entry {
     pub found_at: i64,
     pub case_id: Option<String>,
     pub case_version: Option<i64>,
-    /// JSON array of the photo hashes the approval was based on, sorted.
+    /// JSON array of the hashes of the photos and documents the approval was based on, sorted.
     pub evidence: String,
     pub proposal_id: Option<String>,
     pub reverses_id: Option<String>,

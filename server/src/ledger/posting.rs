@@ -142,6 +142,16 @@ pub(crate) async fn approve_in(
             .with_details(json!({ "unviewed": unviewed })));
         }
     }
+    // The case's documents (a leader's instruction, a press clipping) are evidence too: their
+    // hashes join the photos' in the entry, one sorted list.
+    if let Some(case_id) = p.case_id {
+        let documents = crate::store::intake::documents_of(tx.conn(), case_id).await?;
+        if !documents.is_empty() {
+            evidence.extend(documents.into_iter().map(|d| d.sha256));
+            evidence.sort();
+            evidence.dedup();
+        }
+    }
     if store::lock_period(tx, p.period_id).await?.as_deref() != Some("open") {
         return Err(period_closed());
     }

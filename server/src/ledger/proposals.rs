@@ -125,7 +125,16 @@ pub(crate) async fn deductible(
     need_evidence: bool,
 ) -> ApiResult<Vec<String>> {
     use gridline_sync::case::CaseState::*;
-    let (photos, complete) = review::evidence(conn, case.id).await?;
+    let (photos, mut complete) = review::evidence(conn, case.id).await?;
+    // A press clipping or a leader's instruction may be the whole evidence: with no photo,
+    // a document makes the evidence complete.
+    if photos.is_empty()
+        && !crate::store::intake::documents_of(&mut *conn, case.id)
+            .await?
+            .is_empty()
+    {
+        complete = true;
+    }
     if matches!(case.state, Reported | NotFiled | Duplicate | Withdrawn) {
         let message = if case.state == Reported {
             "the case has not been filed yet: file it before proposing a deduction".to_owned()

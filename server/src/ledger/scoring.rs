@@ -76,7 +76,19 @@ pub struct Indicators {
     /// Of those, satisfied or basically satisfied: with `callbacks`, the satisfaction rate.
     #[serde(default)]
     pub satisfied: i64,
+    /// Reports from the public (hotline, public reports, transfers) received in the period.
+    #[serde(default)]
+    pub public_reports: i64,
+    /// Of those, decided (filed or set aside) within `RESPONSE_WINDOW_MS` of their receipt:
+    /// with `public_reports`, the response rate.
+    #[serde(default)]
+    pub responded_in_time: i64,
 }
+
+/// How soon a report from the public is to be decided (filed, or set aside as not filed or a
+/// duplicate) to count as answered in time: one day, the hotlines' usual rule for a first
+/// answer.
+pub const RESPONSE_WINDOW_MS: i64 = 24 * 3_600_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BreakdownLine {

@@ -1,18 +1,23 @@
 //! Cases from outside the patrol over HTTP: taking a report in, its intake record (callers,
 //! callbacks), the cases it may duplicate and the callback. The work is `crate::intake`'s.
 
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
+use crate::documents::DocumentView;
 use crate::error::ApiResult;
 use crate::intake::{
     CallbackInput, CallbackView, DuplicateSuggestion, IntakeInput, IntakeOutcome, IntakeRecord,
 };
-use crate::routes::extract::{Json, PathParam};
+use crate::routes::extract::{Json, PathParam, Query};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -21,6 +26,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(record))
         .routes(routes!(duplicates))
         .routes(routes!(call_back))
+        .routes(routes!(add_document))
+        .layer(DefaultBodyLimit::max(
+            crate::documents::MAX_DOCUMENT_BYTES + 4096,
+        ))
+        .routes(routes!(documents))
+        .routes(routes!(document))
 }
 
 /// Take a report in from a channel outside the patrol (hotline operators, supervisors): a
@@ -89,4 +100,63 @@ async fn call_back(
 ) -> ApiResult<(StatusCode, Json<CallbackView>)> {
     let view = crate::intake::call_back(&state.db, &user, id, input).await?;
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DocumentQuery {
+    /// The file's name as it should be shown (its last path part is kept).
+    #[serde(default)]
+    pub filename: Option<String>,
+}
+
+/// Add a PDF document to a case (hotline operators, supervisors): a leader's scanned
+/// instruction, a press clipping, a transfer letter. The body is the file (at most 20 MiB);
+/// stored by its SHA-256 and bound into the ledger entry of a deduction on the case, like its
+/// photos. The same file again answers the one already there. 409 `evidence_locked` once a
+/// deduction was approved.
+#[utoipa::path(post, path = "/v1/cases/{id}/documents", operation_id = "add_case_document", tag = "intake", security(("bearer" = [])),
+    params(("id" = Uuid, Path), DocumentQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The PDF file's bytes (any content type is read as the file)"),
+    responses((status = 201, body = DocumentView), (status = 403, body = gridline_sync::ErrorBody),
+        (status = 404, body = gridline_sync::ErrorBody), (status = 409, body = gridline_sync::ErrorBody),
+        (status = 413, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody),
+        (status = 503, body = gridline_sync::ErrorBody)))]
+async fn add_document(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+    Query(q): Query<DocumentQuery>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<DocumentView>)> {
+    let filename = q.filename.unwrap_or_default();
+    let doc = crate::documents::add(&state.db, &state.blobs, &user, id, &filename, body).await?;
+    Ok((StatusCode::CREATED, Json(doc)))
+}
+
+/// The documents of a case (hotline operators, supervisors).
+#[utoipa::path(get, path = "/v1/cases/{id}/documents", operation_id = "list_case_documents", tag = "intake", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Vec<DocumentView>), (status = 403, body = gridline_sync::ErrorBody),
+        (status = 404, body = gridline_sync::ErrorBody)))]
+async fn documents(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+) -> ApiResult<Json<Vec<DocumentView>>> {
+    Ok(Json(crate::documents::list(&state.db, &user, id).await?))
+}
+
+/// One document of a case, as the PDF file.
+#[utoipa::path(get, path = "/v1/cases/{id}/documents/{sha256}", operation_id = "get_case_document", tag = "intake", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("sha256" = String, Path)),
+    responses((status = 200, content_type = "application/pdf", description = "The document"),
+        (status = 403, body = gridline_sync::ErrorBody), (status = 404, body = gridline_sync::ErrorBody),
+        (status = 503, body = gridline_sync::ErrorBody)))]
+async fn document(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam((id, sha256)): PathParam<(Uuid, String)>,
+) -> ApiResult<Response> {
+    let (doc, bytes) = crate::documents::fetch(&state.db, &state.blobs, &user, id, &sha256).await?;
+    Ok(crate::download::pdf(&doc.filename, bytes))
 }

@@ -400,3 +400,56 @@ pub async fn public_reports<'c, E: Executor<'c, Database = Any>>(
     q = q.bind(limit);
     q.fetch_all(e).await?.iter().map(|r| r.uuid("id")).collect()
 }
+
+/// A document of a case (see `documents`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentRow {
+    pub case_id: Uuid,
+    pub sha256: String,
+    pub size: i64,
+    pub filename: String,
+    pub media_type: String,
+    pub added_by: Uuid,
+    pub added_at: i64,
+}
+
+pub async fn insert_document(conn: &mut AnyConnection, d: &DocumentRow) -> R<()> {
+    sqlx::query(
+        "INSERT INTO case_documents (case_id, sha256, size, filename, media_type, added_by, added_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_id, sha256) DO NOTHING",
+    )
+    .bind(d.case_id.to_string())
+    .bind(&d.sha256)
+    .bind(d.size)
+    .bind(&d.filename)
+    .bind(&d.media_type)
+    .bind(d.added_by.to_string())
+    .bind(d.added_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The documents of case `id`, first added first.
+pub async fn documents_of<'c, E: Executor<'c, Database = Any>>(
+    e: E,
+    id: Uuid,
+) -> R<Vec<DocumentRow>> {
+    sqlx::query("SELECT * FROM case_documents WHERE case_id = $1 ORDER BY added_at, sha256")
+        .bind(id.to_string())
+        .fetch_all(e)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(DocumentRow {
+                case_id: r.uuid("case_id")?,
+                sha256: r.try_get("sha256")?,
+                size: r.try_get("size")?,
+                filename: r.try_get("filename")?,
+                media_type: r.try_get("media_type")?,
+                added_by: r.uuid("added_by")?,
+                added_at: r.try_get("added_at")?,
+            })
+        })
+        .collect()
+}

@@ -1048,6 +1048,24 @@ pub async fn indicators(
         slot.callbacks = r.try_get::<Option<i64>, _>("reached")?.unwrap_or(0);
         slot.satisfied = r.try_get::<Option<i64>, _>("satisfied")?.unwrap_or(0);
     }
+    let rows = sqlx::query(
+        "SELECT zone_id, CAST(COUNT(*) AS BIGINT) AS received, \
+           CAST(SUM(CASE WHEN EXISTS (SELECT 1 FROM case_events ev WHERE ev.case_id = cases.id \
+                AND ev.kind = 'transition' AND ev.from_state = 'reported' \
+                AND ev.at <= cases.received_at + $3) THEN 1 ELSE 0 END) AS BIGINT) AS responded \
+         FROM cases WHERE source IN ('hotline', 'public_report', 'department_transfer') \
+           AND received_at >= $1 AND received_at < $2 GROUP BY zone_id",
+    )
+    .bind(starts)
+    .bind(as_of)
+    .bind(crate::ledger::scoring::RESPONSE_WINDOW_MS)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        let slot = out.entry(r.try_get("zone_id")?).or_default();
+        slot.public_reports = r.try_get::<Option<i64>, _>("received")?.unwrap_or(0);
+        slot.responded_in_time = r.try_get::<Option<i64>, _>("responded")?.unwrap_or(0);
+    }
     Ok(out)
 }
 
