@@ -400,6 +400,30 @@ mod protocol_vectors {
     const RECEIPT_SIG: &str =
         "9aQNExyNzzkE9Oxy573Odtcg+A6cjwqQJsrmfNonTZqcE2QtcwtWbT4Kr2c3YIp4doWnkfl04OB+7Ublf3bxDQ==";
 
+    /// The second operation of the same device, chained to the first: an on-site verification.
+    const OP2: &str = r#"{"op_id":"0190f1c3-5a6b-7c7d-8e8f-0123456789ac","device_id":"0190f1c0-0000-7000-8000-000000000001","seq":2,"prev":"3b648a068df4257ed87a83ac130279ce10786d4053cd3f99fa06384b53e58518","type":"case.verify@1","queued_at":"2025-03-02T09:41:00Z","payload":{"case_id":"0190f1c1-0000-7000-8000-000000000002","comment":"Garbage is there","found":true,"location":{"accuracy_m":5.0,"lat":31.2305,"lon":121.4736},"photos":[{"captured_at":"2025-03-02T09:39:51Z","role":"verification","sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","size":1822113}],"verification_id":"0190f1c3-0000-7000-8000-000000000004","verified_at":"2025-03-02T09:40:00Z"}}"#;
+    const SIG2: &str =
+        "lzbLWQOoCDdJ7F3Q3BGI03S/POFXFWUZw/Fuhg/hVTlDtl1XVplvTGFPsk4iposzCchzPrgJSw/jsBeP3vDoAQ==";
+    const HASH2: &str = "dfa80260f3103b028a4f27bc0008034e0d4557c2519bb37207d7a21df3326260";
+
+    #[test]
+    fn the_verification_vector_chains_to_the_first_and_parses() {
+        let doc = include_str!("../PROTOCOL.md");
+        for needle in [OP2, SIG2, HASH2] {
+            assert!(doc.contains(needle), "PROTOCOL.md lacks {needle}");
+        }
+        let device = SigningKey::from_bytes(&[1u8; 32]);
+        let signed = SignedOperation {
+            op: OP2.into(),
+            sig: SIG2.into(),
+        };
+        let body = verify_operation(&device.verifying_key(), &signed).unwrap();
+        assert_eq!(sign_operation(&device, &body), signed);
+        assert_eq!(op_hash(OP2), HASH2);
+        assert!(check_chain(HASH, &body).is_ok());
+        assert!(crate::ops::Operation::from_body(&body).is_ok());
+    }
+
     #[test]
     fn vectors_match_protocol_md() {
         let doc = include_str!("../PROTOCOL.md");
