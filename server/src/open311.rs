@@ -30,7 +30,8 @@ pub const MAX_LISTED: i64 = 1000;
 pub const DEFAULT_WINDOW_DAYS: i64 = 90;
 
 /// A service: one entry of the taxonomy.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Open311Service)]
 pub struct Service {
     /// The taxonomy key, e.g. `event:0102`.
     pub service_code: String,
@@ -47,14 +48,17 @@ pub struct Service {
 }
 
 /// `services/{code}`: the service's attributes (none).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Open311ServiceDefinition)]
 pub struct ServiceDefinition {
     pub service_code: String,
+    #[schema(value_type = Vec<Object>)]
     pub attributes: Vec<serde_json::Value>,
 }
 
 /// A request's public state.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Open311ServiceRequest)]
 pub struct ServiceRequest {
     pub service_request_id: String,
     /// `open` or `closed`.
@@ -77,7 +81,8 @@ pub struct ServiceRequest {
 }
 
 /// The answer to a filed request.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Open311Filed)]
 pub struct Filed {
     pub service_request_id: String,
     pub service_notice: Option<String>,
@@ -86,7 +91,8 @@ pub struct Filed {
 
 /// `POST requests`: the specification's fields (`attribute[…]`, `device_id`, `account_id`
 /// and `media_url` are accepted and not kept; `email` is not kept either).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = Open311RequestForm)]
 pub struct RequestForm {
     pub api_key: Option<String>,
     pub jurisdiction_id: Option<String>,
@@ -106,7 +112,8 @@ pub struct RequestForm {
 }
 
 /// `GET requests`: the specification's filters.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub jurisdiction_id: Option<String>,
     /// Comma-separated ids; overrides the other filters.

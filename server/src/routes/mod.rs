@@ -157,6 +157,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// themselves (the schemas of pulled entities, which exist only once every route is merged).
 pub fn split() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut api) = router().split_for_parts();
+    api.merge(open311::Open311Doc::openapi());
     PulledData.modify(&mut api);
     (router, api)
 }

@@ -91,11 +91,7 @@ struct Definition<'a> {
 #[derive(Serialize)]
 struct Attributes {}
 
-#[derive(Serialize)]
-struct OneError {
-    code: u16,
-    description: String,
-}
+type OneError = Open311Error;
 
 /// An error as the specification has it: a list of `{code, description}`; 422 is its 400.
 fn failure(format: Format, e: ApiError) -> Response {
@@ -296,3 +292,76 @@ async fn file_request(
     .await;
     answer.unwrap_or_else(|e| failure(format, e))
 }
+
+/// The façade in the OpenAPI document. Its routes take the resource and format from one path
+/// segment (`services.json`), so they are mounted by [`router`] and described here. Answers
+/// and errors follow the GeoReport v2 specification: errors are a list of `{code,
+/// description}` (in XML `<errors><error>…`), 400 for a bad request.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(doc_discovery, doc_services, doc_definition, doc_requests, doc_request, doc_file),
+    components(schemas(open311::Service, open311::ServiceDefinition, open311::ServiceRequest,
+        open311::Filed, open311::RequestForm, Open311Error)),
+    tags((name = "open311", description = "Open311 GeoReport v2: civic apps file and follow public reports (JSON or XML)"))
+)]
+pub struct Open311Doc;
+
+/// An error as GeoReport v2 has it (a list of these).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Open311Error {
+    pub code: u16,
+    pub description: String,
+}
+
+/// Where this endpoint is and what it speaks (`json` or `xml`).
+#[utoipa::path(get, path = "/open311/v2/discovery.{format}", operation_id = "open311_discovery", tag = "open311",
+    params(("format" = String, Path, description = "`json` or `xml`")),
+    responses((status = 200, description = "The discovery document", content((Object = "application/json"), (String = "text/xml"))),
+        (status = 404, body = Vec<Open311Error>)))]
+#[allow(dead_code)]
+async fn doc_discovery() {}
+
+/// The services: the taxonomy, grouped by work category.
+#[utoipa::path(get, path = "/open311/v2/services.{format}", operation_id = "open311_services", tag = "open311",
+    params(("format" = String, Path, description = "`json` or `xml`")),
+    responses((status = 200, description = "Every service", content((Vec<open311::Service> = "application/json"), (String = "text/xml"))),
+        (status = 404, body = Vec<Open311Error>)))]
+#[allow(dead_code)]
+async fn doc_services() {}
+
+/// A service's definition (no service takes extra attributes).
+#[utoipa::path(get, path = "/open311/v2/services/{service_code}.{format}", operation_id = "open311_service_definition", tag = "open311",
+    params(("service_code" = String, Path, description = "A taxonomy key, e.g. `event:0102`"),
+        ("format" = String, Path, description = "`json` or `xml`")),
+    responses((status = 200, description = "The definition", content((open311::ServiceDefinition = "application/json"), (String = "text/xml"))),
+        (status = 404, body = Vec<Open311Error>)))]
+#[allow(dead_code)]
+async fn doc_definition() {}
+
+/// Public reports, newest first: by default those of the last 90 days, at most 1000.
+#[utoipa::path(get, path = "/open311/v2/requests.{format}", operation_id = "open311_requests", tag = "open311",
+    params(("format" = String, Path, description = "`json` or `xml`"), ListQuery),
+    responses((status = 200, description = "The requests", content((Vec<open311::ServiceRequest> = "application/json"), (String = "text/xml"))),
+        (status = 400, body = Vec<Open311Error>), (status = 404, body = Vec<Open311Error>)))]
+#[allow(dead_code)]
+async fn doc_requests() {}
+
+/// One public report (a list of one).
+#[utoipa::path(get, path = "/open311/v2/requests/{service_request_id}.{format}", operation_id = "open311_request", tag = "open311",
+    params(("service_request_id" = String, Path), ("format" = String, Path, description = "`json` or `xml`")),
+    responses((status = 200, description = "The request", content((Vec<open311::ServiceRequest> = "application/json"), (String = "text/xml"))),
+        (status = 404, body = Vec<Open311Error>)))]
+#[allow(dead_code)]
+async fn doc_request() {}
+
+/// File a report (`api_key` in the form or the query string). It becomes a case of the
+/// `public_report` channel in the zone of its `lat`/`long`; the reporter's name and phone are
+/// kept apart for the office's callback and `email` is not kept.
+#[utoipa::path(post, path = "/open311/v2/requests.{format}", operation_id = "open311_file_request", tag = "open311",
+    params(("format" = String, Path, description = "`json` or `xml`")),
+    request_body(content = open311::RequestForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 201, description = "Filed", content((Vec<open311::Filed> = "application/json"), (String = "text/xml"))),
+        (status = 400, body = Vec<Open311Error>), (status = 403, body = Vec<Open311Error>),
+        (status = 404, body = Vec<Open311Error>), (status = 429, body = Vec<Open311Error>)))]
+#[allow(dead_code)]
+async fn doc_file() {}
