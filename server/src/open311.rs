@@ -396,7 +396,10 @@ pub async fn list(db: &Db, lang: Lang, q: &ListQuery) -> ApiResult<Vec<ServiceRe
     .await?;
     let mut out = Vec::with_capacity(found.len());
     for id in found {
-        let r = request_of(db, lang, id).await?;
+        let Some(case) = db_store::cases::get(&db.pool, id).await? else {
+            continue;
+        };
+        let r = request_of(db, lang, case).await?;
         if statuses.is_empty() || statuses.contains(&r.status) {
             out.push(r);
         }
@@ -411,13 +414,15 @@ pub async fn get(db: &Db, lang: Lang, id: &str) -> ApiResult<ServiceRequest> {
         .await?
         .filter(|c| c.source == CaseSource::PublicReport.as_str())
         .ok_or_else(|| ApiError::not_found("service request"))?;
-    request_of(db, lang, case.id).await
+    request_of(db, lang, case).await
 }
 
-async fn request_of(db: &Db, lang: Lang, id: Uuid) -> ApiResult<ServiceRequest> {
-    let case = db_store::cases::get(&db.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("service request"))?;
+async fn request_of(
+    db: &Db,
+    lang: Lang,
+    case: db_store::cases::CaseRow,
+) -> ApiResult<ServiceRequest> {
+    let id = case.id;
     let intake = store::of_case(&db.pool, id).await?;
     let mut conn = db.pool.acquire().await?;
     let wf = db_store::review::workflows(&mut conn, &[id])

@@ -558,6 +558,7 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
             "Rulebooks",
             "14-admin-reference",
         ),
+        ("/console/intake", "Take a report in", "16-intake"),
     ] {
         b.goto(&app.url(path)).await.unwrap();
         until_text(&b, text).await;
