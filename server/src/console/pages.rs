@@ -877,11 +877,12 @@ pub async fn case_page(
         } else {
             None
         };
+        // The ledger's own rule (a visit that found it, with a photo), not a look at the events.
         let verified = match gridline_sync::case::CaseSource::parse(&view.source) {
-            Some(s) if s.needs_site_verification() => Some(
-                view.events.iter().any(|e| e.kind == "verification")
-                    && view.photos.iter().any(|p| p.role == "verification"),
-            ),
+            Some(s) if s.needs_site_verification() => {
+                let mut conn = state.db.pool.acquire().await?;
+                Some(store::intake::verified_on_site(&mut conn, id).await?)
+            }
             _ => None,
         };
         Ok::<_, ApiError>(case_markup(
