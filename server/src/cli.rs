@@ -103,6 +103,12 @@ pub enum AdminCommand {
         #[arg(long)]
         name: String,
     },
+    /// Import holidays and make-up working days from a CSV file (`date,kind,name`, kind
+    /// `holiday` or `workday`): each year the file names is replaced by its days.
+    ImportCalendar {
+        /// The file, e.g. `holidays-2027.csv`.
+        file: std::path::PathBuf,
+    },
     /// Add a new token, receipt and ledger checkpoint signing key; older keys keep verifying.
     RotateKeys,
     /// Make the key file in `auth.key_file` the one in use on the database, when the key file
@@ -344,6 +350,24 @@ async fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
             println!(
                 "Open311 client {} registered ({}); its api_key, shown only now:\n{key}",
                 client.name, client.id
+            );
+        }
+        AdminCommand::ImportCalendar { file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let done = crate::workcalendar::import(&state.db, None, &text)
+                .await
+                .map_err(err)?;
+            println!(
+                "calendar imported: {} holidays and {} make-up working days for {} ({} days replaced)",
+                done.holidays,
+                done.workdays,
+                done.years
+                    .iter()
+                    .map(i16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                done.replaced
             );
         }
         AdminCommand::RotateKeys | AdminCommand::AdoptKeyFile => {}

@@ -67,6 +67,57 @@ pub struct Config {
     pub console: ConsoleConfig,
     pub notifications: NotificationsConfig,
     pub intake: IntakeConfig,
+    pub calendar: CalendarConfig,
+}
+
+/// The working day that deadlines in working hours or days count (see `workdays`); the
+/// holidays and make-up working days are data (`gridline admin import-calendar`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CalendarConfig {
+    /// When the working day starts, local time (`site.time_zone`), `HH:MM`.
+    pub day_start: String,
+    /// When it ends, `HH:MM`, after `day_start`.
+    pub day_end: String,
+    /// The days of the week off unless the calendar names them working days.
+    pub weekend: Vec<String>,
+}
+
+impl Default for CalendarConfig {
+    fn default() -> Self {
+        Self {
+            day_start: "08:30".into(),
+            day_end: "17:30".into(),
+            weekend: vec!["saturday".into(), "sunday".into()],
+        }
+    }
+}
+
+impl CalendarConfig {
+    /// The start, end and weekend days (checked when the configuration loads).
+    pub fn parts(
+        &self,
+    ) -> Option<(
+        jiff::civil::Time,
+        jiff::civil::Time,
+        Vec<jiff::civil::Weekday>,
+    )> {
+        let time = |t: &str| {
+            let (h, m) = t.trim().split_once(':')?;
+            if h.len() != 2 || m.len() != 2 {
+                return None;
+            }
+            jiff::civil::Time::new(h.parse().ok()?, m.parse().ok()?, 0, 0).ok()
+        };
+        let start = time(&self.day_start)?;
+        let end = time(&self.day_end)?;
+        let weekend = self
+            .weekend
+            .iter()
+            .map(|d| crate::workdays::parse_weekday(d))
+            .collect::<Option<Vec<_>>>()?;
+        (start < end && weekend.len() < 7).then_some((start, end, weekend))
+    }
 }
 
 /// Cases from outside the patrol: hotline calls, public reports, transfers, the press,
@@ -379,6 +430,28 @@ impl Default for SiteConfig {
     }
 }
 
+impl Config {
+    /// The site's working week (`calendar`, in `site.time_zone`; checked when the
+    /// configuration loads, the defaults otherwise).
+    pub fn work_week(&self) -> crate::workdays::WorkWeek {
+        let (day_start, day_end, weekend) = self
+            .calendar
+            .parts()
+            .or_else(|| CalendarConfig::default().parts())
+            .unwrap_or((
+                jiff::civil::Time::midnight(),
+                jiff::civil::Time::MAX,
+                Vec::new(),
+            ));
+        crate::workdays::WorkWeek {
+            tz: self.site.tz(),
+            day_start,
+            day_end,
+            weekend,
+        }
+    }
+}
+
 impl SiteConfig {
     /// The site's time zone (checked when the configuration loads; UTC if it is unknown).
     pub fn tz(&self) -> jiff::tz::TimeZone {
@@ -470,6 +543,7 @@ impl Default for Config {
             console: ConsoleConfig::default(),
             notifications: NotificationsConfig::default(),
             intake: IntakeConfig::default(),
+            calendar: CalendarConfig::default(),
         }
     }
 }
@@ -675,6 +749,13 @@ impl Config {
             return bad(
                 "site.time_zone",
                 "must be an IANA time zone such as Asia/Shanghai or UTC",
+            );
+        }
+        if self.calendar.parts().is_none() {
+            return bad(
+                "calendar",
+                "day_start and day_end must be HH:MM with the start first, and weekend a list of \
+                 fewer than seven day names (saturday, sunday...)",
             );
         }
         if self.database_max_connections == 0 {

@@ -39,6 +39,8 @@ pub mod store;
 pub mod sync;
 pub mod taxonomy;
 pub mod telemetry;
+pub mod workcalendar;
+pub mod workdays;
 
 use std::future::Future;
 use std::time::Duration;
@@ -258,6 +260,7 @@ pub async fn run(
     let delivery = notify::spawn_delivery(
         state.db.clone(),
         state.config.site.clone(),
+        state.config.work_week(),
         state.config.notifications.clone(),
     );
     let served = serve(listener, app(state), shutdown).await;

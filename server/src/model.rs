@@ -180,9 +180,27 @@ pub struct TaxonomyEntry {
     pub name_zh: String,
     pub name_en: String,
     pub work_category: WorkCategory,
-    /// Hours allowed to rectify, for dispatch deadlines; `null` uses the default.
+    /// Hours by the clock allowed to rectify, for dispatch deadlines. At most one of the three
+    /// time limits is set; none uses the default (72 hours).
     #[serde(default)]
     pub time_limit_hours: Option<i64>,
+    /// Hours of working time allowed to rectify, counted on the site's working-day calendar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_working_hours: Option<i64>,
+    /// Working days allowed to rectify, counted on the site's working-day calendar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_working_days: Option<i64>,
+}
+
+impl TaxonomyEntry {
+    /// The time limit this category sets, if it sets one.
+    pub fn time_limit(&self) -> Option<crate::workdays::TimeLimit> {
+        use crate::workdays::TimeLimit;
+        self.time_limit_working_days
+            .map(TimeLimit::WorkingDays)
+            .or(self.time_limit_working_hours.map(TimeLimit::WorkingHours))
+            .or(self.time_limit_hours.map(TimeLimit::Hours))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

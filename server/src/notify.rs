@@ -21,8 +21,9 @@ use crate::config::SiteConfig;
 use crate::config::{NotificationsConfig, SmtpConfig};
 use crate::error::{ApiError, ApiResult};
 use crate::i18n::{self, Lang};
-use crate::store::notices::{self as store, NoticeRow, Outbox, WebhookFormat, WebhookRow};
+use crate::store::notices::{self as store, DueMark, NoticeRow, Outbox, WebhookFormat, WebhookRow};
 use crate::store::{audit, new_id, now_ms, rfc3339, Db};
+use crate::workdays::{WorkCalendar, WorkWeek};
 use gridline_sync::Role;
 
 /// What a notice is about.
@@ -749,8 +750,8 @@ pub async fn deliver_emails(
 // ---- escalation -------------------------------------------------------------------------------
 
 /// Who is told at the first, second and third mark of a time limit (and any later one): the
-/// section chiefs, then the road chiefs, then the zone chiefs of the case's zone, as the roster
-/// stood when the case was dispatched.
+/// section chiefs, then the road chiefs, then the zone chiefs of the case's zone (a chief
+/// rostered on every zone included), as the roster stood when the case was dispatched.
 const ESCALATION: [Role; 3] = [Role::SectionChief, Role::RoadChief, Role::ZoneChief];
 
 /// One pass of escalation: for each mark of `marks_pct` (percentages of a dispatched case's
@@ -758,60 +759,121 @@ const ESCALATION: [Role; 3] = [Role::SectionChief, Role::RoadChief, Role::ZoneCh
 /// have passed it untold get a notice, to the people of the mark's step in `ESCALATION` (or,
 /// when nobody holds that role, the next step up). Taking a mark and recording its notice are
 /// one transaction, so each case is told of each mark once, whichever instance does it.
-/// Returns how many notices were recorded.
-pub async fn escalate_due(db: &Db, marks_pct: &[u32], now: i64) -> Result<usize, sqlx::Error> {
+///
+/// A limit in working time has its marks placed on the site's calendar (`week` and the
+/// holidays stored) as it stands at the pass; its 100 % mark is the deadline fixed at
+/// dispatch, and no other mark crosses it. Returns how many notices were recorded.
+pub async fn escalate_due(
+    db: &Db,
+    week: &WorkWeek,
+    marks_pct: &[u32],
+    now: i64,
+) -> Result<usize, sqlx::Error> {
     let mut marks: Vec<i64> = marks_pct.iter().map(|m| i64::from(*m)).collect();
     marks.sort_unstable();
     marks.dedup();
+    let mut calendar: Option<WorkCalendar> = None;
     let mut told = 0;
     for (step, mark) in marks.iter().enumerate() {
-        for due in store::due_marks(&db.pool, *mark, now, BATCH).await? {
-            let mut tx = db.begin_write().await?;
-            if !store::take_mark(tx.conn(), due.case_id, *mark, now).await? {
-                continue;
-            }
-            let mut recipients = Vec::new();
-            for role in &ESCALATION[step.min(ESCALATION.len() - 1)..] {
-                let people = crate::store::review::roster_at(
-                    tx.conn(),
-                    due.zone_id,
-                    &[*role],
-                    false,
-                    due.dispatched_at,
-                )
-                .await?;
-                if !people.is_empty() {
-                    recipients = people.iter().map(|p| p.user_id).collect();
-                    break;
-                }
-            }
-            let kind = if *mark < 100 {
-                NoticeKind::CaseDueSoon
-            } else {
-                NoticeKind::CaseOverdue
+        let mut after = None;
+        loop {
+            let page = store::due_marks(&db.pool, *mark, now, after, BATCH).await?;
+            let Some(last) = page.last() else {
+                break;
             };
-            record(
-                tx.conn(),
-                Notice {
-                    kind,
-                    case_id: Some(due.case_id),
-                    zone_id: Some(due.zone_id),
-                    data: json!({
-                        "category_code": due.category_code,
-                        "deadline": rfc3339(due.deadline_at),
-                        "dispatched_at": rfc3339(due.dispatched_at),
-                        "mark_pct": mark,
-                    }),
-                    recipients,
-                },
-                now,
-            )
-            .await?;
-            tx.commit().await?;
-            told += 1;
+            after = Some((last.deadline_at, last.case_id));
+            let full = page.len() as i64 == BATCH;
+            for due in page {
+                if let Some(working) = due.time_limit_working_ms {
+                    if calendar.is_none() {
+                        calendar = Some(crate::workcalendar::load(&db.pool, week).await?);
+                    }
+                    let at = working_mark(calendar.as_ref(), &due, working, *mark);
+                    if at > now {
+                        continue;
+                    }
+                }
+                told += usize::from(tell_mark(db, &due, step, *mark, now).await?);
+            }
+            if !full {
+                break;
+            }
         }
     }
     Ok(told)
+}
+
+/// When `mark_pct` of a working-time limit falls: on the calendar, the deadline itself at
+/// 100 %, never past the deadline before it nor before the deadline after it.
+fn working_mark(
+    calendar: Option<&WorkCalendar>,
+    due: &DueMark,
+    working: i64,
+    mark_pct: i64,
+) -> i64 {
+    let Some(calendar) = calendar else {
+        return due.deadline_at;
+    };
+    let at = calendar.after_working(due.dispatched_at, working.saturating_mul(mark_pct) / 100);
+    match mark_pct.cmp(&100) {
+        std::cmp::Ordering::Less => at.min(due.deadline_at),
+        std::cmp::Ordering::Equal => due.deadline_at,
+        std::cmp::Ordering::Greater => at.max(due.deadline_at),
+    }
+}
+
+/// Takes `mark` of `due` and records its notice, in one transaction: `false` if another
+/// pass took it first.
+async fn tell_mark(
+    db: &Db,
+    due: &DueMark,
+    step: usize,
+    mark: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    if !store::take_mark(tx.conn(), due.case_id, mark, now).await? {
+        return Ok(false);
+    }
+    let mut recipients = Vec::new();
+    for role in &ESCALATION[step.min(ESCALATION.len() - 1)..] {
+        let people = crate::store::review::roster_at(
+            tx.conn(),
+            due.zone_id,
+            &[*role],
+            true,
+            due.dispatched_at,
+        )
+        .await?;
+        if !people.is_empty() {
+            recipients = people.iter().map(|p| p.user_id).collect();
+            break;
+        }
+    }
+    let kind = if mark < 100 {
+        NoticeKind::CaseDueSoon
+    } else {
+        NoticeKind::CaseOverdue
+    };
+    record(
+        tx.conn(),
+        Notice {
+            kind,
+            case_id: Some(due.case_id),
+            zone_id: Some(due.zone_id),
+            data: json!({
+                "category_code": due.category_code,
+                "deadline": rfc3339(due.deadline_at),
+                "dispatched_at": rfc3339(due.dispatched_at),
+                "mark_pct": mark,
+            }),
+            recipients,
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Runs [`deliver_due`] and [`deliver_emails`] every `notifications.poll_ms` (sooner again
@@ -820,6 +882,7 @@ pub async fn escalate_due(db: &Db, marks_pct: &[u32], now: i64) -> Result<usize,
 pub fn spawn_delivery(
     db: Db,
     site: SiteConfig,
+    week: WorkWeek,
     notifications: NotificationsConfig,
 ) -> tokio::task::JoinHandle<()> {
     let every = Duration::from_millis(notifications.poll_ms);
@@ -849,7 +912,7 @@ pub fn spawn_delivery(
             if escalated_at.is_none_or(|at| at.elapsed() >= escalate_every) {
                 escalated_at = Some(tokio::time::Instant::now());
                 let marks = &notifications.escalation_marks_pct;
-                if let Err(e) = escalate_due(&db, marks, now_ms()).await {
+                if let Err(e) = escalate_due(&db, &week, marks, now_ms()).await {
                     tracing::warn!(error = %e, "escalation pass failed");
                 }
             }

@@ -7,7 +7,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::TaxonomyEntry;
 use crate::store::{audit, reference, Db};
 
-/// Checks one entry: a 2- or 4-digit code, both names, a time limit of 1 hour to a year.
+/// Checks one entry: a 2- or 4-digit code, both names, at most one time limit, of 1 hour to a
+/// year or 1 to 365 working days.
 pub fn validate_entry(t: &TaxonomyEntry) -> Result<(), String> {
     let digits = t.code.chars().all(|c| c.is_ascii_digit());
     if !digits || !(t.code.len() == 2 || t.code.len() == 4) {
@@ -16,10 +17,28 @@ pub fn validate_entry(t: &TaxonomyEntry) -> Result<(), String> {
     if t.name_en.trim().is_empty() || t.name_zh.trim().is_empty() {
         return Err("names must not be empty".into());
     }
-    if let Some(h) = t.time_limit_hours {
-        if !(1..=24 * 365).contains(&h) {
-            return Err("time_limit_hours must be between 1 and 8760".into());
+    let limits = [
+        ("time_limit_hours", t.time_limit_hours, 24 * 365),
+        (
+            "time_limit_working_hours",
+            t.time_limit_working_hours,
+            24 * 365,
+        ),
+        ("time_limit_working_days", t.time_limit_working_days, 365),
+    ];
+    for (name, value, most) in limits {
+        if let Some(v) = value {
+            if !(1..=most).contains(&v) {
+                return Err(format!("{name} must be between 1 and {most}"));
+            }
         }
+    }
+    if limits.iter().filter(|(_, v, _)| v.is_some()).count() > 1 {
+        return Err(
+            "set at most one of time_limit_hours, time_limit_working_hours and \
+             time_limit_working_days"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -50,7 +69,7 @@ pub async fn upsert(
                     && b.name_zh == t.name_zh
                     && b.name_en == t.name_en
                     && b.work_category == t.work_category
-                    && b.time_limit_hours == t.time_limit_hours
+                    && b.time_limit() == t.time_limit()
             })
         })
         .collect();

@@ -812,7 +812,8 @@ async fn an_admin_edits_the_taxonomy_from_the_console() {
         owned.push((field("en"), en.into()));
         owned.push((field("work"), t["work_category"].as_str().unwrap().into()));
         let hours = if garbage {
-            "12".to_owned()
+            owned.push((field("unit"), "working_days".into()));
+            "2".to_owned()
         } else {
             t["time_limit_hours"]
                 .as_i64()
@@ -869,7 +870,8 @@ async fn an_admin_edits_the_taxonomy_from_the_console() {
             .unwrap()
     };
     assert_eq!(entry("event:0102")["name_en"], "Exposed rubbish");
-    assert_eq!(entry("event:0102")["time_limit_hours"], 12);
+    assert_eq!(entry("event:0102")["time_limit_hours"], Value::Null);
+    assert_eq!(entry("event:0102")["time_limit_working_days"], 2);
     assert_eq!(entry("event:2188")["name_zh"], "夜市占道");
     assert_eq!(after.as_array().unwrap().len(), n + 1);
     assert_eq!(
@@ -877,5 +879,25 @@ async fn an_admin_edits_the_taxonomy_from_the_console() {
         audited + 2,
         "the changed entry and the new one"
     );
+
+    // The working-day calendar is imported on the same page, which lists this year's and next
+    // year's days (next year's in UTC is one of the two in the site's time zone).
+    let year = time::OffsetDateTime::now_utc().year() + 1;
+    let file = format!("date,kind,name\n{year}-12-21,holiday,Winter solstice\n");
+    let (status, _) = browser
+        .post(
+            &app,
+            "/console/admin/calendar",
+            &[("csv", "date,kind,name\n2026-12-21,bad,x\n")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, location) = browser
+        .post(&app, "/console/admin/calendar", &[("csv", file.as_str())])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    let (status, page) = browser.get(&app, "/console/admin/reference").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Winter solstice"), "the day is listed");
     app.stop().await;
 }

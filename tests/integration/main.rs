@@ -5,6 +5,7 @@
 mod architecture;
 mod auth;
 mod bench_smoke;
+mod calendar;
 mod console;
 mod console_admin;
 mod contract;

@@ -976,9 +976,14 @@ async fn chiefs_are_told_at_the_marks_of_a_time_limit_once_each() {
     }
     // More passes tell nothing again.
     for _ in 0..3 {
-        let n = gridline_server::notify::escalate_due(&app.state.db, &[50, 100, 150], now)
-            .await
-            .unwrap();
+        let n = gridline_server::notify::escalate_due(
+            &app.state.db,
+            &app.state.config.work_week(),
+            &[50, 100, 150],
+            now,
+        )
+        .await
+        .unwrap();
         assert_eq!(n, 0);
     }
     assert_eq!(
@@ -1019,9 +1024,14 @@ async fn chiefs_are_told_at_the_marks_of_a_time_limit_once_each() {
     .execute(&app.state.db.pool)
     .await
     .unwrap();
-    let n = gridline_server::notify::escalate_due(&app.state.db, &[50, 100, 150], now)
-        .await
-        .unwrap();
+    let n = gridline_server::notify::escalate_due(
+        &app.state.db,
+        &app.state.config.work_week(),
+        &[50, 100, 150],
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!(n, 0);
     app.stop().await;
 }

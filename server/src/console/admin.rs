@@ -23,6 +23,7 @@ use crate::model::{PeriodStatus, RosterInput, Rule, RulebookInput, Source, UserI
 use crate::roster::Reassign;
 use crate::state::AppState;
 use crate::store::{self, now_ms};
+use crate::workdays::TimeLimit;
 
 /// The pages of the administration, for its own navigation.
 const TABS: [(&str, &str); 5] = [
@@ -698,6 +699,7 @@ async fn reference_page(state: &AppState, c: &Console) -> Result<Markup, ApiErro
         }
         (rulebook_editor(c, active.as_ref(), &taxonomy))
         (taxonomy_editor(c, &taxonomy))
+        (calendar_section(state, c).await?)
     };
     Ok(admin_layout(
         c,
@@ -705,6 +707,85 @@ async fn reference_page(state: &AppState, c: &Console) -> Result<Markup, ApiErro
         &c.t("console-admin-reference"),
         body,
     ))
+}
+
+// ---- the working-day calendar ---------------------------------------------------------------
+
+/// This year's and next year's holidays and make-up working days, and the form that imports a
+/// year's file.
+async fn calendar_section(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
+    let week = state.config.work_week();
+    let this_year = crate::localtime::civil(&week.tz, now_ms()).year();
+    let mut years = Vec::new();
+    for year in [this_year, this_year + 1] {
+        years.push(crate::workcalendar::year(&state.db, &week, year).await?);
+    }
+    let weekend: Vec<String> = years[0]
+        .weekend
+        .iter()
+        .map(|d| c.t(&format!("console-weekday-{d}")))
+        .collect();
+    Ok(html! {
+        h2 #calendar { (c.t("console-calendar")) }
+        p.hint {
+            (c.ta("console-calendar-hint", &[
+                ("start", &years[0].day_start),
+                ("end", &years[0].day_end),
+                ("weekend", &weekend.join("、")),
+            ]))
+        }
+        @for y in &years {
+            details open[y.year == this_year] {
+                summary { (c.ta("console-calendar-year", &[("year", &y.year.to_string()), ("days", &y.days.len().to_string())])) }
+                @if y.days.is_empty() {
+                    p.muted { (c.t("console-calendar-empty")) }
+                } @else {
+                    table {
+                        thead { tr {
+                            th { (c.t("console-date")) }
+                            th { (c.t("console-calendar-kind")) }
+                            th { (c.t("console-name")) }
+                        } }
+                        tbody {
+                            @for d in &y.days {
+                                tr {
+                                    td { (d.date) }
+                                    td { (c.t(&format!("console-calendar-{}", d.kind))) }
+                                    td { (d.name) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        form method="post" action="/console/admin/calendar" {
+            (csrf(c))
+            label for="calendar-csv" { (c.t("console-calendar-import")) }
+            p.hint #calendar-csv-hint { (c.t("console-calendar-format")) }
+            textarea #calendar-csv name="csv" rows="8" cols="60" required
+                aria-describedby="calendar-csv-hint"
+                placeholder="date,kind,name\n2027-01-01,holiday,元旦\n2027-02-07,workday,调休上班" {}
+            button type="submit" { (c.t("console-calendar-import-button")) }
+        }
+    })
+}
+
+/// `POST /console/admin/calendar`: a pasted calendar file, through the same service as
+/// `POST /v1/calendar`.
+pub async fn import_calendar(
+    State(state): State<AppState>,
+    c: Console,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let f = Fields::read(&body);
+    let run = async {
+        let text = f.raw("csv").unwrap_or("");
+        crate::workcalendar::import(&state.db, Some(c.session.user.user_id), text).await?;
+        Ok(())
+    };
+    change(&c, &headers, &f, "/console/admin/reference#calendar", run).await
 }
 
 // ---- a new rulebook version ------------------------------------------------------------------
@@ -951,9 +1032,18 @@ fn taxonomy_editor(c: &Console, taxonomy: &[crate::model::TaxonomyEntry]) -> Mar
                                 }
                                 td.num {
                                     label.sr-only for={"t-" (i) "-hours"} { (c.t("console-time-limit")) }
+                                    @let limit = t.and_then(|t| t.time_limit());
                                     input #{"t-" (i) "-hours"} name={"t-" (i) "-hours"} type="number" min="1" max="8760" size="5"
                                         placeholder=(crate::review::DEFAULT_TIME_LIMIT_HOURS)
-                                        value=(t.and_then(|t| t.time_limit_hours).map(|h| h.to_string()).unwrap_or_default());
+                                        value=(limit.map(|l| l.amount().to_string()).unwrap_or_default());
+                                    label.sr-only for={"t-" (i) "-unit"} { (c.t("console-time-limit-unit")) }
+                                    select #{"t-" (i) "-unit"} name={"t-" (i) "-unit"} {
+                                        @for unit in TimeLimit::UNITS {
+                                            option value=(unit) selected[limit.is_some_and(|l| l.unit() == *unit)] {
+                                                (c.t(&format!("console-unit-{unit}")))
+                                            }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -1000,12 +1090,19 @@ fn taxonomy_entries(f: &Fields) -> Result<Vec<crate::model::TaxonomyEntry>, ApiE
             .ok_or_else(|| ApiError::invalid(&at("kind"), "component or event"))?;
         let work_category = WorkCategory::parse(f.get(&key("work")).unwrap_or(""))
             .ok_or_else(|| ApiError::invalid(&at("work_category"), "not a work category"))?;
-        let time_limit_hours = f
+        let amount = f
             .get(&key("hours"))
             .map(|h| {
                 h.parse::<i64>().map_err(|_| {
-                    ApiError::invalid(&at("time_limit_hours"), "a whole number of hours")
+                    ApiError::invalid(&at("time_limit_hours"), "a whole number of hours or days")
                 })
+            })
+            .transpose()?;
+        let unit = f.get(&key("unit")).unwrap_or("hours");
+        let limit = amount
+            .map(|a| {
+                TimeLimit::of(unit, a)
+                    .ok_or_else(|| ApiError::invalid(&at("time_limit_unit"), "not a unit"))
             })
             .transpose()?;
         entries.push(TaxonomyEntry {
@@ -1015,7 +1112,9 @@ fn taxonomy_entries(f: &Fields) -> Result<Vec<crate::model::TaxonomyEntry>, ApiE
             name_zh: f.get(&key("zh")).unwrap_or("").to_owned(),
             name_en: f.get(&key("en")).unwrap_or("").to_owned(),
             work_category,
-            time_limit_hours,
+            time_limit_hours: limit.and_then(TimeLimit::hours),
+            time_limit_working_hours: limit.and_then(TimeLimit::working_hours),
+            time_limit_working_days: limit.and_then(TimeLimit::working_days),
         });
     }
     Ok(entries)

@@ -111,6 +111,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/admin/reference", get(admin::reference))
         .route("/console/admin/rulebooks", post(admin::publish_rulebook))
         .route("/console/admin/taxonomy", post(admin::save_taxonomy))
+        .route("/console/admin/calendar", post(admin::import_calendar))
         // Pages, scripts and styles travel compressed to a browser that accepts it; photos
         // (already compressed) are sent as they are.
         .layer(tower_http::compression::CompressionLayer::new())

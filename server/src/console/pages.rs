@@ -761,6 +761,7 @@ pub async fn bulk(
     };
     let outcomes = crate::review::transition_each(
         &state.db,
+        &state.config.work_week(),
         &c.session.user,
         &form.ids,
         action,
@@ -1384,7 +1385,15 @@ pub async fn transition(
         target: None,
         photos: Vec::new(),
     };
-    if let Err(e) = crate::review::transition_case(&state.db, &c.session.user, id, req).await {
+    if let Err(e) = crate::review::transition_case(
+        &state.db,
+        &state.config.work_week(),
+        &c.session.user,
+        id,
+        req,
+    )
+    .await
+    {
         return failure(&c, &headers, e);
     }
     if form.row.is_some() && headers.contains_key("hx-request") {

@@ -228,6 +228,8 @@ pub fn default_taxonomy() -> anyhow::Result<Vec<TaxonomyEntry>> {
             work_category,
             // Events (garbage, vending) are fixed within a day; components (covers, lamps) in three.
             time_limit_hours: Some(if kind == TaxonomyKind::Event { 24 } else { 72 }),
+            time_limit_working_hours: None,
+            time_limit_working_days: None,
         });
     }
     Ok(out)

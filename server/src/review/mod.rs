@@ -18,6 +18,7 @@ use crate::store::changes::{self, PendingChange};
 use crate::store::review::{self as store_review, Workflow};
 use crate::store::{audit, ms_from_time, new_id, now_ms, rfc3339, Db};
 use crate::sync::view::case_views;
+use crate::workdays::{TimeLimit, WorkWeek};
 
 pub mod overview;
 pub mod queue;
@@ -126,6 +127,7 @@ fn refusal(r: workflow::Refusal) -> ApiError {
 /// reaches phones through the pull; returns the case as it stands after.
 pub async fn transition_case(
     db: &Db,
+    week: &WorkWeek,
     user: &AuthUser,
     id: Uuid,
     req: TransitionRequest,
@@ -256,11 +258,13 @@ pub async fn transition_case(
                     target.as_str()
                 )));
             }
-            let hours = store_review::taxonomy_terms(tx.conn(), &case.category_code)
+            let limit = store_review::taxonomy_terms(tx.conn(), &case.category_code)
                 .await?
-                .and_then(|(h, _)| h)
-                .unwrap_or(DEFAULT_TIME_LIMIT_HOURS);
-            let deadline = now + hours * 3_600_000;
+                .and_then(|(limit, _)| limit)
+                .unwrap_or(TimeLimit::Hours(DEFAULT_TIME_LIMIT_HOURS));
+            let calendar = crate::workcalendar::load(tx.conn(), week).await?;
+            let deadline = calendar.deadline(now, limit);
+            wf.time_limit_working_ms = calendar.working_ms(limit);
             let assigned: Vec<(Uuid, Role)> = people
                 .iter()
                 .filter_map(|p| {
@@ -438,6 +442,7 @@ pub async fn duplicate_candidates(
 /// outcome, so a refusal of one says why and leaves the others done.
 pub async fn transition_each(
     db: &Db,
+    week: &WorkWeek,
     user: &AuthUser,
     ids: &[Uuid],
     action: WorkflowAction,
@@ -455,7 +460,7 @@ pub async fn transition_each(
                 target: None,
                 photos: Vec::new(),
             };
-            transition_case(db, user, id, req).await.map(|_| ())
+            transition_case(db, week, user, id, req).await.map(|_| ())
         }
         .await;
         out.push((id, result));

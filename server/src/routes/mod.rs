@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod audit;
 pub mod auth;
+pub mod calendar;
 pub mod cases;
 pub mod devices;
 pub mod docs;
@@ -137,6 +138,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(zones::router())
         .merge(roster::router())
         .merge(taxonomy::router())
+        .merge(calendar::router())
         .merge(assets::router())
         .merge(rules::router())
         .merge(periods::router())

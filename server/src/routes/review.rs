@@ -36,7 +36,9 @@ async fn transition(
     PathParam(id): PathParam<Uuid>,
     Json(req): Json<TransitionRequest>,
 ) -> ApiResult<Json<CaseView>> {
-    transition_case(&state.db, &user, id, req).await.map(Json)
+    transition_case(&state.db, &state.config.work_week(), &user, id, req)
+        .await
+        .map(Json)
 }
 
 /// The workflow side of a case: dispatch, assignees, deadline, rework, overdue.

@@ -8,6 +8,7 @@
 //! Every multi-statement write is one explicit transaction from [`Db::begin_write`].
 
 pub mod audit;
+pub mod calendar;
 pub mod cases;
 pub mod changes;
 pub mod devices;

@@ -528,28 +528,44 @@ pub struct DueMark {
     pub category_code: String,
     pub dispatched_at: i64,
     pub deadline_at: i64,
+    /// The limit in working time when the case counts it: the mark is then placed on the
+    /// calendar, and this row is only a candidate (working time passes no faster than the
+    /// clock, so the mark is no earlier than `dispatched_at` plus its share of this).
+    pub time_limit_working_ms: Option<i64>,
 }
 
-/// Up to `limit` cases still being rectified (dispatched or in progress) that have passed
-/// `mark_pct` percent of their time limit at `now` and have not been told of that mark,
-/// earliest deadline first.
+/// Up to `limit` cases still being rectified (dispatched or in progress), after `after` in
+/// (deadline, id) order, that have not been told of `mark_pct` and have passed it at `now`:
+/// by the clock for a limit in plain hours; for one in working time, every case that may have
+/// passed it (the caller places the mark on the calendar).
 pub async fn due_marks<'c, E: Executor<'c, Database = Any>>(
     e: E,
     mark_pct: i64,
     now: i64,
+    after: Option<(i64, Uuid)>,
     limit: i64,
 ) -> R<Vec<DueMark>> {
+    let (after_deadline, after_id) = after
+        .map(|(d, id)| (d, id.to_string()))
+        .unwrap_or((i64::MIN, String::new()));
     let rows = sqlx::query(
-        "SELECT id, zone_id, category_code, dispatched_at, deadline_at FROM cases \
+        "SELECT id, zone_id, category_code, dispatched_at, deadline_at, time_limit_working_ms \
+         FROM cases \
          WHERE state IN ('dispatched', 'in_progress') \
            AND dispatched_at IS NOT NULL AND deadline_at IS NOT NULL \
-           AND dispatched_at + ((deadline_at - dispatched_at) * $1) / 100 <= $2 \
+           AND ((time_limit_working_ms IS NULL \
+                 AND dispatched_at + ((deadline_at - dispatched_at) * $1) / 100 <= $2) \
+             OR (time_limit_working_ms IS NOT NULL \
+                 AND dispatched_at + (time_limit_working_ms * $1) / 100 <= $2)) \
+           AND (deadline_at > $3 OR (deadline_at = $3 AND id > $4)) \
            AND NOT EXISTS (SELECT 1 FROM case_escalations x \
                            WHERE x.case_id = cases.id AND x.mark_pct = $1) \
-         ORDER BY deadline_at LIMIT $3",
+         ORDER BY deadline_at, id LIMIT $5",
     )
     .bind(mark_pct)
     .bind(now)
+    .bind(after_deadline)
+    .bind(after_id)
     .bind(limit)
     .fetch_all(e)
     .await?;
@@ -561,6 +577,7 @@ pub async fn due_marks<'c, E: Executor<'c, Database = Any>>(
                 category_code: r.try_get("category_code")?,
                 dispatched_at: r.try_get("dispatched_at")?,
                 deadline_at: r.try_get("deadline_at")?,
+                time_limit_working_ms: r.try_get("time_limit_working_ms")?,
             })
         })
         .collect()

@@ -263,7 +263,8 @@ pub async fn current_zones<'c, E: Executor<'c, Database = Any>>(
 
 pub async fn taxonomy<'c, E: Executor<'c, Database = Any>>(e: E) -> R<Vec<TaxonomyEntry>> {
     let rows = sqlx::query(
-        "SELECT key, code, kind, name_zh, name_en, work_category, time_limit_hours FROM taxonomy ORDER BY kind, code",
+        "SELECT key, code, kind, name_zh, name_en, work_category, time_limit_hours, \
+         time_limit_working_hours, time_limit_working_days FROM taxonomy ORDER BY kind, code",
     )
     .fetch_all(e)
     .await?;
@@ -285,6 +286,8 @@ pub async fn taxonomy<'c, E: Executor<'c, Database = Any>>(e: E) -> R<Vec<Taxono
                         .ok_or_else(|| super::unknown_value("taxonomy.work_category", &category))?
                 },
                 time_limit_hours: r.try_get("time_limit_hours")?,
+                time_limit_working_hours: r.try_get("time_limit_working_hours")?,
+                time_limit_working_days: r.try_get("time_limit_working_days")?,
             })
         })
         .collect()
@@ -304,11 +307,14 @@ pub async fn upsert_taxonomy(conn: &mut AnyConnection, entries: &[TaxonomyEntry]
     let mut pending = Vec::with_capacity(entries.len());
     for t in entries {
         sqlx::query(
-            "INSERT INTO taxonomy (key, code, kind, name_zh, name_en, work_category, time_limit_hours, version) \
-             VALUES ($8, $1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO taxonomy (key, code, kind, name_zh, name_en, work_category, time_limit_hours, \
+             version, time_limit_working_hours, time_limit_working_days) \
+             VALUES ($8, $1, $2, $3, $4, $5, $6, $7, $9, $10) \
              ON CONFLICT (key) DO UPDATE SET name_zh = excluded.name_zh, \
              name_en = excluded.name_en, work_category = excluded.work_category, \
-             time_limit_hours = excluded.time_limit_hours, version = excluded.version",
+             time_limit_hours = excluded.time_limit_hours, version = excluded.version, \
+             time_limit_working_hours = excluded.time_limit_working_hours, \
+             time_limit_working_days = excluded.time_limit_working_days",
         )
         .bind(&t.code)
         .bind(t.kind.as_str())
@@ -318,6 +324,8 @@ pub async fn upsert_taxonomy(conn: &mut AnyConnection, entries: &[TaxonomyEntry]
         .bind(t.time_limit_hours)
         .bind(now)
         .bind(TaxonomyEntry::key_of(t.kind, &t.code))
+        .bind(t.time_limit_working_hours)
+        .bind(t.time_limit_working_days)
         .execute(&mut *conn)
         .await?;
         pending.push(PendingChange::upsert(

@@ -20,13 +20,16 @@ pub struct Workflow {
     pub filed_at: Option<i64>,
     pub dispatched_at: Option<i64>,
     pub deadline_at: Option<i64>,
+    /// The time limit in working time (ms) when the case's category counts working time.
+    pub time_limit_working_ms: Option<i64>,
     pub dispatch_target: Option<String>,
     pub rework_count: i64,
     pub closed_at: Option<i64>,
 }
 
 const WORKFLOW_COLUMNS: &str =
-    "id, duplicate_of, filed_at, dispatched_at, deadline_at, dispatch_target, rework_count, closed_at";
+    "id, duplicate_of, filed_at, dispatched_at, deadline_at, time_limit_working_ms, \
+     dispatch_target, rework_count, closed_at";
 
 fn workflow_from_row(r: &sqlx::any::AnyRow) -> R<Workflow> {
     Ok(Workflow {
@@ -34,6 +37,7 @@ fn workflow_from_row(r: &sqlx::any::AnyRow) -> R<Workflow> {
         filed_at: r.try_get("filed_at")?,
         dispatched_at: r.try_get("dispatched_at")?,
         deadline_at: r.try_get("deadline_at")?,
+        time_limit_working_ms: r.try_get("time_limit_working_ms")?,
         dispatch_target: r.try_get("dispatch_target")?,
         rework_count: r.try_get("rework_count")?,
         closed_at: r.try_get("closed_at")?,
@@ -84,7 +88,8 @@ pub async fn workflows(conn: &mut AnyConnection, ids: &[Uuid]) -> R<HashMap<Uuid
 pub async fn set_workflow(conn: &mut AnyConnection, id: Uuid, w: &Workflow) -> R<()> {
     sqlx::query(
         "UPDATE cases SET duplicate_of = $1, filed_at = $2, dispatched_at = $3, deadline_at = $4, \
-         dispatch_target = $5, rework_count = $6, closed_at = $7 WHERE id = $8",
+         dispatch_target = $5, rework_count = $6, closed_at = $7, time_limit_working_ms = $9 \
+         WHERE id = $8",
     )
     .bind(w.duplicate_of.map(|d| d.to_string()))
     .bind(w.filed_at)
@@ -94,6 +99,7 @@ pub async fn set_workflow(conn: &mut AnyConnection, id: Uuid, w: &Workflow) -> R
     .bind(w.rework_count)
     .bind(w.closed_at)
     .bind(id.to_string())
+    .bind(w.time_limit_working_ms)
     .execute(conn)
     .await?;
     Ok(())
@@ -446,17 +452,32 @@ pub async fn category_keys<'c, E: Executor<'c, Database = Any>>(
         .await
 }
 
-/// Time limit (hours) and work category of a taxonomy entry.
+/// Time limit and work category of a taxonomy entry.
 pub async fn taxonomy_terms<'c, E: Executor<'c, Database = Any>>(
     e: E,
     key: &str,
-) -> R<Option<(Option<i64>, String)>> {
-    let row = sqlx::query("SELECT time_limit_hours, work_category FROM taxonomy WHERE key = $1")
-        .bind(key)
-        .fetch_optional(e)
-        .await?;
-    row.map(|r| Ok((r.try_get("time_limit_hours")?, r.try_get("work_category")?)))
-        .transpose()
+) -> R<Option<(Option<crate::workdays::TimeLimit>, String)>> {
+    use crate::workdays::TimeLimit;
+    let row = sqlx::query(
+        "SELECT time_limit_hours, time_limit_working_hours, time_limit_working_days, \
+         work_category FROM taxonomy WHERE key = $1",
+    )
+    .bind(key)
+    .fetch_optional(e)
+    .await?;
+    row.map(|r| {
+        let limit = r
+            .try_get::<Option<i64>, _>("time_limit_working_days")?
+            .map(TimeLimit::WorkingDays)
+            .or(r
+                .try_get::<Option<i64>, _>("time_limit_working_hours")?
+                .map(TimeLimit::WorkingHours))
+            .or(r
+                .try_get::<Option<i64>, _>("time_limit_hours")?
+                .map(TimeLimit::Hours));
+        Ok((limit, r.try_get("work_category")?))
+    })
+    .transpose()
 }
 
 /// What the console's overview counts, over the zones given (`None`: all).
