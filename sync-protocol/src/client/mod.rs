@@ -659,7 +659,7 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
                 read_pending: server_read.is_none() && local_read.is_some(),
             });
         }
-        items.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        items.sort_by_key(|n| std::cmp::Reverse((n.created_at, n.id)));
         Ok(items)
     }
 
