@@ -568,7 +568,7 @@ pub async fn take_in_as(
     // The supervisors who file it are told; the notice names the place, never the caller.
     let supervisors =
         crate::store::users::with_role(tx.conn(), gridline_sync::Role::Supervisor).await?;
-    crate::notify::record(
+    let recorded = crate::notify::record(
         tx.conn(),
         crate::notify::Notice {
             kind: crate::notify::NoticeKind::CaseReceived,
@@ -601,15 +601,13 @@ pub async fn take_in_as(
         })),
     )
     .await?;
-    changes::append(
-        tx.conn(),
-        &[PendingChange::upsert(
-            "case",
-            case.id,
-            Some(case.zone_id.to_string()),
-        )],
-    )
-    .await?;
+    let mut pending = vec![PendingChange::upsert(
+        "case",
+        case.id,
+        Some(case.zone_id.to_string()),
+    )];
+    pending.extend(recorded.changes);
+    changes::append(tx.conn(), &pending).await?;
     tx.commit().await?;
     let duplicates = suggestions(db, config, &case, &reporter.scope, reporter.reader).await?;
     let view = case_views(&mut db.reader().await?.reader(), Vec::new(), &[case.id])

@@ -21,7 +21,10 @@ use crate::config::SiteConfig;
 use crate::config::{NotificationsConfig, SmtpConfig};
 use crate::error::{ApiError, ApiResult};
 use crate::i18n::{self, Lang};
-use crate::store::notices::{self as store, DueMark, NoticeRow, Outbox, WebhookFormat, WebhookRow};
+use crate::store::changes::{self, PendingChange};
+use crate::store::notices::{
+    self as store, DueMark, InboxRow, NoticeRow, Outbox, ReadReceipt, WebhookFormat, WebhookRow,
+};
 use crate::store::{audit, new_id, now_ms, rfc3339, Db};
 use crate::workdays::{WorkCalendar, WorkWeek};
 use gridline_sync::Role;
@@ -107,13 +110,26 @@ pub struct Notice {
     pub recipients: Vec<Uuid>,
 }
 
+/// A notice recorded in its event's transaction, and the change-log rows that carry it to each
+/// recipient's phones. The caller appends `changes` with the transaction's other changes, as
+/// its last statement: the change-log counter is locked from there to the commit, so taking it
+/// earlier (here) would hold it while the event takes its other locks.
+#[must_use = "append `changes` to the change log, or the recipients' phones never pull the notice"]
+#[derive(Debug)]
+pub struct Recorded {
+    pub id: Uuid,
+    /// One inbox row per recipient ([`PendingChange::inbox`]).
+    pub changes: Vec<PendingChange>,
+}
+
 /// Records `notice` in the event's transaction: the notice, one inbox row per recipient, and a
-/// delivery for each webhook subscription that wants its kind. Returns the notice's id.
+/// delivery for each webhook subscription that wants its kind. Returns the notice's id and the
+/// change-log rows to append.
 pub async fn record(
     conn: &mut sqlx::AnyConnection,
     notice: Notice,
     now: i64,
-) -> Result<Uuid, sqlx::Error> {
+) -> Result<Recorded, sqlx::Error> {
     let mut recipients = notice.recipients;
     recipients.sort();
     recipients.dedup();
@@ -128,7 +144,13 @@ pub async fn record(
     store::insert(&mut *conn, &row, &recipients).await?;
     store::queue_deliveries(&mut *conn, row.id, &row.kind, now).await?;
     store::queue_emails(conn, row.id, &recipients, now).await?;
-    Ok(row.id)
+    Ok(Recorded {
+        id: row.id,
+        changes: recipients
+            .iter()
+            .map(|user| PendingChange::inbox(row.id, *user))
+            .collect(),
+    })
 }
 
 /// A notice as its recipient reads it, and as a webhook receives it (without `read_at`).
@@ -148,6 +170,11 @@ pub struct NoticeView {
     /// When the recipient read it (`null`: unread).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub read_at: Option<time::OffsetDateTime>,
+}
+
+/// An inbox row as its recipient reads it (the API, the console and the phones' pull).
+pub fn inbox_view(row: &InboxRow) -> NoticeView {
+    view(&row.notice, row.read_at)
 }
 
 fn view(n: &NoticeRow, read_at: Option<i64>) -> NoticeView {
@@ -299,11 +326,17 @@ pub async fn inbox(
     })
 }
 
-/// The read receipt: `user` has read notice `id` (their own; anyone else's is not found).
+/// The read receipt: `user` has read notice `id` (their own; anyone else's is not found). The
+/// first reading counts, here or on a phone (`notice.read@1`); a new one reaches the user's
+/// phones on their next pull.
 pub async fn mark_read(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<()> {
     let mut tx = db.begin_write().await?;
-    if !store::mark_read(tx.conn(), user.user_id, id, now_ms()).await? {
-        return Err(ApiError::not_found("notice"));
+    match store::read_receipt(tx.conn(), user.user_id, id, now_ms()).await? {
+        ReadReceipt::NotInInbox => return Err(ApiError::not_found("notice")),
+        ReadReceipt::AlreadyRead => {}
+        ReadReceipt::Recorded => {
+            changes::append(tx.conn(), &[PendingChange::inbox(id, user.user_id)]).await?;
+        }
     }
     tx.commit().await?;
     Ok(())
@@ -855,7 +888,7 @@ async fn tell_mark(
     } else {
         NoticeKind::CaseOverdue
     };
-    record(
+    let recorded = record(
         tx.conn(),
         Notice {
             kind,
@@ -872,6 +905,7 @@ async fn tell_mark(
         now,
     )
     .await?;
+    changes::append(tx.conn(), &recorded.changes).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -174,6 +174,9 @@ error_codes! {
     /// preview; `details.unviewed` lists their hashes): a decision on points is taken on
     /// evidence seen, not on a thumbnail. A site setting (`deductions.require_photo_views`).
     EvidenceNotViewed = ("evidence_not_viewed", 409),
+    /// The notice a read receipt (`notice.read@1`) names is not in the caller's inbox: someone
+    /// else's, or none at all.
+    NoticeNotFound = ("notice_not_found", 404),
 }
 
 impl ErrorCode {

@@ -27,6 +27,7 @@ pub mod op_types {
     pub const CASE_VERIFY_V1: &str = "case.verify@1";
     pub const ROUND_START_V1: &str = "round.start@1";
     pub const ROUND_FINISH_V1: &str = "round.finish@1";
+    pub const NOTICE_READ_V1: &str = "notice.read@1";
 
     /// Every operation type this crate understands.
     pub const ALL: &[&str] = &[
@@ -37,6 +38,7 @@ pub mod op_types {
         CASE_VERIFY_V1,
         ROUND_START_V1,
         ROUND_FINISH_V1,
+        NOTICE_READ_V1,
     ];
 }
 
@@ -309,6 +311,18 @@ pub struct RoundFinishV1 {
     pub finished_at: OffsetDateTime,
 }
 
+/// `notice.read@1`: the user read a notice of their inbox on the phone (a read receipt). The
+/// first reading counts, on a phone or on the console; a later one changes nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeReadV1 {
+    /// The notice's id, as pulled (`notice` entity).
+    pub notice_id: Uuid,
+    /// Device clock when the user opened it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub read_at: OffsetDateTime,
+}
+
 // ---------------------------------------------------------------------------------------------
 // The typed operation
 // ---------------------------------------------------------------------------------------------
@@ -323,6 +337,7 @@ pub enum Operation {
     CaseVerifyV1(CaseVerifyV1),
     RoundStartV1(RoundStartV1),
     RoundFinishV1(RoundFinishV1),
+    NoticeReadV1(NoticeReadV1),
 }
 
 /// Why a `(type, payload)` is not a valid operation.
@@ -374,6 +389,7 @@ impl Operation {
             op_types::CASE_VERIFY_V1 => Operation::CaseVerifyV1(from_payload(op_type, payload)?),
             op_types::ROUND_START_V1 => Operation::RoundStartV1(from_payload(op_type, payload)?),
             op_types::ROUND_FINISH_V1 => Operation::RoundFinishV1(from_payload(op_type, payload)?),
+            op_types::NOTICE_READ_V1 => Operation::NoticeReadV1(from_payload(op_type, payload)?),
             other => return Err(OperationError::Unsupported(other.to_owned())),
         })
     }
@@ -398,6 +414,7 @@ impl Operation {
             Operation::CaseVerifyV1(_) => op_types::CASE_VERIFY_V1,
             Operation::RoundStartV1(_) => op_types::ROUND_START_V1,
             Operation::RoundFinishV1(_) => op_types::ROUND_FINISH_V1,
+            Operation::NoticeReadV1(_) => op_types::NOTICE_READ_V1,
         }
     }
 
@@ -411,12 +428,13 @@ impl Operation {
             Operation::CaseVerifyV1(p) => serde_json::to_value(p),
             Operation::RoundStartV1(p) => serde_json::to_value(p),
             Operation::RoundFinishV1(p) => serde_json::to_value(p),
+            Operation::NoticeReadV1(p) => serde_json::to_value(p),
         };
         // These are plain structs with string keys; serialising them cannot fail.
         value.expect("operation payloads always serialise")
     }
 
-    /// The case or round the operation is about.
+    /// The case, round or notice the operation is about.
     pub fn entity_id(&self) -> Uuid {
         match self {
             Operation::CaseCreateV1(p) => p.case_id,
@@ -426,6 +444,7 @@ impl Operation {
             Operation::CaseVerifyV1(p) => p.case_id,
             Operation::RoundStartV1(p) => p.round_id,
             Operation::RoundFinishV1(p) => p.round_id,
+            Operation::NoticeReadV1(p) => p.notice_id,
         }
     }
 
@@ -535,7 +554,7 @@ impl Operation {
                 check_photos(e, &p("photos"), &v.photos, PhotoRole::Verification, v.found);
             }
             Operation::RoundStartV1(r) => check_v7(e, &p("round_id"), r.round_id),
-            Operation::RoundFinishV1(_) => {}
+            Operation::RoundFinishV1(_) | Operation::NoticeReadV1(_) => {}
         }
     }
 }
@@ -730,6 +749,10 @@ mod tests {
             Operation::RoundFinishV1(RoundFinishV1 {
                 round_id: id,
                 finished_at: datetime!(2025-03-01 09:00 UTC),
+            }),
+            Operation::NoticeReadV1(NoticeReadV1 {
+                notice_id: id,
+                read_at: datetime!(2025-03-03 08:15 UTC),
             }),
         ];
         assert_eq!(ops.len(), op_types::ALL.len());

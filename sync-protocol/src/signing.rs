@@ -406,6 +406,33 @@ mod protocol_vectors {
         "lzbLWQOoCDdJ7F3Q3BGI03S/POFXFWUZw/Fuhg/hVTlDtl1XVplvTGFPsk4iposzCchzPrgJSw/jsBeP3vDoAQ==";
     const HASH2: &str = "dfa80260f3103b028a4f27bc0008034e0d4557c2519bb37207d7a21df3326260";
 
+    /// The third, chained to the second: a read receipt from the inbox.
+    const OP3: &str = r#"{"op_id":"0190f1c4-1c2d-7e3f-8a4b-0123456789ad","device_id":"0190f1c0-0000-7000-8000-000000000001","seq":3,"prev":"dfa80260f3103b028a4f27bc0008034e0d4557c2519bb37207d7a21df3326260","type":"notice.read@1","queued_at":"2025-03-03T08:15:02Z","payload":{"notice_id":"0190f1b8-0000-7000-8000-000000000005","read_at":"2025-03-03T08:15:00Z"}}"#;
+    const SIG3: &str =
+        "kwlLR6Az7tRzPkEfgaIDAq7qkD3YZVhtO/czucS8m+Wbu8YXeXlXjzAVKwGIBAW1lREPnx9/yoVgmuId6nB8DQ==";
+    const HASH3: &str = "71bfaa0fd84e7bfdee65566510f120837f40e03a1ed846b68313a457d59a7e2e";
+
+    #[test]
+    fn the_read_receipt_vector_chains_to_the_second_and_parses() {
+        let doc = include_str!("../PROTOCOL.md");
+        for needle in [OP3, SIG3, HASH3] {
+            assert!(doc.contains(needle), "PROTOCOL.md lacks {needle}");
+        }
+        let device = SigningKey::from_bytes(&[1u8; 32]);
+        let signed = SignedOperation {
+            op: OP3.into(),
+            sig: SIG3.into(),
+        };
+        let body = verify_operation(&device.verifying_key(), &signed).unwrap();
+        assert_eq!(sign_operation(&device, &body), signed);
+        assert_eq!(op_hash(OP3), HASH3);
+        assert!(check_chain(HASH2, &body).is_ok());
+        assert!(matches!(
+            crate::ops::Operation::from_body(&body),
+            Ok(crate::ops::Operation::NoticeReadV1(_))
+        ));
+    }
+
     #[test]
     fn the_verification_vector_chains_to_the_first_and_parses() {
         let doc = include_str!("../PROTOCOL.md");

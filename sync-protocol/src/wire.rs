@@ -273,6 +273,10 @@ pub struct PullQuery {
     /// Page size, default [`DEFAULT_PULL_LIMIT`], at most [`MAX_PULL_LIMIT`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// `true`: the pull also carries the caller's own inbox (`notice` entities). A phone that
+    /// does not ask never receives an entity it may not know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbox: Option<bool>,
 }
 
 /// Kinds of entity a pull carries.
@@ -289,6 +293,8 @@ pub enum EntityKind {
     Conflict,
     Round,
     Period,
+    /// A notice in the caller's own inbox (only with [`PullQuery::inbox`]).
+    Notice,
 }
 
 impl EntityKind {
@@ -301,6 +307,7 @@ impl EntityKind {
         EntityKind::Conflict,
         EntityKind::Round,
         EntityKind::Period,
+        EntityKind::Notice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -313,6 +320,7 @@ impl EntityKind {
             EntityKind::Conflict => "conflict",
             EntityKind::Round => "round",
             EntityKind::Period => "period",
+            EntityKind::Notice => "notice",
         }
     }
 

@@ -83,7 +83,7 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         let first = store::now_ms();
         for i in 0..n {
             let mut tx = server.state.db.begin_write().await?;
-            let id = notify::record(
+            let recorded = notify::record(
                 tx.conn(),
                 Notice {
                     kind: NoticeKind::CaseDispatched,
@@ -95,8 +95,9 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
                 store::now_ms(),
             )
             .await?;
+            store::changes::append(tx.conn(), &recorded.changes).await?;
             tx.commit().await?;
-            committed.insert(id.to_string(), store::now_ms());
+            committed.insert(recorded.id.to_string(), store::now_ms());
         }
         let recorded = store::now_ms() - first;
         let deadline = tokio::time::Instant::now() + opts.deadline;

@@ -11,6 +11,7 @@ mod console_admin;
 mod contract;
 mod edge;
 mod field_upload;
+mod inbox_sync;
 mod intake;
 mod ledger;
 mod ledger_log;

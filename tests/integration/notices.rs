@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use gridline_server::store::changes;
 use gridline_tests::{on_both_backends, skip_or_fail, Db, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -29,7 +30,7 @@ async fn record_for_admin(app: &TestApp, n: usize, at: i64) {
         .unwrap();
     let mut tx = app.state.db.begin_write().await.unwrap();
     for i in 0..n {
-        gridline_server::notify::record(
+        let recorded = gridline_server::notify::record(
             tx.conn(),
             gridline_server::notify::Notice {
                 kind: gridline_server::notify::NoticeKind::DeductionRejected,
@@ -42,6 +43,7 @@ async fn record_for_admin(app: &TestApp, n: usize, at: i64) {
         )
         .await
         .unwrap();
+        changes::append(tx.conn(), &recorded.changes).await.unwrap();
     }
     tx.commit().await.unwrap();
 }
@@ -457,7 +459,7 @@ async fn webhooks_arrive_signed_retried_with_the_same_id_and_once() {
     assert!(metrics.contains("gridline_webhook_oldest_pending_seconds 0"));
     // A kind the subscription did not ask for is not queued for it.
     let mut tx = app.state.db.begin_write().await.unwrap();
-    gridline_server::notify::record(
+    let recorded = gridline_server::notify::record(
         tx.conn(),
         gridline_server::notify::Notice {
             kind: gridline_server::notify::NoticeKind::DeductionRejected,
@@ -470,6 +472,10 @@ async fn webhooks_arrive_signed_retried_with_the_same_id_and_once() {
     )
     .await
     .unwrap();
+    assert!(
+        recorded.changes.is_empty(),
+        "nobody's inbox, no change-log row"
+    );
     tx.commit().await.unwrap();
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
         .fetch_one(&app.state.db.pool)

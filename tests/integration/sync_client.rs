@@ -22,10 +22,14 @@ on_both_backends!(
     field_demo_two_offline_cases_sync_and_are_listed_by_the_server,
 );
 
-type FieldClient = Client<HttpTransport, RecordingSleeper>;
+pub(crate) type FieldClient = Client<HttpTransport, RecordingSleeper>;
 
 /// A phone as `gridline-field` builds it: a store file of its own, HTTP to the test server.
-async fn field_client(app: &TestApp, dir: &std::path::Path, username: &str) -> FieldClient {
+pub(crate) async fn field_client(
+    app: &TestApp,
+    dir: &std::path::Path,
+    username: &str,
+) -> FieldClient {
     let store = Store::open(&dir.join(format!("{username}.db")))
         .await
         .unwrap();

@@ -58,6 +58,7 @@ error-case_not_verified = A report from the public costs points only after an in
 error-self_approval = Four eyes: whoever proposed a deduction cannot approve it.
 error-period_not_ended = The period has not ended: only an administrator closes it early.
 error-evidence_not_viewed = Open every evidence photo (the original or its preview) before approving.
+error-notice_not_found = This notice is not in your inbox.
 error-period_proposals_pending = The period still has deduction proposals waiting: decide them first, or in the close.
 
 ## Case states

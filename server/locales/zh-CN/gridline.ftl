@@ -57,6 +57,7 @@ error-case_not_verified = 群众来源的案件须经巡查员现场核实并拍
 error-self_approval = 双人复核：提出扣分建议的人不能自己批准。
 error-period_not_ended = 考核周期尚未结束，只有管理员可以提前关闭。
 error-evidence_not_viewed = 批准前须逐一打开查看每张证据照片（原图或预览图）。
+error-notice_not_found = 您的收件箱中没有这条通知。
 error-period_proposals_pending = 本周期仍有待审批的扣分建议，请先处理或在关闭时一并决定。
 
 ## 案件状态

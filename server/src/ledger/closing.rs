@@ -77,8 +77,10 @@ pub async fn close_period(
                 pending.extend(changes);
             }
             Some(reason) => {
-                rejected
-                    .push(reject_in(&mut tx, user, &scope, d.proposal_id, reason, Some(id)).await?);
+                let (proposal, changes) =
+                    reject_in(&mut tx, user, &scope, d.proposal_id, reason, Some(id)).await?;
+                rejected.push(proposal);
+                pending.extend(changes);
             }
         }
     }
@@ -158,23 +160,26 @@ pub async fn close_period(
             })
             .map(|r| r.user_id),
     );
-    crate::notify::record(
-        tx.conn(),
-        crate::notify::Notice {
-            kind: crate::notify::NoticeKind::PeriodClosed,
-            case_id: None,
-            zone_id: None,
-            data: json!({
-                "period_id": id,
-                "period_code": period.code,
-                "closed_by": user.user_id,
-                "next_period_id": next.as_ref().map(|n| n.id),
-            }),
-            recipients: told,
-        },
-        now,
-    )
-    .await?;
+    pending.extend(
+        crate::notify::record(
+            tx.conn(),
+            crate::notify::Notice {
+                kind: crate::notify::NoticeKind::PeriodClosed,
+                case_id: None,
+                zone_id: None,
+                data: json!({
+                    "period_id": id,
+                    "period_code": period.code,
+                    "closed_by": user.user_id,
+                    "next_period_id": next.as_ref().map(|n| n.id),
+                }),
+                recipients: told,
+            },
+            now,
+        )
+        .await?
+        .changes,
+    );
     crate::store::ledger_log::issue_checkpoint(tx.conn(), svc.keys.as_ref()).await?;
     changes::append(tx.conn(), &pending).await?;
     tx.commit().await?;

@@ -228,7 +228,7 @@ pub(crate) async fn approve_in(
     .await?;
     let mut recipients: Vec<Uuid> = roster.iter().map(|r| r.user_id).collect();
     recipients.push(p.proposed_by);
-    crate::notify::record(
+    let recorded = crate::notify::record(
         tx.conn(),
         crate::notify::Notice {
             kind: crate::notify::NoticeKind::DeductionApproved,
@@ -249,7 +249,7 @@ pub(crate) async fn approve_in(
         now,
     )
     .await?;
-    let mut pending = Vec::new();
+    let mut pending = recorded.changes;
     if let Some(mut case) = case_row {
         // The approval freezes the case: phones see `locked` on their next pull.
         case.locked_at.get_or_insert(now);
@@ -393,7 +393,7 @@ pub async fn reverse(
         .filter_map(|u| Uuid::parse_str(u).ok()),
     );
     recipients.retain(|u| *u != user.user_id);
-    crate::notify::record(
+    let recorded = crate::notify::record(
         tx.conn(),
         crate::notify::Notice {
             kind: crate::notify::NoticeKind::DeductionReversed,
@@ -426,6 +426,7 @@ pub async fn reverse(
     )
     .await?;
     crate::store::ledger_log::issue_checkpoint(tx.conn(), svc.keys.as_ref()).await?;
+    changes::append(tx.conn(), &recorded.changes).await?;
     tx.commit().await?;
     Ok(view)
 }

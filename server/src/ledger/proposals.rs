@@ -13,6 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ledger::views::{DecisionInput, Proposal, ProposalInput};
 use crate::ledger::LedgerService;
 use crate::model::{Milli, Source};
+use crate::store::changes::{self, PendingChange};
 use crate::store::ledger::{self as store, ProposalRow};
 use crate::store::{
     audit, cases, ms_from_time, new_id, now_ms, reference, review, time_from_ms, Db, WriteTx,
@@ -333,7 +334,7 @@ pub async fn propose(
         .into_iter()
         .filter(|u| *u != user.user_id)
         .collect();
-    crate::notify::record(
+    let recorded = crate::notify::record(
         tx.conn(),
         crate::notify::Notice {
             kind: crate::notify::NoticeKind::DeductionProposed,
@@ -363,6 +364,7 @@ pub async fn propose(
         Some(&view),
     )
     .await?;
+    changes::append(tx.conn(), &recorded.changes).await?;
     tx.commit().await?;
     Ok(Proposed::Created(view))
 }
@@ -397,13 +399,14 @@ pub async fn reject(
     let reason = required_reason(&input.reason)?;
     let scope = user.scope(&svc.db).await?;
     let mut tx = svc.db.begin_write().await?;
-    let after = reject_in(&mut tx, user, &scope, id, reason, None).await?;
+    let (after, pending) = reject_in(&mut tx, user, &scope, id, reason, None).await?;
+    changes::append(tx.conn(), &pending).await?;
     tx.commit().await?;
     Ok(after)
 }
 
 /// Rejects proposal `id` inside `tx` (see [`reject`]), refusing one that is not of `period`
-/// when given.
+/// when given. Returns the change-log rows for the caller to append last.
 pub(crate) async fn reject_in(
     tx: &mut WriteTx,
     user: &AuthUser,
@@ -411,7 +414,7 @@ pub(crate) async fn reject_in(
     id: Uuid,
     reason: &str,
     period: Option<Uuid>,
-) -> ApiResult<Proposal> {
+) -> ApiResult<(Proposal, Vec<PendingChange>)> {
     let p = store::proposal(tx.conn(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("deduction"))?;
@@ -425,7 +428,7 @@ pub(crate) async fn reject_in(
     let after = store::proposal(tx.conn(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("deduction"))?;
-    crate::notify::record(
+    let recorded = crate::notify::record(
         tx.conn(),
         crate::notify::Notice {
             kind: crate::notify::NoticeKind::DeductionRejected,
@@ -452,7 +455,7 @@ pub(crate) async fn reject_in(
         Some(&proposal_view(&after)),
     )
     .await?;
-    Ok(proposal_view(&after))
+    Ok((proposal_view(&after), recorded.changes))
 }
 
 /// The rules of the rulebook in force that a finding from `source` of `category` may be

@@ -341,6 +341,11 @@ pub async fn transition_case(
         }],
     )
     .await?;
+    let mut pending = vec![PendingChange::upsert(
+        "case",
+        id,
+        Some(case.zone_id.to_string()),
+    )];
     for (kind, recipients) in notify_to {
         let notice = crate::notify::Notice {
             kind,
@@ -356,7 +361,7 @@ pub async fn transition_case(
             }),
             recipients,
         };
-        crate::notify::record(tx.conn(), notice, now).await?;
+        pending.extend(crate::notify::record(tx.conn(), notice, now).await?.changes);
     }
     if user.is_supervisor_level() {
         audit::record(
@@ -370,15 +375,7 @@ pub async fn transition_case(
         )
         .await?;
     }
-    changes::append(
-        tx.conn(),
-        &[PendingChange::upsert(
-            "case",
-            id,
-            Some(case.zone_id.to_string()),
-        )],
-    )
-    .await?;
+    changes::append(tx.conn(), &pending).await?;
     tx.commit().await?;
     case_views(&mut db.reader().await?.reader(), Vec::new(), &[id])
         .await?

@@ -92,6 +92,7 @@ pub const PULLED_DATA: &[(gridline_sync::EntityKind, &str)] = {
         (E::Conflict, "CaseConflict"),
         (E::Round, "RoundView"),
         (E::Period, "Period"),
+        (E::Notice, "NoticeView"),
     ]
 };
 

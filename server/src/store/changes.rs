@@ -36,6 +36,8 @@ pub struct PendingChange {
     /// `None` for reference data every phone receives (taxonomy, rules, periods).
     pub zone_id: Option<String>,
     pub kind: ChangeKind,
+    /// The one user whose pull reads the row (an inbox entry); `None` for everyone in scope.
+    pub user_id: Option<String>,
 }
 
 impl PendingChange {
@@ -45,6 +47,7 @@ impl PendingChange {
             entity_id: entity_id.to_string(),
             zone_id,
             kind: ChangeKind::Upsert,
+            user_id: None,
         }
     }
     pub fn tombstone(
@@ -57,6 +60,18 @@ impl PendingChange {
             entity_id: entity_id.to_string(),
             zone_id,
             kind: ChangeKind::Tombstone,
+            user_id: None,
+        }
+    }
+
+    /// Notice `notice` in `user`'s inbox was added or read: a row only `user`'s pull reads.
+    pub fn inbox(notice: uuid::Uuid, user: uuid::Uuid) -> Self {
+        Self {
+            entity: "notice",
+            entity_id: notice.to_string(),
+            zone_id: None,
+            kind: ChangeKind::Upsert,
+            user_id: Some(user.to_string()),
         }
     }
 }
@@ -89,13 +104,22 @@ pub async fn append(
                 c.zone_id.clone().into(),
                 c.kind.as_str().into(),
                 at.into(),
+                c.user_id.clone().into(),
             ]
         })
         .collect();
     insert_rows(
         conn,
         "changes",
-        &["seq", "entity", "entity_id", "zone_id", "kind", "at"],
+        &[
+            "seq",
+            "entity",
+            "entity_id",
+            "zone_id",
+            "kind",
+            "at",
+            "user_id",
+        ],
         &rows,
     )
     .await
@@ -108,9 +132,12 @@ pub struct ChangeRow {
     pub entity_id: String,
     pub zone_id: Option<String>,
     pub kind: String,
+    /// Set on an inbox row: the user it belongs to.
+    #[serde(default)]
+    pub user_id: Option<String>,
 }
 
-const CHANGE_COLUMNS: &str = "seq, entity, entity_id, zone_id, kind";
+const CHANGE_COLUMNS: &str = "seq, entity, entity_id, zone_id, kind, user_id";
 
 /// Changes after `after`, visible to a caller whose scope is `zones` (`None` = every zone),
 /// plus global reference data, in commit order.
@@ -127,23 +154,28 @@ pub async fn since(
     zones: Option<&[String]>,
     limit: i64,
 ) -> Result<Vec<ChangeRow>, sqlx::Error> {
-    since_for(reader, after, zones, limit, None).await
+    since_for(reader, after, zones, limit, None, None).await
 }
 
 /// [`since`] without the changes of an unannounced inspection hidden from `hidden_from` (its
 /// rounds, cases and their conflicts: see `super::cases::hidden_case_sql`); `None` hides
 /// nothing. The condition is part of each range, so a page is full whatever it leaves out.
+///
+/// Inbox rows (those with a `user_id`) are left out, except `inbox_of`'s own, read as one more
+/// range (the `changes_user_seq` index).
 pub async fn since_for(
     reader: &mut Reader<'_>,
     after: i64,
     zones: Option<&[String]>,
     limit: i64,
     hidden_from: Option<uuid::Uuid>,
+    inbox_of: Option<uuid::Uuid>,
 ) -> Result<Vec<ChangeRow>, sqlx::Error> {
+    let zone_count = zones.map_or(0, <[String]>::len);
     let hidden = match hidden_from {
         None => String::new(),
         Some(_) => {
-            let p = format!("${}", 3 + zones.map_or(0, <[String]>::len));
+            let p = format!("${}", 3 + zone_count);
             format!(
                 " AND NOT ((entity = 'case' AND {}) OR (entity = 'round' AND {}) \
                  OR (entity = 'conflict' AND EXISTS (SELECT 1 FROM conflicts hk \
@@ -154,22 +186,34 @@ pub async fn since_for(
             )
         }
     };
+    let inbox_param = format!("${}", 3 + zone_count + usize::from(hidden_from.is_some()));
     let sql = match zones {
         None => {
+            let audience = match inbox_of {
+                None => "user_id IS NULL".to_owned(),
+                Some(_) => format!("(user_id IS NULL OR user_id = {inbox_param})"),
+            };
             format!(
-                "SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > $1{hidden} ORDER BY seq LIMIT $2"
+                "SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > $1 AND {audience}{hidden} \
+                 ORDER BY seq LIMIT $2"
             )
         }
         Some(zones) => {
-            let range = |alias: String, zone: &str| {
+            let range = |alias: String, rows: &str| {
                 format!(
-                    "SELECT * FROM (SELECT {CHANGE_COLUMNS} FROM changes WHERE zone_id {zone} \
+                    "SELECT * FROM (SELECT {CHANGE_COLUMNS} FROM changes WHERE {rows} \
                      AND seq > $1{hidden} ORDER BY seq LIMIT $2) AS {alias}"
                 )
             };
-            let mut parts = vec![range("g".into(), "IS NULL")];
+            let mut parts = vec![range("g".into(), "zone_id IS NULL AND user_id IS NULL")];
             for i in 0..zones.len() {
-                parts.push(range(format!("z{i}"), &format!("= ${}", i + 3)));
+                parts.push(range(
+                    format!("z{i}"),
+                    &format!("zone_id = ${} AND user_id IS NULL", i + 3),
+                ));
+            }
+            if inbox_of.is_some() {
+                parts.push(range("i".into(), &format!("user_id = {inbox_param}")));
             }
             format!(
                 "SELECT {CHANGE_COLUMNS} FROM ({}) AS u ORDER BY seq LIMIT $2",
@@ -179,7 +223,7 @@ pub async fn since_for(
     };
     match reader {
         Reader::Sqlite(conn) => {
-            let cols = ["seq", "entity", "entity_id", "zone_id", "kind"].map(Col::Exact);
+            let cols = ["seq", "entity", "entity_id", "zone_id", "kind", "user_id"].map(Col::Exact);
             let sql = json_rows::sqlite_json_sql(&cols, &format!("({sql}) AS page"), "seq");
             let mut q = sqlx::query_scalar::<_, String>(&sql)
                 .bind(after)
@@ -189,6 +233,9 @@ pub async fn since_for(
             }
             if let Some(reader) = hidden_from {
                 q = q.bind(reader.to_string());
+            }
+            if let Some(user) = inbox_of {
+                q = q.bind(user.to_string());
             }
             json_rows::parse(&q.fetch_one(&mut **conn).await?, "changes")
         }
@@ -200,6 +247,9 @@ pub async fn since_for(
             if let Some(reader) = hidden_from {
                 q = q.bind(reader.to_string());
             }
+            if let Some(user) = inbox_of {
+                q = q.bind(user.to_string());
+            }
             let rows = q.fetch_all(&mut **conn).await?;
             rows.iter()
                 .map(|r| {
@@ -209,6 +259,7 @@ pub async fn since_for(
                         entity_id: r.text("entity_id")?,
                         zone_id: r.opt_text("zone_id")?,
                         kind: r.text("kind")?,
+                        user_id: r.opt_text("user_id")?,
                     })
                 })
                 .collect()
@@ -251,13 +302,15 @@ pub async fn pruned_through<'c, E: Executor<'c, Database = Any>>(e: E) -> Result
         .await
 }
 
-/// Compacts the log: rows older than `cutoff` that a later row of the same entity supersedes,
-/// and tombstones older than `cutoff`, are deleted. The latest row of every live entity stays,
+/// Compacts the log: rows older than `cutoff` that a later row of the same entity (and, for an
+/// inbox row, the same user) supersedes, and tombstones older than `cutoff`, are deleted. The latest row of every live entity stays,
 /// so a pull from no cursor still sees everything; a cursor from before the deleted rows must
 /// reset (it might have missed a tombstone). Returns the number of rows deleted.
 pub async fn prune(conn: &mut AnyConnection, cutoff: i64) -> Result<u64, sqlx::Error> {
     let condition = "at < $1 AND (kind = 'tombstone' OR EXISTS (SELECT 1 FROM changes n \
-                     WHERE n.entity = changes.entity AND n.entity_id = changes.entity_id AND n.seq > changes.seq))";
+                     WHERE n.entity = changes.entity AND n.entity_id = changes.entity_id \
+                     AND (n.user_id = changes.user_id OR (n.user_id IS NULL AND changes.user_id IS NULL)) \
+                     AND n.seq > changes.seq))";
     let max: Option<i64> =
         sqlx::query_scalar(&format!("SELECT MAX(seq) FROM changes WHERE {condition}"))
             .bind(cutoff)

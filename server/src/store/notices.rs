@@ -124,6 +124,75 @@ pub async fn mark_read(conn: &mut AnyConnection, user: Uuid, id: Uuid, now: i64)
     .map(|d| d.rows_affected() == 1)
 }
 
+/// What a read receipt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadReceipt {
+    /// The notice is not in the user's inbox.
+    NotInInbox,
+    /// This receipt recorded the reading.
+    Recorded,
+    /// The notice was read before; the first reading stands.
+    AlreadyRead,
+}
+
+/// Records that `user` read notice `id` at `at`, unless an earlier reading stands (the first
+/// one counts, whether it came from the console, the API or a phone).
+pub async fn read_receipt(
+    conn: &mut AnyConnection,
+    user: Uuid,
+    id: Uuid,
+    at: i64,
+) -> R<ReadReceipt> {
+    let done = sqlx::query(
+        "UPDATE inbox SET read_at = $1 WHERE user_id = $2 AND notice_id = $3 AND read_at IS NULL",
+    )
+    .bind(at)
+    .bind(user.to_string())
+    .bind(id.to_string())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(ReadReceipt::Recorded);
+    }
+    let known: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM inbox WHERE user_id = $1 AND notice_id = $2")
+            .bind(user.to_string())
+            .bind(id.to_string())
+            .fetch_optional(conn)
+            .await?;
+    Ok(match known {
+        Some(_) => ReadReceipt::AlreadyRead,
+        None => ReadReceipt::NotInInbox,
+    })
+}
+
+/// The notices among `ids` that are in `user`'s inbox, with their read receipts (the pull
+/// renders them; a push checks a phone's receipts against them).
+pub async fn inbox_entries(conn: &mut AnyConnection, user: Uuid, ids: &[Uuid]) -> R<Vec<InboxRow>> {
+    let mut out = Vec::with_capacity(ids.len());
+    let user = user.to_string();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT n.id, n.kind, n.case_id, n.zone_id, n.data, n.created_at, i.read_at, i.user_id \
+             FROM inbox i JOIN notices n ON n.id = i.notice_id WHERE i.notice_id IN ({})",
+            super::id_list(conn, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            if r.try_get::<String, _>("user_id")? == user {
+                out.push(InboxRow {
+                    notice: notice_from(&r)?,
+                    read_at: r.try_get("read_at")?,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// What a subscription's receiver understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
 #[serde(rename_all = "snake_case")]

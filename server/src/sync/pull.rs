@@ -4,6 +4,12 @@
 //! covered when it was issued, so a roster change is noticed at the next pull: zones that left
 //! the scope produce `remove`s, and zones that joined are caught up from the start of the log
 //! before the pull moves on.
+//!
+//! A phone that asks for its inbox (`inbox=true`) also gets the caller's own notices: the
+//! change log holds one row per inbox entry, written when the notice is recorded and again when
+//! it is read, that only its user's pull reads (`changes::since_for`). They page, resume and
+//! compact with everything else. A cursor says whether it carried the inbox; one issued without
+//! it catches the inbox up from the start of the log, as a zone that joined the scope does.
 
 use std::collections::{HashMap, HashSet};
 
@@ -29,6 +35,9 @@ struct Cursor {
     /// A catch-up of zones that joined the scope: their changes in `(s, until]` still owed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     c: Option<Catchup>,
+    /// The pages up to `s` carried the caller's inbox.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    i: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -36,6 +45,9 @@ struct Catchup {
     z: Vec<Uuid>,
     s: i64,
     until: i64,
+    /// The caller's inbox is caught up too (the cursor was issued without it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    i: bool,
 }
 
 const CURSOR_PREFIX: &str = "c1.";
@@ -148,6 +160,7 @@ pub async fn pull(db: &Db, user: &AuthUser, q: PullQuery) -> ApiResult<PullPage>
             s: 0,
             z: now_zones.clone(),
             c: None,
+            i: false,
         },
         Some(text) => decode(text).ok_or_else(|| reset("unknown cursor"))?,
     };
@@ -210,11 +223,18 @@ pub async fn pull(db: &Db, user: &AuthUser, q: PullQuery) -> ApiResult<PullPage>
             }
         }
     }
+    let inbox = q.inbox == Some(true);
     if let Some(c) = cursor.c.as_mut() {
         c.z.retain(|z| now.contains(z));
+        c.i &= inbox;
     }
-    if !added.is_empty() && cursor.s > 0 {
-        let mut z = cursor.c.take().map(|c| c.z).unwrap_or_default();
+    // The inbox is owed from the start of the log when the pages so far went without it.
+    let inbox_owed = inbox && !cursor.i && cursor.s > 0;
+    if (!added.is_empty() || inbox_owed) && cursor.s > 0 {
+        let (mut z, i) = match cursor.c.take() {
+            Some(c) => (c.z, c.i),
+            None => (Vec::new(), false),
+        };
         z.extend(added);
         z.sort();
         z.dedup();
@@ -222,12 +242,15 @@ pub async fn pull(db: &Db, user: &AuthUser, q: PullQuery) -> ApiResult<PullPage>
             z,
             s: 0,
             until: cursor.s,
+            i: i || inbox_owed,
         });
     }
     cursor.z = now_zones.clone();
-    if cursor.c.as_ref().is_some_and(|c| c.z.is_empty()) {
+    cursor.i = inbox;
+    if cursor.c.as_ref().is_some_and(|c| c.z.is_empty() && !c.i) {
         cursor.c = None;
     }
+    let inbox_of = inbox.then_some(user.user_id);
 
     let has_more;
     if let Some(mut c) = cursor.c.take() {
@@ -238,17 +261,19 @@ pub async fn pull(db: &Db, user: &AuthUser, q: PullQuery) -> ApiResult<PullPage>
             Some(&zones),
             limit + 1,
             hidden_from,
+            c.i.then_some(user.user_id),
         )
         .await?
         .into_iter()
-        .filter(|r| r.seq <= c.until && r.zone_id.is_some())
+        // The global rows were delivered already; only the joined zones and the inbox are owed.
+        .filter(|r| r.seq <= c.until && (r.zone_id.is_some() || r.user_id.is_some()))
         .collect();
         let more = rows.len() as i64 > limit;
         let rows: Vec<ChangeRow> = rows.into_iter().take(limit as usize).collect();
         if let Some(last) = rows.last() {
             c.s = last.seq;
         }
-        out.extend(render(db, &mut read, &rows).await?);
+        out.extend(render(db, &mut read, &rows, user.user_id).await?);
         if more {
             cursor.c = Some(c);
         }
@@ -263,6 +288,7 @@ pub async fn pull(db: &Db, user: &AuthUser, q: PullQuery) -> ApiResult<PullPage>
             zones.as_deref(),
             limit + 1,
             hidden_from,
+            inbox_of,
         )
         .await?;
         has_more = rows.len() as i64 > limit;
@@ -270,7 +296,7 @@ pub async fn pull(db: &Db, user: &AuthUser, q: PullQuery) -> ApiResult<PullPage>
         if let Some(last) = rows.last() {
             cursor.s = last.seq;
         }
-        out.extend(render(db, &mut read, &rows).await?);
+        out.extend(render(db, &mut read, &rows, user.user_id).await?);
     }
     read.commit().await?;
     Ok(PullPage {
@@ -283,11 +309,12 @@ pub async fn pull(db: &Db, user: &AuthUser, q: PullQuery) -> ApiResult<PullPage>
 }
 
 /// Turns change-log rows into changes carrying each entity's current state (one per entity,
-/// at the position of its latest row).
+/// at the position of its latest row). Notices are `reader`'s inbox entries.
 async fn render(
     db: &store::Db,
     read: &mut store::KeyedRead,
     rows: &[ChangeRow],
+    reader: Uuid,
 ) -> ApiResult<Vec<PageChange>> {
     let mut latest: HashMap<(&str, &str), usize> = HashMap::new();
     for (i, r) in rows.iter().enumerate() {
@@ -317,6 +344,20 @@ async fn render(
         reference::taxonomy(&mut *conn).await?
     } else {
         vec![]
+    };
+    let notice_ids: Vec<Uuid> = rows
+        .iter()
+        .filter(|r| r.entity == "notice")
+        .filter_map(|r| Uuid::parse_str(&r.entity_id).ok())
+        .collect();
+    let mut inbox: HashMap<Uuid, crate::notify::NoticeView> = if notice_ids.is_empty() {
+        HashMap::new()
+    } else {
+        store::notices::inbox_entries(&mut *conn, reader, &notice_ids)
+            .await?
+            .iter()
+            .map(|r| (r.notice.id, crate::notify::inbox_view(r)))
+            .collect()
     };
 
     let mut out = Vec::with_capacity(rows.len());
@@ -368,6 +409,9 @@ async fn render(
             EntityKind::Round => store::sync::round_view(&mut *conn, &r.entity_id)
                 .await?
                 .map(|v| (r.seq, json(&v))),
+            EntityKind::Notice => uuid
+                .and_then(|id| inbox.remove(&id))
+                .map(|n| (r.seq, json(&n))),
         };
         out.push(match data {
             Some((version, data)) => PageChange::Upsert {
@@ -402,7 +446,9 @@ mod tests {
                 z: vec![],
                 s: 1,
                 until: 42,
+                i: true,
             }),
+            i: true,
         };
         assert_eq!(decode(&encode(&c)), Some(c));
         assert_eq!(decode("c1.!!!"), None);

@@ -196,6 +196,13 @@ enum Command {
     Conflicts,
     /// List the cases in the local mirror.
     Cases,
+    /// List the inbox as last pulled, newest first (`*` marks an unread notice).
+    Inbox,
+    /// Mark a notice of the inbox read (offline; the receipt is pushed on the next sync).
+    Read {
+        #[arg(long = "notice")]
+        notice_id: Uuid,
+    },
 }
 
 type HttpClient = Client<HttpTransport, TokioSleeper>;
@@ -500,6 +507,31 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             for c in client.mirror(EntityKind::Case).await? {
                 println!("{} v{} {}", c.id, c.version, c.data);
             }
+        }
+        Command::Inbox => {
+            let client = open(&cli.db, None).await?;
+            for n in client.inbox().await? {
+                let read = match (n.read_at, n.read_pending) {
+                    (None, _) => "*".to_owned(),
+                    (Some(at), false) => format!("read {at}"),
+                    (Some(at), true) => format!("read {at} (not synced)"),
+                };
+                println!(
+                    "{} {} {} case {} {}",
+                    n.id,
+                    n.created_at,
+                    n.kind,
+                    n.case_id
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    read
+                );
+            }
+        }
+        Command::Read { notice_id } => {
+            let client = open(&cli.db, None).await?;
+            let entry = client.mark_read(notice_id).await?;
+            println!("saved read receipt as operation {}", entry.seq);
         }
     }
     Ok(())

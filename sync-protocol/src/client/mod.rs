@@ -6,6 +6,8 @@
 //!   false, handling `reset_required`.
 //! - [`Client::upload_photos`] (part of `sync`, after the push) uploads the photos of
 //!   acknowledged operations with tus, resuming interrupted uploads (see [`upload`]).
+//! - [`Client::inbox`] lists the user's notices as last pulled; [`Client::mark_read`] queues a
+//!   read receipt (`notice.read@1`) offline, shown read at once and pushed on the next sync.
 //!
 //! The Kotlin and Swift apps implement the same behaviour; `PROTOCOL.md` is their specification.
 
@@ -28,7 +30,7 @@ use uuid::Uuid;
 
 use crate::case::ConflictRecord;
 use crate::error::ErrorCode;
-use crate::ops::{Operation, OperationError, PhotoManifest, PhotoRole};
+use crate::ops::{NoticeReadV1, Operation, OperationError, PhotoManifest, PhotoRole};
 use crate::signing::{decode_public_key, encode_public_key, GENESIS_HASH};
 use crate::wire::{
     EnrolDeviceRequest, EntityKind, LoginRequest, OpStatus, PullQuery, PushRequest, PushResponse,
@@ -123,6 +125,22 @@ pub struct Status {
     pub photos: PhotoCounts,
     /// Photos the server refused for good, with why.
     pub refused_photos: Vec<PhotoUpload>,
+}
+
+/// A notice of the user's inbox, as last pulled, with the phone's own reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxItem {
+    pub id: Uuid,
+    /// `case.dispatched`, `case.returned`, … (the server's `NoticeView.kind`).
+    pub kind: String,
+    pub case_id: Option<Uuid>,
+    pub zone_id: Option<Uuid>,
+    pub data: serde_json::Value,
+    pub created_at: OffsetDateTime,
+    /// When it was read: the server's receipt, else the phone's own queued one.
+    pub read_at: Option<OffsetDateTime>,
+    /// Read on this phone, and the receipt not pushed and pulled back yet.
+    pub read_pending: bool,
 }
 
 /// An operation of ours that the server answered with a conflict or a rejection.
@@ -534,6 +552,7 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
                 protocol: PROTOCOL_VERSION,
                 cursor: self.store.cursor().await?,
                 limit: Some(DEFAULT_PULL_LIMIT),
+                inbox: Some(true),
             };
             match self
                 .authorised(|token| self.transport.pull(token, &query))
@@ -605,6 +624,57 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
                 })
             })
             .collect())
+    }
+
+    /// The user's inbox as last pulled, newest first, each notice with its read receipt: the
+    /// server's, or one this phone queued that the server has not confirmed yet.
+    pub async fn inbox(&self) -> Result<Vec<InboxItem>, ClientError> {
+        let queued = self.store.queued_reads().await?;
+        let mut items = Vec::new();
+        for m in self.store.mirror_list(EntityKind::Notice).await? {
+            let field = |k: &str| m.data.get(k).cloned().unwrap_or(serde_json::Value::Null);
+            let parse = |k: &str| -> Result<Option<OffsetDateTime>, StoreError> {
+                match field(k).as_str() {
+                    None => Ok(None),
+                    Some(t) => {
+                        OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                            .map(Some)
+                            .map_err(|e| StoreError::Corrupt(format!("notice {}: {k}: {e}", m.id)))
+                    }
+                }
+            };
+            let uuid = |k: &str| field(k).as_str().and_then(|t| Uuid::parse_str(t).ok());
+            let id = Uuid::parse_str(&m.id)
+                .map_err(|e| StoreError::Corrupt(format!("notice id {}: {e}", m.id)))?;
+            let server_read = parse("read_at")?;
+            let local_read = queued.get(&id).copied();
+            items.push(InboxItem {
+                id,
+                kind: field("kind").as_str().unwrap_or_default().to_owned(),
+                case_id: uuid("case_id"),
+                zone_id: uuid("zone_id"),
+                data: field("data"),
+                created_at: parse("created_at")?.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                read_at: server_read.or(local_read),
+                read_pending: server_read.is_none() && local_read.is_some(),
+            });
+        }
+        items.sort_by_key(|n| std::cmp::Reverse((n.created_at, n.id)));
+        Ok(items)
+    }
+
+    /// Marks a notice of the inbox read, offline: queues `notice.read@1` with the phone's
+    /// time. The server records the first reading (here or on the console) and answers
+    /// `notice_not_found` for a notice that is not the user's.
+    pub async fn mark_read(&self, notice_id: Uuid) -> Result<OutboxEntry, ClientError> {
+        self.capture(
+            Operation::NoticeReadV1(NoticeReadV1 {
+                notice_id,
+                read_at: OffsetDateTime::now_utc(),
+            }),
+            &[],
+        )
+        .await
     }
 
     /// The mirrored server state of one kind.

@@ -959,6 +959,29 @@ impl Store {
         Ok(())
     }
 
+    /// The read receipts this phone queued (`notice.read@1`), by notice: the earliest reading of
+    /// each. Every one is kept, acknowledged or not: the inbox shows it until the server's own
+    /// receipt arrives by pull.
+    pub async fn queued_reads(
+        &self,
+    ) -> Result<std::collections::HashMap<Uuid, OffsetDateTime>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT op FROM outbox WHERE op_type = ? \
+             AND (status IS NULL OR status <> 'rejected') ORDER BY seq",
+        )
+        .bind(crate::ops::op_types::NOTICE_READ_V1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut reads = std::collections::HashMap::new();
+        for row in &rows {
+            let body: OperationBody = serde_json::from_str(row.try_get("op")?).map_err(corrupt)?;
+            if let Ok(Operation::NoticeReadV1(r)) = Operation::parse(&body.op_type, &body.payload) {
+                reads.entry(r.notice_id).or_insert(r.read_at);
+            }
+        }
+        Ok(reads)
+    }
+
     /// Whether an operation with this status exists (for tests and diagnostics).
     pub async fn count_status(&self, status: OpStatus) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = ?")

@@ -42,6 +42,8 @@ impl<'a> Batch<'a> {
             rounds: HashMap::new(),
             rounds_new: Vec::new(),
             rounds_finished: Vec::new(),
+            inbox: HashMap::new(),
+            reads: Vec::new(),
             ops: Vec::new(),
             new_history: Vec::new(),
             photos: Vec::new(),
@@ -62,6 +64,7 @@ impl<'a> Batch<'a> {
         let mut ids = Vec::new();
         let mut comment_ids = Vec::new();
         let mut round_ids = Vec::new();
+        let mut notice_ids = Vec::new();
         let mut op_ids = Vec::new();
         let mut photo_shas = Vec::new();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
@@ -85,6 +88,7 @@ impl<'a> Batch<'a> {
                     comment_ids.extend(uuid_at("verification_id"));
                     photo_shas.extend(crate::photos::declared_hashes(&body.payload));
                     round_ids.extend(uuid_at("round_id"));
+                    notice_ids.extend(uuid_at("notice_id"));
                 }
             }
         }
@@ -121,6 +125,22 @@ impl<'a> Batch<'a> {
                 .into_iter()
                 .map(|r| (r.id, r))
                 .collect();
+        }
+        if !notice_ids.is_empty() {
+            notice_ids.sort();
+            notice_ids.dedup();
+            self.inbox =
+                crate::store::notices::inbox_entries(tx.conn(), self.user.user_id, &notice_ids)
+                    .await?
+                    .into_iter()
+                    .map(|r| {
+                        let entry = InboxEntry {
+                            created_at: r.notice.created_at,
+                            read_at: r.read_at,
+                        };
+                        (r.notice.id, entry)
+                    })
+                    .collect();
         }
         if !comment_ids.is_empty() {
             self.existing_events = cases::events_by_id(tx.conn(), &comment_ids)
@@ -294,6 +314,7 @@ impl<'a> Batch<'a> {
             Operation::CaseVerifyV1(p) => self.verify(p),
             Operation::RoundStartV1(p) => self.round_start(p),
             Operation::RoundFinishV1(p) => self.round_finish(p),
+            Operation::NoticeReadV1(p) => self.notice_read(p),
         }
     }
 
@@ -329,7 +350,15 @@ impl<'a> Batch<'a> {
         cases::insert_conflicts(conn, &self.conflicts).await?;
         sync_store::insert_ops(conn, &self.ops).await?;
         sync_store::insert_rejections(conn, &self.rejections).await?;
-        let changes = self.changes;
+        let mut changes = self.changes;
+        // The first reading counts: one recorded meanwhile (the console) stands.
+        for (notice, at) in &self.reads {
+            let receipt =
+                crate::store::notices::read_receipt(conn, self.user.user_id, *notice, *at).await?;
+            if receipt == crate::store::notices::ReadReceipt::Recorded {
+                changes.push(PendingChange::inbox(*notice, self.user.user_id));
+            }
+        }
         // A round started in this batch is inserted as it stands (finished too, if it was).
         for round in self.rounds_new.iter().filter_map(|id| self.rounds.get(id)) {
             sync_store::insert_round(conn, round, self.device.id).await?;

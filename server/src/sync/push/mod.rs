@@ -13,8 +13,8 @@ use ed25519_dalek::VerifyingKey;
 use gridline_sync::case::{CaseField, CaseSource, CaseState};
 use gridline_sync::conflict::{resolve_edit, CaseFields, ChangedBy, EditContext, Editor};
 use gridline_sync::ops::{
-    CaseCommentV1, CaseCreateV1, CaseEditV1, CaseTransitionV1, CaseVerifyV1, PhotoManifest,
-    PhotoRole, RoundFinishV1, RoundStartV1,
+    CaseCommentV1, CaseCreateV1, CaseEditV1, CaseTransitionV1, CaseVerifyV1, NoticeReadV1,
+    PhotoManifest, PhotoRole, RoundFinishV1, RoundStartV1,
 };
 use gridline_sync::signing::{check_chain, decode_public_key, op_hash, verify_operation};
 use gridline_sync::workflow::{check_transition, TransitionActor};
@@ -38,6 +38,7 @@ use crate::sync::SyncService;
 
 mod batch;
 mod case_ops;
+mod notice_ops;
 mod round_ops;
 
 /// Applies a push request; see the module docs.
@@ -361,6 +362,11 @@ struct Batch<'a> {
     rounds: HashMap<Uuid, RoundRow>,
     rounds_new: Vec<Uuid>,
     rounds_finished: Vec<Uuid>,
+    /// The notices the batch's read receipts name that are in the caller's inbox, as they
+    /// stand so far.
+    inbox: HashMap<Uuid, InboxEntry>,
+    /// Read receipts to record: the notice and when it was read.
+    reads: Vec<(Uuid, i64)>,
     // Write set, flushed at the end.
     ops: Vec<SyncOpRow>,
     new_history: Vec<HistoryRow>,
@@ -369,6 +375,12 @@ struct Batch<'a> {
     conflicts: Vec<ConflictRow>,
     rejections: Vec<RejectionRow>,
     changes: Vec<PendingChange>,
+}
+
+/// A notice in the caller's inbox, for `notice.read@1`.
+struct InboxEntry {
+    created_at: i64,
+    read_at: Option<i64>,
 }
 
 fn blank() -> OpResult {
