@@ -46,6 +46,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("rulebooks", 2),
     ("taxonomy", 2),
     ("notify", 2),
+    ("notify_settings", 2),
     ("exports", 2),
     ("jobs", 2),
     ("telemetry", 2),

@@ -484,3 +484,43 @@ callback-satisfied = Satisfied
 callback-basically_satisfied = Basically satisfied
 callback-dissatisfied = Dissatisfied
 callback-unreachable = Not reached
+
+## Email settings for notices (the inbox always receives every notice)
+console-nav-settings = My settings
+console-settings-title = Email notices
+console-settings-intro = Your inbox in the console always receives every notice: it is the record of who was told. These settings decide only which notices are also emailed to you, and when.
+console-settings-email = Mails go to { $email }.
+console-settings-no-email = You have no email address, so nothing is mailed to you. An administrator can add one under Administration, Users.
+console-settings-kind = Notice
+console-settings-mode = Email
+console-settings-follow = As my role: { $mode }
+console-mode-immediately = Immediately
+console-mode-digest = In the daily digest
+console-mode-off = Off
+console-settings-escalation = An escalation: it can go to the digest but cannot be turned off.
+console-settings-digest-at = The daily digest is mailed at { $time } ({ $zone } time), only when something waits for it.
+console-settings-quiet = Quiet hours
+console-settings-quiet-on = Hold immediate mails during quiet hours
+console-settings-quiet-hint = A mail that falls in them is sent when they end; it is not dropped. The hours may cross midnight, such as 22:00 to 07:00.
+console-settings-quiet-start = From
+console-settings-quiet-end = Until
+console-settings-saved = Your settings are saved.
+console-admin-notifications = Email defaults
+console-roles-notify-intro = What the holders of each role are mailed for the kinds they have not chosen themselves. A person with several roles gets the most generous of them. The inbox receives every notice whatever is chosen here.
+console-roles-notify-role = Roles
+console-roles-notify-saved = The defaults for { $role } are saved.
+notice-kind-case-dispatched = A case dispatched to me
+notice-kind-case-returned = A rectification returned for rework
+notice-kind-deduction-approved = A deduction approved
+notice-kind-deduction-rejected = A proposed deduction rejected
+notice-kind-deduction-proposed = A deduction waiting for a decision
+notice-kind-deduction-reversed = A deduction reversed
+notice-kind-period-closed = A period closed and its ranking published
+notice-kind-case-due_soon = A case due soon (escalation)
+notice-kind-case-overdue = A case overdue (escalation)
+notice-kind-case-received = A new report from outside the patrol
+notice-digest-subject = Daily digest for { $day }: { $count ->
+    [one] one notice
+   *[other] { $count } notices
+}
+notice-digest-footer = Every notice is also in your inbox in the console. To change what is mailed to you, open My settings there.
