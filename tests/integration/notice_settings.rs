@@ -329,7 +329,7 @@ async fn the_daily_digest_carries_several_notices_in_one_mail_once(app: TestApp)
         mail["subject"]
             .as_str()
             .unwrap()
-            .contains(&format!("{local_day}: 3 notices")),
+            .contains(&format!("{local_day} (3)")),
         "{mail}"
     );
     let body = mail["body"].as_str().unwrap();
@@ -357,10 +357,7 @@ async fn the_daily_digest_carries_several_notices_in_one_mail_once(app: TestApp)
     assert_eq!(digest_pass(&app, &mailer, day(4, "12:00")).await, 0);
     assert_eq!(digest_pass(&app, &mailer, day(5, "08:01")).await, 1);
     let mail = sink.next();
-    assert!(
-        mail["subject"].as_str().unwrap().contains("one notice"),
-        "{mail}"
-    );
+    assert!(mail["subject"].as_str().unwrap().contains("(1)"), "{mail}");
     assert!(mail["body"].as_str().unwrap().contains("rule R9"), "{mail}");
     // Nothing waits: no mail, no digest.
     assert_eq!(digest_pass(&app, &mailer, day(6, "08:01")).await, 0);
@@ -448,5 +445,101 @@ async fn escalations_cannot_be_turned_off_and_bad_settings_are_refused(app: Test
         )
         .await;
     assert!(status.is_client_error(), "{status}");
+    app.stop().await;
+}
+
+/// The console's pages: a person chooses per kind and sets quiet hours, which the API then
+/// shows; an escalation offers no "off" and a forged one is refused; an admin sets a role's
+/// default on the administration's tab, and no one else may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_pages_set_what_the_api_shows() {
+    use crate::console_admin::Browser;
+    let Some(app) = TestApp::spawn(gridline_tests::Db::Sqlite).await else {
+        return;
+    };
+    let chief = Browser::sign_in(&app, "roadchief1").await;
+    let (status, page) = chief.get(&app, "/console/settings").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("always receives every notice"), "{page}");
+    assert!(
+        page.contains("href=\"/console/settings\""),
+        "in the navigation"
+    );
+    let overdue = page
+        .split("id=\"mode-case-overdue\"")
+        .nth(1)
+        .and_then(|r| r.split("</select>").next())
+        .unwrap();
+    assert!(!overdue.contains("value=\"off\""), "{overdue}");
+    let (status, to) = chief
+        .post(
+            &app,
+            "/console/settings",
+            &[
+                ("mode-case-dispatched", "digest"),
+                ("mode-case-overdue", "role"),
+                ("quiet", "on"),
+                ("quiet_start", "21:30"),
+                ("quiet_end", "06:45"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/console/settings?saved=1")
+    );
+    let (_, mine) = app
+        .get(
+            "/v1/me/notification-settings",
+            Some(&app.login("roadchief1").await),
+        )
+        .await;
+    assert_eq!(setting(&mine, "case.dispatched")["own"], "digest");
+    assert_eq!(setting(&mine, "case.overdue")["own"], Value::Null);
+    assert_eq!(
+        mine["quiet_hours"],
+        json!({"start": "21:30", "end": "06:45"})
+    );
+    let (status, _) = chief
+        .post(&app, "/console/settings", &[("mode-case-overdue", "off")])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (status, _) = chief.get(&app, "/console/admin/notifications").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let admin = Browser::sign_in(&app, "admin").await;
+    let (status, page) = admin
+        .get(&app, "/console/admin/notifications?role=road_chief")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("most generous"), "{page}");
+    let (status, to) = admin
+        .post(
+            &app,
+            "/console/admin/notifications/road_chief",
+            &[
+                ("mode-period-closed", "off"),
+                ("mode-case-overdue", "digest"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let (_, role) = app
+        .get(
+            "/v1/notification-settings/roles/road_chief",
+            Some(&app.login("admin").await),
+        )
+        .await;
+    assert_eq!(setting(&role, "period.closed")["mode"], "off");
+    assert_eq!(setting(&role, "case.overdue")["mode"], "digest");
+    assert_eq!(setting(&role, "case.dispatched")["set"], false);
+    let (status, _) = chief
+        .post(
+            &app,
+            "/console/admin/notifications/road_chief",
+            &[("mode-period-closed", "immediately")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     app.stop().await;
 }

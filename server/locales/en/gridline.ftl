@@ -519,8 +519,5 @@ notice-kind-period-closed = A period closed and its ranking published
 notice-kind-case-due_soon = A case due soon (escalation)
 notice-kind-case-overdue = A case overdue (escalation)
 notice-kind-case-received = A new report from outside the patrol
-notice-digest-subject = Daily digest for { $day }: { $count ->
-    [one] one notice
-   *[other] { $count } notices
-}
+notice-digest-subject = Daily digest of notices for { $day } ({ $count })
 notice-digest-footer = Every notice is also in your inbox in the console. To change what is mailed to you, open My settings there.
