@@ -166,13 +166,10 @@ pub async fn save(
         return r;
     }
     let run = async {
-        let quiet = match field(&f, "quiet") {
-            Some(_) => Some(QuietHoursView {
-                start: field(&f, "quiet_start").unwrap_or("").to_owned(),
-                end: field(&f, "quiet_end").unwrap_or("").to_owned(),
-            }),
-            None => None,
-        };
+        let quiet = field(&f, "quiet").map(|_| QuietHoursView {
+            start: field(&f, "quiet_start").unwrap_or("").to_owned(),
+            end: field(&f, "quiet_end").unwrap_or("").to_owned(),
+        });
         let input = MySettingsInput {
             kinds: modes(&f)?,
             quiet_hours: quiet,
