@@ -160,6 +160,9 @@ pub struct NotificationsConfig {
     pub escalation_marks_pct: Vec<u32>,
     /// How often each instance looks for marks passed (milliseconds).
     pub escalation_poll_ms: u64,
+    /// When each person's daily digest of notices is mailed, `HH:MM` in the site's time zone
+    /// (to those who chose the digest for some kinds, when something waits for it).
+    pub digest_time: String,
 }
 
 impl Default for NotificationsConfig {
@@ -169,6 +172,7 @@ impl Default for NotificationsConfig {
             smtp: None,
             escalation_marks_pct: vec![50, 100, 150],
             escalation_poll_ms: 30_000,
+            digest_time: "08:00".into(),
         }
     }
 }
@@ -706,6 +710,12 @@ impl Config {
             return bad(
                 "notifications.escalation_marks_pct",
                 "at most 10 marks, each between 1 and 1000 (percent of the time limit)",
+            );
+        }
+        if crate::localtime::parse_time_of_day(&self.notifications.digest_time).is_none() {
+            return bad(
+                "notifications.digest_time",
+                "must be a time of day as HH:MM, 00:00 to 23:59",
             );
         }
         if !(50..=3_600_000).contains(&self.notifications.escalation_poll_ms) {

@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod localtime;
 pub mod model;
 pub mod notify;
+pub mod notify_settings;
 pub mod open311;
 pub mod periods;
 pub mod photos;
@@ -252,7 +253,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     // Every background job starts here, for the binary and the tests alike: the derivative
     // worker and upload cleanup (stopped when dropped), the change-log compaction, and the
-    // delivery of notices to webhooks, and the erasure of callers past their retention.
+    // delivery of notices to webhooks and mail with the daily digests, and the erasure of callers past their retention.
     let _photo_work = photos::spawn_background(state.photo_service());
     let pruner =
         jobs::spawn_change_pruner(state.db.clone(), state.config.sync.tombstone_retention_days);
@@ -263,7 +264,13 @@ pub async fn run(
         state.config.work_week(),
         state.config.notifications.clone(),
     );
+    let digests = notify_settings::spawn_digests(
+        state.db.clone(),
+        state.config.site.clone(),
+        state.config.notifications.clone(),
+    );
     let served = serve(listener, app(state), shutdown).await;
+    digests.abort();
     pruner.abort();
     eraser.abort();
     delivery.abort();

@@ -75,6 +75,46 @@ pub fn input_value(tz: &TimeZone, ms: i64) -> String {
     civil(tz, ms).strftime("%Y-%m-%dT%H:%M").to_string()
 }
 
+/// A time of day written `HH:MM` (00:00 to 23:59) as minutes after midnight; `None` for
+/// anything else.
+pub fn parse_time_of_day(text: &str) -> Option<u16> {
+    let (h, m) = text.trim().split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+/// Minutes after midnight as `HH:MM`.
+pub fn time_of_day(minutes: u16) -> String {
+    format!("{:02}:{:02}", minutes / 60 % 24, minutes % 60)
+}
+
+/// The local time of day of the instant `ms`, in minutes after midnight.
+pub fn minute_of_day(tz: &TimeZone, ms: i64) -> u16 {
+    let t = civil(tz, ms);
+    (t.hour() as u16) * 60 + t.minute() as u16
+}
+
+/// The next instant after `ms` at which the local clock shows `minutes` after midnight: today
+/// if that is still ahead, else tomorrow (a time a clock change skips is taken as the
+/// clock reads it afterwards).
+pub fn next_time_of_day(tz: &TimeZone, ms: i64, minutes: u16) -> i64 {
+    let now = civil(tz, ms);
+    let at = jiff::civil::Time::new((minutes / 60) as i8, (minutes % 60) as i8, 0, 0)
+        .unwrap_or(jiff::civil::Time::midnight());
+    let mut day = now.date();
+    if now.time() >= at {
+        day = day.tomorrow().unwrap_or(day);
+    }
+    tz.to_ambiguous_zoned_datetime(day.to_datetime(at))
+        .compatible()
+        .map(|z| z.timestamp().as_millisecond())
+        .unwrap_or(ms + 86_400_000)
+        .max(ms + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

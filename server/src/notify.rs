@@ -143,7 +143,8 @@ pub async fn record(
     };
     store::insert(&mut *conn, &row, &recipients).await?;
     store::queue_deliveries(&mut *conn, row.id, &row.kind, now).await?;
-    store::queue_emails(conn, row.id, &recipients, now).await?;
+    // Mail as each recipient's settings say (the inbox rows above are everyone's regardless).
+    crate::store::notice_settings::queue_emails(conn, row.id, &row.kind, &recipients, now).await?;
     Ok(Recorded {
         id: row.id,
         changes: recipients
@@ -177,7 +178,7 @@ pub fn inbox_view(row: &InboxRow) -> NoticeView {
     view(&row.notice, row.read_at)
 }
 
-fn view(n: &NoticeRow, read_at: Option<i64>) -> NoticeView {
+pub(crate) fn view(n: &NoticeRow, read_at: Option<i64>) -> NoticeView {
     NoticeView {
         id: n.id,
         kind: n.kind.clone(),
@@ -707,6 +708,21 @@ impl Mailer {
             .map_err(|e| format!("notifications.smtp.from: {e}"))?;
         Ok(Mailer { transport, from })
     }
+
+    /// The sender of every mail.
+    pub fn from(&self) -> &lettre::message::Mailbox {
+        &self.from
+    }
+
+    /// Sends `message`; `Err` says why not, and whether the failure is permanent.
+    pub async fn send(&self, message: lettre::Message) -> Result<(), (String, bool)> {
+        use lettre::AsyncTransport;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| (format!("smtp: {e}"), e.is_permanent()))
+    }
 }
 
 /// The mail of a notice to `to`: the notice in words as subject and body, in the site's
@@ -741,8 +757,18 @@ pub async fn deliver_emails(
     mailer: Option<&Mailer>,
     site: &SiteConfig,
 ) -> Result<usize, sqlx::Error> {
+    deliver_emails_at(db, mailer, site, now_ms()).await
+}
+
+/// [`deliver_emails`] as of the instant `now`. A mail whose recipient is in their quiet hours
+/// then is held until the hours end (`store::notice_settings::hold_quiet_emails`).
+pub async fn deliver_emails_at(
+    db: &Db,
+    mailer: Option<&Mailer>,
+    site: &SiteConfig,
+    now: i64,
+) -> Result<usize, sqlx::Error> {
     use lettre::AsyncTransport;
-    let now = now_ms();
     if !store::any_due(&db.pool, Outbox::Emails, now).await? {
         return Ok(0);
     }
@@ -750,6 +776,9 @@ pub async fn deliver_emails(
     let claimed = {
         let mut tx = db.begin_write().await?;
         let c = store::claim_emails(tx.conn(), now, now + CLAIM_MS, claim, BATCH).await?;
+        let tz = site.tz();
+        let c =
+            crate::store::notice_settings::hold_quiet_emails(tx.conn(), c, claim, &tz, now).await?;
         tx.commit().await?;
         c
     };

@@ -48,6 +48,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("taxonomy", 2),
     ("workcalendar", 2),
     ("notify", 2),
+    ("notify_settings", 2),
     ("exports", 2),
     ("jobs", 2),
     ("telemetry", 2),

@@ -484,6 +484,7 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
         ("/console/ledger", "hash chain verifies", "11-en-ledger"),
         ("/console/periods", "Assessment periods", "11-en-periods"),
         ("/console/inbox", "Notices", "11-en-inbox"),
+        ("/console/settings", "Quiet hours", "11-en-settings"),
     ] {
         b.goto(&app.url(path)).await.unwrap();
         until_text(&b, text).await;
@@ -558,6 +559,11 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
             "Rulebooks",
             "14-admin-reference",
         ),
+        (
+            "/console/admin/notifications?role=road_chief",
+            "most generous",
+            "14-admin-notifications",
+        ),
         ("/console/intake", "Take a report in", "16-intake"),
     ] {
         b.goto(&app.url(path)).await.unwrap();
@@ -586,6 +592,12 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
             "14-zh-admin-rulebook-editor",
         ),
         ("/console/inbox", "暂无通知", "14-zh-inbox"),
+        ("/console/settings", "免打扰时段", "14-zh-settings"),
+        (
+            "/console/admin/notifications?role=zone_chief",
+            "最及时",
+            "14-zh-admin-notifications",
+        ),
     ] {
         b.goto(&app.url(path)).await.unwrap();
         until_text(&b, text).await;

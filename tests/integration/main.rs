@@ -16,6 +16,7 @@ mod intake;
 mod ledger;
 mod ledger_log;
 mod localisation;
+mod notice_settings;
 mod notices;
 mod open311;
 mod photos;

@@ -717,15 +717,15 @@ async fn wecom_and_dingtalk_robots_get_a_text_as_their_documentation_says() {
 }
 
 /// `tests/clients/smtp_sink.py`: an aiosmtpd server on loopback, its messages as JSON lines.
-struct SmtpSink {
-    port: u16,
+pub(crate) struct SmtpSink {
+    pub(crate) port: u16,
     child: std::process::Child,
-    got: std::sync::mpsc::Receiver<Value>,
+    pub(crate) got: std::sync::mpsc::Receiver<Value>,
 }
 
 impl SmtpSink {
     /// `None` (skipped, or a failure when services are required) without python3 and aiosmtpd.
-    fn start() -> Option<SmtpSink> {
+    pub(crate) fn start() -> Option<SmtpSink> {
         use std::io::BufRead;
         let probe = std::process::Command::new("python3")
             .args(["-c", "import aiosmtpd"])
@@ -757,7 +757,7 @@ impl SmtpSink {
     }
 
     /// The next message, waiting up to 20 s for it.
-    fn next(&self) -> Value {
+    pub(crate) fn next(&self) -> Value {
         self.got
             .recv_timeout(Duration::from_secs(20))
             .expect("a mail within 20 s")

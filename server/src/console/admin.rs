@@ -26,15 +26,19 @@ use crate::store::{self, now_ms};
 use crate::workdays::TimeLimit;
 
 /// The pages of the administration, for its own navigation.
-const TABS: [(&str, &str); 5] = [
+const TABS: [(&str, &str); 6] = [
     ("/console/admin/users", "console-admin-users"),
     ("/console/admin/devices", "console-admin-devices"),
     ("/console/admin/roster", "console-admin-roster"),
     ("/console/admin/zones", "console-admin-zones"),
     ("/console/admin/reference", "console-admin-reference"),
+    (
+        "/console/admin/notifications",
+        "console-admin-notifications",
+    ),
 ];
 
-fn admin_layout(c: &Console, here: &str, title: &str, body: Markup) -> Markup {
+pub(super) fn admin_layout(c: &Console, here: &str, title: &str, body: Markup) -> Markup {
     let body = html! {
         nav.tabs aria-label=(c.t("console-nav-admin")) {
             @for (href, key) in TABS {
@@ -52,7 +56,7 @@ fn admin_layout(c: &Console, here: &str, title: &str, body: Markup) -> Markup {
 }
 
 /// The answer of an admin page: refused for anyone but an admin, as the API refuses them.
-async fn admin_page<F>(c: &Console, headers: &HeaderMap, render: F) -> Response
+pub(super) async fn admin_page<F>(c: &Console, headers: &HeaderMap, render: F) -> Response
 where
     F: std::future::Future<Output = Result<Markup, ApiError>>,
 {

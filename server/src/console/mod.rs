@@ -17,6 +17,7 @@ mod intake;
 mod ledger;
 mod map;
 mod pages;
+mod settings;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -79,6 +80,15 @@ pub fn router() -> Router<AppState> {
             get(intake::document),
         )
         .route("/console/inbox/{id}/read", post(inbox::read))
+        .route(
+            "/console/settings",
+            get(settings::settings).post(settings::save),
+        )
+        .route("/console/admin/notifications", get(settings::roles))
+        .route(
+            "/console/admin/notifications/{role}",
+            post(settings::save_role),
+        )
         .route("/console/admin", get(admin::index))
         .route(
             "/console/admin/users",
@@ -270,6 +280,7 @@ pub enum Section {
     Map,
     Decisions,
     Inbox,
+    Settings,
     Intake,
     Admin,
 }
@@ -288,6 +299,11 @@ pub fn layout(c: &Console, section: Section, title: &str, body: Markup) -> Marku
         (Section::Ledger, "/console/ledger", "console-nav-ledger"),
         (Section::Periods, "/console/periods", "console-nav-periods"),
         (Section::Inbox, "/console/inbox", "console-nav-inbox"),
+        (
+            Section::Settings,
+            "/console/settings",
+            "console-nav-settings",
+        ),
     ];
     let admin = c.session.user.is_admin();
     let other = match c.lang {

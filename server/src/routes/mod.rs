@@ -14,6 +14,7 @@ pub mod health;
 pub mod intake;
 pub mod ledger;
 pub mod ledger_log;
+pub mod notice_settings;
 pub mod notices;
 pub mod open311;
 pub mod periods;
@@ -154,6 +155,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(ledger_log::router())
         .merge(exports::router())
         .merge(notices::router())
+        .merge(notice_settings::router())
 }
 
 /// The API's routes and their OpenAPI document, completed with what the routes cannot say

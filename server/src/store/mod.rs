@@ -16,6 +16,7 @@ pub mod intake;
 pub mod json_rows;
 pub mod ledger;
 pub mod ledger_log;
+pub mod notice_settings;
 pub mod notices;
 pub mod photos;
 pub mod reference;

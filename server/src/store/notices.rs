@@ -52,7 +52,7 @@ pub struct InboxRow {
     pub read_at: Option<i64>,
 }
 
-fn notice_from(r: &sqlx::any::AnyRow) -> R<NoticeRow> {
+pub(crate) fn notice_from(r: &sqlx::any::AnyRow) -> R<NoticeRow> {
     let uuid_opt = |col: &str| -> R<Option<Uuid>> {
         let text: Option<String> = r.try_get(col)?;
         text.map(|t| Uuid::parse_str(&t).map_err(|_| super::unknown_value(col, &t)))
