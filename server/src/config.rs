@@ -109,6 +109,11 @@ pub struct NotificationsConfig {
     pub escalation_marks_pct: Vec<u32>,
     /// How often each instance looks for marks passed (milliseconds).
     pub escalation_poll_ms: u64,
+    /// The rule of the rulebook under which a case that passes the first mark from 100 % (its
+    /// deadline) untold is proposed for a deduction for lateness, by the system account, for a
+    /// supervisor to decide; `""`: no such proposal. A rule missing from the rulebook in force,
+    /// or one that does not apply to the case, proposes nothing (and is logged).
+    pub overdue_rule_code: String,
 }
 
 impl Default for NotificationsConfig {
@@ -118,6 +123,7 @@ impl Default for NotificationsConfig {
             smtp: None,
             escalation_marks_pct: vec![50, 100, 150],
             escalation_poll_ms: 30_000,
+            overdue_rule_code: "OVERDUE".to_owned(),
         }
     }
 }

@@ -79,6 +79,7 @@ pub fn router() -> Router<AppState> {
             get(intake::document),
         )
         .route("/console/inbox/{id}/read", post(inbox::read))
+        .route("/console/inbox/{id}/acknowledge", post(inbox::acknowledge))
         .route("/console/admin", get(admin::index))
         .route(
             "/console/admin/users",
