@@ -171,6 +171,17 @@ fn validate_username(name: &str) -> ApiResult<()> {
     }
 }
 
+/// The system account (`users::SYSTEM_USER_ID`) stays as the migration made it: disabled, with
+/// no password. Were it given one, it could approve the deductions it proposes.
+fn refuse_system_account(id: Uuid) -> ApiResult<()> {
+    if id == users::SYSTEM_USER_ID {
+        return Err(ApiError::conflict(
+            "the system account cannot be changed: nobody signs in as it",
+        ));
+    }
+    Ok(())
+}
+
 /// Sets a new password and revokes every refresh token of the user.
 pub async fn set_password(
     db: &Db,
@@ -178,6 +189,7 @@ pub async fn set_password(
     id: Uuid,
     password: String,
 ) -> ApiResult<()> {
+    refuse_system_account(id)?;
     password::check_strength(&password).map_err(|e| ApiError::invalid("password", e))?;
     let hash = password::hash(password).await?;
     let mut tx = db.begin_write().await?;
@@ -223,6 +235,7 @@ pub async fn update_user(
     change: UserUpdate,
 ) -> ApiResult<User> {
     admin.require_admin()?;
+    refuse_system_account(id)?;
     let mut tx = db.begin_write().await?;
     let before = users::by_id(tx.conn(), id)
         .await?

@@ -163,6 +163,11 @@ pub struct NotificationsConfig {
     /// When each person's daily digest of notices is mailed, `HH:MM` in the site's time zone
     /// (to those who chose the digest for some kinds, when something waits for it).
     pub digest_time: String,
+    /// The rule of the rulebook under which a case that passes the first mark from 100 % (its
+    /// deadline) untold is proposed for a deduction for lateness, by the system account, for a
+    /// supervisor to decide; `""`: no such proposal. A rule missing from the rulebook in force,
+    /// or one that does not apply to the case, proposes nothing (and is logged).
+    pub overdue_rule_code: String,
 }
 
 impl Default for NotificationsConfig {
@@ -173,6 +178,7 @@ impl Default for NotificationsConfig {
             escalation_marks_pct: vec![50, 100, 150],
             escalation_poll_ms: 30_000,
             digest_time: "08:00".into(),
+            overdue_rule_code: "OVERDUE".to_owned(),
         }
     }
 }

@@ -261,7 +261,7 @@ pub async fn run(
     let delivery = notify::spawn_delivery(
         state.db.clone(),
         state.config.site.clone(),
-        state.config.work_week(),
+        notify::Escalation::of(&state.config),
         state.config.notifications.clone(),
     );
     let digests = notify_settings::spawn_digests(

@@ -285,6 +285,32 @@ impl Source {
     }
 }
 
+/// What a deduction is for: the problem found, or the case's lateness in rectifying it. A
+/// case holds at most one deduction of each basis (pending, or approved and not reversed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// The problem itself, found by an inspector or reported from outside.
+    #[default]
+    Finding,
+    /// The dispatched case was not rectified by its deadline: an additional deduction under a
+    /// rule such as `OVERDUE`, found at the deadline.
+    Lateness,
+}
+
+impl Basis {
+    pub const ALL: &'static [Basis] = &[Basis::Finding, Basis::Lateness];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Finding => "finding",
+            Basis::Lateness => "lateness",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|b| b.as_str() == s)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {

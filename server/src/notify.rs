@@ -171,6 +171,10 @@ pub struct NoticeView {
     /// When the recipient read it (`null`: unread).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub read_at: Option<time::OffsetDateTime>,
+    /// When the recipient acknowledged it (`case.due_soon` and `case.overdue` only; `null`:
+    /// not acknowledged).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub acknowledged_at: Option<time::OffsetDateTime>,
 }
 
 /// An inbox row as its recipient reads it (the API, the console and the phones' pull).
@@ -187,6 +191,7 @@ pub(crate) fn view(n: &NoticeRow, read_at: Option<i64>) -> NoticeView {
         data: serde_json::from_str(&n.data).unwrap_or(Value::Null),
         created_at: crate::store::time_from_ms(n.created_at),
         read_at: read_at.map(crate::store::time_from_ms),
+        acknowledged_at: None,
     }
 }
 
@@ -312,7 +317,10 @@ pub async fn inbox(
     let items: Vec<NoticeView> = rows
         .iter()
         .take(limit as usize)
-        .map(|r| view(&r.notice, r.read_at))
+        .map(|r| NoticeView {
+            acknowledged_at: r.acknowledged_at.map(crate::store::time_from_ms),
+            ..view(&r.notice, r.read_at)
+        })
         .collect();
     let next = if more {
         rows.get(limit as usize - 1)
@@ -338,6 +346,31 @@ pub async fn mark_read(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<()> {
         ReadReceipt::Recorded => {
             changes::append(tx.conn(), &[PendingChange::inbox(id, user.user_id)]).await?;
         }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Whether a notice of `kind` is one its recipient acknowledges (an escalation).
+pub fn is_acknowledged_kind(kind: &str) -> bool {
+    store::ACKNOWLEDGED_KINDS.contains(&kind)
+}
+
+/// The acknowledgement: `user` knows of escalation notice `id` (their own; anyone else's is not
+/// found). It also counts as reading it. Acknowledging again changes nothing.
+pub async fn acknowledge(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<()> {
+    let mut tx = db.begin_write().await?;
+    let kind = store::kind_in_inbox(tx.conn(), user.user_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("notice"))?;
+    if !is_acknowledged_kind(&kind) {
+        return Err(ApiError::invalid(
+            "id",
+            "only an escalation notice (case.due_soon, case.overdue) is acknowledged",
+        ));
+    }
+    if !store::acknowledge(tx.conn(), user.user_id, id, now_ms()).await? {
+        return Err(ApiError::not_found("notice"));
     }
     tx.commit().await?;
     Ok(())
@@ -511,6 +544,7 @@ pub fn webhook_body(n: &NoticeRow) -> String {
     let mut v = serde_json::to_value(view(n, None)).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.remove("read_at");
+        o.remove("acknowledged_at");
         o.insert("type".into(), json!(n.kind));
         o.insert("timestamp".into(), json!(rfc3339(n.created_at)));
     }
@@ -816,27 +850,57 @@ pub async fn deliver_emails_at(
 /// rostered on every zone included), as the roster stood when the case was dispatched.
 const ESCALATION: [Role; 3] = [Role::SectionChief, Role::RoadChief, Role::ZoneChief];
 
+/// What an escalation pass does: the marks of a time limit at which the chiefs are told
+/// (`notifications.escalation_marks_pct`), the working week those marks are placed on for a
+/// limit in working time (`calendar`), and the rule an overdue case is proposed under for a
+/// deduction for lateness (`notifications.overdue_rule_code`; empty: none).
+#[derive(Debug, Clone)]
+pub struct Escalation {
+    pub marks_pct: Vec<u32>,
+    pub week: WorkWeek,
+    pub overdue_rule: String,
+}
+
+impl Escalation {
+    /// As the configuration sets it.
+    pub fn of(config: &crate::config::Config) -> Escalation {
+        Escalation {
+            marks_pct: config.notifications.escalation_marks_pct.clone(),
+            week: config.work_week(),
+            overdue_rule: config.notifications.overdue_rule_code.clone(),
+        }
+    }
+}
+
+impl Default for Escalation {
+    /// As the default configuration sets it: 50, 100 and 150 %, 08:30–17:30 on weekdays in
+    /// Asia/Shanghai, the `OVERDUE` rule.
+    fn default() -> Escalation {
+        Escalation::of(&crate::config::Config::default())
+    }
+}
+
 /// One pass of escalation: for each mark of `marks_pct` (percentages of a dispatched case's
 /// time limit; under 100 "due soon", from 100 "overdue") the cases still being rectified that
 /// have passed it untold get a notice, to the people of the mark's step in `ESCALATION` (or,
 /// when nobody holds that role, the next step up). Taking a mark and recording its notice are
-/// one transaction, so each case is told of each mark once, whichever instance does it.
+/// one transaction, so each case is told of each mark once, whichever instance does it. The
+/// first mark from 100 % a case passes also proposes it for a deduction for lateness, in the
+/// same transaction ([`propose_lateness`]).
 ///
 /// A limit in working time has its marks placed on the site's calendar (`week` and the
 /// holidays stored) as it stands at the pass; its 100 % mark is the deadline fixed at
 /// dispatch, and no other mark crosses it. Returns how many notices were recorded.
-pub async fn escalate_due(
-    db: &Db,
-    week: &WorkWeek,
-    marks_pct: &[u32],
-    now: i64,
-) -> Result<usize, sqlx::Error> {
-    let mut marks: Vec<i64> = marks_pct.iter().map(|m| i64::from(*m)).collect();
+pub async fn escalate_due(db: &Db, esc: &Escalation, now: i64) -> Result<usize, sqlx::Error> {
+    let mut marks: Vec<i64> = esc.marks_pct.iter().map(|m| i64::from(*m)).collect();
     marks.sort_unstable();
     marks.dedup();
     let mut calendar: Option<WorkCalendar> = None;
+    // The rulebook in force, read once a pass and only when a case is overdue.
+    let mut rulebook: Option<Option<crate::model::Rulebook>> = None;
     let mut told = 0;
     for (step, mark) in marks.iter().enumerate() {
+        let lateness = *mark >= 100 && !esc.overdue_rule.is_empty();
         let mut after = None;
         loop {
             let page = store::due_marks(&db.pool, *mark, now, after, BATCH).await?;
@@ -848,14 +912,23 @@ pub async fn escalate_due(
             for due in page {
                 if let Some(working) = due.time_limit_working_ms {
                     if calendar.is_none() {
-                        calendar = Some(crate::workcalendar::load(&db.pool, week).await?);
+                        calendar = Some(crate::workcalendar::load(&db.pool, &esc.week).await?);
                     }
                     let at = working_mark(calendar.as_ref(), &due, working, *mark);
                     if at > now {
                         continue;
                     }
                 }
-                told += usize::from(tell_mark(db, &due, step, *mark, now).await?);
+                if lateness && rulebook.is_none() {
+                    rulebook = Some(crate::store::reference::active_rulebook(&db.pool, now).await?);
+                }
+                let overdue = lateness.then(|| {
+                    (
+                        rulebook.as_ref().and_then(Option::as_ref),
+                        esc.overdue_rule.as_str(),
+                    )
+                });
+                told += usize::from(tell_mark(db, &due, step, *mark, overdue, now).await?);
             }
             if !full {
                 break;
@@ -884,13 +957,15 @@ fn working_mark(
     }
 }
 
-/// Takes `mark` of `due` and records its notice, in one transaction: `false` if another
-/// pass took it first.
+/// Takes `mark` of `due` and records its notice, and with `overdue` (the rulebook in force and
+/// the rule) proposes the case for lateness, in one transaction: `false` if another pass took
+/// the mark first.
 async fn tell_mark(
     db: &Db,
     due: &DueMark,
     step: usize,
     mark: i64,
+    overdue: Option<(Option<&crate::model::Rulebook>, &str)>,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin_write().await?;
@@ -934,9 +1009,138 @@ async fn tell_mark(
         now,
     )
     .await?;
-    changes::append(tx.conn(), &recorded.changes).await?;
+    let mut pending = recorded.changes;
+    if let Some((rulebook, rule)) = overdue {
+        propose_lateness(&mut tx, due, rulebook, rule, now, &mut pending).await?;
+    }
+    changes::append(tx.conn(), &pending).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// The automatic proposal of a deduction for lateness, inside the transaction that took a mark
+/// from 100 % of `due`: when it is the first such mark the case passed, and the case
+/// holds no pending or standing deduction for lateness, the system account
+/// (`store::users::SYSTEM_USER_ID`) proposes one under `rule_code` of the rulebook in force,
+/// found at the deadline, and the supervisors are told as for any proposal. Exactly once per
+/// case: the marks are taken once each, the case is locked before its marks are counted, and a
+/// case holds one proposal for lateness at a time (a unique index, the backstop). A rule that is
+/// missing or does not apply to the case, or a period that is not open at the deadline, is
+/// logged and proposes nothing; the mark's notice stands. Returns the proposal's id.
+pub async fn propose_lateness(
+    tx: &mut crate::store::WriteTx,
+    due: &store::DueMark,
+    rulebook: Option<&crate::model::Rulebook>,
+    rule_code: &str,
+    now: i64,
+    pending: &mut Vec<PendingChange>,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    use crate::model::{Basis, Milli, Source};
+    use crate::store::ledger as ledger_store;
+    let case_id = due.case_id;
+    crate::store::review::lock_cases(tx, &[case_id]).await?;
+    if store::marks_taken_from(tx.conn(), case_id, 100).await? > 1 {
+        // An earlier mark from 100 % made the decision (whatever became of its proposal).
+        return Ok(None);
+    }
+    let Some(case) = crate::store::cases::get(tx.conn(), case_id).await? else {
+        return Ok(None);
+    };
+    let source = Source::of_case(&case.source);
+    let Some(book) = rulebook else {
+        tracing::warn!(case = %case_id, rule = rule_code, "overdue case: no rulebook is in force, no deduction proposed");
+        return Ok(None);
+    };
+    let Some(rule) = book.rules.iter().find(|r| r.code == rule_code) else {
+        tracing::warn!(case = %case_id, rule = rule_code, rulebook = book.version,
+            "overdue case: the rule is not in the rulebook in force (notifications.overdue_rule_code), no deduction proposed");
+        return Ok(None);
+    };
+    if !rule.applies_to(source, Some(&due.category_code)) {
+        tracing::warn!(case = %case_id, rule = rule_code, source = source.as_str(), category = %due.category_code,
+            "overdue case: the rule does not apply to the case's source or category, no deduction proposed");
+        return Ok(None);
+    }
+    let period = match ledger_store::period_at(tx.conn(), due.deadline_at).await? {
+        Some((id, status)) if status == "open" => id,
+        _ => {
+            tracing::warn!(case = %case_id, deadline = due.deadline_at,
+                "overdue case: no open period covers the deadline, no deduction proposed");
+            return Ok(None);
+        }
+    };
+    if let Some((held_by, _)) =
+        ledger_store::open_proposal_of_case(tx.conn(), case_id, Basis::Lateness).await?
+    {
+        tracing::debug!(case = %case_id, proposal = %held_by, "overdue case already holds a deduction for lateness");
+        return Ok(None);
+    }
+    // Under the period's lock, as every proposal: a close in flight sees it pending.
+    if ledger_store::lock_period(tx, period).await?.as_deref() != Some("open") {
+        return Ok(None);
+    }
+    let system = crate::store::users::SYSTEM_USER_ID;
+    let row = ledger_store::ProposalRow {
+        id: new_id(),
+        case_id: Some(case_id),
+        zone_id: case.zone_id,
+        period_id: period,
+        source: source.as_str().to_owned(),
+        rulebook_id: book.id,
+        rule_code: rule.code.clone(),
+        raw_points_milli: Milli::from_f64(rule.points, 1000.0).unwrap_or(0),
+        category_code: Some(due.category_code.clone()),
+        found_at: due.deadline_at,
+        note: String::new(),
+        status: "proposed".into(),
+        proposed_by: system,
+        proposed_at: now,
+        decided_by: None,
+        decided_at: None,
+        reason: None,
+        ledger_entry_id: None,
+        request_sha256: None,
+        basis: Basis::Lateness,
+    };
+    if !ledger_store::insert_proposal_if_free(tx.conn(), &row).await? {
+        return Ok(None);
+    }
+    let data = json!({
+        "proposal_id": row.id,
+        "rule_code": row.rule_code,
+        "source": row.source,
+        "raw_points": Milli::to_f64(row.raw_points_milli),
+        "category_code": row.category_code,
+        "period_id": row.period_id,
+        "proposed_by": system,
+        "basis": row.basis,
+    });
+    let deciders = crate::store::users::with_role(tx.conn(), Role::Supervisor).await?;
+    let recorded = record(
+        tx.conn(),
+        Notice {
+            kind: NoticeKind::DeductionProposed,
+            case_id: Some(case_id),
+            zone_id: Some(row.zone_id),
+            data: data.clone(),
+            recipients: deciders,
+        },
+        now,
+    )
+    .await?;
+    pending.extend(recorded.changes);
+    audit::record(
+        tx.conn(),
+        Some(system),
+        "deduction.propose",
+        "deduction_proposal",
+        &row.id.to_string(),
+        None::<&()>,
+        Some(&data),
+    )
+    .await?;
+    tracing::info!(case = %case_id, proposal = %row.id, rule = rule_code, "overdue case proposed for a deduction for lateness");
+    Ok(Some(row.id))
 }
 
 /// Runs [`deliver_due`] and [`deliver_emails`] every `notifications.poll_ms` (sooner again
@@ -945,7 +1149,7 @@ async fn tell_mark(
 pub fn spawn_delivery(
     db: Db,
     site: SiteConfig,
-    week: WorkWeek,
+    escalation: Escalation,
     notifications: NotificationsConfig,
 ) -> tokio::task::JoinHandle<()> {
     let every = Duration::from_millis(notifications.poll_ms);
@@ -974,8 +1178,7 @@ pub fn spawn_delivery(
         loop {
             if escalated_at.is_none_or(|at| at.elapsed() >= escalate_every) {
                 escalated_at = Some(tokio::time::Instant::now());
-                let marks = &notifications.escalation_marks_pct;
-                if let Err(e) = escalate_due(&db, &week, marks, now_ms()).await {
+                if let Err(e) = escalate_due(&db, &escalation, now_ms()).await {
                     tracing::warn!(error = %e, "escalation pass failed");
                 }
             }

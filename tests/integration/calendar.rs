@@ -2,6 +2,7 @@
 //! back, and a time limit in working days whose deadline and escalation marks skip a weekend
 //! and a public holiday.
 
+use gridline_server::notify::Escalation;
 use gridline_server::workdays::TimeLimit;
 use gridline_tests::{on_both_backends, TestApp};
 use reqwest::StatusCode;
@@ -169,12 +170,17 @@ async fn a_working_day_deadline_and_its_marks_skip_the_weekend_and_the_holiday(a
         .position(|c| app.zone(c).to_string() == zone)
         .unwrap()
         + 1;
-    let marks = [50, 100, 150];
+    // Marks at 50, 100 and 150 %; no proposal for lateness (that is tested with notices).
+    let escalation = Escalation {
+        marks_pct: vec![50, 100, 150],
+        week: week.clone(),
+        overdue_rule: String::new(),
+    };
     let pass = |at: i64| {
-        let week = week.clone();
+        let escalation = escalation.clone();
         let db = app.state.db.clone();
         async move {
-            gridline_server::notify::escalate_due(&db, &week, &marks, at)
+            gridline_server::notify::escalate_due(&db, &escalation, at)
                 .await
                 .unwrap()
         }

@@ -1,5 +1,5 @@
 //! The reader's inbox in the console: their notices, newest first, each leading to its case,
-//! read receipts given by opening or marking them.
+//! read receipts given by opening or marking them, escalation notices acknowledged.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -51,6 +51,16 @@ async fn inbox_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
                                 (summary(c, &names, n))
                             }
                             td.actions {
+                                @if notify::is_acknowledged_kind(&n.kind) {
+                                    @if let Some(at) = n.acknowledged_at {
+                                        span.muted { (c.ta("console-inbox-acknowledged", &[("when", &c.time(crate::store::ms_from_time(at)))])) }
+                                    } @else {
+                                        form method="post" action={"/console/inbox/" (n.id) "/acknowledge"} {
+                                            input type="hidden" name="csrf" value=(c.session.csrf);
+                                            button type="submit" { (c.t("console-inbox-acknowledge")) }
+                                        }
+                                    }
+                                }
                                 form method="post" action={"/console/inbox/" (n.id) "/read"} {
                                     input type="hidden" name="csrf" value=(c.session.csrf);
                                     @if let Some(case) = n.case_id {
@@ -95,4 +105,21 @@ pub async fn read(
         Some(case) => Redirect::to(&format!("/console/cases/{case}")).into_response(),
         None => Redirect::to("/console/inbox").into_response(),
     }
+}
+
+/// The acknowledgement of an escalation notice (which reads it too), then back to the inbox.
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    c: Console,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Form(form): Form<ReadForm>,
+) -> Response {
+    if let Some(r) = c.csrf_refusal(&headers, form.csrf.as_deref()) {
+        return r;
+    }
+    if let Err(e) = notify::acknowledge(&state.db, &c.session.user, id).await {
+        return failure(&c, &headers, e);
+    }
+    Redirect::to("/console/inbox").into_response()
 }

@@ -577,6 +577,7 @@ pub async fn propose_direct(
             category_code: None,
             found_at: Some(found_at),
             note: form.note.clone(),
+            basis: crate::model::Basis::Finding,
         };
         crate::ledger::proposals::propose(&state.ledger_service(), &c.session.user, input).await
     }

@@ -89,6 +89,7 @@ pub fn router() -> Router<AppState> {
             "/console/admin/notifications/{role}",
             post(settings::save_role),
         )
+        .route("/console/inbox/{id}/acknowledge", post(inbox::acknowledge))
         .route("/console/admin", get(admin::index))
         .route(
             "/console/admin/users",

@@ -998,7 +998,8 @@ async fn deduction_of(state: &AppState, c: &Console, v: &CaseView) -> Result<Ded
         return Ok(Deduction::None);
     }
     let mut conn = state.db.pool.acquire().await?;
-    match store::ledger::open_proposal_of_case(&mut conn, v.id).await? {
+    let finding = crate::model::Basis::Finding;
+    match store::ledger::open_proposal_of_case(&mut conn, v.id, finding).await? {
         Some((pid, status)) => {
             let Some(p) = store::ledger::proposal(&mut *conn, pid).await? else {
                 return Ok(Deduction::None);
@@ -1515,6 +1516,7 @@ pub async fn propose(
         category_code: None,
         found_at: None,
         note: form.note.unwrap_or_default(),
+        basis: crate::model::Basis::Finding,
     };
     let svc = state.ledger_service();
     match crate::ledger::proposals::propose(&svc, &c.session.user, input).await {

@@ -6,6 +6,25 @@
 //! that no value can contain a newline; absent values are empty. The first line names the
 //! format (`gridline-ledger-v1`); the last is `prev_hash`, the hash of the entry before (64
 //! zeros for the first), which chains every entry to all before it.
+//!
+//! A deduction for lateness (its proposal's basis `lateness`: the case was not rectified by its
+//! deadline) carries in `reason` a JSON document, [`LatenessReason`], that cites whom the case's
+//! time limit was told to, so that the hash covers it. The document is canonical: serde_json's
+//! compact output of the structs below, fields in their declared order, no whitespace, instants
+//! as Unix milliseconds, absent values `null`, `notified` sorted by `recorded_at`, then
+//! `mark_pct`, then `user_id`:
+//!
+//! ```text
+//! {"format":"gridline-lateness-v1","case_id":"…","dispatched_at":1767225600000,
+//!  "deadline_at":1767234600000,"notified":[{"user_id":"…","role":"section_chief",
+//!  "kind":"case.due_soon","mark_pct":50,"notice_id":"…","recorded_at":1767230100000,
+//!  "read_at":1767230200000,"acknowledged_at":1767230300000},…]}
+//! ```
+//!
+//! (on one line). `role` is the person's role on the roster the entry freezes (`roster`), `null`
+//! if they were not on it; `kind` is `case.due_soon` or `case.overdue`; each recipient of each
+//! escalation notice of the case is one item. Any other deduction has no `reason`; a reversal's
+//! is its cause and the reason given.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -53,6 +72,54 @@ pub struct Entry {
     /// proposal it came from.
     #[serde(default)]
     pub proposed_by: Option<String>,
+}
+
+/// The first field of a [`LatenessReason`]: the version of its layout.
+pub const LATENESS_FORMAT: &str = "gridline-lateness-v1";
+
+/// The hashed `reason` of a deduction for lateness (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatenessReason {
+    /// [`LATENESS_FORMAT`].
+    pub format: String,
+    pub case_id: String,
+    pub dispatched_at: i64,
+    pub deadline_at: i64,
+    pub notified: Vec<Told>,
+}
+
+/// One recipient of one escalation notice, as a [`LatenessReason`] cites them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Told {
+    pub user_id: String,
+    pub role: Option<String>,
+    pub kind: String,
+    pub mark_pct: i64,
+    pub notice_id: String,
+    pub recorded_at: i64,
+    pub read_at: Option<i64>,
+    pub acknowledged_at: Option<i64>,
+}
+
+impl LatenessReason {
+    /// The canonical text: `notified` sorted, then serde_json's compact output.
+    pub fn to_canonical(&self) -> String {
+        let mut doc = self.clone();
+        doc.notified.sort_by(|a, b| {
+            (a.recorded_at, a.mark_pct, &a.user_id).cmp(&(b.recorded_at, b.mark_pct, &b.user_id))
+        });
+        // Strings, integers and options of them always serialise.
+        serde_json::to_string(&doc).unwrap_or_default()
+    }
+
+    /// Reads the document back; `None` when `text` is not one in this format.
+    pub fn parse(text: &str) -> Option<LatenessReason> {
+        serde_json::from_str::<LatenessReason>(text)
+            .ok()
+            .filter(|d| d.format == LATENESS_FORMAT)
+    }
 }
 
 /// Weighted points: `raw × coefficient`, both in thousandths, rounded to the nearest
@@ -388,6 +455,48 @@ mod tests {
         assert!(canonical_text(&b).contains("\nreason=\nprev_hash=36e0"));
         b.hash = entry_hash(&b);
         assert_eq!(verify([&a, &b]), None);
+    }
+
+    /// The lateness document is canonical: its items sorted, its fields in a fixed order, so
+    /// the same facts always hash the same; and it reads back as written.
+    #[test]
+    fn a_lateness_reason_is_canonical_and_reads_back() {
+        let told = |user: &str, mark: i64, at: i64| Told {
+            user_id: user.into(),
+            role: Some("road_chief".into()),
+            kind: "case.overdue".into(),
+            mark_pct: mark,
+            notice_id: "n".into(),
+            recorded_at: at,
+            read_at: None,
+            acknowledged_at: Some(at + 1),
+        };
+        let doc = LatenessReason {
+            format: LATENESS_FORMAT.into(),
+            case_id: "c".into(),
+            dispatched_at: 1,
+            deadline_at: 2,
+            notified: vec![told("b", 100, 5), told("a", 100, 5), told("a", 50, 3)],
+        };
+        let text = doc.to_canonical();
+        assert_eq!(
+            text,
+            "{\"format\":\"gridline-lateness-v1\",\"case_id\":\"c\",\"dispatched_at\":1,\
+             \"deadline_at\":2,\"notified\":[{\"user_id\":\"a\",\"role\":\"road_chief\",\
+             \"kind\":\"case.overdue\",\"mark_pct\":50,\"notice_id\":\"n\",\"recorded_at\":3,\
+             \"read_at\":null,\"acknowledged_at\":4},{\"user_id\":\"a\",\"role\":\"road_chief\",\
+             \"kind\":\"case.overdue\",\"mark_pct\":100,\"notice_id\":\"n\",\"recorded_at\":5,\
+             \"read_at\":null,\"acknowledged_at\":6},{\"user_id\":\"b\",\"role\":\"road_chief\",\
+             \"kind\":\"case.overdue\",\"mark_pct\":100,\"notice_id\":\"n\",\"recorded_at\":5,\
+             \"read_at\":null,\"acknowledged_at\":6}]}"
+        );
+        let back = LatenessReason::parse(&text).unwrap();
+        assert_eq!(back.to_canonical(), text);
+        assert_eq!(LatenessReason::parse("correction: entered twice"), None);
+        assert_eq!(
+            LatenessReason::parse(&text.replace("gridline-lateness-v1", "v0")),
+            None
+        );
     }
 
     #[test]

@@ -12,9 +12,9 @@ use crate::ledger::chain::{self, Entry};
 use crate::ledger::proposals::{
     deductible, not_of_period, period_closed, proposal_view, require_supervisor, required_reason,
 };
-use crate::ledger::views::{LedgerEntry, ReversalCause, ReversalInput};
+use crate::ledger::views::{LedgerEntry, Notified, ReversalCause, ReversalInput};
 use crate::ledger::LedgerService;
-use crate::model::Milli;
+use crate::model::{Basis, Milli};
 use crate::store::changes::{self, PendingChange};
 use crate::store::ledger as store;
 use crate::store::{
@@ -23,7 +23,10 @@ use crate::store::{
 };
 
 /// An entry as the API shows it. Its ids and lists are stored as text (the hash covers that
-/// text); text that does not parse is a decode error, never a nil id or an empty list.
+/// text); text that does not parse is a decode error, never a nil id or an empty list. A
+/// deduction with a `reason` is one for lateness, whose reason is a
+/// [`chain::LatenessReason`]: it is shown decoded as `notified` (and is an error if it is not
+/// one).
 pub fn entry_view(e: &Entry) -> Result<LedgerEntry, sqlx::Error> {
     let id = |col: &str, s: &str| parse_uuid(&format!("ledger_entries.{col}"), s);
     let opt = |col: &str, s: &Option<String>| s.as_deref().map(|s| id(col, s)).transpose();
@@ -57,7 +60,32 @@ pub fn entry_view(e: &Entry) -> Result<LedgerEntry, sqlx::Error> {
         reason: e.reason.clone(),
         prev_hash: e.prev_hash.clone(),
         hash: e.hash.clone(),
+        notified: match (&*e.kind, &e.reason) {
+            ("deduction", Some(reason)) => Some(notified_view(reason)?),
+            _ => None,
+        },
     })
+}
+
+/// The people a lateness entry's `reason` cites, as the API shows them.
+fn notified_view(reason: &str) -> Result<Vec<Notified>, sqlx::Error> {
+    let bad = || unknown_value("ledger_entries.reason", reason);
+    let doc = chain::LatenessReason::parse(reason).ok_or_else(bad)?;
+    doc.notified
+        .iter()
+        .map(|t| {
+            Ok(Notified {
+                user_id: Uuid::parse_str(&t.user_id).map_err(|_| bad())?,
+                role: t.role.clone(),
+                kind: t.kind.clone(),
+                mark_pct: t.mark_pct,
+                notice_id: Uuid::parse_str(&t.notice_id).map_err(|_| bad())?,
+                recorded_at: time_from_ms(t.recorded_at),
+                read_at: t.read_at.map(time_from_ms),
+                acknowledged_at: t.acknowledged_at.map(time_from_ms),
+            })
+        })
+        .collect()
 }
 
 /// Approve a proposal (supervisors other than its proposer, unless the server turns the
@@ -118,17 +146,21 @@ pub(crate) async fn approve_in(
         {
             return Err(already());
         }
-        if let Some(held) = store::standing_deduction_of_case(tx.conn(), case_id).await? {
+        if let Some(held) = store::standing_deduction_of_case(tx.conn(), case_id, p.basis).await? {
             return Err(ApiError::new(
                 ErrorCode::CaseAlreadyDeducted,
                 "the case already has an approved deduction: reverse it to correct it",
             )
-            .with_details(json!({ "proposal_id": held })));
+            .with_details(json!({ "proposal_id": held, "basis": p.basis })));
         }
         let case = cases::get(tx.conn(), case_id)
             .await?
             .ok_or_else(|| ApiError::not_found("case"))?;
-        evidence = deductible(tx.conn(), &case, true).await?;
+        // A deduction for lateness rests on the deadline and the notices, not on the finding's
+        // evidence: it binds no photos.
+        if p.basis == Basis::Finding {
+            evidence = deductible(tx.conn(), &case, true).await?;
+        }
         case_row = Some(case);
     }
     if svc.config.deductions.require_photo_views && !evidence.is_empty() {
@@ -144,7 +176,7 @@ pub(crate) async fn approve_in(
     }
     // The case's documents (a leader's instruction, a press clipping) are evidence too: their
     // hashes join the photos' in the entry, one sorted list.
-    if let Some(case_id) = p.case_id {
+    if let Some(case_id) = p.case_id.filter(|_| p.basis == Basis::Finding) {
         let documents = crate::store::intake::documents_of(tx.conn(), case_id).await?;
         if !documents.is_empty() {
             evidence.extend(documents.into_iter().map(|d| d.sha256));
@@ -175,6 +207,15 @@ pub(crate) async fn approve_in(
         p.found_at,
     )
     .await?;
+    let reason = match (p.basis, &case_row) {
+        (Basis::Finding, _) => None,
+        (Basis::Lateness, Some(case)) => Some(lateness_reason(tx.conn(), case.id, &roster).await?),
+        (Basis::Lateness, None) => {
+            return Err(ApiError::conflict(
+                "a deduction for lateness is made on its case",
+            ))
+        }
+    };
     let work_category = match &p.category_code {
         Some(c) => review::taxonomy_terms(tx.conn(), c)
             .await?
@@ -219,7 +260,7 @@ pub(crate) async fn approve_in(
             evidence: serde_json::to_string(&evidence).unwrap_or_else(|_| "[]".into()),
             proposal_id: Some(id.to_string()),
             reverses_id: None,
-            reason: None,
+            reason,
             prev_hash: String::new(),
             hash: String::new(),
             proposed_by: Some(p.proposed_by.to_string()),
@@ -243,6 +284,7 @@ pub(crate) async fn approve_in(
                 "weighted_points": Milli::to_f64(chain::weighted_milli(p.raw_points_milli, coefficient)),
                 "period_id": p.period_id,
                 "approved_by": user.user_id,
+                "basis": p.basis,
             }),
             recipients,
         },
@@ -250,7 +292,8 @@ pub(crate) async fn approve_in(
     )
     .await?;
     let mut pending = recorded.changes;
-    if let Some(mut case) = case_row {
+    // A deduction for lateness leaves the case as it is: it is still being rectified.
+    if let Some(mut case) = case_row.filter(|_| p.basis == Basis::Finding) {
         // The approval freezes the case: phones see `locked` on their next pull.
         case.locked_at.get_or_insert(now);
         case.version += 1;
@@ -292,6 +335,48 @@ pub(crate) async fn approve_in(
     )
     .await?;
     Ok((view, pending))
+}
+
+/// The hashed `reason` of a deduction for lateness on `case_id` (see [`chain::LatenessReason`]):
+/// the case's deadline and every recipient of its escalation notices, with their role on the
+/// `roster` the entry freezes and when they read and acknowledged the notice.
+async fn lateness_reason(
+    conn: &mut sqlx::AnyConnection,
+    case_id: Uuid,
+    roster: &[crate::model::RosterPerson],
+) -> ApiResult<String> {
+    let lateness = store::case_lateness(&mut *conn, case_id, now_ms())
+        .await?
+        .ok_or_else(|| ApiError::conflict("the case was never dispatched with a deadline"))?;
+    // Of several roles, the one escalation tells first.
+    let role_of = |user: Uuid| {
+        ["section_chief", "road_chief", "zone_chief"]
+            .into_iter()
+            .find(|role| roster.iter().any(|r| r.user_id == user && r.role == *role))
+            .map(str::to_owned)
+    };
+    let notified = crate::store::notices::escalation_receipts(conn, case_id)
+        .await?
+        .into_iter()
+        .map(|r| chain::Told {
+            user_id: r.user_id.to_string(),
+            role: role_of(r.user_id),
+            kind: r.kind,
+            mark_pct: r.mark_pct,
+            notice_id: r.notice_id.to_string(),
+            recorded_at: r.recorded_at,
+            read_at: r.read_at,
+            acknowledged_at: r.acknowledged_at,
+        })
+        .collect();
+    Ok(chain::LatenessReason {
+        format: chain::LATENESS_FORMAT.to_owned(),
+        case_id: case_id.to_string(),
+        dispatched_at: lateness.dispatched_at,
+        deadline_at: lateness.deadline_at,
+        notified,
+    }
+    .to_canonical())
 }
 
 /// Reverse an entry (supervisors): a new entry with the points negated, pointing at the

@@ -67,7 +67,11 @@ pub async fn consequence(
     )
     .await?;
     let mut evidence = Vec::new();
-    if let Some(case_id) = p.case_id {
+    // A deduction for lateness binds no evidence.
+    if let Some(case_id) = p
+        .case_id
+        .filter(|_| p.basis == crate::model::Basis::Finding)
+    {
         let summary = photos::evidence(db, case_id).await?;
         if !summary.complete {
             blockers.push(ErrorCode::EvidenceIncomplete);

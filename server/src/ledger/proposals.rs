@@ -12,7 +12,7 @@ use crate::access::{AuthUser, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::views::{DecisionInput, Proposal, ProposalInput};
 use crate::ledger::LedgerService;
-use crate::model::{Milli, Source};
+use crate::model::{Basis, Milli, Source};
 use crate::store::changes::{self, PendingChange};
 use crate::store::ledger::{self as store, ProposalRow};
 use crate::store::{
@@ -52,6 +52,7 @@ pub fn proposal_view(p: &ProposalRow) -> Proposal {
         decided_at: p.decided_at.map(time_from_ms),
         reason: p.reason.clone(),
         ledger_entry_id: p.ledger_entry_id,
+        basis: p.basis,
     }
 }
 
@@ -65,7 +66,7 @@ pub(crate) fn period_closed() -> ApiError {
 /// SHA-256 of what a proposal request asks for (all of it but `proposal_id`) and who asks:
 /// a resend under the same `proposal_id` must match it.
 fn request_sha256(input: &ProposalInput, user: Uuid) -> String {
-    let canonical = json!({
+    let mut canonical = json!({
         "proposed_by": user,
         "case_id": input.case_id,
         "zone_id": input.zone_id,
@@ -75,6 +76,10 @@ fn request_sha256(input: &ProposalInput, user: Uuid) -> String {
         "found_at": input.found_at.map(ms_from_time),
         "note": input.note,
     });
+    // Only when it is not the default, so that a finding's request hashes as it always has.
+    if input.basis != Basis::Finding {
+        canonical["basis"] = json!(input.basis);
+    }
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
@@ -100,8 +105,8 @@ async fn replayed(
     Ok(Some(proposal_view(&p)))
 }
 
-/// The refusal of a second deduction on a case that `proposal` holds.
-fn case_held(proposal: Uuid, status: &str) -> ApiError {
+/// The refusal of a second deduction of `basis` on a case that `proposal` holds.
+fn case_held(proposal: Uuid, status: &str, basis: Basis) -> ApiError {
     let (code, message) = if status == "proposed" {
         (
             ErrorCode::ProposalPending,
@@ -113,7 +118,31 @@ fn case_held(proposal: Uuid, status: &str) -> ApiError {
             "the case already has an approved deduction: reverse it to correct it",
         )
     };
-    ApiError::new(code, message).with_details(json!({ "proposal_id": proposal }))
+    ApiError::new(code, message).with_details(json!({ "proposal_id": proposal, "basis": basis }))
+}
+
+/// The deadline of a case that is late at `now` (see `store::ledger::Lateness`): what a
+/// deduction for lateness needs. A case never dispatched, not filed, or rectified in time is
+/// refused.
+async fn late(conn: &mut AnyConnection, case: &cases::CaseRow, now: i64) -> ApiResult<i64> {
+    use gridline_sync::case::CaseState::*;
+    if matches!(case.state, Reported | NotFiled | Duplicate | Withdrawn) {
+        return Err(ApiError::new(
+            ErrorCode::CaseNotFiled,
+            format!("a case in state {} cannot be deducted", case.state.as_str()),
+        )
+        .with_details(json!({ "state": case.state.as_str() })));
+    }
+    match store::case_lateness(conn, case.id, now).await? {
+        None => Err(ApiError::conflict(
+            "the case was never dispatched with a deadline: it cannot be late",
+        )),
+        Some(l) if !l.late => Err(ApiError::conflict(
+            "the case is not late: its deadline is ahead, or it was rectified by the deadline",
+        )
+        .with_details(json!({ "deadline": crate::store::rfc3339(l.deadline_at) }))),
+        Some(l) => Ok(l.deadline_at),
+    }
 }
 
 /// Refuses a deduction on a case that is not filed (`case_not_filed`, saying where its evidence
@@ -173,8 +202,10 @@ pub(crate) async fn deductible(
 /// Propose a deduction (supervisors), from a case or directly, citing a rule of the rulebook
 /// in force. The finding's time decides the period, which must be open. A case must be filed
 /// (`case_not_filed`, which also says where its evidence stands). A case takes one
-/// deduction: a second proposal is refused while the first is pending (`proposal_pending`) or
-/// approved and not reversed (`case_already_deducted`). A resend under the same client-made
+/// deduction of each basis: a second proposal of the same basis is refused while the first is
+/// pending (`proposal_pending`) or approved and not reversed (`case_already_deducted`). A
+/// deduction for lateness (`basis` `lateness`) needs a case that is late: dispatched and past
+/// its deadline, or rectified only after it. A resend under the same client-made
 /// `proposal_id` answers `200` with the proposal the first request made.
 pub async fn propose(
     svc: &LedgerService,
@@ -200,21 +231,46 @@ pub async fn propose(
             if input.zone_id.is_some_and(|z| z != case.zone_id) {
                 return Err(ApiError::invalid("zone_id", "differs from the case's zone"));
             }
-            // Evidence may still be arriving: it must be complete by the approval.
-            deductible(&mut *svc.db.pool.acquire().await?, &case, false).await?;
             let source = match input.source {
                 Some(s) => s,
                 None => Source::of_case(&case.source),
+            };
+            let found_at = match input.basis {
+                Basis::Finding => {
+                    // Evidence may still be arriving: it must be complete by the approval.
+                    deductible(&mut *svc.db.pool.acquire().await?, &case, false).await?;
+                    input.found_at.map(ms_from_time).unwrap_or(case.captured_at)
+                }
+                Basis::Lateness => {
+                    let mut conn = svc.db.pool.acquire().await?;
+                    let deadline = late(&mut conn, &case, now).await?;
+                    match input.found_at.map(ms_from_time) {
+                        Some(at) if at < deadline => {
+                            return Err(ApiError::invalid(
+                                "found_at",
+                                "a case is late from its deadline, not before it",
+                            ))
+                        }
+                        Some(at) => at,
+                        None => deadline,
+                    }
+                }
             };
             (
                 Some(case_id),
                 case.zone_id,
                 source,
                 Some(case.category_code),
-                input.found_at.map(ms_from_time).unwrap_or(case.captured_at),
+                found_at,
             )
         }
         None => {
+            if input.basis == Basis::Lateness {
+                return Err(ApiError::invalid(
+                    "basis",
+                    "a deduction for lateness is proposed on its case (case_id)",
+                ));
+            }
             let zone_id = input
                 .zone_id
                 .ok_or_else(|| ApiError::invalid("zone_id", "required without a case"))?;
@@ -294,20 +350,23 @@ pub async fn propose(
         reason: None,
         ledger_entry_id: None,
         request_sha256: Some(sha.clone()),
+        basis: input.basis,
     };
     let view = proposal_view(&row);
     let mut tx = svc.db.begin_write().await?;
     if let Some(case_id) = case_id {
         // Under the case's lock, so that of two concurrent proposals on a case one is made.
         review::lock_cases(&mut tx, &[case_id]).await?;
-        if let Some((held_by, status)) = store::open_proposal_of_case(tx.conn(), case_id).await? {
+        if let Some((held_by, status)) =
+            store::open_proposal_of_case(tx.conn(), case_id, input.basis).await?
+        {
             if Some(held_by) == input.proposal_id {
                 // A resend that raced its first attempt, which made the proposal.
                 if let Some(p) = replayed(tx.conn(), &scope, held_by, &sha).await? {
                     return Ok(Proposed::Resent(p));
                 }
             }
-            return Err(case_held(held_by, &status));
+            return Err(case_held(held_by, &status, input.basis));
         }
     }
     // Under the period's lock, so that a close in flight sees this proposal pending, or this
@@ -348,6 +407,7 @@ pub async fn propose(
                 "category_code": row.category_code,
                 "period_id": row.period_id,
                 "proposed_by": user.user_id,
+                "basis": row.basis,
             }),
             recipients: deciders,
         },

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::ledger::chain::ChainBreak;
-use crate::model::{Period, Source};
+use crate::model::{Basis, Period, Source};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +38,13 @@ pub struct ProposalInput {
     pub found_at: Option<time::OffsetDateTime>,
     #[serde(default)]
     pub note: String,
+    /// What the deduction is for: `finding` (the default) or `lateness`, the case's failure to
+    /// be rectified by its deadline. A case holds one deduction of each basis. A lateness
+    /// deduction needs a case that was dispatched and is past its deadline, or was sent for
+    /// verification only after it; it is found at the deadline (`found_at` may be later, not
+    /// earlier), and its approval does not lock the case.
+    #[serde(default)]
+    pub basis: Basis,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -64,6 +71,8 @@ pub struct Proposal {
     pub decided_at: Option<time::OffsetDateTime>,
     pub reason: Option<String>,
     pub ledger_entry_id: Option<Uuid>,
+    /// `finding` or `lateness`.
+    pub basis: Basis,
 }
 
 /// A ledger entry as the API shows it.
@@ -103,9 +112,36 @@ pub struct LedgerEntry {
     pub evidence: Vec<String>,
     pub proposal_id: Option<Uuid>,
     pub reverses_id: Option<Uuid>,
+    /// A reversal's cause and reason; for a deduction for lateness, the hashed document citing
+    /// the deadline and who was told (decoded in `notified`).
     pub reason: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+    /// A deduction for lateness only: every escalation notice of the case, whom it told and
+    /// whether they read and acknowledged it, as the entry's hashed `reason` records them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified: Option<Vec<Notified>>,
+}
+
+/// One person told of a case's time limit, as a lateness entry cites them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Notified {
+    pub user_id: Uuid,
+    /// Their role on the roster the entry froze (`section_chief`, `road_chief`, `zone_chief`);
+    /// `null` if they were no longer on it at the deadline.
+    pub role: Option<String>,
+    /// `case.due_soon` or `case.overdue`.
+    pub kind: String,
+    /// The mark of the time limit the notice told of, in percent.
+    pub mark_pct: i64,
+    pub notice_id: Uuid,
+    /// When the notice was recorded.
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: time::OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub read_at: Option<time::OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub acknowledged_at: Option<time::OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -19,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(inbox))
         .routes(routes!(read))
+        .routes(routes!(acknowledge))
         .routes(routes!(list_webhooks, create_webhook))
         .routes(routes!(disable_webhook))
 }
@@ -58,6 +59,21 @@ async fn read(
     PathParam(id): PathParam<Uuid>,
 ) -> ApiResult<StatusCode> {
     notify::mark_read(&state.db, &user, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The acknowledgement of one of the caller's escalation notices (`case.due_soon`,
+/// `case.overdue`): they know the case is due. It also reads the notice; acknowledging again
+/// changes nothing. A deduction for lateness cites it.
+#[utoipa::path(post, path = "/v1/notices/{id}/acknowledge", operation_id = "acknowledge_notice", tag = "notices", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = gridline_sync::ErrorBody), (status = 422, body = gridline_sync::ErrorBody)))]
+async fn acknowledge(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+) -> ApiResult<StatusCode> {
+    notify::acknowledge(&state.db, &user, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

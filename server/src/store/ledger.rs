@@ -18,6 +18,7 @@ use super::json_rows::Cols;
 use super::{now_ms, placeholders, WriteTx};
 use crate::ledger::chain::{self, ChainBreak, Entry, GENESIS};
 use crate::ledger::scoring::{Indicators, ScoredEntry, ScoredGroup, ZoneRef};
+use crate::model::Basis;
 
 type R<T> = Result<T, sqlx::Error>;
 
@@ -46,11 +47,13 @@ pub struct ProposalRow {
     pub ledger_entry_id: Option<Uuid>,
     /// SHA-256 of the request that made it (see `ledger::proposals::propose`).
     pub request_sha256: Option<String>,
+    /// What it deducts for: the finding, or the case's lateness.
+    pub basis: Basis,
 }
 
 const PROPOSAL_COLUMNS: &str = "id, case_id, zone_id, period_id, source, rulebook_id, rule_code, \
     raw_points_milli, category_code, found_at, note, status, proposed_by, proposed_at, decided_by, \
-    decided_at, reason, ledger_entry_id, request_sha256";
+    decided_at, reason, ledger_entry_id, request_sha256, basis";
 
 fn opt_uuid(r: &sqlx::any::AnyRow, col: &str) -> R<Option<Uuid>> {
     r.opt_uuid(col)
@@ -81,15 +84,33 @@ fn proposal_from_row(r: &sqlx::any::AnyRow) -> R<ProposalRow> {
         reason: r.try_get("reason")?,
         ledger_entry_id: opt_uuid(r, "ledger_entry_id")?,
         request_sha256: r.try_get("request_sha256")?,
+        basis: {
+            let text: String = r.try_get("basis")?;
+            Basis::parse(&text)
+                .ok_or_else(|| super::unknown_value("deduction_proposals.basis", &text))?
+        },
     })
 }
 
-/// Inserts a new proposal; one on a case holds the case (`open_case_id`, unique), so a second
-/// open proposal on the same case fails with a unique violation.
+/// Inserts a new proposal; one on a case holds the case for its basis (`open_case_id` and
+/// `basis`, unique together), so a second open proposal of the same basis on the same case
+/// fails with a unique violation.
 pub async fn insert_proposal(conn: &mut AnyConnection, p: &ProposalRow) -> R<()> {
-    sqlx::query(&format!(
+    insert_proposal_sql(conn, p, "").await?;
+    Ok(())
+}
+
+/// Inserts a new proposal unless its case is held for its basis already (or its id is taken):
+/// `false` then, with nothing written and the transaction still usable.
+pub async fn insert_proposal_if_free(conn: &mut AnyConnection, p: &ProposalRow) -> R<bool> {
+    Ok(insert_proposal_sql(conn, p, " ON CONFLICT DO NOTHING").await? == 1)
+}
+
+async fn insert_proposal_sql(conn: &mut AnyConnection, p: &ProposalRow, tail: &str) -> R<u64> {
+    let done = sqlx::query(&format!(
         "INSERT INTO deduction_proposals ({PROPOSAL_COLUMNS}, open_case_id) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $2)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+         $20, $2){tail}"
     ))
     .bind(p.id.to_string())
     .bind(p.case_id.map(|c| c.to_string()))
@@ -110,21 +131,25 @@ pub async fn insert_proposal(conn: &mut AnyConnection, p: &ProposalRow) -> R<()>
     .bind(p.reason.clone())
     .bind(p.ledger_entry_id.map(|c| c.to_string()))
     .bind(p.request_sha256.clone())
+    .bind(p.basis.as_str())
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected())
 }
 
-/// The proposal that holds a case: pending, or approved with an entry not reversed.
+/// The proposal that holds a case for `basis`: pending, or approved with an entry not reversed.
 pub async fn open_proposal_of_case(
     conn: &mut AnyConnection,
     case_id: Uuid,
+    basis: Basis,
 ) -> R<Option<(Uuid, String)>> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT id, status FROM deduction_proposals WHERE open_case_id = $1")
-            .bind(case_id.to_string())
-            .fetch_optional(conn)
-            .await?;
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT id, status FROM deduction_proposals WHERE open_case_id = $1 AND basis = $2",
+    )
+    .bind(case_id.to_string())
+    .bind(basis.as_str())
+    .fetch_optional(conn)
+    .await?;
     row.map(|(id, status)| Ok((super::parse_uuid("deduction_proposals.id", &id)?, status)))
         .transpose()
 }
@@ -138,19 +163,64 @@ pub async fn release_case(conn: &mut AnyConnection, proposal_id: &str) -> R<()> 
     Ok(())
 }
 
-/// The proposal of a deduction entry on the case that has not been reversed, if any: read
-/// from the ledger itself, so it holds even for entries older than `open_case_id`.
+/// The proposal of a deduction entry of `basis` on the case that has not been reversed, if
+/// any: read from the ledger itself, so it holds even for entries older than `open_case_id`
+/// (an entry's basis is its proposal's; an entry with no proposal counts as a finding's).
 pub async fn standing_deduction_of_case(
     conn: &mut AnyConnection,
     case_id: Uuid,
+    basis: Basis,
 ) -> R<Option<Option<String>>> {
     sqlx::query_scalar(
-        "SELECT e.proposal_id FROM ledger_entries e WHERE e.case_id = $1 AND e.kind = 'deduction' \
+        "SELECT e.proposal_id FROM ledger_entries e \
+         LEFT JOIN deduction_proposals p ON p.id = e.proposal_id \
+         WHERE e.case_id = $1 AND e.kind = 'deduction' AND COALESCE(p.basis, 'finding') = $2 \
          AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.reverses_id = e.id) LIMIT 1",
     )
     .bind(case_id.to_string())
+    .bind(basis.as_str())
     .fetch_optional(conn)
     .await
+}
+
+/// Where a case stands against its deadline, for a deduction for lateness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lateness {
+    pub dispatched_at: i64,
+    pub deadline_at: i64,
+    /// Whether the case is late at the instant asked about: its deadline has passed and it is
+    /// still being rectified (dispatched, in progress), or it was not sent for verification by
+    /// the deadline (the test the zones' `overdue` indicator applies).
+    pub late: bool,
+}
+
+/// The case's deadline and whether it is late at `now`; `None` for a case never dispatched
+/// with a deadline.
+pub async fn case_lateness(
+    conn: &mut AnyConnection,
+    case_id: Uuid,
+    now: i64,
+) -> R<Option<Lateness>> {
+    let row: Option<(Option<i64>, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT dispatched_at, deadline_at, \
+           CAST(CASE WHEN deadline_at < $2 AND (state IN ('dispatched', 'in_progress') \
+             OR NOT EXISTS (SELECT 1 FROM case_events ev WHERE ev.case_id = cases.id \
+               AND ev.to_state = 'pending_verification' AND ev.at <= cases.deadline_at)) \
+           THEN 1 ELSE 0 END AS BIGINT) \
+         FROM cases WHERE id = $1",
+    )
+    .bind(case_id.to_string())
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        Some((Some(dispatched_at), Some(deadline_at), late)) => Some(Lateness {
+            dispatched_at,
+            deadline_at,
+            late: late == 1,
+        }),
+        _ => None,
+    })
 }
 
 pub async fn proposal<'c, E: Executor<'c, Database = Any>>(

@@ -50,6 +50,8 @@ pub async fn insert(conn: &mut AnyConnection, n: &NoticeRow, recipients: &[Uuid]
 pub struct InboxRow {
     pub notice: NoticeRow,
     pub read_at: Option<i64>,
+    /// When they acknowledged it (escalation notices only).
+    pub acknowledged_at: Option<i64>,
 }
 
 pub(crate) fn notice_from(r: &sqlx::any::AnyRow) -> R<NoticeRow> {
@@ -79,7 +81,8 @@ pub async fn inbox<'c, E: Executor<'c, Database = Any>>(
     limit: i64,
 ) -> R<Vec<InboxRow>> {
     let rows = sqlx::query(
-        "SELECT n.id, n.kind, n.case_id, n.zone_id, n.data, n.created_at, i.read_at \
+        "SELECT n.id, n.kind, n.case_id, n.zone_id, n.data, n.created_at, i.read_at, \
+         i.acknowledged_at \
          FROM inbox i JOIN notices n ON n.id = i.notice_id \
          WHERE i.user_id = $1 AND ($2 = 0 OR i.read_at IS NULL) \
            AND ($3 IS NULL OR n.created_at < $3 OR (n.created_at = $3 AND n.id < $5)) \
@@ -97,6 +100,7 @@ pub async fn inbox<'c, E: Executor<'c, Database = Any>>(
             Ok(InboxRow {
                 notice: notice_from(r)?,
                 read_at: r.try_get("read_at")?,
+                acknowledged_at: r.try_get("acknowledged_at")?,
             })
         })
         .collect()
@@ -173,7 +177,8 @@ pub async fn inbox_entries(conn: &mut AnyConnection, user: Uuid, ids: &[Uuid]) -
     let user = user.to_string();
     for chunk in ids.chunks(500) {
         let sql = format!(
-            "SELECT n.id, n.kind, n.case_id, n.zone_id, n.data, n.created_at, i.read_at, i.user_id \
+            "SELECT n.id, n.kind, n.case_id, n.zone_id, n.data, n.created_at, i.read_at, \
+             i.acknowledged_at, i.user_id \
              FROM inbox i JOIN notices n ON n.id = i.notice_id WHERE i.notice_id IN ({})",
             super::id_list(conn, chunk.len())
         );
@@ -186,11 +191,90 @@ pub async fn inbox_entries(conn: &mut AnyConnection, user: Uuid, ids: &[Uuid]) -
                 out.push(InboxRow {
                     notice: notice_from(&r)?,
                     read_at: r.try_get("read_at")?,
+                    acknowledged_at: r.try_get("acknowledged_at")?,
                 });
             }
         }
     }
     Ok(out)
+}
+
+/// The notice kinds a recipient acknowledges: the escalations of a case's time limit.
+pub const ACKNOWLEDGED_KINDS: &[&str] = &["case.due_soon", "case.overdue"];
+
+/// The kind of notice `id` in `user`'s inbox; `None` if it is not in their inbox.
+pub async fn kind_in_inbox(conn: &mut AnyConnection, user: Uuid, id: Uuid) -> R<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT n.kind FROM inbox i JOIN notices n ON n.id = i.notice_id \
+         WHERE i.user_id = $1 AND i.notice_id = $2",
+    )
+    .bind(user.to_string())
+    .bind(id.to_string())
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records that `user` acknowledged notice `id`, and read it if they had not (the first time
+/// counts for each); `false` if the notice is not in their inbox.
+pub async fn acknowledge(conn: &mut AnyConnection, user: Uuid, id: Uuid, now: i64) -> R<bool> {
+    sqlx::query(
+        "UPDATE inbox SET read_at = COALESCE(read_at, $1), \
+         acknowledged_at = COALESCE(acknowledged_at, $1) WHERE user_id = $2 AND notice_id = $3",
+    )
+    .bind(now)
+    .bind(user.to_string())
+    .bind(id.to_string())
+    .execute(conn)
+    .await
+    .map(|d| d.rows_affected() == 1)
+}
+
+/// One recipient of one escalation notice of a case, with their receipts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscalationReceipt {
+    pub notice_id: Uuid,
+    pub kind: String,
+    /// The notice's `data.mark_pct`.
+    pub mark_pct: i64,
+    pub recorded_at: i64,
+    pub user_id: Uuid,
+    pub read_at: Option<i64>,
+    pub acknowledged_at: Option<i64>,
+}
+
+/// Every recipient of every escalation notice (`case.due_soon`, `case.overdue`) of `case`,
+/// oldest notice first.
+pub async fn escalation_receipts(
+    conn: &mut AnyConnection,
+    case: Uuid,
+) -> R<Vec<EscalationReceipt>> {
+    let rows = sqlx::query(
+        "SELECT n.id, n.kind, n.data, n.created_at, i.user_id, i.read_at, i.acknowledged_at \
+         FROM notices n JOIN inbox i ON i.notice_id = n.id \
+         WHERE n.case_id = $1 AND n.kind IN ('case.due_soon', 'case.overdue') \
+         ORDER BY n.created_at, n.id, i.user_id",
+    )
+    .bind(case.to_string())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let data: String = r.try_get("data")?;
+            let mark_pct = serde_json::from_str::<serde_json::Value>(&data)
+                .ok()
+                .and_then(|d| d.get("mark_pct").and_then(serde_json::Value::as_i64))
+                .ok_or_else(|| super::unknown_value("notices.data", &data))?;
+            Ok(EscalationReceipt {
+                notice_id: r.uuid("id")?,
+                kind: r.try_get("kind")?,
+                mark_pct,
+                recorded_at: r.try_get("created_at")?,
+                user_id: r.uuid("user_id")?,
+                read_at: r.try_get("read_at")?,
+                acknowledged_at: r.try_get("acknowledged_at")?,
+            })
+        })
+        .collect()
 }
 
 /// What a subscription's receiver understands.
@@ -665,4 +749,15 @@ pub async fn take_mark(conn: &mut AnyConnection, case: Uuid, mark_pct: i64, now:
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// How many marks of at least `from_pct` percent have been taken for `case`.
+pub async fn marks_taken_from(conn: &mut AnyConnection, case: Uuid, from_pct: i64) -> R<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM case_escalations WHERE case_id = $1 AND mark_pct >= $2",
+    )
+    .bind(case.to_string())
+    .bind(from_pct)
+    .fetch_one(conn)
+    .await
 }

@@ -20,6 +20,10 @@ pub struct UserRow {
     pub email: Option<String>,
 }
 
+/// The system account (`0024_lateness.sql`): it proposes the automatic overdue deductions, so
+/// that any supervisor may approve them under four eyes. Disabled, and nobody can sign in as it.
+pub const SYSTEM_USER_ID: Uuid = Uuid::from_u128(0x00000000_0000_4000_8000_000000000001);
+
 pub fn roles_to_text(roles: &[Role]) -> String {
     roles
         .iter()
