@@ -103,11 +103,8 @@ impl CalendarConfig {
         Vec<jiff::civil::Weekday>,
     )> {
         let time = |t: &str| {
-            let (h, m) = t.trim().split_once(':')?;
-            if h.len() != 2 || m.len() != 2 {
-                return None;
-            }
-            jiff::civil::Time::new(h.parse().ok()?, m.parse().ok()?, 0, 0).ok()
+            let minutes = crate::localtime::parse_time_of_day(t)?;
+            jiff::civil::Time::new((minutes / 60) as i8, (minutes % 60) as i8, 0, 0).ok()
         };
         let start = time(&self.day_start)?;
         let end = time(&self.day_end)?;

@@ -27,6 +27,7 @@ use crate::store::notices::{
 };
 use crate::store::{audit, new_id, now_ms, rfc3339, Db};
 use crate::workdays::{WorkCalendar, WorkWeek};
+use gridline_sync::case::CaseState;
 use gridline_sync::Role;
 
 /// What a notice is about.
@@ -133,6 +134,8 @@ pub async fn record(
     let mut recipients = notice.recipients;
     recipients.sort();
     recipients.dedup();
+    // The system account proposes deductions for lateness; nobody reads its inbox.
+    recipients.retain(|u| *u != crate::store::users::SYSTEM_USER_ID);
     let row = NoticeRow {
         id: new_id(),
         kind: notice.kind.as_str().to_owned(),
@@ -179,7 +182,10 @@ pub struct NoticeView {
 
 /// An inbox row as its recipient reads it (the API, the console and the phones' pull).
 pub fn inbox_view(row: &InboxRow) -> NoticeView {
-    view(&row.notice, row.read_at)
+    NoticeView {
+        acknowledged_at: row.acknowledged_at.map(crate::store::time_from_ms),
+        ..view(&row.notice, row.read_at)
+    }
 }
 
 pub(crate) fn view(n: &NoticeRow, read_at: Option<i64>) -> NoticeView {
@@ -314,14 +320,7 @@ pub async fn inbox(
         .transpose()?;
     let rows = store::inbox(&db.pool, user.user_id, unread_only, before, limit + 1).await?;
     let more = rows.len() as i64 > limit;
-    let items: Vec<NoticeView> = rows
-        .iter()
-        .take(limit as usize)
-        .map(|r| NoticeView {
-            acknowledged_at: r.acknowledged_at.map(crate::store::time_from_ms),
-            ..view(&r.notice, r.read_at)
-        })
-        .collect();
+    let items: Vec<NoticeView> = rows.iter().take(limit as usize).map(inbox_view).collect();
     let next = if more {
         rows.get(limit as usize - 1)
             .map(|r| format!("{}:{}", r.notice.created_at, r.notice.id))
@@ -357,7 +356,8 @@ pub fn is_acknowledged_kind(kind: &str) -> bool {
 }
 
 /// The acknowledgement: `user` knows of escalation notice `id` (their own; anyone else's is not
-/// found). It also counts as reading it. Acknowledging again changes nothing.
+/// found). It also counts as reading it, and reaches the user's phones on their next pull.
+/// Acknowledging again changes nothing.
 pub async fn acknowledge(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<()> {
     let mut tx = db.begin_write().await?;
     let kind = store::kind_in_inbox(tx.conn(), user.user_id, id)
@@ -372,6 +372,7 @@ pub async fn acknowledge(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<()> {
     if !store::acknowledge(tx.conn(), user.user_id, id, now_ms()).await? {
         return Err(ApiError::not_found("notice"));
     }
+    changes::append(tx.conn(), &[PendingChange::inbox(id, user.user_id)]).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -969,7 +970,13 @@ async fn tell_mark(
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    if !store::take_mark(tx.conn(), due.case_id, mark, now).await? {
+    // Under the case's lock (before the mark's row, whose key refers to the case), the case
+    // read again: one rectified, withdrawn or closed since the pass looked is not told.
+    crate::store::review::lock_cases(&mut tx, &[due.case_id]).await?;
+    let still_open = crate::store::cases::get(tx.conn(), due.case_id)
+        .await?
+        .is_some_and(|c| matches!(c.state, CaseState::Dispatched | CaseState::InProgress));
+    if !still_open || !store::take_mark(tx.conn(), due.case_id, mark, now).await? {
         return Ok(false);
     }
     let mut recipients = Vec::new();

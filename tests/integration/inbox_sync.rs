@@ -16,6 +16,7 @@ use crate::sync_client::{field_client, FieldClient};
 on_both_backends!(
     a_dispatch_reaches_the_assignee_s_phone_and_its_reading_comes_back,
     phones_that_do_not_ask_for_the_inbox_never_get_it_and_a_cursor_catches_up,
+    an_escalation_acknowledged_in_the_console_shows_on_the_phone,
 );
 
 /// `user`'s inbox as the API shows it.
@@ -242,4 +243,57 @@ async fn phones_that_do_not_ask_for_the_inbox_never_get_it_and_a_cursor_catches_
             .all(|n| n["data"]["kind"] != "case.dispatched"),
         "{changes:?}"
     );
+}
+
+/// An escalation acknowledged through the API (as the console does) reaches the chief's phone
+/// on its next pull, read and acknowledged.
+async fn an_escalation_acknowledged_in_the_console_shows_on_the_phone(app: TestApp) {
+    let dir = tempfile::tempdir().unwrap();
+    let section = field_client(&app, dir.path(), "sectionchief1").await;
+    sync(&section).await;
+    let chief = gridline_server::store::users::by_username(&app.state.db.pool, "sectionchief1")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = app.state.db.begin_write().await.unwrap();
+    let recorded = gridline_server::notify::record(
+        tx.conn(),
+        gridline_server::notify::Notice {
+            kind: gridline_server::notify::NoticeKind::CaseOverdue,
+            case_id: None,
+            zone_id: None,
+            data: json!({"mark_pct": 100}),
+            recipients: vec![chief.id],
+        },
+        gridline_server::store::now_ms(),
+    )
+    .await
+    .unwrap();
+    gridline_server::store::changes::append(tx.conn(), &recorded.changes)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    sync(&section).await;
+    let mirrored = section.mirror(EntityKind::Notice).await.unwrap();
+    assert_eq!(mirrored.len(), 1, "{mirrored:?}");
+    assert!(mirrored[0].data["acknowledged_at"].is_null());
+
+    let (status, body) = app
+        .post(
+            &format!("/v1/notices/{}/acknowledge", recorded.id),
+            Some(&app.login("sectionchief1").await),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let api = api_inbox(&app, "sectionchief1").await;
+    assert!(api[0]["acknowledged_at"].is_string(), "{api:?}");
+    sync(&section).await;
+    let mirrored = section.mirror(EntityKind::Notice).await.unwrap();
+    assert_eq!(
+        mirrored[0].data["acknowledged_at"],
+        api[0]["acknowledged_at"]
+    );
+    assert_eq!(mirrored[0].data["read_at"], api[0]["read_at"]);
+    assert!(mirrored[0].data["read_at"].is_string());
 }

@@ -67,7 +67,19 @@ pub async fn close_period(
 
     let mut tx = svc.db.begin_write().await?;
     let (mut approved, mut rejected, mut pending) = (Vec::new(), Vec::new(), Vec::new());
-    // Decisions first: each takes its case's lock, then the period's, as an approval does.
+    // Decisions first. Every decided proposal's case is locked before any period is (in id
+    // order, all at once), so that the close takes its locks in the order every other writer
+    // does, case then period, and never waits crosswise on one.
+    let mut decided_cases = Vec::new();
+    for d in &input.decisions {
+        if let Some(case_id) = store::proposal(tx.conn(), d.proposal_id)
+            .await?
+            .and_then(|p| p.case_id)
+        {
+            decided_cases.push(case_id);
+        }
+    }
+    crate::store::review::lock_cases(&mut tx, &decided_cases).await?;
     for (d, reason) in input.decisions.iter().zip(reasons) {
         match reason {
             None => {

@@ -209,7 +209,7 @@ pub(crate) async fn approve_in(
     .await?;
     let reason = match (p.basis, &case_row) {
         (Basis::Finding, _) => None,
-        (Basis::Lateness, Some(case)) => Some(lateness_reason(tx.conn(), case.id, &roster).await?),
+        (Basis::Lateness, Some(case)) => Some(lateness_reason(tx.conn(), case).await?),
         (Basis::Lateness, None) => {
             return Err(ApiError::conflict(
                 "a deduction for lateness is made on its case",
@@ -337,17 +337,26 @@ pub(crate) async fn approve_in(
     Ok((view, pending))
 }
 
-/// The hashed `reason` of a deduction for lateness on `case_id` (see [`chain::LatenessReason`]):
+/// The hashed `reason` of a deduction for lateness on `case` (see [`chain::LatenessReason`]):
 /// the case's deadline and every recipient of its escalation notices, with their role on the
-/// `roster` the entry freezes and when they read and acknowledged the notice.
+/// zone's roster as it stood at the dispatch (the roster escalation tells, chiefs of every
+/// zone included) and when they read and acknowledged the notice.
 async fn lateness_reason(
     conn: &mut sqlx::AnyConnection,
-    case_id: Uuid,
-    roster: &[crate::model::RosterPerson],
+    case: &cases::CaseRow,
 ) -> ApiResult<String> {
+    let case_id = case.id;
     let lateness = store::case_lateness(&mut *conn, case_id, now_ms())
         .await?
         .ok_or_else(|| ApiError::conflict("the case was never dispatched with a deadline"))?;
+    let roster = review::roster_at(
+        &mut *conn,
+        case.zone_id,
+        &[Role::ZoneChief, Role::RoadChief, Role::SectionChief],
+        true,
+        lateness.dispatched_at,
+    )
+    .await?;
     // Of several roles, the one escalation tells first.
     let role_of = |user: Uuid| {
         ["section_chief", "road_chief", "zone_chief"]

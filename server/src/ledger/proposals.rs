@@ -76,7 +76,8 @@ fn request_sha256(input: &ProposalInput, user: Uuid) -> String {
         "found_at": input.found_at.map(ms_from_time),
         "note": input.note,
     });
-    // Only when it is not the default, so that a finding's request hashes as it always has.
+    // Only when it is not the default, so that a finding's request hashes the same whether or
+    // not `basis` is sent.
     if input.basis != Basis::Finding {
         canonical["basis"] = json!(input.basis);
     }

@@ -189,8 +189,9 @@ pub struct Lateness {
     pub dispatched_at: i64,
     pub deadline_at: i64,
     /// Whether the case is late at the instant asked about: its deadline has passed and it is
-    /// still being rectified (dispatched, in progress), or it was not sent for verification by
-    /// the deadline (the test the zones' `overdue` indicator applies).
+    /// still being rectified (dispatched, in progress; a rectification returned for rework
+    /// after the deadline included), or it was not sent for verification by the deadline. The
+    /// zones' `overdue` indicator counts only the second.
     pub late: bool,
 }
 

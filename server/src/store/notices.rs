@@ -114,20 +114,6 @@ pub async fn unread_count<'c, E: Executor<'c, Database = Any>>(e: E, user: Uuid)
         .await
 }
 
-/// Records that `user` read notice `id` (the first reading counts); `false` if the notice is
-/// not in their inbox.
-pub async fn mark_read(conn: &mut AnyConnection, user: Uuid, id: Uuid, now: i64) -> R<bool> {
-    sqlx::query(
-        "UPDATE inbox SET read_at = COALESCE(read_at, $1) WHERE user_id = $2 AND notice_id = $3",
-    )
-    .bind(now)
-    .bind(user.to_string())
-    .bind(id.to_string())
-    .execute(conn)
-    .await
-    .map(|d| d.rows_affected() == 1)
-}
-
 /// What a read receipt did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadReceipt {
@@ -179,10 +165,11 @@ pub async fn inbox_entries(conn: &mut AnyConnection, user: Uuid, ids: &[Uuid]) -
         let sql = format!(
             "SELECT n.id, n.kind, n.case_id, n.zone_id, n.data, n.created_at, i.read_at, \
              i.acknowledged_at, i.user_id \
-             FROM inbox i JOIN notices n ON n.id = i.notice_id WHERE i.notice_id IN ({})",
-            super::id_list(conn, chunk.len())
+             FROM inbox i JOIN notices n ON n.id = i.notice_id \
+             WHERE i.user_id = $1 AND i.notice_id IN ({})",
+            super::placeholders(2, chunk.len())
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(&sql).bind(user.clone());
         for id in chunk {
             q = q.bind(id.to_string());
         }
