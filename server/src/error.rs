@@ -145,3 +145,17 @@ impl From<anyhow::Error> for ApiError {
         ApiError::internal(format!("{err:#}"))
     }
 }
+
+/// Every invalid field of an input: `invalid_request`, the first field's path and reason as
+/// [`ApiError::invalid`] gives them, and all of them under `errors`.
+impl From<gridline_sync::validation::ValidationErrors> for ApiError {
+    fn from(errs: gridline_sync::validation::ValidationErrors) -> Self {
+        let (path, reason) = errs
+            .errors
+            .first()
+            .map(|e| (e.path.clone(), e.message.clone()))
+            .unwrap_or_default();
+        ApiError::new(ErrorCode::InvalidRequest, errs.to_string())
+            .with_details(json!({ "path": path, "reason": reason, "errors": errs.errors }))
+    }
+}

@@ -1,7 +1,8 @@
 //! The Gridline wire contract.
 //!
 //! Everything a phone and the server must agree on lives here: error codes ([`error`]), the case
-//! vocabulary ([`case`]: states, editable fields, conflict records), sync wire types ([`wire`]), typed operations and their validation ([`ops`], [`validation`]),
+//! vocabulary ([`case`]: states, editable fields, conflict records), sync wire types ([`wire`]), typed operations and their validation ([`ops`], [`validation`]), inspection plans and
+//! checklists ([`plan`]),
 //! signing and hash chaining ([`signing`]), the pure conflict rules ([`conflict`]) and the case
 //! workflow ([`workflow`]). Behind the
 //! `client` feature is the reference phone client ([`client`]) with its durable outbox.
@@ -14,6 +15,7 @@ pub mod conflict;
 pub mod datum;
 pub mod error;
 pub mod ops;
+pub mod plan;
 pub mod signing;
 pub mod validation;
 pub mod wire;

@@ -277,6 +277,10 @@ pub struct PullQuery {
     /// does not ask never receives an entity it may not know.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inbox: Option<bool>,
+    /// `true`: the pull also carries the inspection plans the caller is assigned to (`plan`
+    /// entities, with their next occurrences).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plans: Option<bool>,
 }
 
 /// Kinds of entity a pull carries.
@@ -295,6 +299,9 @@ pub enum EntityKind {
     Period,
     /// A notice in the caller's own inbox (only with [`PullQuery::inbox`]).
     Notice,
+    /// An inspection plan the caller is assigned to, with its next occurrences (only with
+    /// [`PullQuery::plans`]).
+    Plan,
 }
 
 impl EntityKind {
@@ -308,6 +315,7 @@ impl EntityKind {
         EntityKind::Round,
         EntityKind::Period,
         EntityKind::Notice,
+        EntityKind::Plan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -321,6 +329,7 @@ impl EntityKind {
             EntityKind::Round => "round",
             EntityKind::Period => "period",
             EntityKind::Notice => "notice",
+            EntityKind::Plan => "plan",
         }
     }
 

@@ -20,6 +20,7 @@ mod notice_settings;
 mod notices;
 mod open311;
 mod photos;
+mod plans;
 mod pull_order;
 mod reference;
 mod reliability;

@@ -108,7 +108,62 @@ async fn access_control_matrix() {
     };
     let unique = || uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let b = boundary.clone();
+    // Plans of zone 1 assigned to inspector1: one announced, one unannounced (confidential:
+    // the zone's road chief and the hotline do not learn of it).
+    let assignee = inspector1.clone();
+    let plan_body = move |kind: &str| {
+        json!({
+            "name": format!("plan {}", uuid::Uuid::new_v4().simple()), "kind": kind,
+            "rrule": "FREQ=DAILY", "dtstart": "2026-12-01T09:00", "window_minutes": 60,
+            "zones": [z1], "assignees": [assignee.clone()]
+        })
+    };
+    let mut plan_ids = Vec::new();
+    for kind in ["periodic", "unannounced"] {
+        let (status, plan) = app
+            .post("/v1/plans", Some(&admin_token), &plan_body(kind))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{plan}");
+        plan_ids.push(plan["id"].as_str().unwrap().to_owned());
+    }
+    let (announced, unannounced) = (plan_ids[0].clone(), plan_ids[1].clone());
+    let planners = [Unauth, Allow, Allow, Forbid, Forbid, Forbid, Forbid];
+    let confidential = [Unauth, Allow, Allow, Allow, Hidden, Hidden, Hidden];
+    let range = "from=2026-12-01T00:00:00Z&to=2027-01-01T00:00:00Z";
     let rows = vec![
+        row(Method::GET, "/v1/plans", none, all),
+        row(
+            Method::POST,
+            "/v1/plans",
+            move || plan_body("periodic"),
+            planners,
+        ),
+        row(Method::GET, format!("/v1/plans/{announced}"), none, z1_data),
+        row(
+            Method::GET,
+            format!("/v1/plans/{announced}/occurrences?{range}"),
+            none,
+            z1_data,
+        ),
+        row(
+            Method::GET,
+            format!("/v1/plans/{unannounced}"),
+            none,
+            confidential,
+        ),
+        row(
+            Method::GET,
+            format!("/v1/plans/{unannounced}/occurrences?{range}"),
+            none,
+            confidential,
+        ),
+        row(
+            Method::GET,
+            format!("/v1/plans/{unannounced}/seal"),
+            none,
+            confidential,
+        ),
+        row(Method::GET, format!("/v1/occurrences?{range}"), none, all),
         row(Method::GET, "/v1/me", none, all),
         row(Method::GET, "/v1/zones", none, all),
         row(Method::GET, format!("/v1/zones/{z1}"), none, z1_data),

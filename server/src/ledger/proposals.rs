@@ -180,6 +180,15 @@ pub(crate) async fn deductible(
             })),
         );
     }
+    // A deduction is published to the zone (its ledger, its chiefs' notices): a finding of an
+    // unannounced inspection still confidential would leak by it.
+    if cases::is_hidden(&mut *conn, case.id, Some(Uuid::nil())).await? {
+        return Err(ApiError::conflict(
+            "the case belongs to an unannounced inspection not yet revealed: reveal its plan \
+             (or dispatch the case) before deducting",
+        )
+        .with_details(json!({ "confidential": true })));
+    }
     if gridline_sync::case::CaseSource::parse(&case.source)
         .is_some_and(|s| s.needs_site_verification())
         && !crate::store::intake::verified_on_site(&mut *conn, case.id).await?

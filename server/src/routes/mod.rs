@@ -19,6 +19,7 @@ pub mod notices;
 pub mod open311;
 pub mod periods;
 pub mod photos;
+pub mod plans;
 pub mod review;
 pub mod roster;
 pub mod rules;
@@ -56,6 +57,7 @@ use crate::state::AppState;
         (name = "photos", description = "Photo evidence: resumable (tus) uploads, metadata, links"),
         (name = "review", description = "Supervisor review: the case workflow and the review queue"),
         (name = "intake", description = "Cases from outside the patrol: hotline calls, public reports, transfers, the press, leaders' instructions; callers and callbacks"),
+        (name = "plans", description = "Inspection plans: recurrences, assignees, checklists, occurrences and missed ones; unannounced plans kept confidential until revealed, and sealed"),
         (name = "ledger", description = "Deductions, the hash-chained ledger, periods, scores and ranking"),
         (name = "notices", description = "Notices to the people concerned: the inbox, read receipts, webhooks"),
     )
@@ -151,6 +153,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(photos::router())
         .merge(review::router())
         .merge(intake::router())
+        .merge(plans::router())
         .merge(ledger::router())
         .merge(ledger_log::router())
         .merge(exports::router())

@@ -266,28 +266,33 @@ pub async fn get<'c, E: Executor<'c, Database = Any>>(e: E, id: Uuid) -> R<Optio
 // ---- unannounced inspections ------------------------------------------------------------------
 //
 // An unannounced round, and each case raised in it until a supervisor dispatches the case to
-// the zone, reach only admins, supervisors and the people who made them (the round's
-// inspector, the case's reporter): nobody on the inspected zone's roster learns of the
-// inspection while it is under way. Every read path (pull, case lists and reads, conflicts,
+// the zone, reach only admins, supervisors, the people who made them (the round's inspector,
+// the case's reporter) and the assignees of the round's plan, until the round is revealed (by
+// a planner revealing its plan, or by the close of the period it falls in; `rounds.revealed_at`):
+// nobody on the inspected zone's roster learns of the inspection while it is under way. Every read path (pull, case lists and reads, conflicts,
 // exports) applies these conditions, with the reader as a bound parameter; `None` as the
 // reader (admins and supervisors, see `AuthUser::confidential_reader`) applies none.
 
 /// SQL: the case whose id is the expression `case_id` is confidential and the user in the
-/// placeholder `reader` neither reported it nor made its round.
+/// placeholder `reader` neither reported it nor made its round nor is assigned to its plan.
 pub fn hidden_case_sql(case_id: &str, reader: &str) -> String {
     format!(
         "EXISTS (SELECT 1 FROM cases hc JOIN rounds hr ON hr.id = hc.round_id \
-         WHERE hc.id = {case_id} AND hr.kind = 'unannounced' AND hc.dispatched_at IS NULL \
-         AND hc.reporter_id <> {reader} AND hr.user_id <> {reader})"
+         WHERE hc.id = {case_id} AND hr.kind = 'unannounced' AND hr.revealed_at IS NULL \
+         AND hc.dispatched_at IS NULL AND hc.reporter_id <> {reader} AND hr.user_id <> {reader} \
+         AND NOT EXISTS (SELECT 1 FROM plan_assignees hp \
+         WHERE hp.plan_id = hr.plan_id AND hp.user_id = {reader}))"
     )
 }
 
-/// SQL: the round whose id is the expression `round_id` is unannounced and not made by the
-/// user in the placeholder `reader`.
+/// SQL: the round whose id is the expression `round_id` is unannounced, not revealed, and
+/// neither made by the user in the placeholder `reader` nor of a plan they are assigned to.
 pub fn hidden_round_sql(round_id: &str, reader: &str) -> String {
     format!(
         "EXISTS (SELECT 1 FROM rounds hr WHERE hr.id = {round_id} \
-         AND hr.kind = 'unannounced' AND hr.user_id <> {reader})"
+         AND hr.kind = 'unannounced' AND hr.revealed_at IS NULL AND hr.user_id <> {reader} \
+         AND NOT EXISTS (SELECT 1 FROM plan_assignees hp \
+         WHERE hp.plan_id = hr.plan_id AND hp.user_id = {reader}))"
     )
 }
 

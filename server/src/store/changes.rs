@@ -76,6 +76,20 @@ impl PendingChange {
     }
 }
 
+impl PendingChange {
+    /// Plan `plan` changed for `assignee`, one of its inspectors: a row only their pull reads
+    /// (with `plans=true`), so that a confidential plan reaches no one else's phone.
+    pub fn plan(plan: uuid::Uuid, assignee: uuid::Uuid, kind: ChangeKind) -> Self {
+        Self {
+            entity: "plan",
+            entity_id: plan.to_string(),
+            zone_id: None,
+            kind,
+            user_id: Some(assignee.to_string()),
+        }
+    }
+}
+
 /// Appends `changes` to the log. Call this as the last statement of the transaction, to keep
 /// the counter row locked for as short a time as possible.
 pub async fn append(
@@ -157,6 +171,32 @@ pub async fn since(
     since_for(reader, after, zones, limit, None, None).await
 }
 
+/// The rows of the caller's own that a pull carries besides its zones': its inbox (`notice`
+/// rows) and the plans it is assigned to (`plan` rows), each when asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnRows {
+    pub user: uuid::Uuid,
+    pub inbox: bool,
+    pub plans: bool,
+}
+
+impl OwnRows {
+    /// `None` when neither is asked for.
+    pub fn of(user: uuid::Uuid, inbox: bool, plans: bool) -> Option<Self> {
+        (inbox || plans).then_some(OwnRows { user, inbox, plans })
+    }
+
+    /// SQL: the row's entity is one of those asked for (constants, no parameter).
+    fn entity_sql(self) -> String {
+        match (self.inbox, self.plans) {
+            (true, true) => "entity IN ('notice', 'plan')",
+            (true, false) => "entity = 'notice'",
+            _ => "entity = 'plan'",
+        }
+        .to_owned()
+    }
+}
+
 /// [`since`] without the changes of an unannounced inspection hidden from `hidden_from` (its
 /// rounds, cases and their conflicts: see `super::cases::hidden_case_sql`); `None` hides
 /// nothing. The condition is part of each range, so a page is full whatever it leaves out.
@@ -169,8 +209,10 @@ pub async fn since_for(
     zones: Option<&[String]>,
     limit: i64,
     hidden_from: Option<uuid::Uuid>,
-    inbox_of: Option<uuid::Uuid>,
+    own: Option<OwnRows>,
 ) -> Result<Vec<ChangeRow>, sqlx::Error> {
+    let inbox_of = own.map(|o| o.user);
+    let own_entities = own.map_or(String::new(), |o| o.entity_sql());
     let zone_count = zones.map_or(0, <[String]>::len);
     let hidden = match hidden_from {
         None => String::new(),
@@ -191,7 +233,9 @@ pub async fn since_for(
         None => {
             let audience = match inbox_of {
                 None => "user_id IS NULL".to_owned(),
-                Some(_) => format!("(user_id IS NULL OR user_id = {inbox_param})"),
+                Some(_) => {
+                    format!("(user_id IS NULL OR (user_id = {inbox_param} AND {own_entities}))")
+                }
             };
             format!(
                 "SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > $1 AND {audience}{hidden} \
@@ -213,7 +257,10 @@ pub async fn since_for(
                 ));
             }
             if inbox_of.is_some() {
-                parts.push(range("i".into(), &format!("user_id = {inbox_param}")));
+                parts.push(range(
+                    "i".into(),
+                    &format!("user_id = {inbox_param} AND {own_entities}"),
+                ));
             }
             format!(
                 "SELECT {CHANGE_COLUMNS} FROM ({}) AS u ORDER BY seq LIMIT $2",

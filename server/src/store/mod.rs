@@ -19,6 +19,7 @@ pub mod ledger_log;
 pub mod notice_settings;
 pub mod notices;
 pub mod photos;
+pub mod plans;
 pub mod reference;
 pub mod review;
 pub mod sessions;

@@ -10,6 +10,8 @@
 //! it is read, that only its user's pull reads (`changes::since_for`). They page, resume and
 //! compact with everything else. A cursor says whether it carried the inbox; one issued without
 //! it catches the inbox up from the start of the log, as a zone that joined the scope does.
+//! The plans the caller is assigned to come the same way with `plans=true` (`plan` rows, each
+//! the plan with its next occurrences).
 
 use std::collections::{HashMap, HashSet};
 
@@ -38,6 +40,9 @@ struct Cursor {
     /// The pages up to `s` carried the caller's inbox.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     i: bool,
+    /// The pages up to `s` carried the caller's plans.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    p: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -45,7 +50,8 @@ struct Catchup {
     z: Vec<Uuid>,
     s: i64,
     until: i64,
-    /// The caller's inbox is caught up too (the cursor was issued without it).
+    /// The caller's own rows (inbox, plans) are caught up too (the cursor was issued without
+    /// one of them).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     i: bool,
 }
@@ -161,6 +167,7 @@ pub async fn pull(db: &Db, user: &AuthUser, q: PullQuery) -> ApiResult<PullPage>
             z: now_zones.clone(),
             c: None,
             i: false,
+            p: false,
         },
         Some(text) => decode(text).ok_or_else(|| reset("unknown cursor"))?,
     };
@@ -224,12 +231,15 @@ pub async fn pull(db: &Db, user: &AuthUser, q: PullQuery) -> ApiResult<PullPage>
         }
     }
     let inbox = q.inbox == Some(true);
+    let plans = q.plans == Some(true);
     if let Some(c) = cursor.c.as_mut() {
         c.z.retain(|z| now.contains(z));
-        c.i &= inbox;
+        c.i &= inbox || plans;
     }
-    // The inbox is owed from the start of the log when the pages so far went without it.
-    let inbox_owed = inbox && !cursor.i && cursor.s > 0;
+    // The caller's own rows are owed from the start of the log when the pages so far went
+    // without the inbox or the plans now asked for (both are caught up: upserts repeat
+    // harmlessly).
+    let inbox_owed = ((inbox && !cursor.i) || (plans && !cursor.p)) && cursor.s > 0;
     if (!added.is_empty() || inbox_owed) && cursor.s > 0 {
         let (mut z, i) = match cursor.c.take() {
             Some(c) => (c.z, c.i),
@@ -247,10 +257,11 @@ pub async fn pull(db: &Db, user: &AuthUser, q: PullQuery) -> ApiResult<PullPage>
     }
     cursor.z = now_zones.clone();
     cursor.i = inbox;
+    cursor.p = plans;
     if cursor.c.as_ref().is_some_and(|c| c.z.is_empty() && !c.i) {
         cursor.c = None;
     }
-    let inbox_of = inbox.then_some(user.user_id);
+    let own = changes::OwnRows::of(user.user_id, inbox, plans);
 
     let has_more;
     if let Some(mut c) = cursor.c.take() {
@@ -261,7 +272,7 @@ pub async fn pull(db: &Db, user: &AuthUser, q: PullQuery) -> ApiResult<PullPage>
             Some(&zones),
             limit + 1,
             hidden_from,
-            c.i.then_some(user.user_id),
+            own.filter(|_| c.i),
         )
         .await?
         .into_iter()
@@ -288,7 +299,7 @@ pub async fn pull(db: &Db, user: &AuthUser, q: PullQuery) -> ApiResult<PullPage>
             zones.as_deref(),
             limit + 1,
             hidden_from,
-            inbox_of,
+            own,
         )
         .await?;
         has_more = rows.len() as i64 > limit;
@@ -412,6 +423,16 @@ async fn render(
             EntityKind::Notice => uuid
                 .and_then(|id| inbox.remove(&id))
                 .map(|n| (r.seq, json(&n))),
+            // A plan row is the assignee's own; one they were taken off reads as a tombstone.
+            EntityKind::Plan => match uuid {
+                Some(id) => store::plans::load(&mut *conn, id, "")
+                    .await?
+                    .filter(|p| p.assignees.contains(&reader))
+                    .map(|p| crate::plans::view(&p, store::now_ms()))
+                    .transpose()?
+                    .map(|v| (v.version, json(&v))),
+                None => None,
+            },
         };
         out.push(match data {
             Some((version, data)) => PageChange::Upsert {
@@ -449,6 +470,7 @@ mod tests {
                 i: true,
             }),
             i: true,
+            p: true,
         };
         assert_eq!(decode(&encode(&c)), Some(c));
         assert_eq!(decode("c1.!!!"), None);

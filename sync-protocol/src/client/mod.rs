@@ -553,6 +553,7 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
                 cursor: self.store.cursor().await?,
                 limit: Some(DEFAULT_PULL_LIMIT),
                 inbox: Some(true),
+                plans: Some(true),
             };
             match self
                 .authorised(|token| self.transport.pull(token, &query))

@@ -1,0 +1,465 @@
+//! Inspection plans: recurrences in the site's time zone and missed occurrences; unannounced
+//! plans kept from the inspected zone's roster until revealed, through every read path; sealed
+//! plans that verify after the reveal, and no longer once altered.
+
+use base64::Engine;
+use gridline_server::seal::{self, SealProblem, SealProof};
+use gridline_tests::{new_case, on_both_backends, Phone, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+on_both_backends!(
+    a_recurring_plan_crosses_a_month_in_local_time_and_flags_a_missed_occurrence,
+    an_unannounced_plan_is_seen_by_planners_and_assignees_only_until_revealed,
+    a_sealed_plan_verifies_after_its_reveal_and_not_once_altered,
+    a_period_close_reveals_the_unannounced_inspections_made_in_it,
+    bad_plans_are_refused_field_by_field,
+);
+
+fn plan_body(app: &TestApp, kind: &str, assignees: &[Uuid]) -> Value {
+    json!({
+        "name": "东区夜间暗访",
+        "kind": kind,
+        "rrule": "FREQ=WEEKLY;BYDAY=MO,TH",
+        "dtstart": "2026-11-26T09:00",
+        "window_minutes": 120,
+        "zones": [app.zone("Z01")],
+        "categories": ["event:0102"],
+        "assignees": assignees,
+        "checklist": {"items": [
+            {"id": "covers", "label": "井盖完好", "weight": 3, "mandatory": true, "category_code": "component:0101"},
+            {"id": "litter", "label": "无暴露垃圾", "weight": 1}
+        ]}
+    })
+}
+
+async fn user_id(app: &TestApp, username: &str) -> Uuid {
+    let id = sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE username = $1")
+        .bind(username)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    Uuid::parse_str(&id).unwrap()
+}
+
+async fn sql(app: &TestApp, statement: &str) {
+    sqlx::query(statement)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+}
+
+async fn create_plan(app: &TestApp, token: &str, body: &Value) -> Value {
+    let (status, plan) = app.post("/v1/plans", Some(token), body).await;
+    assert_eq!(status, StatusCode::CREATED, "{plan}");
+    plan
+}
+
+/// Whether `user` learns of plan `id`: listed, read, in the calendar, its seal readable, and
+/// pulled by their phone with `plans=true`.
+async fn plan_reaches(app: &TestApp, user: &str, id: &str) -> [bool; 5] {
+    let token = app.login(user).await;
+    let (_, listed) = app.get("/v1/plans", Some(&token)).await;
+    let listed = listed.as_array().unwrap().iter().any(|p| p["id"] == id);
+    let (read, _) = app.get(&format!("/v1/plans/{id}"), Some(&token)).await;
+    let (status, calendar) = app
+        .get(
+            "/v1/occurrences?from=2026-11-26T00:00:00Z&to=2026-12-08T00:00:00Z",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{calendar}");
+    let in_calendar = calendar
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["plan_id"] == id);
+    let (seal, _) = app.get(&format!("/v1/plans/{id}/seal"), Some(&token)).await;
+    let phone = Phone::enrol(app, user).await;
+    let (status, page) = app
+        .get(
+            "/v1/sync/pull?protocol=1&limit=500&inbox=true&plans=true",
+            Some(&phone.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let pulled = page["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["entity"] == "plan" && c["id"] == id && c["kind"] == "upsert");
+    [
+        listed,
+        read == StatusCode::OK,
+        in_calendar,
+        seal == StatusCode::OK,
+        pulled,
+    ]
+}
+
+async fn a_recurring_plan_crosses_a_month_in_local_time_and_flags_a_missed_occurrence(
+    app: TestApp,
+) {
+    let sup = app.login("supervisor1").await;
+    let inspector = user_id(&app, "inspector1").await;
+    let plan = create_plan(&app, &sup, &plan_body(&app, "periodic", &[inspector])).await;
+    let id = plan["id"].as_str().unwrap();
+    assert_eq!(plan["time_zone"], "Asia/Shanghai");
+    assert_eq!(
+        plan["commitment"],
+        Value::Null,
+        "an announced plan is not sealed"
+    );
+
+    // Mondays and Thursdays at 09:00 in Shanghai, across the end of November: 01:00 UTC.
+    let (status, occurrences) = app
+        .get(
+            &format!(
+                "/v1/plans/{id}/occurrences?from=2026-11-26T00:00:00Z&to=2026-12-08T00:00:00Z"
+            ),
+            Some(&sup),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{occurrences}");
+    let starts: Vec<&str> = occurrences
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["starts_at"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            "2026-11-26T01:00:00Z",
+            "2026-11-30T01:00:00Z",
+            "2026-12-03T01:00:00Z",
+            "2026-12-07T01:00:00Z"
+        ]
+    );
+    assert_eq!(occurrences[0]["ends_at"], "2026-11-26T03:00:00Z");
+
+    // Each of these has passed with no round started for it: missed.
+    let now = time::OffsetDateTime::now_utc();
+    for o in occurrences.as_array().unwrap() {
+        let ends = time::OffsetDateTime::parse(
+            o["ends_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        if ends < now {
+            assert_eq!(o["status"], "missed", "{o}");
+        }
+    }
+    assert!(
+        occurrences
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["status"] == "missed"),
+        "{occurrences}"
+    );
+
+    // A range over a year is refused, not expanded.
+    let (status, body) = app
+        .get(
+            &format!(
+                "/v1/plans/{id}/occurrences?from=2026-01-01T00:00:00Z&to=2028-01-01T00:00:00Z"
+            ),
+            Some(&sup),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // Cancelled: no occurrence after the cancellation.
+    let (status, cancelled) = app
+        .post(&format!("/v1/plans/{id}/cancel"), Some(&sup), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["upcoming"], json!([]));
+    let (status, _) = app
+        .post(&format!("/v1/plans/{id}/cancel"), Some(&sup), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+async fn an_unannounced_plan_is_seen_by_planners_and_assignees_only_until_revealed(app: TestApp) {
+    let admin = app.login("admin").await;
+    let assignees = [
+        user_id(&app, "inspector1").await,
+        user_id(&app, "inspector2").await,
+    ];
+    let plan = create_plan(&app, &admin, &plan_body(&app, "unannounced", &assignees)).await;
+    let id = plan["id"].as_str().unwrap().to_owned();
+
+    let everything = [true; 5];
+    let nothing = [false; 5];
+    for (user, want) in [
+        ("admin", [true, true, true, true, false]),
+        ("supervisor1", [true, true, true, true, false]),
+        ("inspector1", everything),
+        ("inspector2", everything),
+        // The inspected zone's roster and a zone chief of every zone.
+        ("roadchief1", nothing),
+        ("sectionchief1", nothing),
+        ("zonechief1", nothing),
+    ] {
+        assert_eq!(
+            plan_reaches(&app, user, &id).await,
+            want,
+            "{user}: [listed, read, calendar, seal, pulled]"
+        );
+    }
+
+    // Only planners reveal.
+    let chief = app.login("roadchief1").await;
+    let (status, _) = app
+        .post(&format!("/v1/plans/{id}/reveal"), Some(&chief), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let sup = app.login("supervisor1").await;
+    let (status, revealed) = app
+        .post(&format!("/v1/plans/{id}/reveal"), Some(&sup), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{revealed}");
+    let (status, _) = app
+        .post(&format!("/v1/plans/{id}/reveal"), Some(&sup), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "revealed once");
+
+    // Revealed: the inspected zone's chiefs see the plan (their phones pull no plan of
+    // someone else's).
+    for user in ["roadchief1", "sectionchief1", "zonechief1"] {
+        assert_eq!(
+            plan_reaches(&app, user, &id).await,
+            [true, true, true, true, false],
+            "{user} after the reveal"
+        );
+    }
+    // An inspector of the zone not assigned still sees no plan of others' on the phone.
+    let (_, listed) = app
+        .get("/v1/plans", Some(&app.login("inspector1").await))
+        .await;
+    assert!(listed.as_array().unwrap().iter().any(|p| p["id"] == id));
+}
+
+/// The server's public key as the ledger's signed checkpoints give it (the key a verifier
+/// obtains from the operator): the same key signs the plan log.
+async fn server_key(app: &TestApp) -> ed25519_dalek::VerifyingKey {
+    let admin = app.login("admin").await;
+    let (status, cp) = app.get("/v1/ledger/checkpoint", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{cp}");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(cp["public_key"].as_str().unwrap())
+        .unwrap();
+    ed25519_dalek::VerifyingKey::from_bytes(&<[u8; 32]>::try_from(bytes.as_slice()).unwrap())
+        .unwrap()
+}
+
+async fn seal_of(app: &TestApp, token: &str, id: &str) -> SealProof {
+    let (status, body) = app.get(&format!("/v1/plans/{id}/seal"), Some(token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    serde_json::from_value(body).unwrap()
+}
+
+async fn a_sealed_plan_verifies_after_its_reveal_and_not_once_altered(app: TestApp) {
+    let sup = app.login("supervisor1").await;
+    let inspector = user_id(&app, "inspector1").await;
+    // Three plans, so that the one checked is neither the log's first leaf nor its last.
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let plan = create_plan(&app, &sup, &plan_body(&app, "unannounced", &[inspector])).await;
+        assert_eq!(plan["commitment"].as_str().unwrap().len(), 64, "{plan}");
+        ids.push(plan["id"].as_str().unwrap().to_owned());
+    }
+    let id = ids[1].clone();
+    let key = server_key(&app).await;
+
+    // Before the reveal the nonce stays secret: nothing can be checked yet.
+    let hidden = seal_of(&app, &sup, &id).await;
+    assert_eq!(hidden.nonce, None);
+    assert_eq!(seal::verify(&hidden, &key), vec![SealProblem::NotRevealed]);
+    assert_eq!(hidden.receipt.tree_size, 2, "the second leaf of the log");
+
+    let (status, _) = app
+        .post(&format!("/v1/plans/{id}/reveal"), Some(&sup), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Anyone who may now see the plan can check it: the zone's road chief.
+    let chief = app.login("roadchief1").await;
+    let proof = seal_of(&app, &chief, &id).await;
+    assert!(proof.nonce.is_some());
+    assert_eq!(seal::verify(&proof, &key), vec![], "{proof:?}");
+    // The proof is checked against the key, not against the one it names.
+    let other = ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key();
+    assert_eq!(
+        seal::verify(&proof, &other),
+        vec![SealProblem::BadSignature]
+    );
+
+    // Altered after its creation (an assignee added behind the server's back): it no longer
+    // verifies.
+    let extra = user_id(&app, "inspector2").await;
+    sql(
+        &app,
+        &format!("INSERT INTO plan_assignees (plan_id, user_id) VALUES ('{id}', '{extra}')"),
+    )
+    .await;
+    let altered = seal_of(&app, &chief, &id).await;
+    assert_eq!(
+        seal::verify(&altered, &key),
+        vec![SealProblem::ContentChanged]
+    );
+    // And its window widened, likewise.
+    sql(
+        &app,
+        &format!("DELETE FROM plan_assignees WHERE plan_id = '{id}' AND user_id = '{extra}'"),
+    )
+    .await;
+    assert_eq!(
+        seal::verify(&seal_of(&app, &chief, &id).await, &key),
+        vec![]
+    );
+    sql(
+        &app,
+        &format!("UPDATE plans SET window_minutes = 600 WHERE id = '{id}'"),
+    )
+    .await;
+    assert_eq!(
+        seal::verify(&seal_of(&app, &chief, &id).await, &key),
+        vec![SealProblem::ContentChanged]
+    );
+    // An announced plan has no seal.
+    let periodic = create_plan(&app, &sup, &plan_body(&app, "periodic", &[inspector])).await;
+    let (status, _) = app
+        .get(
+            &format!("/v1/plans/{}/seal", periodic["id"].as_str().unwrap()),
+            Some(&sup),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn a_period_close_reveals_the_unannounced_inspections_made_in_it(app: TestApp) {
+    let z1 = app.zone("Z01");
+    let mut inspector = Phone::enrol(&app, "inspector1").await;
+    let round = Uuid::now_v7();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (raised, mut payload) = new_case(z1, 0, "event:0102");
+    payload["round_id"] = json!(round);
+    let ops = vec![
+        inspector.op(
+            "round.start@1",
+            json!({"round_id": round, "zone_id": z1, "kind": "unannounced", "started_at": now}),
+        ),
+        inspector.op("case.create@1", payload),
+    ];
+    let (status, body) = inspector.push(&app, &ops).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let chief = Phone::enrol(&app, "roadchief1").await;
+    let (before, cursor) = chief.pull_all(&app, None).await;
+    let names = |changes: &[Value], entity: &str, id: Uuid| {
+        changes
+            .iter()
+            .any(|c| c["entity"] == entity && c["id"] == json!(id) && c["kind"] == "upsert")
+    };
+    assert!(!names(&before, "round", round) && !names(&before, "case", raised));
+    let chief_token = app.login("roadchief1").await;
+    let (status, _) = app
+        .get(&format!("/v1/cases/{raised}"), Some(&chief_token))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A deduction would publish the finding to the zone: refused while it is confidential.
+    let sup = app.login("supervisor1").await;
+    crate::support::must_transition(&app, &sup, raised, json!({"action": "file"})).await;
+    let (status, refused) = app
+        .post(
+            "/v1/deductions",
+            Some(&sup),
+            &json!({"case_id": raised, "rule_code": "INSP-GARBAGE"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["details"]["confidential"], true, "{refused}");
+
+    // The period closes (early, by the admin): its unannounced inspections are revealed, and
+    // the chief's phone pulls them on from its cursor.
+    let admin = app.login("admin").await;
+    let period = crate::support::current_period(&app, &admin).await;
+    let (status, closed) = app
+        .post(
+            &format!("/v1/periods/{}/close", period["id"].as_str().unwrap()),
+            Some(&admin),
+            &json!({"early": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+    let (after, _) = chief.pull_all(&app, Some(cursor)).await;
+    assert!(names(&after, "round", round), "{after:#?}");
+    assert!(names(&after, "case", raised), "{after:#?}");
+    let (status, _) = app
+        .get(&format!("/v1/cases/{raised}"), Some(&chief_token))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn bad_plans_are_refused_field_by_field(app: TestApp) {
+    let sup = app.login("supervisor1").await;
+    let inspector = user_id(&app, "inspector1").await;
+    let chief = user_id(&app, "roadchief1").await;
+    let mut bad = plan_body(&app, "routine", &[inspector, chief]);
+    bad["rrule"] = json!("FREQ=MINUTELY");
+    bad["dtstart"] = json!("2026-11-26 09:00");
+    bad["window_minutes"] = json!(0);
+    bad["zones"] = json!([Uuid::nil()]);
+    bad["checklist"]["items"][1]["weight"] = json!(0);
+    let (status, body) = app.post("/v1/plans", Some(&sup), &bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let paths: Vec<&str> = body["details"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    for want in [
+        "kind",
+        "rrule",
+        "window_minutes",
+        "zones[0]",
+        "assignees[1]",
+        "checklist.items[1].weight",
+    ] {
+        assert!(paths.contains(&want), "{want} in {paths:?}");
+    }
+    let mut bad_start = plan_body(&app, "periodic", &[inspector]);
+    bad_start["dtstart"] = json!("2026-11-26 09:00");
+    let (status, body) = app.post("/v1/plans", Some(&sup), &bad_start).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["details"]["path"], "dtstart", "{body}");
+
+    // Only planners make plans.
+    let (status, _) = app
+        .post(
+            "/v1/plans",
+            Some(&app.login("inspector1").await),
+            &plan_body(&app, "periodic", &[inspector]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .post(
+            "/v1/plans",
+            None,
+            &plan_body(&app, "periodic", &[inspector]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app
+        .get(&format!("/v1/plans/{}", Uuid::nil()), Some(&sup))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
