@@ -621,3 +621,47 @@ pub async fn seal_proof(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<SealPro
         first_finding_at: store::first_finding_at(&mut conn, id).await?,
     })
 }
+
+/// The planned-inspection indicators of each zone for the period `[starts, as_of)`: per zone
+/// id, the occurrences whose window ended in it, those a round was started for within the
+/// window, and the checklist items failed on the zone's planned rounds started in it. An
+/// unannounced plan counts once revealed (before, its occurrences would tell the zone of it).
+pub async fn zone_inspections(
+    conn: &mut AnyConnection,
+    starts: i64,
+    as_of: i64,
+) -> Result<std::collections::BTreeMap<String, (i64, i64, i64)>, sqlx::Error> {
+    let mut out: std::collections::BTreeMap<String, (i64, i64, i64)> = Default::default();
+    for row in store::list(conn, None).await? {
+        if row.kind == "unannounced" && row.revealed_at.is_none() {
+            continue;
+        }
+        let Ok(recurrence) = Recurrence::parse(&row.rrule, &row.dtstart, &row.time_zone) else {
+            tracing::error!(plan = %row.id, "a stored plan's recurrence does not parse");
+            continue;
+        };
+        let window = row.window_minutes * 60_000;
+        let end = row.cancelled_at.map_or(as_of, |c| c.min(as_of));
+        let rounds = store::rounds_of(conn, row.id).await?;
+        for s in recurrence.starts_between(starts - window, end) {
+            if s + window <= starts || s + window > as_of {
+                continue;
+            }
+            for zone in &row.zones {
+                let slot = out.entry(zone.to_string()).or_default();
+                slot.0 += 1;
+                if rounds.iter().any(|r| {
+                    r.zone_id == *zone && r.occurrence_at == Some(s) && r.started_at < s + window
+                }) {
+                    slot.1 += 1;
+                }
+            }
+        }
+        for r in &rounds {
+            if (starts..as_of).contains(&r.started_at) {
+                out.entry(r.zone_id.to_string()).or_default().2 += r.items_failed.unwrap_or(0);
+            }
+        }
+    }
+    Ok(out)
+}

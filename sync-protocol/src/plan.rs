@@ -145,11 +145,9 @@ pub fn score<'a>(
             ItemResult::NotApplicable => {}
         }
     }
-    let score_permille = if applied == 0 {
-        1000
-    } else {
-        u32::try_from(passed * 1000 / applied).unwrap_or(1000)
-    };
+    let score_permille = (passed * 1000)
+        .checked_div(applied)
+        .map_or(1000, |s| u32::try_from(s).unwrap_or(1000));
     ChecklistScore {
         score_permille,
         items_failed: failed,

@@ -2,7 +2,6 @@
 //! plans kept from the inspected zone's roster until revealed, through every read path; sealed
 //! plans that verify after the reveal, and no longer once altered.
 
-use base64::Engine;
 use gridline_server::seal::{self, SealProblem, SealProof};
 use gridline_tests::{new_case, on_both_backends, Phone, TestApp};
 use reqwest::StatusCode;
@@ -160,6 +159,42 @@ async fn a_recurring_plan_crosses_a_month_in_local_time_and_flags_a_missed_occur
         "{occurrences}"
     );
 
+    // The zone's ranking row counts the period's occurrences that have ended, none on time.
+    let period = crate::support::current_period(&app, &sup).await;
+    let (status, ended) = app
+        .get(
+            &format!(
+                "/v1/plans/{id}/occurrences?from={}&to={}",
+                period["starts_at"].as_str().unwrap(),
+                period["ends_at"].as_str().unwrap()
+            ),
+            Some(&sup),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ended}");
+    let missed = ended
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["status"] == "missed")
+        .count() as i64;
+    let (status, ranking) = app
+        .get(
+            &format!("/v1/periods/{}/ranking", period["id"].as_str().unwrap()),
+            Some(&sup),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ranking}");
+    let z1 = ranking["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["zone_id"] == json!(app.zone("Z01")))
+        .unwrap()
+        .clone();
+    assert_eq!(z1["indicators"]["inspections_due"], missed, "{z1}");
+    assert_eq!(z1["indicators"]["inspections_on_time"], 0, "{z1}");
+
     // A range over a year is refused, not expanded.
     let (status, body) = app
         .get(
@@ -243,17 +278,13 @@ async fn an_unannounced_plan_is_seen_by_planners_and_assignees_only_until_reveal
     assert!(listed.as_array().unwrap().iter().any(|p| p["id"] == id));
 }
 
-/// The server's public key as the ledger's signed checkpoints give it (the key a verifier
-/// obtains from the operator): the same key signs the plan log.
-async fn server_key(app: &TestApp) -> ed25519_dalek::VerifyingKey {
-    let admin = app.login("admin").await;
-    let (status, cp) = app.get("/v1/ledger/checkpoint", Some(&admin)).await;
-    assert_eq!(status, StatusCode::OK, "{cp}");
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(cp["public_key"].as_str().unwrap())
-        .unwrap();
-    ed25519_dalek::VerifyingKey::from_bytes(&<[u8; 32]>::try_from(bytes.as_slice()).unwrap())
-        .unwrap()
+/// The server's public key named `kid`, as the operator hands it out (the verifier must not
+/// take it from the proof).
+fn server_key(app: &TestApp, kid: &str) -> ed25519_dalek::VerifyingKey {
+    *app.state
+        .keys
+        .verifying_key(kid)
+        .expect("a key of the server")
 }
 
 async fn seal_of(app: &TestApp, token: &str, id: &str) -> SealProof {
@@ -273,10 +304,10 @@ async fn a_sealed_plan_verifies_after_its_reveal_and_not_once_altered(app: TestA
         ids.push(plan["id"].as_str().unwrap().to_owned());
     }
     let id = ids[1].clone();
-    let key = server_key(&app).await;
 
     // Before the reveal the nonce stays secret: nothing can be checked yet.
     let hidden = seal_of(&app, &sup, &id).await;
+    let key = server_key(&app, &hidden.receipt.key_id);
     assert_eq!(hidden.nonce, None);
     assert_eq!(seal::verify(&hidden, &key), vec![SealProblem::NotRevealed]);
     assert_eq!(hidden.receipt.tree_size, 2, "the second leaf of the log");
@@ -385,11 +416,34 @@ async fn a_period_close_reveals_the_unannounced_inspections_made_in_it(app: Test
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{refused}");
     assert_eq!(refused["details"]["confidential"], true, "{refused}");
+    // No notice to the zone's chiefs names it either.
+    for user in ["roadchief1", "sectionchief1", "zonechief1"] {
+        let (status, inbox) = app.get("/v1/inbox", Some(&app.login(user).await)).await;
+        assert_eq!(status, StatusCode::OK, "{inbox}");
+        assert!(
+            !inbox.to_string().contains(&raised.to_string()),
+            "{user}'s inbox names the case: {inbox}"
+        );
+    }
 
     // The period closes (early, by the admin): its unannounced inspections are revealed, and
-    // the chief's phone pulls them on from its cursor.
+    // the chief's phone pulls them on from its cursor. Until then the zone's ranking row does
+    // not count the case; the closed period's does.
     let admin = app.login("admin").await;
     let period = crate::support::current_period(&app, &admin).await;
+    let found = |ranking: &Value| {
+        ranking["zones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|z| z["zone_id"] == json!(z1))
+            .map(|z| z["indicators"]["cases_found"].as_i64().unwrap())
+            .unwrap()
+    };
+    let ranking_path = format!("/v1/periods/{}/ranking", period["id"].as_str().unwrap());
+    let (_, open_ranking) = app.get(&ranking_path, Some(&sup)).await;
+    let found_before = found(&open_ranking);
+
     let (status, closed) = app
         .post(
             &format!("/v1/periods/{}/close", period["id"].as_str().unwrap()),
@@ -405,6 +459,12 @@ async fn a_period_close_reveals_the_unannounced_inspections_made_in_it(app: Test
         .get(&format!("/v1/cases/{raised}"), Some(&chief_token))
         .await;
     assert_eq!(status, StatusCode::OK);
+    let (_, closed_ranking) = app.get(&ranking_path, Some(&sup)).await;
+    assert_eq!(
+        found(&closed_ranking),
+        found_before + 1,
+        "counted from the reveal, not before"
+    );
 }
 
 async fn bad_plans_are_refused_field_by_field(app: TestApp) {
@@ -413,7 +473,6 @@ async fn bad_plans_are_refused_field_by_field(app: TestApp) {
     let chief = user_id(&app, "roadchief1").await;
     let mut bad = plan_body(&app, "routine", &[inspector, chief]);
     bad["rrule"] = json!("FREQ=MINUTELY");
-    bad["dtstart"] = json!("2026-11-26 09:00");
     bad["window_minutes"] = json!(0);
     bad["zones"] = json!([Uuid::nil()]);
     bad["checklist"]["items"][1]["weight"] = json!(0);

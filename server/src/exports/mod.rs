@@ -309,6 +309,9 @@ pub async fn ranking(
                 Cell::Int(z.indicators.satisfied),
                 Cell::Int(z.indicators.public_reports),
                 Cell::Int(z.indicators.responded_in_time),
+                Cell::Int(z.indicators.inspections_due),
+                Cell::Int(z.indicators.inspections_on_time),
+                Cell::Int(z.indicators.items_failed),
                 r.formula_version.clone().into(),
             ]
         })
@@ -334,6 +337,9 @@ pub async fn ranking(
             "satisfied",
             "public_reports",
             "responded_in_time",
+            "inspections_due",
+            "inspections_on_time",
+            "items_failed",
             "formula_version",
         ],
         rows,

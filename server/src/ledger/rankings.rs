@@ -35,7 +35,15 @@ pub async fn compute_ranking(db: &Db, period: &Period) -> ApiResult<Ranking> {
     let as_of = cutoff.min(ends);
     let zones = store::zone_refs(&mut *conn).await?;
     let groups = store::scored_groups(&mut *conn, period.id).await?;
-    let indicators = store::indicators(&mut conn, starts, as_of).await?;
+    let mut indicators = store::indicators(&mut conn, starts, as_of).await?;
+    for (zone, (due, on_time, failed)) in
+        crate::plans::zone_inspections(&mut conn, starts, as_of).await?
+    {
+        let slot = indicators.entry(zone).or_default();
+        slot.inspections_due = due;
+        slot.inspections_on_time = on_time;
+        slot.items_failed = failed;
+    }
     Ok(scoring::compute_grouped(
         &period.id.to_string(),
         &period.code,

@@ -83,6 +83,16 @@ pub struct Indicators {
     /// with `public_reports`, the response rate.
     #[serde(default)]
     pub responded_in_time: i64,
+    /// Planned inspections of the zone whose window ended in the period: each occurrence of a
+    /// plan naming the zone (an unannounced plan once revealed).
+    #[serde(default)]
+    pub inspections_due: i64,
+    /// Of those, the ones a round was started for within the window.
+    #[serde(default)]
+    pub inspections_on_time: i64,
+    /// Checklist items failed on the zone's planned rounds started in the period.
+    #[serde(default)]
+    pub items_failed: i64,
 }
 
 /// How soon a report from the public is to be decided (filed, or set aside as not filed or a

@@ -1059,9 +1059,14 @@ pub async fn indicators(
     as_of: i64,
 ) -> R<BTreeMap<String, Indicators>> {
     let mut out: BTreeMap<String, Indicators> = BTreeMap::new();
+    // A confidential case (an unannounced inspection's, not yet revealed) counts from its
+    // reveal: before, the zone's row would tell its chiefs that cases were raised. The nil id
+    // is nobody's: the cases hidden from it are exactly the confidential ones.
+    let confidential =
+        |case: &str| super::cases::hidden_case_sql(case, "'00000000-0000-0000-0000-000000000000'");
     // Integer sums are cast so that PostgreSQL returns BIGINT, not NUMERIC (which Any cannot
     // decode).
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT zone_id, \
            CAST(SUM(CASE WHEN captured_at >= $1 AND captured_at < $2 THEN 1 ELSE 0 END) AS BIGINT) AS found, \
            CAST(SUM(CASE WHEN captured_at >= $1 AND captured_at < $2 AND filed_at < $2 THEN 1 ELSE 0 END) AS BIGINT) AS filed, \
@@ -1069,9 +1074,10 @@ pub async fn indicators(
                 SELECT 1 FROM case_events ev WHERE ev.case_id = cases.id \
                 AND ev.to_state = 'pending_verification' AND ev.at <= cases.deadline_at) \
                 THEN 1 ELSE 0 END) AS BIGINT) AS overdue \
-         FROM cases WHERE (captured_at >= $1 AND captured_at < $2) \
-           OR (deadline_at >= $1 AND deadline_at < $2) GROUP BY zone_id",
-    )
+         FROM cases WHERE ((captured_at >= $1 AND captured_at < $2) \
+           OR (deadline_at >= $1 AND deadline_at < $2)) AND NOT {} GROUP BY zone_id",
+        confidential("cases.id")
+    ))
     .bind(starts)
     .bind(as_of)
     .fetch_all(&mut *conn)
@@ -1082,7 +1088,7 @@ pub async fn indicators(
         slot.filed = r.try_get::<Option<i64>, _>("filed")?.unwrap_or(0);
         slot.overdue = r.try_get::<Option<i64>, _>("overdue")?.unwrap_or(0);
     }
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT c.zone_id, \
            CAST(SUM(CASE WHEN ev.to_state = 'closed' THEN 1 ELSE 0 END) AS BIGINT) AS closed, \
            CAST(SUM(CASE WHEN ev.to_state = 'closed' AND c.deadline_at IS NOT NULL \
@@ -1090,8 +1096,10 @@ pub async fn indicators(
            CAST(SUM(CASE WHEN ev.from_state = 'pending_verification' AND ev.to_state = 'in_progress' \
                 THEN 1 ELSE 0 END) AS BIGINT) AS rework \
          FROM case_events ev JOIN cases c ON c.id = ev.case_id \
-         WHERE ev.kind = 'transition' AND ev.at >= $1 AND ev.at < $2 GROUP BY c.zone_id",
-    )
+         WHERE ev.kind = 'transition' AND ev.at >= $1 AND ev.at < $2 AND NOT {} \
+         GROUP BY c.zone_id",
+        confidential("c.id")
+    ))
     .bind(starts)
     .bind(as_of)
     .fetch_all(&mut *conn)
