@@ -6,8 +6,9 @@
 //! assignees' phones pull the plan (entity `plan`, with its next occurrences).
 //!
 //! An **unannounced** plan (暗访) is confidential: it, its rounds and the cases they raise are
-//! seen only by planners and its assignees until it is **revealed**, by a planner or by the
-//! close of the period its rounds fall in. At creation it is **sealed** ([`crate::seal`]): its
+//! seen only by planners and its assignees until it is **revealed** by a planner. A period's
+//! close reveals the unannounced rounds made before its end and their cases, and the plans
+//! among theirs that have no occurrence left. At creation it is **sealed** ([`crate::seal`]): its
 //! commitment is appended to the plan log and the signed receipt kept, so that after the reveal
 //! anyone can check that it was planned before its findings.
 
@@ -545,6 +546,8 @@ pub async fn reveal_in(
         }
     }
     store::reveal_rounds(conn, rounds, at).await?;
+    all_rounds.sort();
+    all_rounds.dedup();
     let mut round_zones = Vec::new();
     for r in &all_rounds {
         if let Some(v) = crate::store::sync::round_view(&mut *conn, &r.to_string()).await? {
@@ -572,16 +575,35 @@ pub async fn reveal_in(
     ))
 }
 
-/// Reveals, inside a period close, every unannounced inspection that started before `end`:
-/// the change-log rows for the caller to append last.
+/// Reveals, inside a period close, every unannounced round started before `end` and the cases
+/// raised in it (their findings count in the period, so the zone sees them now), and those of
+/// their plans that have no occurrence after `end` (ended or cancelled by then): a plan that
+/// goes on stays confidential, or its next visits would be announced, until a planner reveals
+/// it. Returns the change-log rows for the caller to append last.
 pub async fn reveal_before(
     conn: &mut AnyConnection,
     end: i64,
     at: i64,
 ) -> Result<Vec<PendingChange>, sqlx::Error> {
-    let (plans, rounds) = store::unrevealed_before(conn, end).await?;
-    if plans.is_empty() && rounds.is_empty() {
+    let (candidates, rounds) = store::unrevealed_before(conn, end).await?;
+    if rounds.is_empty() {
         return Ok(vec![]);
+    }
+    let mut plans = Vec::new();
+    for id in candidates {
+        let Some(row) = store::load(conn, id, "").await? else {
+            continue;
+        };
+        let over = row.cancelled_at.is_some_and(|c| c <= end)
+            || Recurrence::parse(&row.rrule, &row.dtstart, &row.time_zone)
+                .map(|r| {
+                    r.starts_between(end, end + 20 * 366 * 86_400_000)
+                        .is_empty()
+                })
+                .unwrap_or(false);
+        if over {
+            plans.push(id);
+        }
     }
     let (revealed, rows) = reveal_in(conn, &plans, &rounds, None, at).await?;
     audit::record(

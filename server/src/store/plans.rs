@@ -224,21 +224,21 @@ pub async fn reveal(conn: &mut AnyConnection, id: Uuid, by: Option<Uuid>, at: i6
     parse_ids(&rounds, "rounds.id")
 }
 
-/// The unannounced plans not revealed with an occurrence round started before `before`, and
-/// the unannounced rounds made without a plan before it that are not revealed: what a period
-/// close reveals.
+/// What a period close ending at `before` may reveal: the unannounced rounds started before it
+/// and not revealed (with a plan or without), and the unrevealed plans those rounds were made
+/// for.
 pub async fn unrevealed_before(conn: &mut AnyConnection, before: i64) -> R<(Vec<Uuid>, Vec<Uuid>)> {
     let plans: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT p.id FROM plans p JOIN rounds r ON r.plan_id = p.id \
-         WHERE p.kind = 'unannounced' AND p.revealed_at IS NULL AND r.started_at < $1 \
-         ORDER BY p.id",
+         WHERE p.kind = 'unannounced' AND p.revealed_at IS NULL AND r.revealed_at IS NULL \
+         AND r.started_at < $1 ORDER BY p.id",
     )
     .bind(before)
     .fetch_all(&mut *conn)
     .await?;
     let rounds: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM rounds WHERE kind = 'unannounced' AND plan_id IS NULL \
-         AND revealed_at IS NULL AND started_at < $1 ORDER BY id",
+        "SELECT id FROM rounds WHERE kind = 'unannounced' AND revealed_at IS NULL \
+         AND started_at < $1 ORDER BY id",
     )
     .bind(before)
     .fetch_all(&mut *conn)
