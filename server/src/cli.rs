@@ -54,6 +54,18 @@ pub enum Command {
     /// The deduction ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Check a revealed unannounced plan's seal, offline: that the plan, with its nonce, gives
+    /// the commitment, that the signed plan log includes it, and that it was committed before
+    /// the plan's first finding. Exit 1 and say what fails, if anything does.
+    VerifySeal {
+        /// The proof as `GET /v1/plans/{id}/seal` serves it (JSON), after the reveal.
+        #[arg(long, value_name = "FILE")]
+        proof: PathBuf,
+        /// The server's Ed25519 public key, base64 of its 32 bytes, as obtained from the
+        /// operator (not taken from the proof).
+        #[arg(long, value_name = "BASE64")]
+        public_key: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,10 +157,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         print!("{}", crate::openapi_yaml());
         return Ok(());
     }
+    if let Command::VerifySeal { proof, public_key } = &cli.command {
+        return verify_seal(proof, public_key);
+    }
     let config = Config::load(cli.config.as_deref())?;
     crate::telemetry::init_logging(config.log_format);
     match cli.command {
-        Command::PrintOpenapi => Ok(()),
+        Command::PrintOpenapi | Command::VerifySeal { .. } => Ok(()),
         Command::PrintConfig => {
             print!("{}", config.to_redacted_toml());
             Ok(())
@@ -169,6 +184,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ledger_verify(config, checkpoint.as_deref()).await
         }
     }
+}
+
+/// `gridline verify-seal`: needs neither the database nor the configuration.
+fn verify_seal(path: &Path, public_key: &str) -> anyhow::Result<()> {
+    use base64::Engine;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let proof: crate::seal::SealProof = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!("{} is not a seal as the API serves it: {e}", path.display())
+    })?;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(public_key.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+        .ok_or_else(|| anyhow::anyhow!("--public-key: not base64 of an Ed25519 public key"))?;
+    let problems = crate::seal::verify(&proof, &key);
+    if problems.is_empty() {
+        println!(
+            "plan {}: sealed as committed at {} ms (leaf {} of the plan log), before its first \
+             finding; it verifies",
+            proof.content.plan_id, proof.receipt.timestamp, proof.receipt.tree_size
+        );
+        return Ok(());
+    }
+    for p in &problems {
+        eprintln!("plan {}: {}", proof.content.plan_id, p.describe());
+    }
+    anyhow::bail!("the seal does not verify")
 }
 
 /// `gridline ledger verify`: the hash chain, then the stored checkpoints and the saved one.

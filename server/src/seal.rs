@@ -165,6 +165,23 @@ pub enum SealProblem {
     PlannedAfterFindings,
 }
 
+impl SealProblem {
+    pub fn describe(self) -> &'static str {
+        match self {
+            SealProblem::NotRevealed => "not revealed yet: there is no nonce to check it with",
+            SealProblem::ContentChanged => {
+                "the plan as it stands does not give the commitment: it was changed after its \
+                 creation"
+            }
+            SealProblem::NotInLog => "the commitment is not the leaf the signed log head includes",
+            SealProblem::BadSignature => "the log head's signature does not verify with that key",
+            SealProblem::PlannedAfterFindings => {
+                "a finding is older than the commitment: the plan was made after it"
+            }
+        }
+    }
+}
+
 /// Checks a seal with the public key `key` (which a verifier should obtain from the operator,
 /// not from the proof): every problem found, none when it holds.
 pub fn verify(p: &SealProof, key: &VerifyingKey) -> Vec<SealProblem> {

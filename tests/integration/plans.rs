@@ -328,6 +328,32 @@ async fn a_sealed_plan_verifies_after_its_reveal_and_not_once_altered(app: TestA
         vec![SealProblem::BadSignature]
     );
 
+    // The same check at the command line, as a chief would run it on the proof they saved.
+    let saved = app.dir.path().join("seal.json");
+    std::fs::write(&saved, serde_json::to_vec(&proof).unwrap()).unwrap();
+    let public_key = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
+    };
+    let cli = |proof: std::path::PathBuf, key: String| {
+        let app = &app;
+        async move {
+            crate::support::gridline_cli(
+                app,
+                &[
+                    "verify-seal",
+                    "--proof",
+                    proof.to_str().unwrap(),
+                    "--public-key",
+                    &key,
+                ],
+            )
+            .await
+        }
+    };
+    let (ok, out) = cli(saved.clone(), public_key.clone()).await;
+    assert!(ok && out.contains("it verifies"), "{out}");
+
     // Altered after its creation (an assignee added behind the server's back): it no longer
     // verifies.
     let extra = user_id(&app, "inspector2").await;
@@ -341,6 +367,9 @@ async fn a_sealed_plan_verifies_after_its_reveal_and_not_once_altered(app: TestA
         seal::verify(&altered, &key),
         vec![SealProblem::ContentChanged]
     );
+    std::fs::write(&saved, serde_json::to_vec(&altered).unwrap()).unwrap();
+    let (ok, out) = cli(saved.clone(), public_key).await;
+    assert!(!ok && out.contains("changed after its creation"), "{out}");
     // And its window widened, likewise.
     sql(
         &app,

@@ -966,7 +966,7 @@ async fn sqlite_writers_wait_their_turn_instead_of_being_refused() {
 
 /// What `user` learns of the round `round` and the cases `cases` through every read path:
 /// for each case, whether each of pull, list, read, workflow and both exports shows it.
-async fn what_reaches(
+pub(crate) async fn what_reaches(
     app: &TestApp,
     user: &str,
     round: uuid::Uuid,

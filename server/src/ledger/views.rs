@@ -127,8 +127,8 @@ pub struct LedgerEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Notified {
     pub user_id: Uuid,
-    /// Their role on the roster the entry froze (`section_chief`, `road_chief`, `zone_chief`);
-    /// `null` if they were no longer on it at the deadline.
+    /// Their role on the case's roster as it stood at the dispatch, which escalation tells
+    /// (`section_chief`, `road_chief`, `zone_chief`); `null` if it names them in none.
     pub role: Option<String>,
     /// `case.due_soon` or `case.overdue`.
     pub kind: String,
