@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::access::AuthUser;
+use crate::access::{AuthUser, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::log::CheckpointKeys;
 use crate::recurrence::Recurrence;
@@ -138,17 +138,17 @@ pub fn view(row: &PlanRow, now: i64) -> ApiResult<PlanView> {
     })
 }
 
-/// Whether `user` may see plan `row`: planners see every plan, assignees theirs; anyone else
-/// an announced plan, or a revealed one, of a zone in their scope.
-async fn visible(db: &Db, user: &AuthUser, row: &PlanRow) -> ApiResult<bool> {
+/// Whether `user`, whose roster gives `scope`, may see plan `row`: planners see every plan,
+/// assignees theirs; anyone else an announced plan, or a revealed one, of a zone in their
+/// scope.
+fn visible(user: &AuthUser, scope: &Scope, row: &PlanRow) -> bool {
     if is_planner(user) || row.assignees.contains(&user.user_id) {
-        return Ok(true);
+        return true;
     }
     if row.kind == "unannounced" && row.revealed_at.is_none() {
-        return Ok(false);
+        return false;
     }
-    let scope = user.scope(db).await?;
-    Ok(row.zones.iter().any(|z| scope.contains(*z)))
+    row.zones.iter().any(|z| scope.contains(*z))
 }
 
 async fn load_visible(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<PlanRow> {
@@ -157,7 +157,7 @@ async fn load_visible(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<PlanRow> 
         .await?
         .ok_or_else(|| ApiError::not_found("plan"))?;
     drop(conn);
-    if visible(db, user, &row).await? {
+    if visible(user, &user.scope(db).await?, &row) {
         Ok(row)
     } else {
         Err(ApiError::not_found("plan"))
@@ -309,17 +309,15 @@ fn assignee_rows(row: &PlanRow) -> Vec<PendingChange> {
 
 /// The plans `user` may see, newest first.
 pub async fn list(db: &Db, user: &AuthUser) -> ApiResult<Vec<PlanView>> {
+    let scope = user.scope(db).await?;
     let mut conn = db.pool.acquire().await?;
     let rows = store::list(&mut conn, None).await?;
     drop(conn);
     let now = now_ms();
-    let mut out = Vec::new();
-    for row in rows {
-        if visible(db, user, &row).await? {
-            out.push(view(&row, now)?);
-        }
-    }
-    Ok(out)
+    rows.iter()
+        .filter(|row| visible(user, &scope, row))
+        .map(|row| view(row, now))
+        .collect()
 }
 
 /// One plan, 404 unless `user` may see it.
@@ -442,12 +440,13 @@ pub async fn calendar(
     to: OffsetDateTime,
 ) -> ApiResult<Vec<OccurrenceView>> {
     let (from, to) = check_range(from, to)?;
+    let scope = user.scope(db).await?;
     let mut conn = db.pool.acquire().await?;
     let rows = store::list(&mut conn, None).await?;
     let now = now_ms();
     let mut out = Vec::new();
     for row in rows {
-        if !visible(db, user, &row).await? {
+        if !visible(user, &scope, &row) {
             continue;
         }
         let rounds = store::rounds_of(&mut conn, row.id).await?;

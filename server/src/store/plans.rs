@@ -180,13 +180,23 @@ pub async fn list(conn: &mut AnyConnection, assigned_to: Option<Uuid>) -> R<Vec<
             .await?
         }
     };
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let id: String = r.try_get("id")?;
-        let assignees = assignees_of(conn, &id).await?;
-        out.push(plan_from_row(&r, assignees)?);
+    // Every assignment at once, rather than a query per plan.
+    let pairs = sqlx::query("SELECT plan_id, user_id FROM plan_assignees ORDER BY user_id")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut assignees: std::collections::HashMap<String, Vec<Uuid>> = Default::default();
+    for p in &pairs {
+        assignees
+            .entry(p.try_get("plan_id")?)
+            .or_default()
+            .push(uuid_col(p, "user_id")?);
     }
-    Ok(out)
+    rows.iter()
+        .map(|r| {
+            let id: String = r.try_get("id")?;
+            plan_from_row(r, assignees.remove(&id).unwrap_or_default())
+        })
+        .collect()
 }
 
 /// Marks the plan cancelled (no occurrence after `at`).
