@@ -450,5 +450,64 @@ pub async fn load(state: &AppState, site: DemoSite, zone_ids: &[Uuid]) -> anyhow
         Some(json!({})),
     )
     .await?;
+    if matches!(site, DemoSite::Taihe) {
+        plans(&api, &sups[0], &admin, zone_ids, &last_month).await?;
+    }
+    Ok(())
+}
+
+/// Two inspection plans from the start of last month: an announced weekly one over the first
+/// two communities with a scored checklist, and an unannounced monthly night visit of the third,
+/// confidential to its planner and assignee. (The English demo, the tests' data, has none.)
+async fn plans(
+    api: &Api,
+    planner: &str,
+    admin: &str,
+    zone_ids: &[Uuid],
+    last_month: &str,
+) -> anyhow::Result<()> {
+    let users = api
+        .call(Method::GET, "/v1/users", Some(admin), None)
+        .await?;
+    let id_of = |name: &str| {
+        users
+            .as_array()
+            .and_then(|all| all.iter().find(|u| u["username"] == name))
+            .map(|u| u["id"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let weekly = json!({
+        "name": "井盖与市容周巡",
+        "kind": "periodic",
+        "rrule": "FREQ=WEEKLY;BYDAY=MO,TH",
+        "dtstart": format!("{last_month}-01T09:00"),
+        "window_minutes": 240,
+        "zones": &zone_ids[..2.min(zone_ids.len())],
+        "assignees": [id_of("inspector1"), id_of("inspector3")],
+        "checklist": {"items": [
+            {"id": "covers", "label": "井盖完好、无缺失破损", "weight": 3, "mandatory": true,
+             "category_code": "component:0101"},
+            {"id": "litter", "label": "路面无暴露垃圾", "weight": 2, "category_code": "event:0102"},
+            {"id": "stalls", "label": "无占道经营", "weight": 1, "category_code": "event:0501"}
+        ]}
+    });
+    let night = json!({
+        "name": "夜间市容暗访",
+        "kind": "unannounced",
+        "rrule": "FREQ=MONTHLY;BYDAY=2FR",
+        "dtstart": format!("{last_month}-01T20:00"),
+        "window_minutes": 180,
+        "zones": &zone_ids[2.min(zone_ids.len())..3.min(zone_ids.len())],
+        "assignees": [id_of("inspector5")],
+        "checklist": {"items": [
+            {"id": "stalls", "label": "无夜市占道经营", "weight": 2, "mandatory": true,
+             "category_code": "event:0501"},
+            {"id": "lights", "label": "路灯亮灯正常", "weight": 1}
+        ]}
+    });
+    for plan in [weekly, night] {
+        api.call(Method::POST, "/v1/plans", Some(planner), Some(plan))
+            .await?;
+    }
     Ok(())
 }
