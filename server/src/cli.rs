@@ -202,9 +202,13 @@ fn verify_seal(path: &Path, public_key: &str) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("--public-key: not base64 of an Ed25519 public key"))?;
     let problems = crate::seal::verify(&proof, &key);
     if problems.is_empty() {
+        let findings = match proof.first_finding_at {
+            Some(at) => format!("before its first finding ({at} ms)"),
+            None => "no finding is linked to it yet".to_owned(),
+        };
         println!(
-            "plan {}: sealed as committed at {} ms (leaf {} of the plan log), before its first \
-             finding; it verifies",
+            "plan {}: sealed as committed at {} ms (leaf {} of the plan log), {findings}; it \
+             verifies",
             proof.content.plan_id, proof.receipt.timestamp, proof.receipt.tree_size
         );
         return Ok(());

@@ -142,13 +142,30 @@ pub fn view(row: &PlanRow, now: i64) -> ApiResult<PlanView> {
 /// assignees theirs; anyone else an announced plan, or a revealed one, of a zone in their
 /// scope.
 fn visible(user: &AuthUser, scope: &Scope, row: &PlanRow) -> bool {
-    if is_planner(user) || row.assignees.contains(&user.user_id) {
+    if row.assignees.contains(&user.user_id) {
         return true;
     }
-    if row.kind == "unannounced" && row.revealed_at.is_none() {
-        return false;
+    let in_scope = row.zones.iter().any(|z| scope.contains(*z));
+    if is_planner(user) {
+        return in_scope;
     }
-    row.zones.iter().any(|z| scope.contains(*z))
+    in_scope && (row.kind != "unannounced" || row.revealed_at.is_some())
+}
+
+/// Plan `id` locked in `conn` for a planner whose scope covers one of its zones (404
+/// otherwise, as for anything out of scope).
+async fn lock_for_planner(
+    db: &Db,
+    conn: &mut AnyConnection,
+    user: &AuthUser,
+    id: Uuid,
+) -> ApiResult<PlanRow> {
+    require_planner(user)?;
+    let scope = user.scope(db).await?;
+    store::load(conn, id, db.backend.for_update())
+        .await?
+        .filter(|row| row.zones.iter().any(|z| scope.contains(*z)))
+        .ok_or_else(|| ApiError::not_found("plan"))
 }
 
 async fn load_visible(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<PlanRow> {
@@ -167,8 +184,20 @@ async fn load_visible(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<PlanRow> 
 async fn validate(db: &Db, user: &AuthUser, site_tz: &str, p: &PlanInput) -> ApiResult<()> {
     let mut e = ValidationErrors::new();
     let name = p.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        e.push("name", "1 to 100 characters");
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        e.push("name", "1 to 100 characters, no control characters");
+    }
+    // A plan starts about now: a first start decades back would make every expansion walk
+    // the years between.
+    if let Ok(local) = p.dtstart.parse::<jiff::civil::DateTime>() {
+        let tz = jiff::tz::TimeZone::get(site_tz).unwrap_or(jiff::tz::TimeZone::UTC);
+        if let Ok(at) = tz.to_zoned_datetime(local) {
+            let at = at.timestamp().as_millisecond();
+            let now = now_ms();
+            if at < now - 366 * 86_400_000 || at > now + 5 * 366 * 86_400_000 {
+                e.push("dtstart", "within a year before and five years after today");
+            }
+        }
     }
     if p.kind == RoundKind::Routine {
         e.push("kind", "periodic or unannounced");
@@ -460,9 +489,7 @@ pub async fn calendar(
 pub async fn cancel(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<PlanView> {
     require_planner(user)?;
     let mut tx = db.begin_write().await?;
-    let row = store::load(tx.conn(), id, db.backend.for_update())
-        .await?
-        .ok_or_else(|| ApiError::not_found("plan"))?;
+    let row = lock_for_planner(db, tx.conn(), user, id).await?;
     if row.cancelled_at.is_some() {
         return Err(ApiError::conflict("this plan is already cancelled"));
     }
@@ -500,9 +527,7 @@ pub struct Revealed {
 pub async fn reveal(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<Revealed> {
     require_planner(user)?;
     let mut tx = db.begin_write().await?;
-    let row = store::load(tx.conn(), id, db.backend.for_update())
-        .await?
-        .ok_or_else(|| ApiError::not_found("plan"))?;
+    let row = lock_for_planner(db, tx.conn(), user, id).await?;
     if row.kind != "unannounced" {
         return Err(ApiError::conflict(
             "only an unannounced plan is revealed: this one is announced",
@@ -517,6 +542,41 @@ pub async fn reveal(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<Revealed> {
         Some(user.user_id),
         "plan.reveal",
         "plan",
+        &id.to_string(),
+        None::<&()>,
+        Some(&revealed.0),
+    )
+    .await?;
+    changes::append(tx.conn(), &revealed.1).await?;
+    tx.commit().await?;
+    Ok(revealed.0)
+}
+
+/// Reveals one unannounced round and the cases raised in it (planners whose scope covers its
+/// zone): for a finding to be deducted before its plan is revealed or its period closes. The
+/// plan, if any, stays confidential.
+pub async fn reveal_round(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<Revealed> {
+    require_planner(user)?;
+    let scope = user.scope(db).await?;
+    let mut tx = db.begin_write().await?;
+    let round = store::round_state(tx.conn(), id, db.backend.for_update())
+        .await?
+        .filter(|r| scope.contains(r.zone_id))
+        .ok_or_else(|| ApiError::not_found("round"))?;
+    if round.kind != "unannounced" {
+        return Err(ApiError::conflict(
+            "only an unannounced round is revealed: this one is announced",
+        ));
+    }
+    if round.revealed_at.is_some() {
+        return Err(ApiError::conflict("this round is already revealed"));
+    }
+    let revealed = reveal_in(tx.conn(), &[], &[id], Some(user.user_id), now_ms()).await?;
+    audit::record(
+        tx.conn(),
+        Some(user.user_id),
+        "round.reveal",
+        "round",
         &id.to_string(),
         None::<&()>,
         Some(&revealed.0),
@@ -563,6 +623,14 @@ pub async fn reveal_in(
     }
     for (case, zone) in &cases {
         rows.push(PendingChange::upsert("case", case, Some(zone.to_string())));
+        // Its conflicts were kept from the zone's pulls too.
+        for conflict in store::conflicts_of_case(conn, *case).await? {
+            rows.push(PendingChange::upsert(
+                "conflict",
+                conflict,
+                Some(zone.to_string()),
+            ));
+        }
     }
     Ok((
         Revealed {
@@ -574,17 +642,20 @@ pub async fn reveal_in(
     ))
 }
 
-/// Reveals, inside a period close, every unannounced round started before `end` and the cases
-/// raised in it (their findings count in the period, so the zone sees them now), and those of
+/// Reveals, inside the close of period `period`, every unannounced round started before `end`
+/// and finished (or started a day before the close and never finished) with the cases raised
+/// in it (their findings count in the period, so the zone sees them now): a round still under
+/// way at an early close stays confidential. Also those of
 /// their plans that have no occurrence after `end` (ended or cancelled by then): a plan that
 /// goes on stays confidential, or its next visits would be announced, until a planner reveals
 /// it. Returns the change-log rows for the caller to append last.
 pub async fn reveal_before(
     conn: &mut AnyConnection,
+    period: Uuid,
     end: i64,
     at: i64,
 ) -> Result<Vec<PendingChange>, sqlx::Error> {
-    let (candidates, rounds) = store::unrevealed_before(conn, end).await?;
+    let (candidates, rounds) = store::unrevealed_before(conn, end, at).await?;
     if rounds.is_empty() {
         return Ok(vec![]);
     }
@@ -610,7 +681,7 @@ pub async fn reveal_before(
         None,
         "plan.reveal",
         "period",
-        &end.to_string(),
+        &period.to_string(),
         None::<&()>,
         Some(&revealed),
     )

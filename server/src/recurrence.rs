@@ -4,11 +4,17 @@
 //! as everything stored is.
 
 use chrono::TimeZone;
-use rrule::{RRuleSet, Tz};
+use rrule::{Frequency, RRuleSet, Tz};
 
-/// Most occurrences one expansion returns: a caller asks for a bounded range, and a rule that
-/// would give more there is cut off here.
-pub const MAX_OCCURRENCES: u16 = 1000;
+/// Most occurrences one expansion returns. With at most [`MAX_PER_DAY`] a day, a range of a
+/// year (the longest the API expands) holds fewer, so nothing a caller asks for is cut off.
+pub const MAX_OCCURRENCES: u16 = 2500;
+/// Most occurrences a rule may give in a day: `FREQ=DAILY` (or rarer) with at most this many
+/// `BYHOUR` values and one `BYMINUTE`. An inspection is not due every minute, and the rule's
+/// expansion, which walks from the first start, stays cheap.
+pub const MAX_PER_DAY: usize = 6;
+/// How far past the first start occurrences are expanded (about fifty years).
+const HORIZON_MS: i64 = 50 * 366 * 86_400_000;
 
 /// A plan's recurrence, checked.
 #[derive(Debug, Clone)]
@@ -59,17 +65,23 @@ fn ical_local(dtstart: &str) -> Option<String> {
 
 impl Recurrence {
     /// The rule `rrule` (the value of an `RRULE` line, such as `FREQ=WEEKLY;BYDAY=MO`) from
-    /// `dtstart` (`YYYY-MM-DDTHH:MM`, local) in the IANA zone `time_zone`. Rules more frequent
-    /// than hourly are refused: an inspection is not due every minute.
+    /// `dtstart` (`YYYY-MM-DDTHH:MM`, local, a year 2000 to 2100) in the IANA zone
+    /// `time_zone`. The rule is at most daily, with up to [`MAX_PER_DAY`] hours a day.
     pub fn parse(rrule: &str, dtstart: &str, time_zone: &str) -> Result<Self, RecurrenceError> {
         time_zone
             .parse::<chrono_tz::Tz>()
             .map_err(|_| refuse("time_zone", "not an IANA time zone"))?;
         let start = ical_local(dtstart).ok_or_else(|| refuse("dtstart", "YYYY-MM-DDTHH:MM"))?;
+        let local: jiff::civil::DateTime = dtstart
+            .parse()
+            .map_err(|_| refuse("dtstart", "not a date and time of the calendar"))?;
+        if !(2000..=2100).contains(&local.year()) {
+            return Err(refuse("dtstart", "a year from 2000 to 2100"));
+        }
         let rule = rrule.trim();
         if rule.is_empty()
             || rule.len() > 500
-            || rule.contains(['\n', '\r'])
+            || rule.contains(['\n', '\r', ':'])
             || rule.to_ascii_uppercase().contains("DTSTART")
         {
             return Err(refuse(
@@ -77,19 +89,38 @@ impl Recurrence {
                 "one RRULE value such as FREQ=WEEKLY;BYDAY=MO, at most 500 characters",
             ));
         }
-        let upper = rule.to_ascii_uppercase();
-        if upper.contains("FREQ=SECONDLY") || upper.contains("FREQ=MINUTELY") {
-            return Err(refuse("rrule", "at most hourly"));
+        let parsed: rrule::RRule<rrule::Unvalidated> = rule
+            .parse()
+            .map_err(|e: rrule::RRuleError| refuse("rrule", e.to_string()))?;
+        if matches!(
+            parsed.get_freq(),
+            Frequency::Hourly | Frequency::Minutely | Frequency::Secondly
+        ) {
+            return Err(refuse(
+                "rrule",
+                "at most daily (FREQ=DAILY, WEEKLY, MONTHLY or YEARLY)",
+            ));
+        }
+        if !parsed.get_by_second().is_empty()
+            || parsed.get_by_minute().len() > 1
+            || parsed.get_by_hour().len() > MAX_PER_DAY
+        {
+            return Err(refuse(
+                "rrule",
+                format!("at most {MAX_PER_DAY} BYHOUR values, one BYMINUTE and no BYSECOND"),
+            ));
         }
         let text = format!("DTSTART;TZID={time_zone}:{start}\nRRULE:{rule}");
         let set: RRuleSet = text
             .parse()
-            .map_err(|e: rrule::RRuleError| refuse("rrule", e.to_string()))?;
+            .map_err(|e: rrule::RRuleError| refuse("dtstart", e.to_string()))?;
         Ok(Recurrence { set })
     }
 
-    /// The starts (Unix ms) in `[from, to)`, in order, at most [`MAX_OCCURRENCES`].
+    /// The starts (Unix ms) in `[from, to)`, in order, at most [`MAX_OCCURRENCES`], none
+    /// beyond fifty years after the first start (the expansion walks from it).
     pub fn starts_between(&self, from_ms: i64, to_ms: i64) -> Vec<i64> {
+        let to_ms = to_ms.min(self.set.get_dt_start().timestamp_millis() + HORIZON_MS);
         if to_ms <= from_ms {
             return vec![];
         }
@@ -198,12 +229,22 @@ mod tests {
     }
 
     #[test]
-    fn an_endless_rule_is_bounded_by_the_range() {
-        let r = Recurrence::parse("FREQ=HOURLY", "2026-01-01T00:00", "UTC").unwrap();
-        let got = r.starts_between(ms("2026-01-01T00:00:00Z"), ms("2027-01-01T00:00:00Z"));
-        assert_eq!(got.len(), usize::from(MAX_OCCURRENCES));
+    fn an_endless_rule_is_bounded_by_the_range_and_the_horizon() {
+        let r = Recurrence::parse(
+            "FREQ=DAILY;BYHOUR=8,10,12,14,16,18",
+            "2026-01-01T00:00",
+            "UTC",
+        )
+        .unwrap();
+        // A year at the most a day is all there: nothing is cut off.
+        let year = r.starts_between(ms("2026-01-01T00:00:00Z"), ms("2027-01-01T00:00:00Z"));
+        assert_eq!(year.len(), 365 * MAX_PER_DAY);
         assert!(r
             .starts_between(ms("2026-01-02T00:00:00Z"), ms("2026-01-01T00:00:00Z"))
+            .is_empty());
+        // Far beyond the first start, nothing is expanded.
+        assert!(r
+            .starts_between(ms("2090-01-01T00:00:00Z"), ms("2090-02-01T00:00:00Z"))
             .is_empty());
     }
 }

@@ -220,10 +220,7 @@ async fn a_recurring_plan_crosses_a_month_in_local_time_and_flags_a_missed_occur
 
 async fn an_unannounced_plan_is_seen_by_planners_and_assignees_only_until_revealed(app: TestApp) {
     let admin = app.login("admin").await;
-    let assignees = [
-        user_id(&app, "inspector1").await,
-        user_id(&app, "inspector2").await,
-    ];
+    let assignees = [user_id(&app, "inspector1").await];
     let plan = create_plan(&app, &admin, &plan_body(&app, "unannounced", &assignees)).await;
     let id = plan["id"].as_str().unwrap().to_owned();
 
@@ -233,8 +230,8 @@ async fn an_unannounced_plan_is_seen_by_planners_and_assignees_only_until_reveal
         ("admin", [true, true, true, true, false]),
         ("supervisor1", [true, true, true, true, false]),
         ("inspector1", everything),
-        ("inspector2", everything),
-        // The inspected zone's roster and a zone chief of every zone.
+        // Another inspector of the zone, its roster and a zone chief of every zone.
+        ("inspector2", nothing),
         ("roadchief1", nothing),
         ("sectionchief1", nothing),
         ("zonechief1", nothing),
@@ -271,11 +268,13 @@ async fn an_unannounced_plan_is_seen_by_planners_and_assignees_only_until_reveal
             "{user} after the reveal"
         );
     }
-    // An inspector of the zone not assigned still sees no plan of others' on the phone.
-    let (_, listed) = app
-        .get("/v1/plans", Some(&app.login("inspector1").await))
-        .await;
-    assert!(listed.as_array().unwrap().iter().any(|p| p["id"] == id));
+    // An inspector of the zone not assigned sees the revealed plan too, but their phone does
+    // not pull it (it is not theirs to carry out); one of another zone sees nothing.
+    assert_eq!(
+        plan_reaches(&app, "inspector2", &id).await,
+        [true, true, true, true, false]
+    );
+    assert_eq!(plan_reaches(&app, "inspector3", &id).await, [false; 5]);
 }
 
 /// The server's public key named `kid`, as the operator hands it out (the verifier must not
@@ -400,24 +399,46 @@ async fn a_sealed_plan_verifies_after_its_reveal_and_not_once_altered(app: TestA
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-async fn a_period_close_reveals_the_unannounced_inspections_made_in_it(app: TestApp) {
-    let z1 = app.zone("Z01");
-    let mut inspector = Phone::enrol(&app, "inspector1").await;
+/// Starts an unannounced round without a plan in `zone` with `inspector`'s phone, raises a case
+/// on it, and finishes the round when `finish`: the round's and the case's ids.
+async fn unannounced_round(
+    app: &TestApp,
+    phone: &mut Phone,
+    zone: Uuid,
+    finish: bool,
+) -> (Uuid, Uuid) {
     let round = Uuid::now_v7();
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let (raised, mut payload) = new_case(z1, 0, "event:0102");
+    let (raised, mut payload) = new_case(zone, 0, "event:0102");
     payload["round_id"] = json!(round);
-    let ops = vec![
-        inspector.op(
+    let mut ops = vec![
+        phone.op(
             "round.start@1",
-            json!({"round_id": round, "zone_id": z1, "kind": "unannounced", "started_at": now}),
+            json!({"round_id": round, "zone_id": zone, "kind": "unannounced", "started_at": now}),
         ),
-        inspector.op("case.create@1", payload),
+        phone.op("case.create@1", payload),
     ];
-    let (status, body) = inspector.push(&app, &ops).await;
+    if finish {
+        ops.push(phone.op(
+            "round.finish@1",
+            json!({"round_id": round, "finished_at": now}),
+        ));
+    }
+    let (status, body) = phone.push(app, &ops).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    (round, raised)
+}
+
+async fn a_period_close_reveals_the_unannounced_inspections_made_in_it(app: TestApp) {
+    let z1 = app.zone("Z01");
+    let mut inspector = Phone::enrol(&app, "inspector1").await;
+    // Three unannounced rounds of zone 1: one a supervisor reveals alone, one finished before
+    // the close, one still under way at the close.
+    let (single, single_case) = unannounced_round(&app, &mut inspector, z1, true).await;
+    let (round, raised) = unannounced_round(&app, &mut inspector, z1, true).await;
+    let (going, going_case) = unannounced_round(&app, &mut inspector, z1, false).await;
 
     let chief = Phone::enrol(&app, "roadchief1").await;
     let (before, cursor) = chief.pull_all(&app, None).await;
@@ -426,16 +447,22 @@ async fn a_period_close_reveals_the_unannounced_inspections_made_in_it(app: Test
             .iter()
             .any(|c| c["entity"] == entity && c["id"] == json!(id) && c["kind"] == "upsert")
     };
-    assert!(!names(&before, "round", round) && !names(&before, "case", raised));
+    for (r, c) in [(single, single_case), (round, raised), (going, going_case)] {
+        assert!(!names(&before, "round", r) && !names(&before, "case", c));
+    }
     let chief_token = app.login("roadchief1").await;
-    let (status, _) = app
-        .get(&format!("/v1/cases/{raised}"), Some(&chief_token))
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    let case_status = |id: Uuid| {
+        let app = &app;
+        let token = chief_token.clone();
+        async move { app.get(&format!("/v1/cases/{id}"), Some(&token)).await.0 }
+    };
+    assert_eq!(case_status(raised).await, StatusCode::NOT_FOUND);
 
     // A deduction would publish the finding to the zone: refused while it is confidential.
     let sup = app.login("supervisor1").await;
-    crate::support::must_transition(&app, &sup, raised, json!({"action": "file"})).await;
+    for id in [single_case, raised] {
+        crate::support::must_transition(&app, &sup, id, json!({"action": "file"})).await;
+    }
     let (status, refused) = app
         .post(
             "/v1/deductions",
@@ -455,9 +482,23 @@ async fn a_period_close_reveals_the_unannounced_inspections_made_in_it(app: Test
         );
     }
 
-    // The period closes (early, by the admin): its unannounced inspections are revealed, and
-    // the chief's phone pulls them on from its cursor. Until then the zone's ranking row does
-    // not count the case; the closed period's does.
+    // A supervisor reveals one round alone (a chief may not): its finding can be deducted now.
+    let path = format!("/v1/rounds/{single}/reveal");
+    let (status, _) = app.post(&path, Some(&chief_token), &json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, revealed) = app.post(&path, Some(&sup), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{revealed}");
+    assert_eq!(revealed["cases"], json!([single_case]), "{revealed}");
+    let (status, _) = app.post(&path, Some(&sup), &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "revealed once");
+    assert_eq!(case_status(single_case).await, StatusCode::OK);
+    assert_eq!(case_status(raised).await, StatusCode::NOT_FOUND);
+    let proposal = crate::support::propose_on_case(&app, &sup, single_case).await;
+
+    // The period closes (early, by the admin): its finished unannounced rounds are revealed,
+    // and the chief's phone pulls them on from its cursor; the round still under way stays
+    // confidential. Until then the zone's ranking row does not count the case; the closed
+    // period's does.
     let admin = app.login("admin").await;
     let period = crate::support::current_period(&app, &admin).await;
     let found = |ranking: &Value| {
@@ -472,22 +513,24 @@ async fn a_period_close_reveals_the_unannounced_inspections_made_in_it(app: Test
     let ranking_path = format!("/v1/periods/{}/ranking", period["id"].as_str().unwrap());
     let (_, open_ranking) = app.get(&ranking_path, Some(&sup)).await;
     let found_before = found(&open_ranking);
-
+    // The deduction proposed above is decided with the close.
     let (status, closed) = app
         .post(
             &format!("/v1/periods/{}/close", period["id"].as_str().unwrap()),
             Some(&admin),
-            &json!({"early": true}),
+            &json!({"early": true, "decisions": [
+                {"proposal_id": proposal["id"], "decision": "reject", "reason": "closing"}
+            ]}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{closed}");
+    assert_eq!(closed["period"]["status"], "closed", "{closed}");
     let (after, _) = chief.pull_all(&app, Some(cursor)).await;
     assert!(names(&after, "round", round), "{after:#?}");
     assert!(names(&after, "case", raised), "{after:#?}");
-    let (status, _) = app
-        .get(&format!("/v1/cases/{raised}"), Some(&chief_token))
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    assert!(!names(&after, "round", going) && !names(&after, "case", going_case));
+    assert_eq!(case_status(raised).await, StatusCode::OK);
+    assert_eq!(case_status(going_case).await, StatusCode::NOT_FOUND);
     let (_, closed_ranking) = app.get(&ranking_path, Some(&sup)).await;
     assert_eq!(
         found(&closed_ranking),

@@ -65,5 +65,11 @@ ALTER TABLE rounds ADD COLUMN items_failed BIGINT;
 ALTER TABLE rounds ADD COLUMN track TEXT;
 ALTER TABLE rounds ADD COLUMN track_points BIGINT;
 CREATE INDEX rounds_plan ON rounds(plan_id, occurrence_at);
+-- Unannounced rounds of periods already closed were never revealed: a close reveals them from
+-- now on, so those before this migration are revealed as of their period's close.
+UPDATE rounds SET revealed_at = (SELECT MIN(p.closed_at) FROM periods p
+                                 WHERE p.status = 'closed' AND p.ends_at > rounds.started_at)
+WHERE kind = 'unannounced' AND started_at < (SELECT MAX(ends_at) FROM periods
+                                             WHERE status = 'closed');
 CREATE INDEX rounds_zone_started ON rounds(zone_id, started_at);
 INSERT INTO counters (name, value) VALUES ('plan_log', 0);

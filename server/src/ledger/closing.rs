@@ -160,8 +160,9 @@ pub async fn close_period(
     pending.push(PendingChange::upsert("period", id, None));
     // The unannounced inspections made before the period's end are revealed with its
     // standings: their findings count in it, so the inspected zones see them now.
-    pending
-        .extend(crate::plans::reveal_before(tx.conn(), ms_from_time(period.ends_at), now).await?);
+    pending.extend(
+        crate::plans::reveal_before(tx.conn(), id, ms_from_time(period.ends_at), now).await?,
+    );
     // The supervisors and every chief on the roster now: the standings are out.
     let mut told = crate::store::users::with_role(tx.conn(), Role::Supervisor).await?;
     told.extend(

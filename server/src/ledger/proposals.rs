@@ -184,8 +184,8 @@ pub(crate) async fn deductible(
     // unannounced inspection still confidential would leak by it.
     if cases::is_hidden(&mut *conn, case.id, Some(Uuid::nil())).await? {
         return Err(ApiError::conflict(
-            "the case belongs to an unannounced inspection not yet revealed: reveal its plan \
-             (or dispatch the case) before deducting",
+            "the case belongs to an unannounced inspection not yet revealed: reveal its round \
+             (POST /v1/rounds/{id}/reveal) or its plan, or dispatch the case, before deducting",
         )
         .with_details(json!({ "confidential": true })));
     }

@@ -37,7 +37,9 @@ pub struct Overview {
 /// The overview of `user`'s scope at `now` (Unix ms).
 pub async fn overview(db: &Db, user: &AuthUser, now: i64) -> ApiResult<Overview> {
     let zones = crate::ledger::closing::scoped_zones(db, user, None).await?;
-    let counts = store_review::overview_counts(&db.pool, zones.as_deref(), now).await?;
+    let counts =
+        store_review::overview_counts(&db.pool, zones.as_deref(), user.confidential_reader(), now)
+            .await?;
     let by_zone = store_review::overdue_by_zone(&db.pool, zones.as_deref(), now).await?;
     let roster = reference::roster(&db.pool, None, None, Some(now)).await?;
     let mut people: Vec<PersonOverdue> = Vec::new();

@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(occurrences))
         .routes(routes!(calendar))
         .routes(routes!(seal))
+        .routes(routes!(reveal_round))
 }
 
 /// A range of occurrence starts, at most 366 days.
@@ -162,4 +163,19 @@ async fn seal(
     PathParam(id): PathParam<Uuid>,
 ) -> ApiResult<Json<SealProof>> {
     Ok(Json(plans::seal_proof(&state.db, &user, id).await?))
+}
+
+/// Reveal one unannounced round and the cases raised in it (admins, supervisors whose scope
+/// covers its zone), so that its findings can be deducted before its plan is revealed or its
+/// period closes; the plan stays confidential.
+#[utoipa::path(post, path = "/v1/rounds/{id}/reveal", operation_id = "reveal_round", tag = "plans", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Revealed), (status = 403, body = gridline_sync::ErrorBody),
+        (status = 404, body = gridline_sync::ErrorBody), (status = 409, body = gridline_sync::ErrorBody)))]
+async fn reveal_round(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParam(id): PathParam<Uuid>,
+) -> ApiResult<Json<Revealed>> {
+    Ok(Json(plans::reveal_round(&state.db, &user, id).await?))
 }

@@ -234,23 +234,30 @@ pub async fn reveal(conn: &mut AnyConnection, id: Uuid, by: Option<Uuid>, at: i6
     parse_ids(&rounds, "rounds.id")
 }
 
-/// What a period close ending at `before` may reveal: the unannounced rounds started before it
-/// and not revealed (with a plan or without), and the unrevealed plans those rounds were made
-/// for.
-pub async fn unrevealed_before(conn: &mut AnyConnection, before: i64) -> R<(Vec<Uuid>, Vec<Uuid>)> {
-    let plans: Vec<String> = sqlx::query_scalar(
+/// What a period close ending at `before`, made at `now`, may reveal: the unannounced rounds
+/// started before it, not revealed and finished (or started a day before `now` and never
+/// finished: a phone that lost its round), with a plan or without; and the unrevealed plans
+/// those rounds were made for.
+pub async fn unrevealed_before(
+    conn: &mut AnyConnection,
+    before: i64,
+    now: i64,
+) -> R<(Vec<Uuid>, Vec<Uuid>)> {
+    const DUE: &str = "r.kind = 'unannounced' AND r.revealed_at IS NULL AND r.started_at < $1 \
+         AND (r.finished_at IS NOT NULL OR r.started_at < $2)";
+    let plans: Vec<String> = sqlx::query_scalar(&format!(
         "SELECT DISTINCT p.id FROM plans p JOIN rounds r ON r.plan_id = p.id \
-         WHERE p.kind = 'unannounced' AND p.revealed_at IS NULL AND r.revealed_at IS NULL \
-         AND r.started_at < $1 ORDER BY p.id",
-    )
+         WHERE p.revealed_at IS NULL AND {DUE} ORDER BY p.id"
+    ))
     .bind(before)
+    .bind(now - 86_400_000)
     .fetch_all(&mut *conn)
     .await?;
-    let rounds: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM rounds WHERE kind = 'unannounced' AND revealed_at IS NULL \
-         AND started_at < $1 ORDER BY id",
-    )
+    let rounds: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT r.id FROM rounds r WHERE {DUE} ORDER BY r.id"
+    ))
     .bind(before)
+    .bind(now - 86_400_000)
     .fetch_all(&mut *conn)
     .await?;
     Ok((
@@ -261,14 +268,62 @@ pub async fn unrevealed_before(conn: &mut AnyConnection, before: i64) -> R<(Vec<
 
 /// Marks the rounds `ids` revealed at `at`.
 pub async fn reveal_rounds(conn: &mut AnyConnection, ids: &[Uuid], at: i64) -> R<()> {
-    for id in ids {
-        sqlx::query("UPDATE rounds SET revealed_at = $1 WHERE id = $2 AND revealed_at IS NULL")
-            .bind(at)
-            .bind(id.to_string())
-            .execute(&mut *conn)
-            .await?;
+    // In id order, one statement per chunk.
+    let mut ids = ids.to_vec();
+    ids.sort();
+    for chunk in ids.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE rounds SET revealed_at = $1 WHERE revealed_at IS NULL AND id IN ({})",
+            list.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(at);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// A round's kind, zone and reveal, as a reveal checks them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundState {
+    pub zone_id: Uuid,
+    pub kind: String,
+    pub revealed_at: Option<i64>,
+}
+
+/// Round `id`'s [`RoundState`]; `suffix` is `""` or the backend's row lock.
+pub async fn round_state(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    suffix: &str,
+) -> R<Option<RoundState>> {
+    let row = sqlx::query(&format!(
+        "SELECT zone_id, kind, revealed_at FROM rounds WHERE id = $1{suffix}"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        Ok(RoundState {
+            zone_id: uuid_col(&r, "zone_id")?,
+            kind: r.try_get("kind")?,
+            revealed_at: r.try_get("revealed_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// The ids of case `case`'s conflicts.
+pub async fn conflicts_of_case(conn: &mut AnyConnection, case: Uuid) -> R<Vec<Uuid>> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM conflicts WHERE case_id = $1 ORDER BY id")
+            .bind(case.to_string())
+            .fetch_all(&mut *conn)
+            .await?;
+    parse_ids(&ids, "conflicts.id")
 }
 
 fn parse_ids(ids: &[String], what: &str) -> R<Vec<Uuid>> {

@@ -496,13 +496,22 @@ pub struct OverviewCounts {
 pub async fn overview_counts<'c, E: Executor<'c, Database = Any>>(
     e: E,
     zones: Option<&[Uuid]>,
+    hidden_from: Option<Uuid>,
     now: i64,
 ) -> R<OverviewCounts> {
-    let zone_cond = match zones {
+    let mut zone_cond = match zones {
         Some([]) => return Ok(OverviewCounts::default()),
         Some(z) => format!("zone_id IN ({})", placeholders(2, z.len())),
         None => "1 = 1".to_owned(),
     };
+    // The cases of an unannounced inspection hidden from the reader are not counted: a count
+    // that rose would tell of them. (A `Uuid` printed is hex and dashes: safe as a literal.)
+    if let Some(reader) = hidden_from {
+        zone_cond.push_str(&format!(
+            " AND NOT {}",
+            super::cases::hidden_case_sql("cases.id", &format!("'{reader}'"))
+        ));
+    }
     // Each count names the states it is about, so the index leading with the state
     // (`cases_queue`) takes it straight to the open cases instead of reading every case ever
     // closed; the evidence check runs on the awaiting ones only.
