@@ -17,7 +17,7 @@ on_both_backends!(
     coverage_leaves_out_an_unannounced_round_for_a_road_chief_only,
 );
 
-async fn user_id(app: &TestApp, username: &str) -> Uuid {
+pub(crate) async fn user_id(app: &TestApp, username: &str) -> Uuid {
     let id = sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE username = $1")
         .bind(username)
         .fetch_one(&app.state.db.pool)
@@ -253,7 +253,7 @@ async fn a_road_chief_sees_no_unannounced_plan_in_the_console(app: TestApp) {
 }
 
 /// A walk along a zone's middle, west to east, and its bounding box.
-async fn walk_across(app: &TestApp, token: &str, zone: Uuid) -> Vec<(f64, f64)> {
+pub(crate) async fn walk_across(app: &TestApp, token: &str, zone: Uuid) -> Vec<(f64, f64)> {
     let (status, z) = app.get(&format!("/v1/zones/{zone}"), Some(token)).await;
     assert_eq!(status, StatusCode::OK, "{z}");
     let ring = z["boundary"]["coordinates"][0].as_array().unwrap();
@@ -271,18 +271,26 @@ async fn walk_across(app: &TestApp, token: &str, zone: Uuid) -> Vec<(f64, f64)> 
         .collect()
 }
 
-async fn insert_round(app: &TestApp, zone: Uuid, user: Uuid, kind: &str, points: &[(f64, f64)]) {
+/// Writes a round with a track into the database, as the phones' track upload will.
+pub(crate) async fn insert_round(
+    app: &TestApp,
+    zone: Uuid,
+    user: Uuid,
+    kind: &str,
+    points: &[(f64, f64)],
+) -> Uuid {
     let line: geo_types::LineString<f64> = points
         .iter()
         .map(|(lat, lon)| geo_types::Coord { x: *lon, y: *lat })
         .collect();
     let track = polyline::encode_coordinates(line, 5).unwrap();
     let started = 1_796_086_800_000_i64; // 2026-12-01T01:00Z, in December in Shanghai
+    let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO rounds (id, zone_id, user_id, device_id, kind, started_at, track, track_points) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(Uuid::now_v7().to_string())
+    .bind(id.to_string())
     .bind(zone.to_string())
     .bind(user.to_string())
     .bind(Uuid::now_v7().to_string())
@@ -293,6 +301,7 @@ async fn insert_round(app: &TestApp, zone: Uuid, user: Uuid, kind: &str, points:
     .execute(&app.state.db.pool)
     .await
     .unwrap();
+    id
 }
 
 async fn coverage_leaves_out_an_unannounced_round_for_a_road_chief_only(app: TestApp) {

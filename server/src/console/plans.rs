@@ -1265,7 +1265,7 @@ async fn coverage_page(state: &AppState, c: &Console, q: &CoverageQuery) -> ApiR
             span.hint { (c.ta("console-coverage-rounds", &[("count", &cov.tracks.len().to_string())])) }
         }
         div.mapbox {
-            (svg_with_tracks(c, &zone, &tracks, &[], 1000.0, &map_title, state.config.console.map_tiles.as_ref()))
+            (svg_with_tracks(c, &zone, &tracks, &[], 720.0, &map_title, state.config.console.map_tiles.as_ref()))
         }
         (super::map::attribution(state))
         @if !cov.tracks.is_empty() {
