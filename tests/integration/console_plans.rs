@@ -86,6 +86,10 @@ async fn a_planner_makes_a_plan_through_the_console_form(app: TestApp) {
     let (status, page) = sup.post(&app, "/console/plans", &no_zone).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
     assert!(page.contains("id=\"pl-zones-err\""), "{page}");
+    assert!(
+        page.contains("Choose at least one zone in your scope."),
+        "{page}"
+    );
 
     fields.retain(|(k, _)| *k != "items[2].weight");
     let (status, location) = sup.post(&app, "/console/plans", &fields).await;

@@ -467,8 +467,8 @@ impl PlanForm {
 struct Problems(Vec<FieldError>);
 
 impl Problems {
-    /// The messages about `field` and its parts (`zones` also takes `zones[2]`).
-    fn about(&self, field: &str) -> Vec<&str> {
+    /// The problems of `field` and its parts (`zones` also takes `zones[2]`).
+    fn about(&self, field: &str) -> Vec<&FieldError> {
         self.0
             .iter()
             .filter(|e| {
@@ -476,7 +476,6 @@ impl Problems {
                     || e.path.starts_with(&format!("{field}["))
                     || e.path.starts_with(&format!("{field}."))
             })
-            .map(|e| e.message.as_str())
             .collect()
     }
     fn has(&self, field: &str) -> bool {
@@ -484,7 +483,12 @@ impl Problems {
     }
     /// The field's messages under it, tied to it by `id` for assistive technology.
     fn show(&self, c: &Console, field: &str, id: &str) -> Markup {
-        let found = self.about(field);
+        let mut found: Vec<String> = self
+            .about(field)
+            .into_iter()
+            .map(|e| problem_text(c, e))
+            .collect();
+        found.dedup();
         html! {
             @if !found.is_empty() {
                 p.field-error id=(id) {
@@ -496,6 +500,25 @@ impl Problems {
                 }
             }
         }
+    }
+}
+
+/// A problem in the reader's language: the catalogue's explanation of the field
+/// (`console-plans-problem-*`), with the service's own words where they name what the rule
+/// parser refused; the service's words alone for a field the catalogue does not know.
+fn problem_text(c: &Console, e: &FieldError) -> String {
+    // `zones[2]` → `zones`, `items[1].weight` → `item-weight`.
+    let last = e.path.rsplit('.').next().unwrap_or(&e.path);
+    let field = last.split('[').next().unwrap_or(last);
+    let key = if e.path.starts_with("items[") || e.path.starts_with("checklist.") {
+        format!("console-plans-problem-item-{}", field.replace('_', "-"))
+    } else {
+        format!("console-plans-problem-{}", field.replace('_', "-"))
+    };
+    match crate::i18n::lookup(c.lang, &key, &[]) {
+        Some(text) if field == "rrule" => format!("{text} ({})", e.message),
+        Some(text) => text,
+        None => e.message.clone(),
     }
 }
 
