@@ -380,6 +380,14 @@ async fn coverage_leaves_out_an_unannounced_round_for_a_road_chief_only(app: Tes
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = Browser::sign_in(&app, "roadchief1")
+        .await
+        .get(
+            &app,
+            &format!("/console/coverage?zone={other}&month=2026-12"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app
         .get(
             &format!("/v1/zones/{zone}/coverage?from=2026-12-31T16:00:00Z&to=2026-11-30T16:00:00Z"),

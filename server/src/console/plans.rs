@@ -157,10 +157,6 @@ fn window_text(c: &Console, minutes: u32) -> String {
     }
 }
 
-fn ms_of(t: OffsetDateTime) -> i64 {
-    ms_from_time(t)
-}
-
 // ---- the list ---------------------------------------------------------------------------------
 
 /// `GET /console/plans`: the plans the reader may see.
@@ -196,7 +192,7 @@ async fn list_page(state: &AppState, c: &Console) -> ApiResult<Markup> {
                             td { (user_names(&names, &p.assignees)) }
                             td {
                                 @if let Some(o) = p.upcoming.first() {
-                                    (c.time(ms_of(o.starts_at)))
+                                    (c.time(ms_from_time(o.starts_at)))
                                 } @else {
                                     span.muted { "—" }
                                 }
@@ -911,12 +907,12 @@ async fn plan_markup(state: &AppState, c: &Console, id: Uuid, q: &MonthQuery) ->
                     }
                     dt { (c.t("console-plans-assignees")) } dd { (user_names(&names, &plan.assignees)) }
                     dt { (c.t("console-plans-created-by")) }
-                    dd { (names.user_label(&plan.created_by.to_string())) " · " (c.time(ms_of(plan.created_at))) }
+                    dd { (names.user_label(&plan.created_by.to_string())) " · " (c.time(ms_from_time(plan.created_at))) }
                     @if let Some(at) = plan.cancelled_at {
-                        dt { (c.t("console-plans-cancelled")) } dd { (c.time(ms_of(at))) }
+                        dt { (c.t("console-plans-cancelled")) } dd { (c.time(ms_from_time(at))) }
                     }
                     @if let Some(at) = plan.revealed_at {
-                        dt { (c.t("console-plans-revealed")) } dd { (c.time(ms_of(at))) }
+                        dt { (c.t("console-plans-revealed")) } dd { (c.time(ms_from_time(at))) }
                     }
                 }
                 @if planner {
@@ -1022,8 +1018,8 @@ async fn plan_markup(state: &AppState, c: &Console, id: Uuid, q: &MonthQuery) ->
                     tbody {
                         @for o in &occurrences {
                             tr class=(status_class(o.status)) {
-                                td { (c.time(ms_of(o.starts_at))) }
-                                td { (c.time(ms_of(o.ends_at))) }
+                                td { (c.time(ms_from_time(o.starts_at))) }
+                                td { (c.time(ms_from_time(o.ends_at))) }
                                 td { (occurrence_status(c, o.status)) }
                                 td.num { (o.rounds.len()) }
                                 td.num { (score_text(o.score_permille)) }
@@ -1049,7 +1045,7 @@ async fn plan_markup(state: &AppState, c: &Console, id: Uuid, q: &MonthQuery) ->
                     tbody {
                         @for o in &done {
                             tr {
-                                td { (c.time(ms_of(o.starts_at))) }
+                                td { (c.time(ms_from_time(o.starts_at))) }
                                 td { @for r in &o.rounds { code { (r.to_string()[..8]) } " " } }
                                 td.num { (score_text(o.score_permille)) }
                                 td.num {
@@ -1121,12 +1117,12 @@ pub async fn calendar(
 async fn calendar_page(state: &AppState, c: &Console, q: &MonthQuery) -> ApiResult<Markup> {
     let (month, from, to) = month_of_query(c, q.month.as_deref())?;
     let occurrences = plans::calendar(&state.db, &c.session.user, from, to).await?;
-    let first = localtime::civil(&c.tz, ms_of(from)).date();
+    let first = localtime::civil(&c.tz, ms_from_time(from)).date();
     let days = first.days_in_month();
     let lead = usize::try_from(first.weekday().to_monday_zero_offset()).unwrap_or(0);
     let mut by_day: BTreeMap<i8, Vec<&OccurrenceView>> = BTreeMap::new();
     for o in &occurrences {
-        let day = localtime::civil(&c.tz, ms_of(o.starts_at)).day();
+        let day = localtime::civil(&c.tz, ms_from_time(o.starts_at)).day();
         by_day.entry(day).or_default().push(o);
     }
     // Leading blanks, the days, then trailing blanks to a whole week.
@@ -1166,7 +1162,7 @@ async fn calendar_page(state: &AppState, c: &Console, q: &MonthQuery) -> ApiResu
                                                 @for o in list {
                                                     li class={"occ occ-" (status_class(o.status))} {
                                                         a href={"/console/plans/" (o.plan_id) "?month=" (month)} {
-                                                            (localtime::civil(&c.tz, ms_of(o.starts_at)).strftime("%H:%M").to_string())
+                                                            (localtime::civil(&c.tz, ms_from_time(o.starts_at)).strftime("%H:%M").to_string())
                                                             " " (o.plan_name)
                                                         }
                                                         @if o.kind == RoundKind::Unannounced {
@@ -1246,7 +1242,7 @@ async fn coverage_page(state: &AppState, c: &Console, q: &CoverageQuery) -> ApiR
             label: format!(
                 "{} · {}",
                 names.user_label(&t.user_id.to_string()),
-                c.time(ms_of(t.started_at))
+                c.time(ms_from_time(t.started_at))
             ),
         })
         .collect();
@@ -1302,7 +1298,7 @@ async fn coverage_page(state: &AppState, c: &Console, q: &CoverageQuery) -> ApiR
                 tbody {
                     @for t in &cov.tracks {
                         tr {
-                            td { (c.time(ms_of(t.started_at))) }
+                            td { (c.time(ms_from_time(t.started_at))) }
                             td { (names.user_label(&t.user_id.to_string())) }
                             td {
                                 @if t.kind == "unannounced" { (kind_badge(c, RoundKind::Unannounced)) }
