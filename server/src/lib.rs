@@ -10,6 +10,7 @@ pub mod blob;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod coverage;
 pub mod demo;
 pub mod documents;
 pub mod download;

@@ -50,6 +50,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("taxonomy", 2),
     ("workcalendar", 2),
     ("plans", 2),
+    ("coverage", 2),
     ("notify", 2),
     ("notify_settings", 2),
     ("exports", 2),

@@ -654,7 +654,74 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
     until_text(&b, "受理信息").await;
     until_text(&b, "13812345678").await;
     shot(&b, "16-zh-intake-case").await;
-    b.goto(&app.url("/console/lang?set=en")).await.unwrap();
+
+    // Inspection plans, in Chinese and then in English: the list, the editor refusing a plan
+    // with no zone (the problem beside the field), a plan's page with a missed occurrence and
+    // a round done, the calendar and the coverage map with two tracks.
+    let plan = plans_to_show(&app).await;
+    // A tall window, so that each picture holds the whole page.
+    b.set_window_size(1366, 1700).await.unwrap();
+    let coverage = format!("/console/coverage?zone={}&month=2026-11", app.zone("Z01"));
+    for (lang, texts) in [
+        (
+            "zh-CN",
+            ["巡查计划", "计划未创建", "错过", "日历", "覆盖率"],
+        ),
+        (
+            "en",
+            [
+                "Inspection plans",
+                "The plan was not made",
+                "Missed",
+                "Calendar",
+                "cells",
+            ],
+        ),
+    ] {
+        b.goto(&app.url(&format!("/console/lang?set={lang}")))
+            .await
+            .unwrap();
+        b.goto(&app.url("/console/plans")).await.unwrap();
+        until_text(&b, texts[0]).await;
+        shot(&b, &format!("17-{lang}-plans")).await;
+        b.goto(&app.url("/console/plans/new")).await.unwrap();
+        b.find(Locator::Css("#pl-name"))
+            .await
+            .unwrap()
+            .send_keys("东区夜查")
+            .await
+            .unwrap();
+        b.find(Locator::Css("form.plan-editor button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until_text(&b, texts[1]).await;
+        // The picture shows the problem beside its field.
+        let problem = b.find(Locator::Css("#pl-zones-err")).await.unwrap();
+        b.execute(
+            "arguments[0].scrollIntoView({block: 'center'});",
+            vec![serde_json::to_value(&problem).unwrap()],
+        )
+        .await
+        .unwrap();
+        shot(&b, &format!("17-{lang}-plan-editor-error")).await;
+        b.goto(&app.url(&format!("/console/plans/{plan}?month=2026-11")))
+            .await
+            .unwrap();
+        until_text(&b, texts[2]).await;
+        shot(&b, &format!("17-{lang}-plan")).await;
+        b.goto(&app.url("/console/calendar?month=2026-11"))
+            .await
+            .unwrap();
+        until_text(&b, texts[3]).await;
+        shot(&b, &format!("17-{lang}-calendar")).await;
+        b.goto(&app.url(&coverage)).await.unwrap();
+        until_text(&b, texts[4]).await;
+        shot(&b, &format!("17-{lang}-coverage")).await;
+    }
+    b.set_window_size(1366, 768).await.unwrap();
 
     // On a tablet (portrait, 820 px wide) the pages fit the width: nothing to scroll sideways
     // but the tables' own area.
@@ -685,6 +752,62 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
     }
     b.close().await.unwrap();
     app.stop().await;
+}
+
+/// Plans to show in the walk: a weekly plan with a round done for its occurrence of
+/// 30 November (and that of the 26th missed) and an unannounced plan, and two tracks across
+/// zone Z01 that month. The weekly plan's id.
+async fn plans_to_show(app: &TestApp) -> uuid::Uuid {
+    use crate::console_plans::{insert_round, user_id, walk_across};
+    let token = app.login("supervisor1").await;
+    let inspector = user_id(app, "inspector1").await;
+    let zone = app.zone("Z01");
+    let mut ids = Vec::new();
+    for (name, kind, rrule) in [
+        ("东区每周巡查", "periodic", "FREQ=WEEKLY;BYDAY=MO,TH"),
+        ("东区夜间暗访", "unannounced", "FREQ=MONTHLY;BYMONTHDAY=15"),
+    ] {
+        let (status, plan) = app
+            .post(
+                "/v1/plans",
+                Some(&token),
+                &json!({
+                    "name": name, "kind": kind, "rrule": rrule,
+                    "dtstart": "2026-11-26T09:00", "window_minutes": 120,
+                    "zones": [zone], "assignees": [inspector],
+                    "checklist": {"items": [
+                        {"id": "covers", "label": "井盖完好", "weight": 3, "mandatory": true},
+                        {"id": "litter", "label": "无暴露垃圾", "weight": 1, "category_code": "event:0102"}
+                    ]}
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{plan}");
+        ids.push(uuid::Uuid::parse_str(plan["id"].as_str().unwrap()).unwrap());
+    }
+    let walk = walk_across(app, &token, zone).await;
+    let done = insert_round(app, zone, inspector, "periodic", &walk[..=12]).await;
+    let unannounced = insert_round(app, zone, inspector, "unannounced", &walk[8..]).await;
+    // 30 November, 09:10 in Shanghai: within the window of that Monday's occurrence.
+    sqlx::query(
+        "UPDATE rounds SET plan_id = $1, occurrence_at = $2, started_at = $3, \
+         score_permille = 750, items_failed = 1 WHERE id = $4",
+    )
+    .bind(ids[0].to_string())
+    .bind(1_796_000_400_000_i64)
+    .bind(1_796_001_000_000_i64)
+    .bind(done.to_string())
+    .execute(&app.state.db.pool)
+    .await
+    .unwrap();
+    // 27 November, 21:00 in Shanghai.
+    sqlx::query("UPDATE rounds SET started_at = $1 WHERE id = $2")
+        .bind(1_795_784_400_000_i64)
+        .bind(unannounced.to_string())
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    ids[0]
 }
 
 /// The console's sessions without a browser: the cookie's attributes, roles, shared lockout

@@ -8,6 +8,7 @@ mod bench_smoke;
 mod calendar;
 mod console;
 mod console_admin;
+mod console_plans;
 mod contract;
 mod edge;
 mod field_upload;

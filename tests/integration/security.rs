@@ -169,6 +169,18 @@ async fn access_control_matrix() {
         row(Method::GET, format!("/v1/zones/{z1}"), none, z1_data),
         row(Method::GET, format!("/v1/zones/{z2}"), none, z2_data),
         row(
+            Method::GET,
+            format!("/v1/zones/{z1}/coverage?{range}"),
+            none,
+            z1_data,
+        ),
+        row(
+            Method::GET,
+            format!("/v1/zones/{z2}/coverage?{range}"),
+            none,
+            z2_data,
+        ),
+        row(
             Method::PUT,
             format!("/v1/zones/{z1}"),
             move || json!({"code": "Z01", "name": "Zone 1", "boundary": b}),

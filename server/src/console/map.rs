@@ -33,6 +33,14 @@ pub struct Marker {
     pub href: Option<String>,
 }
 
+/// A line to draw over the zones (a round's track): its positions (lat, lon), the class that
+/// styles it and a label.
+pub struct Track {
+    pub points: Vec<(f64, f64)>,
+    pub class: &'static str,
+    pub label: String,
+}
+
 /// How positions become points of the picture.
 enum Projection {
     /// A plane projection of a small area (a subdistrict): longitude scaled by the cosine of
@@ -260,6 +268,19 @@ pub fn svg(
     title: &str,
     tiles: Option<&MapTiles>,
 ) -> Markup {
+    svg_with_tracks(c, zones, &[], markers, width, title, tiles)
+}
+
+/// [`svg`] with `tracks` drawn as lines between the zones and the markers.
+pub fn svg_with_tracks(
+    c: &Console,
+    zones: &[Zone],
+    tracks: &[Track],
+    markers: &[Marker],
+    width: f64,
+    title: &str,
+    tiles: Option<&MapTiles>,
+) -> Markup {
     let zone_rings: Vec<(&Zone, Vec<Ring>)> =
         zones.iter().map(|z| (z, rings(&z.boundary))).collect();
     let mut all: Vec<(f64, f64)> = zone_rings
@@ -267,6 +288,7 @@ pub fn svg(
         .flat_map(|(_, rs)| rs.iter().flatten().copied())
         .collect();
     all.extend(markers.iter().map(|m| (m.lat, m.lon)));
+    all.extend(tracks.iter().flat_map(|t| t.points.iter().copied()));
     let Some(proj) = Frame::fit(&all, width, tiles) else {
         return html! { p.muted { (c.t("console-map-empty")) } };
     };
@@ -317,6 +339,11 @@ pub fn svg(
                     text.zone-label x=(format!("{x:.1}")) y=(format!("{y:.1}")) text-anchor="middle" {
                         (zone.translations.pick(c.lang, &zone.name))
                     }
+                }
+            }
+            @for t in tracks {
+                polyline class=(t.class) points=(points(&t.points)) {
+                    title { (t.label) }
                 }
             }
             @for m in markers {

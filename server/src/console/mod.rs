@@ -17,6 +17,7 @@ mod intake;
 mod ledger;
 mod map;
 mod pages;
+mod plans;
 mod settings;
 
 use axum::extract::FromRequestParts;
@@ -90,6 +91,13 @@ pub fn router() -> Router<AppState> {
             post(settings::save_role),
         )
         .route("/console/inbox/{id}/acknowledge", post(inbox::acknowledge))
+        .route("/console/plans", get(plans::list).post(plans::create))
+        .route("/console/plans/new", get(plans::new))
+        .route("/console/plans/{id}", get(plans::plan_page))
+        .route("/console/plans/{id}/cancel", post(plans::cancel))
+        .route("/console/plans/{id}/reveal", post(plans::reveal))
+        .route("/console/calendar", get(plans::calendar))
+        .route("/console/coverage", get(plans::coverage))
         .route("/console/admin", get(admin::index))
         .route(
             "/console/admin/users",
@@ -145,6 +153,9 @@ pub struct Console {
     pub session: ConsoleSession,
     pub lang: Lang,
     pub tz: jiff::tz::TimeZone,
+    /// Whether a plan not cancelled is assigned to the reader (the navigation then shows the
+    /// plans to an inspector).
+    pub plans_assigned: bool,
 }
 
 impl Console {
@@ -260,11 +271,18 @@ impl FromRequestParts<AppState> for Console {
             .await
             .map_err(IntoResponse::into_response)?;
         match session {
-            Some(session) => Ok(Console {
-                session,
-                lang,
-                tz: state.config.site.tz(),
-            }),
+            Some(session) => {
+                let plans_assigned =
+                    crate::store::plans::has_assigned(&state.db.pool, session.user.user_id)
+                        .await
+                        .map_err(|e| ApiError::from(e).into_response())?;
+                Ok(Console {
+                    session,
+                    lang,
+                    tz: state.config.site.tz(),
+                    plans_assigned,
+                })
+            }
             None => Err(sign_in.into_response()),
         }
     }
@@ -283,6 +301,7 @@ pub enum Section {
     Inbox,
     Settings,
     Intake,
+    Plans,
     Admin,
 }
 
@@ -332,6 +351,13 @@ pub fn layout(c: &Console, section: Section, title: &str, body: Markup) -> Marku
                                 a href="/console/intake" aria-current="page" { (c.t("console-nav-intake")) }
                             } @else {
                                 a href="/console/intake" { (c.t("console-nav-intake")) }
+                            }
+                        }
+                        @if plans::shows_plans(c) {
+                            @if section == Section::Plans {
+                                a href="/console/plans" aria-current="page" { (c.t("console-nav-plans")) }
+                            } @else {
+                                a href="/console/plans" { (c.t("console-nav-plans")) }
                             }
                         }
                         @if admin {

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod calendar;
 pub mod cases;
+pub mod coverage;
 pub mod devices;
 pub mod docs;
 pub mod exports;
@@ -154,6 +155,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(review::router())
         .merge(intake::router())
         .merge(plans::router())
+        .merge(coverage::router())
         .merge(ledger::router())
         .merge(ledger_log::router())
         .merge(exports::router())

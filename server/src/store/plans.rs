@@ -482,3 +482,67 @@ pub async fn log_entry(conn: &mut AnyConnection, plan: Uuid) -> R<Option<(String
     })
     .transpose()
 }
+
+/// A round's recorded track, as the coverage of its zone counts it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackRow {
+    pub round_id: Uuid,
+    pub user_id: Uuid,
+    /// `routine`, `periodic` or `unannounced`.
+    pub kind: String,
+    pub started_at: i64,
+    /// A Google encoded polyline (precision 1e5, latitude first).
+    pub track: String,
+}
+
+/// The tracks of the rounds made in `zone` that started in `[from, to)`, by start, without the
+/// rounds hidden from `reader` (unannounced, not revealed: see
+/// [`crate::store::cases::hidden_round_sql`]); `None` reads every round.
+pub async fn tracks_in_zone(
+    conn: &mut AnyConnection,
+    zone: Uuid,
+    from: i64,
+    to: i64,
+    reader: Option<Uuid>,
+) -> R<Vec<TrackRow>> {
+    let hidden = match reader {
+        Some(_) => format!(
+            "AND NOT {}",
+            crate::store::cases::hidden_round_sql("r.id", "$4")
+        ),
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT r.id, r.user_id, r.kind, r.started_at, r.track FROM rounds r \
+         WHERE r.zone_id = $1 AND r.started_at >= $2 AND r.started_at < $3 \
+         AND r.track IS NOT NULL {hidden} ORDER BY r.started_at, r.id"
+    );
+    let mut q = sqlx::query(&sql).bind(zone.to_string()).bind(from).bind(to);
+    if let Some(reader) = reader {
+        q = q.bind(reader.to_string());
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TrackRow {
+                round_id: uuid_col(r, "id")?,
+                user_id: uuid_col(r, "user_id")?,
+                kind: r.try_get("kind")?,
+                started_at: r.try_get("started_at")?,
+                track: r.try_get("track")?,
+            })
+        })
+        .collect()
+}
+
+/// Whether any plan not cancelled is assigned to `user`.
+pub async fn has_assigned<'c, E: Executor<'c, Database = Any>>(e: E, user: Uuid) -> R<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM plan_assignees a JOIN plans p ON p.id = a.plan_id \
+         WHERE a.user_id = $1 AND p.cancelled_at IS NULL",
+    )
+    .bind(user.to_string())
+    .fetch_one(e)
+    .await?;
+    Ok(n > 0)
+}
