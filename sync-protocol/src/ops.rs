@@ -11,11 +11,10 @@ use uuid::Uuid;
 
 use crate::datum::Datum;
 use crate::error::ErrorCode;
-use crate::plan::ItemResult;
 use crate::validation::{
-    check_lat_lon, check_text, check_v7, is_asset_code, is_category_code, is_sha256_hex,
-    ValidationErrors, MAX_ACCURACY_M, MAX_COMMENT_CHARS, MAX_DESCRIPTION_CHARS, MAX_PHOTOS,
-    MAX_PHOTO_BYTES,
+    check_lat_lon, check_text, check_v7, is_asset_code, is_category_code, is_item_id,
+    is_sha256_hex, ValidationErrors, MAX_ACCURACY_M, MAX_CHECKLIST_ITEMS, MAX_COMMENT_CHARS,
+    MAX_DESCRIPTION_CHARS, MAX_PHOTOS, MAX_PHOTO_BYTES,
 };
 use crate::wire::OperationBody;
 
@@ -342,6 +341,15 @@ pub struct RoundFinishV1 {
     pub finished_at: OffsetDateTime,
 }
 
+/// The answer to one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemResult {
+    Pass,
+    Fail,
+    NotApplicable,
+}
+
 /// Most characters of a checklist response's note.
 pub const MAX_NOTE_CHARS: usize = 1000;
 
@@ -363,7 +371,7 @@ pub struct ChecklistResponse {
 }
 
 /// `round.checklist@1`: the plan's checklist as completed on a round of that plan. Each
-/// failed item with a category raises a case ([`crate::plan::finding_case_id`]) carrying the
+/// failed item with a category raises a case (its id: `plan::finding_case_id`) carrying the
 /// item's photos. One checklist per round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -714,17 +722,14 @@ fn validate_body_fields(body: &OperationBody, e: &mut ValidationErrors) {
 
 /// A checklist's responses on their own: item ids well formed and each answered once, notes,
 /// locations and photos valid. What depends on the template is
-/// [`crate::plan::check_against_template`].
+/// `plan::check_against_template`.
 fn check_responses(e: &mut ValidationErrors, path: &str, responses: &[ChecklistResponse]) {
-    if responses.len() > crate::plan::MAX_CHECKLIST_ITEMS {
-        e.push(
-            path,
-            format!("at most {} responses", crate::plan::MAX_CHECKLIST_ITEMS),
-        );
+    if responses.len() > MAX_CHECKLIST_ITEMS {
+        e.push(path, format!("at most {} responses", MAX_CHECKLIST_ITEMS));
     }
     for (i, r) in responses.iter().enumerate() {
         let at = format!("{path}[{i}]");
-        if !crate::plan::is_item_id(&r.item_id) {
+        if !is_item_id(&r.item_id) {
             e.push(format!("{at}.item_id"), "1 to 32 of a-z, 0-9, '-' and '_'");
         } else if responses[..i].iter().any(|o| o.item_id == r.item_id) {
             e.push(format!("{at}.item_id"), "the same item answered twice");

@@ -8,11 +8,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub use crate::ops::ItemResult;
 use crate::ops::{ChecklistResponse, RoundKind};
 use crate::validation::{check_text, is_category_code, ValidationErrors};
+pub use crate::validation::{is_item_id, MAX_CHECKLIST_ITEMS};
 
-/// Most items a checklist may hold.
-pub const MAX_CHECKLIST_ITEMS: usize = 100;
 /// Longest item label, in characters.
 pub const MAX_ITEM_LABEL_CHARS: usize = 200;
 /// Largest weight of one item.
@@ -42,14 +42,6 @@ pub struct ChecklistItem {
 #[serde(deny_unknown_fields)]
 pub struct Checklist {
     pub items: Vec<ChecklistItem>,
-}
-
-/// Whether `s` is a well-formed checklist item id.
-pub fn is_item_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 32
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 impl Checklist {
@@ -99,15 +91,6 @@ impl Checklist {
     pub fn item(&self, id: &str) -> Option<&ChecklistItem> {
         self.items.iter().find(|i| i.id == id)
     }
-}
-
-/// The answer to one item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ItemResult {
-    Pass,
-    Fail,
-    NotApplicable,
 }
 
 /// A finished checklist's score: the weight of the items passed over the weight of the items
