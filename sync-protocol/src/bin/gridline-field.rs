@@ -249,7 +249,7 @@ enum Command {
         #[arg(long)]
         round: Uuid,
         /// LAT,LON (WGS-84); repeat for each position.
-        #[arg(long = "point", allow_negative_numbers = true, value_parser = lat_lon)]
+        #[arg(long = "point", allow_hyphen_values = true, value_parser = lat_lon)]
         points: Vec<(f64, f64)>,
     },
 }
