@@ -248,6 +248,9 @@ impl Batch<'_> {
         if !e.is_empty() {
             return invalid(&e);
         }
+        if !self.zones.contains_key(&round.zone_id) {
+            return rejected(ErrorCode::OutOfScope, "the round's zone no longer exists");
+        }
         // The findings, as the phone would have captured them one by one.
         let findings: Vec<CaseCreateV1> = p
             .responses
@@ -287,8 +290,9 @@ impl Batch<'_> {
         for finding in &findings {
             let result = self.create(body, finding);
             if result.status == OpStatus::Rejected {
-                // The checks above leave nothing for `create` to refuse.
-                tracing::error!(round = %round.id, case = %finding.case_id, "finding refused");
+                // The checks above (zone, category, case id, reach through the plan) leave
+                // `create` nothing to refuse; should that change, the refusal is logged loudly.
+                tracing::error!(round = %round.id, case = %finding.case_id, ?result, "finding refused");
             }
         }
         let score = plan::score(
