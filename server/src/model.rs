@@ -597,6 +597,25 @@ pub struct RoundView {
     /// `null` while the round is under way.
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
+    /// The inspection plan the round was made for (`round.start@2`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<Uuid>,
+    /// The start of the plan's occurrence the round was made for.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub occurrence_at: Option<OffsetDateTime>,
+    /// The checklist's score in per mille, once completed (`round.checklist@1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_permille: Option<i64>,
+    /// How many checklist items failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items_failed: Option<i64>,
+    /// How many positions the recorded track holds (`round.track@1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_points: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

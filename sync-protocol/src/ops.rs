@@ -12,9 +12,9 @@ use uuid::Uuid;
 use crate::datum::Datum;
 use crate::error::ErrorCode;
 use crate::validation::{
-    check_lat_lon, check_text, check_v7, is_asset_code, is_category_code, is_sha256_hex,
-    ValidationErrors, MAX_ACCURACY_M, MAX_COMMENT_CHARS, MAX_DESCRIPTION_CHARS, MAX_PHOTOS,
-    MAX_PHOTO_BYTES,
+    check_lat_lon, check_text, check_v7, is_asset_code, is_category_code, is_item_id,
+    is_sha256_hex, ValidationErrors, MAX_ACCURACY_M, MAX_CHECKLIST_ITEMS, MAX_COMMENT_CHARS,
+    MAX_DESCRIPTION_CHARS, MAX_PHOTOS, MAX_PHOTO_BYTES,
 };
 use crate::wire::OperationBody;
 
@@ -26,6 +26,9 @@ pub mod op_types {
     pub const CASE_TRANSITION_V1: &str = "case.transition@1";
     pub const CASE_VERIFY_V1: &str = "case.verify@1";
     pub const ROUND_START_V1: &str = "round.start@1";
+    pub const ROUND_START_V2: &str = "round.start@2";
+    pub const ROUND_CHECKLIST_V1: &str = "round.checklist@1";
+    pub const ROUND_TRACK_V1: &str = "round.track@1";
     pub const ROUND_FINISH_V1: &str = "round.finish@1";
     pub const NOTICE_READ_V1: &str = "notice.read@1";
 
@@ -37,7 +40,10 @@ pub mod op_types {
         CASE_TRANSITION_V1,
         CASE_VERIFY_V1,
         ROUND_START_V1,
+        ROUND_START_V2,
         ROUND_FINISH_V1,
+        ROUND_CHECKLIST_V1,
+        ROUND_TRACK_V1,
         NOTICE_READ_V1,
     ];
 }
@@ -302,6 +308,30 @@ pub struct RoundStartV1 {
     pub started_at: OffsetDateTime,
 }
 
+/// `round.start@2`: `round.start@1`, optionally for an occurrence of an inspection plan the
+/// inspector is assigned to (as pulled: entity `plan`). `plan_id` and `occurrence_at` come
+/// together or not at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoundStartV2 {
+    /// Client-generated UUIDv7.
+    pub round_id: Uuid,
+    pub zone_id: Uuid,
+    /// With a plan: the plan's kind (`periodic` or `unannounced`).
+    pub kind: RoundKind,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<Uuid>,
+    /// The occurrence's start, as the pulled plan's `upcoming[].starts_at` gives it.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub occurrence_at: Option<OffsetDateTime>,
+}
+
 /// `round.finish@1`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -309,6 +339,88 @@ pub struct RoundFinishV1 {
     pub round_id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
     pub finished_at: OffsetDateTime,
+}
+
+/// The answer to one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemResult {
+    Pass,
+    Fail,
+    NotApplicable,
+}
+
+/// Most characters of a checklist response's note.
+pub const MAX_NOTE_CHARS: usize = 1000;
+
+/// The answer to one item of a plan's checklist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistResponse {
+    /// The template item's id.
+    pub item_id: String,
+    pub result: ItemResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Where the item was checked; required for a `fail` that raises a case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// `before` photos, at most 20; at least one for a `fail` that raises a case.
+    #[serde(default)]
+    pub photos: Vec<PhotoManifest>,
+}
+
+/// `round.checklist@1`: the plan's checklist as completed on a round of that plan. Each
+/// failed item with a category raises a case (its id: `plan::finding_case_id`) carrying the
+/// item's photos. One checklist per round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoundChecklistV1 {
+    pub round_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub completed_at: OffsetDateTime,
+    pub responses: Vec<ChecklistResponse>,
+}
+
+/// Largest encoded track, in bytes of text.
+pub const MAX_TRACK_BYTES: usize = 64 * 1024;
+/// Most positions one track holds.
+pub const MAX_TRACK_POINTS: u32 = 10_000;
+
+/// `round.track@1`: the positions sampled during a round, as a Google encoded polyline
+/// (precision 1e5, WGS-84, latitude before longitude). One track per round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoundTrackV1 {
+    pub round_id: Uuid,
+    pub polyline: String,
+    /// How many positions `polyline` encodes.
+    pub points: u32,
+}
+
+impl RoundTrackV1 {
+    /// The track of `positions` (`(lat, lon)`, WGS-84).
+    pub fn encode(round_id: Uuid, positions: &[(f64, f64)]) -> Result<Self, String> {
+        let coords = positions
+            .iter()
+            .map(|&(lat, lon)| geo_types::Coord { x: lon, y: lat });
+        let polyline = polyline::encode_coordinates(coords, 5).map_err(|e| e.to_string())?;
+        Ok(Self {
+            round_id,
+            points: u32::try_from(positions.len()).unwrap_or(u32::MAX),
+            polyline,
+        })
+    }
+
+    /// The positions, `(lat, lon)`, or why the text is not an encoded polyline.
+    pub fn decode(&self) -> Result<Vec<(f64, f64)>, String> {
+        if self.polyline.is_empty() {
+            return Ok(vec![]);
+        }
+        polyline::decode_polyline(&self.polyline, 5)
+            .map(|line| line.0.into_iter().map(|c| (c.y, c.x)).collect())
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// `notice.read@1`: the user read a notice of their inbox on the phone (a read receipt). The
@@ -336,7 +448,10 @@ pub enum Operation {
     CaseTransitionV1(CaseTransitionV1),
     CaseVerifyV1(CaseVerifyV1),
     RoundStartV1(RoundStartV1),
+    RoundStartV2(RoundStartV2),
     RoundFinishV1(RoundFinishV1),
+    RoundChecklistV1(RoundChecklistV1),
+    RoundTrackV1(RoundTrackV1),
     NoticeReadV1(NoticeReadV1),
 }
 
@@ -388,7 +503,12 @@ impl Operation {
             }
             op_types::CASE_VERIFY_V1 => Operation::CaseVerifyV1(from_payload(op_type, payload)?),
             op_types::ROUND_START_V1 => Operation::RoundStartV1(from_payload(op_type, payload)?),
+            op_types::ROUND_START_V2 => Operation::RoundStartV2(from_payload(op_type, payload)?),
             op_types::ROUND_FINISH_V1 => Operation::RoundFinishV1(from_payload(op_type, payload)?),
+            op_types::ROUND_CHECKLIST_V1 => {
+                Operation::RoundChecklistV1(from_payload(op_type, payload)?)
+            }
+            op_types::ROUND_TRACK_V1 => Operation::RoundTrackV1(from_payload(op_type, payload)?),
             op_types::NOTICE_READ_V1 => Operation::NoticeReadV1(from_payload(op_type, payload)?),
             other => return Err(OperationError::Unsupported(other.to_owned())),
         })
@@ -413,7 +533,10 @@ impl Operation {
             Operation::CaseTransitionV1(_) => op_types::CASE_TRANSITION_V1,
             Operation::CaseVerifyV1(_) => op_types::CASE_VERIFY_V1,
             Operation::RoundStartV1(_) => op_types::ROUND_START_V1,
+            Operation::RoundStartV2(_) => op_types::ROUND_START_V2,
             Operation::RoundFinishV1(_) => op_types::ROUND_FINISH_V1,
+            Operation::RoundChecklistV1(_) => op_types::ROUND_CHECKLIST_V1,
+            Operation::RoundTrackV1(_) => op_types::ROUND_TRACK_V1,
             Operation::NoticeReadV1(_) => op_types::NOTICE_READ_V1,
         }
     }
@@ -427,7 +550,10 @@ impl Operation {
             Operation::CaseTransitionV1(p) => serde_json::to_value(p),
             Operation::CaseVerifyV1(p) => serde_json::to_value(p),
             Operation::RoundStartV1(p) => serde_json::to_value(p),
+            Operation::RoundStartV2(p) => serde_json::to_value(p),
             Operation::RoundFinishV1(p) => serde_json::to_value(p),
+            Operation::RoundChecklistV1(p) => serde_json::to_value(p),
+            Operation::RoundTrackV1(p) => serde_json::to_value(p),
             Operation::NoticeReadV1(p) => serde_json::to_value(p),
         };
         // These are plain structs with string keys; serialising them cannot fail.
@@ -443,18 +569,22 @@ impl Operation {
             Operation::CaseTransitionV1(p) => p.case_id,
             Operation::CaseVerifyV1(p) => p.case_id,
             Operation::RoundStartV1(p) => p.round_id,
+            Operation::RoundStartV2(p) => p.round_id,
             Operation::RoundFinishV1(p) => p.round_id,
+            Operation::RoundChecklistV1(p) => p.round_id,
+            Operation::RoundTrackV1(p) => p.round_id,
             Operation::NoticeReadV1(p) => p.notice_id,
         }
     }
 
-    /// Every photo the operation declares.
-    pub fn photos(&self) -> &[PhotoManifest] {
+    /// Every photo the operation declares (a checklist's: those of all its responses).
+    pub fn photos(&self) -> Vec<&PhotoManifest> {
         match self {
-            Operation::CaseCreateV1(p) => &p.photos,
-            Operation::CaseTransitionV1(p) => &p.photos,
-            Operation::CaseVerifyV1(p) => &p.photos,
-            _ => &[],
+            Operation::CaseCreateV1(p) => p.photos.iter().collect(),
+            Operation::CaseTransitionV1(p) => p.photos.iter().collect(),
+            Operation::CaseVerifyV1(p) => p.photos.iter().collect(),
+            Operation::RoundChecklistV1(p) => p.responses.iter().flat_map(|r| &r.photos).collect(),
+            _ => vec![],
         }
     }
 
@@ -554,6 +684,19 @@ impl Operation {
                 check_photos(e, &p("photos"), &v.photos, PhotoRole::Verification, v.found);
             }
             Operation::RoundStartV1(r) => check_v7(e, &p("round_id"), r.round_id),
+            Operation::RoundStartV2(r) => {
+                check_v7(e, &p("round_id"), r.round_id);
+                match (r.plan_id, r.occurrence_at) {
+                    (Some(_), None) => e.push(p("occurrence_at"), "required with plan_id"),
+                    (None, Some(_)) => e.push(p("plan_id"), "required with occurrence_at"),
+                    (Some(_), Some(_)) if r.kind == RoundKind::Routine => {
+                        e.push(p("kind"), "a plan's round is periodic or unannounced")
+                    }
+                    _ => {}
+                }
+            }
+            Operation::RoundChecklistV1(c) => check_responses(e, &p("responses"), &c.responses),
+            Operation::RoundTrackV1(t) => check_track(e, &p(""), t),
             Operation::RoundFinishV1(_) | Operation::NoticeReadV1(_) => {}
         }
     }
@@ -574,6 +717,80 @@ fn validate_body_fields(body: &OperationBody, e: &mut ValidationErrors) {
     }
     if !is_sha256_hex(&body.prev) {
         e.push("prev", "must be 64 lowercase hex digits");
+    }
+}
+
+/// A checklist's responses on their own: item ids well formed and each answered once, notes,
+/// locations and photos valid. What depends on the template is
+/// `plan::check_against_template`.
+fn check_responses(e: &mut ValidationErrors, path: &str, responses: &[ChecklistResponse]) {
+    if responses.len() > MAX_CHECKLIST_ITEMS {
+        e.push(path, format!("at most {} responses", MAX_CHECKLIST_ITEMS));
+    }
+    for (i, r) in responses.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        if !is_item_id(&r.item_id) {
+            e.push(format!("{at}.item_id"), "1 to 32 of a-z, 0-9, '-' and '_'");
+        } else if responses[..i].iter().any(|o| o.item_id == r.item_id) {
+            e.push(format!("{at}.item_id"), "the same item answered twice");
+        }
+        if let Some(note) = &r.note {
+            check_text(e, &format!("{at}.note"), note, MAX_NOTE_CHARS, false);
+        }
+        if let Some(loc) = &r.location {
+            check_location(e, &format!("{at}.location"), loc);
+        }
+        check_photos(
+            e,
+            &format!("{at}.photos"),
+            &r.photos,
+            PhotoRole::Before,
+            false,
+        );
+    }
+}
+
+fn check_location(e: &mut ValidationErrors, path: &str, loc: &Location) {
+    check_lat_lon(e, path, loc.lat, loc.lon);
+    let acc = loc.accuracy_m;
+    if !(acc.is_finite() && (0.0..=MAX_ACCURACY_M).contains(&acc)) {
+        e.push(
+            format!("{path}.accuracy_m"),
+            format!("must be between 0 and {MAX_ACCURACY_M}"),
+        );
+    }
+}
+
+/// `prefix` is `""` or `"payload."`.
+fn check_track(e: &mut ValidationErrors, prefix: &str, t: &RoundTrackV1) {
+    let (poly, points) = (format!("{prefix}polyline"), format!("{prefix}points"));
+    if t.points == 0 || t.points > MAX_TRACK_POINTS {
+        e.push(&points, format!("between 1 and {MAX_TRACK_POINTS}"));
+    }
+    if t.polyline.len() > MAX_TRACK_BYTES {
+        e.push(poly, format!("at most {MAX_TRACK_BYTES} bytes"));
+        return;
+    }
+    match t.decode() {
+        Err(message) => e.push(poly, format!("not an encoded polyline: {message}")),
+        Ok(positions) => {
+            if let Some(i) = positions.iter().position(|&(lat, lon)| {
+                !(lat.is_finite()
+                    && lon.is_finite()
+                    && (-90.0..=90.0).contains(&lat)
+                    && (-180.0..=180.0).contains(&lon))
+            }) {
+                e.push(
+                    poly,
+                    format!("position {i} is not a latitude and longitude"),
+                );
+            } else if positions.len() != t.points as usize {
+                e.push(
+                    points,
+                    format!("the polyline encodes {} positions", positions.len()),
+                );
+            }
+        }
     }
 }
 
@@ -746,10 +963,22 @@ mod tests {
                 kind: RoundKind::Unannounced,
                 started_at: datetime!(2025-03-01 07:00 UTC),
             }),
+            Operation::RoundStartV2(RoundStartV2 {
+                round_id: Uuid::now_v7(),
+                zone_id: id,
+                kind: RoundKind::Periodic,
+                started_at: datetime!(2025-03-01 07:02 UTC),
+                plan_id: Some(id),
+                occurrence_at: Some(datetime!(2025-03-01 07:00 UTC)),
+            }),
             Operation::RoundFinishV1(RoundFinishV1 {
                 round_id: id,
                 finished_at: datetime!(2025-03-01 09:00 UTC),
             }),
+            Operation::RoundChecklistV1(checklist()),
+            Operation::RoundTrackV1(
+                RoundTrackV1::encode(id, &[(31.2, 121.4), (31.2005, 121.401)]).unwrap(),
+            ),
             Operation::NoticeReadV1(NoticeReadV1 {
                 notice_id: id,
                 read_at: datetime!(2025-03-03 08:15 UTC),
@@ -761,6 +990,111 @@ mod tests {
             assert_eq!(back, op);
             op.validate().unwrap();
         }
+    }
+
+    fn checklist() -> RoundChecklistV1 {
+        RoundChecklistV1 {
+            round_id: Uuid::now_v7(),
+            completed_at: datetime!(2025-03-01 08:30 UTC),
+            responses: vec![
+                ChecklistResponse {
+                    item_id: "cover".into(),
+                    result: ItemResult::Fail,
+                    note: Some("cracked".into()),
+                    location: Some(create().location),
+                    photos: vec![photo(PhotoRole::Before)],
+                },
+                ChecklistResponse {
+                    item_id: "lights".into(),
+                    result: ItemResult::NotApplicable,
+                    note: None,
+                    location: None,
+                    photos: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_plan_round_names_both_plan_and_occurrence() {
+        let start = |plan_id: Option<Uuid>, occurrence_at: Option<OffsetDateTime>| {
+            Operation::RoundStartV2(RoundStartV2 {
+                round_id: Uuid::now_v7(),
+                zone_id: Uuid::now_v7(),
+                kind: RoundKind::Periodic,
+                started_at: datetime!(2025-03-01 07:02 UTC),
+                plan_id,
+                occurrence_at,
+            })
+        };
+        let at = Some(datetime!(2025-03-01 07:00 UTC));
+        assert!(start(Some(Uuid::now_v7()), None)
+            .validate()
+            .unwrap_err()
+            .has("occurrence_at"));
+        assert!(start(None, at).validate().unwrap_err().has("plan_id"));
+        start(None, None).validate().unwrap();
+        // Without a plan, round.start@2 is round.start@1: the plan fields are not sent.
+        let payload = start(None, None).payload();
+        assert!(payload.get("plan_id").is_none() && payload.get("occurrence_at").is_none());
+    }
+
+    #[test]
+    fn checklist_responses_answer_each_item_once_with_valid_evidence() {
+        let mut c = checklist();
+        c.responses[1].item_id = "cover".into();
+        c.responses[0].photos[0].role = PhotoRole::After;
+        c.responses[0].location.as_mut().unwrap().lat = 95.0;
+        c.responses[0].note = Some("x".repeat(MAX_NOTE_CHARS + 1));
+        let errs = Operation::RoundChecklistV1(c).validate().unwrap_err();
+        for path in [
+            "responses[1].item_id",
+            "responses[0].photos[0].role",
+            "responses[0].location.lat",
+            "responses[0].note",
+        ] {
+            assert!(errs.has(path), "missing {path}: {errs}");
+        }
+    }
+
+    #[test]
+    fn a_track_decodes_to_as_many_valid_positions_as_it_says() {
+        let round = Uuid::now_v7();
+        let positions = [(38.5, -120.2), (40.7, -120.95), (43.252, -126.453)];
+        let track = RoundTrackV1::encode(round, &positions).unwrap();
+        // The example of Google's documentation of the format.
+        assert_eq!(track.polyline, "_p~iF~ps|U_ulLnnqC_mqNvxq`@");
+        assert_eq!(track.decode().unwrap(), positions);
+        Operation::RoundTrackV1(track.clone()).validate().unwrap();
+
+        let paths = |t: RoundTrackV1| -> Vec<String> {
+            Operation::RoundTrackV1(t)
+                .validate()
+                .err()
+                .map(|e| e.errors.into_iter().map(|e| e.path).collect())
+                .unwrap_or_default()
+        };
+        let miscounted = RoundTrackV1 {
+            points: 4,
+            ..track.clone()
+        };
+        assert_eq!(paths(miscounted), vec!["points"]);
+        let garbled = RoundTrackV1 {
+            // A space is below the alphabet.
+            polyline: "_p~iF~ps|U_ulL nnqC_mqNvxq`@".into(),
+            ..track.clone()
+        };
+        assert_eq!(paths(garbled), vec!["polyline"]);
+        let too_long = RoundTrackV1 {
+            polyline: "?".repeat(MAX_TRACK_BYTES + 1),
+            ..track.clone()
+        };
+        assert_eq!(paths(too_long), vec!["polyline"]);
+        let too_many = RoundTrackV1 {
+            points: MAX_TRACK_POINTS + 1,
+            ..track
+        };
+        assert!(paths(too_many).contains(&"points".to_owned()));
     }
 
     #[test]

@@ -8,11 +8,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::ops::RoundKind;
+pub use crate::ops::ItemResult;
+use crate::ops::{ChecklistResponse, RoundKind};
 use crate::validation::{check_text, is_category_code, ValidationErrors};
+pub use crate::validation::{is_item_id, MAX_CHECKLIST_ITEMS};
 
-/// Most items a checklist may hold.
-pub const MAX_CHECKLIST_ITEMS: usize = 100;
 /// Longest item label, in characters.
 pub const MAX_ITEM_LABEL_CHARS: usize = 200;
 /// Largest weight of one item.
@@ -42,13 +42,6 @@ pub struct ChecklistItem {
 #[serde(deny_unknown_fields)]
 pub struct Checklist {
     pub items: Vec<ChecklistItem>,
-}
-
-fn is_item_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 32
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 impl Checklist {
@@ -100,15 +93,6 @@ impl Checklist {
     }
 }
 
-/// The answer to one item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ItemResult {
-    Pass,
-    Fail,
-    NotApplicable,
-}
-
 /// A finished checklist's score: the weight of the items passed over the weight of the items
 /// answered `pass` or `fail`, in per mille (1000 when nothing applied), rounded down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -145,6 +129,7 @@ pub fn score<'a>(
             ItemResult::NotApplicable => {}
         }
     }
+    // Nothing applied (no division) scores full marks.
     let score_permille = (passed * 1000)
         .checked_div(applied)
         .map_or(1000, |s| u32::try_from(s).unwrap_or(1000));
@@ -169,6 +154,53 @@ pub fn finding_case_id(round_id: Uuid, item_id: &str) -> Uuid {
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// The rules of a completed checklist that depend on its template, with paths under `path`
+/// (`payload.responses[1].photos`): every item answered is in the template; every mandatory
+/// item is answered `pass` or `fail`; a `fail` of an item with a category, which raises a
+/// case, carries at least one photo and a location.
+pub fn check_against_template(
+    checklist: &Checklist,
+    responses: &[ChecklistResponse],
+    path: &str,
+    e: &mut ValidationErrors,
+) {
+    for (i, r) in responses.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        let Some(item) = checklist.item(&r.item_id) else {
+            e.push(
+                format!("{at}.item_id"),
+                "not an item of the plan's checklist",
+            );
+            continue;
+        };
+        if r.result == ItemResult::Fail && item.category_code.is_some() {
+            if r.photos.is_empty() {
+                e.push(
+                    format!("{at}.photos"),
+                    "a failed item that raises a case needs at least one photo",
+                );
+            }
+            if r.location.is_none() {
+                e.push(
+                    format!("{at}.location"),
+                    "a failed item that raises a case needs a location",
+                );
+            }
+        }
+    }
+    for item in checklist.items.iter().filter(|i| i.mandatory) {
+        let answered = responses
+            .iter()
+            .any(|r| r.item_id == item.id && r.result != ItemResult::NotApplicable);
+        if !answered {
+            e.push(
+                path,
+                format!("mandatory item {:?} must be answered pass or fail", item.id),
+            );
+        }
+    }
 }
 
 /// A plan as its assignees pull it (entity `plan`) and the API shows it.
@@ -259,6 +291,60 @@ mod tests {
         assert_eq!(a, finding_case_id(round, "cover"));
         assert_ne!(a, finding_case_id(round, "lights"));
         assert_eq!(a.get_version_num(), 8);
+    }
+
+    #[test]
+    fn a_checklist_answers_the_template_and_documents_its_findings() {
+        use crate::ops::{Location, PhotoManifest, PhotoRole};
+        let mut cover = item("cover", 3, true);
+        cover.category_code = Some("event:0102".into());
+        let c = Checklist {
+            items: vec![cover, item("lights", 1, false)],
+        };
+        let response = |id: &str, result: ItemResult| ChecklistResponse {
+            item_id: id.into(),
+            result,
+            note: None,
+            location: None,
+            photos: vec![],
+        };
+        let check = |responses: &[ChecklistResponse]| {
+            let mut e = ValidationErrors::new();
+            check_against_template(&c, responses, "responses", &mut e);
+            e
+        };
+        let e = check(&[
+            response("cover", ItemResult::Fail),
+            response("ghost", ItemResult::Pass),
+        ]);
+        for p in [
+            "responses[0].photos",
+            "responses[0].location",
+            "responses[1].item_id",
+        ] {
+            assert!(e.has(p), "{p}: {e}");
+        }
+        let e = check(&[response("cover", ItemResult::NotApplicable)]);
+        assert!(e.has("responses"), "the mandatory item: {e}");
+        assert!(check(&[]).has("responses"));
+
+        let mut documented = response("cover", ItemResult::Fail);
+        documented.location = Some(Location {
+            lat: 25.0,
+            lon: 102.7,
+            accuracy_m: 5.0,
+            datum: Default::default(),
+        });
+        documented.photos = vec![PhotoManifest {
+            sha256: "ab".repeat(32),
+            size: 10,
+            captured_at: OffsetDateTime::UNIX_EPOCH,
+            gps: None,
+            role: PhotoRole::Before,
+        }];
+        assert!(check(&[documented]).is_empty());
+        // An optional item may be left out; a pass needs no evidence.
+        assert!(check(&[response("cover", ItemResult::Pass)]).is_empty());
     }
 
     #[test]

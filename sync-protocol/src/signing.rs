@@ -412,6 +412,68 @@ mod protocol_vectors {
         "kwlLR6Az7tRzPkEfgaIDAq7qkD3YZVhtO/czucS8m+Wbu8YXeXlXjzAVKwGIBAW1lREPnx9/yoVgmuId6nB8DQ==";
     const HASH3: &str = "71bfaa0fd84e7bfdee65566510f120837f40e03a1ed846b68313a457d59a7e2e";
 
+    /// The fourth to sixth, each chained to the one before: a round for a plan's occurrence,
+    /// its checklist and its track.
+    const PLAN_ROUND: [(&str, &str, &str); 3] = [
+        (
+            r#"{"op_id":"0190f1c5-2d3e-7f4a-8b5c-0123456789ae","device_id":"0190f1c0-0000-7000-8000-000000000001","seq":4,"prev":"71bfaa0fd84e7bfdee65566510f120837f40e03a1ed846b68313a457d59a7e2e","type":"round.start@2","queued_at":"2025-03-04T01:05:02Z","payload":{"kind":"periodic","occurrence_at":"2025-03-04T01:00:00Z","plan_id":"0190f1a0-0000-7000-8000-000000000006","round_id":"0190f1c5-0000-7000-8000-000000000007","started_at":"2025-03-04T01:05:00Z","zone_id":"0190e000-0000-7000-8000-0000000000aa"}}"#,
+            "6t01X1ETBjJPv3ynIBvHC98879PwwJDcGUB/KqxvHzrMK5VfQp/9CKpWaR5XCzDada67VjrBbAEhlYdLMQ0FDg==",
+            "45d045e4f4bfb0387de3a6b8344363f2b9c4117f78f454cba22b73cf148aeeff",
+        ),
+        (
+            r#"{"op_id":"0190f1c6-3e4f-7a5b-8c6d-0123456789af","device_id":"0190f1c0-0000-7000-8000-000000000001","seq":5,"prev":"45d045e4f4bfb0387de3a6b8344363f2b9c4117f78f454cba22b73cf148aeeff","type":"round.checklist@1","queued_at":"2025-03-04T01:40:03Z","payload":{"completed_at":"2025-03-04T01:40:00Z","responses":[{"item_id":"covers","location":{"accuracy_m":6.5,"lat":25.0389,"lon":102.7183},"note":"Cover cracked","photos":[{"captured_at":"2025-03-04T01:31:10Z","role":"before","sha256":"2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae","size":1733205}],"result":"fail"},{"item_id":"litter","photos":[],"result":"pass"}],"round_id":"0190f1c5-0000-7000-8000-000000000007"}}"#,
+            "HhAB3T3eKXvys0492uH/9YukuAwWlcBBzbIWjW9+6m3g2kITfNXWR+BypJKIObbI4TjEBFx5OzxGLcwNeygPAg==",
+            "87535a93f57ac4bce0665f5fa0d40f2512bccceaa5dc66b9eff670cfcdf18cd0",
+        ),
+        (
+            r#"{"op_id":"0190f1c7-4f5a-7b6c-8d7e-0123456789b0","device_id":"0190f1c0-0000-7000-8000-000000000001","seq":6,"prev":"87535a93f57ac4bce0665f5fa0d40f2512bccceaa5dc66b9eff670cfcdf18cd0","type":"round.track@1","queued_at":"2025-03-04T01:52:00Z","payload":{"points":3,"polyline":"clywCkd}qR{@kC_DgE","round_id":"0190f1c5-0000-7000-8000-000000000007"}}"#,
+            "WCnP0U4QhpMJckn4mkRIe33ixk2+uyZdc84XW5/G/N+Kw9ufgfuTeF05RIJ1najk1//T70FS8di7oMQMAIQBAQ==",
+            "dc0257ab4cae16bf0d8f2f0ead166a98b4d9ba271eb981392d173a26cc547d5d",
+        ),
+    ];
+    /// The case the checklist's failed `covers` item raises.
+    const FINDING: &str = "e6df4c69-ef98-8034-96ae-ffdd9fb05e1c";
+
+    #[test]
+    fn the_plan_round_vectors_chain_to_the_third_and_parse() {
+        use crate::ops::Operation;
+        let doc = include_str!("../PROTOCOL.md");
+        let device = SigningKey::from_bytes(&[1u8; 32]);
+        let mut prev = HASH3;
+        let mut ops = Vec::new();
+        for (op, sig, hash) in PLAN_ROUND {
+            for needle in [op, sig, hash] {
+                assert!(doc.contains(needle), "PROTOCOL.md lacks {needle}");
+            }
+            let signed = SignedOperation {
+                op: op.into(),
+                sig: sig.into(),
+            };
+            let body = verify_operation(&device.verifying_key(), &signed).unwrap();
+            assert_eq!(sign_operation(&device, &body), signed);
+            assert_eq!(op_hash(op), hash);
+            assert!(check_chain(prev, &body).is_ok());
+            ops.push(Operation::from_body(&body).unwrap());
+            prev = hash;
+        }
+        let [Operation::RoundStartV2(start), Operation::RoundChecklistV1(checklist), Operation::RoundTrackV1(track)] =
+            &ops[..]
+        else {
+            panic!("round.start@2, round.checklist@1, round.track@1: {ops:?}");
+        };
+        assert!(start.plan_id.is_some() && start.occurrence_at.is_some());
+        assert_eq!(checklist.round_id, start.round_id);
+        assert!(doc.contains(FINDING), "PROTOCOL.md lacks {FINDING}");
+        assert_eq!(
+            crate::plan::finding_case_id(start.round_id, "covers").to_string(),
+            FINDING
+        );
+        assert_eq!(
+            track.decode().unwrap(),
+            [(25.0389, 102.7183), (25.0392, 102.719), (25.04, 102.72)]
+        );
+    }
+
     #[test]
     fn the_read_receipt_vector_chains_to_the_second_and_parses() {
         let doc = include_str!("../PROTOCOL.md");

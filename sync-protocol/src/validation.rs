@@ -144,6 +144,17 @@ pub(crate) fn check_text(
     }
 }
 
+/// Most items a plan's checklist may hold (and responses a completed one).
+pub const MAX_CHECKLIST_ITEMS: usize = 100;
+
+/// Whether `s` is a well-formed checklist item id.
+pub fn is_item_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -393,7 +393,8 @@ async fn a_keep_alive_client_keeps_working_through_refusals_of_unread_bodies() {
 }
 
 /// The field demo's walk-through uses photos a reader has: every sample it names is shipped in
-/// `docs/samples` and is a JPEG, so `gridline-field capture --photo` works as written.
+/// `docs/samples` and is a JPEG, so `gridline-field capture --photo` (and `checklist --photo`)
+/// works as written.
 #[test]
 fn the_field_demo_names_only_sample_photos_that_are_shipped() {
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
@@ -405,7 +406,9 @@ fn the_field_demo_names_only_sample_photos_that_are_shipped() {
         .collect();
     assert!(!named.is_empty(), "the walk-through captures photos");
     for arg in named {
-        let name = arg
+        // A checklist's photo is `ITEM=FILE`.
+        let file = arg.split_once('=').map_or(arg, |(_, file)| file);
+        let name = file
             .trim_matches('"')
             .strip_prefix("$SAMPLES/")
             .unwrap_or_else(|| panic!("{arg}: name a photo from $SAMPLES (docs/samples)"));

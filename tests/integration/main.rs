@@ -21,6 +21,7 @@ mod notice_settings;
 mod notices;
 mod open311;
 mod photos;
+mod plan_rounds;
 mod plans;
 mod pull_order;
 mod reference;

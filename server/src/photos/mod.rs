@@ -115,7 +115,7 @@ pub async fn stored_sizes(
 /// `stored` comes from [`stored_sizes`]; the message says which photo disagrees.
 pub fn check_declared_sizes(
     stored: &HashMap<String, i64>,
-    declared: &[gridline_sync::ops::PhotoManifest],
+    declared: &[&gridline_sync::ops::PhotoManifest],
 ) -> Result<(), String> {
     for photo in declared {
         if let Some(size) = stored.get(&photo.sha256) {
@@ -130,13 +130,18 @@ pub fn check_declared_sizes(
     Ok(())
 }
 
-/// The hashes of the photos a raw operation payload declares (`photos[].sha256`), for loading
-/// what [`check_declared_sizes`] needs before the operations are applied.
+/// The hashes of the photos a raw operation payload declares (`photos[].sha256`, and a
+/// checklist's `responses[].photos[].sha256`), for loading what [`check_declared_sizes`]
+/// needs before the operations are applied.
 pub fn declared_hashes(payload: &serde_json::Value) -> impl Iterator<Item = String> + '_ {
-    payload
-        .get("photos")
-        .and_then(|p| p.as_array())
+    let responses = payload
+        .get("responses")
+        .and_then(|r| r.as_array())
         .into_iter()
+        .flatten();
+    std::iter::once(payload)
+        .chain(responses)
+        .filter_map(|holder| holder.get("photos")?.as_array())
         .flatten()
         .filter_map(|p| p.get("sha256")?.as_str().map(str::to_owned))
 }

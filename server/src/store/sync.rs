@@ -228,6 +228,37 @@ pub struct RoundRow {
     pub kind: String,
     pub started_at: i64,
     pub finished_at: Option<i64>,
+    /// `round.start@2`: the plan and the occurrence (its start) the round was made for.
+    pub plan_id: Option<Uuid>,
+    pub occurrence_at: Option<i64>,
+    /// `round.checklist@1`: `{"completed_at", "responses"}` as JSON, and its score.
+    pub checklist: Option<String>,
+    pub score_permille: Option<i64>,
+    pub items_failed: Option<i64>,
+    /// `round.track@1`: the encoded polyline and its point count.
+    pub track: Option<String>,
+    pub track_points: Option<i64>,
+}
+
+const ROUND_COLUMNS: &str = "id, zone_id, user_id, kind, started_at, finished_at, plan_id, \
+     occurrence_at, checklist, score_permille, items_failed, track, track_points";
+
+fn round_from_row(r: &sqlx::any::AnyRow) -> R<RoundRow> {
+    Ok(RoundRow {
+        id: r.uuid("id")?,
+        zone_id: r.uuid("zone_id")?,
+        user_id: r.uuid("user_id")?,
+        kind: r.try_get("kind")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        plan_id: r.opt_uuid("plan_id")?,
+        occurrence_at: r.try_get("occurrence_at")?,
+        checklist: r.try_get("checklist")?,
+        score_permille: r.try_get("score_permille")?,
+        items_failed: r.try_get("items_failed")?,
+        track: r.try_get("track")?,
+        track_points: r.try_get("track_points")?,
+    })
 }
 
 /// The stored rounds among these ids.
@@ -235,8 +266,7 @@ pub async fn rounds_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<RoundR
     let mut out = Vec::new();
     for chunk in ids.chunks(500) {
         let sql = format!(
-            "SELECT id, zone_id, user_id, kind, started_at, finished_at FROM rounds \
-             WHERE id IN ({})",
+            "SELECT {ROUND_COLUMNS} FROM rounds WHERE id IN ({})",
             super::id_list(conn, chunk.len())
         );
         let mut q = sqlx::query(&sql);
@@ -244,24 +274,19 @@ pub async fn rounds_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<RoundR
             q = q.bind(id.to_string());
         }
         for r in q.fetch_all(&mut *conn).await? {
-            out.push(RoundRow {
-                id: r.uuid("id")?,
-                zone_id: r.uuid("zone_id")?,
-                user_id: r.uuid("user_id")?,
-                kind: r.try_get("kind")?,
-                started_at: r.try_get("started_at")?,
-                finished_at: r.try_get("finished_at")?,
-            });
+            out.push(round_from_row(&r)?);
         }
     }
     Ok(out)
 }
 
-/// Stores a round started by `device` (finished too, when it already is).
+/// Stores a round started by `device` as it stands (finished, checklist and track too, when
+/// the same batch recorded them).
 pub async fn insert_round(conn: &mut AnyConnection, round: &RoundRow, device: Uuid) -> R<()> {
     sqlx::query(
-        "INSERT INTO rounds (id, zone_id, user_id, device_id, kind, started_at, finished_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO rounds (id, zone_id, user_id, device_id, kind, started_at, finished_at, \
+         plan_id, occurrence_at, checklist, score_permille, items_failed, track, track_points) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(round.id.to_string())
     .bind(round.zone_id.to_string())
@@ -270,8 +295,43 @@ pub async fn insert_round(conn: &mut AnyConnection, round: &RoundRow, device: Uu
     .bind(&round.kind)
     .bind(round.started_at)
     .bind(round.finished_at)
+    .bind(round.plan_id.map(|p| p.to_string()))
+    .bind(round.occurrence_at)
+    .bind(&round.checklist)
+    .bind(round.score_permille)
+    .bind(round.items_failed)
+    .bind(&round.track)
+    .bind(round.track_points)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Records a stored round's checklist (with its score) and track where it has none yet: each
+/// is written once (`round.checklist@1`, `round.track@1`).
+pub async fn record_round_results(conn: &mut AnyConnection, round: &RoundRow) -> R<()> {
+    if round.checklist.is_some() {
+        sqlx::query(
+            "UPDATE rounds SET checklist = $1, score_permille = $2, items_failed = $3 \
+             WHERE id = $4 AND checklist IS NULL",
+        )
+        .bind(&round.checklist)
+        .bind(round.score_permille)
+        .bind(round.items_failed)
+        .bind(round.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
+    if round.track.is_some() {
+        sqlx::query(
+            "UPDATE rounds SET track = $1, track_points = $2 WHERE id = $3 AND track IS NULL",
+        )
+        .bind(&round.track)
+        .bind(round.track_points)
+        .bind(round.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
@@ -289,12 +349,10 @@ pub async fn round_view<'c, E: Executor<'c, Database = Any>>(
     e: E,
     id: &str,
 ) -> R<Option<crate::model::RoundView>> {
-    let row = sqlx::query(
-        "SELECT id, zone_id, user_id, kind, started_at, finished_at FROM rounds WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(e)
-    .await?;
+    let row = sqlx::query(&format!("SELECT {ROUND_COLUMNS} FROM rounds WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(e)
+        .await?;
     let decode = |e: Box<dyn std::error::Error + Send + Sync>| sqlx::Error::Decode(e);
     let id_col = |r: &sqlx::any::AnyRow, col: &str| -> R<Uuid> {
         Uuid::parse_str(&r.try_get::<String, _>(col)?).map_err(|e| decode(Box::new(e)))
@@ -310,6 +368,13 @@ pub async fn round_view<'c, E: Executor<'c, Database = Any>>(
             finished_at: r
                 .try_get::<Option<i64>, _>("finished_at")?
                 .map(super::time_from_ms),
+            plan_id: r.opt_uuid("plan_id")?,
+            occurrence_at: r
+                .try_get::<Option<i64>, _>("occurrence_at")?
+                .map(super::time_from_ms),
+            score_permille: r.try_get("score_permille")?,
+            items_failed: r.try_get("items_failed")?,
+            track_points: r.try_get("track_points")?,
         })
     })
     .transpose()

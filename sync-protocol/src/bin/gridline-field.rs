@@ -1,7 +1,8 @@
 //! `gridline-field`: the reference phone client as a command line tool.
 //!
 //! Everything is stored in one SQLite file (`--db`, default `./field.db`). `capture`, `edit`,
-//! `comment` and `transition` work offline; `sync` (push, photo uploads, pull) and `upload`
+//! `comment`, `transition`, `verify`, `read`, `start-round`, `checklist` and `track` work
+//! offline; `sync` (push, photo uploads, pull) and `upload`
 //! (photo uploads alone) talk to the server.
 
 use std::path::PathBuf;
@@ -13,10 +14,12 @@ use gridline_sync::client::{
     UploadReport,
 };
 use gridline_sync::ops::{
-    CaseChanges, CaseCommentV1, CaseCreateV1, CaseEditV1, CaseTransitionV1, CaseVerifyV1, Location,
-    Operation, PhotoRole, Severity, TransitionAction,
+    CaseChanges, CaseCommentV1, CaseCreateV1, CaseEditV1, CaseTransitionV1, CaseVerifyV1,
+    ChecklistResponse, Location, Operation, PhotoRole, Severity, TransitionAction,
 };
+use gridline_sync::plan::{ItemResult, PlanView};
 use gridline_sync::wire::EntityKind;
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -203,9 +206,88 @@ enum Command {
         #[arg(long = "notice")]
         notice_id: Uuid,
     },
+    /// List the inspection plans assigned to this user as last pulled: zones, next
+    /// occurrences and checklist items.
+    Plans,
+    /// Start a round for an occurrence of a plan (offline); prints the round's id.
+    StartRound {
+        #[arg(long)]
+        plan: Uuid,
+        /// One of the plan's zones (default: its first).
+        #[arg(long)]
+        zone: Option<Uuid>,
+        /// The occurrence's start, RFC 3339, as `plans` shows it (default: the first one
+        /// listed, the one open now or next).
+        #[arg(long)]
+        occurrence: Option<String>,
+    },
+    /// Submit a plan's checklist for a round (offline). The photos upload on sync.
+    Checklist {
+        #[arg(long)]
+        plan: Uuid,
+        #[arg(long)]
+        round: Uuid,
+        /// ITEM=pass|fail|na; repeat for each item answered.
+        #[arg(long = "answer", value_parser = key_value)]
+        answers: Vec<(String, String)>,
+        /// ITEM=FILE: a "before" photo of an item; repeat for several.
+        #[arg(long = "photo", value_parser = key_value)]
+        photos: Vec<(String, String)>,
+        /// ITEM=TEXT: a note on an item.
+        #[arg(long = "note", value_parser = key_value)]
+        notes: Vec<(String, String)>,
+        /// Where the failed items were found (needed for a failure that raises a case).
+        #[arg(long, allow_negative_numbers = true, requires = "lon")]
+        lat: Option<f64>,
+        #[arg(long, allow_negative_numbers = true, requires = "lat")]
+        lon: Option<f64>,
+        #[arg(long, default_value_t = 10.0)]
+        accuracy: f64,
+    },
+    /// Record a round's track (offline) from positions LAT,LON in order.
+    Track {
+        #[arg(long)]
+        round: Uuid,
+        /// LAT,LON (WGS-84); repeat for each position.
+        #[arg(long = "point", allow_hyphen_values = true, value_parser = lat_lon)]
+        points: Vec<(f64, f64)>,
+    },
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+fn lat_lon(s: &str) -> Result<(f64, f64), String> {
+    let (lat, lon) = s
+        .split_once(',')
+        .ok_or_else(|| format!("expected LAT,LON, got {s:?}"))?;
+    let num = |t: &str| t.trim().parse::<f64>().map_err(|e| format!("{t:?}: {e}"));
+    Ok((num(lat)?, num(lon)?))
+}
+
+async fn plan(client: &HttpClient, id: Uuid) -> Result<PlanView, ClientError> {
+    client
+        .plans()
+        .await?
+        .into_iter()
+        .find(|p| p.id == id)
+        .ok_or_else(|| invalid("plan", "no such plan assigned to you (run sync)"))
+}
+
+fn invalid(path: &str, message: &str) -> ClientError {
+    let mut e = gridline_sync::validation::ValidationErrors::new();
+    e.push(path, message);
+    ClientError::Invalid(gridline_sync::ops::OperationError::Invalid(e))
 }
 
 type HttpClient = Client<HttpTransport, TokioSleeper>;
+
+fn fmt_time(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
 
 async fn open(db: &std::path::Path, server: Option<&str>) -> Result<HttpClient, ClientError> {
     let store = Store::open(db).await?;
@@ -532,6 +614,132 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             let client = open(&cli.db, None).await?;
             let entry = client.mark_read(notice_id).await?;
             println!("saved read receipt as operation {}", entry.seq);
+        }
+        Command::Plans => {
+            let client = open(&cli.db, None).await?;
+            for p in client.plans().await? {
+                let kind = serde_json::to_value(p.kind).unwrap_or_default();
+                println!(
+                    "{} {} ({}, {}){}",
+                    p.id,
+                    p.name,
+                    kind.as_str().unwrap_or("-"),
+                    p.rrule,
+                    if p.cancelled_at.is_some() {
+                        " CANCELLED"
+                    } else {
+                        ""
+                    }
+                );
+                for z in &p.zones {
+                    println!("  zone       {z}");
+                }
+                for o in &p.upcoming {
+                    println!(
+                        "  occurrence {} until {}",
+                        fmt_time(o.starts_at),
+                        fmt_time(o.ends_at)
+                    );
+                }
+                for i in &p.checklist.items {
+                    println!(
+                        "  item       {} {:?} weight {}{}{}",
+                        i.id,
+                        i.label,
+                        i.weight,
+                        if i.mandatory { " mandatory" } else { "" },
+                        i.category_code
+                            .as_deref()
+                            .map(|c| format!(" raises {c}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Command::StartRound {
+            plan: plan_id,
+            zone,
+            occurrence,
+        } => {
+            let client = open(&cli.db, None).await?;
+            let plan = plan(&client, plan_id).await?;
+            let zone = zone
+                .or_else(|| plan.zones.first().copied())
+                .ok_or_else(|| invalid("zone", "the plan names no zone"))?;
+            let occurrence_at = match occurrence {
+                Some(text) => OffsetDateTime::parse(&text, &Rfc3339)
+                    .map_err(|e| invalid("occurrence", &e.to_string()))?,
+                None => plan
+                    .upcoming
+                    .first()
+                    .map(|o| o.starts_at)
+                    .ok_or_else(|| invalid("occurrence", "the plan has no occurrence ahead"))?,
+            };
+            let (round, entry) = client.start_plan_round(&plan, zone, occurrence_at).await?;
+            println!("started round {round} as operation {}", entry.seq);
+        }
+        Command::Checklist {
+            plan: plan_id,
+            round,
+            answers,
+            photos: photo_args,
+            notes,
+            lat,
+            lon,
+            accuracy,
+        } => {
+            let client = open(&cli.db, None).await?;
+            let plan = plan(&client, plan_id).await?;
+            let location = lat.zip(lon).map(|(lat, lon)| Location {
+                lat,
+                lon,
+                accuracy_m: accuracy,
+                datum: Default::default(),
+            });
+            let mut list = Vec::new();
+            for (item, answer) in answers {
+                let result = match answer.as_str() {
+                    "pass" => ItemResult::Pass,
+                    "fail" => ItemResult::Fail,
+                    "na" | "not_applicable" => ItemResult::NotApplicable,
+                    other => {
+                        return Err(invalid(
+                            "answer",
+                            &format!("{item}={other}: pass, fail or na"),
+                        ))
+                    }
+                };
+                let files: Vec<PathBuf> = photo_args
+                    .iter()
+                    .filter(|(i, _)| *i == item)
+                    .map(|(_, f)| PathBuf::from(f))
+                    .collect();
+                let note = notes
+                    .iter()
+                    .find(|(i, _)| *i == item)
+                    .map(|(_, n)| n.clone());
+                list.push((
+                    ChecklistResponse {
+                        item_id: item,
+                        result,
+                        note,
+                        location: (result == ItemResult::Fail).then_some(location).flatten(),
+                        photos: vec![],
+                    },
+                    photos(&files, PhotoRole::Before)?,
+                ));
+            }
+            let entry = client.submit_checklist(&plan, round, list).await?;
+            println!("saved checklist as operation {}", entry.seq);
+        }
+        Command::Track { round, points } => {
+            let client = open(&cli.db, None).await?;
+            let entry = client.record_track(round, &points).await?;
+            println!(
+                "saved track of {} positions as operation {}",
+                points.len(),
+                entry.seq
+            );
         }
     }
     Ok(())

@@ -8,6 +8,10 @@
 //!   acknowledged operations with tus, resuming interrupted uploads (see [`upload`]).
 //! - [`Client::inbox`] lists the user's notices as last pulled; [`Client::mark_read`] queues a
 //!   read receipt (`notice.read@1`) offline, shown read at once and pushed on the next sync.
+//! - [`Client::plans`] lists the inspection plans the user is assigned to, as last pulled;
+//!   [`Client::start_plan_round`] (`round.start@2`), [`Client::submit_checklist`]
+//!   (`round.checklist@1`, its photos uploaded like a case's) and [`Client::record_track`]
+//!   (`round.track@1`) queue a plan's round offline.
 //!
 //! The Kotlin and Swift apps implement the same behaviour; `PROTOCOL.md` is their specification.
 
@@ -30,8 +34,13 @@ use uuid::Uuid;
 
 use crate::case::ConflictRecord;
 use crate::error::ErrorCode;
-use crate::ops::{NoticeReadV1, Operation, OperationError, PhotoManifest, PhotoRole};
+use crate::ops::{
+    ChecklistResponse, NoticeReadV1, Operation, OperationError, PhotoManifest, PhotoRole,
+    RoundChecklistV1, RoundStartV2, RoundTrackV1,
+};
+use crate::plan::PlanView;
 use crate::signing::{decode_public_key, encode_public_key, GENESIS_HASH};
+use crate::validation::ValidationErrors;
 use crate::wire::{
     EnrolDeviceRequest, EntityKind, LoginRequest, OpStatus, PullQuery, PushRequest, PushResponse,
     RefreshRequest, DEFAULT_PULL_LIMIT, MAX_BATCH_BYTES, MAX_BATCH_OPS, PROTOCOL_VERSION,
@@ -676,6 +685,95 @@ impl<T: Transport, S: Sleeper> Client<T, S> {
             &[],
         )
         .await
+    }
+
+    /// The inspection plans the user is assigned to, as last pulled (a plan the user is taken
+    /// off arrives as a tombstone and is gone from here), by name.
+    pub async fn plans(&self) -> Result<Vec<PlanView>, ClientError> {
+        let mut plans = self
+            .store
+            .mirror_list(EntityKind::Plan)
+            .await?
+            .into_iter()
+            .map(|m| {
+                serde_json::from_value::<PlanView>(m.data)
+                    .map_err(|e| StoreError::Corrupt(format!("plan {}: {e}", m.id)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        plans.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+        Ok(plans)
+    }
+
+    /// Starts a round for the occurrence of `plan` that starts at `occurrence_at` (one of
+    /// the plan's `upcoming[].starts_at`), in `zone_id`, offline: queues `round.start@2` with
+    /// the plan's kind. Returns the new round's id.
+    pub async fn start_plan_round(
+        &self,
+        plan: &PlanView,
+        zone_id: Uuid,
+        occurrence_at: OffsetDateTime,
+    ) -> Result<(Uuid, OutboxEntry), ClientError> {
+        let round_id = Uuid::now_v7();
+        let entry = self
+            .capture(
+                Operation::RoundStartV2(RoundStartV2 {
+                    round_id,
+                    zone_id,
+                    kind: plan.kind,
+                    started_at: OffsetDateTime::now_utc(),
+                    plan_id: Some(plan.id),
+                    occurrence_at: Some(occurrence_at),
+                }),
+                &[],
+            )
+            .await?;
+        Ok((round_id, entry))
+    }
+
+    /// Queues `plan`'s checklist as completed on round `round_id`, offline: each answer with
+    /// the files of its `before` photos (which become the response's `photos`). Checked
+    /// against the plan's template first, as the server will. The photos upload on sync like
+    /// a case's: a failed item with a category becomes a case that declares them.
+    pub async fn submit_checklist(
+        &self,
+        plan: &PlanView,
+        round_id: Uuid,
+        answers: Vec<(ChecklistResponse, Vec<LocalPhoto>)>,
+    ) -> Result<OutboxEntry, ClientError> {
+        let mut responses = Vec::with_capacity(answers.len());
+        let mut files = Vec::new();
+        for (mut response, photos) in answers {
+            response.photos = photos.iter().map(|p| p.manifest.clone()).collect();
+            files.extend(photos);
+            responses.push(response);
+        }
+        let mut e = ValidationErrors::new();
+        crate::plan::check_against_template(&plan.checklist, &responses, "responses", &mut e);
+        e.into_result().map_err(OperationError::Invalid)?;
+        self.capture(
+            Operation::RoundChecklistV1(RoundChecklistV1 {
+                round_id,
+                completed_at: OffsetDateTime::now_utc(),
+                responses,
+            }),
+            &files,
+        )
+        .await
+    }
+
+    /// Queues the track of round `round_id`, the positions (`(lat, lon)`, WGS-84) sampled
+    /// during it, offline (`round.track@1`).
+    pub async fn record_track(
+        &self,
+        round_id: Uuid,
+        positions: &[(f64, f64)],
+    ) -> Result<OutboxEntry, ClientError> {
+        let track = RoundTrackV1::encode(round_id, positions).map_err(|message| {
+            let mut e = ValidationErrors::new();
+            e.push("polyline", message);
+            OperationError::Invalid(e)
+        })?;
+        self.capture(Operation::RoundTrackV1(track), &[]).await
     }
 
     /// The mirrored server state of one kind.

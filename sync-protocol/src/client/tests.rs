@@ -529,6 +529,122 @@ async fn invalid_operations_are_never_queued() {
     assert!(client.store().entries().await.unwrap().is_empty());
 }
 
+fn plan() -> PlanView {
+    use crate::plan::{Checklist, ChecklistItem};
+    let item = |id: &str, mandatory: bool, category: Option<&str>| ChecklistItem {
+        id: id.into(),
+        label: id.into(),
+        weight: 1,
+        mandatory,
+        category_code: category.map(str::to_owned),
+    };
+    PlanView {
+        id: Uuid::now_v7(),
+        name: "covers".into(),
+        kind: crate::ops::RoundKind::Periodic,
+        rrule: "FREQ=DAILY".into(),
+        dtstart: "2025-01-01T09:00".into(),
+        time_zone: "Asia/Shanghai".into(),
+        window_minutes: 120,
+        zones: vec![Uuid::now_v7()],
+        categories: vec![],
+        assignees: vec![],
+        checklist: Checklist {
+            items: vec![
+                item("covers", true, Some("component:0101")),
+                item("litter", false, None),
+            ],
+        },
+        created_by: Uuid::now_v7(),
+        created_at: OffsetDateTime::UNIX_EPOCH,
+        cancelled_at: None,
+        revealed_at: None,
+        commitment: None,
+        version: 1,
+        upcoming: vec![],
+    }
+}
+
+#[tokio::test]
+async fn a_plan_s_round_is_queued_with_its_checklist_photos_and_track() {
+    use crate::plan::ItemResult;
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _, _) = enrolled(&dir).await;
+    let plan = plan();
+    let at = time::macros::datetime!(2026-12-07 01:00 UTC);
+    let (round, start) = client
+        .start_plan_round(&plan, plan.zones[0], at)
+        .await
+        .unwrap();
+    let answer = |id: &str, result: ItemResult| ChecklistResponse {
+        item_id: id.into(),
+        result,
+        note: None,
+        location: None,
+        photos: vec![],
+    };
+
+    // Checked against the template before anything is queued: the mandatory item is not
+    // answered, and a failure that raises a case has no photo or location.
+    let err = client
+        .submit_checklist(
+            &plan,
+            round,
+            vec![(answer("litter", ItemResult::Pass), vec![])],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Invalid(_)), "{err}");
+    let err = client
+        .submit_checklist(
+            &plan,
+            round,
+            vec![(answer("covers", ItemResult::Fail), vec![])],
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("responses[0].photos"), "{err}");
+    assert_eq!(client.store().entries().await.unwrap().len(), 1);
+
+    let (_, photo) = photo_file(&dir, "cover.jpg", 2048, 3);
+    let mut failed = answer("covers", ItemResult::Fail);
+    failed.location = Some(Location {
+        lat: 25.0389,
+        lon: 102.7183,
+        accuracy_m: 5.0,
+        datum: Default::default(),
+    });
+    let checklist = client
+        .submit_checklist(&plan, round, vec![(failed, vec![photo.clone()])])
+        .await
+        .unwrap();
+    let track = client
+        .record_track(round, &[(25.0389, 102.7183), (25.04, 102.72)])
+        .await
+        .unwrap();
+
+    let entries = client.store().entries().await.unwrap();
+    let types: Vec<&str> = entries.iter().map(|e| e.op_type.as_str()).collect();
+    assert_eq!(
+        types,
+        ["round.start@2", "round.checklist@1", "round.track@1"]
+    );
+    let body = |e: &OutboxEntry| -> crate::wire::OperationBody {
+        serde_json::from_str(&e.signed.op).unwrap()
+    };
+    assert_eq!(body(&start).payload["plan_id"], json!(plan.id));
+    assert_eq!(body(&start).payload["kind"], "periodic");
+    assert_eq!(
+        body(&checklist).payload["responses"][0]["photos"][0]["sha256"],
+        photo.manifest.sha256
+    );
+    assert_eq!(body(&track).payload["points"], 2);
+    // The checklist's photo waits in the upload queue like a case's.
+    let pending = client.store().pending_photos().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].0, photo.manifest.sha256);
+}
+
 #[tokio::test]
 async fn sync_acks_everything_and_keeps_a_verified_receipt() {
     let dir = tempfile::tempdir().unwrap();

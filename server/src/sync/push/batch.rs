@@ -42,6 +42,8 @@ impl<'a> Batch<'a> {
             rounds: HashMap::new(),
             rounds_new: Vec::new(),
             rounds_finished: Vec::new(),
+            rounds_recorded: Vec::new(),
+            plans: HashMap::new(),
             inbox: HashMap::new(),
             reads: Vec::new(),
             ops: Vec::new(),
@@ -65,6 +67,7 @@ impl<'a> Batch<'a> {
         let mut comment_ids = Vec::new();
         let mut round_ids = Vec::new();
         let mut notice_ids = Vec::new();
+        let mut plan_ids = Vec::new();
         let mut op_ids = Vec::new();
         let mut photo_shas = Vec::new();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
@@ -88,6 +91,23 @@ impl<'a> Batch<'a> {
                     comment_ids.extend(uuid_at("verification_id"));
                     photo_shas.extend(crate::photos::declared_hashes(&body.payload));
                     round_ids.extend(uuid_at("round_id"));
+                    plan_ids.extend(uuid_at("plan_id"));
+                    // A checklist's failed items raise cases under ids derived from the round
+                    // and the item: load them, to tell a resent checklist from a new one.
+                    if let (Some(round), Some(responses)) = (
+                        uuid_at("round_id"),
+                        body.payload.get("responses").and_then(|r| r.as_array()),
+                    ) {
+                        ids.extend(
+                            responses
+                                .iter()
+                                .filter(|r| {
+                                    r.get("result").and_then(|v| v.as_str()) == Some("fail")
+                                })
+                                .filter_map(|r| r.get("item_id")?.as_str())
+                                .map(|item| gridline_sync::plan::finding_case_id(round, item)),
+                        );
+                    }
                     notice_ids.extend(uuid_at("notice_id"));
                 }
             }
@@ -125,6 +145,14 @@ impl<'a> Batch<'a> {
                 .into_iter()
                 .map(|r| (r.id, r))
                 .collect();
+        }
+        plan_ids.extend(self.rounds.values().filter_map(|r| r.plan_id));
+        plan_ids.sort();
+        plan_ids.dedup();
+        for id in plan_ids {
+            if let Some(row) = crate::store::plans::load(tx.conn(), id, "").await? {
+                self.plans.insert(id, PlanEntry::new(row)?);
+            }
         }
         if !notice_ids.is_empty() {
             notice_ids.sort();
@@ -303,7 +331,8 @@ impl<'a> Batch<'a> {
     }
 
     pub(super) fn apply(&mut self, body: &OperationBody, op: &Operation) -> OpResult {
-        if let Err(message) = crate::photos::check_declared_sizes(&self.stored_sizes, op.photos()) {
+        if let Err(message) = crate::photos::check_declared_sizes(&self.stored_sizes, &op.photos())
+        {
             return rejected(ErrorCode::InvalidRequest, &message);
         }
         match op {
@@ -312,8 +341,18 @@ impl<'a> Batch<'a> {
             Operation::CaseCommentV1(p) => self.comment(p),
             Operation::CaseTransitionV1(p) => self.transition(p),
             Operation::CaseVerifyV1(p) => self.verify(p),
-            Operation::RoundStartV1(p) => self.round_start(p),
+            Operation::RoundStartV1(p) => self.round_start(&RoundStartV2 {
+                round_id: p.round_id,
+                zone_id: p.zone_id,
+                kind: p.kind,
+                started_at: p.started_at,
+                plan_id: None,
+                occurrence_at: None,
+            }),
+            Operation::RoundStartV2(p) => self.round_start(p),
             Operation::RoundFinishV1(p) => self.round_finish(p),
+            Operation::RoundChecklistV1(p) => self.round_checklist(body, p),
+            Operation::RoundTrackV1(p) => self.round_track(p),
             Operation::NoticeReadV1(p) => self.notice_read(p),
         }
     }
@@ -371,6 +410,14 @@ impl<'a> Batch<'a> {
             if let (false, Some(at)) = (self.rounds_new.contains(&round.id), round.finished_at) {
                 sync_store::finish_round(conn, round.id, at).await?;
             }
+        }
+        for round in self
+            .rounds_recorded
+            .iter()
+            .filter(|id| !self.rounds_new.contains(id))
+            .filter_map(|id| self.rounds.get(id))
+        {
+            sync_store::record_round_results(conn, round).await?;
         }
         Ok(changes)
     }

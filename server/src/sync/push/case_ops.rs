@@ -20,7 +20,7 @@ impl Batch<'_> {
         let Some(zone) = self.zones.get(&p.zone_id) else {
             return rejected(ErrorCode::InvalidRequest, "unknown zone_id");
         };
-        if !self.scope.contains(p.zone_id) {
+        if !self.scope.contains(p.zone_id) && !self.on_own_plan_round(p) {
             return rejected(ErrorCode::OutOfScope, "that zone is outside your roster");
         }
         if !self.taxonomy.contains(&p.category_code) {
@@ -94,6 +94,16 @@ impl Batch<'_> {
         self.new_cases.push(case.id);
         self.cases.insert(case.id, case);
         result
+    }
+
+    /// Whether `p` is found on the caller's own round for a plan, in that round's zone: the
+    /// plan puts the zone in reach, as it does for the round itself.
+    fn on_own_plan_round(&self, p: &CaseCreateV1) -> bool {
+        p.round_id
+            .and_then(|id| self.rounds.get(&id))
+            .is_some_and(|r| {
+                r.plan_id.is_some() && r.user_id == self.user.user_id && r.zone_id == p.zone_id
+            })
     }
 
     /// Whether `p` is, field for field (at stored precision), the capture that created `case`:

@@ -14,8 +14,9 @@ use gridline_sync::case::{CaseField, CaseSource, CaseState};
 use gridline_sync::conflict::{resolve_edit, CaseFields, ChangedBy, EditContext, Editor};
 use gridline_sync::ops::{
     CaseCommentV1, CaseCreateV1, CaseEditV1, CaseTransitionV1, CaseVerifyV1, NoticeReadV1,
-    PhotoManifest, PhotoRole, RoundFinishV1, RoundStartV1,
+    PhotoManifest, PhotoRole, RoundChecklistV1, RoundFinishV1, RoundStartV2, RoundTrackV1,
 };
+use gridline_sync::plan::Checklist;
 use gridline_sync::signing::{check_chain, decode_public_key, op_hash, verify_operation};
 use gridline_sync::workflow::{check_transition, TransitionActor};
 use gridline_sync::{
@@ -28,10 +29,12 @@ use uuid::Uuid;
 use crate::access::{AuthUser, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::model::Zone;
+use crate::recurrence::Recurrence;
 use crate::store::cases::{
     self, CaseRow, ConflictRow, EventRow, HistoryRow, HistoryValue, PhotoRow,
 };
 use crate::store::changes::{self, PendingChange};
+use crate::store::plans::PlanRow;
 use crate::store::sync::{self as sync_store, RejectionRow, RoundRow, SyncOpRow};
 use crate::store::{devices, ms_from_time, new_id, now_ms, reference, review, WriteTx};
 use crate::sync::SyncService;
@@ -362,6 +365,10 @@ struct Batch<'a> {
     rounds: HashMap<Uuid, RoundRow>,
     rounds_new: Vec<Uuid>,
     rounds_finished: Vec<Uuid>,
+    /// Stored rounds given a checklist or a track by the batch.
+    rounds_recorded: Vec<Uuid>,
+    /// The plans of the rounds the batch refers to or starts.
+    plans: HashMap<Uuid, PlanEntry>,
     /// The notices the batch's read receipts name that are in the caller's inbox, as they
     /// stand so far.
     inbox: HashMap<Uuid, InboxEntry>,
@@ -375,6 +382,28 @@ struct Batch<'a> {
     conflicts: Vec<ConflictRow>,
     rejections: Vec<RejectionRow>,
     changes: Vec<PendingChange>,
+}
+
+/// A plan a round of the batch is made for, with what its rules need decoded.
+struct PlanEntry {
+    row: PlanRow,
+    checklist: Checklist,
+    recurrence: Recurrence,
+}
+
+impl PlanEntry {
+    /// Decodes a stored plan; its recurrence and checklist were checked when it was made.
+    fn new(row: PlanRow) -> ApiResult<Self> {
+        let checklist = serde_json::from_str(&row.checklist)
+            .map_err(|e| ApiError::internal(format!("plan {} checklist: {e}", row.id)))?;
+        let recurrence = Recurrence::parse(&row.rrule, &row.dtstart, &row.time_zone)
+            .map_err(|e| ApiError::internal(format!("plan {}: {}", row.id, e.message)))?;
+        Ok(Self {
+            row,
+            checklist,
+            recurrence,
+        })
+    }
 }
 
 /// A notice in the caller's inbox, for `notice.read@1`.
@@ -418,13 +447,11 @@ fn duplicate_of_applied(entity_id: Uuid, version: i64) -> OpResult {
     }
 }
 
-/// A round's version: 1 once started, 2 once finished.
+/// A round's version: 1 once started, plus one for each of its finish, checklist and track.
 fn round_version(round: &RoundRow) -> i64 {
-    if round.finished_at.is_some() {
-        2
-    } else {
-        1
-    }
+    1 + i64::from(round.finished_at.is_some())
+        + i64::from(round.checklist.is_some())
+        + i64::from(round.track.is_some())
 }
 
 fn rejected(code: ErrorCode, message: &str) -> OpResult {
