@@ -155,7 +155,17 @@ async fn office_inspector(app: &TestApp) -> Uuid {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{user}");
-    Uuid::parse_str(user["id"].as_str().unwrap()).unwrap()
+    let id = Uuid::parse_str(user["id"].as_str().unwrap()).unwrap();
+    // The office inspects every zone: rostered on all of them.
+    let (status, body) = app
+        .post(
+            "/v1/roster",
+            Some(&admin),
+            &json!({"user_id": id, "role": "inspector"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    id
 }
 
 async fn only_planners_open_the_plan_editor(app: TestApp) {

@@ -243,6 +243,47 @@ async fn an_unannounced_plan_is_seen_by_planners_and_assignees_only_until_reveal
         );
     }
 
+    // The assignee makes a round for an occurrence and raises a case on it: the inspected
+    // zone's roster learns of neither, through any path, until the reveal; the planners see
+    // both.
+    let z1 = app.zone("Z01");
+    let mut phone = Phone::enrol(&app, "inspector1").await;
+    let round = Uuid::now_v7();
+    let started = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let occurrence = plan["upcoming"][0]["starts_at"].clone();
+    let (raised, mut payload) = new_case(z1, 0, "event:0102");
+    payload["round_id"] = json!(round);
+    let ops = vec![
+        phone.op(
+            "round.start@2",
+            json!({"round_id": round, "zone_id": z1, "kind": "unannounced", "started_at": started,
+                   "plan_id": id, "occurrence_at": occurrence}),
+        ),
+        phone.op("case.create@1", payload),
+    ];
+    let (status, body) = phone.push(&app, &ops).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["status"], "applied", "{body}");
+    assert_eq!(body["results"][1]["status"], "applied", "{body}");
+    let every_path = (true, vec![[true; 6]]);
+    let no_path = (false, vec![[false; 6]]);
+    for (user, want) in [
+        ("inspector1", &every_path),
+        ("supervisor1", &every_path),
+        ("inspector2", &no_path),
+        ("roadchief1", &no_path),
+        ("sectionchief1", &no_path),
+        ("zonechief1", &no_path),
+    ] {
+        assert_eq!(
+            &crate::sync::what_reaches(&app, user, round, &[raised]).await,
+            want,
+            "{user} before the reveal: (round pulled, [pull, list, read, workflow, csv, geojson])"
+        );
+    }
+
     // Only planners reveal.
     let chief = app.login("roadchief1").await;
     let (status, _) = app
@@ -259,8 +300,15 @@ async fn an_unannounced_plan_is_seen_by_planners_and_assignees_only_until_reveal
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "revealed once");
 
-    // Revealed: the inspected zone's chiefs see the plan (their phones pull no plan of
-    // someone else's).
+    // Revealed: the inspected zone's roster sees the round and its case through every path,
+    // and the plan (their phones pull no plan of someone else's).
+    for user in ["roadchief1", "sectionchief1", "zonechief1", "inspector2"] {
+        assert_eq!(
+            crate::sync::what_reaches(&app, user, round, &[raised]).await,
+            every_path,
+            "{user} after the reveal"
+        );
+    }
     for user in ["roadchief1", "sectionchief1", "zonechief1"] {
         assert_eq!(
             plan_reaches(&app, user, &id).await,

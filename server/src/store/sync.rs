@@ -282,11 +282,15 @@ pub async fn rounds_many(conn: &mut AnyConnection, ids: &[Uuid]) -> R<Vec<RoundR
 
 /// Stores a round started by `device` as it stands (finished, checklist and track too, when
 /// the same batch recorded them).
+/// A round of a plan already revealed is revealed from the start: the plan's visits are no
+/// longer a secret.
 pub async fn insert_round(conn: &mut AnyConnection, round: &RoundRow, device: Uuid) -> R<()> {
     sqlx::query(
         "INSERT INTO rounds (id, zone_id, user_id, device_id, kind, started_at, finished_at, \
-         plan_id, occurrence_at, checklist, score_permille, items_failed, track, track_points) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         plan_id, occurrence_at, checklist, score_permille, items_failed, track, track_points, \
+         revealed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+         (SELECT p.revealed_at FROM plans p WHERE p.id = $8))",
     )
     .bind(round.id.to_string())
     .bind(round.zone_id.to_string())
