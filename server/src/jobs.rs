@@ -62,3 +62,20 @@ pub fn spawn_caller_eraser(db: Db) -> tokio::task::JoinHandle<()> {
         }
     })
 }
+
+/// Runs `plans::refresh_upcoming` now and then every [`PRUNE_EVERY`], until aborted: the
+/// phones' lists of next occurrences stay current within the hour.
+pub fn spawn_plan_refresher(db: Db) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PRUNE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match crate::plans::refresh_upcoming(&db, now_ms()).await {
+                Ok(0) => {}
+                Ok(plans) => tracing::info!(plans, "plans' next occurrences refreshed"),
+                Err(e) => tracing::warn!(error = %e, "refreshing plans failed"),
+            }
+        }
+    })
+}

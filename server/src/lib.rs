@@ -257,11 +257,13 @@ pub async fn run(
 ) -> std::io::Result<()> {
     // Every background job starts here, for the binary and the tests alike: the derivative
     // worker and upload cleanup (stopped when dropped), the change-log compaction, and the
-    // delivery of notices to webhooks and mail with the daily digests, and the erasure of callers past their retention.
+    // delivery of notices to webhooks and mail with the daily digests, the erasure of callers
+    // past their retention, and the refresh of the plans' next occurrences on the phones.
     let _photo_work = photos::spawn_background(state.photo_service());
     let pruner =
         jobs::spawn_change_pruner(state.db.clone(), state.config.sync.tombstone_retention_days);
     let eraser = jobs::spawn_caller_eraser(state.db.clone());
+    let plans = jobs::spawn_plan_refresher(state.db.clone());
     let delivery = notify::spawn_delivery(
         state.db.clone(),
         state.config.site.clone(),
@@ -277,6 +279,7 @@ pub async fn run(
     digests.abort();
     pruner.abort();
     eraser.abort();
+    plans.abort();
     delivery.abort();
     served
 }

@@ -770,3 +770,36 @@ pub async fn zone_inspections(
     }
     Ok(out)
 }
+
+/// Writes again the plan rows of every plan one of whose occurrences ended since its rows were
+/// last written, so that the assignees' phones pull its next occurrences (`upcoming`) anew.
+/// Returns how many plans were refreshed. Several instances may run it at once: a row written
+/// twice is pulled as one upsert.
+pub async fn refresh_upcoming(db: &Db, now: i64) -> Result<usize, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let rows = store::list(tx.conn(), None).await?;
+    let mut pending = Vec::new();
+    let mut refreshed = 0;
+    for row in rows
+        .iter()
+        .filter(|r| r.cancelled_at.is_none() && !r.assignees.is_empty())
+    {
+        let Ok(recurrence) = Recurrence::parse(&row.rrule, &row.dtstart, &row.time_zone) else {
+            continue;
+        };
+        let written = store::last_written(tx.conn(), row.id)
+            .await?
+            .unwrap_or(row.created_at);
+        let window = row.window_minutes * 60_000;
+        if !recurrence
+            .starts_between(written - window, now - window + 1)
+            .is_empty()
+        {
+            pending.extend(assignee_rows(row));
+            refreshed += 1;
+        }
+    }
+    changes::append(tx.conn(), &pending).await?;
+    tx.commit().await?;
+    Ok(refreshed)
+}

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 on_both_backends!(
     a_recurring_plan_crosses_a_month_in_local_time_and_flags_a_missed_occurrence,
+    the_assignees_phones_get_the_next_occurrences_again_once_one_ends,
     an_unannounced_plan_is_seen_by_planners_and_assignees_only_until_revealed,
     a_sealed_plan_verifies_after_its_reveal_and_not_once_altered,
     a_period_close_reveals_the_unannounced_inspections_made_in_it,
@@ -641,4 +642,66 @@ async fn bad_plans_are_refused_field_by_field(app: TestApp) {
         .get(&format!("/v1/plans/{}", Uuid::nil()), Some(&sup))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn the_assignees_phones_get_the_next_occurrences_again_once_one_ends(app: TestApp) {
+    let sup = app.login("supervisor1").await;
+    let inspector = user_id(&app, "inspector1").await;
+    let plan = create_plan(&app, &sup, &plan_body(&app, "periodic", &[inspector])).await;
+    let phone = Phone::enrol(&app, "inspector1").await;
+    let pull = |cursor: Option<String>| {
+        let app = &app;
+        let token = phone.token.clone();
+        async move {
+            let mut path = "/v1/sync/pull?protocol=1&limit=500&plans=true".to_owned();
+            if let Some(c) = cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let (status, page) = app.get(&path, Some(&token)).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            page
+        }
+    };
+    let first = pull(None).await;
+    let cursor = first["cursor"].as_str().unwrap().to_owned();
+    assert!(first["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["entity"] == "plan" && c["id"] == plan["id"]));
+
+    // Nothing ended since the plan was written: nothing to refresh.
+    let now = gridline_server::store::now_ms();
+    assert_eq!(
+        gridline_server::plans::refresh_upcoming(&app.state.db, now)
+            .await
+            .unwrap(),
+        0
+    );
+    // As if the rows had been written a week ago: occurrences have ended since.
+    sql(
+        &app,
+        "UPDATE changes SET at = at - 604800000 WHERE entity = 'plan'",
+    )
+    .await;
+    assert_eq!(
+        gridline_server::plans::refresh_upcoming(&app.state.db, now)
+            .await
+            .unwrap(),
+        1
+    );
+    let again = pull(Some(cursor)).await;
+    let refreshed = again["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["entity"] == "plan" && c["id"] == plan["id"])
+        .unwrap_or_else(|| panic!("the plan again: {again}"))
+        .clone();
+    let ends = refreshed["data"]["upcoming"][0]["ends_at"]
+        .as_str()
+        .unwrap();
+    let ends =
+        time::OffsetDateTime::parse(ends, &time::format_description::well_known::Rfc3339).unwrap();
+    assert!(ends > time::OffsetDateTime::now_utc(), "{refreshed}");
 }

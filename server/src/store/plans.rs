@@ -546,3 +546,11 @@ pub async fn has_assigned<'c, E: Executor<'c, Database = Any>>(e: E, user: Uuid)
     .await?;
     Ok(n > 0)
 }
+
+/// When plan `plan`'s rows were last written to the change log, if they are still there.
+pub async fn last_written(conn: &mut AnyConnection, plan: Uuid) -> R<Option<i64>> {
+    sqlx::query_scalar("SELECT MAX(at) FROM changes WHERE entity = 'plan' AND entity_id = $1")
+        .bind(plan.to_string())
+        .fetch_one(&mut *conn)
+        .await
+}
