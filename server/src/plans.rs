@@ -48,7 +48,8 @@ pub struct PlanInput {
     pub name: String,
     /// `periodic` (announced) or `unannounced` (暗访: confidential until revealed).
     pub kind: RoundKind,
-    /// An iCalendar `RRULE` value, at most hourly: `FREQ=WEEKLY;BYDAY=MO,TH`.
+    /// An iCalendar `RRULE` value, at most daily with up to six `BYHOUR` times:
+    /// `FREQ=WEEKLY;BYDAY=MO,TH`.
     pub rrule: String,
     /// The first occurrence's local start in the site's time zone, `YYYY-MM-DDTHH:MM`.
     pub dtstart: String,

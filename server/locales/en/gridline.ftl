@@ -596,7 +596,7 @@ console-plans-preset-custom = Custom rule
 console-plans-weekdays = Weekdays (weekly)
 console-plans-monthday = Day of the month (monthly)
 console-plans-rrule = Custom rule (RRULE)
-console-plans-rrule-help = Used with "Custom rule": an iCalendar RRULE value, at most hourly, e.g. FREQ=WEEKLY;INTERVAL=2;BYDAY=TU.
+console-plans-rrule-help = Used with "Custom rule": an iCalendar RRULE value, at most daily (up to six BYHOUR times a day), e.g. FREQ=WEEKLY;INTERVAL=2;BYDAY=TU.
 console-plans-start-date = First date
 console-plans-start-time = Start time
 console-plans-site-zone = Local time, { $zone }
@@ -667,7 +667,7 @@ console-plans-problem-name = 1 to 100 characters.
 console-plans-problem-kind = Periodic or unannounced.
 console-plans-problem-weekdays = Tick at least one weekday.
 console-plans-problem-monthday = A day of the month, 1 to 31.
-console-plans-problem-rrule = Not a recurrence this server takes (an iCalendar RRULE, at most hourly).
+console-plans-problem-rrule = Not a recurrence this server takes (an iCalendar RRULE, at most daily, up to six times a day).
 console-plans-problem-dtstart = Give the first date and the start time.
 console-plans-problem-window-minutes = From 1 minute to 7 days.
 console-plans-problem-zones = Choose at least one zone in your scope.

@@ -595,7 +595,7 @@ console-plans-preset-custom = 自定义规则
 console-plans-weekdays = 星期（每周）
 console-plans-monthday = 每月几号（每月）
 console-plans-rrule = 自定义规则（RRULE）
-console-plans-rrule-help = 选择“自定义规则”时使用：iCalendar 的 RRULE 值，最频繁为每小时一次，例如 FREQ=WEEKLY;INTERVAL=2;BYDAY=TU。
+console-plans-rrule-help = 选择“自定义规则”时使用：iCalendar 的 RRULE 值，最频繁为每天一次（BYHOUR 每天至多六个时刻），例如 FREQ=WEEKLY;INTERVAL=2;BYDAY=TU。
 console-plans-start-date = 首次日期
 console-plans-start-time = 开始时间
 console-plans-site-zone = 当地时间（{ $zone }）
@@ -666,7 +666,7 @@ console-plans-problem-name = 名称须为 1 至 100 个字符。
 console-plans-problem-kind = 请选择定期巡查或暗访。
 console-plans-problem-weekdays = 请至少勾选一个星期。
 console-plans-problem-monthday = 请填写 1 至 31 之间的日期。
-console-plans-problem-rrule = 重复规则无效（须为 iCalendar RRULE，最频繁为每小时一次）。
+console-plans-problem-rrule = 重复规则无效（须为 iCalendar RRULE，最频繁为每天一次，每天至多六次）。
 console-plans-problem-dtstart = 请填写首次日期和开始时间。
 console-plans-problem-window-minutes = 巡查时限须在 1 分钟至 7 天之间。
 console-plans-problem-zones = 请至少选择一个您管辖范围内的责任区。
