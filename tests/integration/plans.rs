@@ -485,9 +485,41 @@ async fn a_period_close_reveals_the_unannounced_inspections_made_in_it(app: Test
     let mut inspector = Phone::enrol(&app, "inspector1").await;
     // Three unannounced rounds of zone 1: one a supervisor reveals alone, one finished before
     // the close, one still under way at the close.
+    // The console overview's counts do not rise for the zone's chief (they do for a
+    // supervisor, who sees the cases).
+    let awaiting = |username: &'static str, roles: Vec<gridline_sync::Role>| {
+        let app = &app;
+        async move {
+            let user = gridline_server::access::AuthUser {
+                user_id: user_id(app, username).await,
+                roles,
+                device_id: None,
+            };
+            gridline_server::review::overview::overview(
+                &app.state.db,
+                &user,
+                gridline_server::store::now_ms(),
+            )
+            .await
+            .unwrap()
+            .counts
+            .awaiting
+        }
+    };
+    let chief_awaiting = awaiting("roadchief1", vec![gridline_sync::Role::RoadChief]).await;
+    let sup_awaiting = awaiting("supervisor1", vec![gridline_sync::Role::Supervisor]).await;
+
     let (single, single_case) = unannounced_round(&app, &mut inspector, z1, true).await;
     let (round, raised) = unannounced_round(&app, &mut inspector, z1, true).await;
     let (going, going_case) = unannounced_round(&app, &mut inspector, z1, false).await;
+    assert_eq!(
+        awaiting("roadchief1", vec![gridline_sync::Role::RoadChief]).await,
+        chief_awaiting
+    );
+    assert_eq!(
+        awaiting("supervisor1", vec![gridline_sync::Role::Supervisor]).await,
+        sup_awaiting + 3
+    );
 
     let chief = Phone::enrol(&app, "roadchief1").await;
     let (before, cursor) = chief.pull_all(&app, None).await;
