@@ -758,7 +758,8 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
 /// 30 November (and that of the 26th missed) and an unannounced plan, and two tracks across
 /// zone Z01 that month. The weekly plan's id.
 async fn plans_to_show(app: &TestApp) -> uuid::Uuid {
-    use crate::console_plans::{insert_round, user_id, walk_across};
+    use crate::console_plans::{insert_round, walk_across};
+    use crate::support::user_id;
     let token = app.login("supervisor1").await;
     let inspector = user_id(app, "inspector1").await;
     let zone = app.zone("Z01");

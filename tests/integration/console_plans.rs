@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::console_admin::Browser;
+use crate::support::user_id;
 
 on_both_backends!(
     a_planner_makes_a_plan_through_the_console_form,
@@ -16,15 +17,6 @@ on_both_backends!(
     a_road_chief_sees_no_unannounced_plan_in_the_console,
     coverage_leaves_out_an_unannounced_round_for_a_road_chief_only,
 );
-
-pub(crate) async fn user_id(app: &TestApp, username: &str) -> Uuid {
-    let id = sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE username = $1")
-        .bind(username)
-        .fetch_one(&app.state.db.pool)
-        .await
-        .unwrap();
-    Uuid::parse_str(&id).unwrap()
-}
 
 async fn a_planner_makes_a_plan_through_the_console_form(app: TestApp) {
     let sup = Browser::sign_in(&app, "supervisor1").await;

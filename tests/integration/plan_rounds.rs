@@ -15,6 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::support::user_id;
 use crate::sync_client::{field_client, FieldClient};
 
 on_both_backends!(
@@ -38,15 +39,6 @@ fn plan_body(zones: &[Uuid], assignees: &[Uuid]) -> Value {
             {"id": "litter", "label": "无暴露垃圾", "weight": 1}
         ]}
     })
-}
-
-async fn user_id(app: &TestApp, username: &str) -> Uuid {
-    let id = sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE username = $1")
-        .bind(username)
-        .fetch_one(&app.state.db.pool)
-        .await
-        .unwrap();
-    Uuid::parse_str(&id).unwrap()
 }
 
 async fn create_plan(app: &TestApp, planner: &str, body: &Value) -> Uuid {

@@ -8,6 +8,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::support::user_id;
+
 on_both_backends!(
     a_recurring_plan_crosses_a_month_in_local_time_and_flags_a_missed_occurrence,
     the_assignees_phones_get_the_next_occurrences_again_once_one_ends,
@@ -32,15 +34,6 @@ fn plan_body(app: &TestApp, kind: &str, assignees: &[Uuid]) -> Value {
             {"id": "litter", "label": "无暴露垃圾", "weight": 1}
         ]}
     })
-}
-
-async fn user_id(app: &TestApp, username: &str) -> Uuid {
-    let id = sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE username = $1")
-        .bind(username)
-        .fetch_one(&app.state.db.pool)
-        .await
-        .unwrap();
-    Uuid::parse_str(&id).unwrap()
 }
 
 async fn sql(app: &TestApp, statement: &str) {

@@ -305,3 +305,13 @@ impl object_store::ObjectStore for SwitchableStore {
         self.inner.copy_if_not_exists(from, to).await
     }
 }
+
+/// The id of the demo user `username`.
+pub async fn user_id(app: &TestApp, username: &str) -> Uuid {
+    let id = sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE username = $1")
+        .bind(username)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    Uuid::parse_str(&id).unwrap()
+}
