@@ -89,7 +89,7 @@ pub fn receipt_text(tree_size: i64, root_hash: &str, timestamp: i64) -> String {
 /// A signed head of the plan log, issued when a commitment was appended (it is the log's
 /// `tree_size`-th leaf).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Receipt {
+pub struct PlanReceipt {
     pub tree_size: i64,
     pub root_hash: String,
     /// When the commitment was appended, Unix milliseconds.
@@ -101,7 +101,7 @@ pub struct Receipt {
     pub signature: String,
 }
 
-impl Receipt {
+impl PlanReceipt {
     pub fn issue(
         tree_size: i64,
         root: &Leaf,
@@ -111,7 +111,7 @@ impl Receipt {
     ) -> Self {
         let root_hash = hex::encode(root);
         let text = receipt_text(tree_size, &root_hash, timestamp);
-        Receipt {
+        PlanReceipt {
             tree_size,
             root_hash,
             timestamp,
@@ -141,7 +141,7 @@ pub struct SealProof {
     pub nonce: Option<String>,
     /// The commitment as appended at creation.
     pub commitment: String,
-    pub receipt: Receipt,
+    pub receipt: PlanReceipt,
     /// The RFC 9162 audit path of leaf `receipt.tree_size - 1`, hex hashes from the leaf up.
     pub inclusion_proof: Vec<String>,
     /// The earliest finding of the plan's rounds (a round started, a case captured), Unix
@@ -262,7 +262,7 @@ mod tests {
             content: c.clone(),
             nonce: Some(nonce.into()),
             commitment,
-            receipt: Receipt::issue(size as i64, &log.root(), at, "k1", &key),
+            receipt: PlanReceipt::issue(size as i64, &log.root(), at, "k1", &key),
             inclusion_proof: log
                 .inclusion_proof(size - 1)
                 .unwrap()

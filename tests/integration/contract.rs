@@ -135,10 +135,55 @@ async fn responses_of_a_populated_server_match_the_committed_schemas(app: TestAp
     assert_eq!(entries["items"].as_array().unwrap().len(), 2, "{entries}");
     assert_matches(&doc, "Page_LedgerEntry", &entries);
 
+    // An unannounced plan for the phone's inspector, sealed, then revealed.
+    let me = crate::support::user_id(&app, "inspector1").await;
+    let (status, plan) = app
+        .post(
+            "/v1/plans",
+            Some(&supervisor),
+            &json!({"name": "暗访", "kind": "unannounced", "rrule": "FREQ=WEEKLY;BYDAY=MO",
+                    "dtstart": "2026-11-30T09:00", "window_minutes": 120, "zones": [z1],
+                    "assignees": [me], "checklist": {"items": [
+                        {"id": "covers", "label": "井盖", "weight": 2, "mandatory": true,
+                         "category_code": "component:0101"}]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{plan}");
+    assert_matches(&doc, "PlanView", &plan);
+    let plan_id = plan["id"].as_str().unwrap();
+    let (status, revealed) = app
+        .post(
+            &format!("/v1/plans/{plan_id}/reveal"),
+            Some(&supervisor),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{revealed}");
+    assert_matches(&doc, "Revealed", &revealed);
+    let (_, seal) = app
+        .get(&format!("/v1/plans/{plan_id}/seal"), Some(&supervisor))
+        .await;
+    assert_matches(&doc, "SealProof", &seal);
+    let (_, occurrences) = app
+        .get(
+            &format!(
+                "/v1/plans/{plan_id}/occurrences?from=2026-11-30T00:00:00Z&to=2027-01-01T00:00:00Z"
+            ),
+            Some(&supervisor),
+        )
+        .await;
+    assert!(!occurrences.as_array().unwrap().is_empty(), "{occurrences}");
+    for o in occurrences.as_array().unwrap() {
+        assert_matches(&doc, "OccurrenceView", o);
+    }
+
     // The phone's pull: every kind of entity it carries has the schema the document names for
     // it, and the page as a whole matches `PullResponse`.
     let (status, page) = app
-        .get("/v1/sync/pull?protocol=1&limit=1000", Some(&phone.token))
+        .get(
+            "/v1/sync/pull?protocol=1&limit=1000&inbox=true&plans=true",
+            Some(&phone.token),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_matches(&doc, "PullResponse", &page);
@@ -156,7 +201,7 @@ async fn responses_of_a_populated_server_match_the_committed_schemas(app: TestAp
         seen.insert(entity.to_owned());
     }
     for entity in [
-        "zone", "taxonomy", "asset", "rule", "case", "round", "period",
+        "zone", "taxonomy", "asset", "rule", "case", "round", "period", "plan",
     ] {
         assert!(
             seen.contains(entity),

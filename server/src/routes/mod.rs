@@ -97,6 +97,7 @@ pub const PULLED_DATA: &[(gridline_sync::EntityKind, &str)] = {
         (E::Round, "RoundView"),
         (E::Period, "Period"),
         (E::Notice, "NoticeView"),
+        (E::Plan, "PlanView"),
     ]
 };
 

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 type R<T> = Result<T, sqlx::Error>;
 use crate::ledger::log::{Leaf, Log};
-use crate::seal::Receipt;
+use crate::seal::PlanReceipt;
 
 /// A plan as stored, decoded: a bad id or JSON column is an error, never a default.
 #[derive(Debug, Clone, PartialEq)]
@@ -416,7 +416,7 @@ pub async fn append_log(
     commitment: &str,
     at: i64,
     keys: &impl crate::ledger::log::CheckpointKeys,
-) -> R<Receipt> {
+) -> R<PlanReceipt> {
     let seq: i64 = sqlx::query_scalar(
         "UPDATE counters SET value = value + 1 WHERE name = 'plan_log' RETURNING value",
     )
@@ -428,7 +428,7 @@ pub async fn append_log(
     );
     let log = Log::from_leaves(leaves);
     let (kid, key) = keys.signer();
-    let receipt = Receipt::issue(seq, &log.root(), at, kid, key);
+    let receipt = PlanReceipt::issue(seq, &log.root(), at, kid, key);
     sqlx::query(
         "INSERT INTO plan_log (seq, plan_id, commitment, committed_at, root_hash, key_id, \
          public_key, signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -459,7 +459,7 @@ pub async fn leaves<'c, E: Executor<'c, Database = Any>>(e: E, count: i64) -> R<
 }
 
 /// Plan `plan`'s entry in the log: its commitment as appended and its receipt.
-pub async fn log_entry(conn: &mut AnyConnection, plan: Uuid) -> R<Option<(String, Receipt)>> {
+pub async fn log_entry(conn: &mut AnyConnection, plan: Uuid) -> R<Option<(String, PlanReceipt)>> {
     let row = sqlx::query(
         "SELECT seq, commitment, committed_at, root_hash, key_id, public_key, signature \
          FROM plan_log WHERE plan_id = $1",
@@ -470,7 +470,7 @@ pub async fn log_entry(conn: &mut AnyConnection, plan: Uuid) -> R<Option<(String
     row.map(|r| {
         Ok((
             r.try_get("commitment")?,
-            Receipt {
+            PlanReceipt {
                 tree_size: r.try_get("seq")?,
                 root_hash: r.try_get("root_hash")?,
                 timestamp: r.try_get("committed_at")?,
