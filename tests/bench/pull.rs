@@ -68,7 +68,14 @@ async fn pull_all(
         cursor: cursor.unwrap_or_default(),
     };
     for _ in 0..max_pages {
-        let mut q = vec![("protocol", "1".to_owned()), ("limit", PAGE.to_string())];
+        // As the reference client asks: with its inbox and its plans (the caller's own rows,
+        // one more range of the change log read beside the zone's).
+        let mut q = vec![
+            ("protocol", "1".to_owned()),
+            ("limit", PAGE.to_string()),
+            ("inbox", "true".to_owned()),
+            ("plans", "true".to_owned()),
+        ];
         if !run.cursor.is_empty() {
             q.push(("cursor", run.cursor.clone()));
         }
