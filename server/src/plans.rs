@@ -550,20 +550,7 @@ pub async fn reveal(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<Revealed> {
     if row.revealed_at.is_some() {
         return Err(ApiError::conflict("this plan is already revealed"));
     }
-    let revealed = reveal_in(tx.conn(), &[id], &[], Some(user.user_id), now_ms()).await?;
-    audit::record(
-        tx.conn(),
-        Some(user.user_id),
-        "plan.reveal",
-        "plan",
-        &id.to_string(),
-        None::<&()>,
-        Some(&revealed.0),
-    )
-    .await?;
-    changes::append(tx.conn(), &revealed.1).await?;
-    tx.commit().await?;
-    Ok(revealed.0)
+    reveal_audited(tx, user, "plan", id, &[id], &[]).await
 }
 
 /// Reveals one unannounced round and the cases raised in it (planners whose scope covers its
@@ -585,20 +572,34 @@ pub async fn reveal_round(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<Revea
     if round.revealed_at.is_some() {
         return Err(ApiError::conflict("this round is already revealed"));
     }
-    let revealed = reveal_in(tx.conn(), &[], &[id], Some(user.user_id), now_ms()).await?;
+    reveal_audited(tx, user, "round", id, &[], &[id]).await
+}
+
+/// Reveals `plans` and `rounds` for `user` in `tx`, audits it as `{entity}.reveal` of `id`,
+/// appends the change-log rows last and commits.
+async fn reveal_audited(
+    mut tx: crate::store::WriteTx,
+    user: &AuthUser,
+    entity: &str,
+    id: Uuid,
+    plans: &[Uuid],
+    rounds: &[Uuid],
+) -> ApiResult<Revealed> {
+    let (revealed, rows) =
+        reveal_in(tx.conn(), plans, rounds, Some(user.user_id), now_ms()).await?;
     audit::record(
         tx.conn(),
         Some(user.user_id),
-        "round.reveal",
-        "round",
+        &format!("{entity}.reveal"),
+        entity,
         &id.to_string(),
         None::<&()>,
-        Some(&revealed.0),
+        Some(&revealed),
     )
     .await?;
-    changes::append(tx.conn(), &revealed.1).await?;
+    changes::append(tx.conn(), &rows).await?;
     tx.commit().await?;
-    Ok(revealed.0)
+    Ok(revealed)
 }
 
 /// Reveals plans `plans` and the plan-less unannounced rounds `rounds` inside a transaction:

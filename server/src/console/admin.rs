@@ -14,7 +14,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{failure, layout, page, Console, Section};
+use super::{failure, page, Console, Section};
 use crate::accounts::{self, Revoker, UserUpdate};
 use crate::error::ApiError;
 use crate::exports::Names;
@@ -39,20 +39,15 @@ const TABS: [(&str, &str); 6] = [
 ];
 
 pub(super) fn admin_layout(c: &Console, here: &str, title: &str, body: Markup) -> Markup {
-    let body = html! {
-        nav.tabs aria-label=(c.t("console-nav-admin")) {
-            @for (href, key) in TABS {
-                @if href == here {
-                    a href=(href) aria-current="page" { (c.t(key)) }
-                } @else {
-                    a href=(href) { (c.t(key)) }
-                }
-            }
-        }
-        h1 { (title) }
-        (body)
-    };
-    layout(c, Section::Admin, title, body)
+    super::tabbed_layout(
+        c,
+        Section::Admin,
+        "console-nav-admin",
+        &TABS,
+        here,
+        title,
+        body,
+    )
 }
 
 /// The answer of an admin page: refused for anyone but an admin, as the API refuses them.

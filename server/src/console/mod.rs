@@ -306,6 +306,33 @@ pub enum Section {
 }
 
 /// A whole page: the navigation, the messages area, and `body`.
+/// A page of a section with tabs (`href`, message id) above its title; the tab at `here` is
+/// the current page.
+pub fn tabbed_layout(
+    c: &Console,
+    section: Section,
+    label: &str,
+    tabs: &[(&str, &str)],
+    here: &str,
+    title: &str,
+    body: Markup,
+) -> Markup {
+    let body = html! {
+        nav.tabs aria-label=(c.t(label)) {
+            @for (href, key) in tabs {
+                @if *href == here {
+                    a href=(href) aria-current="page" { (c.t(key)) }
+                } @else {
+                    a href=(href) { (c.t(key)) }
+                }
+            }
+        }
+        h1 { (title) }
+        (body)
+    };
+    layout(c, section, title, body)
+}
+
 pub fn layout(c: &Console, section: Section, title: &str, body: Markup) -> Markup {
     let nav = [
         (Section::Overview, "/console", "console-nav-overview"),

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::map::{svg_with_tracks, Track};
-use super::{failure, layout, page, Console, Section};
+use super::{failure, page, Console, Section};
 use crate::error::{ApiError, ApiResult};
 use crate::exports::Names;
 use crate::i18n::Lang;
@@ -49,20 +49,15 @@ fn plans_layout(c: &Console, here: &str, title: &str, body: Markup) -> Markup {
     if plans::is_planner(&c.session.user) {
         tabs.push(("/console/plans/new", "console-plans-new"));
     }
-    let body = html! {
-        nav.tabs aria-label=(c.t("console-nav-plans")) {
-            @for (href, key) in tabs {
-                @if href == here {
-                    a href=(href) aria-current="page" { (c.t(key)) }
-                } @else {
-                    a href=(href) { (c.t(key)) }
-                }
-            }
-        }
-        h1 { (title) }
-        (body)
-    };
-    layout(c, Section::Plans, title, body)
+    super::tabbed_layout(
+        c,
+        Section::Plans,
+        "console-nav-plans",
+        &tabs,
+        here,
+        title,
+        body,
+    )
 }
 
 fn answer(c: &Console, headers: &HeaderMap, rendered: ApiResult<Markup>) -> Response {
