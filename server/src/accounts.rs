@@ -1,17 +1,19 @@
-//! Users and devices: signing in, creating accounts, setting passwords, revoking phones.
-//! Called by the HTTP routes, the console, the `gridline admin` commands and the demo loader
-//! alike.
+//! Users and devices: signing in, creating accounts, setting passwords, enrolling and revoking
+//! phones. Called by the HTTP routes, the console, the `gridline admin` commands and the demo
+//! loader alike.
 
-use gridline_sync::{DeviceInfo, Role};
+use gridline_sync::signing::{decode_public_key, GENESIS_HASH};
+use gridline_sync::{DeviceInfo, EnrolDeviceRequest, EnrolDeviceResponse, Role, TokenResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::password;
+use crate::auth::tokens::{random_token, token_hash, TokenService};
 use crate::config::AuthConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{User, UserInput};
-use crate::store::{self, audit, devices, now_ms, time_from_ms, tokens, users, Db};
+use crate::store::{self, audit, devices, now_ms, time_from_ms, tokens, users, Db, WriteTx};
 
 /// Checks a user name and password, with the lockout of failed attempts: `throttle` are the
 /// attempt's keys with their limits (per name at an address, per address, per name). The API
@@ -74,6 +76,33 @@ pub async fn authenticate(
             ))
         }
     }
+}
+
+/// Logs in through the API: [`authenticate`], then tokens in a new family, bound to
+/// `device_id` if given (which must be the user's and not revoked).
+pub async fn log_in(
+    tokens: &TokenService,
+    username: &str,
+    password_text: &str,
+    throttle: &[(String, u32)],
+    device_id: Option<Uuid>,
+) -> ApiResult<TokenResponse> {
+    let db = &tokens.db;
+    let user = authenticate(db, &tokens.config.auth, username, password_text, throttle).await?;
+    if let Some(device) = device_id {
+        if !devices::is_active(&db.pool, device, user.id).await? {
+            return Err(ApiError::new(
+                gridline_sync::ErrorCode::DeviceRevoked,
+                "that device is revoked or not enrolled for this user",
+            ));
+        }
+    }
+    let mut tx = db.begin_write().await?;
+    let issued = tokens
+        .issue(&mut tx, &user, device_id, store::new_id())
+        .await?;
+    tx.commit().await?;
+    Ok(issued)
 }
 
 pub fn user_model(u: &users::UserRow) -> User {
@@ -318,6 +347,96 @@ pub fn device_info(d: &devices::DeviceRow) -> DeviceInfo {
     }
 }
 
+/// Enrols `user_id`'s phone: binds its Ed25519 public key to the user and issues tokens bound
+/// to the device. Repeating the same enrolment returns the device as it is (`false`: nothing
+/// new); the same device id with another key or user is a conflict, a revoked one is refused.
+pub async fn enrol_device(
+    tokens: &TokenService,
+    user_id: Uuid,
+    req: &EnrolDeviceRequest,
+) -> ApiResult<(bool, EnrolDeviceResponse)> {
+    decode_public_key(&req.public_key).map_err(|_| {
+        ApiError::invalid(
+            "public_key",
+            "must be base64 of a 32-byte Ed25519 public key",
+        )
+    })?;
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
+    }
+    // Every id a phone makes is a UUIDv7: a device that makes others would enrol and then have
+    // every operation refused.
+    if !gridline_sync::validation::is_uuid_v7(req.device_id) {
+        return Err(ApiError::invalid("device_id", "must be a UUIDv7"));
+    }
+    let mut tx = tokens.db.begin_write().await?;
+    let account = users::by_id(tx.conn(), user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("unknown user"))?;
+    let (created, device) = match devices::get(tx.conn(), req.device_id).await? {
+        Some(existing) => {
+            if existing.user_id != user_id || existing.public_key != req.public_key {
+                return Err(ApiError::conflict(
+                    "this device id is enrolled with another key or user",
+                ));
+            }
+            if existing.revoked_at.is_some() {
+                return Err(ApiError::new(
+                    gridline_sync::ErrorCode::DeviceRevoked,
+                    "this device has been revoked",
+                ));
+            }
+            (false, existing)
+        }
+        None => (true, insert_device(&mut tx, user_id, name, req).await?),
+    };
+    let issued = tokens
+        .issue(&mut tx, &account, Some(device.id), store::new_id())
+        .await?;
+    tx.commit().await?;
+    let response = EnrolDeviceResponse {
+        device: device_info(&device),
+        tokens: issued,
+        receipt_key: tokens.receipt_key(),
+    };
+    Ok((created, response))
+}
+
+/// Records a newly enrolled device (audited).
+async fn insert_device(
+    tx: &mut WriteTx,
+    user_id: Uuid,
+    name: &str,
+    req: &EnrolDeviceRequest,
+) -> ApiResult<devices::DeviceRow> {
+    let row = devices::DeviceRow {
+        id: req.device_id,
+        user_id,
+        name: name.to_owned(),
+        public_key: req.public_key.clone(),
+        enrolled_at: now_ms(),
+        revoked_at: None,
+        next_seq: 1,
+        last_hash: GENESIS_HASH.to_owned(),
+        clock_skew_ms: None,
+        last_sync_at: None,
+        flagged: None,
+    };
+    devices::insert(tx.conn(), &row).await?;
+    audit::record(
+        tx.conn(),
+        Some(user_id),
+        "device.enrol",
+        "device",
+        &row.id.to_string(),
+        None::<&()>,
+        Some(&device_info(&row)),
+    )
+    .await?;
+    Ok(row)
+}
+
 /// Who revokes a device: the command line, or a user (an admin may revoke any device, anyone else
 /// only their own; another's device is not found).
 #[derive(Debug, Clone, Copy)]
@@ -370,19 +489,6 @@ pub struct ConsoleSession {
     pub display_name: String,
     /// The token each state-changing request of the session must carry.
     pub csrf: String,
-}
-
-fn token_hash(token: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-fn random_token() -> String {
-    use base64::Engine;
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Opens a console session for `user` (audited); returns the cookie's token.

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod assets;
 pub mod auth;
 pub mod blob;
 pub mod cli;

@@ -81,6 +81,15 @@ impl AppState {
         }
     }
 
+    /// The token service's share of the state.
+    pub fn token_service(&self) -> crate::auth::tokens::TokenService {
+        crate::auth::tokens::TokenService {
+            db: self.db.clone(),
+            keys: self.keys.clone(),
+            config: self.config.clone(),
+        }
+    }
+
     /// The photo service's share of the state.
     pub fn photo_service(&self) -> crate::photos::PhotoService {
         crate::photos::PhotoService {

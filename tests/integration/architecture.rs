@@ -3,8 +3,12 @@
 //!
 //! The graph is read from the sources: every `crate::…` and `super::…` path outside a
 //! `#[cfg(test)]` item is an edge from the module of its file to the deepest module the path
-//! names. Edges between a module and its own ancestor are not counted (a parent declares its
-//! children and children use their parent's items).
+//! names; a grouped path (`crate::store::{self, audit}`) names each of its members. Edges
+//! between a module and its own ancestor are not counted (a parent declares its children and
+//! children use their parent's items).
+//!
+//! HTTP handlers stay short: every `async fn` under `routes/` and `console/` is at most
+//! [`MAX_HANDLER_LINES`] long, so the work happens in services.
 //!
 //! What is already wrong is listed below (`KNOWN_*`), so that it can only shrink: a check fails
 //! on anything new, and also when a listed exception has gone, so the list stays true.
@@ -39,6 +43,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("photos", 2),
     ("ledger", 2),
     ("accounts", 2),
+    ("assets", 2),
     ("access", 2),
     ("periods", 2),
     ("review", 2),
@@ -59,6 +64,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("ratelimit", 2),
     ("auth::keys", 2),
     ("auth::password", 2),
+    ("auth::tokens", 2),
     // The composition root.
     ("state", 3),
     // HTTP: handlers, extractors, the error type.
@@ -83,6 +89,50 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[];
 
 /// Modules outside `routes` that import a route module today.
 const KNOWN_ROUTE_IMPORTS: &[(&str, &str)] = &[];
+
+/// The most lines an `async fn` of the HTTP layer may have, from its `fn` line to its closing
+/// brace: a handler parses, calls a service and maps the result.
+const MAX_HANDLER_LINES: usize = 40;
+
+/// The HTTP layer's directories whose `async fn`s (handlers and their async helpers) are kept
+/// short. Templates (sync functions returning `Markup`) are not counted.
+const HANDLER_DIRS: &[&str] = &["routes", "console"];
+
+/// `async fn`s of the HTTP layer over [`MAX_HANDLER_LINES`] today, as (file under
+/// `server/src`, function).
+const KNOWN_LONG_HANDLERS: &[(&str, &str)] = &[
+    ("console/admin.rs", "users_page"),
+    ("console/admin.rs", "devices_page"),
+    ("console/admin.rs", "roster_page"),
+    ("console/admin.rs", "zones_page"),
+    ("console/admin.rs", "reference_page"),
+    ("console/admin.rs", "calendar_section"),
+    ("console/inbox.rs", "inbox_page"),
+    ("console/intake.rs", "form_page"),
+    ("console/intake.rs", "add_document"),
+    ("console/ledger.rs", "ledger_page"),
+    ("console/ledger.rs", "periods_page"),
+    ("console/ledger.rs", "export"),
+    ("console/ledger.rs", "decisions_page"),
+    ("console/ledger.rs", "propose_direct"),
+    ("console/map.rs", "map_page"),
+    ("console/pages.rs", "login"),
+    ("console/pages.rs", "overview_page"),
+    ("console/pages.rs", "queue_page"),
+    ("console/pages.rs", "bulk"),
+    ("console/pages.rs", "case_page"),
+    ("console/pages.rs", "deduction_of"),
+    ("console/pages.rs", "transition"),
+    ("console/pages.rs", "photo"),
+    ("console/plans.rs", "list_page"),
+    ("console/plans.rs", "create"),
+    ("console/plans.rs", "editor_page"),
+    ("console/plans.rs", "plan_markup"),
+    ("console/plans.rs", "calendar_page"),
+    ("console/plans.rs", "coverage_page"),
+    ("console/settings.rs", "settings_page"),
+    ("console/settings.rs", "roles_page"),
+];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
@@ -110,6 +160,26 @@ fn only_the_http_layer_imports_route_modules() {
     check_route_imports(&graph, KNOWN_ROUTE_IMPORTS).unwrap_or_else(|e| panic!("{e}"));
 }
 
+#[test]
+fn handlers_stay_short() {
+    let src = source_dir("server/src");
+    let mut found = Vec::new();
+    for dir in HANDLER_DIRS {
+        let mut files = Vec::new();
+        rust_files(&src.join(dir), &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("source");
+            let name = file.strip_prefix(&src).expect("under src");
+            let name = name.to_string_lossy().replace('\\', "/");
+            for (function, lines) in async_fn_lengths(&without_test_items(&text)) {
+                found.push((name.clone(), function, lines));
+            }
+        }
+    }
+    check_handler_lengths(&found, MAX_HANDLER_LINES, KNOWN_LONG_HANDLERS)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// The checks themselves can fail: a cycle, an upward import and a route import that are not
 /// listed are each reported, and so is a listed exception that no longer exists.
 #[test]
@@ -135,6 +205,64 @@ fn the_checks_report_what_they_are_for() {
     let err = check_route_imports(&graph_of(&[("cli", "routes::users")]), &[]).unwrap_err();
     assert!(err.contains("cli -> routes::users"), "{err}");
     assert!(check_route_imports(&graph_of(&[("routes::a", "routes::b")]), &[]).is_ok());
+
+    // A grouped import names each of its members, nested groups too; `self` names the parent.
+    let sources: BTreeMap<String, String> = [
+        ("", ""),
+        ("store", ""),
+        ("store::audit", ""),
+        ("store::photos", ""),
+        ("store::photos::parts", ""),
+        ("routes", ""),
+        ("routes::users", ""),
+        (
+            "a",
+            "use crate::store::{\n    self, audit as log,\n    photos::{parts::Part, Photo}, tokens,\n};\n\
+             use crate::{model, routes::users};",
+        ),
+        ("b", "use super::{a::f, store::photos::parts};"),
+        ("store::tokens", "pub(crate) use crate::{b::{self}};"),
+    ]
+    .into_iter()
+    .map(|(m, code)| (m.to_owned(), code.to_owned()))
+    .collect();
+    let graph = graph_of_sources(&sources);
+    let named = |m: &str| graph[m].iter().map(String::as_str).collect::<Vec<_>>();
+    assert_eq!(
+        named("a"),
+        [
+            "routes::users",
+            "store",
+            "store::audit",
+            "store::photos",
+            "store::photos::parts",
+            "store::tokens"
+        ]
+    );
+    assert_eq!(named("b"), ["a", "store::photos::parts"]);
+    assert_eq!(named("store::tokens"), ["b"]);
+    let err = check_cycles(&graph, &[]).unwrap_err();
+    assert!(err.contains("a, b, store::tokens"), "{err}");
+    let err = check_route_imports(&graph, &[]).unwrap_err();
+    assert!(err.contains("a -> routes::users"), "{err}");
+
+    // A long `async fn` is reported with its file, name and length; strings, characters and
+    // comments do not end it early; a listed one that is short now, or gone, is reported too.
+    let code = "async fn short() {\n    let s = \"}\";\n    let c = '}';\n    // }\n}\n\
+                pub async fn long(Form(Body { a }): Form<Body>) -> R {\n    html! { p { (a) } }\n\n}\n\
+                async fn declared(&self);";
+    assert_eq!(
+        async_fn_lengths(code),
+        [("short".to_owned(), 5), ("long".to_owned(), 4)]
+    );
+    let found = |lines| vec![("routes/x.rs".to_owned(), "long".to_owned(), lines)];
+    let err = check_handler_lengths(&found(4), 3, &[]).unwrap_err();
+    assert!(err.contains("routes/x.rs: `long` is 4 lines"), "{err}");
+    assert!(check_handler_lengths(&found(4), 3, &[("routes/x.rs", "long")]).is_ok());
+    let err = check_handler_lengths(&found(3), 3, &[("routes/x.rs", "long")]).unwrap_err();
+    assert!(err.contains("is 3 lines now"), "{err}");
+    let err = check_handler_lengths(&found(4), 3, &[("routes/y.rs", "gone")]).unwrap_err();
+    assert!(err.contains("`gone` no longer exists"), "{err}");
 }
 
 fn source_dir(relative: &str) -> std::path::PathBuf {
@@ -239,8 +367,13 @@ fn module_graph(src: &Path) -> Graph {
             Some((module, without_test_items(&text)))
         })
         .collect();
+    graph_of_sources(&modules)
+}
+
+/// The import graph of `modules` (module path → source without its test items).
+fn graph_of_sources(modules: &BTreeMap<String, String>) -> Graph {
     let mut graph = Graph::new();
-    for (module, code) in &modules {
+    for (module, code) in modules {
         let targets = graph.entry(module.clone()).or_default();
         let parent: Vec<&str> = module.split("::").filter(|s| !s.is_empty()).collect();
         let parent = &parent[..parent.len().saturating_sub(1)];
@@ -250,32 +383,72 @@ fn module_graph(src: &Path) -> Graph {
                 if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
                     continue;
                 }
-                let mut path: Vec<&str> = base.to_vec();
-                for segment in code[i + start.len()..].split("::") {
-                    let ident: &str = segment
-                        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                        .next()
-                        .unwrap_or("");
-                    if ident.is_empty() {
-                        break;
+                let base: Vec<String> = base.iter().map(|s| (*s).to_owned()).collect();
+                let mut paths = Vec::new();
+                use_tree(&code.as_bytes()[i + start.len()..], base, &mut paths);
+                for path in paths {
+                    let target = (0..=path.len())
+                        .rev()
+                        .map(|k| path[..k].join("::"))
+                        .find(|m| modules.contains_key(m))
+                        .unwrap_or_default();
+                    if !is_ancestor(&target, module) && !is_ancestor(module, &target) {
+                        targets.insert(target);
                     }
-                    path.push(ident);
-                    if ident.len() != segment.len() {
-                        break;
-                    }
-                }
-                let target = (0..=path.len())
-                    .rev()
-                    .map(|k| path[..k].join("::"))
-                    .find(|m| modules.contains_key(m))
-                    .unwrap_or_default();
-                if !is_ancestor(&target, module) && !is_ancestor(module, &target) {
-                    targets.insert(target);
                 }
             }
         }
     }
     graph
+}
+
+/// Reads the path that starts at `text` (just after `crate::` or `super::`) into `out`,
+/// each path prefixed with `path`: one path, or for a group (`store::{self, audit,
+/// photos::{a, b}}`) one per member, nested groups too, `self` in a group naming the group's
+/// parent. A path ends at the first segment not followed by `::`. Returns how far it read.
+fn use_tree(text: &[u8], mut path: Vec<String>, out: &mut Vec<Vec<String>>) -> usize {
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut i = 0;
+    loop {
+        let start = i;
+        while text.get(i).copied().is_some_and(is_ident) {
+            i += 1;
+        }
+        if i == start {
+            if text.get(i) != Some(&b'{') {
+                out.push(path);
+                return i;
+            }
+            i += 1;
+            loop {
+                while text
+                    .get(i)
+                    .is_some_and(|b| b.is_ascii_whitespace() || *b == b',')
+                {
+                    i += 1;
+                }
+                match text.get(i) {
+                    None => return i,
+                    Some(b'}') => return i + 1,
+                    _ => {}
+                }
+                i += use_tree(&text[i..], path.clone(), out).max(1);
+                // Past what ends a member (`as name`) to the next member or the group's end.
+                while text.get(i).is_some_and(|b| *b != b',' && *b != b'}') {
+                    i += 1;
+                }
+            }
+        }
+        let ident = String::from_utf8_lossy(&text[start..i]).into_owned();
+        if ident != "self" {
+            path.push(ident);
+        }
+        if !text[i..].starts_with(b"::") {
+            out.push(path);
+            return i;
+        }
+        i += 2;
+    }
 }
 
 /// Strongly connected sets of more than one module (Tarjan's algorithm).
@@ -430,6 +603,132 @@ fn check_route_imports(graph: &Graph, known: &[(&str, &str)]) -> Result<(), Stri
                 "the listed route import {} -> {} no longer exists: remove it from the known list",
                 edge.0, edge.1
             ));
+        }
+    }
+    report(problems)
+}
+
+/// Each `async fn` with a body in `code`: its name and its lines, from the `fn` line to the line
+/// of its closing brace. Braces in strings, character literals and comments are skipped.
+fn async_fn_lengths(code: &str) -> Vec<(String, usize)> {
+    let bytes = code.as_bytes();
+    let mut found = Vec::new();
+    for (at, _) in code.match_indices("async fn ") {
+        if code[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        {
+            continue;
+        }
+        let name_at = at + "async fn ".len();
+        let name: String = code[name_at..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        // The body is the first `{` outside the parameters' parentheses; a `;` first means none.
+        let mut depth = 0i32;
+        let mut open = None;
+        for (j, b) in bytes.iter().enumerate().skip(name_at) {
+            match b {
+                b'(' | b'[' => depth += 1,
+                b')' | b']' => depth -= 1,
+                b';' if depth == 0 => break,
+                b'{' if depth == 0 => {
+                    open = Some(j);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(open) = open else { continue };
+        let close = matching_brace(bytes, open);
+        let lines = code[at..close].matches('\n').count() + 1;
+        found.push((name, lines));
+    }
+    found
+}
+
+/// The index of the `}` that closes the `{` at `open` (or the end of the text).
+fn matching_brace(code: &[u8], open: usize) -> usize {
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < code.len() {
+        match code[i] {
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            b'/' if code.get(i + 1) == Some(&b'/') => {
+                while i < code.len() && code[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' => {
+                // A raw string `r#"…"#` ends at `"#`; others at an unescaped `"`.
+                let raw = i > 0 && (code[i - 1] == b'#' || code[i - 1] == b'r');
+                let hashes = code[..i].iter().rev().take_while(|b| **b == b'#').count();
+                i += 1;
+                while i < code.len() {
+                    if code[i] == b'\\' && !raw {
+                        i += 2;
+                        continue;
+                    }
+                    if code[i] == b'"'
+                        && code[i + 1..].iter().take_while(|b| **b == b'#').count() >= hashes
+                    {
+                        i += hashes;
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            b'\'' if code.get(i + 2) == Some(&b'\'') => i += 2,
+            b'\'' if code.get(i + 1) == Some(&b'\\') => {
+                // Past the quote, the backslash and the escaped character, to the closing quote.
+                i += 3;
+                while i < code.len() && code[i] != b'\'' {
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    code.len()
+}
+
+/// Fails on an `async fn` over `max` lines that is not listed, and on a listed one that is now
+/// short or gone. `found` is (file, function, lines).
+fn check_handler_lengths(
+    found: &[(String, String, usize)],
+    max: usize,
+    known: &[(&str, &str)],
+) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for (file, function, lines) in found {
+        if *lines > max && !known.contains(&(file.as_str(), function.as_str())) {
+            problems.push(format!(
+                "{file}: `{function}` is {lines} lines (at most {max}): parse, call a service, \
+                 map the result; move the work into the service"
+            ));
+        }
+    }
+    for (file, function) in known {
+        let now = found
+            .iter()
+            .find(|(f, name, _)| f == file && name == function);
+        match now {
+            Some((_, _, lines)) if *lines > max => {}
+            Some((_, _, lines)) => problems.push(format!(
+                "{file}: `{function}` is {lines} lines now: remove it from the known list"
+            )),
+            None => problems.push(format!(
+                "{file}: `{function}` no longer exists: remove it from the known list"
+            )),
         }
     }
     report(problems)

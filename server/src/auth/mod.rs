@@ -8,61 +8,18 @@
 pub mod keys;
 pub mod password;
 pub mod throttle;
+pub mod tokens;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use gridline_sync::{ErrorCode, Role};
-use jsonwebtoken::{Algorithm, Header, Validation};
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+use gridline_sync::ErrorCode;
+use jsonwebtoken::{Algorithm, Validation};
 
 pub use crate::access::{AuthUser, Scope};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::{self, now_ms};
-
-pub const ACCESS_TOKEN_TYPE: &str = "access";
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
-    pub sub: Uuid,
-    pub iss: String,
-    pub aud: String,
-    pub iat: i64,
-    pub nbf: i64,
-    pub exp: i64,
-    pub jti: Uuid,
-    /// Always `access`: refresh tokens are not JWTs, so one cannot pass for the other.
-    pub typ: String,
-    pub roles: Vec<Role>,
-    /// The enrolled device the token is bound to, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub did: Option<Uuid>,
-}
-
-pub fn issue_access_token(
-    state: &AppState,
-    user_id: Uuid,
-    roles: &[Role],
-    device_id: Option<Uuid>,
-) -> ApiResult<String> {
-    let now = now_ms() / 1000;
-    let claims = Claims {
-        sub: user_id,
-        iss: state.config.auth.issuer.clone(),
-        aud: state.config.auth.audience.clone(),
-        iat: now,
-        nbf: now,
-        exp: now + state.config.auth.access_ttl_secs as i64,
-        jti: store::new_id(),
-        typ: ACCESS_TOKEN_TYPE.to_owned(),
-        roles: roles.to_vec(),
-        did: device_id,
-    };
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some(state.keys.current.kid.clone());
-    jsonwebtoken::encode(&header, &claims, &state.keys.current.encoding).map_err(ApiError::internal)
-}
+use crate::store;
+pub use tokens::{Claims, ACCESS_TOKEN_TYPE};
 
 /// Verifies signature, algorithm, key id, issuer, audience, expiry and not-before.
 pub fn verify_access_token(state: &AppState, token: &str) -> Result<Claims, ApiError> {

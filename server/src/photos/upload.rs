@@ -172,6 +172,70 @@ pub async fn append(
     task.await.map_err(ApiError::internal)?
 }
 
+/// Appends `body` at `offset` within half the request timeout (the rest is left for
+/// verification) and, when that completes the upload, verifies the photo. Returns the offset
+/// reached. A tus PATCH, and a creation that carries a body, come here.
+pub async fn append_and_finish(
+    svc: &PhotoService,
+    upload: &Upload,
+    offset: i64,
+    body: Body,
+    checksum: Option<Vec<u8>>,
+) -> ApiResult<i64> {
+    let budget = std::time::Duration::from_millis(svc.config.limits.request_timeout_secs * 500);
+    let appended = append(svc, upload, offset, body, checksum, budget).await?;
+    if appended.at == upload.length && appended.verified.is_none() {
+        finish(svc, upload).await?;
+    }
+    Ok(appended.at)
+}
+
+/// A small photo in one request of `length` bytes (at most `photos.max_single_put_bytes`,
+/// received within the request timeout) through the same steps as a resumable upload.
+/// Returns the photo, and whether it was verified now (`false`: it already was).
+pub async fn put_whole(
+    svc: &PhotoService,
+    user: &AuthUser,
+    sha256: &str,
+    length: i64,
+    body: Body,
+) -> ApiResult<(bool, Photo)> {
+    let max = svc.config.photos.max_single_put_bytes;
+    if length as u64 > max {
+        return Err(too_large(max).with_details(json!({
+            "max_bytes": max,
+            "hint": "use the resumable upload at /v1/uploads"
+        })));
+    }
+    let upload = create(svc, user, sha256, length, String::new()).await?;
+    if upload.state == "complete" {
+        let photo = db::photo(&svc.db.pool, sha256)
+            .await?
+            .ok_or_else(|| ApiError::not_found("photo"))?;
+        return Ok((false, photo));
+    }
+    let budget = std::time::Duration::from_secs(svc.config.limits.request_timeout_secs);
+    let appended = match append(svc, &upload, 0, body, None, budget).await {
+        Ok(appended) => appended,
+        Err(e) => {
+            discard(svc, &upload).await?;
+            return Err(e);
+        }
+    };
+    if appended.at != length {
+        discard(svc, &upload).await?;
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "the body is shorter than its Content-Length",
+        ));
+    }
+    let photo = match appended.verified {
+        Some(photo) => photo,
+        None => finish(svc, &upload).await?,
+    };
+    Ok((true, photo))
+}
+
 /// Reads a body sent to a complete upload and drops it: at most `room` bytes, until `deadline`
 /// (then the answer goes out with the rest unread).
 async fn drain(body: Body, room: i64, deadline: Instant) -> ApiResult<()> {

@@ -4,20 +4,20 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use gridline_sync::ErrorCode;
 use object_store::ObjectStore;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::evidence::Photo;
-use crate::photos::link::{self, LinkClaims};
+use crate::photos::link::{self, PhotoLink, Variant};
 use crate::photos::{self, upload};
 use crate::routes::extract::{Json, PathParam, Query};
 use crate::state::AppState;
@@ -30,12 +30,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(content))
 }
 
-/// The photo, if the caller uploaded it or may see a case that rightly holds it (404
-/// otherwise): declaring someone else's photo in one's own case does not open it.
-async fn visible_photo(state: &AppState, user: &AuthUser, sha256: &str) -> ApiResult<Photo> {
-    crate::photos::visible_photo(&state.db, user, sha256).await
-}
-
 /// A photo's metadata: verification, type, size, EXIF facts, derivative state.
 #[utoipa::path(get, path = "/v1/photos/{sha256}", operation_id = "get_photo", tag = "photos", security(("bearer" = [])),
     params(("sha256" = String, Path)),
@@ -45,7 +39,9 @@ async fn get(
     user: AuthUser,
     PathParam(sha256): PathParam<String>,
 ) -> ApiResult<Json<Photo>> {
-    Ok(Json(visible_photo(&state, &user, &sha256).await?))
+    // Only if the caller uploaded it or may see a case that rightly holds it (404 otherwise).
+    let photo = photos::visible_photo(&state.db, &user, &sha256).await?;
+    Ok(Json(photo))
 }
 
 /// Upload a small photo in one request (at most `photos.max_single_put_bytes`; bigger photos
@@ -78,91 +74,20 @@ async fn put(
                 "Content-Length is required; for streamed bodies use /v1/uploads",
             )
         })?;
-    let max = state.config.photos.max_single_put_bytes;
-    if length as u64 > max {
-        return Err(upload::too_large(max).with_details(serde_json::json!({
-            "max_bytes": max,
-            "hint": "use the resumable upload at /v1/uploads"
-        })));
-    }
-    let up = upload::create(
-        &state.photo_service(),
-        &user,
-        &sha256,
-        length,
-        String::new(),
-    )
-    .await?;
-    if up.state == "complete" {
-        let photo = store::photos::photo(&state.db.pool, &sha256)
-            .await?
-            .ok_or_else(|| ApiError::not_found("photo"))?;
-        return Ok((StatusCode::OK, Json(photo)).into_response());
-    }
-    let budget = std::time::Duration::from_secs(state.config.limits.request_timeout_secs);
-    let appended = match upload::append(&state.photo_service(), &up, 0, body, None, budget).await {
-        Ok(appended) => appended,
-        Err(e) => {
-            upload::discard(&state.photo_service(), &up).await?;
-            return Err(e);
-        }
+    let (created, photo) =
+        upload::put_whole(&state.photo_service(), &user, &sha256, length, body).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
-    if appended.at != length {
-        upload::discard(&state.photo_service(), &up).await?;
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "the body is shorter than its Content-Length",
-        ));
-    }
-    let photo = match appended.verified {
-        Some(photo) => photo,
-        None => upload::finish(&state.photo_service(), &up).await?,
-    };
-    Ok((StatusCode::CREATED, Json(photo)).into_response())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Variant {
-    Original,
-    Thumb,
-    Preview,
-}
-
-impl Variant {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Variant::Original => "original",
-            Variant::Thumb => "thumb",
-            Variant::Preview => "preview",
-        }
-    }
-    fn parse(s: &str) -> Option<Variant> {
-        [Variant::Original, Variant::Thumb, Variant::Preview]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-    }
-    fn path(self, sha256: &str) -> object_store::path::Path {
-        match self {
-            Variant::Original => photos::original_path(sha256),
-            v => photos::derivative_path(sha256, v.as_str()),
-        }
-    }
+    Ok((status, Json(photo)).into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct LinkQuery {
     /// `original` (default), `thumb` or `preview`.
     pub variant: Option<Variant>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PhotoLink {
-    /// Presigned store URL (S3), or a path on this server to GET without a bearer token.
-    pub url: String,
-    pub variant: Variant,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: time::OffsetDateTime,
 }
 
 /// A short-lived link to a photo's bytes. Scoped like the case (404 outside it); every link
@@ -181,45 +106,8 @@ async fn link(
     Query(q): Query<LinkQuery>,
 ) -> ApiResult<Json<PhotoLink>> {
     let variant = q.variant.unwrap_or(Variant::Original);
-    let photo = visible_photo(&state, &user, &sha256).await?;
-    if photo.status != "verified" {
-        return Err(ApiError::not_found("photo"));
-    }
-    if variant != Variant::Original && photo.derivatives != "ready" {
-        return Err(ApiError::conflict(format!(
-            "the {} is not available (derivatives: {})",
-            variant.as_str(),
-            photo.derivatives
-        ))
-        .with_details(serde_json::json!({ "derivatives": photo.derivatives })));
-    }
-    let ttl = std::time::Duration::from_secs(state.config.photos.link_ttl_secs);
-    let expires_ms = now_ms() + ttl.as_millis() as i64;
-    let url = match &state.photos.signer {
-        Some(signer) => signer
-            .signed_url(Method::GET, &variant.path(&sha256), ttl)
-            .await
-            .map_err(upload::store_error)?
-            .to_string(),
-        None => {
-            let token = link::sign(
-                &state.photos.link_key,
-                &LinkClaims {
-                    s: sha256.clone(),
-                    v: variant.as_str().to_owned(),
-                    u: user.user_id,
-                    e: expires_ms,
-                },
-            );
-            format!("/v1/photo-content/{token}")
-        }
-    };
-    store::photos::log_view(&state.db.pool, user.user_id, &sha256, variant.as_str()).await?;
-    Ok(Json(PhotoLink {
-        url,
-        variant,
-        expires_at: store::time_from_ms(expires_ms),
-    }))
+    let link = link::issue(&state.photo_service(), &user, &sha256, variant).await?;
+    Ok(Json(link))
 }
 
 /// The bytes a streamed link points at. The token is the credential: no bearer token needed.

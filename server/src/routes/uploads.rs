@@ -147,13 +147,9 @@ fn upload_headers(upload: &Upload, offset: i64) -> HeaderMap {
     headers
 }
 
-/// A PATCH's receiving time: half the request timeout, leaving the rest for verification.
-fn receive_budget(state: &AppState) -> std::time::Duration {
-    std::time::Duration::from_millis(state.config.limits.request_timeout_secs * 500)
-}
-
-/// Appends the body (if any) and, when that completes the upload, verifies the photo.
-async fn receive_and_maybe_finish(
+/// Appends the body (if any) after checking `Upload-Checksum`; when that completes the upload,
+/// the photo is verified before the answer.
+async fn append_body(
     state: &AppState,
     upload: &Upload,
     offset: i64,
@@ -161,19 +157,26 @@ async fn receive_and_maybe_finish(
     body: Body,
 ) -> ApiResult<i64> {
     let digest = checksum(headers)?;
-    let appended = upload::append(
-        &state.photo_service(),
-        upload,
-        offset,
-        body,
-        digest,
-        receive_budget(state),
-    )
-    .await?;
-    if appended.at == upload.length && appended.verified.is_none() {
-        upload::finish(&state.photo_service(), upload).await?;
+    upload::append_and_finish(&state.photo_service(), upload, offset, body, digest).await
+}
+
+/// A creation's `Upload-Length`, `Upload-Metadata` and the `sha256` it carries (lowercased).
+fn creation_headers(headers: &HeaderMap) -> ApiResult<(i64, String, String)> {
+    require_tus(headers)?;
+    if headers.contains_key("upload-defer-length") {
+        return Err(ApiError::invalid(
+            "Upload-Defer-Length",
+            "is not supported: send Upload-Length",
+        ));
     }
-    Ok(appended.at)
+    let length = header_i64(headers, &UPLOAD_LENGTH)?
+        .ok_or_else(|| ApiError::invalid("Upload-Length", "is required"))?;
+    let metadata = header_str(headers, &UPLOAD_METADATA)
+        .unwrap_or("")
+        .to_owned();
+    let sha256 = metadata_value(&metadata, "sha256")
+        .ok_or_else(|| ApiError::invalid("Upload-Metadata", "must carry `sha256`"))?;
+    Ok((length, metadata, sha256.to_ascii_lowercase()))
 }
 
 /// An error answer; a conflict over the offset also says where the upload stands in
@@ -232,42 +235,19 @@ async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    require_tus(&headers)?;
-    if headers.contains_key("upload-defer-length") {
-        return Err(ApiError::invalid(
-            "Upload-Defer-Length",
-            "is not supported: send Upload-Length",
-        ));
-    }
-    let length = header_i64(&headers, &UPLOAD_LENGTH)?
-        .ok_or_else(|| ApiError::invalid("Upload-Length", "is required"))?;
-    let metadata = header_str(&headers, &UPLOAD_METADATA)
-        .unwrap_or("")
-        .to_owned();
-    let sha256 = metadata_value(&metadata, "sha256")
-        .ok_or_else(|| ApiError::invalid("Upload-Metadata", "must carry `sha256`"))?;
-    let upload = upload::create(
-        &state.photo_service(),
-        &user,
-        &sha256.to_ascii_lowercase(),
-        length,
-        metadata,
-    )
-    .await?;
+    let (length, metadata, sha256) = creation_headers(&headers)?;
+    let upload = upload::create(&state.photo_service(), &user, &sha256, length, metadata).await?;
     let mut offset = upload.received;
     // A body sent with the creation of an upload born complete is read and dropped (`append`).
     if is_offset_stream(&headers) {
-        match receive_and_maybe_finish(&state, &upload, 0, &headers, body).await {
+        match append_body(&state, &upload, 0, &headers, body).await {
             Ok(at) => offset = at,
             Err(e) => return Ok(tus_error(e)),
         }
     }
     let mut out = upload_headers(&upload, offset);
-    set(
-        &mut out,
-        &header::LOCATION,
-        format!("/v1/uploads/{}", upload.id),
-    );
+    let location = format!("/v1/uploads/{}", upload.id);
+    set(&mut out, &header::LOCATION, location);
     Ok((StatusCode::CREATED, out).into_response())
 }
 
@@ -329,7 +309,7 @@ async fn patch(
     let offset = header_i64(&headers, &UPLOAD_OFFSET)?
         .ok_or_else(|| ApiError::invalid("Upload-Offset", "is required"))?;
     let upload = upload::load(&state.photo_service(), &user, id).await?;
-    match receive_and_maybe_finish(&state, &upload, offset, &headers, body).await {
+    match append_body(&state, &upload, offset, &headers, body).await {
         Ok(at) => Ok((StatusCode::NO_CONTENT, upload_headers(&upload, at)).into_response()),
         Err(e) => Ok(tus_error(e)),
     }
