@@ -182,3 +182,16 @@ pub async fn set_coefficient(
     tx.commit().await?;
     Ok(after)
 }
+
+/// The periods not yet closed, in order, each with the zones' coefficients set for it: what an
+/// admin may still change.
+pub async fn open_coefficients(db: &Db) -> ApiResult<Vec<(Period, Vec<Coefficient>)>> {
+    let mut out = Vec::new();
+    for period in reference::periods(&db.pool).await? {
+        if period.status != PeriodStatus::Closed {
+            let coefficients = reference::coefficients(&db.pool, period.id).await?;
+            out.push((period, coefficients));
+        }
+    }
+    Ok(out)
+}

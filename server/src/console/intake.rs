@@ -13,9 +13,11 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{failure, layout, page, Console, Section};
+use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::i18n;
 use crate::intake::{CallbackInput, CallbackOutcome, CallerInput, IntakeInput, IntakeRecord};
+use crate::model::{TaxonomyEntry, Zone};
 use crate::state::AppState;
 use crate::store;
 
@@ -38,6 +40,11 @@ async fn form_page(state: &AppState, c: &Console) -> ApiResult<Markup> {
     c.session.user.require_any(crate::intake::INTAKE_ROLES)?;
     let taxonomy = store::reference::taxonomy(&state.db.pool).await?;
     let zones = store::reference::zones(&state.db.pool, None).await?;
+    Ok(form_markup(c, &state.config, &taxonomy, &zones))
+}
+
+/// The intake form: the report, its place (with a map to pick it on) and the caller.
+fn form_markup(c: &Console, config: &Config, taxonomy: &[TaxonomyEntry], zones: &[Zone]) -> Markup {
     let channels = CaseSource::ALL
         .iter()
         .filter(|s| **s != CaseSource::Inspection);
@@ -64,7 +71,7 @@ async fn form_page(state: &AppState, c: &Console) -> ApiResult<Markup> {
                     label for="in-category" { (c.t("col-category_name")) }
                     select #in-category name="category_code" required {
                         option value="" { (c.t("console-choose")) }
-                        @for t in &taxonomy {
+                        @for t in taxonomy {
                             option value=(t.key) {
                                 (t.code) " " (if c.lang == i18n::Lang::ZhCn { &t.name_zh } else { &t.name_en })
                             }
@@ -114,7 +121,7 @@ async fn form_page(state: &AppState, c: &Console) -> ApiResult<Markup> {
                     label for="in-zone" { (c.t("console-intake-zone")) }
                     select #in-zone name="zone_id" {
                         option value="" { (c.t("console-intake-zone-auto")) }
-                        @for z in &zones {
+                        @for z in zones {
                             option value=(z.id) { (z.code) " " (z.translations.pick(c.lang, &z.name)) }
                         }
                     }
@@ -122,7 +129,7 @@ async fn form_page(state: &AppState, c: &Console) -> ApiResult<Markup> {
                 p.muted.wide { (c.t("console-intake-place-help")) }
                 div.wide.pick-map data-lat="#in-lat" data-lon="#in-lon" data-datum="#in-datum" {
                     p.muted { (c.t("console-intake-map-help")) }
-                    (super::map::svg(c, &zones, &[], 900.0, &c.t("console-intake-map"), state.config.console.map_tiles.as_ref()))
+                    (super::map::svg(c, zones, &[], 900.0, &c.t("console-intake-map"), config.console.map_tiles.as_ref()))
                 }
             }
             fieldset {
@@ -136,18 +143,13 @@ async fn form_page(state: &AppState, c: &Console) -> ApiResult<Markup> {
                     input #in-phone name="caller_phone" type="tel" maxlength="32" autocomplete="off";
                 }
                 p.muted.wide {
-                    (c.ta("console-intake-caller-help", &[("days", &state.config.intake.caller_retention_days.to_string())]))
+                    (c.ta("console-intake-caller-help", &[("days", &config.intake.caller_retention_days.to_string())]))
                 }
             }
             button type="submit" { (c.t("console-intake-submit")) }
         }
     };
-    Ok(layout(
-        c,
-        Section::Intake,
-        &c.t("console-intake-title"),
-        body,
-    ))
+    layout(c, Section::Intake, &c.t("console-intake-title"), body)
 }
 
 #[derive(Debug, Deserialize)]
@@ -413,6 +415,26 @@ pub async fn add_document(
     Path(id): Path<Uuid>,
     mut form: axum::extract::Multipart,
 ) -> Response {
+    let (csrf, file) = read_document_form(&mut form).await;
+    if let Some(r) = c.csrf_refusal(&headers, csrf.as_deref()) {
+        return r;
+    }
+    let added = async {
+        let (name, bytes) = file?;
+        crate::documents::add(&state.db, &state.blobs, &c.session.user, id, &name, bytes).await
+    }
+    .await;
+    match added {
+        Ok(_) => Redirect::to(&format!("/console/cases/{id}")).into_response(),
+        Err(e) => failure(&c, &headers, e),
+    }
+}
+
+/// The CSRF token and the file (its name and bytes) of the document form. The token is read
+/// even when the file is not, so that a request from elsewhere is refused as such.
+async fn read_document_form(
+    form: &mut axum::extract::Multipart,
+) -> (Option<String>, ApiResult<(String, axum::body::Bytes)>) {
     let mut csrf = None;
     let mut file = None;
     let read = async {
@@ -444,19 +466,9 @@ pub async fn add_document(
         Ok::<_, ApiError>(())
     }
     .await;
-    if let Some(r) = c.csrf_refusal(&headers, csrf.as_deref()) {
-        return r;
-    }
-    let added = async {
-        read?;
-        let (name, bytes) = file.ok_or_else(|| ApiError::invalid("file", "choose a PDF file"))?;
-        crate::documents::add(&state.db, &state.blobs, &c.session.user, id, &name, bytes).await
-    }
-    .await;
-    match added {
-        Ok(_) => Redirect::to(&format!("/console/cases/{id}")).into_response(),
-        Err(e) => failure(&c, &headers, e),
-    }
+    let file =
+        read.and_then(|()| file.ok_or_else(|| ApiError::invalid("file", "choose a PDF file")));
+    (csrf, file)
 }
 
 /// `GET /console/cases/{id}/documents/{sha256}`: the PDF, for the reader's browser.

@@ -14,9 +14,14 @@ use super::{failure, layout, page, Console, Section};
 use crate::error::ApiError;
 use crate::exports::{self, Names, Reader};
 use crate::i18n;
+use crate::ledger::book::Book;
+use crate::ledger::closing::CloseChecks;
+use crate::ledger::preview::Consequence;
+use crate::ledger::proposals::{self, FindingInput};
 use crate::ledger::views::{CloseInput, ReversalCause, ReversalInput};
-use crate::model::{Milli, PeriodStatus, Source};
+use crate::model::{Milli, PeriodStatus, Rule, Zone};
 use crate::state::AppState;
+use crate::store::ledger::ProposalRow;
 use crate::store::{self, now_ms};
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,29 +46,20 @@ pub async fn ledger(
 const PAGE: usize = 300;
 
 async fn ledger_page(state: &AppState, c: &Console, q: &LedgerParams) -> Result<Markup, ApiError> {
-    let user = &c.session.user;
-    let zones = crate::ledger::closing::scoped_zones(&state.db, user, q.zone_id).await?;
+    let book =
+        crate::ledger::book::read(&state.db, &c.session.user, q.period_id, q.zone_id).await?;
     let names = Names::load(&state.db).await?;
-    let mut entries = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = store::ledger::export_entries(
-            &state.db.pool,
-            q.period_id,
-            zones.as_deref(),
-            after,
-            1000,
-        )
-        .await?;
-        let Some(last) = page.last() else { break };
-        after = last.entry.seq;
-        entries.extend(page);
-    }
-    let reversed: std::collections::HashSet<String> = entries
-        .iter()
-        .filter_map(|x| x.entry.reverses_id.clone())
-        .collect();
-    let (checked, broken) = store::ledger::verify_chain(&state.db.pool).await?;
+    Ok(ledger_markup(c, q, &book, &names))
+}
+
+/// The ledger's newest entries, each deduction with its reversal form for supervisors.
+fn ledger_markup(c: &Console, q: &LedgerParams, book: &Book, names: &Names) -> Markup {
+    let Book {
+        entries,
+        reversed,
+        checked,
+        broken,
+    } = book;
     let filter = format!(
         "{}{}",
         q.period_id
@@ -73,10 +69,10 @@ async fn ledger_page(state: &AppState, c: &Console, q: &LedgerParams) -> Result<
             .map(|z| format!("&zone_id={z}"))
             .unwrap_or_default()
     );
-    let supervisor = user.is_supervisor_level();
+    let supervisor = c.session.user.is_supervisor_level();
     let body = html! {
         h1 { (c.t("console-ledger-title")) }
-        @match &broken {
+        @match broken {
             None => p.notice.ok role="status" { (c.ta("console-chain-ok", &[("count", &checked.to_string())])) },
             Some(_) => p.notice.error role="alert" { (c.ta("console-chain-broken", &[("count", &checked.to_string())])) },
         }
@@ -136,12 +132,7 @@ async fn ledger_page(state: &AppState, c: &Console, q: &LedgerParams) -> Result<
             }
         }
     };
-    Ok(layout(
-        c,
-        Section::Ledger,
-        &c.t("console-ledger-title"),
-        body,
-    ))
+    layout(c, Section::Ledger, &c.t("console-ledger-title"), body)
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,22 +173,12 @@ pub async fn periods(State(state): State<AppState>, c: Console, headers: HeaderM
 }
 
 async fn periods_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
-    let periods = store::reference::periods(&state.db.pool).await?;
-    let now = now_ms();
-    let mut rows = Vec::new();
-    for p in periods.iter().rev() {
-        let pending = if p.status == PeriodStatus::Open {
-            let mut conn = state.db.pool.acquire().await?;
-            store::ledger::pending_proposals(&mut conn, p.id)
-                .await?
-                .len()
-        } else {
-            0
-        };
-        rows.push((p, pending));
-    }
-    let admin = c.session.user.is_admin();
-    let supervisor = c.session.user.is_supervisor_level();
+    let periods = crate::ledger::closing::close_checks(&state.db).await?;
+    Ok(periods_markup(c, &periods))
+}
+
+/// The periods, each open one with its close checks and, when the reader may, the close form.
+fn periods_markup(c: &Console, periods: &[CloseChecks]) -> Markup {
     let body = html! {
         h1 { (c.t("console-periods-title")) }
         table {
@@ -209,9 +190,9 @@ async fn periods_page(state: &AppState, c: &Console) -> Result<Markup, ApiError>
                 th { (c.t("console-actions")) }
             } }
             tbody {
-                @for (p, pending) in &rows {
+                @for checks in periods {
+                    @let CloseChecks { period: p, ended, pending } = checks;
                     @let ends = p.ends_at.unix_timestamp() * 1000;
-                    @let ended = ends <= now;
                     tr {
                         td { a href={"/console/periods/" (p.id)} { (p.code) } }
                         td { (c.time(p.starts_at.unix_timestamp() * 1000)) " – " (c.time(ends)) }
@@ -225,18 +206,18 @@ async fn periods_page(state: &AppState, c: &Console) -> Result<Markup, ApiError>
                         td {
                             @if p.status == PeriodStatus::Open {
                                 ul {
-                                    li { @if ended { "✓ " (c.t("console-check-ended")) } @else { "✗ " (c.t("console-check-not-ended")) } }
+                                    li { @if *ended { "✓ " (c.t("console-check-ended")) } @else { "✗ " (c.t("console-check-not-ended")) } }
                                     li { @if *pending == 0 { "✓ " (c.t("console-check-no-pending")) } @else { "✗ " (c.ta("console-check-pending", &[("count", &pending.to_string())])) } }
                                 }
                             }
                         }
                         td.actions {
-                            @if p.status == PeriodStatus::Open && supervisor && *pending == 0 && (ended || admin) {
+                            @if checks.closable_by(&c.session.user) {
                                 form method="post" hx-boost="true" action={"/console/periods/" (p.id) "/close"} {
                                     input type="hidden" name="csrf" value=(c.session.csrf);
-                                    @if !ended { input type="hidden" name="early" value="true"; }
+                                    @if !*ended { input type="hidden" name="early" value="true"; }
                                     button #{"close-" (p.code)} type="submit" {
-                                        @if ended { (c.t("console-close")) } @else { (c.t("console-close-early")) }
+                                        @if *ended { (c.t("console-close")) } @else { (c.t("console-close-early")) }
                                     }
                                 }
                             }
@@ -247,12 +228,7 @@ async fn periods_page(state: &AppState, c: &Console) -> Result<Markup, ApiError>
             }
         }
     };
-    Ok(layout(
-        c,
-        Section::Periods,
-        &c.t("console-periods-title"),
-        body,
-    ))
+    layout(c, Section::Periods, &c.t("console-periods-title"), body)
 }
 
 pub async fn period(
@@ -334,45 +310,7 @@ pub async fn export(
     Path(name): Path<String>,
     Query(q): Query<ExportParams>,
 ) -> Response {
-    let reader = Reader {
-        lang: c.lang,
-        tz: c.tz.clone(),
-    };
-    let user = &c.session.user;
-    let result = async {
-        let need_period = || {
-            q.period_id
-                .ok_or_else(|| ApiError::invalid("period_id", "is required"))
-        };
-        let (bytes, mime, file) = match name.as_str() {
-            "ledger.csv" | "ledger.xlsx" => {
-                let t = exports::ledger(&state.db, user, &reader, q.period_id, q.zone_id).await?;
-                t.encode(name.ends_with(".xlsx"), "ledger")?
-            }
-            "ranking.csv" | "ranking.xlsx" => {
-                let (t, code) =
-                    exports::ranking(&state.db, &state.rankings, user, &reader, need_period()?)
-                        .await?;
-                t.encode(name.ends_with(".xlsx"), &format!("ranking-{code}"))?
-            }
-            "report.xlsx" => {
-                let (bytes, code) = exports::report::period_report(
-                    &state.db,
-                    &state.rankings,
-                    &state.blobs,
-                    user,
-                    &reader,
-                    need_period()?,
-                )
-                .await?;
-                (bytes, exports::table::XLSX, format!("report-{code}.xlsx"))
-            }
-            _ => return Err(ApiError::not_found("export")),
-        };
-        Ok::<_, ApiError>((bytes, mime, file))
-    }
-    .await;
-    match result {
+    match export_file(&state, &c, &name, &q).await {
         Ok((bytes, mime, file)) => {
             let mut r = bytes.into_response();
             r.headers_mut()
@@ -387,14 +325,49 @@ pub async fn export(
     }
 }
 
-// ---- decisions: proposals waiting, and findings with no case ------------------------------
+/// The bytes, content type and file name of export `name`.
+async fn export_file(
+    state: &AppState,
+    c: &Console,
+    name: &str,
+    q: &ExportParams,
+) -> Result<(Vec<u8>, &'static str, String), ApiError> {
+    let reader = Reader {
+        lang: c.lang,
+        tz: c.tz.clone(),
+    };
+    let user = &c.session.user;
+    let period = q
+        .period_id
+        .ok_or_else(|| ApiError::invalid("period_id", "is required"));
+    let xlsx = name.ends_with(".xlsx");
+    match name {
+        "ledger.csv" | "ledger.xlsx" => {
+            let t = exports::ledger(&state.db, user, &reader, q.period_id, q.zone_id).await?;
+            t.encode(xlsx, "ledger")
+        }
+        "ranking.csv" | "ranking.xlsx" => {
+            let (t, code) =
+                exports::ranking(&state.db, &state.rankings, user, &reader, period?).await?;
+            t.encode(xlsx, &format!("ranking-{code}"))
+        }
+        "report.xlsx" => {
+            let (bytes, code) = exports::report::period_report(
+                &state.db,
+                &state.rankings,
+                &state.blobs,
+                user,
+                &reader,
+                period?,
+            )
+            .await?;
+            Ok((bytes, exports::table::XLSX, format!("report-{code}.xlsx")))
+        }
+        _ => Err(ApiError::not_found("export")),
+    }
+}
 
-/// Sources a finding with no case comes from.
-const DIRECT_SOURCES: [Source; 3] = [
-    Source::Media,
-    Source::LeaderCriticism,
-    Source::PublicComplaint,
-];
+// ---- decisions: proposals waiting, and findings with no case ------------------------------
 
 pub async fn decisions(State(state): State<AppState>, c: Console, headers: HeaderMap) -> Response {
     match decisions_page(&state, &c).await {
@@ -405,26 +378,23 @@ pub async fn decisions(State(state): State<AppState>, c: Console, headers: Heade
 
 async fn decisions_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
     let user = &c.session.user;
-    user.require_any(&[gridline_sync::Role::Supervisor])?;
-    let zones = crate::ledger::closing::scoped_zones(&state.db, user, None).await?;
-    let pending =
-        store::ledger::proposals(&state.db.pool, zones.as_deref(), Some("proposed"), 200).await?;
+    let waiting = crate::ledger::preview::waiting(&state.ledger_service(), user, 200).await?;
     let names = Names::load(&state.db).await?;
-    let svc = state.ledger_service();
-    let mut rows = Vec::new();
-    for p in pending {
-        let k = crate::ledger::preview::consequence(&svc, user, p.id).await?;
-        rows.push((p, k));
-    }
-    let rules: Vec<crate::model::Rule> =
-        store::reference::active_rulebook(&state.db.pool, now_ms())
-            .await?
-            .map(|b| b.rules)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.sources.iter().any(|s| DIRECT_SOURCES.contains(s)))
-            .collect();
-    let all_zones = store::reference::zones(&state.db.pool, zones.as_deref()).await?;
+    let rules = proposals::finding_rules(&state.db).await?;
+    let zones = crate::ledger::closing::scoped_zones(&state.db, user, None).await?;
+    let zones = store::reference::zones(&state.db.pool, zones.as_deref()).await?;
+    Ok(decisions_markup(c, &waiting, &names, &rules, &zones))
+}
+
+/// The proposals waiting, each with what approving it would do and the forms that decide it,
+/// and the form that proposes a finding with no case.
+fn decisions_markup(
+    c: &Console,
+    rows: &[(ProposalRow, Consequence)],
+    names: &Names,
+    rules: &[Rule],
+    all_zones: &[Zone],
+) -> Markup {
     let today = crate::localtime::civil(&c.tz, now_ms()).date().to_string();
     let body = html! {
         h1 { (c.t("console-decisions-title")) }
@@ -441,7 +411,7 @@ async fn decisions_page(state: &AppState, c: &Console) -> Result<Markup, ApiErro
                     th { (c.t("console-actions")) }
                 } }
                 tbody {
-                    @for (p, k) in &rows {
+                    @for (p, k) in rows {
                         tr #{"proposal-" (p.id)} {
                             td { (names.zone_label(&p.zone_id.to_string(), c.lang)) }
                             td { (i18n::name(c.lang, "source", &p.source)) }
@@ -489,7 +459,7 @@ async fn decisions_page(state: &AppState, c: &Console) -> Result<Markup, ApiErro
                 div {
                     label for="d-zone" { (c.t("col-zone_name")) }
                     select #d-zone name="zone_id" required {
-                        @for z in &all_zones {
+                        @for z in all_zones {
                             option value=(z.id) { (z.code) " " (z.translations.pick(c.lang, &z.name)) }
                         }
                     }
@@ -497,7 +467,7 @@ async fn decisions_page(state: &AppState, c: &Console) -> Result<Markup, ApiErro
                 div {
                     label for="d-source" { (c.t("col-source_name")) }
                     select #d-source name="source" {
-                        @for s in DIRECT_SOURCES {
+                        @for s in proposals::FINDING_SOURCES {
                             option value=(s.as_str()) { (i18n::name(c.lang, "source", s.as_str())) }
                         }
                     }
@@ -505,7 +475,7 @@ async fn decisions_page(state: &AppState, c: &Console) -> Result<Markup, ApiErro
                 div {
                     label for="d-rule" { (c.t("col-rule_text")) }
                     select #d-rule name="rule_code" {
-                        @for r in &rules {
+                        @for r in rules {
                             option value=(r.code) { (r.translations.pick(c.lang, &r.description)) " (" (r.points) ")" }
                         }
                     }
@@ -522,12 +492,7 @@ async fn decisions_page(state: &AppState, c: &Console) -> Result<Markup, ApiErro
             }
         }
     };
-    Ok(layout(
-        c,
-        Section::Decisions,
-        &c.t("console-decisions-title"),
-        body,
-    ))
+    layout(c, Section::Decisions, &c.t("console-decisions-title"), body)
 }
 
 #[derive(Debug, Deserialize)]
@@ -553,33 +518,17 @@ pub async fn propose_direct(
         return r;
     }
     let result = async {
-        let source = Source::parse(&form.source)
-            .filter(|s| DIRECT_SOURCES.contains(s))
-            .ok_or_else(|| {
-                ApiError::invalid("source", "media, leader_criticism or public_complaint")
-            })?;
-        let date: jiff::civil::Date = form
-            .found_on
-            .parse()
-            .map_err(|_| ApiError::invalid("found_on", "a date written YYYY-MM-DD"))?;
-        let noon = date
-            .at(12, 0, 0, 0)
-            .to_zoned_datetime(c.tz.clone())
-            .map_err(|_| ApiError::invalid("found_on", "not a day of the site's calendar"))?;
-        let found_at = time::OffsetDateTime::from_unix_timestamp(noon.timestamp().as_second())
-            .map_err(|_| ApiError::invalid("found_on", "out of range"))?;
-        let input = crate::ledger::views::ProposalInput {
-            proposal_id: None,
-            case_id: None,
-            zone_id: Some(form.zone_id),
-            source: Some(source),
-            rule_code: form.rule_code.clone(),
-            category_code: None,
-            found_at: Some(found_at),
-            note: form.note.clone(),
-            basis: crate::model::Basis::Finding,
+        let finding = FindingInput {
+            source: proposals::finding_source(&form.source)?,
+            found_on: form
+                .found_on
+                .parse()
+                .map_err(|_| ApiError::invalid("found_on", "a date written YYYY-MM-DD"))?,
+            zone_id: form.zone_id,
+            rule_code: form.rule_code,
+            note: form.note,
         };
-        crate::ledger::proposals::propose(&state.ledger_service(), &c.session.user, input).await
+        proposals::propose_finding(&state.ledger_service(), &c.session.user, finding).await
     }
     .await;
     match result {

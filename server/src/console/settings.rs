@@ -16,7 +16,9 @@ use super::{failure, layout, page, Console, Section};
 use crate::error::ApiError;
 use crate::i18n;
 use crate::notify::NoticeKind;
-use crate::notify_settings::{self, MySettingsInput, QuietHoursView, RoleSettingsInput};
+use crate::notify_settings::{
+    self, MySettings, MySettingsInput, QuietHoursView, RoleSettings, RoleSettingsInput,
+};
 use crate::state::AppState;
 use crate::store::notice_settings::EmailMode;
 
@@ -56,7 +58,12 @@ async fn settings_page(state: &AppState, c: &Console, saved: bool) -> Result<Mar
     let cfg = &state.config;
     let s =
         notify_settings::mine(&state.db, &c.session.user, &cfg.notifications, &cfg.site).await?;
-    let quiet = s.quiet_hours.clone();
+    Ok(settings_markup(c, &s, saved))
+}
+
+/// The reader's mode for each kind of notice (or their role's), and their quiet hours.
+fn settings_markup(c: &Console, s: &MySettings, saved: bool) -> Markup {
+    let quiet = &s.quiet_hours;
     let body = html! {
         h1 { (c.t("console-settings-title")) }
         @if saved { div.notice.ok role="status" { (c.t("console-settings-saved")) } }
@@ -119,12 +126,7 @@ async fn settings_page(state: &AppState, c: &Console, saved: bool) -> Result<Mar
             button type="submit" { (c.t("console-save")) }
         }
     };
-    Ok(layout(
-        c,
-        Section::Settings,
-        &c.t("console-settings-title"),
-        body,
-    ))
+    layout(c, Section::Settings, &c.t("console-settings-title"), body)
 }
 
 /// A form's fields (as the admin pages read them).
@@ -214,6 +216,11 @@ async fn roles_page(
     saved: bool,
 ) -> Result<Markup, ApiError> {
     let s = notify_settings::role(&state.db, &c.session.user, role).await?;
+    Ok(roles_markup(c, role, &s, saved))
+}
+
+/// The tabs of the roles, and the chosen role's default mode for each kind of notice.
+fn roles_markup(c: &Console, role: Role, s: &RoleSettings, saved: bool) -> Markup {
     let body = html! {
         @if saved {
             div.notice.ok role="status" { (c.ta("console-roles-notify-saved", &[("role", &role_name(c, role))])) }
@@ -260,12 +267,12 @@ async fn roles_page(
             button type="submit" { (c.t("console-save")) }
         }
     };
-    Ok(admin_layout(
+    admin_layout(
         c,
         "/console/admin/notifications",
         &c.t("console-admin-notifications"),
         body,
-    ))
+    )
 }
 
 pub async fn save_role(

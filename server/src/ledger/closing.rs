@@ -218,6 +218,46 @@ pub async fn close_period(
     })
 }
 
+/// A period with what closing it waits for (the checks `close_period` makes): whether its end
+/// has passed and how many of its proposals are still pending. A closed period waits for
+/// nothing.
+pub struct CloseChecks {
+    pub period: Period,
+    pub ended: bool,
+    pub pending: usize,
+}
+
+impl CloseChecks {
+    /// Whether `user` may close the period now: it is open and nothing is pending, and either
+    /// it has ended (supervisors) or the user is an admin, who may close it early.
+    pub fn closable_by(&self, user: &AuthUser) -> bool {
+        self.period.status == PeriodStatus::Open
+            && user.is_supervisor_level()
+            && self.pending == 0
+            && (self.ended || user.is_admin())
+    }
+}
+
+/// Every period, the newest first, with its close checks as of now.
+pub async fn close_checks(db: &Db) -> ApiResult<Vec<CloseChecks>> {
+    let now = now_ms();
+    let mut out = Vec::new();
+    for period in reference::periods(&db.pool).await?.into_iter().rev() {
+        let pending = if period.status == PeriodStatus::Open {
+            let mut conn = db.pool.acquire().await?;
+            store::pending_proposals(&mut conn, period.id).await?.len()
+        } else {
+            0
+        };
+        out.push(CloseChecks {
+            ended: period.ends_at.unix_timestamp() * 1000 <= now,
+            period,
+            pending,
+        });
+    }
+    Ok(out)
+}
+
 /// The caller's zones, narrowed to `zone` if given.
 pub async fn scoped_zones(
     db: &Db,

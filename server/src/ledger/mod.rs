@@ -4,12 +4,14 @@
 //! ([`scoring`]), the Merkle tree and signed checkpoints that make the ledger a transparency log
 //! ([`log`]) and the requests and answers of the API ([`views`]). Exports are in
 //! `crate::exports`.
-//! The operations: proposing and rejecting deductions ([`proposals`]), posting and reversing
-//! entries ([`posting`]), closing a period and ranking the zones ([`closing`]); they take a
-//! [`LedgerService`]. The storage is `store::ledger`, the endpoints `routes::ledger`. These
+//! The operations: proposing and rejecting deductions ([`proposals`]), what approving one would
+//! do ([`preview`]), posting and reversing entries ([`posting`]), closing a period and ranking
+//! the zones ([`closing`]); most take a [`LedgerService`]. Reading the ledger with its reversals
+//! and the chain's check is [`book`]. The storage is `store::ledger`, the endpoints `routes::ledger`. These
 //! rules are the server's own (phones never compute scores), so they live here rather than in
 //! `gridline-sync`.
 
+pub mod book;
 pub mod chain;
 pub mod closing;
 pub mod log;

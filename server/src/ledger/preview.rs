@@ -12,7 +12,8 @@ use crate::ledger::chain::weighted_milli;
 use crate::ledger::closing::visible_ranking;
 use crate::ledger::LedgerService;
 use crate::model::{Milli, RosterPerson};
-use crate::store::{ledger as store, photos, reference, review};
+use crate::store::ledger::{self as store, ProposalRow};
+use crate::store::{photos, reference, review};
 
 /// The consequence of approving a proposal, as `user` would approve it.
 #[derive(Debug, Clone)]
@@ -131,4 +132,22 @@ pub async fn consequence(
         after,
         blockers,
     })
+}
+
+/// The proposals waiting for a decision in `user`'s zones (supervisors; at most `limit`), each
+/// with the consequence of approving it as `user`.
+pub async fn waiting(
+    svc: &LedgerService,
+    user: &AuthUser,
+    limit: i64,
+) -> ApiResult<Vec<(ProposalRow, Consequence)>> {
+    crate::ledger::proposals::require_supervisor(user)?;
+    let zones = crate::ledger::closing::scoped_zones(&svc.db, user, None).await?;
+    let pending = store::proposals(&svc.db.pool, zones.as_deref(), Some("proposed"), limit).await?;
+    let mut out = Vec::with_capacity(pending.len());
+    for p in pending {
+        let k = consequence(svc, user, p.id).await?;
+        out.push((p, k));
+    }
+    Ok(out)
 }

@@ -543,3 +543,70 @@ pub async fn applicable_rules(
         .filter(|r| r.applies_to(source, category))
         .collect())
 }
+
+/// Where a finding with no case comes from: a media report, a leader's criticism, a complaint
+/// from the public. A deduction for one is proposed without a case (`propose_finding`).
+pub const FINDING_SOURCES: [Source; 3] = [
+    Source::Media,
+    Source::LeaderCriticism,
+    Source::PublicComplaint,
+];
+
+/// The source named `text`, if a finding with no case may come from it.
+pub fn finding_source(text: &str) -> ApiResult<Source> {
+    Source::parse(text)
+        .filter(|s| FINDING_SOURCES.contains(s))
+        .ok_or_else(|| ApiError::invalid("source", "media, leader_criticism or public_complaint"))
+}
+
+/// The rules of the rulebook in force that a finding with no case may cite: those naming one
+/// of [`FINDING_SOURCES`].
+pub async fn finding_rules(db: &Db) -> ApiResult<Vec<crate::model::Rule>> {
+    Ok(reference::active_rulebook(&db.pool, now_ms())
+        .await?
+        .map(|book| book.rules)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.sources.iter().any(|s| FINDING_SOURCES.contains(s)))
+        .collect())
+}
+
+/// A finding with no case, found on a day rather than at an instant.
+#[derive(Debug, Clone)]
+pub struct FindingInput {
+    pub zone_id: Uuid,
+    pub source: Source,
+    pub rule_code: String,
+    /// The local day it was found on: the finding is taken to be at noon that day, in the
+    /// site's time zone.
+    pub found_on: jiff::civil::Date,
+    pub note: String,
+}
+
+/// Proposes a deduction for a finding with no case, to be approved like any other proposal.
+pub async fn propose_finding(
+    svc: &LedgerService,
+    user: &AuthUser,
+    finding: FindingInput,
+) -> ApiResult<Proposed> {
+    finding_source(finding.source.as_str())?;
+    let noon = finding
+        .found_on
+        .at(12, 0, 0, 0)
+        .to_zoned_datetime(svc.config.site.tz())
+        .map_err(|_| ApiError::invalid("found_on", "not a day of the site's calendar"))?;
+    let found_at = time::OffsetDateTime::from_unix_timestamp(noon.timestamp().as_second())
+        .map_err(|_| ApiError::invalid("found_on", "out of range"))?;
+    let input = ProposalInput {
+        proposal_id: None,
+        case_id: None,
+        zone_id: Some(finding.zone_id),
+        source: Some(finding.source),
+        rule_code: finding.rule_code,
+        category_code: None,
+        found_at: Some(found_at),
+        note: finding.note,
+        basis: Basis::Finding,
+    };
+    propose(svc, user, input).await
+}
