@@ -1,5 +1,7 @@
-//! Pieces the integration tests and the benchmark harness share: a typed capture, a transport
-//! that forwards every request through a [`Watch`], and the wait for a server process to listen.
+//! Pieces the integration tests and the benchmark harness share: a typed capture, the SQL that
+//! spreads seeded cases over states and sources, a transport that forwards every request
+//! through a [`Watch`] (which may also decide each request's [`Fate`] on a faulty network),
+//! and the wait for a server process to listen.
 
 use std::time::Duration;
 
