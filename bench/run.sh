@@ -48,7 +48,8 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
 fi
 
 log "building (release)"
-cargo build --release -p gridline-tests --bin gridline-bench --bin gridline-under-test >&2
+# The tool, and the server it runs as a process (`gridline-under-test`, from the tests package).
+cargo build --release -p gridline-bench -p gridline-tests --bin gridline-bench --bin gridline-under-test >&2
 bin="${CARGO_TARGET_DIR:-$root/target}/release/gridline-bench"
 
 log "running: gridline-bench ${*:-all}"

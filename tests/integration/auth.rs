@@ -3,7 +3,7 @@
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use ed25519_dalek::SigningKey;
-use gridline_tests::{on_both_backends, TestApp};
+use gridline_testkit::{on_both_backends, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
@@ -82,7 +82,7 @@ async fn a_change_of_roles_sends_the_user_to_sign_in_again(app: TestApp) {
         .post(
             "/v1/auth/login",
             None,
-            &json!({"username": "roadchief1", "password": gridline_tests::gridline_server::demo::DEMO_PASSWORD}),
+            &json!({"username": "roadchief1", "password": gridline_testkit::gridline_server::demo::DEMO_PASSWORD}),
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -188,7 +188,7 @@ async fn revoked_device_is_cut_off_at_its_next_request(app: TestApp) {
     let (status, _) = refresh(&app, &refresh_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, body) = app
-        .post("/v1/auth/login", None, &json!({"username": "inspector1", "password": gridline_tests::gridline_server::demo::DEMO_PASSWORD, "device_id": device_id}))
+        .post("/v1/auth/login", None, &json!({"username": "inspector1", "password": gridline_testkit::gridline_server::demo::DEMO_PASSWORD, "device_id": device_id}))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["code"], "device_revoked");
@@ -313,7 +313,7 @@ async fn failed_logins_are_throttled(app: TestApp) {
     let resp = app
         .http
         .post(app.url("/v1/auth/login"))
-        .json(&json!({"username": "inspector3", "password": gridline_tests::gridline_server::demo::DEMO_PASSWORD}))
+        .json(&json!({"username": "inspector3", "password": gridline_testkit::gridline_server::demo::DEMO_PASSWORD}))
         .send()
         .await
         .unwrap();
@@ -361,7 +361,7 @@ async fn login_from(
         .status()
 }
 
-const RIGHT: &str = gridline_tests::gridline_server::demo::DEMO_PASSWORD;
+const RIGHT: &str = gridline_testkit::gridline_server::demo::DEMO_PASSWORD;
 
 async fn one_address_cannot_spray_a_password_over_every_account(app: TestApp) {
     let sprayer = client_at("127.0.0.2");
@@ -431,8 +431,10 @@ async fn a_lock_caused_from_one_address_does_not_keep_the_user_out_elsewhere(app
 }
 
 /// Builds a server's state (as a start does) and gives the reason it refused to start.
-async fn start_refusal(config: gridline_tests::gridline_server::config::Config) -> Option<String> {
-    match gridline_tests::gridline_server::AppState::build(config).await {
+async fn start_refusal(
+    config: gridline_testkit::gridline_server::config::Config,
+) -> Option<String> {
+    match gridline_testkit::gridline_server::AppState::build(config).await {
         Ok(state) => {
             state.db.close().await;
             None
@@ -442,7 +444,7 @@ async fn start_refusal(config: gridline_tests::gridline_server::config::Config) 
 }
 
 async fn an_instance_with_another_key_file_refuses_to_start(app: TestApp) {
-    use gridline_tests::gridline_server::auth::keys::Keyring;
+    use gridline_testkit::gridline_server::auth::keys::Keyring;
     let token = app.login("admin").await;
     let mut other = (*app.state.config).clone();
     other.auth.key_file = Some(app.dir.path().join("other-keys.json"));

@@ -1,7 +1,7 @@
 //! The benchmark tool (`gridline-bench`, BENCHMARKS.md) at smoke size, so it cannot rot: every
 //! scenario runs end to end on tiny data. Timings are not asserted; CI machines vary.
 
-use gridline_tests::bench::{self, Backend, Options};
+use gridline_bench::{self as bench, Backend, Options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_runs_at_smoke_size() {

@@ -4,7 +4,7 @@
 
 use gridline_server::notify::Escalation;
 use gridline_server::workdays::TimeLimit;
-use gridline_tests::{on_both_backends, TestApp};
+use gridline_testkit::{on_both_backends, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use gridline_server::i18n::Lang;
-use gridline_tests::{skip_or_fail, Db, TestApp};
+use gridline_testkit::{skip_or_fail, Db, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -180,22 +180,24 @@ async fn a_supervisor_triages_the_queue_in_a_browser() {
     };
     // The site's settings as an office runs it, but with one supervisor at the desk (four
     // eyes off) so that one browser session proposes and approves.
-    let app = TestApp::spawn_with(Db::Sqlite, |c| {
-        c.site.language = Lang::ZhCn;
-        c.deductions.four_eyes = false;
-        c.deductions.require_photo_views = true;
-        c.photos.worker_poll_secs = 1;
-    })
-    .await
-    .unwrap();
+    let app = TestApp::builder()
+        .config(|c| {
+            c.site.language = Lang::ZhCn;
+            c.deductions.four_eyes = false;
+            c.deductions.require_photo_views = true;
+            c.photos.worker_poll_secs = 1;
+        })
+        .spawn()
+        .await
+        .unwrap();
     // Two reports waiting, each with a real photo uploaded.
-    let mut phone = gridline_tests::Phone::enrol(&app, "inspector1").await;
+    let mut phone = gridline_testkit::Phone::enrol(&app, "inspector1").await;
     let mut shas = Vec::new();
     let mut ids = Vec::new();
     for seed in [1, 2] {
-        let photo = gridline_tests::noisy_jpeg(320, 240, seed);
+        let photo = gridline_testkit::noisy_jpeg(320, 240, seed);
         let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&photo));
-        let (id, mut payload) = gridline_tests::new_case(app.zone("Z01"), 0, "event:0102");
+        let (id, mut payload) = gridline_testkit::new_case(app.zone("Z01"), 0, "event:0102");
         payload["photos"][0]["sha256"] = json!(sha);
         payload["photos"][0]["size"] = json!(photo.len());
         let op = phone.op("case.create@1", payload);
@@ -815,7 +817,7 @@ async fn plans_to_show(app: &TestApp) -> uuid::Uuid {
 /// with the API, expiry that leaves an htmx page as it is, and sign-out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_sessions_follow_the_apis_rules() {
-    let app = TestApp::spawn(Db::Sqlite).await.unwrap();
+    let app = TestApp::on(Db::Sqlite).await.unwrap();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

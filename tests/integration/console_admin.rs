@@ -2,7 +2,7 @@
 //! each change goes through the API's services (same checks, same audit), only admins reach
 //! the pages, and the overview names who is behind on overdue cases.
 
-use gridline_tests::{on_both_backends, Db, TestApp};
+use gridline_testkit::{on_both_backends, Db, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -19,27 +19,9 @@ pub(crate) struct Browser {
 
 impl Browser {
     pub(crate) async fn sign_in(app: &TestApp, username: &str) -> Browser {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let resp = http
-            .post(app.url("/console/login"))
-            .form(&[
-                ("username", username),
-                ("password", gridline_server::demo::DEMO_PASSWORD),
-            ])
-            .send()
+        let (http, cookie) = gridline_testkit::console_sign_in(&app.base, username)
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{username} signs in");
-        let cookie = resp.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
         let mut b = Browser {
             http,
             cookie,
@@ -145,7 +127,7 @@ async fn user_named(app: &TestApp, admin: &str, username: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_manage_users_roster_devices_and_coefficients_from_the_console() {
-    let Some(app) = TestApp::spawn(Db::Sqlite).await else {
+    let Some(app) = TestApp::on(Db::Sqlite).await else {
         return;
     };
     let api_admin = app.login("admin").await;
@@ -371,7 +353,7 @@ async fn admins_manage_users_roster_devices_and_coefficients_from_the_console() 
     );
 
     // A phone revoked from the devices page.
-    let phone = gridline_tests::Phone::enrol(&app, "inspector1").await;
+    let phone = gridline_testkit::Phone::enrol(&app, "inspector1").await;
     let (_, page) = admin.get(&app, "/console/admin/devices").await;
     assert!(page.contains(&phone.device_id.to_string()));
     let (status, _) = admin
@@ -424,7 +406,7 @@ async fn admins_manage_users_roster_devices_and_coefficients_from_the_console() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overview_names_the_chiefs_behind_on_overdue_cases() {
-    let Some(app) = TestApp::spawn(Db::Sqlite).await else {
+    let Some(app) = TestApp::on(Db::Sqlite).await else {
         return;
     };
     let (_phone, id) = filed_case(&app).await;
@@ -481,7 +463,7 @@ async fn the_overview_names_the_chiefs_behind_on_overdue_cases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_is_marked_a_duplicate_of_a_case_chosen_by_what_it_says() {
-    let Some(app) = TestApp::spawn(Db::Sqlite).await else {
+    let Some(app) = TestApp::on(Db::Sqlite).await else {
         return;
     };
     // Two reports of the same kind in the same zone.
@@ -529,16 +511,18 @@ async fn a_report_is_marked_a_duplicate_of_a_case_chosen_by_what_it_says() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maps_lay_configured_tiles_under_the_zones_and_allow_only_their_host() {
-    let Some(app) = TestApp::spawn_with(Db::Sqlite, |config| {
-        config.console.map_tiles = Some(gridline_server::config::MapTiles {
-            url: "http://127.0.0.1:9/tiles/{z}/{x}/{y}.png".into(),
-            subdomains: Vec::new(),
-            datum: gridline_sync::Datum::Gcj02,
-            attribution: "© Test tiles".into(),
-            max_zoom: 18,
-        });
-    })
-    .await
+    let Some(app) = TestApp::builder()
+        .config(|config| {
+            config.console.map_tiles = Some(gridline_server::config::MapTiles {
+                url: "http://127.0.0.1:9/tiles/{z}/{x}/{y}.png".into(),
+                subdomains: Vec::new(),
+                datum: gridline_sync::Datum::Gcj02,
+                attribution: "© Test tiles".into(),
+                max_zoom: 18,
+            });
+        })
+        .spawn()
+        .await
     else {
         return;
     };
@@ -571,7 +555,7 @@ async fn maps_lay_configured_tiles_under_the_zones_and_allow_only_their_host() {
     app.stop().await;
 
     // With no tile service, a plain background and the usual policy.
-    let Some(app) = TestApp::spawn(Db::Sqlite).await else {
+    let Some(app) = TestApp::on(Db::Sqlite).await else {
         return;
     };
     let browser = Browser::sign_in(&app, "supervisor1").await;
@@ -592,7 +576,7 @@ async fn maps_lay_configured_tiles_under_the_zones_and_allow_only_their_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chief_reads_a_dispatch_in_the_console_inbox() {
-    let Some(app) = TestApp::spawn(Db::Sqlite).await else {
+    let Some(app) = TestApp::on(Db::Sqlite).await else {
         return;
     };
     let (_phone, id) = filed_case(&app).await;
@@ -670,7 +654,7 @@ async fn the_map_draws_the_open_cases_however_many_closed_ones_come_first(app: T
 /// API (bad points are refused and nothing is published) and a supervisor may not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_publishes_a_new_rulebook_version_from_the_console() {
-    let Some(app) = TestApp::spawn(Db::Sqlite).await else {
+    let Some(app) = TestApp::on(Db::Sqlite).await else {
         return;
     };
     let admin = app.login("admin").await;
@@ -791,7 +775,7 @@ async fn an_admin_publishes_a_new_rulebook_version_from_the_console() {
 /// added; only what changed is stored and audited, and a bad time limit stores nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_edits_the_taxonomy_from_the_console() {
-    let Some(app) = TestApp::spawn(Db::Sqlite).await else {
+    let Some(app) = TestApp::on(Db::Sqlite).await else {
         return;
     };
     let admin = app.login("admin").await;

@@ -3,7 +3,7 @@
 //! unannounced plan stays out of a road chief's list, calendar and reach, and the coverage of a
 //! zone leaves out the unannounced rounds hidden from its reader.
 
-use gridline_tests::{on_both_backends, TestApp};
+use gridline_testkit::{on_both_backends, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;

@@ -4,7 +4,7 @@
 //! phone and web clients are built from those schemas, so a field the document types wrongly
 //! (an object that is really an array) or leaves out breaks them.
 
-use gridline_tests::{new_case, on_both_backends, Phone, TestApp};
+use gridline_testkit::{new_case, on_both_backends, Phone, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -193,7 +193,7 @@ async fn responses_of_a_populated_server_match_the_committed_schemas(app: TestAp
             continue;
         }
         let entity = change["entity"].as_str().unwrap();
-        let (_, schema) = gridline_tests::gridline_server::routes::PULLED_DATA
+        let (_, schema) = gridline_testkit::gridline_server::routes::PULLED_DATA
             .iter()
             .find(|(kind, _)| kind.as_str() == entity)
             .unwrap_or_else(|| panic!("the document names no schema for pulled `{entity}`"));

@@ -1,11 +1,11 @@
 //! The HTTP edge: one error shape, limits, ids, health, metrics and the OpenAPI document.
 
-use gridline_tests::{Db, TestApp};
+use gridline_testkit::{Db, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
 
 async fn app() -> TestApp {
-    TestApp::spawn(Db::Sqlite).await.expect("app")
+    TestApp::on(Db::Sqlite).await.expect("app")
 }
 
 #[tokio::test]
@@ -71,7 +71,7 @@ async fn bad_json_is_422_with_the_field_path() {
         .send()
         .await
         .unwrap();
-    let (status, body) = gridline_tests::into_json(resp).await;
+    let (status, body) = gridline_testkit::into_json(resp).await;
     assert!(
         status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::PAYLOAD_TOO_LARGE,
         "{status} {body}"
@@ -87,7 +87,7 @@ async fn unknown_routes_methods_and_oversized_bodies_get_the_error_body() {
 
     let resp = app.http.delete(app.url("/v1/zones")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
-    let (_, body) = gridline_tests::into_json(resp).await;
+    let (_, body) = gridline_testkit::into_json(resp).await;
     assert_eq!(body["code"], "method_not_allowed");
 
     let big = vec![b' '; 2 * 1024 * 1024];
@@ -175,7 +175,7 @@ async fn readyz_reports_a_database_outage() {
 #[test]
 fn committed_openapi_matches_the_code() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi.yaml");
-    let generated = gridline_tests::gridline_server::routes::openapi_yaml();
+    let generated = gridline_testkit::gridline_server::routes::openapi_yaml();
     if std::env::var("GRIDLINE_UPDATE_OPENAPI").is_ok_and(|v| v == "1") {
         std::fs::write(&path, &generated).unwrap();
     }
@@ -191,7 +191,7 @@ fn committed_openapi_matches_the_code() {
 /// Swift, TypeScript) name methods after them and fail or silently merge operations otherwise.
 #[test]
 fn every_operation_has_its_own_id() {
-    let api = gridline_tests::gridline_server::routes::openapi();
+    let api = gridline_testkit::gridline_server::routes::openapi();
     let mut seen = std::collections::HashMap::new();
     for (path, item) in &api.paths.paths {
         let ops = [
@@ -289,7 +289,7 @@ async fn every_response_carries_security_headers() {
     let login = app
         .http
         .post(app.url("/v1/auth/login"))
-        .json(&json!({"username": "inspector1", "password": gridline_tests::gridline_server::demo::DEMO_PASSWORD}))
+        .json(&json!({"username": "inspector1", "password": gridline_testkit::gridline_server::demo::DEMO_PASSWORD}))
         .send()
         .await
         .unwrap();
@@ -327,7 +327,7 @@ async fn every_response_carries_security_headers() {
 
 #[test]
 fn invalid_config_names_the_setting() {
-    use gridline_tests::gridline_server::config::Config;
+    use gridline_testkit::gridline_server::config::Config;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gridline.toml");
     std::fs::write(&file, "[auth]\naccess_ttl_secs = 5\n").unwrap();
@@ -350,7 +350,7 @@ fn invalid_config_names_the_setting() {
 
 #[test]
 fn example_config_is_valid_and_complete() {
-    use gridline_tests::gridline_server::config::Config;
+    use gridline_testkit::gridline_server::config::Config;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../gridline.example.toml");
     let config = Config::load(Some(&path)).expect("the example config loads");
     assert_eq!(config.listen.port(), 8080);
@@ -361,14 +361,16 @@ fn example_config_is_valid_and_complete() {
 /// connections opens a new one and every request of a long loop gets its answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keep_alive_client_keeps_working_through_refusals_of_unread_bodies() {
-    let app = TestApp::spawn_with(Db::Sqlite, |c| {
-        c.limits.requests_per_minute = 1;
-        c.limits.request_burst = 1;
-    })
-    .await
-    .unwrap();
+    let app = TestApp::builder()
+        .config(|c| {
+            c.limits.requests_per_minute = 1;
+            c.limits.request_burst = 1;
+        })
+        .spawn()
+        .await
+        .unwrap();
     // Enrolment takes the user's one request; every push after it is refused.
-    let phone = gridline_tests::Phone::enrol(&app, "inspector1").await;
+    let phone = gridline_testkit::Phone::enrol(&app, "inspector1").await;
     let body = serde_json::to_vec(&phone.push_body(&[])).unwrap();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1)

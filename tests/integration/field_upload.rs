@@ -9,8 +9,8 @@ use gridline_sync::client::{
     photo_from_file, Client, HttpTransport, PhotoState, RecordingSleeper, RetryPolicy, Store,
 };
 use gridline_sync::ops::{CaseCreateV1, Operation, PhotoRole};
-use gridline_tests::kit::capture;
-use gridline_tests::{noisy_jpeg as jpeg, on_both_backends, TestApp};
+use gridline_testkit::kit::capture;
+use gridline_testkit::{noisy_jpeg as jpeg, on_both_backends, TestApp};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -4,7 +4,7 @@
 
 use gridline_sync::client::OutboxState;
 use gridline_sync::{EntityKind, ErrorCode, OpStatus};
-use gridline_tests::{on_both_backends, Phone, TestApp};
+use gridline_testkit::{on_both_backends, Phone, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use time::OffsetDateTime;

@@ -4,7 +4,7 @@
 
 use gridline_sync::client::{photo_from_file, Client, HttpTransport, RecordingSleeper, Store};
 use gridline_sync::ops::{CaseVerifyV1, Location, Operation, PhotoRole};
-use gridline_tests::{noisy_jpeg, on_both_backends, TestApp};
+use gridline_testkit::{noisy_jpeg, on_both_backends, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -37,7 +37,7 @@ fn sha_hex(bytes: &[u8]) -> String {
 
 /// A point inside demo zone `index`, away from its centre by `shift` degrees of longitude.
 fn point_in(index: usize, shift: f64) -> (f64, f64) {
-    let (a, b, c, d) = gridline_tests::gridline_server::demo::zone_rect(index);
+    let (a, b, c, d) = gridline_testkit::gridline_server::demo::zone_rect(index);
     ((b + d) / 2.0, (a + c) / 2.0 + shift)
 }
 
@@ -188,7 +188,7 @@ async fn a_hotline_call_is_merged_or_verified_rectified_closed_called_back_and_d
         .enrol(
             &app.base,
             "inspector3",
-            gridline_tests::gridline_server::demo::DEMO_PASSWORD,
+            gridline_testkit::gridline_server::demo::DEMO_PASSWORD,
             "phone",
         )
         .await
@@ -458,7 +458,7 @@ async fn callers_are_masked_for_supervisors_and_erased_after_their_retention(app
         .execute(&app.state.db.pool)
         .await
         .unwrap();
-    let erased = gridline_tests::gridline_server::jobs::erase_expired_callers(&app.state.db)
+    let erased = gridline_testkit::gridline_server::jobs::erase_expired_callers(&app.state.db)
         .await
         .unwrap();
     assert_eq!(erased, 1);
@@ -598,14 +598,14 @@ async fn an_unannounced_inspection_s_case_is_never_suggested_to_whom_it_is_hidde
     app: TestApp,
 ) {
     // An inspector's unannounced round finds garbage at the centre of Z01.
-    let mut phone = gridline_tests::Phone::enrol(&app, "inspector1").await;
+    let mut phone = gridline_testkit::Phone::enrol(&app, "inspector1").await;
     let round = Uuid::now_v7();
     let start = phone.op(
         "round.start@1",
         json!({"round_id": round, "zone_id": app.zone("Z01"), "kind": "unannounced",
                "started_at": rfc3339_now()}),
     );
-    let (case_id, mut payload) = gridline_tests::new_case(app.zone("Z01"), 0, "event:0102");
+    let (case_id, mut payload) = gridline_testkit::new_case(app.zone("Z01"), 0, "event:0102");
     payload["round_id"] = json!(round);
     let capture = phone.op("case.create@1", payload);
     let (status, pushed) = phone.push(&app, &[start, capture]).await;
@@ -654,7 +654,7 @@ async fn post_bytes(app: &TestApp, path: &str, token: &str, body: Vec<u8>) -> (S
         .send()
         .await
         .unwrap();
-    gridline_tests::into_json(resp).await
+    gridline_testkit::into_json(resp).await
 }
 
 async fn a_leader_s_instruction_keeps_its_document_as_evidence(app: TestApp) {

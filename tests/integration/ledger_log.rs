@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use gridline_tests::gridline_server::ledger::chain;
-use gridline_tests::gridline_server::store::ledger::{entries, verify_chain};
-use gridline_tests::{on_both_backends, Db, TestApp};
+use gridline_testkit::gridline_server::ledger::chain;
+use gridline_testkit::gridline_server::store::ledger::{entries, verify_chain};
+use gridline_testkit::{on_both_backends, Db, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -297,7 +297,7 @@ async fn proofs_verify_outside_the_server_with_the_documented_script(app: TestAp
         .output()
         .is_err()
     {
-        gridline_tests::skip_or_fail("python3 is not installed");
+        gridline_testkit::skip_or_fail("python3 is not installed");
         return;
     }
     let sup = app.login("supervisor1").await;
@@ -369,7 +369,7 @@ async fn proofs_verify_outside_the_server_with_the_documented_script(app: TestAp
         let (ok, out) = run(&["consistency", second, first, &consistency]);
         assert!(!ok && out.contains("FAILED"), "{out}");
     }
-    let other = gridline_tests::gridline_server::auth::keys::Keyring::ephemeral()
+    let other = gridline_testkit::gridline_server::auth::keys::Keyring::ephemeral()
         .unwrap()
         .current_public_b64();
     let (ok, out) = script(&["checkpoint", first, "--public-key", &other]);

@@ -3,7 +3,7 @@
 //! names, a byte-order mark, local times as real dates).
 
 use gridline_server::i18n::Lang;
-use gridline_tests::{on_both_backends, TestApp};
+use gridline_testkit::{on_both_backends, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -98,7 +98,10 @@ async fn errors_speak_the_readers_language_and_keep_their_code(app: TestApp) {
     }
     // Without Accept-Language the site's language answers: this test server's is English,
     // the office's default is Chinese.
-    let zh_site = TestApp::spawn_with(app.db, |c| c.site.language = Lang::ZhCn)
+    let zh_site = TestApp::builder()
+        .db(app.db)
+        .config(|c| c.site.language = Lang::ZhCn)
+        .spawn()
         .await
         .unwrap();
     let (_, content_language, body) = ask(
@@ -350,7 +353,7 @@ async fn the_period_report_is_a_printable_sheet_signed_off_with_the_checkpoint(a
         .blobs
         .put(
             &gridline_server::photos::derivative_path(sha, "thumb"),
-            gridline_tests::noisy_jpeg(64, 48, 7).into(),
+            gridline_testkit::noisy_jpeg(64, 48, 7).into(),
         )
         .await
         .unwrap();
@@ -455,15 +458,15 @@ async fn names_are_kept_as_published_with_their_translations(app: TestApp) {
 /// ranking), loaded on either database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_taihe_demo_has_chinese_names_and_a_history_sqlite() {
-    the_taihe_demo_has_chinese_names_and_a_history(gridline_tests::Db::Sqlite).await;
+    the_taihe_demo_has_chinese_names_and_a_history(gridline_testkit::Db::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_taihe_demo_has_chinese_names_and_a_history_postgres() {
-    the_taihe_demo_has_chinese_names_and_a_history(gridline_tests::Db::Postgres).await;
+    the_taihe_demo_has_chinese_names_and_a_history(gridline_testkit::Db::Postgres).await;
 }
 
-async fn the_taihe_demo_has_chinese_names_and_a_history(db: gridline_tests::Db) {
+async fn the_taihe_demo_has_chinese_names_and_a_history(db: gridline_testkit::Db) {
     use gridline_server::config::{BlobBackend, Config, Secret};
     use gridline_server::demo::{self, DemoSite};
     let dir = tempfile::tempdir().unwrap();
@@ -473,11 +476,11 @@ async fn the_taihe_demo_has_chinese_names_and_a_history(db: gridline_tests::Db) 
     };
     config.blob.backend = BlobBackend::Memory;
     let mut pg = None;
-    if db == gridline_tests::Db::Postgres {
-        let Some(admin) = gridline_tests::postgres_admin_url() else {
+    if db == gridline_testkit::Db::Postgres {
+        let Some(admin) = gridline_testkit::postgres_admin_url() else {
             return;
         };
-        let (url, name) = gridline_tests::create_postgres_database(&admin)
+        let (url, name) = gridline_testkit::create_postgres_database(&admin)
             .await
             .unwrap();
         config.database_url = Some(Secret::new(url));
@@ -549,6 +552,6 @@ async fn the_taihe_demo_has_chinese_names_and_a_history(db: gridline_tests::Db) 
     assert_eq!(cases, 48);
     drop(state);
     if let Some((admin, name)) = pg {
-        gridline_tests::drop_postgres_database(&admin, &name).await;
+        gridline_testkit::drop_postgres_database(&admin, &name).await;
     }
 }

@@ -10,7 +10,7 @@
 use gridline_server::config::{Secret, SmtpConfig};
 use gridline_server::notify::{self, Mailer, Notice, NoticeKind};
 use gridline_server::notify_settings;
-use gridline_tests::{on_both_backends, TestApp};
+use gridline_testkit::{on_both_backends, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -457,7 +457,7 @@ async fn escalations_cannot_be_turned_off_and_bad_settings_are_refused(app: Test
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_pages_set_what_the_api_shows() {
     use crate::console_admin::Browser;
-    let Some(app) = TestApp::spawn(gridline_tests::Db::Sqlite).await else {
+    let Some(app) = TestApp::on(gridline_testkit::Db::Sqlite).await else {
         return;
     };
     let chief = Browser::sign_in(&app, "roadchief1").await;

@@ -4,7 +4,7 @@
 //! `public_report` channel, and its public status follows the case. No answer carries anyone's
 //! personal data.
 
-use gridline_tests::{on_both_backends, skip_or_fail, TestApp};
+use gridline_testkit::{on_both_backends, skip_or_fail, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -29,7 +29,7 @@ async fn client_key(app: &TestApp, name: &str) -> String {
 
 /// A point inside demo zone `index`.
 fn point_in(index: usize) -> (f64, f64) {
-    let (a, b, c, d) = gridline_tests::gridline_server::demo::zone_rect(index);
+    let (a, b, c, d) = gridline_testkit::gridline_server::demo::zone_rect(index);
     ((b + d) / 2.0, (a + c) / 2.0)
 }
 

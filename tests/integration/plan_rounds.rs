@@ -7,7 +7,7 @@ use gridline_sync::client::{photo_from_file, OutboxState};
 use gridline_sync::ops::{ChecklistResponse, Location, Operation, PhotoRole};
 use gridline_sync::plan::{finding_case_id, ItemResult, PlanView};
 use gridline_sync::{EntityKind, ErrorCode, OpResult, OpStatus};
-use gridline_tests::{noisy_jpeg, on_both_backends, Phone, TestApp};
+use gridline_testkit::{noisy_jpeg, on_both_backends, Phone, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::Row;

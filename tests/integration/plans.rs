@@ -3,7 +3,7 @@
 //! plans that verify after the reveal, and no longer once altered.
 
 use gridline_server::seal::{self, SealProblem, SealProof};
-use gridline_tests::{new_case, on_both_backends, Phone, TestApp};
+use gridline_testkit::{new_case, on_both_backends, Phone, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;

@@ -9,8 +9,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use gridline_tests::gridline_server::store::changes::{self, PendingChange};
-use gridline_tests::{on_both_backends, Phone, TestApp};
+use gridline_testkit::gridline_server::store::changes::{self, PendingChange};
+use gridline_testkit::{on_both_backends, Phone, TestApp};
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 
@@ -102,7 +102,7 @@ async fn page_after(app: &TestApp, after: i64) -> Vec<changes::ChangeRow> {
 /// the puller provably skips A's change. This is the check above, shown able to fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_naive_sequence_cursor_skips_an_in_flight_change_and_ours_does_not() {
-    let Some(app) = TestApp::spawn(gridline_tests::Db::Postgres).await else {
+    let Some(app) = TestApp::on(gridline_testkit::Db::Postgres).await else {
         return;
     };
     let pool = app.state.db.pool.clone();
@@ -197,8 +197,8 @@ async fn a_naive_sequence_cursor_skips_an_in_flight_change_and_ours_does_not() {
 /// statements of a run of pages are all planned afresh, none generically.
 #[tokio::test]
 async fn postgres_pull_pages_are_planned_for_their_own_cursor() {
-    use gridline_tests::gridline_server::store::ReadConn;
-    let Some(app) = TestApp::spawn(gridline_tests::Db::Postgres).await else {
+    use gridline_testkit::gridline_server::store::ReadConn;
+    let Some(app) = TestApp::on(gridline_testkit::Db::Postgres).await else {
         return;
     };
     let zone = uuid::Uuid::new_v4().to_string();

@@ -1,6 +1,6 @@
 //! Reference data and scope: the roster decides what each user sees and writes.
 
-use gridline_tests::{on_both_backends, TestApp};
+use gridline_testkit::{on_both_backends, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
 

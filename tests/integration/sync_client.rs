@@ -8,7 +8,7 @@ use gridline_sync::client::{
 };
 use gridline_sync::ops::{CaseChanges, CaseCommentV1, CaseEditV1, Operation, PhotoRole};
 use gridline_sync::{EntityKind, OpStatus};
-use gridline_tests::{new_case, on_both_backends, Phone, TestApp};
+use gridline_testkit::{new_case, on_both_backends, Phone, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -42,7 +42,7 @@ pub(crate) async fn field_client(
         .enrol(
             &app.base,
             username,
-            gridline_tests::gridline_server::demo::DEMO_PASSWORD,
+            gridline_testkit::gridline_server::demo::DEMO_PASSWORD,
             "test phone",
         )
         .await
@@ -51,7 +51,7 @@ pub(crate) async fn field_client(
 }
 
 fn capture_case(zone_id: Uuid, zone_index: usize, description: &str) -> (Uuid, Operation) {
-    let case = gridline_tests::kit::capture(zone_id, zone_index, description);
+    let case = gridline_testkit::kit::capture(zone_id, zone_index, description);
     (case.case_id, Operation::CaseCreateV1(case))
 }
 
@@ -68,7 +68,7 @@ async fn assert_mirror_is_the_servers_view(app: &TestApp, client: &FieldClient, 
         .map(|c| {
             (
                 c["id"].as_str().unwrap().to_owned(),
-                gridline_tests::without_evidence(c.clone()),
+                gridline_testkit::without_evidence(c.clone()),
             )
         })
         .collect();
@@ -183,7 +183,7 @@ async fn rejected_edit_conflicts_reach_every_copy_of_the_case(app: TestApp) {
         .get(&format!("/v1/cases/{case_id}"), Some(&colleague.token))
         .await;
     assert_eq!(server["conflicts"].as_array().unwrap().len(), 1);
-    assert_eq!(pulled["data"], gridline_tests::without_evidence(server));
+    assert_eq!(pulled["data"], gridline_testkit::without_evidence(server));
 }
 
 /// The phone pulled (it has a cursor); meanwhile colleagues changed things and the server
@@ -217,8 +217,8 @@ async fn reset_after_an_expired_cursor_loses_nothing_unsynced(app: TestApp) {
 
     // The server compacts everything superseded (a cutoff in the future).
     let mut tx = app.state.db.begin_write().await.unwrap();
-    let cutoff = gridline_tests::gridline_server::store::now_ms() + 86_400_000;
-    let deleted = gridline_tests::gridline_server::store::changes::prune(tx.conn(), cutoff)
+    let cutoff = gridline_testkit::gridline_server::store::now_ms() + 86_400_000;
+    let deleted = gridline_testkit::gridline_server::store::changes::prune(tx.conn(), cutoff)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -298,7 +298,7 @@ async fn reset_after_an_expired_cursor_loses_nothing_unsynced(app: TestApp) {
 /// The background job prunes with the configured retention: rows inside the window stay (an
 /// old cursor still works), and with no retention a cursor from before a superseded row resets.
 async fn the_hourly_compaction_expires_cursors_from_before_the_retention_window(app: TestApp) {
-    use gridline_tests::gridline_server::jobs::prune_changes;
+    use gridline_testkit::gridline_server::jobs::prune_changes;
     let mut phone = Phone::enrol(&app, "inspector1").await;
     let (case_id, payload) = new_case(app.zone("Z01"), 0, "event:0102");
     let op = phone.op("case.create@1", payload);

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gridline_server::config::Config;
-use gridline_tests::garage::{self, Garage};
-use gridline_tests::kit::until_listening;
-use gridline_tests::{create_postgres_database, drop_postgres_database, postgres_admin_url};
+use gridline_testkit::garage::{self, Garage};
+use gridline_testkit::kit::until_listening;
+use gridline_testkit::{create_postgres_database, drop_postgres_database, postgres_admin_url};
 use rand::{Rng, SeedableRng};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
@@ -300,7 +300,7 @@ async fn crash_test(dir: &Path, database_url: Option<String>, garage: Option<&Ga
     }
     supervisor.drain(deadline).await;
     let (_, verify) = {
-        let token = gridline_tests::into_json(
+        let token = gridline_testkit::into_json(
             reqwest::Client::new()
                 .post(format!("{url}/v1/auth/login"))
                 .json(&serde_json::json!({
@@ -316,7 +316,7 @@ async fn crash_test(dir: &Path, database_url: Option<String>, garage: Option<&Ga
             .as_str()
             .expect("token")
             .to_owned();
-        gridline_tests::into_json(
+        gridline_testkit::into_json(
             reqwest::Client::new()
                 .get(format!("{url}/v1/ledger/verify"))
                 .bearer_auth(token)

@@ -11,9 +11,9 @@ use std::time::Duration;
 use gridline_server::config::{BlobBackend, Config, Secret};
 use gridline_server::AppState;
 use gridline_sync::{OpStatus, PushResponse, SignedOperation};
-use gridline_tests::faultproxy::{FaultProxy, Faults, Mode};
-use gridline_tests::garage::Garage;
-use gridline_tests::{new_case, postgres_admin_url, Db, Phone, TestApp};
+use gridline_testkit::faultproxy::{FaultProxy, Faults, Mode};
+use gridline_testkit::garage::Garage;
+use gridline_testkit::{new_case, postgres_admin_url, Db, Phone, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -164,13 +164,16 @@ async fn postgres_outage_answers_503_acknowledges_only_what_is_stored_and_recove
         .expect("an address");
     let proxy = FaultProxy::start(pg, seed("postgres outage"), Faults::none()).await;
     let proxied = proxy.addr.to_string();
-    let app = TestApp::spawn_with(Db::Postgres, |c| {
-        let url = c.database_url.as_ref().expect("postgres url").expose();
-        c.database_url = Some(Secret::new(url.replace(&host_port(url), &proxied)));
-        c.limits.requests_per_minute = 0;
-    })
-    .await
-    .expect("app");
+    let app = TestApp::builder()
+        .postgres()
+        .config(|c| {
+            let url = c.database_url.as_ref().expect("postgres url").expose();
+            c.database_url = Some(Secret::new(url.replace(&host_port(url), &proxied)));
+            c.limits.requests_per_minute = 0;
+        })
+        .spawn()
+        .await
+        .expect("app");
     let app = Arc::new(app);
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -322,19 +325,19 @@ async fn verified_beyond(app: &TestApp, than: i64, limit: Duration) {
 async fn store_outage_during_uploads(db: Db) {
     let up = Arc::new(AtomicBool::new(true));
     let switch = up.clone();
-    let Some(app) = TestApp::spawn_wrapping(
-        db,
-        |c| c.blob.backend = BlobBackend::Local,
-        move |state| {
+    let Some(app) = TestApp::builder()
+        .db(db)
+        .config(|c| c.blob.backend = BlobBackend::Local)
+        .state(move |state| {
             state.blobs = Arc::new(SwitchableStore {
                 inner: state.blobs.clone(),
                 up: switch,
                 written: Default::default(),
                 refuse_listing: Default::default(),
             })
-        },
-    )
-    .await
+        })
+        .spawn()
+        .await
     else {
         return;
     };
@@ -375,11 +378,14 @@ async fn garage_unreachable_during_uploads(outage: Mode) {
         .expect("garage address");
     let proxy = FaultProxy::start(s3, seed("garage outage"), Faults::none()).await;
     let through_proxy = proxy.url();
-    let Some(app) = TestApp::spawn_with(Db::Postgres, |c| {
-        garage.configure(c);
-        c.blob.s3.endpoint = through_proxy;
-    })
-    .await
+    let Some(app) = TestApp::builder()
+        .postgres()
+        .config(|c| {
+            garage.configure(c);
+            c.blob.s3.endpoint = through_proxy;
+        })
+        .spawn()
+        .await
     else {
         return;
     };

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use gridline_tests::{new_case, Db, Phone, TestApp};
+use gridline_testkit::{new_case, Phone, TestApp};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::{json, Map, Value};
@@ -167,7 +167,9 @@ fn input() -> impl Strategy<Value = Input> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arbitrary_push_batches_and_cursors_never_get_a_server_error() {
-    let app = TestApp::spawn_with(Db::Sqlite, |c| c.limits.requests_per_minute = 0)
+    let app = TestApp::builder()
+        .config(|c| c.limits.requests_per_minute = 0)
+        .spawn()
         .await
         .unwrap();
     let phone = std::cell::RefCell::new(Phone::enrol(&app, "inspector1").await);

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use gridline_tests::faultproxy::{FaultProxy, Faults};
-use gridline_tests::{Db, TestApp};
+use gridline_testkit::faultproxy::{FaultProxy, Faults};
+use gridline_testkit::{Db, TestApp};
 
 use super::{check_exactly_once, check_photos, seed, ExpectedPhoto, SimPhone, SyncTally};
 
@@ -34,7 +34,12 @@ async fn postgres_uploads_through_a_faulty_network_store_every_photo_once() {
 }
 
 async fn sync_through_a_faulty_network(db: Db) {
-    let Some(app) = TestApp::spawn_with(db, |c| c.limits.requests_per_minute = 0).await else {
+    let Some(app) = TestApp::builder()
+        .db(db)
+        .config(|c| c.limits.requests_per_minute = 0)
+        .spawn()
+        .await
+    else {
         return;
     };
     let proxy = FaultProxy::start(app.addr, seed("faulty network"), Faults::flaky_network()).await;
@@ -86,7 +91,12 @@ const UPLOADING_PHONES: usize = 6;
 const UPLOAD_ROUNDS: usize = 6;
 
 async fn uploads_through_a_faulty_network(db: Db) {
-    let Some(app) = TestApp::spawn_with(db, |c| c.limits.requests_per_minute = 0).await else {
+    let Some(app) = TestApp::builder()
+        .db(db)
+        .config(|c| c.limits.requests_per_minute = 0)
+        .spawn()
+        .await
+    else {
         return;
     };
     let proxy = FaultProxy::start(

@@ -29,27 +29,7 @@ struct Session {
 
 impl Session {
     async fn sign_in(server: &Server, username: &str) -> anyhow::Result<Session> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        let resp = http
-            .post(server.url("/console/login"))
-            .form(&[
-                ("username", username),
-                ("password", gridline_server::demo::DEMO_PASSWORD),
-            ])
-            .send()
-            .await?;
-        if resp.status() != reqwest::StatusCode::SEE_OTHER {
-            bail!("console sign-in answered {}", resp.status());
-        }
-        let cookie = resp
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .context("a session cookie")?
-            .to_owned();
+        let (http, cookie) = gridline_testkit::console_sign_in(&server.base, username).await?;
         Ok(Session { http, cookie })
     }
 

@@ -8,7 +8,7 @@
 //! for `weak_disconnect_for`, every TCP packet either way is answered with a reset, so open
 //! connections break and new ones are refused, as when a phone loses its signal. Without
 //! `weak_netns` (the smoke test, no root needed) the server runs on loopback behind
-//! [`crate::faultproxy`], which only emulates the disconnects: no rate limit, no loss.
+//! [`gridline_testkit::faultproxy`], which only emulates the disconnects: no rate limit, no loss.
 //!
 //! The phone is the reference client (`gridline_sync::client`, its SQLite outbox and tus
 //! upload with resume) with its default chunk size, wrapped in a transport that counts the
@@ -32,8 +32,8 @@ use gridline_sync::ops::{CaseCreateV1, Operation, PhotoRole};
 use super::jpeg;
 use super::process::{self, ServerProcess, Spawn};
 use super::{Options, Report, Row};
-use crate::faultproxy::{FaultProxy, Faults, Mode};
-use crate::kit::{capture, Call, Watch, Watched};
+use gridline_testkit::faultproxy::{FaultProxy, Faults, Mode};
+use gridline_testkit::kit::{capture, Call, Watch, Watched};
 
 const TARGET_RESENT_PCT: f64 = 5.0;
 

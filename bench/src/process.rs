@@ -89,7 +89,8 @@ impl ServerProcess {
             .with_context(|| format!("start {}", spawn.binary.display()))?;
         let pid = child.id().context("server pid")?;
         let stdout = child.stdout.take().context("server stdout")?;
-        let listening = crate::kit::until_listening(stdout, Duration::from_secs(60)).await;
+        let listening =
+            gridline_testkit::kit::until_listening(stdout, Duration::from_secs(60)).await;
         if !listening {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(20).collect();

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use gridline_tests::bench::{self, Backend, Options};
+use gridline_bench::{self as bench, Backend, Options};
 
 #[derive(Parser)]
 #[command(

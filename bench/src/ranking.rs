@@ -209,7 +209,7 @@ pub async fn seed_entries(
         let rule = &rulebook.rules[seq % rulebook.rules.len()];
         let category = &taxonomy[(seq * 7) % taxonomy.len()];
         let mut e = if seq % 33 == 0 && seq > 100 {
-            crate::kit::reversal_of(
+            gridline_testkit::kit::reversal_of(
                 &entries[seq - 101],
                 "correction: the bin belongs to the market, not the zone",
             )

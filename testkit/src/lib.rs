@@ -1,4 +1,6 @@
-//! Test support: a [`TestApp`] runs the real server in-process on `127.0.0.1:0` against a
+//! What the integration tests (`tests/`) and the benchmark harness (`bench/`) share.
+//!
+//! A [`TestApp`] runs the real server in-process on `127.0.0.1:0` against a
 //! fresh database (SQLite in a temporary folder, or a new PostgreSQL database), loaded with the
 //! demo subdistrict, and drives it over HTTP.
 //!
@@ -18,7 +20,6 @@ use uuid::Uuid;
 
 pub use gridline_server;
 
-pub mod bench;
 pub mod faultproxy;
 pub mod garage;
 pub mod kit;
@@ -86,6 +87,8 @@ pub async fn drop_postgres_database(admin_url: &str, name: &str) {
 
 pub struct TestApp {
     pub db: Db,
+    /// The Garage the blob store points at, when built with [`TestAppBuilder::garage`].
+    pub garage: Option<garage::Garage>,
     pub addr: SocketAddr,
     pub base: String,
     pub state: AppState,
@@ -98,24 +101,76 @@ pub struct TestApp {
     pub zones: HashMap<String, Uuid>,
 }
 
-impl TestApp {
-    /// A demo server on SQLite, or `None` (skipped) for PostgreSQL without a server.
-    pub async fn spawn(db: Db) -> Option<TestApp> {
-        Self::spawn_with(db, |_| {}).await
+/// How to build a [`TestApp`]: which database, which blob store, and changes to the
+/// configuration and to the built state. [`TestAppBuilder::spawn`] starts the server.
+///
+/// ```no_run
+/// # async fn example() {
+/// use gridline_testkit::{Db, TestApp};
+/// let Some(app) = TestApp::builder()
+///     .db(Db::Postgres)
+///     .config(|c| c.photos.link_ttl_secs = 1)
+///     .spawn()
+///     .await
+/// else {
+///     return; // skipped: no PostgreSQL to test against
+/// };
+/// # }
+/// ```
+#[must_use = "a builder does nothing until `spawn`"]
+pub struct TestAppBuilder<'a> {
+    db: Db,
+    garage: bool,
+    config: Vec<Change<'a, Config>>,
+    state: Vec<Change<'a, AppState>>,
+}
+
+/// One change a test makes to the configuration or to the built state.
+type Change<'a, T> = Box<dyn FnOnce(&mut T) + 'a>;
+
+impl<'a> TestAppBuilder<'a> {
+    /// The database: SQLite (the default) or PostgreSQL.
+    pub fn db(mut self, db: Db) -> Self {
+        self.db = db;
+        self
     }
 
-    pub async fn spawn_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
-        Self::spawn_wrapping(db, tweak, |_| {}).await
+    /// On PostgreSQL (a new database, dropped with the app).
+    pub fn postgres(self) -> Self {
+        self.db(Db::Postgres)
     }
 
-    /// Like [`TestApp::spawn_with`], with `wrap` changing the built state before the server
-    /// starts (e.g. putting the blob store behind a switch).
-    pub async fn spawn_wrapping(
-        db: Db,
-        tweak: impl FnOnce(&mut Config),
-        wrap: impl FnOnce(&mut AppState),
-    ) -> Option<TestApp> {
+    /// Photos in a single-node Garage started for this app (kept in [`TestApp::garage`])
+    /// instead of the in-memory store.
+    pub fn garage(mut self) -> Self {
+        self.garage = true;
+        self
+    }
+
+    /// Changes the configuration before the state is built (applied in the order given, after
+    /// the test defaults and the blob store).
+    pub fn config(mut self, change: impl FnOnce(&mut Config) + 'a) -> Self {
+        self.config.push(Box::new(change));
+        self
+    }
+
+    /// Changes the built state before the server starts (e.g. putting the blob store behind a
+    /// switch).
+    pub fn state(mut self, change: impl FnOnce(&mut AppState) + 'a) -> Self {
+        self.state.push(Box::new(change));
+        self
+    }
+
+    /// Starts the demo server, or `None` (skipped) when a service it needs is missing:
+    /// PostgreSQL without `GRIDLINE_TEST_DATABASE_URL`, or Garage not installed.
+    pub async fn spawn(self) -> Option<TestApp> {
+        let garage = if self.garage {
+            Some(garage::Garage::start()?)
+        } else {
+            None
+        };
         let dir = tempfile::tempdir().expect("tempdir");
+        let db = self.db;
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
@@ -125,10 +180,13 @@ impl TestApp {
         config.site.language = gridline_server::i18n::Lang::En;
         // The tests approve deductions through the API without opening the photos; the rule
         // that an approver must have opened them is tested on its own
-        // (`ledger::*::an_approver_must_have_opened_every_evidence_photo`).
+        // (`ledger::approval::evidence_seen_before_approval::*`).
         config.deductions.require_photo_views = false;
         // Tests drive many requests fast; the rate-limit test sets its own limit.
         config.limits.requests_per_minute = 0;
+        if let Some(g) = &garage {
+            g.configure(&mut config);
+        }
         let mut pg = None;
         if db == Db::Postgres {
             let admin = postgres_admin_url()?;
@@ -138,9 +196,13 @@ impl TestApp {
             config.database_url = Some(Secret::new(url));
             pg = Some((admin, name));
         }
-        tweak(&mut config);
+        for change in self.config {
+            change(&mut config);
+        }
         let mut state = AppState::build(config).await.expect("build state");
-        wrap(&mut state);
+        for change in self.state {
+            change(&mut state);
+        }
         gridline_server::demo::load(&state, gridline_server::demo::DemoSite::English)
             .await
             .expect("demo data");
@@ -150,26 +212,28 @@ impl TestApp {
             .into_iter()
             .map(|z| (z.code, z.id))
             .collect();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(gridline_server::run(listener, state.clone(), async move {
-            let _ = rx.await;
-        }));
-        Some(TestApp {
-            db,
-            addr,
-            base: format!("http://{addr}"),
-            state,
-            http: reqwest::Client::new(),
-            dir,
-            shutdown: Some(tx),
-            server: Some(server),
-            pg,
-            zones,
-        })
+        let mut app = TestApp::serve(db, state, dir, zones).await;
+        app.garage = garage;
+        app.pg = pg;
+        Some(app)
+    }
+}
+
+impl TestApp {
+    /// A demo server to build: SQLite and the in-memory blob store unless told otherwise.
+    pub fn builder<'a>() -> TestAppBuilder<'a> {
+        TestAppBuilder {
+            db: Db::Sqlite,
+            garage: false,
+            config: Vec::new(),
+            state: Vec::new(),
+        }
+    }
+
+    /// The demo server on `db` with the test defaults; `None` when skipped (see
+    /// [`TestAppBuilder::spawn`]).
+    pub async fn on(db: Db) -> Option<TestApp> {
+        Self::builder().db(db).spawn().await
     }
 
     /// Another server process on its own port sharing this one's database, data folder, keys
@@ -180,6 +244,17 @@ impl TestApp {
     pub async fn spawn_sibling(&self) -> TestApp {
         let config = (*self.state.config).clone();
         let state = AppState::build(config).await.expect("build state");
+        let dir = tempfile::tempdir().expect("tempdir");
+        TestApp::serve(self.db, state, dir, self.zones.clone()).await
+    }
+
+    /// Serves `state` on a free loopback port until [`TestApp::halt`] or [`TestApp::stop`].
+    async fn serve(
+        db: Db,
+        state: AppState,
+        dir: tempfile::TempDir,
+        zones: HashMap<String, Uuid>,
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -189,16 +264,17 @@ impl TestApp {
             let _ = rx.await;
         }));
         TestApp {
-            db: self.db,
+            db,
+            garage: None,
             addr,
             base: format!("http://{addr}"),
             state,
             http: reqwest::Client::new(),
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir,
             shutdown: Some(tx),
             server: Some(server),
             pg: None,
-            zones: self.zones.clone(),
+            zones,
         }
     }
 
@@ -379,7 +455,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let app = $crate::TestApp::spawn($crate::Db::Sqlite).await.expect("sqlite app");
+                    let app = $crate::TestApp::on($crate::Db::Sqlite).await.expect("sqlite app");
                     super::$name(app).await;
                 }
             )*
@@ -388,12 +464,46 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(app) = $crate::TestApp::spawn($crate::Db::Postgres).await else { return };
+                    let Some(app) = $crate::TestApp::on($crate::Db::Postgres).await else { return };
                     super::$name(app).await;
                 }
             )*
         }
     };
+}
+
+/// Signs demo user `username` in to the console at `base` (`http://host:port`): a client that
+/// does not follow redirects (so that tests see where each answer points) and the session
+/// cookie (`name=value`) to send with each request.
+pub async fn console_sign_in(
+    base: &str,
+    username: &str,
+) -> anyhow::Result<(reqwest::Client, String)> {
+    use anyhow::Context;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let resp = http
+        .post(format!("{base}/console/login"))
+        .form(&[
+            ("username", username),
+            ("password", gridline_server::demo::DEMO_PASSWORD),
+        ])
+        .send()
+        .await?;
+    anyhow::ensure!(
+        resp.status() == StatusCode::SEE_OTHER,
+        "{username}'s console sign-in answered {}",
+        resp.status()
+    );
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("a session cookie")?
+        .to_owned();
+    Ok((http, cookie))
 }
 
 /// A phone driven by hand, operation by operation: for protocol tests that need to send

@@ -28,7 +28,7 @@ use super::phones::{self, SimPhone};
 use super::process::{self, ServerProcess, Spawn};
 use super::server::Database;
 use super::{percentile_ms, Options, Report, Row};
-use crate::garage::{self, Garage};
+use gridline_testkit::garage::{self, Garage};
 
 const TARGET_RATIO: f64 = 0.8;
 const TARGET_RSS_MB: f64 = 256.0;

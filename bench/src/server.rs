@@ -29,7 +29,7 @@ impl Database {
                 pg: None,
             }),
             Backend::Postgres => {
-                let (url, name) = crate::create_postgres_database(&opts.postgres_url)
+                let (url, name) = gridline_testkit::create_postgres_database(&opts.postgres_url)
                     .await
                     .with_context(|| format!("create a database on {}", opts.postgres_url))?;
                 Ok(Database {
@@ -90,7 +90,7 @@ impl Database {
 
     pub async fn drop_now(mut self) {
         if let Some((admin, name)) = self.pg.take() {
-            crate::drop_postgres_database(&admin, &name).await;
+            gridline_testkit::drop_postgres_database(&admin, &name).await;
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use gridline_server::store::Db;
+use gridline_testkit::kit;
 use uuid::Uuid;
 
 use super::Backend;
@@ -137,26 +138,11 @@ pub async fn cases(
     let n = count as i64;
     let step = (span_ms / n.max(1)).max(1);
     let recent = n - n / 10;
-    // A pseudo-random 0..modulo per case: multiplicative hashing modulo a prime, with a
-    // different multiplier for each property so that properties are independent of each other.
-    let h = |m: u64, modulo: usize| format!("(((i * {m}) % 4294967291) % {modulo})");
+    // A pseudo-random draw per case and property (`kit::seeded_draw`).
+    let h = kit::seeded_draw;
     let r = |m: u64| h(m, 1000);
-    let state = format!(
-        "CASE WHEN i > {recent} THEN (CASE WHEN {r1} < 250 THEN 'reported' \
-           WHEN {r1} < 330 THEN 'pending_verification' WHEN {r1} < 380 THEN 'filed' \
-           WHEN {r1} < 480 THEN 'dispatched' WHEN {r1} < 560 THEN 'in_progress' \
-           WHEN {r1} < 900 THEN 'closed' WHEN {r1} < 950 THEN 'not_filed' \
-           WHEN {r1} < 980 THEN 'duplicate' ELSE 'withdrawn' END) \
-         ELSE (CASE WHEN {r1} < 850 THEN 'closed' WHEN {r1} < 920 THEN 'not_filed' \
-           WHEN {r1} < 970 THEN 'duplicate' WHEN {r1} < 990 THEN 'withdrawn' \
-           WHEN {r1} < 995 THEN 'reported' ELSE 'dispatched' END) END",
-        r1 = r(2_654_435_761)
-    );
-    let source = format!(
-        "CASE WHEN {s} < 800 THEN 'inspection' WHEN {s} < 880 THEN '{SOURCE}' \
-         WHEN {s} < 950 THEN 'media' ELSE 'leader_criticism' END",
-        s = r(2_246_822_519)
-    );
+    let state = kit::seeded_case_state(recent);
+    let source = kit::seeded_case_source();
     let flags = format!(
         "CASE WHEN {f} < 20 THEN '[\"{FLAG}\"]' WHEN {f} < 30 THEN '[\"clock_skew\"]' \
          WHEN {f} < 35 THEN '[\"{FLAG}\",\"clock_skew\"]' ELSE '[]' END",
