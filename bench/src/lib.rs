@@ -30,7 +30,7 @@ use std::time::Duration;
 
 pub use report::{Report, Row};
 
-/// The scenarios, in the order of the table (`all` runs them in this order).
+/// The scenarios, in the order of the results table in BENCHMARKS.md (`all` runs them in this order).
 pub const SCENARIOS: &[&str] = &[
     "push",
     "pull",
@@ -98,7 +98,7 @@ pub struct Options {
 }
 
 impl Options {
-    /// The sizes.
+    /// The full sizes, those of the results table in BENCHMARKS.md.
     pub fn full() -> Options {
         Options {
             backends: vec![Backend::Sqlite, Backend::Postgres],

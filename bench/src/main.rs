@@ -70,7 +70,7 @@ struct Args {
     in_flight: Option<usize>,
     #[arg(long)]
     memory_in_flight: Option<usize>,
-    /// weaknet: photos (the full size is 200: about two hours at 1 Mbit/s).
+    /// weaknet: photos (the full size is 200: about two hours at 1 Mbit/s).
     #[arg(long)]
     photos: Option<usize>,
     /// weaknet: link rate, kbit/s, and packet loss, %.
