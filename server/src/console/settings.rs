@@ -129,7 +129,7 @@ async fn settings_page(state: &AppState, c: &Console, saved: bool) -> Result<Mar
 
 /// A form's fields (as the admin pages read them).
 fn fields(body: &[u8]) -> Vec<(String, String)> {
-    super::pages::form_fields(body)
+    super::form_fields(body)
 }
 
 fn field<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {
