@@ -15,6 +15,20 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::{User, UserInput};
 use crate::store::{self, audit, devices, now_ms, time_from_ms, tokens, users, Db, WriteTx};
 
+/// Whether a person with `roles` works in the office and so may sign in to the console (phones
+/// are for inspectors and squads).
+pub fn works_in_office(roles: &[Role]) -> bool {
+    const OFFICE: [Role; 6] = [
+        Role::Admin,
+        Role::Supervisor,
+        Role::ZoneChief,
+        Role::RoadChief,
+        Role::SectionChief,
+        Role::HotlineOperator,
+    ];
+    roles.iter().any(|r| OFFICE.contains(r))
+}
+
 /// Checks a user name and password, with the lockout of failed attempts: `throttle` are the
 /// attempt's keys with their limits (per name at an address, per address, per name). The API
 /// login and the console sign-in both come here, so they share lockouts and limits.

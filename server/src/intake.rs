@@ -696,6 +696,57 @@ pub async fn suggestions_for(
     suggestions(db, config, &case, &scope, user.confidential_reader()).await
 }
 
+/// What a reviewer may mark reported `case` a duplicate of, and the open cases near it or on
+/// its asset: the review's candidates (same zone and category), with each nearby case not
+/// among them put first, as a report is most often about a problem already known there.
+/// Both are empty once the case is no longer `reported`.
+pub async fn duplicate_choices(
+    db: &Db,
+    config: &IntakeConfig,
+    user: &AuthUser,
+    case: &CaseView,
+) -> ApiResult<(
+    Vec<crate::store::review::DuplicateCandidate>,
+    Vec<DuplicateSuggestion>,
+)> {
+    if case.state != CaseState::Reported {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let nearby = suggestions_for(db, config, user, case.id).await?;
+    let mut originals = crate::review::duplicate_candidates(db, case).await?;
+    for n in &nearby {
+        if originals.iter().any(|o| o.id == n.case_id) {
+            continue;
+        }
+        if let Ok(state) = cases::decode_state(&n.state) {
+            originals.insert(
+                0,
+                crate::store::review::DuplicateCandidate {
+                    id: n.case_id,
+                    description: n.description.clone(),
+                    state,
+                    captured_at: ms_from_time(n.received_at),
+                    received_at: ms_from_time(n.received_at),
+                },
+            );
+        }
+    }
+    Ok((originals, nearby))
+}
+
+/// For a case from a source that needs verifying on site (a report from the public): whether
+/// an inspector's visit found it, with a photo — the ledger's own rule for deducting it
+/// ([`crate::ledger::proposals`] asks the same). `None` for any other source.
+pub async fn site_verification(db: &Db, case: &CaseView) -> ApiResult<Option<bool>> {
+    match CaseSource::parse(&case.source) {
+        Some(s) if s.needs_site_verification() => {
+            let mut conn = db.pool.acquire().await?;
+            Ok(Some(store::verified_on_site(&mut conn, case.id).await?))
+        }
+        _ => Ok(None),
+    }
+}
+
 async fn visible_case(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<CaseRow> {
     let case = cases::get(&db.pool, id)
         .await?

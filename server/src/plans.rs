@@ -70,7 +70,8 @@ pub fn is_planner(user: &AuthUser) -> bool {
     user.is_supervisor_level()
 }
 
-fn require_planner(user: &AuthUser) -> ApiResult<()> {
+/// Refuses (403) a user who does not plan inspections.
+pub fn require_planner(user: &AuthUser) -> ApiResult<()> {
     if is_planner(user) {
         Ok(())
     } else {
@@ -702,6 +703,41 @@ pub async fn reveal_before(
     )
     .await?;
     Ok(rows)
+}
+
+/// What the planners' editor offers to choose from.
+#[derive(Debug, Clone)]
+pub struct PlanChoices {
+    /// The zones in the planner's scope.
+    pub zones: Vec<crate::model::Zone>,
+    pub taxonomy: Vec<crate::model::TaxonomyEntry>,
+    /// The inspectors who may be assigned: not disabled.
+    pub inspectors: Vec<users::UserRow>,
+}
+
+/// The choices of a new plan for `user` (planners).
+pub async fn choices(db: &Db, user: &AuthUser) -> ApiResult<PlanChoices> {
+    require_planner(user)?;
+    let scope = user.scope(db).await?;
+    Ok(PlanChoices {
+        zones: reference::zones(&db.pool, scope.zones()).await?,
+        taxonomy: reference::taxonomy(&db.pool).await?,
+        inspectors: users::list(&db.pool)
+            .await?
+            .into_iter()
+            .filter(|u| u.disabled_at.is_none() && u.roles.contains(&Role::Inspector))
+            .collect(),
+    })
+}
+
+/// A seal checked with this server's own key for its receipt: every problem found (none when
+/// it holds), or `None` when the receipt names a key the server does not have.
+pub fn check_seal(
+    keys: &crate::auth::keys::Keyring,
+    proof: &SealProof,
+) -> Option<Vec<seal::SealProblem>> {
+    keys.verifying_key(&proof.receipt.key_id)
+        .map(|key| seal::verify(proof, key))
 }
 
 /// The seal of plan `id`: its commitment, receipt and audit path, and after the reveal the

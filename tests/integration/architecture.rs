@@ -100,39 +100,7 @@ const HANDLER_DIRS: &[&str] = &["routes", "console"];
 
 /// `async fn`s of the HTTP layer over [`MAX_HANDLER_LINES`] today, as (file under
 /// `server/src`, function).
-const KNOWN_LONG_HANDLERS: &[(&str, &str)] = &[
-    ("console/admin.rs", "users_page"),
-    ("console/admin.rs", "devices_page"),
-    ("console/admin.rs", "roster_page"),
-    ("console/admin.rs", "zones_page"),
-    ("console/admin.rs", "reference_page"),
-    ("console/admin.rs", "calendar_section"),
-    ("console/inbox.rs", "inbox_page"),
-    ("console/intake.rs", "form_page"),
-    ("console/intake.rs", "add_document"),
-    ("console/ledger.rs", "ledger_page"),
-    ("console/ledger.rs", "periods_page"),
-    ("console/ledger.rs", "export"),
-    ("console/ledger.rs", "decisions_page"),
-    ("console/ledger.rs", "propose_direct"),
-    ("console/map.rs", "map_page"),
-    ("console/pages.rs", "login"),
-    ("console/pages.rs", "overview_page"),
-    ("console/pages.rs", "queue_page"),
-    ("console/pages.rs", "bulk"),
-    ("console/pages.rs", "case_page"),
-    ("console/pages.rs", "deduction_of"),
-    ("console/pages.rs", "transition"),
-    ("console/pages.rs", "photo"),
-    ("console/plans.rs", "list_page"),
-    ("console/plans.rs", "create"),
-    ("console/plans.rs", "editor_page"),
-    ("console/plans.rs", "plan_markup"),
-    ("console/plans.rs", "calendar_page"),
-    ("console/plans.rs", "coverage_page"),
-    ("console/settings.rs", "settings_page"),
-    ("console/settings.rs", "roles_page"),
-];
+const KNOWN_LONG_HANDLERS: &[(&str, &str)] = &[];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 

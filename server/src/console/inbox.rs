@@ -30,6 +30,11 @@ fn summary(c: &Console, names: &Names, n: &NoticeView) -> String {
 async fn inbox_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
     let page = notify::inbox(&state.db, &c.session.user, false, None, Some(100)).await?;
     let names = Names::load(&state.db).await?;
+    Ok(inbox_markup(c, &names, &page))
+}
+
+/// The inbox: the unread count, and each notice with its receipt and acknowledgement forms.
+fn inbox_markup(c: &Console, names: &Names, page: &notify::InboxPage) -> Markup {
     let body = html! {
         h1 { (c.t("console-inbox-title")) }
         p.muted { (c.ta("console-inbox-unread", &[("count", &page.unread.to_string())])) }
@@ -48,7 +53,7 @@ async fn inbox_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
                             td { (c.time(crate::store::ms_from_time(n.created_at))) }
                             td {
                                 @if n.read_at.is_none() { span.badge.warn { (c.t("console-inbox-new")) } " " }
-                                (summary(c, &names, n))
+                                (summary(c, names, n))
                             }
                             td.actions {
                                 @if notify::is_acknowledged_kind(&n.kind) {
@@ -77,7 +82,7 @@ async fn inbox_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
             }
         }
     };
-    Ok(layout(c, Section::Inbox, &c.t("console-inbox-title"), body))
+    layout(c, Section::Inbox, &c.t("console-inbox-title"), body)
 }
 
 #[derive(Debug, Deserialize)]

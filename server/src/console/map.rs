@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::exports::Names;
 use crate::i18n;
 use crate::model::Zone;
+use crate::review::overview::OpenCase;
 use crate::state::AppState;
 use crate::store::{self, now_ms};
 
@@ -373,30 +374,29 @@ pub async fn map(State(state): State<AppState>, c: Console, headers: HeaderMap) 
 }
 
 async fn map_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
-    let user = &c.session.user;
-    let scope = user.scope(&state.db).await?;
-    let zones = store::reference::zones(&state.db.pool, scope.zones()).await?;
-    let open = store::cases::open_newest(
-        &state.db,
-        scope.zones(),
-        user.confidential_reader(),
-        MAX_MARKERS,
-    )
-    .await?;
-    let truncated = open.len() as i64 >= MAX_MARKERS;
-    let ids: Vec<uuid::Uuid> = open.iter().map(|c| c.id).collect();
-    let mut conn = state.db.pool.acquire().await?;
-    let workflows = store::review::workflows(&mut conn, &ids).await?;
+    let open =
+        crate::review::overview::open_cases(&state.db, &c.session.user, MAX_MARKERS, now_ms())
+            .await?;
     let names = Names::load(&state.db).await?;
-    let now = now_ms();
-    let mut overdue = 0;
+    let scope = c.session.user.scope(&state.db).await?;
+    let zones = store::reference::zones(&state.db.pool, scope.zones()).await?;
+    Ok(map_markup(c, state, &names, &zones, &open))
+}
+
+/// The map page: `zones`, and the open cases as markers coloured by state, the overdue apart.
+fn map_markup(
+    c: &Console,
+    state: &AppState,
+    names: &Names,
+    zones: &[Zone],
+    open: &[OpenCase],
+) -> Markup {
+    let truncated = open.len() as i64 >= MAX_MARKERS;
+    let overdue = open.iter().filter(|o| o.overdue).count();
     let markers: Vec<Marker> = open
         .iter()
-        .map(|case| {
-            let deadline = workflows.get(&case.id).and_then(|w| w.deadline_at);
-            let late = gridline_sync::workflow::is_overdue(case.state, deadline, now);
-            overdue += usize::from(late);
-            let class = if late {
+        .map(|OpenCase { case, overdue }| {
+            let class = if *overdue {
                 "overdue"
             } else if case.state == CaseState::Reported {
                 "reported"
@@ -428,10 +428,10 @@ async fn map_page(state: &AppState, c: &Console) -> Result<Markup, ApiError> {
                 span.hint { (c.ta("console-map-truncated", &[("count", &MAX_MARKERS.to_string())])) }
             }
         }
-        div.mapbox { (svg(c, &zones, &markers, 1100.0, &title, state.config.console.map_tiles.as_ref())) }
+        div.mapbox { (svg(c, zones, &markers, 1100.0, &title, state.config.console.map_tiles.as_ref())) }
         (attribution(state))
     };
-    Ok(layout(c, Section::Map, &title, body))
+    layout(c, Section::Map, &title, body)
 }
 
 /// The tile service's credit, under a map drawn on its tiles.

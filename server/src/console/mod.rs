@@ -12,12 +12,19 @@
 
 mod admin;
 mod assets;
+mod calendar;
+mod case;
+mod deductions;
 mod inbox;
 mod intake;
 mod ledger;
+mod login;
 mod map;
-mod pages;
+mod overview;
+mod photos;
+mod plan_editor;
 mod plans;
+mod queue;
 mod settings;
 
 use axum::extract::FromRequestParts;
@@ -41,22 +48,25 @@ pub const LANG_COOKIE: &str = "gridline_lang";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
-        .route("/console", get(pages::overview))
+        .route("/console", get(overview::overview))
         .route("/console/", get(|| async { Redirect::to("/console") }))
-        .route("/console/login", get(pages::login_form).post(pages::login))
-        .route("/console/logout", post(pages::logout))
-        .route("/console/lang", get(pages::switch_language))
-        .route("/console/queue", get(pages::queue))
-        .route("/console/queue/bulk", post(pages::bulk))
-        .route("/console/cases/{id}", get(pages::case_page))
-        .route("/console/cases/{id}/transition", post(pages::transition))
-        .route("/console/cases/{id}/propose", post(pages::propose))
-        .route("/console/deductions/{id}/approve", post(pages::approve))
+        .route("/console/login", get(login::login_form).post(login::login))
+        .route("/console/logout", post(login::logout))
+        .route("/console/lang", get(login::switch_language))
+        .route("/console/queue", get(queue::queue))
+        .route("/console/queue/bulk", post(queue::bulk))
+        .route("/console/cases/{id}", get(case::case_page))
+        .route("/console/cases/{id}/transition", post(case::transition))
+        .route("/console/cases/{id}/propose", post(deductions::propose))
+        .route(
+            "/console/deductions/{id}/approve",
+            post(deductions::approve),
+        )
         .route(
             "/console/deductions/{id}/reject",
-            post(pages::reject_deduction),
+            post(deductions::reject_deduction),
         )
-        .route("/console/photos/{sha}/{variant}", get(pages::photo))
+        .route("/console/photos/{sha}/{variant}", get(photos::photo))
         .route("/console/map", get(map::map))
         .route("/console/decisions", get(ledger::decisions))
         .route("/console/deductions/direct", post(ledger::propose_direct))
@@ -91,13 +101,13 @@ pub fn router() -> Router<AppState> {
             post(settings::save_role),
         )
         .route("/console/inbox/{id}/acknowledge", post(inbox::acknowledge))
-        .route("/console/plans", get(plans::list).post(plans::create))
-        .route("/console/plans/new", get(plans::new))
+        .route("/console/plans", get(plans::list).post(plan_editor::create))
+        .route("/console/plans/new", get(plan_editor::new))
         .route("/console/plans/{id}", get(plans::plan_page))
         .route("/console/plans/{id}/cancel", post(plans::cancel))
         .route("/console/plans/{id}/reveal", post(plans::reveal))
-        .route("/console/calendar", get(plans::calendar))
-        .route("/console/coverage", get(plans::coverage))
+        .route("/console/calendar", get(calendar::calendar))
+        .route("/console/coverage", get(calendar::coverage))
         .route("/console/admin", get(admin::index))
         .route(
             "/console/admin/users",
@@ -146,6 +156,23 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
+}
+
+/// A urlencoded form body as its pairs, in order, repeated names kept.
+pub fn form_fields(body: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(body);
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (decode(k), decode(v))
+        })
+        .collect()
 }
 
 /// A signed-in reader of the console: their session and language.

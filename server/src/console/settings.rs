@@ -131,7 +131,7 @@ fn settings_markup(c: &Console, s: &MySettings, saved: bool) -> Markup {
 
 /// A form's fields (as the admin pages read them).
 fn fields(body: &[u8]) -> Vec<(String, String)> {
-    super::pages::form_fields(body)
+    super::form_fields(body)
 }
 
 fn field<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {

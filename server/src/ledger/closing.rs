@@ -299,6 +299,27 @@ pub async fn visible_ranking(
     Ok(ranking)
 }
 
+/// The period open at `now`, if any, with its ranking so far as `user` may see it: `None` for
+/// a reader the ranking is not for (see [`visible_ranking`]), or when it cannot be read now.
+pub async fn current_ranking(
+    db: &Db,
+    rankings: &Rankings,
+    user: &AuthUser,
+    now: time::OffsetDateTime,
+) -> ApiResult<Option<(Period, Option<Ranking>)>> {
+    let period = reference::periods(&db.pool)
+        .await?
+        .into_iter()
+        .find(|p| p.starts_at <= now && now < p.ends_at);
+    Ok(match period {
+        Some(p) => {
+            let ranking = visible_ranking(db, rankings, user, &p).await.ok();
+            Some((p, ranking))
+        }
+        None => None,
+    })
+}
+
 /// Where the period opened by a close ends: at the end of its local `month`, or at `ends_at`.
 fn next_period_end(next: &NextPeriod, tz: &jiff::tz::TimeZone) -> ApiResult<time::OffsetDateTime> {
     match (&next.month, next.ends_at) {

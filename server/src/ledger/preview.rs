@@ -151,3 +151,65 @@ pub async fn waiting(
     }
     Ok(out)
 }
+
+/// Where a case stands with the ledger on the basis of its finding, as `user` may act on it:
+/// what a case page offers a supervisor.
+#[derive(Debug, Clone)]
+pub enum CaseDeduction {
+    /// Nothing for this reader (not a supervisor), or the case cannot be deducted (never
+    /// filed, a duplicate or withdrawn).
+    None,
+    /// No proposal yet: the rules of the active rulebook that apply to it.
+    Proposable(Vec<crate::model::Rule>),
+    /// A proposal waiting for a decision, and what approving it would do.
+    Pending(Box<(store::ProposalRow, Consequence)>),
+    /// Approved into the ledger.
+    Approved(Box<store::ProposalRow>),
+}
+
+/// The deduction of `case` for its finding as `user` sees it: the proposal open on it (with
+/// its [`consequence`] while it waits), or the rules a new one could cite.
+pub async fn case_deduction(
+    svc: &LedgerService,
+    user: &AuthUser,
+    case: &crate::model::CaseView,
+) -> ApiResult<CaseDeduction> {
+    use gridline_sync::case::CaseState;
+    if !user.is_supervisor_level() {
+        return Ok(CaseDeduction::None);
+    }
+    let mut conn = svc.db.pool.acquire().await?;
+    let finding = crate::model::Basis::Finding;
+    let Some((pid, status)) = store::open_proposal_of_case(&mut conn, case.id, finding).await?
+    else {
+        let never_filed = matches!(
+            case.state,
+            CaseState::Reported | CaseState::NotFiled | CaseState::Duplicate | CaseState::Withdrawn
+        );
+        if never_filed {
+            return Ok(CaseDeduction::None);
+        }
+        let rules = match crate::model::Source::parse(&case.source) {
+            Some(source) => {
+                crate::ledger::proposals::applicable_rules(
+                    &svc.db,
+                    source,
+                    Some(&case.category_code),
+                )
+                .await?
+            }
+            None => Vec::new(),
+        };
+        return Ok(CaseDeduction::Proposable(rules));
+    };
+    let Some(p) = store::proposal(&mut *conn, pid).await? else {
+        return Ok(CaseDeduction::None);
+    };
+    if status == "proposed" {
+        drop(conn);
+        let consequence = consequence(svc, user, pid).await?;
+        Ok(CaseDeduction::Pending(Box::new((p, consequence))))
+    } else {
+        Ok(CaseDeduction::Approved(Box::new(p)))
+    }
+}

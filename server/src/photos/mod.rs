@@ -382,6 +382,37 @@ pub async fn visible_photo(
     Ok(photo)
 }
 
+/// Variant `variant` (`original`, `thumb` or `preview`) of a photo `user` may see, to show
+/// them: its media type and bytes, the view recorded as the API's links record theirs. 404 for
+/// an unknown variant, a photo they may not see, or one not stored (a thumbnail not made yet).
+pub async fn open_for_view(
+    db: &crate::store::Db,
+    blobs: &dyn ObjectStore,
+    user: &crate::access::AuthUser,
+    sha256: &str,
+    variant: &str,
+) -> crate::error::ApiResult<(String, object_store::GetResult)> {
+    use crate::error::ApiError;
+    let path = match variant {
+        "original" => original_path(sha256),
+        "thumb" | "preview" => derivative_path(sha256, variant),
+        _ => return Err(ApiError::not_found("photo")),
+    };
+    let photo = visible_photo(db, user, sha256).await?;
+    let mime = match variant {
+        "original" => photo
+            .mime
+            .unwrap_or_else(|| "application/octet-stream".into()),
+        _ => "image/jpeg".into(),
+    };
+    let object = blobs.get(&path).await.map_err(|e| match e {
+        object_store::Error::NotFound { .. } => ApiError::not_found("photo"),
+        e => upload::store_error(e),
+    })?;
+    store::photos::log_view(&db.pool, user.user_id, sha256, variant).await?;
+    Ok((mime, object))
+}
+
 #[cfg(test)]
 mod tests {
     #[cfg(target_os = "linux")]

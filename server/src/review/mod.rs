@@ -412,6 +412,32 @@ pub async fn workflow_of(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<CaseWo
     ))
 }
 
+/// The decisions `user` may take on `case` now, by the workflow's one table, given a reason
+/// and an original where one is needed. `report_rectified`, which needs the after photos a
+/// phone takes on site, is left to the phone.
+pub fn possible_actions(
+    user: &AuthUser,
+    case: &CaseView,
+    wf: &CaseWorkflow,
+) -> Vec<WorkflowAction> {
+    let actor = WorkflowActor {
+        is_supervisor: user.is_supervisor_level(),
+        is_reporter: case.reporter_id == user.user_id,
+        is_assignee: wf.assignees.contains(&user.user_id),
+    };
+    let input = WorkflowInput {
+        has_comment: true,
+        has_after_photo: true,
+        has_original: true,
+    };
+    WorkflowAction::ALL
+        .iter()
+        .copied()
+        .filter(|a| *a != WorkflowAction::ReportRectified)
+        .filter(|a| workflow::apply(*a, case.state, actor, input).is_ok())
+        .collect()
+}
+
 /// How far apart in receipt time a report and the case it may duplicate can be.
 pub const DUPLICATE_WINDOW_MS: i64 = 30 * 24 * 3600 * 1000;
 

@@ -87,3 +87,35 @@ pub async fn overview(db: &Db, user: &AuthUser, now: i64) -> ApiResult<Overview>
         overdue_by_person: people,
     })
 }
+
+/// An open case for the map, and whether it is past its deadline.
+#[derive(Debug, Clone)]
+pub struct OpenCase {
+    pub case: crate::store::cases::CaseRow,
+    pub overdue: bool,
+}
+
+/// The newest open cases in `user`'s scope, at most `limit`, each with whether it is overdue
+/// at `now` (Unix ms): what the console's map draws.
+pub async fn open_cases(
+    db: &Db,
+    user: &AuthUser,
+    limit: i64,
+    now: i64,
+) -> ApiResult<Vec<OpenCase>> {
+    let scope = user.scope(db).await?;
+    let open =
+        crate::store::cases::open_newest(db, scope.zones(), user.confidential_reader(), limit)
+            .await?;
+    let ids: Vec<Uuid> = open.iter().map(|c| c.id).collect();
+    let mut conn = db.pool.acquire().await?;
+    let workflows = store_review::workflows(&mut conn, &ids).await?;
+    Ok(open
+        .into_iter()
+        .map(|case| {
+            let deadline = workflows.get(&case.id).and_then(|w| w.deadline_at);
+            let overdue = gridline_sync::workflow::is_overdue(case.state, deadline, now);
+            OpenCase { case, overdue }
+        })
+        .collect())
+}

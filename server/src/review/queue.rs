@@ -87,6 +87,24 @@ pub struct QueueItem {
     pub workflow: CaseWorkflow,
 }
 
+/// Case `id` as one queue row, as it stands now (after a decision taken from the queue): its
+/// view, evidence summary and workflow, if `user` may see it. The photos' details are left out,
+/// as the row shows only thumbnails from the view.
+pub async fn item(db: &Db, user: &AuthUser, id: Uuid) -> ApiResult<QueueItem> {
+    let case = crate::sync::view::visible_case(db, user, id).await?;
+    let workflow = super::workflow_of(db, user, id).await?;
+    let evidence = case.evidence.clone();
+    Ok(QueueItem {
+        evidence: QueueEvidence {
+            complete: evidence.as_ref().is_some_and(|e| e.complete),
+            photos: Vec::new(),
+            flags: evidence.map(|e| e.flags).unwrap_or_default(),
+        },
+        workflow,
+        case,
+    })
+}
+
 pub fn parse_cursor(text: &str) -> Option<(i64, Uuid)> {
     let (at, id) = text.split_once('.')?;
     Some((at.parse().ok()?, Uuid::parse_str(id).ok()?))

@@ -38,6 +38,25 @@ pub async fn with_evidence(
     Ok(())
 }
 
+/// The view of case `id` with its evidence, if `user` may see it (404 otherwise, as if it did
+/// not exist).
+pub async fn visible_case(
+    db: &crate::store::Db,
+    user: &crate::access::AuthUser,
+    id: Uuid,
+) -> crate::error::ApiResult<CaseView> {
+    let mut view = case_views(&mut db.reader().await?.reader(), Vec::new(), &[id])
+        .await?
+        .remove(&id)
+        .ok_or_else(|| crate::error::ApiError::not_found("case"))?;
+    user.scope(db)
+        .await?
+        .check_case_visible(&mut *db.pool.acquire().await?, user, id, view.zone_id)
+        .await?;
+    with_evidence(db, std::slice::from_mut(&mut view)).await?;
+    Ok(view)
+}
+
 /// Views of the given cases (missing ids are simply absent), with four queries per thousand
 /// cases (`store::json_rows`: on SQLite each returns its rows as one JSON value). The photo,
 /// event and conflict reads run beside the case read, each on a `spare` connection while there

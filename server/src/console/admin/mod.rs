@@ -77,7 +77,7 @@ struct Fields(Vec<(String, String)>);
 
 impl Fields {
     fn read(body: &[u8]) -> Fields {
-        Fields(super::pages::form_fields(body))
+        Fields(super::form_fields(body))
     }
     /// A field's value exactly as sent (a password keeps its spaces).
     fn raw(&self, name: &str) -> Option<&str> {
