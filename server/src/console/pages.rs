@@ -1004,7 +1004,7 @@ async fn deduction_of(state: &AppState, c: &Console, v: &CaseView) -> Result<Ded
             let Some(p) = store::ledger::proposal(&mut *conn, pid).await? else {
                 return Ok(Deduction::None);
             };
-            if status == "proposed" {
+            if status == crate::model::ProposalStatus::Proposed {
                 let svc = state.ledger_service();
                 let consequence =
                     crate::ledger::preview::consequence(&svc, &c.session.user, pid).await?;

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod calendar;
 pub mod cases;
 pub mod changes;
+pub mod decode;
 pub mod devices;
 pub mod intake;
 pub mod json_rows;
