@@ -15,7 +15,7 @@ use gridline_sync::case::{CaseField, CaseSource, CaseState};
 use gridline_sync::conflict::CaseFields;
 use gridline_sync::ops::{GeoPoint, PhotoManifest, PhotoRole, Severity};
 use gridline_sync::validation::{is_asset_code, is_category_code};
-use gridline_sync::{ErrorCode, Role};
+use gridline_sync::{EntityKind, ErrorCode, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -602,7 +602,7 @@ pub async fn take_in_as(
     )
     .await?;
     let mut pending = vec![PendingChange::upsert(
-        "case",
+        EntityKind::Case,
         case.id,
         Some(case.zone_id.to_string()),
     )];

@@ -367,6 +367,46 @@ pub enum PeriodStatus {
     Closed,
 }
 
+impl PeriodStatus {
+    pub const ALL: &'static [PeriodStatus] = &[PeriodStatus::Open, PeriodStatus::Closed];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeriodStatus::Open => "open",
+            PeriodStatus::Closed => "closed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
+/// Where a deduction proposal stands: `proposed`, then `approved` or `rejected`, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalStatus {
+    Proposed,
+    Approved,
+    Rejected,
+}
+
+impl ProposalStatus {
+    pub const ALL: &'static [ProposalStatus] = &[
+        ProposalStatus::Proposed,
+        ProposalStatus::Approved,
+        ProposalStatus::Rejected,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProposalStatus::Proposed => "proposed",
+            ProposalStatus::Approved => "approved",
+            ProposalStatus::Rejected => "rejected",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Period {
     pub id: Uuid,

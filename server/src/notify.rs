@@ -1042,7 +1042,7 @@ pub async fn propose_lateness(
     now: i64,
     pending: &mut Vec<PendingChange>,
 ) -> Result<Option<Uuid>, sqlx::Error> {
-    use crate::model::{Basis, Milli, Source};
+    use crate::model::{Basis, Milli, PeriodStatus, ProposalStatus, Source};
     use crate::store::ledger as ledger_store;
     let case_id = due.case_id;
     crate::store::review::lock_cases(tx, &[case_id]).await?;
@@ -1069,7 +1069,7 @@ pub async fn propose_lateness(
         return Ok(None);
     }
     let period = match ledger_store::period_at(tx.conn(), due.deadline_at).await? {
-        Some((id, status)) if status == "open" => id,
+        Some((id, PeriodStatus::Open)) => id,
         _ => {
             tracing::warn!(case = %case_id, deadline = due.deadline_at,
                 "overdue case: no open period covers the deadline, no deduction proposed");
@@ -1083,7 +1083,7 @@ pub async fn propose_lateness(
         return Ok(None);
     }
     // Under the period's lock, as every proposal: a close in flight sees it pending.
-    if ledger_store::lock_period(tx, period).await?.as_deref() != Some("open") {
+    if ledger_store::lock_period(tx, period).await? != Some(PeriodStatus::Open) {
         return Ok(None);
     }
     let system = crate::store::users::SYSTEM_USER_ID;
@@ -1099,7 +1099,7 @@ pub async fn propose_lateness(
         category_code: Some(due.category_code.clone()),
         found_at: due.deadline_at,
         note: String::new(),
-        status: "proposed".into(),
+        status: ProposalStatus::Proposed,
         proposed_by: system,
         proposed_at: now,
         decided_by: None,

@@ -15,7 +15,7 @@
 use gridline_sync::ops::RoundKind;
 use gridline_sync::plan::{Checklist, Occurrence, PlanView};
 use gridline_sync::validation::{is_category_code, ValidationErrors};
-use gridline_sync::Role;
+use gridline_sync::{EntityKind, Role};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use time::OffsetDateTime;
@@ -632,17 +632,21 @@ pub async fn reveal_in(
     let cases = store::cases_of_rounds(conn, &all_rounds).await?;
     for (round, zone) in &round_zones {
         rows.push(PendingChange::upsert(
-            "round",
+            EntityKind::Round,
             round,
             Some(zone.to_string()),
         ));
     }
     for (case, zone) in &cases {
-        rows.push(PendingChange::upsert("case", case, Some(zone.to_string())));
+        rows.push(PendingChange::upsert(
+            EntityKind::Case,
+            case,
+            Some(zone.to_string()),
+        ));
         // Its conflicts were kept from the zone's pulls too.
         for conflict in store::conflicts_of_case(conn, *case).await? {
             rows.push(PendingChange::upsert(
-                "conflict",
+                EntityKind::Conflict,
                 conflict,
                 Some(zone.to_string()),
             ));

@@ -36,6 +36,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("ledger::views", 0),
     // Storage: SQL and the blob store.
     ("store", 1),
+    ("store::pg_reads", 1),
     ("blob", 1),
     ("private_fs", 1),
     // Services: the operations, and the parts the composition root assembles.

@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use gridline_sync::EntityKind;
 use gridline_testkit::gridline_server::store::changes::{self, PendingChange};
 use gridline_testkit::{on_both_backends, Phone, TestApp};
 use rand::{Rng, SeedableRng};
@@ -36,9 +37,12 @@ async fn concurrent_writers_never_skip_a_change_in_the_pull(app: TestApp) {
             let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
             for id in ids {
                 let mut tx = db.begin_write().await.expect("begin");
-                changes::append(tx.conn(), &[PendingChange::tombstone("period", id, None)])
-                    .await
-                    .expect("append");
+                changes::append(
+                    tx.conn(),
+                    &[PendingChange::tombstone(EntityKind::Period, id, None)],
+                )
+                .await
+                .expect("append");
                 // Keep the transaction open a little while after numbering, doing real work.
                 for _ in 0..rng.gen_range(0..4) {
                     sqlx::query("SELECT COUNT(*) FROM taxonomy")
@@ -111,7 +115,7 @@ async fn a_naive_sequence_cursor_skips_an_in_flight_change_and_ours_does_not() {
     let mut a = app.state.db.begin_write().await.unwrap();
     changes::append(
         a.conn(),
-        &[PendingChange::tombstone("period", "ours-A", None)],
+        &[PendingChange::tombstone(EntityKind::Period, "ours-A", None)],
     )
     .await
     .unwrap();
@@ -121,7 +125,7 @@ async fn a_naive_sequence_cursor_skips_an_in_flight_change_and_ours_does_not() {
         let mut b = db.begin_write().await.unwrap();
         changes::append(
             b.conn(),
-            &[PendingChange::tombstone("period", "ours-B", None)],
+            &[PendingChange::tombstone(EntityKind::Period, "ours-B", None)],
         )
         .await
         .unwrap();
@@ -204,7 +208,7 @@ async fn postgres_pull_pages_are_planned_for_their_own_cursor() {
     let zone = uuid::Uuid::new_v4().to_string();
     let mut tx = app.state.db.begin_write().await.unwrap();
     let batch: Vec<PendingChange> = (0..2000)
-        .map(|i| PendingChange::tombstone("case", format!("c{i}"), Some(zone.clone())))
+        .map(|i| PendingChange::tombstone(EntityKind::Case, format!("c{i}"), Some(zone.clone())))
         .collect();
     changes::append(tx.conn(), &batch).await.unwrap();
     tx.commit().await.unwrap();

@@ -3,6 +3,7 @@
 //! served as `reported`, nor a damaged id as the nil UUID.
 
 use gridline_testkit::gridline_server::store;
+use gridline_testkit::gridline_server::store::changes;
 use gridline_testkit::{new_case, on_both_backends, Phone, TestApp};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -12,6 +13,7 @@ on_both_backends!(
     unknown_text_in_a_case_row_is_a_clear_error_not_a_guess,
     a_damaged_id_or_history_value_elsewhere_is_a_clear_error_too,
     unknown_names_in_reference_data_are_errors_not_defaults,
+    unknown_statuses_and_kinds_are_errors_not_defaults,
 );
 
 /// A case pushed from a phone: its id and the phone's device id.
@@ -227,6 +229,155 @@ async fn unknown_names_in_reference_data_are_errors_not_defaults(app: TestApp) {
             .expect("restore");
         let (status, body) = app.get(path, Some(&admin)).await;
         assert_eq!(status, StatusCode::OK, "{path} restored: {body}");
+    }
+}
+
+/// Statuses and kinds are read as strictly: a proposal whose status, a period whose status or a
+/// change-log row whose entity or kind no code knows is an error naming the column and the
+/// value, not a pending proposal, an open period or a row a pull skips.
+async fn unknown_statuses_and_kinds_are_errors_not_defaults(app: TestApp) {
+    let admin = app.login("admin").await;
+    let sup = app.login("supervisor1").await;
+    let pool = &app.state.db.pool;
+    let (status, proposal) = app
+        .post(
+            "/v1/deductions",
+            Some(&sup),
+            &serde_json::json!({"zone_id": app.zone("Z01"), "source": "media",
+                "rule_code": "MEDIA", "note": "evening news"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{proposal}");
+    let proposal_id: Uuid = proposal["id"].as_str().unwrap().parse().unwrap();
+    let (status, period) = app.get("/v1/periods", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{period}");
+    let period_id = period[0]["id"].as_str().unwrap().to_owned();
+    // A row every pull reads: reference data, for no zone and no one user.
+    let last_change: i64 = sqlx::query_scalar(
+        "SELECT MAX(seq) FROM changes WHERE zone_id IS NULL AND user_id IS NULL",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("a change-log row");
+    let phone = Phone::enrol(&app, "inspector1").await;
+
+    // (table, column, key column, key, the text stored, the API path that reads it)
+    let rows: [(&str, &str, &str, String, &str, &str); 4] = [
+        (
+            "deduction_proposals",
+            "status",
+            "id",
+            proposal_id.to_string(),
+            "withdrawn",
+            "/v1/deductions",
+        ),
+        (
+            "periods",
+            "status",
+            "id",
+            period_id,
+            "archived",
+            "/v1/periods",
+        ),
+        (
+            "changes",
+            "entity",
+            "seq",
+            last_change.to_string(),
+            "spaceship",
+            "/v1/sync/pull",
+        ),
+        (
+            "changes",
+            "kind",
+            "seq",
+            last_change.to_string(),
+            "moved",
+            "/v1/sync/pull",
+        ),
+    ];
+    for (table, column, key, id, damaged, path) in rows {
+        let select = format!("SELECT {column} FROM {table} WHERE CAST({key} AS TEXT) = $1");
+        let before: String = sqlx::query_scalar(&select)
+            .bind(&id)
+            .fetch_one(pool)
+            .await
+            .expect("the row to damage");
+        let update = format!("UPDATE {table} SET {column} = $1 WHERE CAST({key} AS TEXT) = $2");
+        sqlx::query(&update)
+            .bind(damaged)
+            .bind(&id)
+            .execute(pool)
+            .await
+            .expect("damage");
+
+        // The storage layer names the column and the value.
+        let err = match table {
+            "deduction_proposals" => store::ledger::proposal(pool, proposal_id).await.map(|_| ()),
+            "periods" => store::reference::periods(pool).await.map(|_| ()),
+            _ => {
+                let mut reader = app.state.db.reader().await.expect("a reader");
+                changes::since(&mut reader.reader(), 0, None, 100_000)
+                    .await
+                    .map(|_| ())
+            }
+        }
+        .expect_err(&format!("{table}.{column} = {damaged:?} must not decode"))
+        .to_string();
+        assert!(
+            err.contains(&format!("{table}.{column}")) && err.contains(damaged),
+            "{table}.{column}: the error should name the column and the value: {err}"
+        );
+
+        // The API answers an error, not a guess.
+        if path == "/v1/sync/pull" {
+            assert_eq!(
+                pull_status(&app, &phone).await,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{table}.{column}"
+            );
+        } else {
+            let (status, body) = app.get(path, Some(&admin)).await;
+            assert_eq!(
+                status,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{table}.{column}: {body}"
+            );
+            assert_eq!(body["code"], "internal", "{body}");
+        }
+
+        sqlx::query(&update)
+            .bind(&before)
+            .bind(&id)
+            .execute(pool)
+            .await
+            .expect("restore");
+        if path == "/v1/sync/pull" {
+            assert_eq!(
+                pull_status(&app, &phone).await,
+                StatusCode::OK,
+                "{table}.{column}"
+            );
+        } else {
+            let (status, body) = app.get(path, Some(&admin)).await;
+            assert_eq!(status, StatusCode::OK, "{table}.{column} restored: {body}");
+        }
+    }
+}
+
+/// Pulls every page from the start: the first status other than 200, else 200.
+async fn pull_status(app: &TestApp, phone: &Phone) -> StatusCode {
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/v1/sync/pull?protocol=1&limit=200".to_owned();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (status, body) = app.get(&path, Some(&phone.token)).await;
+        if status != StatusCode::OK || !body["has_more"].as_bool().expect("has_more") {
+            return status;
+        }
+        cursor = Some(body["cursor"].as_str().expect("cursor").to_owned());
     }
 }
 

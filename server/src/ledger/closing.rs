@@ -1,7 +1,7 @@
 //! Closing a period (deciding its last proposals in the same step, opening the next one) and
 //! the ranking computed from the ledger, whole or as a user may see it.
 
-use gridline_sync::{ErrorCode, Role};
+use gridline_sync::{EntityKind, ErrorCode, Role};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -98,7 +98,7 @@ pub async fn close_period(
     }
     // Under the period's lock: a proposal being made waits for the close, and then finds the
     // period closed.
-    if store::lock_period(&mut tx, id).await?.as_deref() != Some("open") {
+    if store::lock_period(&mut tx, id).await? != Some(PeriodStatus::Open) {
         return Err(period_closed());
     }
     let waiting = store::pending_proposals(tx.conn(), id).await?;
@@ -157,7 +157,7 @@ pub async fn close_period(
         }
         None => None,
     };
-    pending.push(PendingChange::upsert("period", id, None));
+    pending.push(PendingChange::upsert(EntityKind::Period, id, None));
     // The unannounced inspections made before the period's end are revealed with its
     // standings: their findings count in it, so the inspected zones see them now.
     pending.extend(

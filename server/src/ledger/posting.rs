@@ -2,7 +2,7 @@
 //! evidence, the zone's coefficient and roster frozen in), and reversing an entry appends its
 //! negation. Each write issues a signed checkpoint of the ledger in the same transaction.
 
-use gridline_sync::{ErrorCode, Role};
+use gridline_sync::{EntityKind, ErrorCode, Role};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -14,7 +14,7 @@ use crate::ledger::proposals::{
 };
 use crate::ledger::views::{LedgerEntry, Notified, ReversalCause, ReversalInput};
 use crate::ledger::LedgerService;
-use crate::model::{Basis, Milli};
+use crate::model::{Basis, Milli, PeriodStatus, ProposalStatus};
 use crate::store::changes::{self, PendingChange};
 use crate::store::ledger as store;
 use crate::store::{
@@ -124,7 +124,7 @@ pub(crate) async fn approve_in(
         return Err(not_of_period(id));
     }
     let already = || ApiError::conflict("the deduction has already been decided");
-    if p.status != "proposed" {
+    if p.status != ProposalStatus::Proposed {
         return Err(already());
     }
     if svc.config.deductions.four_eyes && p.proposed_by == user.user_id {
@@ -142,7 +142,7 @@ pub(crate) async fn approve_in(
         // the same case may have committed meanwhile.
         if store::proposal(tx.conn(), id)
             .await?
-            .is_none_or(|q| q.status != "proposed")
+            .is_none_or(|q| q.status != ProposalStatus::Proposed)
         {
             return Err(already());
         }
@@ -184,7 +184,7 @@ pub(crate) async fn approve_in(
             evidence.dedup();
         }
     }
-    if store::lock_period(tx, p.period_id).await?.as_deref() != Some("open") {
+    if store::lock_period(tx, p.period_id).await? != Some(PeriodStatus::Open) {
         return Err(period_closed());
     }
     let coefficient = reference::coefficients(tx.conn(), p.period_id)
@@ -226,7 +226,7 @@ pub(crate) async fn approve_in(
     if !store::decide_proposal(
         tx.conn(),
         id,
-        "approved",
+        ProposalStatus::Approved,
         user.user_id,
         None,
         Some(entry_id),
@@ -318,7 +318,7 @@ pub(crate) async fn approve_in(
         )
         .await?;
         pending.push(PendingChange::upsert(
-            "case",
+            EntityKind::Case,
             case.id,
             Some(case.zone_id.to_string()),
         ));
@@ -416,17 +416,15 @@ pub async fn reverse(
         return Err(ApiError::conflict("this entry has already been reversed"));
     }
     let original_period = parse_uuid("ledger_entries.period_id", &original.period_id)?;
-    let period_id = if store::lock_period(&mut tx, original_period)
-        .await?
-        .as_deref()
-        == Some("open")
+    let period_id = if store::lock_period(&mut tx, original_period).await?
+        == Some(PeriodStatus::Open)
     {
         original_period
     } else {
         // The open period of today, else the next open one after the original's.
         let today = store::period_at(tx.conn(), now)
             .await?
-            .filter(|(_, status)| status == "open")
+            .filter(|(_, status)| *status == PeriodStatus::Open)
             .map(|(id, _)| id);
         let open = match today {
             Some(id) => Some(id),
@@ -438,7 +436,7 @@ pub async fn reverse(
             }
         }
         .ok_or_else(period_closed)?;
-        if store::lock_period(&mut tx, open).await?.as_deref() != Some("open") {
+        if store::lock_period(&mut tx, open).await? != Some(PeriodStatus::Open) {
             return Err(period_closed());
         }
         open

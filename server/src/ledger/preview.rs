@@ -205,7 +205,7 @@ pub async fn case_deduction(
     let Some(p) = store::proposal(&mut *conn, pid).await? else {
         return Ok(CaseDeduction::None);
     };
-    if status == "proposed" {
+    if status == crate::model::ProposalStatus::Proposed {
         drop(conn);
         let consequence = consequence(svc, user, pid).await?;
         Ok(CaseDeduction::Pending(Box::new((p, consequence))))

@@ -12,7 +12,7 @@ use crate::access::{AuthUser, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::views::{DecisionInput, Proposal, ProposalInput};
 use crate::ledger::LedgerService;
-use crate::model::{Basis, Milli, Source};
+use crate::model::{Basis, Milli, PeriodStatus, ProposalStatus, Source};
 use crate::store::changes::{self, PendingChange};
 use crate::store::ledger::{self as store, ProposalRow};
 use crate::store::{
@@ -45,7 +45,7 @@ pub fn proposal_view(p: &ProposalRow) -> Proposal {
         category_code: p.category_code.clone(),
         found_at: time_from_ms(p.found_at),
         note: p.note.clone(),
-        status: p.status.clone(),
+        status: p.status,
         proposed_by: p.proposed_by,
         proposed_at: time_from_ms(p.proposed_at),
         decided_by: p.decided_by,
@@ -107,8 +107,8 @@ async fn replayed(
 }
 
 /// The refusal of a second deduction of `basis` on a case that `proposal` holds.
-fn case_held(proposal: Uuid, status: &str, basis: Basis) -> ApiError {
-    let (code, message) = if status == "proposed" {
+fn case_held(proposal: Uuid, status: ProposalStatus, basis: Basis) -> ApiError {
+    let (code, message) = if status == ProposalStatus::Proposed {
         (
             ErrorCode::ProposalPending,
             "the case already has a pending deduction proposal: decide that one first",
@@ -337,7 +337,7 @@ pub async fn propose(
     let (period_id, status) = store::period_at(&svc.db.pool, found_at)
         .await?
         .ok_or_else(|| ApiError::invalid("found_at", "no period covers this time"))?;
-    if status != "open" {
+    if status != PeriodStatus::Open {
         return Err(period_closed());
     }
     let row = ProposalRow {
@@ -352,7 +352,7 @@ pub async fn propose(
         category_code: category,
         found_at,
         note: input.note.trim().to_owned(),
-        status: "proposed".into(),
+        status: ProposalStatus::Proposed,
         proposed_by: user.user_id,
         proposed_at: now,
         decided_by: None,
@@ -376,12 +376,12 @@ pub async fn propose(
                     return Ok(Proposed::Resent(p));
                 }
             }
-            return Err(case_held(held_by, &status, input.basis));
+            return Err(case_held(held_by, status, input.basis));
         }
     }
     // Under the period's lock, so that a close in flight sees this proposal pending, or this
     // proposal sees the period closed.
-    if store::lock_period(&mut tx, period_id).await?.as_deref() != Some("open") {
+    if store::lock_period(&mut tx, period_id).await? != Some(PeriodStatus::Open) {
         return Err(period_closed());
     }
     if let Err(err) = store::insert_proposal(tx.conn(), &row).await {
@@ -492,7 +492,16 @@ pub(crate) async fn reject_in(
     if period.is_some_and(|period| period != p.period_id) {
         return Err(not_of_period(id));
     }
-    if !store::decide_proposal(tx.conn(), id, "rejected", user.user_id, Some(reason), None).await? {
+    if !store::decide_proposal(
+        tx.conn(),
+        id,
+        ProposalStatus::Rejected,
+        user.user_id,
+        Some(reason),
+        None,
+    )
+    .await?
+    {
         return Err(ApiError::conflict("the deduction has already been decided"));
     }
     let after = store::proposal(tx.conn(), id)

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::ledger::chain::ChainBreak;
-use crate::model::{Basis, Period, Source};
+use crate::model::{Basis, Period, ProposalStatus, Source};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +62,8 @@ pub struct Proposal {
     pub found_at: time::OffsetDateTime,
     pub note: String,
     /// `proposed`, `approved` or `rejected`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: ProposalStatus,
     pub proposed_by: Uuid,
     #[serde(with = "time::serde::rfc3339")]
     pub proposed_at: time::OffsetDateTime,

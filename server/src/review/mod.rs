@@ -4,7 +4,7 @@
 use gridline_sync::case::CaseState;
 use gridline_sync::ops::{CaseTransitionV1, PhotoManifest, PhotoRole, TransitionAction};
 use gridline_sync::workflow::{self, WorkflowAction, WorkflowActor, WorkflowInput};
-use gridline_sync::{ErrorCode, Operation, Role};
+use gridline_sync::{EntityKind, ErrorCode, Operation, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -342,7 +342,7 @@ pub async fn transition_case(
     )
     .await?;
     let mut pending = vec![PendingChange::upsert(
-        "case",
+        EntityKind::Case,
         id,
         Some(case.zone_id.to_string()),
     )];

@@ -8,8 +8,10 @@
 //! after this one has committed; on SQLite writers are serialised anyway. Numbers are therefore
 //! handed out in commit order, and a reader never sees seq N+1 without seq N.
 
+use gridline_sync::EntityKind;
 use sqlx::{Any, AnyConnection, Executor, Row};
 
+use super::decode::{self, Stored};
 use super::json_rows::{self, Col, Cols, Reader};
 use super::{insert_rows, now_ms, Val};
 
@@ -21,7 +23,8 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
-    fn as_str(self) -> &'static str {
+    pub const ALL: &'static [ChangeKind] = &[ChangeKind::Upsert, ChangeKind::Tombstone];
+    pub fn as_str(self) -> &'static str {
         match self {
             ChangeKind::Upsert => "upsert",
             ChangeKind::Tombstone => "tombstone",
@@ -29,9 +32,48 @@ impl ChangeKind {
     }
 }
 
+impl Stored for ChangeKind {
+    fn from_text(text: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.as_str() == text)
+    }
+}
+
+/// What a change-log row is about: an entity that pulls carry, or a roster assignment, whose
+/// row only tells pullers that someone's scope changed (pulls carry no roster entity; the
+/// cursor notices the scope, see `sync::pull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeEntity {
+    Pulled(EntityKind),
+    Roster,
+}
+
+impl ChangeEntity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeEntity::Pulled(kind) => kind.as_str(),
+            ChangeEntity::Roster => "roster",
+        }
+    }
+}
+
+impl From<EntityKind> for ChangeEntity {
+    fn from(kind: EntityKind) -> Self {
+        ChangeEntity::Pulled(kind)
+    }
+}
+
+impl Stored for ChangeEntity {
+    fn from_text(text: &str) -> Option<Self> {
+        match text {
+            "roster" => Some(ChangeEntity::Roster),
+            _ => EntityKind::parse(text).map(ChangeEntity::Pulled),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PendingChange {
-    pub entity: &'static str,
+    pub entity: ChangeEntity,
     pub entity_id: String,
     /// `None` for reference data every phone receives (taxonomy, rules, periods).
     pub zone_id: Option<String>,
@@ -41,9 +83,13 @@ pub struct PendingChange {
 }
 
 impl PendingChange {
-    pub fn upsert(entity: &'static str, entity_id: impl ToString, zone_id: Option<String>) -> Self {
+    pub fn upsert(
+        entity: impl Into<ChangeEntity>,
+        entity_id: impl ToString,
+        zone_id: Option<String>,
+    ) -> Self {
         Self {
-            entity,
+            entity: entity.into(),
             entity_id: entity_id.to_string(),
             zone_id,
             kind: ChangeKind::Upsert,
@@ -51,12 +97,12 @@ impl PendingChange {
         }
     }
     pub fn tombstone(
-        entity: &'static str,
+        entity: impl Into<ChangeEntity>,
         entity_id: impl ToString,
         zone_id: Option<String>,
     ) -> Self {
         Self {
-            entity,
+            entity: entity.into(),
             entity_id: entity_id.to_string(),
             zone_id,
             kind: ChangeKind::Tombstone,
@@ -67,7 +113,7 @@ impl PendingChange {
     /// Notice `notice` in `user`'s inbox was added or read: a row only `user`'s pull reads.
     pub fn inbox(notice: uuid::Uuid, user: uuid::Uuid) -> Self {
         Self {
-            entity: "notice",
+            entity: ChangeEntity::Pulled(EntityKind::Notice),
             entity_id: notice.to_string(),
             zone_id: None,
             kind: ChangeKind::Upsert,
@@ -81,7 +127,7 @@ impl PendingChange {
     /// (with `plans=true`), so that a confidential plan reaches no one else's phone.
     pub fn plan(plan: uuid::Uuid, assignee: uuid::Uuid, kind: ChangeKind) -> Self {
         Self {
-            entity: "plan",
+            entity: ChangeEntity::Pulled(EntityKind::Plan),
             entity_id: plan.to_string(),
             zone_id: None,
             kind,
@@ -113,7 +159,7 @@ pub async fn append(
         .map(|(i, c)| {
             vec![
                 (first + i as i64).into(),
-                c.entity.into(),
+                c.entity.as_str().into(),
                 c.entity_id.clone().into(),
                 c.zone_id.clone().into(),
                 c.kind.as_str().into(),
@@ -142,13 +188,26 @@ pub async fn append(
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct ChangeRow {
     pub seq: i64,
-    pub entity: String,
+    #[serde(deserialize_with = "entity")]
+    pub entity: ChangeEntity,
     pub entity_id: String,
     pub zone_id: Option<String>,
-    pub kind: String,
+    #[serde(deserialize_with = "kind")]
+    pub kind: ChangeKind,
     /// Set on an inbox row: the user it belongs to.
     #[serde(default)]
     pub user_id: Option<String>,
+}
+
+const ENTITY: &str = "changes.entity";
+const KIND: &str = "changes.kind";
+
+fn entity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ChangeEntity, D::Error> {
+    decode::from_json(d, ENTITY)
+}
+
+fn kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ChangeKind, D::Error> {
+    decode::from_json(d, KIND)
 }
 
 const CHANGE_COLUMNS: &str = "seq, entity, entity_id, zone_id, kind, user_id";
@@ -302,10 +361,10 @@ pub async fn since_for(
                 .map(|r| {
                     Ok(ChangeRow {
                         seq: r.int("seq")?,
-                        entity: r.text("entity")?,
+                        entity: decode::parse(ENTITY, &r.text("entity")?)?,
                         entity_id: r.text("entity_id")?,
                         zone_id: r.opt_text("zone_id")?,
-                        kind: r.text("kind")?,
+                        kind: decode::parse(KIND, &r.text("kind")?)?,
                         user_id: r.opt_text("user_id")?,
                     })
                 })

@@ -8,7 +8,7 @@
 //! objects named by column (`json_group_array(json_object(…))`), and serde reads it straight
 //! into typed rows. PostgreSQL keeps plain rows: building the JSON there cost its server more
 //! than the conversion saved here (bench/notes/sync.md).
-//! Those rows come through sqlx's native PostgreSQL driver, not `Any` (see `Db::reads`), and
+//! Those rows come through sqlx's native PostgreSQL driver, not `Any` ([`super::pg_reads`]), and
 //! one decoder per row type ([`Cols`]) reads both drivers' rows.
 //!
 //! Exactness: text and integers are exact in JSON. Floats are read through text, because
@@ -19,20 +19,13 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use sqlx::any::AnyRow;
-use sqlx::postgres::{PgConnection, PgRow};
-use sqlx::{AnyConnection, Row};
+use sqlx::postgres::PgRow;
+use sqlx::Row;
 use uuid::Uuid;
 
-use super::{anonymous_placeholders, parse_uuid, placeholders};
+use super::{anonymous_placeholders, parse_uuid};
 
-/// A connection for reads of many rows, from [`super::Db::begin_keyed_read`] or
-/// [`super::Db::reader`].
-pub enum Reader<'c> {
-    /// SQLite: each query's rows come back as one JSON value.
-    Sqlite(&'c mut AnyConnection),
-    /// PostgreSQL through its native driver.
-    Postgres(&'c mut PgConnection),
-}
+pub use super::pg_reads::Reader;
 
 /// The column reads of the row decoders, for the rows of either driver (`Any` for the other
 /// reads, native PostgreSQL for [`Reader`]).
@@ -144,16 +137,9 @@ pub async fn fetch_in<T: DeserializeOwned>(
                 out.extend(parse::<T>(&q.fetch_one(&mut **conn).await?, &from)?);
             }
             Reader::Postgres(conn) => {
-                let from = from.replacen("{}", &placeholders(1, chunk.len()), 1);
                 let names: Vec<&str> = cols.iter().map(|c| c.name()).collect();
-                let sql = format!("SELECT {} FROM {from} ORDER BY {order}", names.join(", "));
-                let mut q = sqlx::query(&sql);
-                for id in chunk {
-                    q = q.bind(id.to_string());
-                }
-                for row in q.fetch_all(&mut **conn).await? {
-                    out.push(decode(&row)?);
-                }
+                let rows = super::pg_reads::fetch_in(conn, &names, (from, order), chunk, decode);
+                out.extend(rows.await?);
             }
         }
     }

@@ -14,11 +14,12 @@ use futures::TryStreamExt;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 use uuid::Uuid;
 
+use super::decode;
 use super::json_rows::Cols;
 use super::{now_ms, placeholders, WriteTx};
 use crate::ledger::chain::{self, ChainBreak, Entry, GENESIS};
 use crate::ledger::scoring::{Indicators, ScoredEntry, ScoredGroup, ZoneRef};
-use crate::model::Basis;
+use crate::model::{Basis, PeriodStatus, ProposalStatus};
 
 type R<T> = Result<T, sqlx::Error>;
 
@@ -37,8 +38,7 @@ pub struct ProposalRow {
     pub category_code: Option<String>,
     pub found_at: i64,
     pub note: String,
-    /// `proposed`, `approved` or `rejected`.
-    pub status: String,
+    pub status: ProposalStatus,
     pub proposed_by: Uuid,
     pub proposed_at: i64,
     pub decided_by: Option<Uuid>,
@@ -76,7 +76,10 @@ fn proposal_from_row(r: &sqlx::any::AnyRow) -> R<ProposalRow> {
         category_code: r.try_get("category_code")?,
         found_at: r.try_get("found_at")?,
         note: r.try_get("note")?,
-        status: r.try_get("status")?,
+        status: decode::parse(
+            "deduction_proposals.status",
+            &r.try_get::<String, _>("status")?,
+        )?,
         proposed_by: uuid(r, "proposed_by")?,
         proposed_at: r.try_get("proposed_at")?,
         decided_by: opt_uuid(r, "decided_by")?,
@@ -84,11 +87,10 @@ fn proposal_from_row(r: &sqlx::any::AnyRow) -> R<ProposalRow> {
         reason: r.try_get("reason")?,
         ledger_entry_id: opt_uuid(r, "ledger_entry_id")?,
         request_sha256: r.try_get("request_sha256")?,
-        basis: {
-            let text: String = r.try_get("basis")?;
-            Basis::parse(&text)
-                .ok_or_else(|| super::unknown_value("deduction_proposals.basis", &text))?
-        },
+        basis: decode::parse(
+            "deduction_proposals.basis",
+            &r.try_get::<String, _>("basis")?,
+        )?,
     })
 }
 
@@ -123,7 +125,7 @@ async fn insert_proposal_sql(conn: &mut AnyConnection, p: &ProposalRow, tail: &s
     .bind(p.category_code.clone())
     .bind(p.found_at)
     .bind(&p.note)
-    .bind(&p.status)
+    .bind(p.status.as_str())
     .bind(p.proposed_by.to_string())
     .bind(p.proposed_at)
     .bind(p.decided_by.map(|c| c.to_string()))
@@ -142,7 +144,7 @@ pub async fn open_proposal_of_case(
     conn: &mut AnyConnection,
     case_id: Uuid,
     basis: Basis,
-) -> R<Option<(Uuid, String)>> {
+) -> R<Option<(Uuid, ProposalStatus)>> {
     let row: Option<(String, String)> = sqlx::query_as(
         "SELECT id, status FROM deduction_proposals WHERE open_case_id = $1 AND basis = $2",
     )
@@ -150,8 +152,13 @@ pub async fn open_proposal_of_case(
     .bind(basis.as_str())
     .fetch_optional(conn)
     .await?;
-    row.map(|(id, status)| Ok((super::parse_uuid("deduction_proposals.id", &id)?, status)))
-        .transpose()
+    row.map(|(id, status)| {
+        Ok((
+            super::parse_uuid("deduction_proposals.id", &id)?,
+            decode::parse("deduction_proposals.status", &status)?,
+        ))
+    })
+    .transpose()
 }
 
 /// Frees the case of a proposal whose ledger entry is reversed: it may be proposed again.
@@ -274,7 +281,7 @@ pub async fn proposals<'c, E: Executor<'c, Database = Any>>(
 pub async fn decide_proposal(
     conn: &mut AnyConnection,
     id: Uuid,
-    status: &str,
+    status: ProposalStatus,
     by: Uuid,
     reason: Option<&str>,
     ledger_entry_id: Option<Uuid>,
@@ -285,7 +292,7 @@ pub async fn decide_proposal(
          open_case_id = CASE WHEN $1 = 'rejected' THEN NULL ELSE open_case_id END \
          WHERE id = $6 AND status = 'proposed'",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(by.to_string())
     .bind(now_ms())
     .bind(reason)
@@ -850,30 +857,36 @@ async fn read_json_chunks(
 
 // ---- periods ----------------------------------------------------------------------------------
 
+const PERIOD_STATUS: &str = "periods.status";
+
 /// The status of a period, locking its row on PostgreSQL so that closing it waits for appends
 /// in flight (and appends wait for a close in flight).
-pub async fn lock_period(tx: &mut WriteTx, id: Uuid) -> R<Option<String>> {
+pub async fn lock_period(tx: &mut WriteTx, id: Uuid) -> R<Option<PeriodStatus>> {
     let sql = format!(
         "SELECT status FROM periods WHERE id = $1{}",
         tx.backend.for_update()
     );
-    sqlx::query_scalar(&sql)
+    let status: Option<String> = sqlx::query_scalar(&sql)
         .bind(id.to_string())
         .fetch_optional(tx.conn())
-        .await
+        .await?;
+    decode::parse_opt(PERIOD_STATUS, status.as_deref())
 }
 
 /// The period whose time range contains `at`.
 pub async fn period_at<'c, E: Executor<'c, Database = Any>>(
     e: E,
     at: i64,
-) -> R<Option<(Uuid, String)>> {
+) -> R<Option<(Uuid, PeriodStatus)>> {
     let row = sqlx::query("SELECT id, status FROM periods WHERE starts_at <= $1 AND ends_at > $1")
         .bind(at)
         .fetch_optional(e)
         .await?;
-    row.map(|r| Ok((uuid(&r, "id")?, r.try_get("status")?)))
-        .transpose()
+    row.map(|r| {
+        let status: String = r.try_get("status")?;
+        Ok((uuid(&r, "id")?, decode::parse(PERIOD_STATUS, &status)?))
+    })
+    .transpose()
 }
 
 /// The first open period starting at or after `at`: where a correction to a closed period goes

@@ -5,12 +5,14 @@
 //! the same statements run on SQLite and PostgreSQL. What really differs — migrations, row locks,
 //! how writers are serialised, append-only triggers — is decided by [`Backend`], in one place.
 //!
-//! Every multi-statement write is one explicit transaction from [`Db::begin_write`].
+//! Every multi-statement write is one explicit transaction from [`Db::begin_write`]. The one
+//! path that is PostgreSQL's alone, the native driver's reads of many rows, is [`pg_reads`].
 
 pub mod audit;
 pub mod calendar;
 pub mod cases;
 pub mod changes;
+pub mod decode;
 pub mod devices;
 pub mod intake;
 pub mod json_rows;
@@ -18,6 +20,7 @@ pub mod ledger;
 pub mod ledger_log;
 pub mod notice_settings;
 pub mod notices;
+pub mod pg_reads;
 pub mod photos;
 pub mod plans;
 pub mod reference;
@@ -33,10 +36,11 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor, Postgres};
+use sqlx::postgres::PgPool;
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor};
 use tokio::sync::{Mutex, OwnedMutexGuard};
+
+pub use pg_reads::{KeyedRead, ReadConn};
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -89,10 +93,7 @@ pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
     /// PostgreSQL only: the same database through sqlx's native driver, for reads of many rows
-    /// ([`json_rows::Reader`]: pull pages, case views). Its connections are set up for keyed
-    /// reads and plan every statement for its own parameters (see [`Db::connect`]: a generic plan
-    /// made first syncs quadratic). The native driver also skips the `Any` driver's per-row
-    /// conversion (bench/notes/sync.md).
+    /// ([`json_rows::Reader`]: pull pages, case views); see [`pg_reads`].
     reads: Option<PgPool>,
     /// SQLite allows one writer at a time; taking this lock before `BEGIN` makes this
     /// process's write transactions queue here, in turn, rather than in SQLite's busy handler.
@@ -104,44 +105,6 @@ pub struct Db {
 
 /// How long a SQLite write waits for its turn unless configured (`database_write_wait_ms`).
 pub const DEFAULT_WRITE_WAIT: Duration = Duration::from_secs(10);
-
-/// See [`Db::begin_keyed_read`]. Dropping it without [`KeyedRead::commit`] rolls back.
-pub struct KeyedRead {
-    tx: sqlx::Transaction<'static, Any>,
-    reads: Option<PoolConnection<Postgres>>,
-}
-
-impl KeyedRead {
-    /// The transaction's connection.
-    pub fn conn(&mut self) -> &mut AnyConnection {
-        &mut self.tx
-    }
-    /// Where this transaction's reads of many rows go: the transaction itself on SQLite.
-    pub fn reader(&mut self) -> json_rows::Reader<'_> {
-        match &mut self.reads {
-            Some(pg) => json_rows::Reader::Postgres(pg),
-            None => json_rows::Reader::Sqlite(&mut self.tx),
-        }
-    }
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-}
-
-/// A connection from [`Db::reader`].
-pub enum ReadConn {
-    Sqlite(PoolConnection<Any>),
-    Postgres(PoolConnection<Postgres>),
-}
-
-impl ReadConn {
-    pub fn reader(&mut self) -> json_rows::Reader<'_> {
-        match self {
-            ReadConn::Sqlite(c) => json_rows::Reader::Sqlite(c),
-            ReadConn::Postgres(c) => json_rows::Reader::Postgres(c),
-        }
-    }
-}
 
 /// A write transaction. Dropping it without [`WriteTx::commit`] rolls back.
 pub struct WriteTx {
@@ -218,35 +181,7 @@ impl Db {
             .await?;
         let reads = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(
-                PgPoolOptions::new()
-                    .max_connections(max_connections)
-                    .min_connections(max_connections.min(SPARE))
-                    .acquire_timeout(Duration::from_secs(5))
-                    .after_connect(|conn, _meta| {
-                        Box::pin(async move {
-                            // Every read on these connections is a key lookup or a key-ordered
-                            // range scan: see `begin_keyed_read` for why the planner is told so.
-                            // And each statement is planned for its own parameters: after five
-                            // runs of a prepared statement PostgreSQL may switch to a generic
-                            // plan, and the generic plan of the pull's change-log page read the
-                            // global range (`zone_id IS NULL`) through the primary key, filtering
-                            // every row after the cursor, which makes a first sync quadratic in
-                            // the zone's size (bench/notes/sync.md). Planning a page's statements
-                            // afresh is cheap by comparison.
-                            conn.execute(
-                                "SELECT set_config('jit', 'off', false), \
-                                 set_config('enable_seqscan', 'off', false), \
-                                 set_config('enable_bitmapscan', 'off', false), \
-                                 set_config('plan_cache_mode', 'force_custom_plan', false)",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_with(url.parse::<PgConnectOptions>()?.disable_statement_logging())
-                    .await?,
-            ),
+            Backend::Postgres => Some(pg_reads::connect(url, max_connections, SPARE).await?),
         };
         let db = Db {
             pool,
@@ -284,61 +219,6 @@ impl Db {
             _guard: guard,
             backend: self.backend,
         })
-    }
-
-    /// A read transaction for work made only of key lookups and key-ordered range scans (the
-    /// pull), with a connection for its reads of many rows ([`KeyedRead::reader`]). On
-    /// PostgreSQL the planner is told so: on tables filled in bulk and not analysed yet (a new
-    /// zone, a fresh server) its default estimates otherwise choose sequential scans and sorts of
-    /// every row after a cursor, far slower than the index paths.
-    /// (JIT is off on every connection, see `connect`.)
-    ///
-    /// What the pull needs of its reads is that a case view be at least as new as the
-    /// change-log row that named it: the log is written in commit order (`changes`), so anything
-    /// committed after that row was read gets a later row, and a later page renders the case
-    /// again. On PostgreSQL the transaction is READ COMMITTED, each statement seeing what had
-    /// committed when it started, and the reader's statements on their own connection are no
-    /// different; on SQLite the transaction is one snapshot. Case views may also be read on
-    /// [`Db::spare_readers`], outside the transaction, which is as new or newer.
-    pub async fn begin_keyed_read(&self) -> Result<KeyedRead, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query(
-                "SELECT set_config('enable_seqscan', 'off', true), \
-                 set_config('enable_bitmapscan', 'off', true)",
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
-        // Always after the `Any` connection, as everywhere (`Db::reader`): no two requests
-        // can each hold what the other waits for.
-        let reads = match &self.reads {
-            Some(pg) => Some(pg.acquire().await?),
-            None => None,
-        };
-        Ok(KeyedRead { tx, reads })
-    }
-
-    /// A connection for reads of many rows outside a transaction (case views). A request that
-    /// also holds a connection of [`Db::pool`] takes that one first.
-    pub async fn reader(&self) -> Result<ReadConn, sqlx::Error> {
-        Ok(match &self.reads {
-            Some(pg) => ReadConn::Postgres(pg.acquire().await?),
-            None => ReadConn::Sqlite(self.pool.acquire().await?),
-        })
-    }
-
-    /// Up to `n` more connections for reads of many rows ([`Db::reader`]), only those idle
-    /// now: a request never waits for another connection while it holds one, so no two
-    /// requests can each hold what the other waits for. The pools keep a few open
-    /// (`min_connections`), so an unloaded server has them; a busy one reads one after another.
-    pub fn spare_readers(&self, n: usize) -> Vec<ReadConn> {
-        (0..n)
-            .map_while(|_| match &self.reads {
-                Some(pg) => pg.try_acquire().map(ReadConn::Postgres),
-                None => self.pool.try_acquire().map(ReadConn::Sqlite),
-            })
-            .collect()
     }
 
     /// Closes every connection (tests, shutdown).

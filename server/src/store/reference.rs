@@ -1,11 +1,12 @@
 //! Reference data: zones, the roster, the taxonomy, assets, rulebooks, periods and zone
 //! coefficients. Every write also appends to the change log so phones receive it on pull.
 
-use gridline_sync::Role;
+use gridline_sync::{EntityKind, Role};
 use sqlx::{Any, AnyConnection, Executor, Row};
 use uuid::Uuid;
 
-use super::changes::{self, PendingChange};
+use super::changes::{self, ChangeEntity, PendingChange};
+use super::decode;
 use super::json_rows::Cols;
 use super::{insert_rows, new_id, now_ms, parse_uuid, time_from_ms, Val};
 use crate::model::{
@@ -87,7 +88,11 @@ pub async fn insert_zone(conn: &mut AnyConnection, input: &ZoneInput) -> R<Zone>
     .await?;
     changes::append(
         &mut *conn,
-        &[PendingChange::upsert("zone", id, Some(id.to_string()))],
+        &[PendingChange::upsert(
+            EntityKind::Zone,
+            id,
+            Some(id.to_string()),
+        )],
     )
     .await?;
     Ok(Zone {
@@ -120,7 +125,11 @@ pub async fn update_zone(conn: &mut AnyConnection, id: Uuid, input: &ZoneInput) 
     }
     changes::append(
         &mut *conn,
-        &[PendingChange::upsert("zone", id, Some(id.to_string()))],
+        &[PendingChange::upsert(
+            EntityKind::Zone,
+            id,
+            Some(id.to_string()),
+        )],
     )
     .await?;
     zone(&mut *conn, id).await
@@ -206,7 +215,7 @@ pub async fn open_assignment(
     changes::append(
         &mut *conn,
         &[PendingChange::upsert(
-            "roster",
+            ChangeEntity::Roster,
             id,
             zone_id.map(|z| z.to_string()),
         )],
@@ -228,7 +237,11 @@ pub async fn close_assignment(conn: &mut AnyConnection, id: Uuid, at: i64) -> R<
         .bind(id.to_string())
         .execute(&mut *conn)
         .await?;
-    changes::append(&mut *conn, &[PendingChange::upsert("roster", id, zone)]).await?;
+    changes::append(
+        &mut *conn,
+        &[PendingChange::upsert(ChangeEntity::Roster, id, zone)],
+    )
+    .await?;
     Ok(true)
 }
 
@@ -329,7 +342,7 @@ pub async fn upsert_taxonomy(conn: &mut AnyConnection, entries: &[TaxonomyEntry]
         .execute(&mut *conn)
         .await?;
         pending.push(PendingChange::upsert(
-            "taxonomy",
+            EntityKind::Taxonomy,
             TaxonomyEntry::key_of(t.kind, &t.code),
             None,
         ));
@@ -431,7 +444,7 @@ pub async fn insert_assets(conn: &mut AnyConnection, assets: &[Asset]) -> R<()> 
     .await?;
     let pending: Vec<PendingChange> = assets
         .iter()
-        .map(|a| PendingChange::upsert("asset", &a.code, Some(a.zone_id.to_string())))
+        .map(|a| PendingChange::upsert(EntityKind::Asset, &a.code, Some(a.zone_id.to_string())))
         .collect();
     changes::append(conn, &pending).await
 }
@@ -535,7 +548,11 @@ pub async fn insert_rulebook(
         .execute(&mut *conn)
         .await?;
     }
-    changes::append(&mut *conn, &[PendingChange::upsert("rule", id, None)]).await?;
+    changes::append(
+        &mut *conn,
+        &[PendingChange::upsert(EntityKind::Rule, id, None)],
+    )
+    .await?;
     Ok(Rulebook {
         id,
         version,
@@ -549,17 +566,12 @@ pub async fn insert_rulebook(
 // ---- periods and coefficients -----------------------------------------------------------------
 
 fn period_from_row(r: &sqlx::any::AnyRow) -> R<Period> {
-    let status: String = r.try_get("status")?;
     Ok(Period {
         id: text_uuid(r, "id")?,
         code: r.try_get("code")?,
         starts_at: time_from_ms(r.try_get("starts_at")?),
         ends_at: time_from_ms(r.try_get("ends_at")?),
-        status: if status == "closed" {
-            PeriodStatus::Closed
-        } else {
-            PeriodStatus::Open
-        },
+        status: decode::parse("periods.status", &r.try_get::<String, _>("status")?)?,
         closed_at: r.try_get::<Option<i64>, _>("closed_at")?.map(time_from_ms),
     })
 }
@@ -613,7 +625,11 @@ pub async fn insert_period(conn: &mut AnyConnection, input: &PeriodSpan) -> R<Pe
     .bind(now_ms())
     .execute(&mut *conn)
     .await?;
-    changes::append(&mut *conn, &[PendingChange::upsert("period", id, None)]).await?;
+    changes::append(
+        &mut *conn,
+        &[PendingChange::upsert(EntityKind::Period, id, None)],
+    )
+    .await?;
     Ok(Period {
         id,
         code: input.code.clone(),

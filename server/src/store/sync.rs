@@ -17,7 +17,7 @@ pub struct SyncOpRow {
     pub op_id: Uuid,
     pub hash: String,
     pub op_type: String,
-    pub status: String,
+    pub status: gridline_sync::OpStatus,
     /// The `OpResult` JSON returned the first time, replayed verbatim on retries.
     pub result: String,
     pub queued_at: i64,
@@ -35,7 +35,7 @@ pub async fn insert_ops(conn: &mut AnyConnection, rows: &[SyncOpRow]) -> R<()> {
                 o.op_id.into(),
                 o.hash.clone().into(),
                 o.op_type.clone().into(),
-                o.status.clone().into(),
+                o.status.as_str().into(),
                 o.result.clone().into(),
                 o.queued_at.into(),
                 o.received_at.into(),

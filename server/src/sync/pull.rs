@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::access::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::model::CaseView;
-use crate::store::changes::{self, ChangeRow};
+use crate::store::changes::{self, ChangeEntity, ChangeKind, ChangeRow};
 use crate::store::Db;
 use crate::store::{self, cases, reference};
 
@@ -327,38 +327,44 @@ async fn render(
     rows: &[ChangeRow],
     reader: Uuid,
 ) -> ApiResult<Vec<PageChange>> {
-    let mut latest: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut latest: HashMap<(ChangeEntity, &str), usize> = HashMap::new();
     for (i, r) in rows.iter().enumerate() {
-        latest.insert((r.entity.as_str(), r.entity_id.as_str()), i);
+        latest.insert((r.entity, r.entity_id.as_str()), i);
     }
     let rows: Vec<&ChangeRow> = rows
         .iter()
         .enumerate()
-        .filter(|(i, r)| latest[&(r.entity.as_str(), r.entity_id.as_str())] == *i)
+        .filter(|(i, r)| latest[&(r.entity, r.entity_id.as_str())] == *i)
         .map(|(_, r)| r)
         .collect();
 
     let case_ids: Vec<Uuid> = rows
         .iter()
-        .filter(|r| r.entity == "case")
+        .filter(|r| r.entity == ChangeEntity::Pulled(EntityKind::Case))
         .filter_map(|r| Uuid::parse_str(&r.entity_id).ok())
         .collect();
     let spare = db.spare_readers(3);
     let mut views = crate::sync::view::case_views(&mut read.reader(), spare, &case_ids).await?;
     let conn = read.conn();
-    let rulebooks = if rows.iter().any(|r| r.entity == "rule") {
+    let rulebooks = if rows
+        .iter()
+        .any(|r| r.entity == ChangeEntity::Pulled(EntityKind::Rule))
+    {
         reference::rulebooks(&db.pool).await?
     } else {
         vec![]
     };
-    let taxonomy = if rows.iter().any(|r| r.entity == "taxonomy") {
+    let taxonomy = if rows
+        .iter()
+        .any(|r| r.entity == ChangeEntity::Pulled(EntityKind::Taxonomy))
+    {
         reference::taxonomy(&mut *conn).await?
     } else {
         vec![]
     };
     let notice_ids: Vec<Uuid> = rows
         .iter()
-        .filter(|r| r.entity == "notice")
+        .filter(|r| r.entity == ChangeEntity::Pulled(EntityKind::Notice))
         .filter_map(|r| Uuid::parse_str(&r.entity_id).ok())
         .collect();
     let mut inbox: HashMap<Uuid, crate::notify::NoticeView> = if notice_ids.is_empty() {
@@ -373,10 +379,11 @@ async fn render(
 
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let Some(entity) = EntityKind::parse(&r.entity) else {
+        // A roster row carries nothing: the cursor notices the scope it changed.
+        let ChangeEntity::Pulled(entity) = r.entity else {
             continue;
         };
-        if r.kind == "tombstone" {
+        if r.kind == ChangeKind::Tombstone {
             out.push(PageChange::Tombstone {
                 entity,
                 id: r.entity_id.clone(),

@@ -293,7 +293,7 @@ impl<'a> Batch<'a> {
             op_id: body.op_id,
             hash: hash.clone(),
             op_type: body.op_type.clone(),
-            status: result.status.as_str().to_owned(),
+            status: result.status,
             result: serde_json::to_string(&result).map_err(ApiError::internal)?,
             queued_at: ms_from_time(body.queued_at),
             received_at: self.now,

@@ -81,7 +81,7 @@ impl Batch<'_> {
             at: self.now,
         });
         self.changes.push(PendingChange::upsert(
-            "case",
+            EntityKind::Case,
             case.id,
             Some(case.zone_id.to_string()),
         ));
@@ -285,7 +285,7 @@ impl Batch<'_> {
                 // Nothing written, but the case now shows the refused values: pullers must
                 // get it again, or their copy lacks the conflicts the server shows.
                 self.changes.push(PendingChange::upsert(
-                    "case",
+                    EntityKind::Case,
                     case.id,
                     Some(case.zone_id.to_string()),
                 ));
@@ -337,7 +337,7 @@ impl Batch<'_> {
         } else if !records.is_empty() {
             // Nothing written, but the conflict records changed what the case shows.
             self.changes.push(PendingChange::upsert(
-                "case",
+                EntityKind::Case,
                 case.id,
                 Some(case.zone_id.to_string()),
             ));
@@ -378,7 +378,7 @@ impl Batch<'_> {
                 created_at: self.now,
             });
             self.changes.push(PendingChange::upsert(
-                "conflict",
+                EntityKind::Conflict,
                 id,
                 Some(case.zone_id.to_string()),
             ));
@@ -388,7 +388,7 @@ impl Batch<'_> {
     /// Marks a case changed: written at the end, and sent to pullers.
     pub(super) fn touch(&mut self, case: CaseRow) {
         self.changes.push(PendingChange::upsert(
-            "case",
+            EntityKind::Case,
             case.id,
             Some(case.zone_id.to_string()),
         ));

@@ -20,8 +20,8 @@ use gridline_sync::plan::Checklist;
 use gridline_sync::signing::{check_chain, decode_public_key, op_hash, verify_operation};
 use gridline_sync::workflow::{check_transition, TransitionActor};
 use gridline_sync::{
-    ConflictRecord, ErrorCode, OpResult, OpStatus, Operation, OperationBody, PushRequest,
-    PushResponse, Receipt, ResendFrom, Role, SignedOperation,
+    ConflictRecord, EntityKind, ErrorCode, OpResult, OpStatus, Operation, OperationBody,
+    PushRequest, PushResponse, Receipt, ResendFrom, Role, SignedOperation,
 };
 use serde_json::json;
 use uuid::Uuid;

@@ -72,7 +72,7 @@ impl Batch<'_> {
         );
         self.rounds_new.push(p.round_id);
         self.changes.push(PendingChange::upsert(
-            "round",
+            EntityKind::Round,
             p.round_id,
             Some(p.zone_id.to_string()),
         ));
@@ -107,7 +107,7 @@ impl Batch<'_> {
                 }
                 let version = round_version(round);
                 self.changes.push(PendingChange::upsert(
-                    "round",
+                    EntityKind::Round,
                     p.round_id,
                     Some(zone.to_string()),
                 ));
@@ -185,7 +185,7 @@ impl Batch<'_> {
             ..blank()
         };
         self.changes.push(PendingChange::upsert(
-            "round",
+            EntityKind::Round,
             round.id,
             Some(round.zone_id.to_string()),
         ));
