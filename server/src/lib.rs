@@ -47,6 +47,7 @@ pub mod taxonomy;
 pub mod telemetry;
 pub mod workcalendar;
 pub mod workdays;
+pub mod zones;
 
 use std::future::Future;
 use std::time::Duration;

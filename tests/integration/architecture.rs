@@ -45,6 +45,7 @@ const SERVER_LAYERS: &[(&str, u8)] = &[
     ("ledger", 2),
     ("accounts", 2),
     ("assets", 2),
+    ("zones", 2),
     ("access", 2),
     ("periods", 2),
     ("review", 2),

@@ -1,4 +1,4 @@
-//! Zones with their GeoJSON boundaries.
+//! Zones with their GeoJSON boundaries (the work is in [`crate::zones`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,31 +10,16 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::model::{Zone, ZoneInput};
 use crate::routes::extract::{Json, PathParam, Query};
 use crate::state::AppState;
-use crate::store::{audit, reference};
+use crate::zones;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(get, update))
-}
-
-fn validate(input: &ZoneInput) -> ApiResult<()> {
-    let code = input.code.trim();
-    if code.is_empty() || code.len() > 32 {
-        return Err(ApiError::invalid("code", "must be 1 to 32 bytes"));
-    }
-    if input.name.trim().is_empty() || input.name.chars().count() > 200 {
-        return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
-    }
-    input
-        .translations
-        .check(200)
-        .map_err(|e| ApiError::invalid("translations", e))?;
-    crate::geo::validate_boundary(&input.boundary).map_err(|e| ApiError::invalid("boundary", e))
 }
 
 /// The datum to draw a map in.
@@ -47,13 +32,6 @@ pub struct MapQuery {
     pub datum: Option<Datum>,
 }
 
-fn in_datum(mut zone: Zone, datum: Option<Datum>) -> Zone {
-    if let Some(d) = datum {
-        zone.boundary = crate::geo::in_datum(&zone.boundary, d);
-    }
-    zone
-}
-
 /// Zones in the caller's scope, with boundaries.
 #[utoipa::path(get, path = "/v1/zones", operation_id = "list_zones", tag = "reference", security(("bearer" = [])),
     params(MapQuery), responses((status = 200, body = Vec<Zone>)))]
@@ -62,11 +40,7 @@ async fn list(
     user: AuthUser,
     Query(q): Query<MapQuery>,
 ) -> ApiResult<Json<Vec<Zone>>> {
-    let scope = user.scope(&state.db).await?;
-    let zones = reference::zones(&state.db.pool, scope.zones()).await?;
-    Ok(Json(
-        zones.into_iter().map(|z| in_datum(z, q.datum)).collect(),
-    ))
+    Ok(Json(zones::list(&state.db, &user, q.datum).await?))
 }
 
 /// One zone (404 outside the caller's scope).
@@ -78,11 +52,7 @@ async fn get(
     PathParam(id): PathParam<Uuid>,
     Query(q): Query<MapQuery>,
 ) -> ApiResult<Json<Zone>> {
-    user.scope(&state.db).await?.check_visible(id, "zone")?;
-    reference::zone(&state.db.pool, id)
-        .await?
-        .map(|z| Json(in_datum(z, q.datum)))
-        .ok_or_else(|| ApiError::not_found("zone"))
+    Ok(Json(zones::get(&state.db, &user, id, q.datum).await?))
 }
 
 /// Create a zone (admin).
@@ -93,21 +63,7 @@ async fn create(
     user: AuthUser,
     Json(input): Json<ZoneInput>,
 ) -> ApiResult<(StatusCode, Json<Zone>)> {
-    user.require_admin()?;
-    validate(&input)?;
-    let mut tx = state.db.begin_write().await?;
-    let zone = reference::insert_zone(tx.conn(), &input).await?;
-    audit::record(
-        tx.conn(),
-        Some(user.user_id),
-        "zone.create",
-        "zone",
-        &zone.id.to_string(),
-        None::<&()>,
-        Some(&zone),
-    )
-    .await?;
-    tx.commit().await?;
+    let zone = zones::create(&state.db, &user, &input).await?;
     Ok((StatusCode::CREATED, Json(zone)))
 }
 
@@ -121,25 +77,6 @@ async fn update(
     PathParam(id): PathParam<Uuid>,
     Json(input): Json<ZoneInput>,
 ) -> ApiResult<Json<Zone>> {
-    user.require_admin()?;
-    validate(&input)?;
-    let mut tx = state.db.begin_write().await?;
-    let before = reference::zone(tx.conn(), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("zone"))?;
-    let after = reference::update_zone(tx.conn(), id, &input)
-        .await?
-        .ok_or_else(|| ApiError::not_found("zone"))?;
-    audit::record(
-        tx.conn(),
-        Some(user.user_id),
-        "zone.update",
-        "zone",
-        &id.to_string(),
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
-    tx.commit().await?;
+    let after = zones::update(&state.db, &user, id, &input).await?;
     Ok(Json(after))
 }
