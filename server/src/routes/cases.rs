@@ -82,20 +82,7 @@ async fn get(
     user: AuthUser,
     PathParam(id): PathParam<Uuid>,
 ) -> ApiResult<Json<CaseView>> {
-    let mut view = case_views(&mut state.db.reader().await?.reader(), Vec::new(), &[id])
-        .await?
-        .remove(&id)
-        .ok_or_else(|| ApiError::not_found("case"))?;
-    user.scope(&state.db)
-        .await?
-        .check_case_visible(
-            &mut *state.db.pool.acquire().await?,
-            &user,
-            id,
-            view.zone_id,
-        )
-        .await?;
-    with_evidence(&state.db, std::slice::from_mut(&mut view)).await?;
+    let view = crate::sync::view::visible_case(&state.db, &user, id).await?;
     Ok(Json(view))
 }
 
